@@ -1,0 +1,364 @@
+package sas
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Dialect says which service family a connection string belongs to.
+type Dialect int
+
+const (
+	// DialectIoTHub: HostName=...;DeviceId=...;SharedAccessKey=... and friends.
+	// Keys are base64 and decoded before signing.
+	DialectIoTHub Dialect = iota
+	// DialectServiceBus: Endpoint=sb://ns.servicebus.windows.net/;... as used
+	// by Event Hubs, Service Bus and IoT Hub's Event Hub-compatible endpoint.
+	// Tokens are signed with the raw bytes of the key text.
+	DialectServiceBus
+)
+
+func (d Dialect) String() string {
+	if d == DialectServiceBus {
+		return "servicebus"
+	}
+	return "iothub"
+}
+
+// Kind is what a connection string identifies.
+type Kind int
+
+const (
+	KindDevice     Kind = iota // HostName;DeviceId;(SharedAccessKey|SharedAccessSignature)
+	KindModule                 // ... plus ModuleId
+	KindPolicy                 // HostName;SharedAccessKeyName;SharedAccessKey (service side)
+	KindServiceBus             // Endpoint=sb://...;SharedAccessKeyName;SharedAccessKey[;EntityPath]
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindDevice:
+		return "device"
+	case KindModule:
+		return "module"
+	case KindPolicy:
+		return "policy"
+	case KindServiceBus:
+		return "servicebus"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// ConnectionString is a parsed IoT Hub or Event Hubs/Service Bus connection
+// string. Values are kept as written.
+type ConnectionString struct {
+	HostName, DeviceID, ModuleID, SharedAccessKeyName, SharedAccessKey string
+	GatewayHostName, SharedAccessSignature                             string
+	Endpoint, EntityPath                                               string // Service Bus / Event Hubs
+	Dialect                                                            Dialect
+}
+
+// connection-string key names in canonical spelling and output order.
+const (
+	csHostName  = "HostName"
+	csDeviceID  = "DeviceId"
+	csModuleID  = "ModuleId"
+	csKeyName   = "SharedAccessKeyName"
+	csKey       = "SharedAccessKey"
+	csSignature = "SharedAccessSignature"
+	csGateway   = "GatewayHostName"
+	csEndpoint  = "Endpoint"
+	csEntity    = "EntityPath"
+)
+
+var csKnown = []string{csHostName, csDeviceID, csModuleID, csKeyName, csKey, csSignature, csGateway, csEndpoint, csEntity}
+
+func (c *ConnectionString) field(name string) *string {
+	switch name {
+	case csHostName:
+		return &c.HostName
+	case csDeviceID:
+		return &c.DeviceID
+	case csModuleID:
+		return &c.ModuleID
+	case csKeyName:
+		return &c.SharedAccessKeyName
+	case csKey:
+		return &c.SharedAccessKey
+	case csSignature:
+		return &c.SharedAccessSignature
+	case csGateway:
+		return &c.GatewayHostName
+	case csEndpoint:
+		return &c.Endpoint
+	case csEntity:
+		return &c.EntityPath
+	}
+	return nil
+}
+
+func csError(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrConnectionString}, args...)...)
+}
+
+// ParseConnectionString parses "Key=Value;Key=Value" in either dialect.
+// Key names are matched case-insensitively (as the .NET SDKs do) and
+// printed in canonical casing by String; values are kept as written (they
+// may contain '='). Empty segments (a trailing ';') are ignored. Unknown
+// keys, duplicated keys, empty values and incomplete or contradictory
+// combinations are errors wrapping ErrConnectionString that say what was
+// wrong and what was expected; they never contain the key or signature.
+//
+// IoT Hub forms:
+//
+//	HostName=h;DeviceId=d;SharedAccessKey=k                       device
+//	HostName=h;DeviceId=d;ModuleId=m;SharedAccessKey=k            module
+//	HostName=h;SharedAccessKeyName=p;SharedAccessKey=k            policy (service)
+//	HostName=h;DeviceId=d;SharedAccessKeyName=p;SharedAccessKey=k device via a policy key (skn=p)
+//	HostName=h;DeviceId=d;SharedAccessSignature=SharedAccessSignature sr=...  device with a ready token
+//	...;GatewayHostName=g                                         device or module behind IoT Edge
+//
+// Event Hubs / Service Bus:
+//
+//	Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=p;SharedAccessKey=k[;EntityPath=e]
+func ParseConnectionString(s string) (ConnectionString, error) {
+	var c ConnectionString
+	seen := map[string]bool{}
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return c, csError("empty (want HostName=...;DeviceId=...;SharedAccessKey=...)")
+	}
+	for seg := range strings.SplitSeq(s, ";") {
+		if strings.TrimSpace(seg) == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(seg, "=")
+		name = strings.TrimSpace(name)
+		if !ok {
+			return c, csError("segment %s has no '=' (want Key=Value)", quoteName(name))
+		}
+		canon := canonicalKey(name)
+		if canon == "" {
+			if strings.EqualFold(name, "x509") {
+				return c, csError("x509 connection strings are not supported (SAS only: use SharedAccessKey or SharedAccessSignature)")
+			}
+			if sug := suggestKey(name); sug != "" {
+				return c, csError("unknown key %s (did you mean %s?)", quoteName(name), sug)
+			}
+			return c, csError("unknown key %s (want one of %s)", quoteName(name), strings.Join(csKnown, ", "))
+		}
+		if seen[canon] {
+			return c, csError("%s is set twice", canon)
+		}
+		seen[canon] = true
+		if value == "" {
+			return c, csError("%s is empty", canon)
+		}
+		*c.field(canon) = value
+	}
+	if err := c.validate(); err != nil {
+		return ConnectionString{}, err
+	}
+	return c, nil
+}
+
+func quoteName(name string) string {
+	if len(name) > 32 {
+		return fmt.Sprintf("(%d bytes)", len(name))
+	}
+	return fmt.Sprintf("%q", name)
+}
+
+func canonicalKey(name string) string {
+	for _, k := range csKnown {
+		if strings.EqualFold(k, name) {
+			return k
+		}
+	}
+	return ""
+}
+
+// suggestKey returns a known key close to name (common misspellings).
+func suggestKey(name string) string {
+	n := strings.ToLower(strings.NewReplacer("_", "", "-", "", " ", "").Replace(name))
+	aliases := map[string]string{
+		"host": csHostName, "hostname": csHostName, "iothubhostname": csHostName, "hubname": csHostName,
+		"device": csDeviceID, "deviceid": csDeviceID, "devid": csDeviceID,
+		"module": csModuleID, "moduleid": csModuleID,
+		"key": csKey, "sharedaccesskey": csKey, "primarykey": csKey, "secondarykey": csKey, "accesskey": csKey,
+		"keyname": csKeyName, "policy": csKeyName, "policyname": csKeyName, "sharedaccesspolicyname": csKeyName,
+		"sas": csSignature, "token": csSignature, "sastoken": csSignature, "signature": csSignature,
+		"gateway": csGateway, "gatewayhost": csGateway, "gatewayhostname": csGateway,
+		"endpoint": csEndpoint, "entity": csEntity, "entitypath": csEntity, "eventhubname": csEntity,
+	}
+	return aliases[n]
+}
+
+func (c *ConnectionString) validate() error {
+	if c.Endpoint != "" || c.EntityPath != "" {
+		c.Dialect = DialectServiceBus
+		return c.validateServiceBus()
+	}
+	c.Dialect = DialectIoTHub
+	switch {
+	case c.HostName == "":
+		return csError("HostName is missing (want HostName=<hub>.azure-devices.net)")
+	case c.ModuleID != "" && c.DeviceID == "":
+		return csError("ModuleId requires DeviceId")
+	case c.SharedAccessKey != "" && c.SharedAccessSignature != "":
+		return csError("SharedAccessKey and SharedAccessSignature cannot both be set (use one)")
+	case c.SharedAccessKey == "" && c.SharedAccessSignature == "":
+		return csError("SharedAccessKey or SharedAccessSignature is required")
+	case c.SharedAccessKeyName != "" && c.SharedAccessSignature != "":
+		return csError("SharedAccessKeyName goes with SharedAccessKey, not with SharedAccessSignature (the token carries skn itself)")
+	case c.SharedAccessKeyName == "" && c.DeviceID == "":
+		return csError("DeviceId or SharedAccessKeyName is required (device: HostName;DeviceId;SharedAccessKey, service: HostName;SharedAccessKeyName;SharedAccessKey)")
+	case c.SharedAccessKeyName != "" && c.ModuleID != "":
+		return csError("ModuleId and SharedAccessKeyName cannot both be set (a module connects with its own key)")
+	case c.GatewayHostName != "" && c.DeviceID == "":
+		return csError("GatewayHostName requires DeviceId (it is for devices and modules behind IoT Edge)")
+	}
+	if c.SharedAccessKey != "" {
+		if _, err := DecodeKey(c.SharedAccessKey); err != nil {
+			return csError("SharedAccessKey: %s", strings.TrimPrefix(err.Error(), ErrKey.Error()+": "))
+		}
+	}
+	if c.SharedAccessSignature != "" {
+		if _, err := Parse(c.SharedAccessSignature); err != nil {
+			return csError("SharedAccessSignature: %s", strings.TrimPrefix(err.Error(), "sas: "))
+		}
+	}
+	return nil
+}
+
+func (c *ConnectionString) validateServiceBus() error {
+	for _, k := range []struct{ name, v string }{{csHostName, c.HostName}, {csDeviceID, c.DeviceID}, {csModuleID, c.ModuleID}, {csGateway, c.GatewayHostName}} {
+		if k.v != "" {
+			return csError("%s cannot be used with Endpoint/EntityPath (IoT Hub keys in an Event Hubs/Service Bus connection string)", k.name)
+		}
+	}
+	switch {
+	case c.Endpoint == "":
+		return csError("Endpoint is missing (want Endpoint=sb://<namespace>.servicebus.windows.net/)")
+	case c.SharedAccessKey != "" && c.SharedAccessSignature != "":
+		return csError("SharedAccessKey and SharedAccessSignature cannot both be set (use one)")
+	case c.SharedAccessKey == "" && c.SharedAccessSignature == "":
+		return csError("SharedAccessKey or SharedAccessSignature is required")
+	case c.SharedAccessKey != "" && c.SharedAccessKeyName == "":
+		return csError("SharedAccessKey requires SharedAccessKeyName (the policy name, e.g. RootManageSharedAccessKey)")
+	case c.SharedAccessKeyName != "" && c.SharedAccessSignature != "":
+		return csError("SharedAccessKeyName goes with SharedAccessKey, not with SharedAccessSignature (the token carries skn itself)")
+	}
+	u, err := url.Parse(c.Endpoint)
+	if err != nil || u.Scheme != "sb" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return csError("Endpoint must look like sb://<namespace>.servicebus.windows.net/")
+	}
+	if c.SharedAccessSignature != "" {
+		if _, err := Parse(c.SharedAccessSignature); err != nil {
+			return csError("SharedAccessSignature: %s", strings.TrimPrefix(err.Error(), "sas: "))
+		}
+	}
+	return nil
+}
+
+// String returns the connection string with canonical key names in
+// canonical order (HostName, DeviceId, ModuleId, SharedAccessKeyName,
+// SharedAccessKey, SharedAccessSignature, GatewayHostName; Service Bus:
+// Endpoint, SharedAccessKeyName, SharedAccessKey, SharedAccessSignature,
+// EntityPath). It contains the key: treat it as a secret.
+func (c ConnectionString) String() string { return c.format(false) }
+
+// Redacted is String with SharedAccessKey=<redacted> and
+// SharedAccessSignature=<redacted>, safe for logs and errors.
+func (c ConnectionString) Redacted() string { return c.format(true) }
+
+func (c ConnectionString) format(redact bool) string {
+	order := []string{csHostName, csDeviceID, csModuleID, csKeyName, csKey, csSignature, csGateway}
+	if c.Dialect == DialectServiceBus {
+		order = []string{csEndpoint, csKeyName, csKey, csSignature, csEntity}
+	}
+	var b strings.Builder
+	for _, k := range order {
+		v := *c.field(k)
+		if v == "" {
+			continue
+		}
+		if redact && (k == csKey || k == csSignature) {
+			v = "<redacted>"
+		}
+		if b.Len() > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(v)
+	}
+	return b.String()
+}
+
+// Kind says what c identifies.
+func (c ConnectionString) Kind() Kind {
+	switch {
+	case c.Dialect == DialectServiceBus:
+		return KindServiceBus
+	case c.ModuleID != "":
+		return KindModule
+	case c.DeviceID != "":
+		return KindDevice
+	default:
+		return KindPolicy
+	}
+}
+
+// Resource returns the PLAIN resource a token for c is signed over:
+// DeviceResource, ModuleResource or HubResource of HostName, or for Service
+// Bus "https://<namespace host>/<EntityPath>" (the resource URI of the Event
+// Hubs/Service Bus SAS documentation; without EntityPath the namespace URI
+// "https://<host>/").
+func (c ConnectionString) Resource() string {
+	switch c.Kind() {
+	case KindServiceBus:
+		host := c.Endpoint
+		if u, err := url.Parse(c.Endpoint); err == nil && u.Host != "" {
+			host = u.Host
+		}
+		return "https://" + host + "/" + c.EntityPath
+	case KindModule:
+		return ModuleResource(c.HostName, c.DeviceID, c.ModuleID)
+	case KindDevice:
+		return DeviceResource(c.HostName, c.DeviceID)
+	default:
+		return HubResource(c.HostName)
+	}
+}
+
+// Key returns the signing key: the base64-decoded SharedAccessKey for IoT
+// Hub, the raw bytes of the key text for Service Bus (Event Hubs and Service
+// Bus do not decode keys). Without a SharedAccessKey it returns an error
+// wrapping ErrKey.
+func (c ConnectionString) Key() ([]byte, error) {
+	if c.SharedAccessKey == "" {
+		return nil, fmt.Errorf("%w: the connection string has no SharedAccessKey", ErrKey)
+	}
+	if c.Dialect == DialectServiceBus {
+		return []byte(c.SharedAccessKey), nil
+	}
+	return DecodeKey(c.SharedAccessKey)
+}
+
+// Token returns a token for c expiring at expiry: Sign over
+// EncodeResource(Resource()) with Key() and SharedAccessKeyName as skn. With
+// an embedded SharedAccessSignature instead of a key it returns that token
+// parsed (expiry is ignored).
+func (c ConnectionString) Token(expiry time.Time) (Token, error) {
+	if c.SharedAccessSignature != "" {
+		return Parse(c.SharedAccessSignature)
+	}
+	key, err := c.Key()
+	if err != nil {
+		return Token{}, err
+	}
+	return Sign(EncodeResource(c.Resource()), c.SharedAccessKeyName, key, expiry), nil
+}

@@ -1,0 +1,45 @@
+// Package sas creates, parses, verifies and explains Azure IoT Hub, Device
+// Provisioning Service and Event Hubs/Service Bus shared access signature
+// (SAS) tokens, keys and connection strings.
+//
+// For most uses: build a plain resource with [DeviceResource] (or
+// [ModuleResource], [HubResource], [DPSResource]), encode it with
+// [EncodeResource], sign it with [Sign], and send [Token.String] as the MQTT
+// password. On the receiving side, [Parse] the password and call
+// [Token.Verify] with the identity's key and [WithAudience].
+//
+// # Verdicts
+//
+// [Token.Verify] returns nil or a *[Rejection] whose [Reason] is a stable code
+// (for example "signature-mismatch") and whose Hints hold a differential
+// diagnosis: when a signature does not match, Verify tries the mistakes
+// device authors make (sr re-cased or re-encoded after signing, '+' left
+// unescaped in sig, the raw key text used as the HMAC key, milliseconds in
+// se, a policy key without skn, another identity's key, ...) and names the one
+// that explains the token. The same verdicts are used by sastool and by
+// fakehub's authenticator. Rejections unwrap to the sentinel errors in this
+// package, so errors.Is(err, sas.ErrExpired) works.
+//
+// # Wire format
+//
+// A token is "SharedAccessSignature" followed by one space and
+// "&"-separated fields sr, sig, se and optionally skn, in any order; field
+// names are case-insensitive (as in IoT Edge hub). The string to sign is the
+// sr value exactly as it appears on the wire, "\n", and se in decimal. sr is
+// kept raw (still percent-encoded); sig and skn are URL-decoded with
+// [net/url.QueryUnescape] semantics, so an unescaped '+' in sig becomes a
+// space, exactly as the real hub decodes it.
+//
+// # Keys
+//
+// IoT Hub and DPS keys are standard, padded base64 and are decoded before use
+// ([DecodeKey]). Event Hubs and Service Bus sign with the raw bytes of the key
+// text; [ConnectionString.Key] returns the right bytes for each dialect.
+//
+// # Secrets
+//
+// Errors, details and hints never contain keys, signatures or whole tokens;
+// they show resources, policy names, expiries and reasons instead.
+//
+// This package imports only the standard library.
+package sas

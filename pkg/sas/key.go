@@ -1,0 +1,81 @@
+package sas
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// DecodeKey decodes an IoT Hub or DPS key: strict, padded, standard-alphabet
+// base64. The error wraps ErrKey and names the problem (URL-safe alphabet,
+// missing padding, whitespace, an invalid character and its offset) without
+// echoing the key.
+func DecodeKey(s string) ([]byte, error) {
+	if s == "" {
+		return nil, fmt.Errorf("%w: empty", ErrKey)
+	}
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err == nil {
+		return b, nil
+	}
+	return nil, fmt.Errorf("%w: not standard base64: %s", ErrKey, keyProblem(s, err))
+}
+
+func keyProblem(s string, err error) string {
+	if i := strings.IndexAny(s, " \t\r\n"); i >= 0 {
+		return fmt.Sprintf("whitespace at offset %d (trim the key)", i)
+	}
+	if i := strings.IndexAny(s, "-_"); i >= 0 {
+		return fmt.Sprintf("%q at offset %d: the key uses the URL-safe alphabet, want '+' and '/'", s[i], i)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=') {
+			if c < 0x20 || c >= 0x7f {
+				return fmt.Sprintf("invalid byte 0x%02x at offset %d", c, i)
+			}
+			return fmt.Sprintf("invalid character %q at offset %d", c, i)
+		}
+	}
+	if len(s)%4 != 0 && !strings.Contains(s, "=") {
+		return fmt.Sprintf("missing '=' padding (length %d is not a multiple of 4)", len(s))
+	}
+	if len(s)%4 != 0 {
+		return fmt.Sprintf("length %d is not a multiple of 4 (truncated or padded wrongly?)", len(s))
+	}
+	if i := strings.Index(s, "="); i >= 0 && strings.TrimRight(s[i:], "=") != "" {
+		return fmt.Sprintf("'=' padding in the middle (offset %d)", i)
+	}
+	if _, err2 := base64.StdEncoding.DecodeString(s); err2 == nil {
+		return "non-zero bits in the last character (not canonical base64)"
+	}
+	var ce base64.CorruptInputError
+	if e, ok := err.(base64.CorruptInputError); ok {
+		ce = e
+		return fmt.Sprintf("invalid input at offset %d", int64(ce))
+	}
+	return "invalid input"
+}
+
+// NewKey returns 32 bytes from rand, base64-encoded: a fresh device or policy
+// key in the form the Azure portal shows.
+func NewKey(rand io.Reader) (string, error) {
+	b := make([]byte, 32)
+	if _, err := io.ReadFull(rand, b); err != nil {
+		return "", fmt.Errorf("sas: reading random bytes for a key: %w", err)
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
+
+// DeriveDeviceKey returns the raw device key DPS derives for a group
+// enrollment: HMAC-SHA256(groupKey, registrationID), with groupKey already
+// base64-decoded. Callers base64-encode the result to get the device key
+// (az iot dps enrollment-group compute-device-key).
+func DeriveDeviceKey(groupKey []byte, registrationID string) []byte {
+	h := hmac.New(sha256.New, groupKey)
+	h.Write([]byte(registrationID))
+	return h.Sum(nil)
+}

@@ -1,0 +1,250 @@
+package sas
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Prefix starts every token.
+const Prefix = "SharedAccessSignature"
+
+// DefaultSkew is the clock-skew allowance Verify applies unless WithSkew is
+// given: a token is expired only when se + DefaultSkew < now, as in the Azure
+// SDKs and IoT Edge hub (SharedAccessSignatureConstants.MaxClockSkew).
+const DefaultSkew = 5 * time.Minute
+
+// Token is a parsed shared access signature.
+type Token struct {
+	Resource  string // sr exactly as on the wire (still percent-encoded)
+	Signature string // sig, base64, URL-decoded (QueryUnescape: an unescaped '+' becomes ' ', as the hub does)
+	Expiry    int64  // se, seconds since the Unix epoch
+	KeyName   string // skn; empty for device/module keys
+}
+
+// Sign returns a token for resource, which must be the wire form (already
+// percent-encoded, see EncodeResource), signed with key (the decoded key
+// bytes for IoT Hub and DPS, the raw key text for Service Bus) and expiring at
+// expiry (truncated to whole seconds). keyName is the policy name (skn), or
+// "" for device and module keys.
+func Sign(resource, keyName string, key []byte, expiry time.Time) Token {
+	t := Token{Resource: resource, Expiry: expiry.Unix(), KeyName: keyName}
+	t.Signature = base64.StdEncoding.EncodeToString(mac(key, stringToSign(resource, t.Expiry)))
+	return t
+}
+
+// StringToSign returns the string the signature is computed over: sr exactly
+// as on the wire, a newline, and se in decimal.
+func (t Token) StringToSign() string { return stringToSign(t.Resource, t.Expiry) }
+
+func stringToSign(resource string, expiry int64) string {
+	return resource + "\n" + strconv.FormatInt(expiry, 10)
+}
+
+func mac(key []byte, msg string) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(msg))
+	return h.Sum(nil)
+}
+
+// String returns the token in wire form with fields in the order sr, sig, se,
+// skn (as the C and Python SDKs write them); sig and skn are percent-encoded
+// with url.QueryEscape. Parse(t.String()) == t.
+//
+// The result contains the signature: treat it as a secret.
+func (t Token) String() string {
+	var b strings.Builder
+	b.Grow(len(Prefix) + len(t.Resource) + len(t.Signature) + len(t.KeyName) + 48)
+	b.WriteString(Prefix)
+	b.WriteString(" sr=")
+	b.WriteString(t.Resource)
+	b.WriteString("&sig=")
+	b.WriteString(url.QueryEscape(t.Signature))
+	b.WriteString("&se=")
+	b.WriteString(strconv.FormatInt(t.Expiry, 10))
+	if t.KeyName != "" {
+		b.WriteString("&skn=")
+		b.WriteString(url.QueryEscape(t.KeyName))
+	}
+	return b.String()
+}
+
+// ExpiresAt returns se as a UTC time.
+func (t Token) ExpiresAt() time.Time { return time.Unix(t.Expiry, 0).UTC() }
+
+// PlainResource returns sr percent-decoded. A '+' stays a '+' (device IDs may
+// contain '+', never a space). The error wraps ErrMalformed.
+func (t Token) PlainResource() (string, error) {
+	p, err := url.PathUnescape(t.Resource)
+	if err != nil {
+		return "", &ParseError{Field: "sr", Problem: "bad percent-encoding: " + escapeProblem(err)}
+	}
+	return p, nil
+}
+
+// Parse parses a token in wire form. The prefix "SharedAccessSignature" is
+// case-sensitive and must be followed by exactly one space (or tab) and one
+// whitespace-free part of "&"-separated name=value fields. Field names are
+// case-insensitive; fields may come in any order; empty fields (as in a
+// trailing "&") are ignored, like IoT Edge hub does. sr is kept raw (its
+// percent-encoding is checked); sig and skn are URL-decoded with
+// url.QueryUnescape; se must be a non-negative decimal number without
+// leading zeros (the string to sign uses se exactly as written, so a
+// non-canonical se could never be re-signed identically).
+//
+// Errors are *ParseError values wrapping ErrMalformed; they never contain the
+// signature.
+func Parse(s string) (Token, error) {
+	rest, ok := strings.CutPrefix(s, Prefix)
+	if !ok {
+		return Token{}, prefixError(s)
+	}
+	if rest == "" {
+		return Token{}, &ParseError{Problem: "nothing after " + strconv.Quote(Prefix) + ": want \"" + Prefix + " sr=...&sig=...&se=...\""}
+	}
+	if rest[0] != ' ' && rest[0] != '\t' {
+		return Token{}, &ParseError{Problem: "want exactly one space after " + strconv.Quote(Prefix)}
+	}
+	rest = rest[1:]
+	if rest == "" {
+		return Token{}, &ParseError{Problem: "no fields after " + strconv.Quote(Prefix+" ")}
+	}
+	if i := strings.IndexAny(rest, " \t\r\n\v\f"); i >= 0 {
+		if i == 0 {
+			return Token{}, &ParseError{Problem: "want exactly one space after " + strconv.Quote(Prefix)}
+		}
+		return Token{}, &ParseError{Problem: "whitespace inside the fields (at byte " + strconv.Itoa(len(Prefix)+1+i) + "); the token must be one space-free part after the prefix"}
+	}
+
+	var t Token
+	var seen [4]bool // sr, sig, se, skn
+	for field := range strings.SplitSeq(rest, "&") {
+		if field == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(field, "=")
+		if !ok {
+			return Token{}, &ParseError{Field: safeName(field), Problem: "no '=' (want name=value)"}
+		}
+		var idx int
+		switch strings.ToLower(name) {
+		case "sr":
+			idx = 0
+		case "sig":
+			idx = 1
+		case "se":
+			idx = 2
+		case "skn":
+			idx = 3
+		case "":
+			return Token{}, &ParseError{Problem: "field with an empty name (\"=...\")"}
+		default:
+			return Token{}, &ParseError{Field: safeName(name), Problem: "unknown field (want sr, sig, se and optionally skn)"}
+		}
+		fname := fieldNames[idx]
+		if seen[idx] {
+			return Token{}, &ParseError{Field: fname, Problem: "duplicated"}
+		}
+		seen[idx] = true
+		if value == "" {
+			return Token{}, &ParseError{Field: fname, Problem: "empty"}
+		}
+		switch idx {
+		case 0:
+			if _, err := url.PathUnescape(value); err != nil {
+				return Token{}, &ParseError{Field: fname, Problem: "bad percent-encoding: " + escapeProblem(err)}
+			}
+			t.Resource = value
+		case 1:
+			v, err := url.QueryUnescape(value)
+			if err != nil {
+				return Token{}, &ParseError{Field: fname, Problem: "bad percent-encoding: " + escapeProblem(err)}
+			}
+			t.Signature = v
+		case 2:
+			se, problem := parseExpiry(value)
+			if problem != "" {
+				return Token{}, &ParseError{Field: fname, Problem: problem}
+			}
+			t.Expiry = se
+		case 3:
+			v, err := url.QueryUnescape(value)
+			if err != nil {
+				return Token{}, &ParseError{Field: fname, Problem: "bad percent-encoding: " + escapeProblem(err)}
+			}
+			if v == "" {
+				return Token{}, &ParseError{Field: fname, Problem: "empty"}
+			}
+			t.KeyName = v
+		}
+	}
+	for i, ok := range seen[:3] {
+		if !ok {
+			return Token{}, &ParseError{Field: fieldNames[i], Problem: "missing"}
+		}
+	}
+	if t.Signature == "" {
+		return Token{}, &ParseError{Field: "sig", Problem: "empty"}
+	}
+	return t, nil
+}
+
+var fieldNames = [4]string{"sr", "sig", "se", "skn"}
+
+func prefixError(s string) error {
+	first, _, _ := strings.Cut(s, " ")
+	switch {
+	case s == "":
+		return &ParseError{Problem: "empty token (want \"" + Prefix + " sr=...&sig=...&se=...\")"}
+	case strings.EqualFold(first, Prefix):
+		return &ParseError{Problem: "wrong prefix " + strconv.Quote(first) + ": the prefix " + strconv.Quote(Prefix) + " is case-sensitive"}
+	case strings.HasPrefix(strings.ToLower(s), "sr=") || strings.HasPrefix(strings.ToLower(s), "sig=") ||
+		strings.HasPrefix(strings.ToLower(s), "se=") || strings.HasPrefix(strings.ToLower(s), "skn="):
+		return &ParseError{Problem: "wrong prefix: the token starts with its fields; want \"" + Prefix + " \" before them"}
+	default:
+		return &ParseError{Problem: "wrong prefix: want \"" + Prefix + " sr=...&sig=...&se=...\""}
+	}
+}
+
+// safeName returns a field name fit for an error: short names are quoted,
+// long ones (perhaps a pasted signature) are not echoed.
+func safeName(s string) string {
+	if len(s) > 16 {
+		return "(unnamed, " + strconv.Itoa(len(s)) + " bytes)"
+	}
+	return strconv.Quote(s)
+}
+
+func parseExpiry(v string) (int64, string) {
+	if v[0] == '-' {
+		return 0, "negative (" + strconv.Quote(v) + "); want seconds since 1970-01-01T00:00:00Z"
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			if len(v) > 24 {
+				v = v[:24] + "..."
+			}
+			return 0, "not a decimal number (" + strconv.Quote(v) + "); want seconds since 1970-01-01T00:00:00Z"
+		}
+	}
+	if len(v) > 1 && v[0] == '0' {
+		return 0, "leading zeros (" + strconv.Quote(v) + "); the string to sign uses se as written, want plain decimal"
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, "out of range (" + strconv.Quote(v) + ")"
+	}
+	return n, ""
+}
+
+// escapeProblem turns a url.EscapeError into a short phrase.
+func escapeProblem(err error) string {
+	if e, ok := err.(url.EscapeError); ok {
+		return "invalid escape " + strconv.Quote(string(e))
+	}
+	return err.Error()
+}

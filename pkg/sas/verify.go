@@ -1,0 +1,149 @@
+package sas
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// VerifyOption configures Token.Verify.
+type VerifyOption func(*verifyConfig)
+
+type verifyConfig struct {
+	skew        time.Duration
+	secondary   []byte
+	audience    string
+	hasAudience bool
+	suspects    []NamedKey
+	foldIDs     bool
+	noDiagnosis bool
+}
+
+// NamedKey is a key tried only for diagnosis, with a name for the hint.
+type NamedKey struct {
+	Name string // e.g. "device dev2 primary key", "policy iothubowner"
+	Key  []byte // decoded key bytes (raw key text for Service Bus)
+}
+
+// WithSkew sets the clock-skew allowance (default DefaultSkew): the token is
+// expired when se < now - d. Negative values count as 0.
+func WithSkew(d time.Duration) VerifyOption {
+	return func(c *verifyConfig) { c.skew = max(d, 0) }
+}
+
+// WithSecondaryKey adds the identity's secondary key: a token signed with
+// either key is valid.
+func WithSecondaryKey(key []byte) VerifyOption {
+	return func(c *verifyConfig) { c.secondary = key }
+}
+
+// WithAudience requires the token's sr to cover plainResource (see Covers),
+// for example DeviceResource(host, deviceID) for an MQTT connection.
+func WithAudience(plainResource string) VerifyOption {
+	return func(c *verifyConfig) { c.audience, c.hasAudience = plainResource, true }
+}
+
+// WithSuspectKeys adds keys that are never accepted but are tried, after a
+// signature mismatch, to explain it ("signed with policy iothubowner").
+// At most MaxSuspectKeys are used.
+func WithSuspectKeys(keys ...NamedKey) VerifyOption {
+	return func(c *verifyConfig) { c.suspects = append(c.suspects, keys...) }
+}
+
+// WithCaseInsensitiveIDs compares device and module IDs in sr without regard
+// to case, as IoT Edge hub does. The default is an exact comparison.
+func WithCaseInsensitiveIDs() VerifyOption {
+	return func(c *verifyConfig) { c.foldIDs = true }
+}
+
+// WithoutDiagnosis skips the differential diagnosis after a signature
+// mismatch (no extra HMACs; the Rejection has no signature hints).
+func WithoutDiagnosis() VerifyOption {
+	return func(c *verifyConfig) { c.noDiagnosis = true }
+}
+
+// MaxSuspectKeys bounds the suspect keys tried by the diagnosis.
+const MaxSuspectKeys = 16
+
+// Verify checks t at time now with key (the decoded primary key; the raw
+// key text for Service Bus). It returns nil or a *Rejection, checking in
+// this order:
+//
+//  1. with WithAudience: the host (ReasonHostMismatch), then the path
+//     (ReasonScopeMismatch) of sr against the audience;
+//  2. the signature with key, then with the WithSecondaryKey key, compared
+//     in constant time (ReasonSignatureMismatch, with the differential
+//     diagnosis in Hints);
+//  3. the expiry, allowing the skew (ReasonExpired).
+//
+// A token whose sr is not valid percent-encoding is ReasonMalformed.
+func (t Token) Verify(key []byte, now time.Time, opts ...VerifyOption) error {
+	c := verifyConfig{skew: DefaultSkew}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.hasAudience {
+		if r := t.checkAudience(&c); r != nil {
+			return r
+		}
+	}
+	if !t.signedWith(key) && (c.secondary == nil || !t.signedWith(c.secondary)) {
+		return t.signatureRejection(key, now, &c)
+	}
+	if r := t.checkExpiry(now, &c); r != nil {
+		return r
+	}
+	return nil
+}
+
+// signedWith reports whether t.Signature is the HMAC of t under key.
+func (t Token) signedWith(key []byte) bool {
+	got, err := base64.StdEncoding.DecodeString(t.Signature)
+	if err != nil || len(got) != sha256.Size {
+		return false
+	}
+	return hmac.Equal(got, mac(key, t.StringToSign()))
+}
+
+func (t Token) checkExpiry(now time.Time, c *verifyConfig) *Rejection {
+	deadline := t.ExpiresAt().Add(c.skew)
+	if !now.After(deadline) {
+		return nil
+	}
+	ago := now.Sub(t.ExpiresAt()).Round(time.Second)
+	r := Reject(ReasonExpired, fmt.Sprintf("token expired at %s, %s ago (skew allowance %s)",
+		t.ExpiresAt().Format(time.RFC3339), ago, c.skew))
+	r.Hints = expiryHints(t, now)
+	return r
+}
+
+func (t Token) checkAudience(c *verifyConfig) *Rejection {
+	plain, err := t.PlainResource()
+	if err != nil {
+		return Reject(ReasonMalformed, err.Error())
+	}
+	if covers(plain, c.audience, c.foldIDs) {
+		return nil
+	}
+	th, _, _ := strings.Cut(plain, "/")
+	ah, _, _ := strings.Cut(c.audience, "/")
+	if !strings.EqualFold(th, ah) {
+		r := Reject(ReasonHostMismatch, fmt.Sprintf("token is for host %s but the connection is for host %s", th, ah))
+		r.Hints = scopeHints(plain, c.audience)
+		return r
+	}
+	r := Reject(ReasonScopeMismatch, fmt.Sprintf("token is for %s but the connection is for %s", pathOf(plain), pathOf(c.audience)))
+	r.Hints = scopeHints(plain, c.audience)
+	return r
+}
+
+// pathOf drops the host: "h/devices/d" -> "devices/d"; a bare host stays.
+func pathOf(plain string) string {
+	if _, p, ok := strings.Cut(plain, "/"); ok && p != "" {
+		return p
+	}
+	return plain
+}
