@@ -1,0 +1,20 @@
+// Package certs mints the TLS material hubkit's tests and tools need: a
+// small ECDSA P-256 certificate authority and server leaf certificates
+// issued from it.
+//
+// A CA lives in a directory as two PEM files, [CertFile] (ca.pem, 0644) and
+// [KeyFile] (ca-key.pem, 0600). The repository commits one under
+// testdata/certs (created by `make certs`, which runs cmd/mkca); its private
+// key is public test material and must never be trusted outside tests.
+//
+// Typical use in a test or in fakehub:
+//
+//	ca, err := certs.LoadCA("testdata/certs")            // or NewCA / LoadOrCreateCA
+//	srvTLS, err := ca.ServerTLS([]string{"localhost", "127.0.0.1"}, 24*time.Hour, time.Now())
+//	cliTLS := ca.ClientTLS("localhost")                   // trusts only this CA
+//
+// The package uses the standard library only. Time is always passed in.
+// Randomness is taken from an io.Reader where it matters (serial numbers);
+// note that since Go 1.26 the crypto/ecdsa key generation and signing
+// ignore caller-supplied readers and always use a secure source.
+package certs
