@@ -18,10 +18,10 @@ import (
 // Limits of direct methods on IoT Hub (learn.microsoft.com, "Understand and invoke direct
 // methods from IoT Hub").
 const (
-	DefaultTimeout = 30 * time.Second  // responseTimeoutInSeconds when the caller gives none
-	MinTimeout     = 5 * time.Second   // smallest responseTimeoutInSeconds accepted
-	MaxTimeout     = 300 * time.Second // largest responseTimeoutInSeconds accepted
-	MaxPayloadSize = 128 * 1024        // request and response payloads, bytes
+	DefaultTimeout = 30 * time.Second            // responseTimeoutInSeconds when the caller gives none
+	MinTimeout     = 5 * time.Second             // smallest responseTimeoutInSeconds accepted
+	MaxTimeout     = 300 * time.Second           // largest responseTimeoutInSeconds accepted
+	MaxPayloadSize = iothub.MaxMethodPayloadSize // request and response payloads, bytes (128 KB)
 )
 
 // Request is what the wiring must publish to the device, on

@@ -74,14 +74,14 @@ func goInvoke(ctx context.Context, r *Registry, id iothub.Identity, name, payloa
 	return ch
 }
 
-func wantCode(t *testing.T, err error, code int) *Error {
+func wantCode(t *testing.T, err error, code iothub.ErrorCode) *Error {
 	t.Helper()
 	var e *Error
 	if !errors.As(err, &e) {
-		t.Fatalf("error = %v, want *Error with code %d", err, code)
+		t.Fatalf("error = %v, want *Error with code %v", err, code)
 	}
-	if e.Code != code || e.Status != code/1000 {
-		t.Fatalf("error = %+v, want code %d status %d", e, code, code/1000)
+	if e.Code != code || e.Status != code.HTTPStatus() {
+		t.Fatalf("error = %+v, want code %v status %d", e, code, code.HTTPStatus())
 	}
 	return e
 }
@@ -286,7 +286,7 @@ func TestResponsePayload(t *testing.T) {
 		name    string
 		payload string
 		want    string
-		code    int
+		code    iothub.ErrorCode
 	}{
 		{"empty-is-null", "", "null", 0},
 		{"json-kept", `{"a":[1,2]}`, `{"a":[1,2]}`, 0},
