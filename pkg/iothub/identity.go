@@ -79,7 +79,7 @@ func ValidateID(s string) error { return validateID("ID", s) }
 
 func validateID(what, s string) error {
 	if s == "" {
-		return &ParseError{What: what, Input: s, Err: ErrClientID, Problem: "is empty"}
+		return &ParseError{What: what, Input: s, Err: ErrClientID, Problem: "must not be empty"}
 	}
 	if len(s) > MaxIDLength {
 		return &ParseError{What: what, Input: s, Err: ErrClientID,

@@ -134,7 +134,7 @@ func cutIdentity(topic, expected string) (Identity, string, error) {
 	id := Identity{DeviceID: dev}
 	if after, isModule := strings.CutPrefix(rest, "modules/"); isModule {
 		mod, after, ok := strings.Cut(after, "/")
-		if !ok {
+		if !ok || mod == "" {
 			return Identity{}, "", topicErr(topic, RuleUnknownTopic, "%s", expected)
 		}
 		id.ModuleID, rest = mod, after

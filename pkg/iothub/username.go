@@ -133,6 +133,9 @@ func ParseUserName(s string) (UserName, error) {
 	case 2:
 		u.Identity = Identity{DeviceID: segs[1]}
 	case 3:
+		if segs[2] == "" {
+			return fail("%s: empty segment after the device ID (a trailing '/' needs a property bag: /?api-version=...)", expected)
+		}
 		u.Identity = Identity{DeviceID: segs[1], ModuleID: segs[2]}
 	default:
 		if len(segs) < 2 {
@@ -185,7 +188,7 @@ func isUserNameBag(seg string) bool {
 }
 
 // detail returns the problem prefixed with what was parsed, for embedding in another error.
-func (e *ParseError) detail() string { return fmt.Sprintf("%s %q %s", e.What, e.Input, e.Problem) }
+func (e *ParseError) detail() string { return fmt.Sprintf("%s %q: %s", e.What, e.Input, e.Problem) }
 
 func validateHost(h string) error {
 	if h == "" {
