@@ -1,0 +1,492 @@
+package c2d
+
+import (
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hubkit/hubkit/pkg/iothub"
+)
+
+// Limits of IoT Hub's cloud-to-device queues (learn.microsoft.com, "Understand cloud-to-device
+// messaging", "IoT Hub quotas and throttling").
+const (
+	MaxQueueDepth  = iothub.MaxC2DQueueDepth // 50 messages per identity
+	MaxMessageSize = iothub.MaxC2DSize       // 64 KB
+	DefaultTTL     = time.Hour
+	MinTTL         = time.Minute
+	MaxTTL         = 48 * time.Hour
+	MaxIDLength    = 128 // $.mid
+)
+
+// State is where a message is in its life.
+type State string
+
+// The message states.
+const (
+	StateQueued    State = "queued"    // waiting for delivery
+	StateDelivered State = "delivered" // sent to the device, waiting for its PUBACK
+	StateCompleted State = "completed" // acknowledged by the device (or sent at QoS 0)
+	StateExpired   State = "expired"   // ExpiryTime passed before delivery
+	StateRejected  State = "rejected"  // rejected (e.g. the device had no C2D subscription)
+	StatePurged    State = "purged"    // removed by Purge
+)
+
+// Finished reports whether the state is final.
+func (s State) Finished() bool { return s != StateQueued && s != StateDelivered }
+
+// Record is a message with its state, as State and List report it.
+type Record struct {
+	Identity  iothub.Identity
+	Message   Message
+	State     State
+	PacketID  uint16    // MQTT packet ID of the delivery awaiting PUBACK (0: none recorded)
+	Reason    string    // why it was rejected, expired or purged
+	Delivered time.Time // the last delivery (zero if never delivered)
+	Finished  time.Time // when it reached a final state
+}
+
+// FeedbackStatus is the outcome a feedback record reports, spelled as the hub's feedback
+// messages spell it.
+type FeedbackStatus string
+
+// The feedback statuses.
+const (
+	FeedbackSuccess  FeedbackStatus = "Success"
+	FeedbackExpired  FeedbackStatus = "Expired"
+	FeedbackRejected FeedbackStatus = "Rejected"
+	FeedbackPurged   FeedbackStatus = "Purged"
+)
+
+// Feedback is one record of the hub's C2D feedback (the service's getFeedbackReceiver).
+type Feedback struct {
+	OriginalMessageID string
+	DeviceID          string
+	ModuleID          string // empty for devices
+	Status            FeedbackStatus
+	Description       string
+	EnqueuedTime      time.Time // when the outcome happened
+}
+
+// Options configure a Queue. Zero values mean the documented defaults.
+type Options struct {
+	Now           func() time.Time // default time.Now
+	NewID         func() string    // message IDs for messages without one; default a random UUID
+	DefaultTTL    time.Duration    // default 1h; must be within MinTTL..MaxTTL
+	MaxQueueDepth int              // default MaxQueueDepth (50)
+	MaxSize       int              // default MaxMessageSize (64 KB)
+	HistoryLimit  int              // finished messages kept for State; default 1000
+	FeedbackLimit int              // feedback records kept; default 1000 (oldest dropped)
+	Logger        *slog.Logger     // nil = discard
+}
+
+// Queue holds the C2D queues of every identity. It is safe for concurrent use.
+type Queue struct {
+	opts Options
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	queues   map[iothub.Identity]*queue
+	byID     map[string]*entry // the latest message with each ID
+	history  []*entry          // finished messages, oldest first
+	feedback []Feedback
+}
+
+type queue struct {
+	inflight []*entry // delivered, in delivery order
+	pending  []*entry // queued, FIFO
+}
+
+type entry struct{ rec Record }
+
+// New returns an empty Queue.
+func New(opts Options) (*Queue, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.NewID == nil {
+		opts.NewID = randomUUID
+	}
+	if opts.DefaultTTL == 0 {
+		opts.DefaultTTL = DefaultTTL
+	}
+	if opts.DefaultTTL < MinTTL || opts.DefaultTTL > MaxTTL {
+		return nil, fmt.Errorf("c2d: default TTL %v is outside %v-%v", opts.DefaultTTL, MinTTL, MaxTTL)
+	}
+	if opts.MaxQueueDepth <= 0 {
+		opts.MaxQueueDepth = MaxQueueDepth
+	}
+	if opts.MaxSize <= 0 {
+		opts.MaxSize = MaxMessageSize
+	}
+	if opts.HistoryLimit <= 0 {
+		opts.HistoryLimit = 1000
+	}
+	if opts.FeedbackLimit <= 0 {
+		opts.FeedbackLimit = 1000
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Queue{opts: opts, log: log, queues: make(map[iothub.Identity]*queue), byID: make(map[string]*entry)}, nil
+}
+
+// randomUUID returns a version 4 UUID, the form the service SDKs use for message IDs.
+func randomUUID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// Enqueue validates m and appends it to the identity's queue. It returns the message ID
+// (generated when m.ID is empty) or an *Error (see the package documentation for the limits).
+func (q *Queue) Enqueue(id iothub.Identity, m Message) (string, error) {
+	m = m.clone()
+	now := q.opts.Now()
+	if err := q.prepare(id, &m, now); err != nil {
+		return "", err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	qu := q.queue(id)
+	q.expire(qu, now)
+	if n := len(qu.pending) + len(qu.inflight); n >= q.opts.MaxQueueDepth {
+		return "", newError(CodeQueueDepthExceeded, "the queue of %s already holds %d messages (the limit is %d)",
+			id.ClientID(), n, q.opts.MaxQueueDepth)
+	}
+	e := &entry{rec: Record{Identity: id, Message: m, State: StateQueued}}
+	qu.pending = append(qu.pending, e)
+	q.byID[m.ID] = e
+	q.log.Debug("c2d message queued", "clientId", id.ClientID(), "messageId", m.ID, "depth", len(qu.pending)+len(qu.inflight))
+	return m.ID, nil
+}
+
+// prepare validates m and fills the fields Enqueue sets.
+func (q *Queue) prepare(id iothub.Identity, m *Message, now time.Time) error {
+	if id.DeviceID == "" {
+		return newError(CodeArgumentInvalid, "no device ID")
+	}
+	ack, ok := parseAck(m.Ack)
+	if !ok {
+		return newError(CodeArgumentInvalid, "ack %q is not none, positive, negative or full", m.Ack)
+	}
+	m.Ack = ack
+	if m.ID == "" {
+		m.ID = q.opts.NewID()
+	}
+	if len(m.ID) > MaxIDLength {
+		return newError(CodeArgumentInvalid, "message ID is %d characters, more than %d", len(m.ID), MaxIDLength)
+	}
+	if m.To == "" {
+		m.To = DefaultTo(id)
+	}
+	for _, p := range m.Properties {
+		if iothub.IsSystemProperty(p.Key) {
+			return newError(CodeArgumentInvalid, "application property %q is a system property name", p.Key)
+		}
+	}
+	m.EnqueuedTime = now
+	m.DeliveryCount = 0
+	m.DefaultExpiry = m.ExpiryTime.IsZero() && m.TTL == 0
+	switch {
+	case m.DefaultExpiry:
+		m.ExpiryTime = now.Add(q.opts.DefaultTTL)
+	case m.ExpiryTime.IsZero():
+		m.ExpiryTime = now.Add(m.TTL)
+	}
+	if ttl := m.ExpiryTime.Sub(now); ttl < MinTTL || ttl > MaxTTL {
+		return newError(CodeArgumentInvalid, "time to live %v is outside %v-%v", ttl, MinTTL, MaxTTL)
+	}
+	if size := m.Size(); size > q.opts.MaxSize {
+		return newError(CodeMessageTooLarge, "message is %d bytes (payload and properties), more than the %d allowed", size, q.opts.MaxSize)
+	}
+	return nil
+}
+
+// queue returns the identity's queue, creating it. Callers hold q.mu.
+func (q *Queue) queue(id iothub.Identity) *queue {
+	qu := q.queues[id]
+	if qu == nil {
+		qu = &queue{}
+		q.queues[id] = qu
+	}
+	return qu
+}
+
+// expire finishes every queued message of qu whose expiry has passed. Callers hold q.mu.
+func (q *Queue) expire(qu *queue, now time.Time) {
+	qu.pending = slices.DeleteFunc(qu.pending, func(e *entry) bool {
+		if now.Before(e.rec.Message.ExpiryTime) {
+			return false
+		}
+		q.finish(e, StateExpired, "expired at "+e.rec.Message.ExpiryTime.UTC().Format(time.RFC3339), now)
+		return true
+	})
+}
+
+// finish moves e to a final state, keeps it in the history and records feedback. Callers hold
+// q.mu and remove e from its queue.
+func (q *Queue) finish(e *entry, s State, reason string, now time.Time) {
+	e.rec.State, e.rec.Reason, e.rec.Finished, e.rec.PacketID = s, reason, now, 0
+	q.history = append(q.history, e)
+	if over := len(q.history) - q.opts.HistoryLimit; over > 0 {
+		for _, old := range q.history[:over] {
+			if q.byID[old.rec.Message.ID] == old {
+				delete(q.byID, old.rec.Message.ID)
+			}
+		}
+		q.history = slices.Delete(q.history, 0, over)
+	}
+	q.log.Debug("c2d message finished", "clientId", e.rec.Identity.ClientID(), "messageId", e.rec.Message.ID, "state", s, "reason", reason)
+
+	ack := e.rec.Message.Ack
+	var status FeedbackStatus
+	switch s {
+	case StateCompleted:
+		if ack != AckPositive && ack != AckFull {
+			return
+		}
+		status = FeedbackSuccess
+	case StateExpired, StateRejected, StatePurged:
+		if ack != AckNegative && ack != AckFull {
+			return
+		}
+		status = map[State]FeedbackStatus{StateExpired: FeedbackExpired, StateRejected: FeedbackRejected, StatePurged: FeedbackPurged}[s]
+	}
+	q.feedback = append(q.feedback, Feedback{
+		OriginalMessageID: e.rec.Message.ID, DeviceID: e.rec.Identity.DeviceID, ModuleID: e.rec.Identity.ModuleID,
+		Status: status, Description: string(status), EnqueuedTime: now,
+	})
+	if over := len(q.feedback) - q.opts.FeedbackLimit; over > 0 {
+		q.feedback = slices.Delete(q.feedback, 0, over)
+	}
+}
+
+// Peek returns the message the next Take would hand out first, without taking it.
+func (q *Queue) Peek(id iothub.Identity) (Message, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	qu := q.queues[id]
+	if qu == nil {
+		return Message{}, false
+	}
+	q.expire(qu, q.opts.Now())
+	if len(qu.pending) == 0 {
+		return Message{}, false
+	}
+	return qu.pending[0].rec.Message.clone(), true
+}
+
+// Take hands out up to max queued messages (all of them when max <= 0), oldest first, skipping
+// (and expiring) those past their expiry. Each becomes delivered, its DeliveryCount goes up by
+// one, and it waits for MarkDelivered and Complete (or CompleteMessage, or Requeue).
+func (q *Queue) Take(id iothub.Identity, max int) []Message {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	qu := q.queues[id]
+	if qu == nil {
+		return nil
+	}
+	now := q.opts.Now()
+	q.expire(qu, now)
+	n := len(qu.pending)
+	if max > 0 && max < n {
+		n = max
+	}
+	out := make([]Message, 0, n)
+	for _, e := range qu.pending[:n] {
+		e.rec.State, e.rec.Delivered, e.rec.PacketID = StateDelivered, now, 0
+		e.rec.Message.DeliveryCount++
+		out = append(out, e.rec.Message.clone())
+	}
+	qu.inflight = append(qu.inflight, qu.pending[:n]...)
+	qu.pending = slices.Delete(qu.pending, 0, n)
+	return out
+}
+
+// MarkDelivered records the MQTT packet ID a taken message was published with, so Complete can
+// find it when the PUBACK arrives. It returns ErrNotFound if the message is not in flight.
+func (q *Queue) MarkDelivered(id iothub.Identity, msgID string, packetID uint16) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e := q.inflight(id, func(e *entry) bool { return e.rec.Message.ID == msgID && e.rec.PacketID == 0 })
+	if e == nil {
+		e = q.inflight(id, func(e *entry) bool { return e.rec.Message.ID == msgID })
+	}
+	if e == nil {
+		return fmt.Errorf("marking %q delivered to %s: %w", msgID, id.ClientID(), ErrNotFound)
+	}
+	e.rec.PacketID = packetID
+	return nil
+}
+
+// inflight returns the first in-flight entry of the identity matching f. Callers hold q.mu.
+func (q *Queue) inflight(id iothub.Identity, f func(*entry) bool) *entry {
+	qu := q.queues[id]
+	if qu == nil {
+		return nil
+	}
+	if i := slices.IndexFunc(qu.inflight, f); i >= 0 {
+		return qu.inflight[i]
+	}
+	return nil
+}
+
+// Complete finishes the in-flight message delivered with packetID (the device's PUBACK) and
+// returns it. It returns false if no in-flight message of the identity has that packet ID.
+func (q *Queue) Complete(id iothub.Identity, packetID uint16) (Message, bool) {
+	return q.completeFunc(id, func(e *entry) bool { return e.rec.PacketID == packetID && packetID != 0 })
+}
+
+// CompleteMessage finishes an in-flight message by ID: the QoS 0 case, where a message counts
+// as completed once sent. It returns false if the message is not in flight.
+func (q *Queue) CompleteMessage(id iothub.Identity, msgID string) (Message, bool) {
+	return q.completeFunc(id, func(e *entry) bool { return e.rec.Message.ID == msgID })
+}
+
+func (q *Queue) completeFunc(id iothub.Identity, f func(*entry) bool) (Message, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e := q.inflight(id, f)
+	if e == nil {
+		return Message{}, false
+	}
+	qu := q.queues[id]
+	qu.inflight = slices.DeleteFunc(qu.inflight, func(x *entry) bool { return x == e })
+	q.finish(e, StateCompleted, "", q.opts.Now())
+	return e.rec.Message.clone(), true
+}
+
+// Requeue puts every in-flight message of the identity back at the head of its queue, in
+// delivery order (the device disconnected before its PUBACKs). The next Take hands them out
+// again with DeliveryCount+1. It returns how many were put back; messages that expired in the
+// meantime become expired instead.
+func (q *Queue) Requeue(id iothub.Identity) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	qu := q.queues[id]
+	if qu == nil {
+		return 0
+	}
+	n := len(qu.inflight)
+	for _, e := range qu.inflight {
+		e.rec.State, e.rec.PacketID = StateQueued, 0
+	}
+	qu.pending = append(qu.inflight, qu.pending...)
+	qu.inflight = nil
+	q.expire(qu, q.opts.Now())
+	return n
+}
+
+// Reject finishes one queued or in-flight message as rejected, with the reason (for example
+// "device connected without a C2D subscription"). It returns ErrNotFound if the identity has
+// no such message.
+func (q *Queue) Reject(id iothub.Identity, msgID, reason string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	qu := q.queues[id]
+	if qu != nil {
+		for _, list := range []*[]*entry{&qu.inflight, &qu.pending} {
+			if i := slices.IndexFunc(*list, func(e *entry) bool { return e.rec.Message.ID == msgID }); i >= 0 {
+				e := (*list)[i]
+				*list = slices.Delete(*list, i, i+1)
+				q.finish(e, StateRejected, reason, q.opts.Now())
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("rejecting %q for %s: %w", msgID, id.ClientID(), ErrNotFound)
+}
+
+// RejectPending rejects every queued (not in-flight) message of the identity and returns how
+// many. Expired messages become expired, not rejected.
+func (q *Queue) RejectPending(id iothub.Identity, reason string) int {
+	return q.drain(id, StateRejected, reason)
+}
+
+// Purge removes every queued (not in-flight) message of the identity, as the service's purge
+// operation does, and returns how many were removed.
+func (q *Queue) Purge(id iothub.Identity) int {
+	return q.drain(id, StatePurged, "queue purged")
+}
+
+func (q *Queue) drain(id iothub.Identity, s State, reason string) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	qu := q.queues[id]
+	if qu == nil {
+		return 0
+	}
+	now := q.opts.Now()
+	q.expire(qu, now)
+	n := len(qu.pending)
+	for _, e := range qu.pending {
+		q.finish(e, s, reason, now)
+	}
+	qu.pending = nil
+	if len(qu.inflight) == 0 {
+		delete(q.queues, id)
+	}
+	return n
+}
+
+// State returns the record of a message by ID: queued, in flight, or finished and still in the
+// history. With duplicate IDs it reports the latest message enqueued with that ID.
+func (q *Queue) State(msgID string) (Record, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e := q.byID[msgID]
+	if e == nil {
+		return Record{}, false
+	}
+	if qu := q.queues[e.rec.Identity]; qu != nil {
+		q.expire(qu, q.opts.Now())
+	}
+	return e.record(), true
+}
+
+func (e *entry) record() Record {
+	r := e.rec
+	r.Message = r.Message.clone()
+	return r
+}
+
+// List returns the identity's unfinished messages in delivery order: in-flight ones first, then
+// the queue.
+func (q *Queue) List(id iothub.Identity) []Record {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	qu := q.queues[id]
+	if qu == nil {
+		return nil
+	}
+	q.expire(qu, q.opts.Now())
+	out := make([]Record, 0, len(qu.inflight)+len(qu.pending))
+	for _, e := range slices.Concat(qu.inflight, qu.pending) {
+		out = append(out, e.record())
+	}
+	return out
+}
+
+// Feedback returns the feedback records kept so far, oldest first.
+func (q *Queue) Feedback() []Feedback {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.feedback)
+}
+
+// TakeFeedback returns the feedback records kept so far and forgets them, as a service
+// feedback receiver that completes what it reads.
+func (q *Queue) TakeFeedback() []Feedback {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	f := q.feedback
+	q.feedback = nil
+	return f
+}
