@@ -1,0 +1,217 @@
+package restapi
+
+import (
+	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hubkit/hubkit/pkg/sas"
+)
+
+// Options configures NewHandler.
+type Options struct {
+	// HostName is the hub host name; tokens must be signed for it (their sr
+	// must cover "{HostName}/{path}", so sr={HostName} covers everything).
+	// Required.
+	HostName string
+	// Now is the clock for token expiry and timestamps (default time.Now).
+	Now func() time.Time
+	// Rand is the source of generated keys, message IDs and tracking IDs
+	// (default crypto/rand.Reader).
+	Rand io.Reader
+	// Skew is the clock-skew allowance for token expiry (default
+	// sas.DefaultSkew; negative means none).
+	Skew time.Duration
+	// Logger receives refused requests (Info) and backend failures (Error).
+	// nil discards.
+	Logger *slog.Logger
+}
+
+type handler struct {
+	b    Backend
+	host string
+	now  func() time.Time
+	rand io.Reader
+	skew time.Duration
+	log  *slog.Logger
+	mux  *http.ServeMux
+}
+
+// NewHandler returns the service API over b. It panics if opts.HostName is
+// empty (a programming error in the wiring).
+func NewHandler(b Backend, opts Options) http.Handler {
+	if opts.HostName == "" {
+		panic("restapi: Options.HostName is required")
+	}
+	h := &handler{b: b, host: opts.HostName, now: opts.Now, rand: opts.Rand, skew: opts.Skew, log: opts.Logger, mux: http.NewServeMux()}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.rand == nil {
+		h.rand = rand.Reader
+	}
+	if h.skew == 0 {
+		h.skew = sas.DefaultSkew
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	for _, rt := range h.routes() {
+		h.mux.Handle(rt.pattern, h.guard(rt))
+	}
+	// Method-less fallbacks so that a known path with a wrong method gets an
+	// IoT Hub style 405 instead of the mux's plain-text one.
+	seen := map[string]bool{}
+	for _, rt := range h.routes() {
+		_, path, _ := strings.Cut(rt.pattern, " ")
+		if !seen[path] {
+			seen[path] = true
+			h.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+				h.writeErrorCode(w, ErrMethodNotAllowed, r.Method+" is not allowed on "+path)
+			})
+		}
+	}
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		h.writeErrorCode(w, ErrRouteNotFound, "no service API route for "+r.URL.Path)
+	})
+	return h.mux
+}
+
+// route is one service API operation.
+type route struct {
+	pattern    string // http.ServeMux pattern
+	need       Rights // the policy permission it requires
+	apiVersion bool   // IoT Hub route: api-version query parameter required
+	serve      func(w http.ResponseWriter, r *http.Request)
+}
+
+// Routes lists the operations, for documentation and tests:
+// pattern and required rights.
+func Routes() []struct {
+	Pattern string
+	Rights  Rights
+} {
+	h := &handler{}
+	var out []struct {
+		Pattern string
+		Rights  Rights
+	}
+	for _, rt := range h.routes() {
+		out = append(out, struct {
+			Pattern string
+			Rights  Rights
+		}{rt.pattern, rt.need})
+	}
+	return out
+}
+
+func (h *handler) routes() []route {
+	return []route{
+		// Registry (IoT Hub service REST API).
+		{"GET /devices", RegistryRead, true, h.listDevices},
+		{"GET /devices/{id}", RegistryRead, true, h.getIdentity},
+		{"PUT /devices/{id}", RegistryWrite, true, h.putIdentity},
+		{"DELETE /devices/{id}", RegistryWrite, true, h.deleteIdentity},
+		{"GET /devices/{id}/modules", RegistryRead, true, h.listModules},
+		{"GET /devices/{id}/modules/{mid}", RegistryRead, true, h.getIdentity},
+		{"PUT /devices/{id}/modules/{mid}", RegistryWrite, true, h.putIdentity},
+		{"DELETE /devices/{id}/modules/{mid}", RegistryWrite, true, h.deleteIdentity},
+		// Twins and direct methods.
+		{"GET /twins/{id}", ServiceConnect, true, h.getTwin},
+		{"PATCH /twins/{id}", ServiceConnect, true, h.updateTwin},
+		{"PUT /twins/{id}", ServiceConnect, true, h.updateTwin},
+		{"GET /twins/{id}/modules/{mid}", ServiceConnect, true, h.getTwin},
+		{"PATCH /twins/{id}/modules/{mid}", ServiceConnect, true, h.updateTwin},
+		{"PUT /twins/{id}/modules/{mid}", ServiceConnect, true, h.updateTwin},
+		{"POST /twins/{id}/methods", ServiceConnect, true, h.invokeMethod},
+		{"POST /twins/{id}/modules/{mid}/methods", ServiceConnect, true, h.invokeMethod},
+		// Extensions: cloud-to-device messages (AMQP-only on the real hub).
+		{"POST /devices/{id}/messages/devicebound", ServiceConnect, true, h.sendC2D},
+		{"GET /devices/{id}/messages/devicebound", ServiceConnect, true, h.listC2D},
+		{"GET /devices/{id}/messages/devicebound/{msgId}", ServiceConnect, true, h.getC2D},
+		// Extensions: what the real hub offers through Event Hubs or not at all.
+		{"GET /hubkit/telemetry", ServiceConnect, false, h.telemetry},
+		{"GET /hubkit/rejections", ServiceConnect, false, h.rejections},
+	}
+}
+
+// guard authorizes the request, checks api-version and serves it.
+func (h *handler) guard(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rej := h.authorize(r, rt.need); rej != nil {
+			h.log.Info("service API request refused", "method", r.Method, "path", r.URL.Path,
+				"remoteAddr", r.RemoteAddr, "reason", string(rej.Reason), "detail", rej.Detail)
+			h.writeUnauthorized(w, rej)
+			return
+		}
+		// IoT Hub (and IoT Edge hub's registry controller) answer a missing
+		// api-version with 400 InvalidProtocolVersion.
+		if rt.apiVersion && r.URL.Query().Get("api-version") == "" {
+			h.writeErrorCode(w, ErrInvalidProtocolVersion, "the api-version query parameter is required (for example ?api-version=2021-04-12)")
+			return
+		}
+		rt.serve(w, r)
+	})
+}
+
+// authorize checks the Authorization header as IoT Hub does: a shared access
+// policy token whose sr covers "{host}/{path}", signed with the policy's
+// primary or secondary key, not expired, from a policy holding need.
+func (h *handler) authorize(r *http.Request, need Rights) *sas.Rejection {
+	hdr := r.Header.Get("Authorization")
+	if hdr == "" {
+		return sas.Reject(sas.ReasonNoPassword, "no Authorization header",
+			"send Authorization: SharedAccessSignature sr={host}&sig=...&se=...&skn={policy}; mint one with: sastool gen --uri "+h.host+" --key KEY --policy iothubowner")
+	}
+	tok, err := sas.Parse(hdr)
+	if err != nil {
+		var rej *sas.Rejection
+		if errors.As(err, &rej) {
+			return rej
+		}
+		return sas.Reject(sas.ReasonMalformed, err.Error(),
+			`the header must be the whole token: "SharedAccessSignature sr=...&sig=...&se=...&skn=..." (no "Bearer ", no quotes)`)
+	}
+	if tok.KeyName == "" {
+		return sas.Reject(sas.ReasonUnknownPolicy, "the token has no skn: the service API needs a shared access policy token, not a device or module token",
+			"sign with a policy key (for example iothubowner or service) and pass --policy/skn")
+	}
+	p, ok := h.b.Policy(tok.KeyName)
+	if !ok {
+		return sas.Reject(sas.ReasonUnknownPolicy, "no shared access policy named "+quote(tok.KeyName),
+			"policy names are case-sensitive; IoT Hub's built-in ones are iothubowner, service, registryRead, registryReadWrite and device")
+	}
+	audience := sas.HubResource(h.host) + r.URL.Path
+	if err := tok.Verify(p.PrimaryKey, h.now(), sas.WithSecondaryKey(p.SecondaryKey), sas.WithAudience(audience), sas.WithSkew(h.skew)); err != nil {
+		var rej *sas.Rejection
+		if errors.As(err, &rej) {
+			return rej
+		}
+		return sas.Reject(sas.ReasonMalformed, err.Error())
+	}
+	if p.Rights&need != need {
+		return sas.Reject(sas.ReasonPolicyPermission,
+			"policy "+quote(p.Name)+" has "+p.Rights.String()+"; "+r.Method+" "+r.URL.Path+" needs "+need.String(),
+			"use a policy with "+need.String()+" (iothubowner has every right)")
+	}
+	return nil
+}
+
+func (h *handler) writeUnauthorized(w http.ResponseWriter, rej *sas.Rejection) {
+	w.Header().Set(HeaderReason, string(rej.Reason))
+	msg := "Unauthorized; hubkit: " + string(rej.Reason)
+	if rej.Detail != "" {
+		msg += ": " + rej.Detail
+	}
+	for _, hint := range rej.Hints {
+		w.Header().Add(HeaderHint, oneLine(hint))
+		msg += "; hint: " + hint
+	}
+	h.writeErrorCode(w, ErrUnauthorized, msg)
+}
+
+func quote(s string) string { return `"` + s + `"` }
