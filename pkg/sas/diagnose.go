@@ -102,7 +102,7 @@ func (t Token) sigForms() ([]sigForm, string) {
 		}
 	}
 	if strings.Contains(s, "%") {
-		if u, err := url.QueryUnescape(s); err == nil {
+		if u, err := url.PathUnescape(s); err == nil {
 			if b, err := base64.StdEncoding.DecodeString(u); err == nil {
 				add(b, "sig was percent-encoded twice; encode it once")
 			}
@@ -231,38 +231,38 @@ func (t Token) variants() []msgForm {
 		addMsg(sr+"\n"+se, note)
 	}
 	wire := func(desc string) string {
-		return fmt.Sprintf("sr is signed as %s but the token carries sr=%s: sign exactly the sr you send", desc, x)
+		return fmt.Sprintf("the signature was computed over %s, but the token carries sr=%s: sign exactly the sr you send", desc, x)
 	}
 
 	// re-casing after signing
 	if up := recaseEscapes(x, true); up != x {
-		add(up, wire("with upper-case escapes ("+quoteRes(up)+")"))
+		add(up, wire("sr with upper-case escapes "+quoteRes(up)))
 	}
 	if lo := recaseEscapes(x, false); lo != x {
-		add(lo, wire("with lower-case escapes ("+quoteRes(lo)+")"))
+		add(lo, wire("sr with lower-case escapes "+quoteRes(lo)))
 	}
-	add(strings.ToLower(x), wire("the lower-cased "+quoteRes(strings.ToLower(x))))
+	add(strings.ToLower(x), wire("the lower-cased sr "+quoteRes(strings.ToLower(x))))
 
 	// encoding differences
 	plain, err := url.PathUnescape(x)
 	if err == nil {
 		add(plain, wire("the plain, unencoded resource "+quoteRes(plain)))
 		enc := EncodeResource(plain)
-		add(enc, wire("url.QueryEscape form "+quoteRes(enc)))
+		add(enc, wire("the url.QueryEscape form "+quoteRes(enc)))
 		add(strings.ReplaceAll(enc, "+", "%20"), wire(quoteRes(strings.ReplaceAll(enc, "+", "%20"))+" (space as %20)"))
 		add(strings.ToLower(enc), wire("the lower-cased encoding "+quoteRes(strings.ToLower(enc))))
 		add(EncodeResource(strings.ToLower(plain)), wire("the encoding of the lower-cased resource "+quoteRes(EncodeResource(strings.ToLower(plain)))))
 		add(strings.ToLower(EncodeResource(strings.ToLower(plain))), wire(quoteRes(strings.ToLower(EncodeResource(strings.ToLower(plain))))+" (lower-cased resource and escapes, as the docs describe)"))
-		add(encodeURIComponent(plain), wire("JavaScript encodeURIComponent form "+quoteRes(encodeURIComponent(plain))))
+		add(encodeURIComponent(plain), wire("the JavaScript encodeURIComponent form "+quoteRes(encodeURIComponent(plain))))
 	}
 	dbl := EncodeResource(x)
 	add(dbl, wire("the double-encoded "+quoteRes(dbl)+" (the resource was encoded twice)"))
 	add(strings.ToLower(dbl), wire("the double-encoded, lower-cased "+quoteRes(strings.ToLower(dbl))))
 	if strings.Contains(x, "+") {
-		add(strings.ReplaceAll(x, "+", "%20"), wire("with spaces as %20 instead of '+'"))
+		add(strings.ReplaceAll(x, "+", "%20"), wire("sr with spaces as %20 instead of '+'"))
 	}
 	if strings.Contains(x, "%20") {
-		add(strings.ReplaceAll(x, "%20", "+"), wire("with spaces as '+' instead of %20"))
+		add(strings.ReplaceAll(x, "%20", "+"), wire("sr with spaces as '+' instead of %20"))
 	}
 
 	// shape differences: trailing slash, port, host
@@ -272,30 +272,30 @@ func (t Token) variants() []msgForm {
 		if len(trimmed) == len(x) {
 			trimmed = x[:len(x)-3]
 		}
-		add(trimmed, wire("without the trailing slash"))
+		add(trimmed, wire("sr without the trailing slash"))
 	} else {
-		add(x+"/", wire("with a trailing slash"))
+		add(x+"/", wire("sr with a trailing slash"))
 		if sep != "" && sep != "/" {
-			add(x+sep, wire("with a trailing "+sep))
+			add(x+sep, wire("sr with a trailing "+sep))
 		}
 	}
 	if sep != "" {
 		host, rest := x[:strings.Index(x, sep)], x[strings.Index(x, sep):]
 		if i := strings.LastIndex(host, ":"); i > 0 {
-			add(host[:i]+rest, wire("without the port"))
+			add(host[:i]+rest, wire("sr without the port"))
 		} else if i := strings.Index(strings.ToUpper(host), "%3A"); i > 0 {
-			add(host[:i]+rest, wire("without the port"))
+			add(host[:i]+rest, wire("sr without the port"))
 		} else {
 			for _, port := range []string{"8883", "443"} {
-				add(host+":"+port+rest, wire("with the port ("+host+":"+port+")"))
-				add(host+"%3A"+port+rest, wire("with the port ("+host+"%3A"+port+")"))
+				add(host+":"+port+rest, wire("sr with the port ("+host+":"+port+")"))
+				add(host+"%3A"+port+rest, wire("sr with the port ("+host+"%3A"+port+")"))
 			}
 		}
 		path := rest[len(sep):]
-		add(path, wire("without the host ("+quoteRes(path)+")"))
+		add(path, wire("sr without the host ("+quoteRes(path)+")"))
 		if err == nil {
 			if _, p, ok := strings.Cut(plain, "/"); ok {
-				add(p, wire("without the host, unencoded ("+quoteRes(p)+")"))
+				add(p, wire("sr without the host, unencoded ("+quoteRes(p)+")"))
 			}
 		}
 	}
@@ -361,11 +361,12 @@ const year2000 = 946684800
 
 func expiryHints(t Token, now time.Time) []string {
 	var hints []string
-	ago := now.Sub(t.ExpiresAt()).Round(time.Second)
+	since := now.Sub(t.ExpiresAt())
+	ago := human(since)
 	if t.Expiry < year2000 {
 		hints = append(hints, fmt.Sprintf("expired %s ago; se=%d is %s, near the Unix epoch: if the device has no RTC/NTP its clock may be wrong (set the clock before minting tokens)",
 			ago, t.Expiry, t.ExpiresAt().Format(time.RFC3339)))
-	} else if ago > 365*24*time.Hour {
+	} else if since > 365*24*time.Hour {
 		hints = append(hints, fmt.Sprintf("expired %s ago; if the device has no RTC/NTP its clock may be wrong", ago))
 	}
 	hints = append(hints, "mint a new token and reconnect: MQTT cannot refresh a token in-band (SDKs renew at about 85% of the lifetime)")
@@ -403,4 +404,25 @@ func scopeHints(tokenPlain, audience string) []string {
 		hints = append(hints, "a module token cannot open a device connection; sign over the device resource, or connect as the module")
 	}
 	return hints
+}
+
+// human formats a positive duration briefly: "45s", "5m1s", "3h", "1h30m",
+// "12 days", "54 years".
+func human(d time.Duration) string {
+	d = d.Round(time.Second)
+	const day = 24 * time.Hour
+	switch {
+	case d >= 2*365*day:
+		return strconv.FormatInt(int64(d/(365*day)), 10) + " years"
+	case d >= 2*day:
+		return strconv.FormatInt(int64(d/day), 10) + " days"
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

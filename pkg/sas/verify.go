@@ -113,7 +113,7 @@ func (t Token) checkExpiry(now time.Time, c *verifyConfig) *Rejection {
 	if !now.After(deadline) {
 		return nil
 	}
-	ago := now.Sub(t.ExpiresAt()).Round(time.Second)
+	ago := human(now.Sub(t.ExpiresAt()))
 	r := Reject(ReasonExpired, fmt.Sprintf("token expired at %s, %s ago (skew allowance %s)",
 		t.ExpiresAt().Format(time.RFC3339), ago, c.skew))
 	r.Hints = expiryHints(t, now)
