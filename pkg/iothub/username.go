@@ -180,6 +180,9 @@ func ParseUserName(s string) (UserName, error) {
 			u.Extra = append(u.Extra, p)
 		}
 	}
+	if u.Form == FormLegacyNoQuestionMark && u.APIVersion == "" {
+		return fail("the last segment %q reads as a property bag without '?' (it contains \"api-version=\") but has no api-version property; expected .../?api-version=YYYY-MM-DD", bag)
+	}
 	return u, nil
 }
 
