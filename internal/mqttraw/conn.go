@@ -262,7 +262,7 @@ func ConnectAndWait(ctx context.Context, addr string, tlsConfig *tls.Config, p C
 	pk, err := c.ReadPacket(timeout)
 	if err != nil {
 		c.Close()
-		return Connack{}, nil, fmt.Errorf("mqttraw: waiting for CONNACK: %w", err)
+		return Connack{}, nil, fmt.Errorf("%w (while waiting for CONNACK)", err)
 	}
 	if pk.Type != TypeConnack {
 		c.Close()
