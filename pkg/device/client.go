@@ -1,0 +1,553 @@
+package device
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/hubkit/hubkit/pkg/iothub"
+)
+
+// drainTimeout bounds how long a token renewal waits for in-flight operations before it
+// disconnects anyway.
+const drainTimeout = 5 * time.Second
+
+// quiesce is how long a graceful disconnect waits for the DISCONNECT packet to go out (ms).
+const quiesce = 250
+
+// Client is a device or module connection to IoT Hub. Its methods are safe for concurrent use.
+type Client struct {
+	s   *settings
+	log *slog.Logger
+
+	life   context.Context // cancelled by Close; parent of every handler's context
+	cancel context.CancelFunc
+	done   chan struct{} // closed by Close
+	events chan event    // paho callbacks -> manager
+	wg     sync.WaitGroup
+
+	c2d     *queue[c2dItem]
+	desired *queue[desiredItem]
+
+	connectMu sync.Mutex // serialises Connect
+
+	mu       sync.Mutex
+	closed   bool
+	sess     *session // current paho client; nil until the first Connect succeeds
+	online   bool     // connected and subscribed
+	renewing bool
+	inflight int
+	changed  chan struct{} // closed and replaced on every change of closed/online/renewing/inflight
+	wanted   map[string]byte
+	handlers handlers
+	pending  map[string]chan twinResult
+	rid      uint64
+	twin     twinState
+}
+
+// session is one paho client. A token renewal replaces it; paho's own reconnects keep it.
+type session struct {
+	pc         paho.Client
+	connects   atomic.Int32
+	subscribed map[string]bool // guarded by Client.mu
+}
+
+type eventKind int
+
+const (
+	evReconnected eventKind = iota // paho reconnected on its own
+	evLost                         // paho lost the connection
+	evSubscribe                    // a handler was registered: subscribe what is missing
+	evNotify                       // call OnConnectionChange
+)
+
+type event struct {
+	kind      eventKind
+	sess      *session
+	err       error
+	connected bool
+}
+
+// New returns a client for cfg. It does not connect.
+func New(cfg Config) (*Client, error) {
+	s, err := cfg.settings()
+	if err != nil {
+		return nil, err
+	}
+	life, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		s:       s,
+		log:     s.Logger.With("clientId", s.id.ClientID()),
+		life:    life,
+		cancel:  cancel,
+		done:    make(chan struct{}),
+		events:  make(chan event, 16),
+		c2d:     newQueue[c2dItem](),
+		desired: newQueue[desiredItem](),
+		changed: make(chan struct{}),
+		wanted:  map[string]byte{},
+		pending: map[string]chan twinResult{},
+		handlers: handlers{
+			methods: map[string]MethodHandler{},
+		},
+	}
+	c.wg.Add(2)
+	go c.runC2D()
+	go c.runDesired()
+	return c, nil
+}
+
+// Identity returns the device (and module) ID the client connects as.
+func (c *Client) Identity() iothub.Identity { return c.s.id }
+
+// Connect opens the connection: TLS, CONNECT with a fresh token, then the subscriptions of the
+// handlers registered so far (and a twin GET when a desired-properties handler is set). It
+// returns a *ConnectError (unwrapping to ErrNotAuthorized etc.) when the hub refuses the
+// CONNECT. After a successful Connect the client reconnects on its own (with back-off) and
+// renews its token; calling Connect again is a no-op.
+func (c *Client) Connect(ctx context.Context) error {
+	c.connectMu.Lock()
+	defer c.connectMu.Unlock()
+	c.mu.Lock()
+	closed, started := c.closed, c.sess != nil
+	c.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if started {
+		return nil
+	}
+	sess, err := c.dial(ctx, false)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		sess.pc.Disconnect(0)
+		return ErrClosed
+	}
+	c.sess = sess
+	c.online = true
+	c.bump()
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go c.manage()
+	c.post(event{kind: evNotify, connected: true})
+	return nil
+}
+
+// IsConnected reports whether the client is connected right now.
+func (c *Client) IsConnected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.online && !c.renewing && c.sess != nil && c.sess.pc.IsConnectionOpen()
+}
+
+// Close disconnects gracefully (DISCONNECT, so the hub does not publish the will) and waits
+// for every goroutine of the client, handlers included, or for ctx. Handlers' contexts are
+// cancelled first. Unacknowledged C2D messages stay with the hub and are redelivered on the
+// next connection. Close is idempotent.
+func (c *Client) Close(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.bump()
+	sess := c.sess
+	c.mu.Unlock()
+	close(c.done)
+	c.cancel()
+
+	waited := make(chan struct{})
+	go func() { c.wg.Wait(); close(waited) }()
+	var err error
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		err = fmt.Errorf("device: closing: handlers still running: %w", ctx.Err())
+	}
+	if sess != nil {
+		sess.pc.Disconnect(quiesce)
+		c.failPending(ErrClosed)
+		if f := c.s.OnConnectionChange; f != nil && err == nil {
+			f(false, nil)
+		}
+	}
+	return err
+}
+
+// dial creates a paho client, connects it and sets up the session (subscriptions, twin
+// resync). resync says whether a desired-properties handler should see the full desired
+// properties if their version moved (true after a renewal).
+func (c *Client) dial(ctx context.Context, resync bool) (*session, error) {
+	sess := &session{subscribed: map[string]bool{}}
+	sess.pc = paho.NewClient(c.pahoOptions(sess))
+	tok := sess.pc.Connect()
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		// paho cannot abort an attempt: let it finish (bounded by ConnectTimeout), then drop it.
+		tok.WaitTimeout(c.s.ConnectTimeout + time.Second)
+		sess.pc.Disconnect(0)
+		return nil, fmt.Errorf("device: connecting to %s: %w", c.s.dialAddr, ctx.Err())
+	}
+	if err := tok.Error(); err != nil {
+		if ct, ok := tok.(*paho.ConnectToken); ok {
+			if rc := ct.ReturnCode(); rc >= 1 && rc <= 5 {
+				return nil, &ConnectError{Addr: c.s.dialAddr, Code: rc}
+			}
+		}
+		return nil, fmt.Errorf("device: connecting to %s: %w", c.s.dialAddr, err)
+	}
+	c.log.Debug("connected", "addr", c.s.dialAddr)
+	if err := c.setup(ctx, sess, resync); err != nil {
+		sess.pc.Disconnect(0)
+		return nil, err
+	}
+	return sess, nil
+}
+
+func (c *Client) pahoOptions(sess *session) *paho.ClientOptions {
+	s := c.s
+	o := paho.NewClientOptions().
+		AddBroker("tls://" + s.dialAddr).
+		SetClientID(s.id.ClientID()).
+		SetProtocolVersion(4). // never fall back to MQTT 3.1: IoT Hub speaks 3.1.1 only
+		SetTLSConfig(&tls.Config{RootCAs: s.RootCAs, ServerName: s.tlsName, MinVersion: tls.VersionTLS12}).
+		SetCredentialsProvider(func() (string, string) {
+			pw, exp := s.password()
+			c.log.Debug("presenting SAS token", "resource", s.resource, "expiry", exp.UTC().Format(time.RFC3339))
+			return s.userName, pw
+		}).
+		SetCleanSession(s.CleanSession).
+		SetKeepAlive(s.KeepAlive).
+		SetConnectTimeout(s.ConnectTimeout).
+		SetAutoReconnect(true).
+		SetMaxReconnectInterval(s.MaxReconnectInterval).
+		SetConnectRetry(false).
+		SetAutoAckDisabled(true). // C2D is acknowledged after its handler returns (c2d.go)
+		SetOrderMatters(true).    // onMessage never blocks
+		SetDefaultPublishHandler(c.onMessage).
+		SetOnConnectHandler(func(paho.Client) {
+			if sess.connects.Add(1) > 1 { // the first connection is set up by dial
+				c.post(event{kind: evReconnected, sess: sess})
+			}
+		}).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			c.post(event{kind: evLost, sess: sess, err: err})
+		})
+	if w := s.Will; w != nil {
+		topic, _ := w.topic(s.id) // validated in settings
+		o.SetBinaryWill(topic, w.Payload, 1, false)
+	}
+	return o
+}
+
+// post hands an event to the manager goroutine, unless the client is closed.
+func (c *Client) post(ev event) {
+	select {
+	case c.events <- ev:
+	case <-c.done:
+	}
+}
+
+// bump wakes everyone waiting for a state change. Call with c.mu held.
+func (c *Client) bump() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// manage is the one goroutine that reacts to connection events, renews tokens and calls
+// OnConnectionChange.
+func (c *Client) manage() {
+	defer c.wg.Done()
+	renew := time.NewTimer(time.Hour)
+	renew.Stop()
+	defer renew.Stop()
+	arm := func() {
+		if c.s.RenewAfter > 0 {
+			renew.Reset(c.s.RenewAfter)
+		}
+	}
+	arm()
+	for {
+		select {
+		case <-c.done:
+			return
+		case ev := <-c.events:
+			switch ev.kind {
+			case evNotify:
+				if f := c.s.OnConnectionChange; f != nil {
+					f(ev.connected, ev.err)
+				}
+			case evLost:
+				if !c.isCurrent(ev.sess) {
+					continue
+				}
+				renew.Stop()
+				c.setOnline(false)
+				c.failPending(ErrConnectionLost)
+				c.log.Warn("connection lost; reconnecting", "err", ev.err)
+				if f := c.s.OnConnectionChange; f != nil {
+					f(false, ev.err)
+				}
+			case evReconnected:
+				if !c.isCurrent(ev.sess) {
+					continue
+				}
+				arm() // paho presented a fresh token
+				if err := c.setup(c.life, ev.sess, true); err != nil {
+					c.log.Warn("setting up the session after a reconnect", "err", err)
+				}
+				c.setOnline(true)
+				c.log.Info("reconnected")
+				if f := c.s.OnConnectionChange; f != nil {
+					f(true, nil)
+				}
+			case evSubscribe:
+				c.mu.Lock()
+				sess, online := c.sess, c.online
+				c.mu.Unlock()
+				if online {
+					if err := c.subscribe(c.life, sess); err != nil {
+						c.log.Warn("subscribing", "err", err)
+					}
+				}
+			}
+		case <-renew.C:
+			if c.renewToken() {
+				arm()
+			}
+		}
+	}
+}
+
+func (c *Client) isCurrent(sess *session) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess == sess
+}
+
+func (c *Client) setOnline(on bool) {
+	c.mu.Lock()
+	c.online = on
+	c.bump()
+	c.mu.Unlock()
+}
+
+// renewToken reconnects with a fresh token: new operations wait, in-flight ones get up to
+// drainTimeout to finish, then the old connection is closed gracefully and a new one opened.
+// It returns false if the client was closed meanwhile.
+func (c *Client) renewToken() bool {
+	c.mu.Lock()
+	c.renewing = true
+	c.bump()
+	old := c.sess
+	c.mu.Unlock()
+	c.log.Info("renewing the SAS token: reconnecting")
+
+	deadline := time.NewTimer(drainTimeout)
+	for {
+		c.mu.Lock()
+		n, ch := c.inflight, c.changed
+		c.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		select {
+		case <-ch:
+			continue
+		case <-deadline.C:
+		case <-c.done:
+		}
+		break
+	}
+	deadline.Stop()
+
+	c.setOnline(false)
+	old.pc.Disconnect(quiesce)
+	c.failPending(ErrConnectionLost)
+	if f := c.s.OnConnectionChange; f != nil {
+		f(false, ErrTokenRenewal)
+	}
+	backoff := time.Second
+	for {
+		sess, err := c.dial(c.life, true)
+		if err == nil {
+			c.mu.Lock()
+			if c.closed {
+				c.mu.Unlock()
+				sess.pc.Disconnect(quiesce)
+				return false
+			}
+			c.sess, c.online, c.renewing = sess, true, false
+			c.bump()
+			c.mu.Unlock()
+			if f := c.s.OnConnectionChange; f != nil {
+				f(true, nil)
+			}
+			return true
+		}
+		c.log.Warn("reconnecting to renew the token", "err", err, "retryIn", backoff)
+		select {
+		case <-c.done:
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, c.s.MaxReconnectInterval)
+	}
+}
+
+// acquire waits until an operation may use the connection (connected, not renewing) and
+// returns the paho client. admit, if not nil, runs under the lock at admission. The caller
+// must call c.release().
+func (c *Client) acquire(ctx context.Context, admit func()) (paho.Client, error) {
+	for {
+		c.mu.Lock()
+		switch {
+		case c.closed:
+			c.mu.Unlock()
+			return nil, ErrClosed
+		case c.sess == nil:
+			c.mu.Unlock()
+			return nil, ErrNotConnected
+		case c.online && !c.renewing:
+			c.inflight++
+			if admit != nil {
+				admit()
+			}
+			pc := c.sess.pc
+			c.mu.Unlock()
+			return pc, nil
+		}
+		ch := c.changed
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrNotConnected, ctx.Err())
+		}
+	}
+}
+
+func (c *Client) release() {
+	c.mu.Lock()
+	c.inflight--
+	if c.inflight == 0 && c.renewing {
+		c.bump()
+	}
+	c.mu.Unlock()
+}
+
+// publish sends one message and waits for its completion (PUBACK for QoS 1).
+func (c *Client) publish(ctx context.Context, topic string, qos byte, payload []byte) error {
+	pc, err := c.acquire(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer c.release()
+	return c.await(ctx, pc.Publish(topic, qos, false, payload), "publishing")
+}
+
+// await waits for a paho token, ctx or Close.
+func (c *Client) await(ctx context.Context, tok paho.Token, what string) error {
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			if errors.Is(err, paho.ErrNotConnected) {
+				return fmt.Errorf("device: %s: %w", what, ErrNotConnected)
+			}
+			return fmt.Errorf("device: %s: %w", what, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("device: %s: %w", what, ctx.Err())
+	case <-c.done:
+		return fmt.Errorf("device: %s: %w", what, ErrClosed)
+	}
+}
+
+// setup subscribes what the registered handlers need and, with a desired-properties handler,
+// resynchronises the twin (GET, then ignore notifications not newer than it).
+func (c *Client) setup(ctx context.Context, sess *session, resync bool) error {
+	ctx, cancel := context.WithTimeout(ctx, c.s.ConnectTimeout)
+	defer cancel()
+	c.mu.Lock()
+	clear(sess.subscribed) // after a reconnect, subscribe again whatever the session kept
+	c.mu.Unlock()
+	if err := c.subscribe(ctx, sess); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	want := c.handlers.desired != nil
+	c.mu.Unlock()
+	if want {
+		return c.resyncTwin(ctx, sess.pc, resync)
+	}
+	return nil
+}
+
+// subscribe sends one SUBSCRIBE for every wanted filter the session lacks.
+func (c *Client) subscribe(ctx context.Context, sess *session) error {
+	c.mu.Lock()
+	missing := map[string]byte{}
+	for f, q := range c.wanted {
+		if !sess.subscribed[f] {
+			missing[f] = q
+		}
+	}
+	c.mu.Unlock()
+	if len(missing) == 0 {
+		return nil
+	}
+	tok := sess.pc.SubscribeMultiple(missing, nil) // nil: every message goes to onMessage
+	if err := c.await(ctx, tok, "subscribing"); err != nil {
+		return err
+	}
+	granted := tok.(*paho.SubscribeToken).Result()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range sortedKeys(missing) {
+		if q, ok := granted[f]; !ok || q == 0x80 {
+			return fmt.Errorf("device: the hub refused the subscription to %q", f)
+		}
+		sess.subscribed[f] = true
+	}
+	return nil
+}
+
+// want adds filters to the wanted set; if connected, the manager subscribes them.
+func (c *Client) want(filters map[string]byte) {
+	c.mu.Lock()
+	added := false
+	for f, q := range filters {
+		if _, ok := c.wanted[f]; !ok {
+			c.wanted[f] = q
+			added = true
+		}
+	}
+	notify := added && c.sess != nil && !c.closed
+	if notify {
+		c.wg.Add(1) // under c.mu: Close has not started waiting
+	}
+	c.mu.Unlock()
+	if notify {
+		go func() { // never block the caller on the manager
+			defer c.wg.Done()
+			c.post(event{kind: evSubscribe})
+		}()
+	}
+}
+
+func sortedKeys(m map[string]byte) []string { return slices.Sorted(maps.Keys(m)) }
