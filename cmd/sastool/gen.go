@@ -1,0 +1,210 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hubkit/hubkit/pkg/sas"
+)
+
+type genOptions struct {
+	uri                 string
+	hub, device, module string
+	policy              string
+	cs                  connStrFlag
+	keys                keyFlags
+	ttl                 ttlValue
+	expiry, now         timeValue
+	json                bool
+}
+
+const genLong = `Print a SAS token for a resource, signed with a key. The token alone goes to stdout.
+
+The resource (the token's sr) comes from, first to last:
+  --uri RESOURCE                 the plain resource, e.g. myhub.azure-devices.net/devices/dev1;
+                                 it is percent-encoded as the Azure SDKs do (upper-case %2F).
+                                 An already encoded value (containing %2F) is used unchanged,
+                                 with a hint: sastool never encodes twice
+  --hub/--device/--module        builds HOST/devices/ID[/modules/MODULE]; --hub defaults to the
+                                 HostName of -c (a policy connection string plus --device makes
+                                 a device-scoped policy token)
+  -c CONNECTION_STRING           the device, module or policy the connection string names
+
+The key comes from --key, --key-file (- = stdin) or -c, else from $` + envKey + `.
+--key or --key-file override the key of -c: a connection string carries one key, so to sign
+with the secondary key, give it with --key-file. IoT Hub and DPS keys are base64 and decoded
+before signing; --dialect servicebus signs with the raw key text (Event Hubs, Service Bus).
+
+--policy sets skn (the shared access policy the key belongs to); it defaults to the
+SharedAccessKeyName of -c. Device and module keys have no policy.
+
+The token expires --ttl after now (default 1h; 90m, 7d and 3600 work) or at --expiry
+(Unix seconds or RFC 3339). --now fixes "now" for reproducible output. An expiry in the past
+is allowed (for negative tests) and noted on stderr.`
+
+const genExample = `  # the known-answer vector of iothub-mqtt.md §2.6
+  sastool gen --uri contoso.azure-devices.net/devices/MyDevice01 \
+    --key AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8= --expiry 1893456000
+
+  # a one-day token from a device connection string read from stdin
+  sastool gen -c - --ttl 24h < device.cs
+
+  # a module token, key from a file
+  sastool gen --hub contoso.azure-devices.net --device dev1 --module filter --key-file module.key
+
+  # a device-scoped token signed with the "device" policy key
+  sastool gen -c "HostName=contoso.azure-devices.net;SharedAccessKeyName=device;SharedAccessKey=$KEY" --device dev1
+
+  # a DPS registration token (group key derived first)
+  sastool gen --uri 0ne00000000/registrations/sn-42 --policy registration --key "$(sastool derive --group-key-file group.key --registration-id sn-42)"`
+
+func newGenCmd(st *streams) *cobra.Command {
+	o := &genOptions{ttl: ttlValue{d: time.Hour}}
+	cmd := &cobra.Command{
+		Use:     "gen [flags]",
+		Short:   "Print a SAS token for a device, module, policy or DPS registration",
+		Long:    genLong,
+		Example: genExample,
+		Args:    noArgs,
+		PreRunE: checkFlags(exclusive("ttl", "expiry"), exclusive("uri", "hub"), exclusive("uri", "device"), exclusive("uri", "module")),
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runGen(st, o) },
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.uri, "uri", "", "plain `RESOURCE` to sign, e.g. myhub.azure-devices.net/devices/dev1")
+	fs.StringVar(&o.hub, "hub", "", "hub `HOST` name (builds the resource with --device/--module)")
+	fs.StringVar(&o.device, "device", "", "device `ID`")
+	fs.StringVar(&o.module, "module", "", "module `ID` (needs --device)")
+	o.cs.register(fs, "derive resource, key and policy from a `CONNECTION_STRING` (- = stdin)")
+	o.keys.register(fs, true)
+	fs.StringVar(&o.policy, "policy", "", "shared access policy `NAME` (skn), e.g. device, iothubowner, registration")
+	fs.Var(&o.ttl, "ttl", "token lifetime from now (90m, 1h30m, 7d, 3600)")
+	fs.Var(&o.expiry, "expiry", "absolute expiry: Unix seconds or RFC 3339")
+	fs.Var(&o.now, "now", "pretend the time is `TIME` (Unix seconds or RFC 3339)")
+	fs.BoolVar(&o.json, "json", false, "print one JSON object: token, sr, resource, expiry, keyName")
+	sortFlags(fs)
+	return cmd
+}
+
+// genJSON is gen --json.
+type genJSON struct {
+	Token    string `json:"token"`
+	SR       string `json:"sr"`
+	Resource string `json:"resource"`
+	Expiry   string `json:"expiry"`
+	KeyName  string `json:"keyName"`
+}
+
+func runGen(st *streams, o *genOptions) error {
+	cs, haveCS, err := o.cs.parse(st)
+	if err != nil {
+		return err
+	}
+	key, err := o.signingKey(st, cs, haveCS)
+	if err != nil {
+		return err
+	}
+	sr, plain, err := o.resource(st, cs, haveCS)
+	if err != nil {
+		return err
+	}
+	keyName := o.policy
+	if haveCS && !o.cs.fs.Changed("policy") {
+		keyName = cs.SharedAccessKeyName
+	}
+	now := clock(&o.now)
+	expiry := now.Add(o.ttl.d)
+	if o.expiry.set {
+		expiry = o.expiry.t
+	}
+	tok := sas.Sign(sr, keyName, key, expiry)
+
+	ri := classifyResource(plain)
+	st.genHints(ri, keyName, tok.ExpiresAt(), now)
+
+	if o.json {
+		return writeJSON(st.out, genJSON{Token: tok.String(), SR: sr, Resource: plain, Expiry: utc(tok.ExpiresAt()), KeyName: keyName})
+	}
+	_, err = fmt.Fprintln(st.out, tok.String())
+	return err
+}
+
+// signingKey picks the key: --key/--key-file, then -c, then $HUBKIT_SAS_KEY.
+func (o *genOptions) signingKey(st *streams, cs sas.ConnectionString, haveCS bool) ([]byte, error) {
+	dialect := o.keys.dialect.d
+	if haveCS && !o.keys.fs.Changed("dialect") {
+		dialect = cs.Dialect
+	}
+	text, source, ok, err := o.keys.text(st, !haveCS)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		return decodeKey(text, source, dialect)
+	}
+	if haveCS {
+		if cs.SharedAccessKey == "" {
+			return nil, withHints(fmt.Errorf("the connection string has a SharedAccessSignature, not a key: there is nothing to sign with"),
+				"pass the device key with --key-file to sign a new token, or inspect the embedded one with 'sastool decode'")
+		}
+		return cs.Key()
+	}
+	return nil, usageErrorf("no key: pass --key, --key-file or -c, or set $%s", envKey)
+}
+
+// resource returns the wire sr and the plain resource it encodes.
+func (o *genOptions) resource(st *streams, cs sas.ConnectionString, haveCS bool) (sr, plain string, err error) {
+	switch {
+	case o.uri != "":
+		if looksEncoded(o.uri) {
+			fmt.Fprintf(st.err, "sastool: hint: --uri %s looks percent-encoded already; using it as sr unchanged (give the plain resource to let sastool encode it)\n", o.uri)
+			t := sas.Token{Resource: o.uri}
+			p, err := t.PlainResource()
+			if err != nil {
+				return "", "", &cliError{code: exitUsage, err: fmt.Errorf("--uri: %s", trimPkg(err))}
+			}
+			return o.uri, p, nil
+		}
+		return sas.EncodeResource(o.uri), o.uri, nil
+	case o.hub != "" || o.device != "" || o.module != "":
+		host := o.hub
+		if host == "" && haveCS {
+			host = cs.HostName
+		}
+		switch {
+		case host == "":
+			return "", "", usageErrorf("--device and --module need --hub (or -c for the host name)")
+		case o.module != "" && o.device == "":
+			return "", "", usageErrorf("--module needs --device")
+		case o.module != "":
+			plain = sas.ModuleResource(host, o.device, o.module)
+		case o.device != "":
+			plain = sas.DeviceResource(host, o.device)
+		default:
+			plain = sas.HubResource(host)
+		}
+		return sas.EncodeResource(plain), plain, nil
+	case haveCS:
+		plain = cs.Resource()
+		return sas.EncodeResource(plain), plain, nil
+	}
+	return "", "", usageErrorf("no resource: pass --uri, --hub with --device/--module, or -c")
+}
+
+// genHints warns, on stderr, about tokens that will not work as probably intended.
+func (st *streams) genHints(ri resourceInfo, keyName string, expiry, now time.Time) {
+	hint := func(format string, args ...any) { fmt.Fprintf(st.err, "sastool: hint: "+format+"\n", args...) }
+	if ri.Problem != "" {
+		hint("the resource looks wrong: %s", ri.Problem)
+	}
+	switch {
+	case (ri.Kind == "hub" || ri.Kind == "devices") && keyName == "":
+		hint("a token for %s must be signed with a policy key and name it with --policy (skn); a device key signs only its own device", ri.describe())
+	case ri.Kind == "dps" && keyName != "registration":
+		hint("DPS tokens carry skn=registration (add --policy registration)")
+	}
+	if !expiry.After(now) {
+		hint("this token is already expired (at %s, %s ago); fine for negative tests", utc(expiry), humanDuration(now.Sub(expiry)))
+	}
+}
