@@ -184,21 +184,31 @@ func (c *Conn) ReadPacket(timeout time.Duration) (Packet, error) {
 	if err != nil {
 		return Packet{}, err
 	}
+	select { // a packet already waiting wins over an expired timeout
+	case r := <-c.in:
+		return c.take(r)
+	default:
+	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case r := <-c.in:
-		if r.err != nil {
-			c.mu.Lock()
-			c.readErr = r.err
-			c.mu.Unlock()
-		}
-		return r.p, r.err
+		return c.take(r)
 	case <-c.done:
 		return Packet{}, ErrClosed
 	case <-t.C:
 		return Packet{}, fmt.Errorf("%w (%v)", ErrTimeout, timeout)
 	}
+}
+
+// take returns a result from the reader, remembering a final error.
+func (c *Conn) take(r readResult) (Packet, error) {
+	if r.err != nil {
+		c.mu.Lock()
+		c.readErr = r.err
+		c.mu.Unlock()
+	}
+	return r.p, r.err
 }
 
 // ExpectClosed returns nil if the server closes the connection within
