@@ -93,8 +93,10 @@ func (t Token) sigForms() ([]sigForm, string) {
 			forms = append(forms, sigForm{b, note})
 		}
 	}
-	if b, err := base64.StdEncoding.DecodeString(s); err == nil {
+	if b, err := base64.StdEncoding.Strict().DecodeString(s); err == nil && !strings.ContainsAny(s, "\r\n") {
 		add(b, "")
+	} else if b, err := base64.StdEncoding.DecodeString(s); err == nil {
+		add(b, "sig is not canonical base64 (line breaks or non-zero trailing bits); send it exactly as encoded")
 	}
 	if strings.Contains(s, " ") {
 		if b, err := base64.StdEncoding.DecodeString(strings.ReplaceAll(s, " ", "+")); err == nil {

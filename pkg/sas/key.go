@@ -17,8 +17,9 @@ func DecodeKey(s string) ([]byte, error) {
 	if s == "" {
 		return nil, fmt.Errorf("%w: empty", ErrKey)
 	}
+	// encoding/base64 skips '\r' and '\n'; a strict key has no whitespace at all.
 	b, err := base64.StdEncoding.Strict().DecodeString(s)
-	if err == nil {
+	if err == nil && !strings.ContainsAny(s, "\r\n") {
 		return b, nil
 	}
 	return nil, fmt.Errorf("%w: not standard base64: %s", ErrKey, keyProblem(s, err))
@@ -26,7 +27,7 @@ func DecodeKey(s string) ([]byte, error) {
 
 func keyProblem(s string, err error) string {
 	if i := strings.IndexAny(s, " \t\r\n"); i >= 0 {
-		return fmt.Sprintf("whitespace at offset %d (trim the key)", i)
+		return fmt.Sprintf("whitespace at offset %d (trim the key; key files often end with a newline)", i)
 	}
 	if i := strings.IndexAny(s, "-_"); i >= 0 {
 		return fmt.Sprintf("%q at offset %d: the key uses the URL-safe alphabet, want '+' and '/'", s[i], i)

@@ -2,7 +2,6 @@ package sas
 
 import (
 	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"strings"
@@ -99,13 +98,13 @@ func (t Token) Verify(key []byte, now time.Time, opts ...VerifyOption) error {
 	return nil
 }
 
-// signedWith reports whether t.Signature is the HMAC of t under key.
+// signedWith reports whether t.Signature is the HMAC of t under key. Like
+// IoT Edge hub, it compares the base64 text (constant time), so only the
+// canonical, padded standard encoding is accepted.
 func (t Token) signedWith(key []byte) bool {
-	got, err := base64.StdEncoding.DecodeString(t.Signature)
-	if err != nil || len(got) != sha256.Size {
-		return false
-	}
-	return hmac.Equal(got, mac(key, t.StringToSign()))
+	var buf [44]byte
+	base64.StdEncoding.Encode(buf[:], mac(key, t.StringToSign()))
+	return hmac.Equal([]byte(t.Signature), buf[:])
 }
 
 func (t Token) checkExpiry(now time.Time, c *verifyConfig) *Rejection {

@@ -168,6 +168,11 @@ func TestDiagnosis(t *testing.T) {
 			tok.Signature = strings.NewReplacer("=", "%3D", "/", "%2F", "+", "%2B").Replace(tok.Signature)
 			return tok
 		}(), testKey, nil, "percent-encoded twice"},
+		{"sig-with-line-break", func() Token {
+			tok := Sign(testDevWire, "", testKey, testExpiry)
+			tok.Signature = tok.Signature[:20] + "\n" + tok.Signature[20:]
+			return tok
+		}(), testKey, nil, "not canonical base64"},
 		{"skn-but-device-key", Sign(testDevWire, "device", policyKey, testExpiry), testKey, nil, "names a policy (skn=device)"},
 		{"nothing-explains", Sign(testDevWire, "", otherKey, testExpiry), testKey, nil, "no known mistake"},
 		{"sig-wrong-length", Token{Resource: testDevWire, Signature: "YWJjZA==", Expiry: se}, testKey, nil, "decodes to 4 bytes"},
