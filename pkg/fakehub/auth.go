@@ -1,0 +1,378 @@
+package fakehub
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/hubkit/hubkit/pkg/iothub"
+	"github.com/hubkit/hubkit/pkg/sas"
+)
+
+// authHook authenticates CONNECTs the way IoT Hub does and owns the
+// connection lifecycle: one connection per identity, token expiry,
+// keep-alive cap, and the reasons for every refusal.
+type authHook struct {
+	mqtt.HookBase
+	s *Server
+}
+
+func (h *authHook) ID() string { return "fakehub-auth" }
+
+func (h *authHook) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnPacketRead, mqtt.OnConnect, mqtt.OnConnectAuthenticate,
+		mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
+	}, []byte{b})
+}
+
+// errRefused ends attachClient after our own CONNACK (mochi sends none).
+var errRefused = errors.New("fakehub: connection refused")
+
+// OnPacketRead checks the CONNECT header before mochi validates it: mochi
+// would answer a wrong name or level with codes that 3.1.1 does not define.
+func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Connect {
+		return pk, nil
+	}
+	s := h.s
+	if g, ok := cl.Net.Conn.(*guardConn); ok {
+		g.connected.Store(true)
+	}
+	rj := Rejection{RemoteAddr: cl.Net.Remote, ClientID: pk.Connect.ClientIdentifier, UserName: string(pk.Connect.Username)}
+	if ss := s.sessions.get(cl); ss != nil {
+		rj.Identity, rj.Reason, rj.Detail = ss.id, ReasonDuplicateConnect, "a second CONNECT on an established connection"
+		s.reject(rj)
+		return pk, packets.ErrRejectPacket
+	}
+	if id, err := iothub.ParseClientID(rj.ClientID); err == nil {
+		rj.Identity = id
+	}
+	switch {
+	case pk.Connect.ProtocolName == nil || string(pk.Connect.ProtocolName) != "MQTT":
+		rj.Reason = ReasonProtocolName
+		rj.Detail = fmt.Sprintf("protocol name %q, want \"MQTT\" (MQTT 3.1.1)", pk.Connect.ProtocolName)
+		s.reject(rj)
+		return pk, packets.ErrRejectPacket
+	case pk.ProtocolVersion != 4:
+		_ = s.mochi.SendConnack(cl, packets.ErrUnsupportedProtocolVersion, false, nil)
+		rj.Reason = ReasonProtocolVersion
+		rj.Detail = fmt.Sprintf("protocol level %d, IoT Hub speaks only MQTT 3.1.1 (level 4)", pk.ProtocolVersion)
+		s.reject(rj)
+		return pk, packets.ErrRejectPacket
+	case pk.ReservedBit != 0:
+		rj.Reason, rj.Detail = ReasonMalformedConnect, "CONNECT with the reserved flag set (MQTT-3.1.2-3)"
+		s.reject(rj)
+		return pk, packets.ErrRejectPacket
+	case pk.Connect.ClientIdentifier == "":
+		// mochi would answer clean=false with an empty ID with 0x80, invalid in 3.1.1.
+		_ = s.mochi.SendConnack(cl, packets.ErrBadUsernameOrPassword, false, nil)
+		rj.Reason = sas.ReasonClientIDMismatch
+		rj.Detail = "empty client ID; it must be the device ID (or deviceId/moduleId)"
+		s.reject(rj)
+		return pk, packets.ErrRejectPacket
+	}
+	// Pre-empt mochi's own checks, which answer with codes 3.1.1 lacks (0x82, 0x9B).
+	if pk.Connect.WillFlag && pk.Connect.WillQos > 1 {
+		pk.Connect.WillQos = 1
+	}
+	if pk.Connect.WillFlag && len(pk.Connect.WillPayload) == 0 {
+		pk.Connect.WillPayload = emptyWill // legal MQTT; restored in OnConnect
+	}
+	if pk.Connect.PasswordFlag && len(pk.Connect.Password) == 0 {
+		pk.Connect.PasswordFlag = false // refused as no-password in OnConnect
+	}
+	return pk, nil
+}
+
+// emptyWill stands in for an empty will payload, which mochi refuses.
+var emptyWill = []byte("\x00fakehub-empty-will\x00")
+
+// OnConnect authenticates. A refusal sends its own CONNACK (5, or the
+// disabled-device code) and returns an error, so mochi closes without
+// sending another.
+func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	s := h.s
+	ss, rj := h.authenticate(cl, pk)
+	if rj != nil {
+		code := packets.ErrBadUsernameOrPassword // 3.1.1: 5
+		if rj.Reason == sas.ReasonDisabled && s.opts.Quirks.disabledCode() != 5 {
+			code = connackCode(s.opts.Quirks.disabledCode())
+		}
+		if rj.Reason == ReasonServerClosing {
+			code = packets.ErrServerUnavailable
+		}
+		_ = s.mochi.SendConnack(cl, code, false, nil)
+		s.reject(*rj)
+		return errRefused
+	}
+	h.capKeepAlive(cl, pk.Connect.Keepalive)
+	if bytes.Equal(cl.Properties.Will.Payload, emptyWill) {
+		cl.Properties.Will.Payload = []byte{}
+	}
+	s.sessions.mu.Lock()
+	s.sessions.pending[cl] = ss
+	s.sessions.mu.Unlock()
+	return nil
+}
+
+// connackCode maps a 3.1.1 return code to the mochi code that produces it.
+func connackCode(c byte) packets.Code {
+	switch c {
+	case 1:
+		return packets.ErrUnsupportedProtocolVersion
+	case 2:
+		return packets.ErrClientIdentifierNotValid
+	case 3:
+		return packets.ErrServerUnavailable
+	case 4:
+		return packets.ErrMalformedUsername
+	default:
+		return packets.ErrBadUsernameOrPassword
+	}
+}
+
+// capKeepAlive makes mochi's read deadline (keepalive × 1.5, in whole
+// seconds) at most the cap; keep-alive 0 gets the cap unless
+// Quirks.KeepAliveZeroNoTimeout.
+func (h *authHook) capKeepAlive(cl *mqtt.Client, ka uint16) {
+	q := h.s.opts.Quirks
+	capSec := int(q.keepAliveCap() / time.Second)
+	if capSec < 1 {
+		capSec = 1
+	}
+	if ka == 0 && q.KeepAliveZeroNoTimeout {
+		return
+	}
+	if ka != 0 && int(ka)+int(ka)/2 <= capSec {
+		return
+	}
+	// Largest k with k + k/2 <= cap (1767 s -> 1178).
+	k := capSec * 2 / 3
+	for (k+1)+(k+1)/2 <= capSec {
+		k++
+	}
+	k = max(min(k, 65535), 1)
+	cl.State.Keepalive = uint16(k)
+}
+
+// authenticate returns the pending session, or the refusal.
+func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *Rejection) {
+	s := h.s
+	now := s.opts.Now()
+	user := string(pk.Connect.Username)
+	rj := &Rejection{RemoteAddr: cl.Net.Remote, ClientID: cl.ID, UserName: user}
+	fail := func(reason sas.Reason, detail string, hints ...string) (*session, *Rejection) {
+		rj.Reason, rj.Detail, rj.Hints = reason, detail, hints
+		return nil, rj
+	}
+	if s.closing.Load() {
+		return fail(ReasonServerClosing, "the hub is shutting down")
+	}
+	id, err := iothub.ParseClientID(cl.ID)
+	if err != nil {
+		return fail(sas.ReasonClientIDMismatch, fmt.Sprintf("client ID %q is not a device ID or deviceId/moduleId: %v", cl.ID, err))
+	}
+	rj.Identity = id
+	if !pk.Connect.UsernameFlag || user == "" {
+		return fail(sas.ReasonUserNameMalformed, "no user name; want "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion)
+	}
+	un, err := iothub.ParseUserName(user)
+	if err != nil {
+		return fail(sas.ReasonUserNameMalformed, err.Error(), "want "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion)
+	}
+	if !s.isOurHost(un.Host) {
+		return fail(sas.ReasonHostMismatch, fmt.Sprintf("user name names host %q but this hub is %q", un.Host, s.opts.HostName))
+	}
+	if un.Identity != id {
+		return fail(sas.ReasonUserNameMismatch, fmt.Sprintf("client ID %q but the user name is for %q", id.ClientID(), un.Identity.ClientID()))
+	}
+	if !pk.Connect.PasswordFlag || len(pk.Connect.Password) == 0 {
+		return fail(sas.ReasonNoPassword, "no password: a SAS token is required (X.509 is not supported)")
+	}
+	tok, err := sas.Parse(string(pk.Connect.Password))
+	if err != nil {
+		return fail(sas.ReasonMalformed, err.Error())
+	}
+	plain, err := tok.PlainResource()
+	if err != nil {
+		return fail(sas.ReasonMalformed, err.Error())
+	}
+	srHost, _, _ := strings.Cut(plain, "/")
+	if !s.isOurHost(srHost) {
+		return fail(sas.ReasonHostMismatch, fmt.Sprintf("token is for host %q but this hub is %q", srHost, s.opts.HostName))
+	}
+	cred, ok := s.opts.Registry.lookup(id)
+	if !ok {
+		what := "device " + id.DeviceID
+		if id.IsModule() {
+			what = "module " + id.String()
+		}
+		return fail(sas.ReasonUnknownIdentity, what+" is not registered in this hub")
+	}
+	if !cred.enabled {
+		return fail(sas.ReasonDisabled, "device "+id.DeviceID+" is disabled")
+	}
+	// The audience is written with the host as the token has it (host:port and case allowed).
+	audience := sas.DeviceResource(srHost, id.DeviceID)
+	if id.IsModule() {
+		audience = sas.ModuleResource(srHost, id.DeviceID, id.ModuleID)
+	}
+	opts := []sas.VerifyOption{sas.WithSkew(s.opts.TokenExpiryGrace), sas.WithAudience(audience)}
+	if s.opts.Quirks.CaseInsensitiveIDsInSR {
+		opts = append(opts, sas.WithCaseInsensitiveIDs())
+	}
+	scope := "device"
+	if id.IsModule() {
+		scope = "module"
+	}
+	if tok.KeyName != "" {
+		pol, ok := s.opts.Registry.Policy(tok.KeyName)
+		if !ok {
+			return fail(sas.ReasonUnknownPolicy, fmt.Sprintf("token names policy %q (skn), which this hub does not have", tok.KeyName))
+		}
+		err = verify(tok, pol.Keys, now, append(opts, sas.WithSuspectKeys(s.opts.Registry.suspects(id, plain)...)))
+		if err == nil && pol.Rights&DeviceConnect == 0 {
+			return fail(sas.ReasonPolicyPermission, fmt.Sprintf("policy %q has %s but not DeviceConnect", pol.Name, rightsOrNone(pol.Rights)),
+				"use a policy with DeviceConnect (device or iothubowner), or the device's own key")
+		}
+		scope = "hub"
+	} else {
+		err = verify(tok, cred.keys, now, append(opts, sas.WithSuspectKeys(s.opts.Registry.suspects(id, plain)...)))
+		if err != nil && id.IsModule() && s.opts.Quirks.AllowDeviceKeyForModule {
+			if verify(tok, cred.deviceKeys, now, append(opts, sas.WithoutDiagnosis())) == nil {
+				err, scope = nil, "device"
+			}
+		}
+	}
+	if err != nil {
+		reason, detail, hints := rejectionFrom(err, sas.ReasonSignatureMismatch)
+		return fail(reason, detail, hints...)
+	}
+	if pk.Connect.WillFlag {
+		if p, werr := iothub.ClassifyPublish(id, pk.Connect.WillTopic); werr != nil || p.Kind != iothub.TopicTelemetry {
+			if !s.opts.Quirks.DropInvalidWill {
+				detail := fmt.Sprintf("will topic %q is not the telemetry topic of %s", pk.Connect.WillTopic, id)
+				if werr != nil {
+					detail += ": " + werr.Error()
+				}
+				return fail(ReasonWillTopic, detail, "a will must be published to "+iothub.TelemetryTopic(id, nil))
+			}
+			cl.Properties.Will = mqtt.Will{}
+		}
+		cl.Properties.Will.Retain = false
+	}
+	return &session{
+		srv: s, cl: cl, id: id, userName: un, rawUserName: user, remote: cl.Net.Remote,
+		authScope: scope, generation: cred.generationID, expiry: tok.ExpiresAt(), connectedAt: now,
+		done: make(chan struct{}),
+	}, nil
+}
+
+func rightsOrNone(r Rights) string {
+	if r == 0 {
+		return "no rights"
+	}
+	return r.String()
+}
+
+// verify checks tok against a key pair.
+func verify(tok sas.Token, k Keys, now time.Time, opts []sas.VerifyOption) error {
+	primary, err := sas.DecodeKey(k.Primary)
+	if err != nil {
+		return sas.Reject(sas.ReasonSignatureMismatch, "the identity has no usable symmetric key")
+	}
+	if sec, err := sas.DecodeKey(k.Secondary); err == nil {
+		opts = append(opts, sas.WithSecondaryKey(sec))
+	}
+	return tok.Verify(primary, now, opts...)
+}
+
+// OnConnectAuthenticate is only reached when OnConnect accepted.
+func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	return h.s.sessions.get(cl) != nil
+}
+
+// OnSessionEstablish runs before mochi's own takeover, which would send the
+// MQTT 5 DISCONNECT e0 00 to a 3.1.1 client: the older connection of the
+// identity is closed here first, silently, so mochi's write fails.
+func (h *authHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	s := h.s
+	ss := s.sessions.get(cl)
+	if ss == nil {
+		return
+	}
+	old := s.sessions.establish(ss)
+	if old == nil {
+		return
+	}
+	s.hubClose(old, ReasonReplaced, fmt.Sprintf("a newer connection for %s from %s replaced this one", ss.id, ss.remote))
+	// Wait for the old connection to finish, so mochi's bookkeeping for it
+	// (which deletes by client ID) cannot remove the new one.
+	select {
+	case <-old.done:
+	case <-time.After(2 * time.Second):
+	}
+	if old.cl.Properties.Clean {
+		for i := 0; i < 500; i++ {
+			if cur, ok := s.mochi.Clients.Get(cl.ID); !ok || cur != old.cl {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// OnSessionEstablished starts the token timer and tells the cloud side.
+func (h *authHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	s := h.s
+	ss := s.sessions.get(cl)
+	if ss == nil {
+		return
+	}
+	d := ss.deadline().Sub(s.opts.Now())
+	ss.timer = time.AfterFunc(max(d, 0), func() { s.expire(ss) })
+	s.log.Info("connected", "deviceId", ss.id.DeviceID, "moduleId", ss.id.ModuleID, "remoteAddr", ss.remote,
+		"auth", ss.authScope, "tokenExpiry", ss.expiry.UTC().Format(time.RFC3339))
+	s.cloud.established(ss)
+}
+
+// OnDisconnect clears the session and records keep-alive time-outs.
+func (h *authHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	s := h.s
+	ss := s.sessions.remove(cl)
+	if ss == nil {
+		return
+	}
+	if ss.timer != nil {
+		ss.timer.Stop()
+	}
+	var ne net.Error
+	if ss.closeReason.Load() == nil && err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())) {
+		r := ReasonKeepAlive
+		if ss.closeReason.CompareAndSwap(nil, &r) {
+			s.reject(ss.rejection(ReasonKeepAlive, fmt.Sprintf("nothing received for %ds (1.5 × keep-alive, capped)", int(cl.State.Keepalive)+int(cl.State.Keepalive)/2)))
+		}
+	}
+	replaced := false
+	if r := ss.closeReason.Load(); r != nil && *r == ReasonReplaced {
+		replaced = true
+	}
+	s.log.Info("disconnected", "deviceId", ss.id.DeviceID, "moduleId", ss.id.ModuleID, "remoteAddr", ss.remote, "error", errString(err))
+	s.cloud.disconnected(ss, replaced)
+	close(ss.done)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -1,0 +1,88 @@
+// Package fakehubtest starts in-process fake IoT hubs for tests: a fresh CA,
+// a TLS listener on 127.0.0.1 with a random port, and Close registered with
+// t.Cleanup. It is the only fakehub package that imports testing.
+package fakehubtest
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hubkit/hubkit/internal/certs"
+	"github.com/hubkit/hubkit/pkg/fakehub"
+)
+
+// Hub is a running fake hub and what a client needs to trust it.
+type Hub struct {
+	*fakehub.Server
+	// CAPool trusts the hub's certificate.
+	CAPool *x509.CertPool
+	// CAFile is a PEM file of the CA (for mosquitto --cafile, Python tls_set).
+	CAFile string
+	// Host and Port to dial (127.0.0.1 and the random port).
+	Host string
+	Port string
+}
+
+// ClientTLS returns a client TLS configuration trusting the hub, verifying
+// the name serverName ("" means the hub's host name).
+func (h *Hub) ClientTLS() *tls.Config {
+	return &tls.Config{RootCAs: h.CAPool, ServerName: h.HostName(), MinVersion: tls.VersionTLS12}
+}
+
+// Start runs a hub for the test. opts may set anything; Addr defaults to
+// 127.0.0.1:0, TLS is filled from a fresh CA (leaf for the host name,
+// localhost, 127.0.0.1 and ::1) and Logger defaults to t.Log at Debug when
+// the test runs with -v, else discarded.
+func Start(t testing.TB, opts fakehub.Options) *Hub {
+	t.Helper()
+	now := time.Now()
+	ca, err := certs.NewCA("fakehubtest CA", 24*time.Hour, now, nil)
+	if err != nil {
+		t.Fatalf("fakehubtest: NewCA: %v", err)
+	}
+	host := opts.HostName
+	if host == "" {
+		host = "localhost"
+	}
+	if opts.TLS == nil && opts.InsecureAddr == "" {
+		cfg, err := ca.ServerTLS(append([]string{host, "localhost", "127.0.0.1", "::1"}, opts.Aliases...), 24*time.Hour, now)
+		if err != nil {
+			t.Fatalf("fakehubtest: ServerTLS: %v", err)
+		}
+		opts.TLS = cfg
+	}
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	if opts.Logger == nil && testing.Verbose() {
+		opts.Logger = slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	srv, err := fakehub.NewServer(opts)
+	if err != nil {
+		t.Fatalf("fakehubtest: NewServer: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}), 0o644); err != nil {
+		t.Fatalf("fakehubtest: %v", err)
+	}
+	h := &Hub{Server: srv, CAPool: ca.Pool(), CAFile: caFile, Host: "127.0.0.1"}
+	_, h.Port, _ = splitHostPort(srv.Addr())
+	return h
+}
+
+type tlog struct{ t testing.TB }
+
+func (l tlog) Write(p []byte) (int, error) {
+	l.t.Log(string(p))
+	return len(p), nil
+}
+
+func splitHostPort(a string) (string, string, error) { return net.SplitHostPort(a) }

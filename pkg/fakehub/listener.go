@@ -1,0 +1,95 @@
+package fakehub
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// guardListener wraps the TCP listener mochi serves from. mochi has no
+// CONNECT (or TLS handshake) time-out (mochi-and-paho.md §2j), so each
+// accepted connection gets a deadline that mochi replaces once CONNECT is
+// processed. It also tracks open connections so Close can end those that
+// never reached CONNECT (mochi does not know about them).
+type guardListener struct {
+	net.Listener
+	tls       *tls.Config
+	timeout   time.Duration
+	onTimeout func(remote string)
+
+	mu    sync.Mutex
+	conns map[*guardConn]struct{}
+}
+
+func newGuardListener(raw net.Listener, cfg *tls.Config, timeout time.Duration, onTimeout func(string)) *guardListener {
+	return &guardListener{Listener: raw, tls: cfg, timeout: timeout, onTimeout: onTimeout, conns: map[*guardConn]struct{}{}}
+}
+
+func (l *guardListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Now().Add(l.timeout))
+	var inner net.Conn = c
+	if l.tls != nil {
+		inner = tls.Server(c, l.tls)
+	}
+	g := &guardConn{Conn: inner, l: l}
+	l.mu.Lock()
+	l.conns[g] = struct{}{}
+	l.mu.Unlock()
+	return g, nil
+}
+
+func (l *guardListener) closeAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		_ = c.Conn.Close()
+	}
+}
+
+func (l *guardListener) open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.conns)
+}
+
+// guardConn is one accepted connection (TLS already layered in).
+type guardConn struct {
+	net.Conn
+	l         *guardListener
+	connected atomic.Bool // CONNECT seen
+	reported  atomic.Bool
+	closeOnce sync.Once
+}
+
+func (c *guardConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if err != nil && !c.connected.Load() && errors.Is(err, os.ErrDeadlineExceeded) && c.reported.CompareAndSwap(false, true) {
+		c.l.onTimeout(c.RemoteAddr().String())
+	}
+	return n, err
+}
+
+func (c *guardConn) Close() error {
+	c.closeOnce.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.conns, c)
+		c.l.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// ConnectionState exposes the TLS state (for X.509 identities later).
+func (c *guardConn) ConnectionState() (tls.ConnectionState, bool) {
+	if tc, ok := c.Conn.(*tls.Conn); ok {
+		return tc.ConnectionState(), true
+	}
+	return tls.ConnectionState{}, false
+}

@@ -1,0 +1,151 @@
+package fakehub
+
+import (
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/hubkit/hubkit/pkg/sas"
+)
+
+// Options configures a Server. The zero value of each field is a sensible
+// default; TLS (or InsecureAddr) is required.
+type Options struct {
+	// HostName is the hub host name devices must name in their user name and
+	// token (compared case-insensitively, ":port" suffixes accepted).
+	// Default "localhost".
+	HostName string
+	// Aliases are further host names accepted like HostName.
+	Aliases []string
+	// Addr is the TLS listen address, default "127.0.0.1:0".
+	Addr string
+	// TLS is the server TLS configuration (a certificate is required). It may
+	// be nil only when InsecureAddr is set: then only the plaintext listener runs.
+	TLS *tls.Config
+	// InsecureAddr, when set, adds a plaintext MQTT listener (IoT Hub has none;
+	// for debugging with tools that cannot do TLS). A WARN is logged.
+	InsecureAddr string
+	// Registry holds devices and policies; nil: NewRegistry(Rand).
+	Registry *Registry
+	// Logger receives the hub's logs (nil: discarded). mochi's own logs go to
+	// it at Debug, except its errors.
+	Logger *slog.Logger
+	// Now is the clock used for token checks and timestamps (default time.Now).
+	Now func() time.Time
+	// Rand is the randomness for generated keys (default crypto/rand).
+	Rand io.Reader
+	// ConnectTimeout closes connections that have not completed the TLS
+	// handshake and sent CONNECT within this time. Default 10 s.
+	ConnectTimeout time.Duration
+	// TelemetryBuffer is how many telemetry messages are kept (oldest
+	// dropped first). Default 10000.
+	TelemetryBuffer int
+	// TokenExpiryGrace is both the clock-skew allowance when a token is
+	// checked at CONNECT and the delay after the token's expiry before a
+	// connected device is dropped. 0 means sas.DefaultSkew (5 min); a
+	// negative value means none.
+	TokenExpiryGrace time.Duration
+	// Quirks switch the behaviours that are inferred, not documented.
+	Quirks Quirks
+}
+
+// Quirks are IoT Hub behaviours that the reference material marks as
+// inferred or undocumented ([I] in iothub-mqtt.md). The zero value is
+// fakehub's best guess of IoT Hub; each field switches one behaviour, the
+// way mochi's Compatibilities do.
+type Quirks struct {
+	// DisabledDeviceCode is the CONNACK return code for a disabled device:
+	// 0 means 5 (the C SDK docs: the hub "always" returns 5); 3 is what the
+	// C SDK maps to DEVICE_DISABLED (iothub-mqtt.md §3, §11.1).
+	DisabledDeviceCode byte
+	// SubackOnForbiddenSubscribe answers a forbidden SUBSCRIBE filter with
+	// SUBACK 0x80 instead of closing the connection, which IoT Hub does
+	// (iothub-mqtt.md §4.5, observed).
+	SubackOnForbiddenSubscribe bool
+	// IgnoreForbiddenPublish PUBACKs and drops a PUBLISH to a forbidden topic
+	// instead of closing the connection (IoT Hub closes, inferred from the
+	// protocol gateway, iothub-mqtt.md §4.5).
+	IgnoreForbiddenPublish bool
+	// AllowDeviceKeyForModule lets a module connect with a token signed by
+	// its device's key over the device resource, like IoT Edge hub's opt-in
+	// allowDeviceAuthForModule (iothub-mqtt.md §11.4; IoT Hub: unknown).
+	AllowDeviceKeyForModule bool
+	// CaseInsensitiveIDsInSR compares device and module IDs in the token's
+	// sr without regard to case, as IoT Edge hub does (iothub-mqtt.md §2.4,
+	// §11.3; registry IDs are case-sensitive).
+	CaseInsensitiveIDsInSR bool
+	// AcceptLeadingQuestionMarkInBag tolerates a '?' before the telemetry
+	// property bag ("devices/d/messages/events/?a=b"), as the Python SDK wiki
+	// writes it (iothub-mqtt.md §11.9; IoT Hub: unknown).
+	AcceptLeadingQuestionMarkInBag bool
+	// KeepAliveCap is the longest time a silent connection stays open:
+	// 1.5 × keep-alive, capped at this. 0 means 1767 s, the Azure load
+	// balancer's idle limit (iothub-mqtt.md 1.17).
+	KeepAliveCap time.Duration
+	// KeepAliveZeroNoTimeout makes keep-alive 0 mean "no time-out" (plain
+	// MQTT) instead of the cap (the protocol gateway's rule, iothub-mqtt.md 1.17).
+	KeepAliveZeroNoTimeout bool
+	// DropInvalidWill accepts a CONNECT whose will targets something other
+	// than the identity's telemetry topic and drops the will; by default such
+	// a CONNECT is refused with CONNACK 5 (the docs only say "telemetry topic
+	// only", iothub-mqtt.md §5).
+	DropInvalidWill bool
+	// WillOnHubClose publishes the will also when the hub itself closes the
+	// connection for an administrative reason (token expiry, a newer
+	// connection for the same identity, device disabled or removed). By
+	// default it is published only when the connection ends without
+	// DISCONNECT for any other reason (network loss, keep-alive, protocol
+	// violation), as "the network connection closes" reads in iothub-mqtt.md §4.1.
+	WillOnHubClose bool
+}
+
+func (q Quirks) disabledCode() byte {
+	if q.DisabledDeviceCode == 0 {
+		return 5
+	}
+	return q.DisabledDeviceCode
+}
+
+func (q Quirks) keepAliveCap() time.Duration {
+	if q.KeepAliveCap <= 0 {
+		return 1767 * time.Second
+	}
+	return q.KeepAliveCap
+}
+
+// Defaults.
+const (
+	DefaultConnectTimeout  = 10 * time.Second
+	DefaultTelemetryBuffer = 10000
+)
+
+func (o *Options) setDefaults() {
+	if o.HostName == "" {
+		o.HostName = "localhost"
+	}
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:0"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.TelemetryBuffer <= 0 {
+		o.TelemetryBuffer = DefaultTelemetryBuffer
+	}
+	switch {
+	case o.TokenExpiryGrace == 0:
+		o.TokenExpiryGrace = sas.DefaultSkew
+	case o.TokenExpiryGrace < 0:
+		o.TokenExpiryGrace = 0
+	}
+	if o.Registry == nil {
+		o.Registry = NewRegistry(o.Rand)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}

@@ -1,0 +1,147 @@
+package fakehub
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/hubkit/hubkit/pkg/iothub"
+	"github.com/hubkit/hubkit/pkg/sas"
+)
+
+// Reasons fakehub adds to the sas verdicts, for refusals and closes that are
+// about packets and topics rather than tokens. Like sas.Reason values they
+// are stable codes.
+const (
+	// ReasonProtocolName: CONNECT with a protocol name other than "MQTT"; closed without CONNACK.
+	ReasonProtocolName sas.Reason = "protocol-name"
+	// ReasonProtocolVersion: CONNECT with a protocol level other than 4 (3.1.1); CONNACK 1, then closed.
+	ReasonProtocolVersion sas.Reason = "protocol-version"
+	// ReasonMalformedConnect: a CONNECT MQTT 3.1.1 says to close on (reserved flag set); closed.
+	ReasonMalformedConnect sas.Reason = "connect-malformed"
+	// ReasonConnectTimeout: no TLS handshake and CONNECT within Options.ConnectTimeout.
+	ReasonConnectTimeout sas.Reason = "connect-timeout"
+	// ReasonDuplicateConnect: a second CONNECT on an established connection; closed.
+	ReasonDuplicateConnect sas.Reason = "duplicate-connect"
+	// ReasonWillTopic: a will that does not target the identity's telemetry topic; CONNACK 5.
+	ReasonWillTopic sas.Reason = "will-topic-forbidden"
+	// ReasonTopicForbidden: PUBLISH to a topic the identity may not publish to; closed.
+	ReasonTopicForbidden sas.Reason = "topic-forbidden"
+	// ReasonSubscribeForbidden: SUBSCRIBE to a filter the identity may not use; closed
+	// (or SUBACK 0x80 with Quirks.SubackOnForbiddenSubscribe).
+	ReasonSubscribeForbidden sas.Reason = "subscribe-forbidden"
+	// ReasonQoS2Publish: PUBLISH with QoS 2; closed.
+	ReasonQoS2Publish sas.Reason = "qos2-publish"
+	// ReasonMessageTooLarge: telemetry over iothub.MaxTelemetrySize (body + properties); closed.
+	ReasonMessageTooLarge sas.Reason = "message-too-large"
+	// ReasonKeepAlive: nothing received for 1.5 × keep-alive (capped); closed.
+	ReasonKeepAlive sas.Reason = "keepalive-timeout"
+	// ReasonReplaced: a newer connection for the same identity; this one closed.
+	ReasonReplaced sas.Reason = "connection-replaced"
+	// ReasonServerClosing: the hub was shutting down; CONNACK 3.
+	ReasonServerClosing sas.Reason = "server-closing"
+)
+
+// Token expiry while connected is recorded with sas.ReasonExpired, disabling
+// or removing a connected identity with sas.ReasonDisabled or
+// sas.ReasonUnknownIdentity.
+
+// Rejection records why the hub refused a connection or closed one.
+type Rejection struct {
+	Time       time.Time
+	RemoteAddr string
+	ClientID   string          // as sent in CONNECT ("" before CONNECT)
+	Identity   iothub.Identity // the identity claimed or authenticated, when known
+	UserName   string          // as sent (never the password)
+	Reason     sas.Reason
+	Detail     string   // one sentence, no secrets
+	Hints      []string // most likely cause first
+}
+
+// maxRejections bounds the history kept by Server.Rejections.
+const maxRejections = 10000
+
+type rejectionLog struct {
+	mu      sync.Mutex
+	list    []Rejection
+	dropped int
+	changed chan struct{}
+}
+
+func (l *rejectionLog) add(r Rejection) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.list) >= maxRejections {
+		l.list = l.list[1:]
+		l.dropped++
+	}
+	l.list = append(l.list, r)
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
+}
+
+// Rejections returns the refusals and hub-initiated closes so far, oldest
+// first (at most the last 10000).
+func (s *Server) Rejections() []Rejection {
+	s.rejections.mu.Lock()
+	defer s.rejections.mu.Unlock()
+	return append([]Rejection(nil), s.rejections.list...)
+}
+
+// WaitRejection returns the first recorded rejection (past or future) for
+// which match returns true (nil matches any), or ctx's error.
+func (s *Server) WaitRejection(ctx context.Context, match func(Rejection) bool) (Rejection, error) {
+	l := &s.rejections
+	next := 0
+	for {
+		l.mu.Lock()
+		if next < l.dropped {
+			next = l.dropped
+		}
+		for ; next-l.dropped < len(l.list); next++ {
+			r := l.list[next-l.dropped]
+			if match == nil || match(r) {
+				l.mu.Unlock()
+				return r, nil
+			}
+		}
+		if l.changed == nil {
+			l.changed = make(chan struct{})
+		}
+		ch := l.changed
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return Rejection{}, ctx.Err()
+		}
+	}
+}
+
+// reject records r and logs it at WARN (no secrets).
+func (s *Server) reject(r Rejection) {
+	if r.Time.IsZero() {
+		r.Time = s.opts.Now().UTC()
+	}
+	s.rejections.add(r)
+	attrs := []any{"reason", string(r.Reason), "detail", r.Detail, "clientId", r.ClientID, "remoteAddr", r.RemoteAddr}
+	if r.Identity.DeviceID != "" {
+		attrs = append(attrs, "deviceId", r.Identity.DeviceID)
+	}
+	if r.Identity.ModuleID != "" {
+		attrs = append(attrs, "moduleId", r.Identity.ModuleID)
+	}
+	if len(r.Hints) > 0 {
+		attrs = append(attrs, "hints", r.Hints)
+	}
+	s.log.Warn("refused", attrs...)
+}
+
+func rejectionFrom(err error, reason sas.Reason) (sas.Reason, string, []string) {
+	if rj, ok := err.(*sas.Rejection); ok {
+		return rj.Reason, rj.Detail, rj.Hints
+	}
+	return reason, err.Error(), nil
+}

@@ -1,0 +1,287 @@
+package fakehub
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/hubkit/hubkit/pkg/iothub"
+	"github.com/hubkit/hubkit/pkg/sas"
+)
+
+// Server is a fake IoT Hub device endpoint (MQTT 3.1.1 over TLS). It is
+// listening when NewServer returns; Close stops it.
+type Server struct {
+	opts      Options
+	log       *slog.Logger
+	mochi     *mqtt.Server
+	hostNames []string // lower-case, without port
+
+	tlsLn, plainLn *guardListener
+
+	sessions   sessionTable
+	telemetry  *ring
+	rejections rejectionLog
+	cloud      cloudSide
+
+	closing   atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// ErrClosed is returned by operations on a closed Server.
+var ErrClosed = errors.New("fakehub: server closed")
+
+// NewServer starts a hub listening on opts.Addr (TLS) and, if set,
+// opts.InsecureAddr (plaintext).
+func NewServer(opts Options) (*Server, error) {
+	opts.setDefaults()
+	if opts.TLS == nil && opts.InsecureAddr == "" {
+		return nil, errors.New("fakehub: Options.TLS is required (or set InsecureAddr for a plaintext-only hub)")
+	}
+	if opts.TLS != nil && len(opts.TLS.Certificates) == 0 && opts.TLS.GetCertificate == nil && opts.TLS.GetConfigForClient == nil {
+		return nil, errors.New("fakehub: Options.TLS has no certificate")
+	}
+	s := &Server{opts: opts, log: opts.Logger, telemetry: newRing(opts.TelemetryBuffer)}
+	for _, h := range append([]string{opts.HostName}, opts.Aliases...) {
+		s.hostNames = append(s.hostNames, strings.ToLower(stripPort(h)))
+	}
+	s.sessions.init()
+	s.cloud = noCloud{}
+	if newCloudSide != nil {
+		s.cloud = newCloudSide(s)
+	}
+
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumQos = 1                                        // SUBSCRIBE QoS 2 is granted 1; QoS 2 PUBLISH is refused in OnPacketRead
+	caps.MaximumPacketSize = iothub.MaxTelemetrySize + 64*1024 // exact size rule in OnPacketRead; this bounds garbage
+	caps.MaximumClientWritesPending = 1024
+	caps.MaximumMessageExpiryInterval = 0
+	caps.MaximumSessionExpiryInterval = 0
+	s.mochi = mqtt.New(&mqtt.Options{
+		InlineClient:           true,
+		Capabilities:           caps,
+		Logger:                 slog.New(mochiLogHandler{s.log.Handler()}),
+		SysTopicResendInterval: 3600,
+	})
+	if err := s.mochi.AddHook(&authHook{s: s}, nil); err != nil {
+		return nil, err
+	}
+	if err := s.mochi.AddHook(&aclHook{s: s}, nil); err != nil {
+		return nil, err
+	}
+	if err := s.mochi.AddHook(&telemetryHook{s: s}, nil); err != nil {
+		return nil, err
+	}
+	opts.Registry.watch(s.registryChanged)
+
+	if opts.TLS != nil {
+		raw, err := net.Listen("tcp", opts.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("fakehub: listen %s: %w", opts.Addr, err)
+		}
+		cfg := opts.TLS.Clone()
+		if cfg.MinVersion == 0 {
+			cfg.MinVersion = tls.VersionTLS12
+		}
+		s.tlsLn = newGuardListener(raw, cfg, opts.ConnectTimeout, s.connectTimedOut)
+		if err := s.mochi.AddListener(listeners.NewNet("mqtts", s.tlsLn)); err != nil {
+			_ = raw.Close()
+			return nil, err
+		}
+	}
+	if opts.InsecureAddr != "" {
+		raw, err := net.Listen("tcp", opts.InsecureAddr)
+		if err != nil {
+			if s.tlsLn != nil {
+				_ = s.tlsLn.Close()
+			}
+			return nil, fmt.Errorf("fakehub: listen %s: %w", opts.InsecureAddr, err)
+		}
+		s.plainLn = newGuardListener(raw, nil, opts.ConnectTimeout, s.connectTimedOut)
+		if err := s.mochi.AddListener(listeners.NewNet("mqtt", s.plainLn)); err != nil {
+			_ = raw.Close()
+			return nil, err
+		}
+		s.log.Warn("plaintext MQTT listener enabled: IoT Hub has none, tokens cross the network in the clear", "addr", s.plainLn.Addr().String())
+	}
+	if err := s.mochi.Serve(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Addr returns the TLS listener's address (host:port), or the plaintext
+// listener's when there is no TLS listener.
+func (s *Server) Addr() string {
+	if s.tlsLn != nil {
+		return s.tlsLn.Addr().String()
+	}
+	return s.plainLn.Addr().String()
+}
+
+// InsecureAddr returns the plaintext listener's address, or "".
+func (s *Server) InsecureAddr() string {
+	if s.plainLn == nil {
+		return ""
+	}
+	return s.plainLn.Addr().String()
+}
+
+// HostName returns the host name devices must use.
+func (s *Server) HostName() string { return s.opts.HostName }
+
+// Registry returns the hub's identity registry.
+func (s *Server) Registry() *Registry { return s.opts.Registry }
+
+// AddDevice registers an enabled device with the given keys (primary, then
+// secondary; missing ones are generated).
+func (s *Server) AddDevice(id string, keys ...[]byte) (Device, error) {
+	var k Keys
+	if len(keys) > 0 {
+		k.Primary = encodeKey(keys[0])
+	}
+	if len(keys) > 1 {
+		k.Secondary = encodeKey(keys[1])
+	}
+	return s.opts.Registry.AddDevice(Device{ID: id, Keys: k})
+}
+
+// Close disconnects every client and stops the listeners. It is idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.closing.Store(true)
+		// Drain first: mochi's Close races with connection set-up (mochi#424,
+		// #541) and can deadlock while clients come and go (mochi#488).
+		for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
+			if ln != nil {
+				_ = ln.Close()
+				ln.closeAll()
+			}
+		}
+		for _, cl := range s.mochi.Clients.GetAll() {
+			cl.Stop(ErrClosed)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for (atomic.LoadInt64(&s.mochi.Info.ClientsConnected) > 0 || s.pendingConns() > 0) && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond) // let attachClient goroutines reach ClientsWg.Done (mochi#424)
+		s.closeErr = s.mochi.Close()
+		s.sessions.stopAll()
+	})
+	return s.closeErr
+}
+
+func (s *Server) pendingConns() int {
+	n := 0
+	for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
+		if ln != nil {
+			n += ln.open()
+		}
+	}
+	return n
+}
+
+// CheckTokens drops every connection whose token expired (plus the grace)
+// according to Options.Now. Expiry timers do this on their own in real time;
+// tests with a fake clock call it after moving the clock.
+func (s *Server) CheckTokens() {
+	now := s.opts.Now()
+	for _, ss := range s.sessions.all() {
+		if !now.Before(ss.deadline()) {
+			s.expire(ss)
+		}
+	}
+}
+
+// isOurHost reports whether h (possibly "host:port") names this hub.
+func (s *Server) isOurHost(h string) bool {
+	h = strings.ToLower(stripPort(h))
+	for _, n := range s.hostNames {
+		if h == n {
+			return true
+		}
+	}
+	return false
+}
+
+func stripPort(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		return host
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+}
+
+func (s *Server) connectTimedOut(remote string) {
+	s.reject(Rejection{RemoteAddr: remote, Reason: ReasonConnectTimeout,
+		Detail: fmt.Sprintf("no TLS handshake and CONNECT within %s", s.opts.ConnectTimeout)})
+}
+
+// registryChanged drops the connections of an identity that was disabled or
+// removed (a device change covers its modules).
+func (s *Server) registryChanged(c change) {
+	for _, ss := range s.sessions.all() {
+		if ss.id == c.id || (!c.id.IsModule() && ss.id.DeviceID == c.id.DeviceID) {
+			s.hubClose(ss, c.reason, c.detail)
+		}
+	}
+}
+
+// hubClose closes a session for an administrative reason (no will unless
+// Quirks.WillOnHubClose) and records why.
+func (s *Server) hubClose(ss *session, reason sas.Reason, detail string) {
+	if !s.opts.Quirks.WillOnHubClose {
+		atomic.StoreUint32(&ss.cl.Properties.Will.Flag, 0)
+	}
+	if ss.closeReason.CompareAndSwap(nil, &reason) {
+		s.reject(ss.rejection(reason, detail))
+	}
+	ss.cl.Stop(errors.New(string(reason)))
+}
+
+func (s *Server) expire(ss *session) {
+	s.hubClose(ss, sas.ReasonExpired, fmt.Sprintf("token expired at %s (grace %s); connection closed",
+		ss.expiry.UTC().Format(time.RFC3339), s.opts.TokenExpiryGrace))
+}
+
+// mochiLogHandler routes mochi's logs to the hub's logger: errors stay
+// errors, everything else (per-connection WARNs, packet dumps with
+// payloads and passwords, INFO chatter) goes to Debug.
+type mochiLogHandler struct{ h slog.Handler }
+
+func (m mochiLogHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	if l < slog.LevelError {
+		l = slog.LevelDebug
+	}
+	return m.h.Enabled(ctx, l)
+}
+
+func (m mochiLogHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < slog.LevelError {
+		r.Level = slog.LevelDebug
+	}
+	if r.Message == "" {
+		r.Message = "mochi"
+	}
+	return m.h.Handle(ctx, r)
+}
+
+func (m mochiLogHandler) WithAttrs(a []slog.Attr) slog.Handler {
+	return mochiLogHandler{m.h.WithAttrs(a)}
+}
+
+func (m mochiLogHandler) WithGroup(n string) slog.Handler { return mochiLogHandler{m.h.WithGroup(n)} }
+
+func encodeKey(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

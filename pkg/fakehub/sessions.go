@@ -1,0 +1,225 @@
+package fakehub
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/hubkit/hubkit/pkg/iothub"
+	"github.com/hubkit/hubkit/pkg/sas"
+)
+
+// session is one authenticated MQTT connection of an identity. The cloud
+// side (C2D, twins, methods) reads it; its fields are set before the session
+// is published in the table and never change, except where noted.
+type session struct {
+	srv         *Server
+	cl          *mqtt.Client
+	id          iothub.Identity
+	userName    iothub.UserName
+	rawUserName string
+	remote      string
+	authScope   string // "device", "module" or "hub" (policy token)
+	generation  string // iothub-connection-auth-generation-id
+	expiry      time.Time
+	connectedAt time.Time
+
+	timer       *time.Timer
+	closeReason atomic.Pointer[sas.Reason] // first hub-initiated close reason
+	done        chan struct{}              // closed on disconnect
+
+	subMu       sync.Mutex
+	pendingSubs map[uint16][]string // SUBSCRIBE filters by packet ID until the SUBACK is sent
+}
+
+// deadline is when the session is dropped for token expiry.
+func (ss *session) deadline() time.Time { return ss.expiry.Add(ss.srv.opts.TokenExpiryGrace) }
+
+func (ss *session) rejection(reason sas.Reason, detail string) Rejection {
+	return Rejection{RemoteAddr: ss.remote, ClientID: ss.cl.ID, Identity: ss.id, UserName: ss.rawUserName, Reason: reason, Detail: detail}
+}
+
+// subscriptions returns the filters the device holds now (inherited ones
+// included after a clean=false reconnect) with their granted QoS.
+func (ss *session) subscriptions() map[string]byte {
+	out := map[string]byte{}
+	for f, sub := range ss.cl.State.Subscriptions.GetAll() {
+		out[f] = sub.Qos
+	}
+	return out
+}
+
+// subscribed reports whether the device holds a filter of that kind, and
+// its granted QoS.
+func (ss *session) subscribed(kind iothub.TopicKind) (byte, bool) {
+	for f, q := range ss.subscriptions() {
+		if k, err := iothub.ClassifySubscribe(ss.id, f); err == nil && k == kind {
+			return q, true
+		}
+	}
+	return 0, false
+}
+
+// sessionTable maps identities and mochi clients to live sessions.
+type sessionTable struct {
+	mu       sync.Mutex
+	byID     map[iothub.Identity]*session
+	byClient map[*mqtt.Client]*session
+	pending  map[*mqtt.Client]*session // authenticated in OnConnect, not yet established
+}
+
+func (t *sessionTable) init() {
+	t.byID = map[iothub.Identity]*session{}
+	t.byClient = map[*mqtt.Client]*session{}
+	t.pending = map[*mqtt.Client]*session{}
+}
+
+func (t *sessionTable) get(cl *mqtt.Client) *session {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ss := t.byClient[cl]; ss != nil {
+		return ss
+	}
+	return t.pending[cl]
+}
+
+func (t *sessionTable) lookup(id iothub.Identity) *session {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.byID[id]
+}
+
+func (t *sessionTable) all() []*session {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*session, 0, len(t.byClient))
+	for _, ss := range t.byClient {
+		out = append(out, ss)
+	}
+	return out
+}
+
+// establish publishes ss and returns the session it replaces, if any.
+func (t *sessionTable) establish(ss *session) (old *session) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.pending, ss.cl)
+	old = t.byID[ss.id]
+	t.byID[ss.id] = ss
+	t.byClient[ss.cl] = ss
+	return old
+}
+
+func (t *sessionTable) remove(cl *mqtt.Client) *session {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.pending, cl)
+	ss := t.byClient[cl]
+	if ss == nil {
+		return nil
+	}
+	delete(t.byClient, cl)
+	if t.byID[ss.id] == ss {
+		delete(t.byID, ss.id)
+	}
+	return ss
+}
+
+func (t *sessionTable) stopAll() {
+	for _, ss := range t.all() {
+		if ss.timer != nil {
+			ss.timer.Stop()
+		}
+	}
+}
+
+// Session is a read-only view of a connected identity.
+type Session struct {
+	Identity      iothub.Identity
+	RemoteAddr    string
+	ConnectedAt   time.Time
+	TokenExpiry   time.Time
+	Subscriptions map[string]byte // filter -> granted QoS
+}
+
+// Sessions returns the connected identities.
+func (s *Server) Sessions() []Session {
+	var out []Session
+	for _, ss := range s.sessions.all() {
+		out = append(out, Session{Identity: ss.id, RemoteAddr: ss.remote, ConnectedAt: ss.connectedAt, TokenExpiry: ss.expiry, Subscriptions: ss.subscriptions()})
+	}
+	return out
+}
+
+// Connected reports whether the identity has a live connection.
+func (s *Server) Connected(id iothub.Identity) bool { return s.sessions.lookup(id) != nil }
+
+// ErrOffline means the identity has no live connection.
+var ErrOffline = errors.New("fakehub: device not connected")
+
+// deliver writes a PUBLISH straight to the identity's connection, bypassing
+// mochi's topic tree (which would broadcast $iothub topics to every device,
+// mochi-and-paho.md §2f). For QoS 1 the inflight is registered so it is
+// resent on a clean=false reconnect; the device's PUBACK arrives at
+// cloudSide.puback with the returned packet ID.
+func (s *Server) deliver(id iothub.Identity, topic string, payload []byte, qos byte) (uint16, error) {
+	ss := s.sessions.lookup(id)
+	if ss == nil || ss.cl.Closed() {
+		return 0, ErrOffline
+	}
+	pk := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos},
+		TopicName:   topic,
+		Payload:     payload,
+		Created:     s.opts.Now().Unix(),
+	}
+	if qos > 0 {
+		pid, err := ss.cl.NextPacketID()
+		if err != nil {
+			return 0, err
+		}
+		pk.PacketID = uint16(pid)
+		ss.cl.State.Inflight.Set(pk)
+	}
+	if err := ss.cl.WritePacket(pk); err != nil {
+		if qos > 0 {
+			ss.cl.State.Inflight.Delete(pk.PacketID)
+		}
+		return 0, err
+	}
+	return pk.PacketID, nil
+}
+
+// cloudSide is the extension point for the cloud half of the hub (C2D
+// queue, twins, direct methods). Its methods run on mochi's per-connection
+// goroutines and must not block; they are called in order for one session.
+type cloudSide interface {
+	// established: CONNACK sent, inherited inflights resent (flush queued C2D here).
+	established(ss *session)
+	// subscribed: the SUBACK for filters (with granted codes) has been sent.
+	subscribed(ss *session, filters []string, granted []byte)
+	// devicePublish: the device published a twin GET, reported PATCH or
+	// method response (never telemetry); the device gets its PUBACK.
+	devicePublish(ss *session, p iothub.DevicePublish, payload []byte)
+	// puback: the device acknowledged our QoS 1 PUBLISH packetID.
+	puback(ss *session, packetID uint16)
+	// disconnected: the connection ended; replaced is true when a newer
+	// connection of the same identity took over.
+	disconnected(ss *session, replaced bool)
+}
+
+// newCloudSide, when set (by an init function of the cloud-side files),
+// builds the cloud side for each Server.
+var newCloudSide func(*Server) cloudSide
+
+type noCloud struct{}
+
+func (noCloud) established(*session)                                 {}
+func (noCloud) subscribed(*session, []string, []byte)                {}
+func (noCloud) devicePublish(*session, iothub.DevicePublish, []byte) {}
+func (noCloud) puback(*session, uint16)                              {}
+func (noCloud) disconnected(*session, bool)                          {}

@@ -1,0 +1,259 @@
+package fakehub
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/hubkit/hubkit/pkg/iothub"
+)
+
+// Message is one device-to-cloud telemetry message as the service side of
+// IoT Hub would see it.
+type Message struct {
+	DeviceID string
+	ModuleID string // "" for a device
+	Topic    string // as published
+	Payload  []byte
+	// SystemProperties are the decoded "$."-properties of the topic's bag
+	// (keys as in iothub: "$.mid", "$.ct", ..., "iothub-ack").
+	SystemProperties map[string]string
+	// Properties are the application properties, including the hub-added
+	// mqtt-retain / mqtt-dup / iothub-MessageType=Will.
+	Properties map[string]string
+	// Annotations are what the hub stamps on the message (iothub-connection-*,
+	// iothub-enqueuedtime, iothub-message-source, dt-dataschema).
+	Annotations    map[string]string
+	EnqueuedTime   time.Time
+	SequenceNumber uint64 // 1, 2, ... in arrival order across the hub
+}
+
+// authMethod is the iothub-connection-auth-method annotation.
+type authMethod struct {
+	Scope                 string  `json:"scope"`
+	Type                  string  `json:"type"`
+	Issuer                string  `json:"issuer"`
+	AcceptingIPFilterRule *string `json:"acceptingIpFilterRule"`
+}
+
+// telemetryHook captures accepted device publishes. Nothing a device
+// publishes is routed through mochi's topic tree: telemetry goes to the
+// capture buffer, twin and method messages to the cloud side; the device
+// still gets its PUBACK (packets.CodeSuccessIgnore).
+type telemetryHook struct {
+	mqtt.HookBase
+	s *Server
+}
+
+func (h *telemetryHook) ID() string { return "fakehub-telemetry" }
+
+func (h *telemetryHook) Provides(b byte) bool {
+	return bytes.Contains([]byte{mqtt.OnPublish, mqtt.OnWillSent}, []byte{b})
+}
+
+func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	s := h.s
+	ss := s.sessions.get(cl)
+	if ss == nil {
+		return pk, packets.ErrRejectPacket
+	}
+	p, err := s.classifyPublish(ss.id, pk.TopicName)
+	if err != nil { // only with Quirks.IgnoreForbiddenPublish
+		s.log.Debug("forbidden publish ignored", "deviceId", ss.id.DeviceID, "moduleId", ss.id.ModuleID, "topic", pk.TopicName, "reason", err.Error())
+		return pk, packets.CodeSuccessIgnore
+	}
+	if p.Kind == iothub.TopicTelemetry {
+		extra := map[string]string{}
+		if pk.FixedHeader.Retain {
+			extra[iothub.PropMQTTRetain] = "true"
+		}
+		if pk.FixedHeader.Dup {
+			extra[iothub.PropMQTTDup] = "true"
+		}
+		s.capture(ss, pk.TopicName, p.Properties, pk.Payload, extra)
+		return pk, packets.CodeSuccessIgnore
+	}
+	s.cloud.devicePublish(ss, p, pk.Payload)
+	return pk, packets.CodeSuccessIgnore
+}
+
+// OnWillSent captures the will (mochi publishes it past OnPublish).
+func (h *telemetryHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	s := h.s
+	ss := s.sessions.get(cl)
+	if ss == nil {
+		return
+	}
+	p, err := s.classifyPublish(ss.id, pk.TopicName)
+	if err != nil || p.Kind != iothub.TopicTelemetry {
+		return
+	}
+	s.capture(ss, pk.TopicName, p.Properties, pk.Payload, map[string]string{iothub.PropMessageType: "Will"})
+}
+
+func (s *Server) capture(ss *session, topic string, props iothub.Properties, payload []byte, extra map[string]string) {
+	now := s.opts.Now().UTC()
+	app := props.Application()
+	for k, v := range extra {
+		app[k] = v
+	}
+	am, _ := json.Marshal(authMethod{Scope: ss.authScope, Type: "sas", Issuer: "iothub"})
+	ann := map[string]string{
+		iothub.PropConnectionDeviceID:         ss.id.DeviceID,
+		iothub.PropConnectionAuthMethod:       string(am),
+		iothub.PropConnectionAuthGenerationID: ss.generation,
+		iothub.PropEnqueuedTime:               now.Format(time.RFC3339Nano),
+		iothub.PropMessageSource:              "Telemetry",
+	}
+	if ss.id.IsModule() {
+		ann[iothub.PropConnectionModuleID] = ss.id.ModuleID
+	}
+	if ss.userName.ModelID != "" {
+		ann[iothub.PropDataSchema] = ss.userName.ModelID
+	}
+	m := Message{
+		DeviceID: ss.id.DeviceID, ModuleID: ss.id.ModuleID, Topic: topic,
+		Payload:          bytes.Clone(payload),
+		SystemProperties: props.System(), Properties: app, Annotations: ann, EnqueuedTime: now,
+	}
+	seq := s.telemetry.add(m)
+	s.log.Debug("telemetry", "deviceId", m.DeviceID, "moduleId", m.ModuleID, "seq", seq, "bytes", len(payload))
+}
+
+// ring is the bounded telemetry buffer shared by all Streams.
+type ring struct {
+	mu      sync.Mutex
+	buf     []Message // circular, len == capacity once full
+	size    int
+	next    uint64 // sequence number of the next message (first is 1)
+	dropped uint64
+	changed chan struct{}
+}
+
+func newRing(n int) *ring { return &ring{size: n, next: 1, changed: make(chan struct{})} }
+
+func (r *ring) add(m Message) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m.SequenceNumber = r.next
+	r.next++
+	if len(r.buf) < r.size {
+		r.buf = append(r.buf, m)
+	} else {
+		r.buf[(m.SequenceNumber-1)%uint64(r.size)] = m
+		r.dropped++
+	}
+	close(r.changed)
+	r.changed = make(chan struct{})
+	return m.SequenceNumber
+}
+
+// oldest returns the sequence number of the oldest retained message (r.mu held).
+func (r *ring) oldest() uint64 { return r.next - uint64(len(r.buf)) }
+
+func (r *ring) at(seq uint64) Message {
+	if len(r.buf) < r.size {
+		return r.buf[seq-1]
+	}
+	return r.buf[(seq-1)%uint64(r.size)]
+}
+
+// Stream reads captured telemetry with its own cursor.
+type Stream struct {
+	r      *ring
+	mu     sync.Mutex
+	cursor uint64 // next sequence number to read
+	filter func(Message) bool
+}
+
+// Telemetry returns a Stream positioned after the last captured message: Next
+// waits for messages arriving from now on.
+func (s *Server) Telemetry() *Stream {
+	s.telemetry.mu.Lock()
+	defer s.telemetry.mu.Unlock()
+	return &Stream{r: s.telemetry, cursor: s.telemetry.next}
+}
+
+// TelemetrySince returns a Stream starting at sequence number seq (0 or 1:
+// the oldest message still retained).
+func (s *Server) TelemetrySince(seq uint64) *Stream {
+	return &Stream{r: s.telemetry, cursor: max(seq, 1)}
+}
+
+// Dropped returns how many telemetry messages were evicted from the buffer.
+func (s *Server) Dropped() uint64 {
+	s.telemetry.mu.Lock()
+	defer s.telemetry.mu.Unlock()
+	return s.telemetry.dropped
+}
+
+// ForDevice returns a Stream at the same position that only yields messages
+// of deviceID (and, when moduleID is not "", that module; "" matches the
+// device's own and its modules' messages).
+func (st *Stream) ForDevice(deviceID, moduleID string) *Stream {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	prev := st.filter
+	return &Stream{r: st.r, cursor: st.cursor, filter: func(m Message) bool {
+		return (prev == nil || prev(m)) && m.DeviceID == deviceID && (moduleID == "" || m.ModuleID == moduleID)
+	}}
+}
+
+// Next returns the next message, waiting for it until ctx is done. Messages
+// evicted before they were read are skipped (see Dropped).
+func (st *Stream) Next(ctx context.Context) (Message, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for {
+		st.r.mu.Lock()
+		if st.cursor < st.r.oldest() {
+			st.cursor = st.r.oldest()
+		}
+		for st.cursor < st.r.next {
+			m := st.r.at(st.cursor)
+			st.cursor++
+			if st.filter == nil || st.filter(m) {
+				st.r.mu.Unlock()
+				return m, nil
+			}
+		}
+		ch := st.r.changed
+		st.r.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return Message{}, ctx.Err()
+		}
+	}
+}
+
+// All returns the retained messages from the stream's position on, without
+// moving it.
+func (st *Stream) All() []Message {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.r.mu.Lock()
+	defer st.r.mu.Unlock()
+	var out []Message
+	for seq := max(st.cursor, st.r.oldest()); seq < st.r.next; seq++ {
+		if m := st.r.at(seq); st.filter == nil || st.filter(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Dropped returns how many messages the hub evicted from its buffer in total.
+func (st *Stream) Dropped() uint64 {
+	st.r.mu.Lock()
+	defer st.r.mu.Unlock()
+	return st.r.dropped
+}
