@@ -68,6 +68,8 @@ type DevicePublish struct {
 	Properties Properties // the property bag (telemetry: message properties; twin/methods: $rid...)
 	RID        string     // $rid of twin requests and method responses
 	Status     int        // status of a method response
+	// OperationID is the operationId of a DPS poll (addition to the contract).
+	OperationID string
 }
 
 // ClassifyPublish decides, as the hub does, whether the identity self may publish to topic:
