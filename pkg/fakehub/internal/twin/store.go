@@ -1,0 +1,299 @@
+package twin
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hubkit/hubkit/pkg/iothub"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Now returns the current time for $metadata (default time.Now).
+	Now func() time.Time
+	// OnDesiredChange, if set, is called after every change of desired properties with the
+	// identity, the new desired $version and the notification body the device must receive
+	// on $iothub/twin/PATCH/properties/desired/?$version={version}: the patch (for
+	// ReplaceDesired, the whole new desired document) with "$version" added as its last
+	// member.
+	//
+	// It is called synchronously by PatchDesired and ReplaceDesired after the change is
+	// stored and without the store's lock, so it may read the store (Get, Versions) and
+	// PatchReported; calls are serialised and come in increasing version order for each
+	// identity. It must not call PatchDesired or ReplaceDesired (that would deadlock) and
+	// should return quickly (publish, or drop when the device is not subscribed).
+	OnDesiredChange func(id iothub.Identity, version int64, patch []byte)
+	// RejectHashInKeys makes property names containing '#' invalid, as edgeHub does. The
+	// documented hub rules (and the default) allow '#'.
+	RejectHashInKeys bool
+}
+
+// Store holds the twins of devices and modules, keyed by identity. Twins are created on first
+// use (a new twin has desired and reported $version 1 and no properties); whether the identity
+// exists is the caller's business. A Store is safe for concurrent use.
+type Store struct {
+	now      func() time.Time
+	onChange func(id iothub.Identity, version int64, patch []byte)
+	val      validator
+
+	mu       sync.Mutex
+	twins    map[iothub.Identity]*twin
+	notifyMu sync.Mutex // serialises OnDesiredChange calls; taken before mu is released
+}
+
+type section struct {
+	doc     *object
+	version int64
+	stamp   stamp // the section's own $lastUpdated (and $lastUpdatedVersion for desired)
+}
+
+type twin struct {
+	version                 int64
+	desired, reported, tags section
+}
+
+func newTwin() *twin {
+	return &twin{
+		version:  1,
+		desired:  section{doc: newObject(), version: 1},
+		reported: section{doc: newObject(), version: 1},
+		tags:     section{doc: newObject()},
+	}
+}
+
+// New returns an empty Store.
+func New(opts Options) *Store {
+	s := &Store{now: opts.Now, onChange: opts.OnDesiredChange, val: validator{rejectHash: opts.RejectHashInKeys},
+		twins: make(map[iothub.Identity]*twin)}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+// twin returns the identity's twin, creating it. Callers hold s.mu.
+func (s *Store) twin(id iothub.Identity) *twin {
+	t := s.twins[id]
+	if t == nil {
+		t = newTwin()
+		s.twins[id] = t
+	}
+	return t
+}
+
+// Versions are a twin's version counters.
+type Versions struct {
+	Twin     int64  // "version" of the service view; +1 for every change
+	Desired  int64  // properties.desired.$version
+	Reported int64  // properties.reported.$version
+	ETag     string // "etag" of the service view
+}
+
+// Versions returns the identity's version counters.
+func (s *Store) Versions(id iothub.Identity) Versions {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.twin(id)
+	return Versions{Twin: t.version, Desired: t.desired.version, Reported: t.reported.version, ETag: etag(t.version)}
+}
+
+// etag derives the twin's etag from its version, in the form the hub's etags take
+// (base64 of eight bytes: "AAAAAAAAAAE=").
+func etag(version int64) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(version))
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+// Delete forgets the identity's twin (the device or module was deleted) and reports whether
+// there was one.
+func (s *Store) Delete(id iothub.Identity) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.twins[id]
+	delete(s.twins, id)
+	return ok
+}
+
+// Get returns the twin as the device receives it in answer to
+// $iothub/twin/GET/?$rid={rid}: exactly
+// {"desired":{...,"$version":n},"reported":{...,"$version":m}}, without $metadata.
+func (s *Store) Get(id iothub.Identity) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.twin(id)
+	b := []byte(`{"desired":`)
+	b = appendSection(b, t.desired, nil)
+	b = append(b, `,"reported":`...)
+	b = appendSection(b, t.reported, nil)
+	return append(b, '}')
+}
+
+// appendSection appends {members[,"$metadata":{...}],"$version":n}; meta nil omits $metadata.
+func appendSection(b []byte, sec section, meta func([]byte) []byte) []byte {
+	b = append(b, '{')
+	b = appendMembers(b, sec.doc)
+	if len(sec.doc.keys) > 0 {
+		b = append(b, ',')
+	}
+	if meta != nil {
+		b = append(b, `"$metadata":`...)
+		b = meta(b)
+		b = append(b, ',')
+	}
+	b = append(b, `"$version":`...)
+	b = strconv.AppendInt(b, sec.version, 10)
+	return append(b, '}')
+}
+
+// PatchReported applies a reported-properties patch from the device (a JSON merge patch,
+// RFC 7386: null deletes) and returns the new reported $version, which the hub sends back in
+// $iothub/twin/res/204/?$rid={rid}&$version={version}. An invalid patch changes nothing and
+// returns *Error with status 400 (answer $iothub/twin/res/400/?$rid={rid}).
+func (s *Store) PatchReported(id iothub.Identity, patch []byte) (int64, error) {
+	p, err := s.parse(patch, "reported properties", false)
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.twin(id)
+	sec, err := s.patched(t.reported, p, false, MaxPropertiesSize, "reported properties")
+	if err != nil {
+		return 0, err
+	}
+	t.reported = sec
+	t.version++
+	return sec.version, nil
+}
+
+// PatchDesired applies a desired-properties patch from the service (JSON merge patch), checks
+// ifMatch against the twin's etag ("" or "*": no check; mismatch: *Error 412), calls
+// OnDesiredChange and returns the new desired $version.
+func (s *Store) PatchDesired(id iothub.Identity, patch []byte, ifMatch string) (int64, error) {
+	return s.changeDesired(id, patch, ifMatch, false)
+}
+
+// ReplaceDesired replaces all desired properties with doc (a JSON object), like PatchDesired
+// otherwise. The notification carries the whole new document.
+func (s *Store) ReplaceDesired(id iothub.Identity, doc []byte, ifMatch string) (int64, error) {
+	return s.changeDesired(id, doc, ifMatch, true)
+}
+
+func (s *Store) changeDesired(id iothub.Identity, body []byte, ifMatch string, replace bool) (int64, error) {
+	p, err := s.parse(body, "desired properties", true)
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	t := s.twin(id)
+	if err := checkETag(t, ifMatch); err != nil {
+		s.mu.Unlock()
+		return 0, err
+	}
+	sec, err := s.patched(t.desired, p, replace, MaxPropertiesSize, "desired properties")
+	if err != nil {
+		s.mu.Unlock()
+		return 0, err
+	}
+	t.desired = sec
+	t.version++
+	if s.onChange == nil {
+		s.mu.Unlock()
+		return sec.version, nil
+	}
+	note := appendValue(nil, p)
+	note = note[:len(note)-1] // drop the '}': "$version" goes last
+	if len(p.keys) > 0 {
+		note = append(note, ',')
+	}
+	note = append(note, `"$version":`...)
+	note = strconv.AppendInt(note, sec.version, 10)
+	note = append(note, '}')
+	s.notifyMu.Lock() // before releasing mu: notifications leave in version order
+	s.mu.Unlock()
+	defer s.notifyMu.Unlock()
+	s.onChange(id, sec.version, note)
+	return sec.version, nil
+}
+
+// UpdateTags merges patch into the tags (JSON merge patch), checks ifMatch like PatchDesired,
+// and returns the new twin version. Tags are never sent to the device.
+func (s *Store) UpdateTags(id iothub.Identity, patch []byte, ifMatch string) (int64, error) {
+	return s.changeTags(id, patch, ifMatch, false)
+}
+
+// ReplaceTags replaces all tags with doc, like UpdateTags otherwise.
+func (s *Store) ReplaceTags(id iothub.Identity, doc []byte, ifMatch string) (int64, error) {
+	return s.changeTags(id, doc, ifMatch, true)
+}
+
+func (s *Store) changeTags(id iothub.Identity, body []byte, ifMatch string, replace bool) (int64, error) {
+	p, err := s.parse(body, "tags", true)
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.twin(id)
+	if err := checkETag(t, ifMatch); err != nil {
+		return 0, err
+	}
+	sec, err := s.patched(t.tags, p, replace, MaxTagsSize, "tags")
+	if err != nil {
+		return 0, err
+	}
+	t.tags = sec
+	t.version++
+	return t.version, nil
+}
+
+// parse decodes and validates a patch or document. service strips the top-level $version and
+// $metadata a service may send back with a document it read.
+func (s *Store) parse(body []byte, what string, service bool) (*object, error) {
+	p, err := decodeObject(body)
+	if errors.Is(err, errNotObject) {
+		return nil, newError(CodeArgumentInvalid, "%s must be a JSON object", what)
+	}
+	if err != nil {
+		return nil, newError(CodeArgumentInvalid, "%s are not valid JSON: %v", what, err)
+	}
+	if service {
+		stripReserved(p)
+	}
+	if err := s.val.validate(p, "", 0, false); err != nil {
+		return nil, newError(CodeArgumentInvalid, "%s: %v", what, err)
+	}
+	return p, nil
+}
+
+// patched returns sec with p merged in (or replacing it), its version bumped and stamped, or an
+// error if the result is over the size limit. sec itself is not modified.
+func (s *Store) patched(sec section, p *object, replace bool, limit int, what string) (section, error) {
+	sec.version++
+	sec.stamp = stamp{at: s.now(), version: sec.version}
+	if replace {
+		sec.doc = p.clone()
+		stampAll(sec.doc, sec.stamp)
+	} else {
+		sec.doc = sec.doc.clone()
+		mergePatch(sec.doc, p, sec.stamp)
+	}
+	if n := docSize(sec.doc); n > limit {
+		return section{}, newError(CodeArgumentInvalid, "%s would be %d bytes, more than the %d allowed", what, n, limit)
+	}
+	return sec, nil
+}
+
+func checkETag(t *twin, ifMatch string) error {
+	ifMatch = strings.Trim(strings.TrimSpace(ifMatch), `"`)
+	if ifMatch == "" || ifMatch == "*" || ifMatch == etag(t.version) {
+		return nil
+	}
+	return newError(CodePreconditionFailed, "etag %q does not match the twin's %q", ifMatch, etag(t.version))
+}
