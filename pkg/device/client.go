@@ -38,6 +38,7 @@ type Client struct {
 	desired *queue[desiredItem]
 
 	connectMu sync.Mutex // serialises Connect
+	subMu     sync.Mutex // serialises subscribe, so concurrent callers never SUBSCRIBE twice
 
 	mu       sync.Mutex
 	closed   bool
@@ -500,6 +501,8 @@ func (c *Client) setup(ctx context.Context, sess *session, resync bool) error {
 
 // subscribe sends one SUBSCRIBE for every wanted filter the session lacks.
 func (c *Client) subscribe(ctx context.Context, sess *session) error {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
 	c.mu.Lock()
 	missing := map[string]byte{}
 	for f, q := range c.wanted {
@@ -528,7 +531,11 @@ func (c *Client) subscribe(ctx context.Context, sess *session) error {
 }
 
 // want adds filters to the wanted set; if connected, the manager subscribes them.
-func (c *Client) want(filters map[string]byte) {
+func (c *Client) want(filters map[string]byte) { c.addWanted(filters, true) }
+
+// addWanted adds filters to the wanted set; with notify, the manager subscribes them in the
+// background when the client is connected.
+func (c *Client) addWanted(filters map[string]byte, notify bool) {
 	c.mu.Lock()
 	added := false
 	for f, q := range filters {
@@ -537,7 +544,7 @@ func (c *Client) want(filters map[string]byte) {
 			added = true
 		}
 	}
-	notify := added && c.sess != nil && !c.closed
+	notify = notify && added && c.sess != nil && !c.closed
 	if notify {
 		c.wg.Add(1) // under c.mu: Close has not started waiting
 	}

@@ -97,7 +97,9 @@ func newPeer(t *testing.T) *peer {
 	if err := srv.AddListener(l); err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = srv.Serve() }()
+	if err := srv.Serve(); err != nil { // starts the listeners and returns
+		t.Fatal(err)
+	}
 	p.srv, p.addr = srv, l.Address()
 	t.Cleanup(p.close)
 	return p

@@ -85,7 +85,7 @@ func (c *Client) UpdateReported(ctx context.Context, patch any) (int64, error) {
 
 // twinRequest publishes a twin request with a fresh $rid and waits for the matching response.
 func (c *Client) twinRequest(ctx context.Context, op string, topic func(rid string) string, body []byte) (twinResult, error) {
-	c.want(map[string]byte{iothub.TwinResponseFilter: 0})
+	c.addWanted(map[string]byte{iothub.TwinResponseFilter: 0}, false) // subscribed below, before the request
 	if _, err := c.acquire(ctx, nil); err != nil {
 		return twinResult{}, fmt.Errorf("device: %s: %w", op, err)
 	}
