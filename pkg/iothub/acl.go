@@ -104,7 +104,7 @@ func classifyDevicesPublish(self Identity, topic string, cfg parseConfig) (Devic
 			"publish to the C2D topic: only the hub sends on messages/devicebound; telemetry goes to %smessages/events/",
 			identityPrefix(self))
 	}
-	_, props, err := parseIdentityTopic(topic, "messages/events", "telemetry", cfg, false)
+	_, props, err := parseTopicSuffix(topic, id, rest, "messages/events", "telemetry", cfg, false)
 	if err != nil {
 		return DevicePublish{}, err
 	}
@@ -143,11 +143,7 @@ func classifyIoTHubPublish(self Identity, topic string) (DevicePublish, error) {
 		}
 		return DevicePublish{Kind: TopicTwinPatchReported, Identity: self, Properties: props, RID: rid}, nil
 	case strings.HasPrefix(topic, methodResponsePrefix):
-		status, rest, err := cutStatus(topic, methodResponsePrefix, "method response")
-		if err != nil {
-			return DevicePublish{}, err
-		}
-		rid, props, err := parseRIDTopic(topic, topic[:len(topic)-len(rest)], "method response")
+		status, rid, props, err := parseStatusTopic(topic, methodResponsePrefix, "method response")
 		if err != nil {
 			return DevicePublish{}, err
 		}

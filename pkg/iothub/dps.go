@@ -119,7 +119,7 @@ func ParseDPSUserName(s string) (DPSUserName, error) {
 
 // DPSRegisterTopic returns "$dps/registrations/PUT/iotdps-register/?$rid={rid}".
 func DPSRegisterTopic(rid string) string {
-	return dpsRegisterPrefix + "?" + keyRID + "=" + escape(rid)
+	return dpsRegisterPrefix + ridBag(rid)
 }
 
 // ParseDPSRegisterTopic parses a registration request and returns its $rid.
@@ -131,7 +131,7 @@ func ParseDPSRegisterTopic(topic string) (rid string, err error) {
 // DPSPollTopic returns
 // "$dps/registrations/GET/iotdps-get-operationstatus/?$rid={rid}&operationId={operationID}".
 func DPSPollTopic(rid, operationID string) string {
-	return dpsPollPrefix + "?" + keyRID + "=" + escape(rid) + "&" + keyOperationID + "=" + escape(operationID)
+	return dpsPollPrefix + ridBag(rid) + "&" + keyOperationID + "=" + escape(operationID)
 }
 
 // ParseDPSPollTopic parses an operation-status poll and returns its $rid and operationId (both
@@ -151,7 +151,7 @@ func ParseDPSPollTopic(topic string) (rid, operationID string, err error) {
 // DPSResponseTopic returns "$dps/registrations/res/{status}/?$rid={rid}[&retry-after={s}]";
 // retryAfter 0 is omitted.
 func DPSResponseTopic(status int, rid string, retryAfter int) string {
-	s := dpsResponsePrefix + strconv.Itoa(status) + "/?" + keyRID + "=" + escape(rid)
+	s := dpsResponsePrefix + strconv.Itoa(status) + "/" + ridBag(rid)
 	if retryAfter != 0 {
 		s += "&" + keyRetryAfter + "=" + strconv.Itoa(retryAfter)
 	}
@@ -160,11 +160,7 @@ func DPSResponseTopic(status int, rid string, retryAfter int) string {
 
 // ParseDPSResponseTopic parses a DPS response; a missing retry-after gives 0.
 func ParseDPSResponseTopic(topic string) (status int, rid string, retryAfter int, err error) {
-	status, rest, err := cutStatus(topic, dpsResponsePrefix, "DPS response")
-	if err != nil {
-		return 0, "", 0, err
-	}
-	rid, props, err := parseRIDTopic(topic, topic[:len(topic)-len(rest)], "DPS response")
+	status, rid, props, err := parseStatusTopic(topic, dpsResponsePrefix, "DPS response")
 	if err != nil {
 		return 0, "", 0, err
 	}

@@ -88,6 +88,13 @@ func parseIdentityTopic(topic, suffix, what string, cfg parseConfig, foldSuffix 
 	if err != nil {
 		return Identity{}, nil, err
 	}
+	return parseTopicSuffix(topic, id, rest, suffix, what, cfg, foldSuffix)
+}
+
+// parseTopicSuffix parses the rest of an identity topic after "devices/{d}[/modules/{m}]/":
+// "{suffix}[/[{bag}]]".
+func parseTopicSuffix(topic string, id Identity, rest, suffix, what string, cfg parseConfig, foldSuffix bool) (Identity, Properties, error) {
+	expected := "expected devices/{deviceId}[/modules/{moduleId}]/" + suffix + "/[{properties}]"
 	if !hasPrefixFold(rest, suffix, foldSuffix) {
 		return Identity{}, nil, topicErr(topic, RuleUnknownTopic, "not a %s topic: %s", what, expected)
 	}
@@ -177,7 +184,7 @@ const (
 )
 
 // TwinGetTopic returns "$iothub/twin/GET/?$rid={rid}" (rid percent-encoded).
-func TwinGetTopic(rid string) string { return twinGetPrefix + "?" + keyRID + "=" + escape(rid) }
+func TwinGetTopic(rid string) string { return twinGetPrefix + ridBag(rid) }
 
 // ParseTwinGetTopic parses a twin GET request and returns its $rid.
 func ParseTwinGetTopic(topic string) (rid string, err error) {
@@ -187,7 +194,7 @@ func ParseTwinGetTopic(topic string) (rid string, err error) {
 
 // TwinPatchReportedTopic returns "$iothub/twin/PATCH/properties/reported/?$rid={rid}".
 func TwinPatchReportedTopic(rid string) string {
-	return twinPatchReportedPrefix + "?" + keyRID + "=" + escape(rid)
+	return twinPatchReportedPrefix + ridBag(rid)
 }
 
 // ParseTwinPatchReportedTopic parses a reported-properties PATCH and returns its $rid.
@@ -199,7 +206,7 @@ func ParseTwinPatchReportedTopic(topic string) (rid string, err error) {
 // TwinResponseTopic returns "$iothub/twin/res/{status}/?$rid={rid}[&$version={version}]";
 // version 0 is omitted (GET responses carry none).
 func TwinResponseTopic(status int, rid string, version int64) string {
-	s := twinResponsePrefix + strconv.Itoa(status) + "/?" + keyRID + "=" + escape(rid)
+	s := twinResponsePrefix + strconv.Itoa(status) + "/" + ridBag(rid)
 	if version != 0 {
 		s += "&" + keyVersion + "=" + strconv.FormatInt(version, 10)
 	}
@@ -209,11 +216,7 @@ func TwinResponseTopic(status int, rid string, version int64) string {
 // ParseTwinResponseTopic parses "$iothub/twin/res/{status}/?$rid={rid}[&$version={v}]". The
 // status must be an integer; a missing $version gives 0.
 func ParseTwinResponseTopic(topic string) (status int, rid string, version int64, err error) {
-	status, rest, err := cutStatus(topic, twinResponsePrefix, "twin response")
-	if err != nil {
-		return 0, "", 0, err
-	}
-	rid, props, err := parseRIDTopic(topic, topic[:len(topic)-len(rest)], "twin response")
+	status, rid, props, err := parseStatusTopic(topic, twinResponsePrefix, "twin response")
 	if err != nil {
 		return 0, "", 0, err
 	}
@@ -242,7 +245,7 @@ func ParseTwinDesiredPatchTopic(topic string) (version int64, err error) {
 
 // MethodRequestTopic returns "$iothub/methods/POST/{name}/?$rid={rid}".
 func MethodRequestTopic(name, rid string) string {
-	return methodRequestPrefix + name + "/?" + keyRID + "=" + escape(rid)
+	return methodRequestPrefix + name + "/" + ridBag(rid)
 }
 
 // ParseMethodRequestTopic parses a direct-method request and returns the method name and $rid.
@@ -268,21 +271,28 @@ func ParseMethodRequestTopic(topic string) (name, rid string, err error) {
 
 // MethodResponseTopic returns "$iothub/methods/res/{status}/?$rid={rid}".
 func MethodResponseTopic(status int, rid string) string {
-	return methodResponsePrefix + strconv.Itoa(status) + "/?" + keyRID + "=" + escape(rid)
+	return methodResponsePrefix + strconv.Itoa(status) + "/" + ridBag(rid)
 }
 
 // ParseMethodResponseTopic parses a direct-method response; the status must be an integer
 // (negative values are allowed: it is the device's own code).
 func ParseMethodResponseTopic(topic string) (status int, rid string, err error) {
-	status, rest, err := cutStatus(topic, methodResponsePrefix, "method response")
+	status, rid, _, err = parseStatusTopic(topic, methodResponsePrefix, "method response")
+	return status, rid, err
+}
+
+// parseStatusTopic parses "{prefix}{status}/?$rid={rid}[&...]": the status must be an integer
+// and $rid non-empty.
+func parseStatusTopic(topic, prefix, what string) (int, string, Properties, error) {
+	status, rest, err := cutStatus(topic, prefix, what)
 	if err != nil {
-		return 0, "", err
+		return 0, "", nil, err
 	}
-	rid, _, err = parseRIDTopic(topic, topic[:len(topic)-len(rest)], "method response")
+	rid, props, err := parseRIDTopic(topic, topic[:len(topic)-len(rest)], what)
 	if err != nil {
-		return 0, "", err
+		return 0, "", nil, err
 	}
-	return status, rid, nil
+	return status, rid, props, nil
 }
 
 // cutStatus parses "{prefix}{status}/..." and returns the status and the rest after the '/'.
@@ -371,3 +381,6 @@ func versionProperty(topic string, props Properties, required bool) (int64, bool
 	}
 	return n, true, nil
 }
+
+// ridBag returns "?$rid={rid}" with rid percent-encoded.
+func ridBag(rid string) string { return "?" + keyRID + "=" + escape(rid) }
