@@ -138,7 +138,7 @@ func validateIDs(cs sas.ConnectionString) error {
 		return nil
 	}
 	if err := (iothub.Identity{DeviceID: cs.DeviceID, ModuleID: cs.ModuleID}).Validate(); err != nil {
-		return withHints(cleanError{err}, "IoT Hub IDs are at most 128 ASCII letters, digits and - . % _ * ? ! ( ) , : = @ $ '")
+		return cleanError{err}
 	}
 	return nil
 }
@@ -215,7 +215,7 @@ func runConnstrBuild(st *streams, cmd *cobra.Command, o *connstrBuildOptions) er
 	if !ok {
 		return usageErrorf("no key: pass --key or --key-file, or set $%s", envKey)
 	}
-	if _, err := decodeKey(text, source, sas.DialectIoTHub); err != nil {
+	if _, err := decodeKeyOnly(text, source, sas.DialectIoTHub); err != nil {
 		return err
 	}
 	cs := sas.ConnectionString{

@@ -64,7 +64,7 @@ func runDerive(st *streams, cmd *cobra.Command, o *deriveOptions) error {
 	if o.registrationID == "" {
 		return usageErrorf("--registration-id is empty")
 	}
-	group, err := decodeKey(text, source, sas.DialectIoTHub)
+	group, err := decodeKeyOnly(text, source, sas.DialectIoTHub)
 	if err != nil {
 		return err
 	}

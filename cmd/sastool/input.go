@@ -114,16 +114,24 @@ func (k *keyFlags) text(st *streams, useEnv bool) (key, source string, ok bool, 
 }
 
 // decodeKey turns key text into HMAC key bytes for dialect, with an error that names the
-// source and suggests the other dialect.
+// source (and, for commands with --dialect, suggests the other dialect).
 func decodeKey(text, source string, d sas.Dialect) ([]byte, error) {
+	b, err := decodeKeyOnly(text, source, d)
+	if err != nil {
+		return nil, withHints(err, "an Event Hubs or Service Bus key is used as raw text: add --dialect servicebus")
+	}
+	return b, nil
+}
+
+// decodeKeyOnly is decodeKey for commands without --dialect.
+func decodeKeyOnly(text, source string, d sas.Dialect) ([]byte, error) {
 	if d == sas.DialectServiceBus {
 		return []byte(text), nil
 	}
 	b, err := sas.DecodeKey(text)
 	if err != nil {
 		return nil, withHints(fmt.Errorf("%s: %s", source, strings.TrimPrefix(err.Error(), sas.ErrKey.Error()+": ")),
-			"IoT Hub and DPS keys are standard base64, as shown in the portal (a 32-byte key is 44 characters ending in '=')",
-			"an Event Hubs or Service Bus key is used as raw text: add --dialect servicebus")
+			"IoT Hub and DPS keys are standard base64, as shown in the portal (a 32-byte key is 44 characters ending in '=')")
 	}
 	return b, nil
 }
