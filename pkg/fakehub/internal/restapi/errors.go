@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -107,4 +109,34 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// sentinels lists the *Error values FromCode searches.
+var sentinels = []*Error{
+	ErrInvalidProtocolVersion, ErrInvalid, ErrFormat, ErrUnauthorized, ErrQueueFull, ErrDeviceNotFound,
+	ErrModuleNotFound, ErrDeviceNotOnline, ErrDeviceAlreadyExists, ErrModuleAlreadyExists,
+	ErrPreconditionFailed, ErrMessageTooLarge, ErrGatewayTimeout, ErrInternal,
+}
+
+// FromCode wraps the sentinel for an IoT Hub numeric error code (as the
+// cloud-side packages report them, e.g. iothub.ErrorDeviceNotOnline) around
+// cause, so a backend can pass their errors through: FromCode(404103, err).
+// 412002 is taken as PreconditionFailed too (the common-error-codes page
+// lists 412001 PreconditionFailed and 412002 DeviceMessageLockLost). An
+// unknown code becomes an *Error with the code's HTTP status (its first three
+// digits) and no name.
+func FromCode(code int, cause error) error {
+	if code == 412002 {
+		code = ErrPreconditionFailed.Number
+	}
+	for _, e := range sentinels {
+		if e.Number == code {
+			return fmt.Errorf("%w: %w", e, cause)
+		}
+	}
+	status := code / 1000
+	if status < 400 || status > 599 {
+		status = http.StatusInternalServerError
+	}
+	return fmt.Errorf("%w: %w", &Error{Status: status, Code: strconv.Itoa(code), Number: code, Text: cause.Error()}, cause)
 }

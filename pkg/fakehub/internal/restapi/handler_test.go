@@ -1,4 +1,4 @@
-package restapi
+package restapi_test
 
 import (
 	"bufio"
@@ -8,46 +8,38 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/hubkit/hubkit/pkg/iothub"
+	"github.com/hubkit/hubkit/pkg/fakehub/internal/restapi"
+	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
+	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient/servicetest"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
 const testHost = "localhost"
 
 var (
-	testNow      = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	ownerKey     = []byte("0123456789abcdef0123456789abcdef")
-	ownerKey2    = []byte("fedcba9876543210fedcba9876543210")
-	serviceKey   = []byte("service-key-service-key-service!!")
-	regReadKey   = []byte("registry-read-key-registry-read!")
-	testPolicies = []Policy{
-		{Name: "iothubowner", PrimaryKey: ownerKey, SecondaryKey: ownerKey2, Rights: RightsIoTHubOwner},
-		{Name: "service", PrimaryKey: serviceKey, SecondaryKey: serviceKey, Rights: RightsService},
-		{Name: "registryRead", PrimaryKey: regReadKey, SecondaryKey: regReadKey, Rights: RightsRegistryRead},
-	}
+	testNow                 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	ownerKey, ownerKey2     = servicetest.PolicyKey("iothubowner")
+	serviceKey, _           = servicetest.PolicyKey("service")
+	regReadKey, regReadKey2 = servicetest.PolicyKey("registryRead")
 )
 
 type fixture struct {
-	t   *testing.T
-	b   *memBackend
-	srv *httptest.Server
+	t *testing.T
+	s *servicetest.Server
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	now := func() time.Time { return testNow }
-	b := newMemBackend(now, testPolicies...)
-	h := NewHandler(b, Options{HostName: testHost, Now: now, Rand: mrand.NewChaCha8([32]byte{1})})
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &fixture{t: t, b: b, srv: srv}
+	s := servicetest.NewServer(servicetest.Options{HostName: testHost, Now: func() time.Time { return testNow },
+		Rand: mrand.NewChaCha8([32]byte{1}), PlainHTTP: true})
+	t.Cleanup(s.Close)
+	return &fixture{t: t, s: s}
 }
 
 // token mints a token the way `sastool gen --uri HOST --key KEY --policy P`
@@ -57,6 +49,9 @@ func token(policy string, key []byte, expiry time.Time) string {
 }
 
 func ownerToken() string { return token("iothubowner", ownerKey, testNow.Add(time.Hour)) }
+
+// errorBody is IoT Hub's error body.
+type errorBody struct{ Message, ExceptionMessage string }
 
 type response struct {
 	status int
@@ -68,7 +63,7 @@ type response struct {
 // curl's own User-Agent and Accept.
 func (f *fixture) do(method, path, body string, headers ...string) response {
 	f.t.Helper()
-	req, err := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, f.s.URL()+path, strings.NewReader(body))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -77,7 +72,7 @@ func (f *fixture) do(method, path, body string, headers ...string) response {
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Add(headers[i], headers[i+1])
 	}
-	resp, err := f.srv.Client().Do(req)
+	resp, err := f.s.HTTPClient().Do(req)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -95,17 +90,13 @@ func (f *fixture) owner(method, path, body string, headers ...string) response {
 	return f.do(method, path, body, append([]string{"Authorization", ownerToken()}, headers...)...)
 }
 
-func (f *fixture) addDevice(id string) Device {
+func (f *fixture) addDevice(id string) restapi.DeviceJSON {
 	f.t.Helper()
 	r := f.owner("PUT", "/devices/"+id+"?api-version=2021-04-12", `{"deviceId":"`+id+`"}`, "Content-Type", "application/json")
 	if r.status != 200 {
 		f.t.Fatalf("PUT device %s = %d %s", id, r.status, r.body)
 	}
-	d, err := f.b.Device(context.Background(), iothub.Identity{DeviceID: id})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return d
+	return decode[restapi.DeviceJSON](f.t, r.body)
 }
 
 func decode[T any](t *testing.T, s string) T {
@@ -140,7 +131,7 @@ func TestDeviceCreateGetListDelete(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("PUT = %d %s", r.status, r.body)
 	}
-	d := decode[DeviceJSON](t, r.body)
+	d := decode[restapi.DeviceJSON](t, r.body)
 	if d.DeviceID != "dev1" || d.Status != "enabled" || d.ConnectionState != "Disconnected" || d.ETag == "" || d.GenerationID == "" {
 		t.Errorf("created device = %+v", d)
 	}
@@ -162,16 +153,16 @@ func TestDeviceCreateGetListDelete(t *testing.T) {
 		}
 	}
 
-	if r := f.owner("GET", "/devices/dev1?api-version=2021-04-12", ""); r.status != 200 || decode[DeviceJSON](t, r.body).ETag != d.ETag {
+	if r := f.owner("GET", "/devices/dev1?api-version=2021-04-12", ""); r.status != 200 || decode[restapi.DeviceJSON](t, r.body).ETag != d.ETag {
 		t.Errorf("GET = %d %s", r.status, r.body)
 	}
 	f.addDevice("dev2")
 	r = f.owner("GET", "/devices?api-version=2021-04-12", "")
-	list := decode[[]DeviceJSON](t, r.body)
+	list := decode[[]restapi.DeviceJSON](t, r.body)
 	if r.status != 200 || len(list) != 2 || list[0].DeviceID != "dev1" || list[1].DeviceID != "dev2" {
 		t.Errorf("GET /devices = %d %s", r.status, r.body)
 	}
-	if r := f.owner("GET", "/devices?top=1&api-version=2021-04-12", ""); len(decode[[]DeviceJSON](t, r.body)) != 1 {
+	if r := f.owner("GET", "/devices?top=1&api-version=2021-04-12", ""); len(decode[[]restapi.DeviceJSON](t, r.body)) != 1 {
 		t.Errorf("top=1 = %s", r.body)
 	}
 	if r := f.owner("DELETE", "/devices/dev1?api-version=2021-04-12", "", "If-Match", "*"); r.status != 204 {
@@ -186,7 +177,7 @@ func TestDevicePutRules(t *testing.T) {
 	key := base64.StdEncoding.EncodeToString([]byte("a device key of thirty-two bytes"))
 	body := `{"deviceId":"dev1","authentication":{"type":"sas","symmetricKey":{"primaryKey":"` + key + `","secondaryKey":"` + key + `"}}}`
 	r := f.owner("PUT", "/devices/dev1?api-version=2021-04-12", body)
-	d := decode[DeviceJSON](t, r.body)
+	d := decode[restapi.DeviceJSON](t, r.body)
 	if r.status != 200 || d.Authentication.SymmetricKey.PrimaryKey != key {
 		t.Fatalf("PUT with keys = %d %s", r.status, r.body)
 	}
@@ -195,7 +186,7 @@ func TestDevicePutRules(t *testing.T) {
 
 	// Disable with the right etag: keys are kept.
 	r = f.owner("PUT", "/devices/dev1?api-version=2021-04-12", `{"deviceId":"dev1","status":"disabled","statusReason":"test"}`, "If-Match", `"`+d.ETag+`"`)
-	d2 := decode[DeviceJSON](t, r.body)
+	d2 := decode[restapi.DeviceJSON](t, r.body)
 	if r.status != 200 || d2.Status != "disabled" || d2.Authentication.SymmetricKey.PrimaryKey != key || d2.ETag == d.ETag || d2.StatusReason == nil || *d2.StatusReason != "test" {
 		t.Errorf("disable = %d %s", r.status, r.body)
 	}
@@ -232,7 +223,7 @@ func TestDeviceIDsWithPunctuation(t *testing.T) {
 			if r.status != 200 {
 				t.Fatalf("PUT %s = %d %s", tc.path, r.status, r.body)
 			}
-			if got := decode[DeviceJSON](t, r.body).DeviceID; got != tc.id {
+			if got := decode[restapi.DeviceJSON](t, r.body).DeviceID; got != tc.id {
 				t.Errorf("PUT %s: deviceId = %q, want %q", tc.path, got, tc.id)
 			}
 			if r := f.owner("GET", "/twins"+strings.TrimPrefix(tc.path, "/devices")+"?api-version=2021-04-12", ""); r.status != 200 {
@@ -246,7 +237,7 @@ func TestModules(t *testing.T) {
 	f := newFixture(t)
 	f.addDevice("dev1")
 	r := f.owner("PUT", "/devices/dev1/modules/mod1?api-version=2021-04-12", `{"moduleId":"mod1","deviceId":"dev1","managedBy":"me"}`)
-	m := decode[DeviceJSON](t, r.body)
+	m := decode[restapi.DeviceJSON](t, r.body)
 	if r.status != 200 || m.ModuleID != "mod1" || m.DeviceID != "dev1" || m.ManagedBy != "me" || m.Status != "" || m.Capabilities != nil {
 		t.Fatalf("PUT module = %d %s", r.status, r.body)
 	}
@@ -255,11 +246,11 @@ func TestModules(t *testing.T) {
 		t.Errorf("GET module = %d %s", r.status, r.body)
 	}
 	r = f.owner("GET", "/devices/dev1/modules?api-version=2021-04-12", "")
-	if l := decode[[]DeviceJSON](t, r.body); r.status != 200 || len(l) != 1 || l[0].ModuleID != "mod1" {
+	if l := decode[[]restapi.DeviceJSON](t, r.body); r.status != 200 || len(l) != 1 || l[0].ModuleID != "mod1" {
 		t.Errorf("GET modules = %d %s", r.status, r.body)
 	}
 	r = f.owner("GET", "/twins/dev1/modules/mod1?api-version=2021-04-12", "")
-	if tw := decode[TwinJSON](t, r.body); r.status != 200 || tw.ModuleID != "mod1" {
+	if tw := decode[restapi.TwinJSON](t, r.body); r.status != 200 || tw.ModuleID != "mod1" {
 		t.Errorf("GET module twin = %d %s", r.status, r.body)
 	}
 	r = f.owner("PATCH", "/twins/dev1/modules/mod1?api-version=2021-04-12", `{"properties":{"desired":{"a":1}}}`)
@@ -277,7 +268,7 @@ func TestTwins(t *testing.T) {
 	f := newFixture(t)
 	f.addDevice("dev1")
 	r := f.owner("GET", "/twins/dev1?api-version=2021-04-12", "")
-	tw := decode[TwinJSON](t, r.body)
+	tw := decode[restapi.TwinJSON](t, r.body)
 	if r.status != 200 || tw.DeviceID != "dev1" || tw.ETag != "AAAAAAAAAAE=" || tw.Version != 1 || tw.Status != "enabled" || tw.AuthenticationType != "sas" {
 		t.Fatalf("GET twin = %d %s", r.status, r.body)
 	}
@@ -289,7 +280,7 @@ func TestTwins(t *testing.T) {
 	}
 
 	r = f.owner("PATCH", "/twins/dev1?api-version=2021-04-12", `{"tags":{"site":"lab"},"properties":{"desired":{"interval":5}}}`, "If-Match", `"AAAAAAAAAAE="`)
-	tw = decode[TwinJSON](t, r.body)
+	tw = decode[restapi.TwinJSON](t, r.body)
 	if r.status != 200 || tw.Version != 2 || string(tw.Tags) != `{"site":"lab"}` || !strings.Contains(string(tw.Properties.Desired), `"interval":5`) {
 		t.Fatalf("PATCH twin = %d %s", r.status, r.body)
 	}
@@ -299,7 +290,7 @@ func TestTwins(t *testing.T) {
 
 	// PUT replaces.
 	r = f.owner("PUT", "/twins/dev1?api-version=2021-04-12", `{"tags":{"other":true},"properties":{"desired":{}}}`, "If-Match", "*")
-	tw = decode[TwinJSON](t, r.body)
+	tw = decode[restapi.TwinJSON](t, r.body)
 	if r.status != 200 || string(tw.Tags) != `{"other":true}` || strings.Contains(string(tw.Properties.Desired), "interval") {
 		t.Errorf("PUT twin = %d %s", r.status, r.body)
 	}
@@ -311,30 +302,30 @@ func TestInvokeMethod(t *testing.T) {
 	f.addDevice("dev1")
 	path := "/twins/dev1/methods?api-version=2021-04-12"
 	wantError(t, f.owner("POST", path, `{"methodName":"reboot","payload":{},"responseTimeoutInSeconds":30,"connectTimeoutInSeconds":0}`), 404, "DeviceNotOnline")
-	f.b.online["dev1"] = true
+	f.s.SetOnline("dev1", true)
 	wantError(t, f.owner("POST", path, `{"methodName":"reboot","responseTimeoutInSeconds":5}`), 504, "GatewayTimeout")
-	f.b.methods["reboot"] = MethodResult{Status: 200, Payload: json.RawMessage(`{"ok":true}`)}
+	f.s.HandleMethod("reboot", 200, json.RawMessage(`{"ok":true}`))
 	r := f.owner("POST", path, `{"methodName":"reboot","payload":{"delay":1},"responseTimeoutInSeconds":10,"connectTimeoutInSeconds":2}`, "Content-Type", "application/json")
 	if r.status != 200 || r.body != `{"status":200,"payload":{"ok":true}}` {
 		t.Fatalf("invoke = %d %s", r.status, r.body)
 	}
-	want := MethodRequest{Name: "reboot", Payload: json.RawMessage(`{"delay":1}`), ResponseTimeout: 10 * time.Second, ConnectTimeout: 2 * time.Second}
-	if diff := cmp.Diff(want, f.b.lastMethod); diff != "" {
+	want := serviceclient.MethodCall{Name: "reboot", Payload: json.RawMessage(`{"delay":1}`), ResponseTimeout: 10 * time.Second, ConnectTimeout: 2 * time.Second}
+	if diff := cmp.Diff(want, last(f.s.MethodCalls())); diff != "" {
 		t.Errorf("backend request (-want +got):\n%s", diff)
 	}
-	f.b.methods["empty"] = MethodResult{Status: 404}
+	f.s.HandleMethod("empty", 404, nil)
 	if r := f.owner("POST", path, `{"methodName":"empty"}`); r.body != `{"status":404,"payload":null}` {
 		t.Errorf("empty payload answer = %s", r.body)
 	}
-	if f.b.lastMethod.ResponseTimeout != 30*time.Second || string(f.b.lastMethod.Payload) != "null" {
-		t.Errorf("defaults = %+v", f.b.lastMethod)
+	if c := last(f.s.MethodCalls()); c.ResponseTimeout != 30*time.Second || string(c.Payload) != "null" {
+		t.Errorf("defaults = %+v", c)
 	}
 	for _, body := range []string{`{}`, `{"methodName":"x","responseTimeoutInSeconds":4}`, `{"methodName":"x","responseTimeoutInSeconds":301}`, `{"methodName":"x","connectTimeoutInSeconds":-1}`} {
 		wantError(t, f.owner("POST", path, body), 400, "ArgumentInvalid")
 	}
 	// Module variant.
 	f.owner("PUT", "/devices/dev1/modules/m1?api-version=2021-04-12", `{}`)
-	f.b.online["dev1/m1"] = true
+	f.s.SetOnline("dev1/m1", true)
 	if r := f.owner("POST", "/twins/dev1/modules/m1/methods?api-version=2021-04-12", `{"methodName":"reboot"}`); r.status != 200 {
 		t.Errorf("module invoke = %d %s", r.status, r.body)
 	}
@@ -357,36 +348,36 @@ func TestC2DHeaderMapping(t *testing.T) {
 	if r.status != 201 {
 		t.Fatalf("send = %d %s", r.status, r.body)
 	}
-	st := decode[C2DStatusJSON](t, r.body)
-	if st.MessageID != "mid-1" || st.State != C2DQueued || r.header.Get("iothub-messageid") != "mid-1" {
+	st := decode[restapi.C2DStatusJSON](t, r.body)
+	if st.MessageID != "mid-1" || st.State != restapi.C2DQueued || r.header.Get("iothub-messageid") != "mid-1" {
 		t.Errorf("status = %s, headers %v", r.body, r.header)
 	}
 	if got := r.header.Get("Location"); got != "/devices/dev1/messages/devicebound/mid-1?api-version=2021-04-12" {
 		t.Errorf("Location = %q", got)
 	}
-	want := C2DMessage{
+	want := serviceclient.Message{
 		MessageID: "mid-1", CorrelationID: "cid-1", UserID: "alice", To: "/devices/dev1/messages/devicebound",
-		Ack: "full", ExpiryTime: time.Date(2030, 1, 2, 4, 4, 5, 0, time.UTC), ContentType: "application/json",
+		Ack: "full", Expiry: time.Date(2030, 1, 2, 4, 4, 5, 0, time.UTC), ContentType: "application/json",
 		ContentEncoding: "utf-8", Properties: map[string]string{"alertlevel": "high", "camelCase": "Yes", "sp ace": "a&b"},
 		Body: []byte(`{"cmd":"on"}`),
 	}
-	if diff := cmp.Diff(want, f.b.c2dMsgs[0]); diff != "" {
+	if diff := cmp.Diff(want, f.s.C2DMessages("dev1")[0]); diff != "" {
 		t.Errorf("message (-want +got):\n%s", diff)
 	}
 
 	// curl -d defaults: form content type is not the message's; an ID is generated.
 	r = f.owner("POST", "/devices/dev1/messages/devicebound?api-version=2021-04-12", "hello", "Content-Type", "application/x-www-form-urlencoded")
-	st = decode[C2DStatusJSON](t, r.body)
-	if r.status != 201 || len(st.MessageID) != 36 || f.b.c2dMsgs[1].ContentType != "" || f.b.c2dMsgs[1].Ack != "" {
-		t.Errorf("plain send = %d %s %+v", r.status, r.body, f.b.c2dMsgs[1])
+	st = decode[restapi.C2DStatusJSON](t, r.body)
+	if m := f.s.C2DMessages("dev1")[1]; r.status != 201 || len(st.MessageID) != 36 || m.ContentType != "" || m.Ack != "" {
+		t.Errorf("plain send = %d %s %+v", r.status, r.body, m)
 	}
 
 	r = f.owner("GET", "/devices/dev1/messages/devicebound/mid-1?api-version=2021-04-12", "")
-	if r.status != 200 || decode[C2DStatusJSON](t, r.body).State != "queued" {
+	if r.status != 200 || decode[restapi.C2DStatusJSON](t, r.body).State != "queued" {
 		t.Errorf("GET state = %d %s", r.status, r.body)
 	}
 	r = f.owner("GET", "/devices/dev1/messages/devicebound?api-version=2021-04-12", "")
-	if l := decode[[]C2DStatusJSON](t, r.body); r.status != 200 || len(l) != 2 {
+	if l := decode[[]restapi.C2DStatusJSON](t, r.body); r.status != 200 || len(l) != 2 {
 		t.Errorf("GET states = %d %s", r.status, r.body)
 	}
 	wantError(t, f.owner("GET", "/devices/dev1/messages/devicebound/nope?api-version=2021-04-12", ""), 404, "MessageNotFound")
@@ -401,13 +392,13 @@ func TestC2DHeaderMapping(t *testing.T) {
 		{"bad-ack", []string{"iothub-ack", "maybe"}, "x", 400, "ArgumentInvalid"},
 		{"bad-expiry", []string{"iothub-expiry", "tomorrow"}, "x", 400, "ArgumentInvalid"},
 		{"system-in-bag", []string{"X-Hubkit-Properties", "$.mid=x"}, "x", 400, "ArgumentInvalid"},
-		{"too-large", nil, strings.Repeat("x", MaxC2DBody+1), 413, "MessageTooLarge"},
+		{"too-large", nil, strings.Repeat("x", restapi.MaxC2DBody+1), 413, "MessageTooLarge"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantError(t, f.owner("POST", "/devices/dev1/messages/devicebound?api-version=2021-04-12", tc.body, tc.headers...), tc.status, tc.code)
 		})
 	}
-	f.b.queueMax = 2
+	f.s.SetQueueLimit(2)
 	wantError(t, f.owner("POST", "/devices/dev1/messages/devicebound?api-version=2021-04-12", "x"), 403, "DeviceMaximumQueueDepthExceeded")
 	wantError(t, f.owner("POST", "/devices/nodev/messages/devicebound?api-version=2021-04-12", "x"), 404, "DeviceNotFound")
 }
@@ -415,7 +406,8 @@ func TestC2DHeaderMapping(t *testing.T) {
 func TestAuthorization(t *testing.T) {
 	f := newFixture(t)
 	f.addDevice("dev1")
-	deviceKey, _ := sas.DecodeKey(f.b.devices[iothub.Identity{DeviceID: "dev1"}].PrimaryKey)
+	dev0 := f.addDevice("dev0")
+	deviceKey, _ := sas.DecodeKey(dev0.Authentication.SymmetricKey.PrimaryKey)
 	for _, tc := range []struct {
 		name, method, path, auth string
 		reason                   sas.Reason
@@ -439,8 +431,8 @@ func TestAuthorization(t *testing.T) {
 			}
 			r := f.do(tc.method, tc.path+"?api-version=2021-04-12", `{}`, h...)
 			wantError(t, r, 401, "IotHubUnauthorizedAccess")
-			if got := r.header.Get(HeaderReason); got != string(tc.reason) {
-				t.Errorf("%s = %q, want %q (body %s)", HeaderReason, got, tc.reason, r.body)
+			if got := r.header.Get(restapi.HeaderReason); got != string(tc.reason) {
+				t.Errorf("%s = %q, want %q (body %s)", restapi.HeaderReason, got, tc.reason, r.body)
 			}
 			msg := decode[errorBody](t, r.body).Message
 			if !strings.Contains(msg, "ErrorCode:IotHubUnauthorizedAccess;Unauthorized; hubkit: "+string(tc.reason)) {
@@ -458,8 +450,8 @@ func TestAuthorization(t *testing.T) {
 			}
 		})
 	}
-	if f.b.devices[iothub.Identity{DeviceID: "dev2"}].Identity.DeviceID != "" {
-		t.Error("registryRead created a device")
+	if r := f.owner("GET", "/devices/dev2?api-version=2021-04-12", ""); r.status != 404 {
+		t.Errorf("registryRead created a device: %d %s", r.status, r.body)
 	}
 	// Rights that are enough.
 	for _, tc := range []struct{ method, path, auth string }{
@@ -486,15 +478,15 @@ func TestAPIVersionAndRoutes(t *testing.T) {
 	if r := f.owner("GET", "/hubkit/rejections", ""); r.status != 200 {
 		t.Errorf("rejections without api-version = %d %s", r.status, r.body)
 	}
-	if len(Routes()) != 21 {
-		t.Errorf("Routes() = %d routes", len(Routes()))
+	if len(restapi.Routes()) != 21 {
+		t.Errorf("restapi.Routes() = %d routes", len(restapi.Routes()))
 	}
 }
 
 func TestRejections(t *testing.T) {
 	f := newFixture(t)
-	f.b.rejections = []Rejection{{Time: testNow, RemoteAddr: "127.0.0.1:5000", ClientID: "dev1", Identity: iothub.Identity{DeviceID: "dev1"},
-		Reason: "expired", Detail: "token expired", Hints: []string{"renew it"}}}
+	f.s.AddRejection(serviceclient.Rejection{Time: testNow, RemoteAddr: "127.0.0.1:5000", ClientID: "dev1", DeviceID: "dev1",
+		Reason: "expired", Detail: "token expired", Hints: []string{"renew it"}})
 	r := f.owner("GET", "/hubkit/rejections", "")
 	want := `[{"time":"2030-01-02T03:04:05Z","remoteAddr":"127.0.0.1:5000","clientId":"dev1","deviceId":"dev1","reason":"expired","detail":"token expired","hints":["renew it"]}]`
 	if r.status != 200 || r.body != want {
@@ -502,16 +494,16 @@ func TestRejections(t *testing.T) {
 	}
 }
 
-func rec(dev, body string, at time.Time) TelemetryRecord {
-	return TelemetryRecord{Identity: iothub.Identity{DeviceID: dev}, EnqueuedTime: at, Topic: "devices/" + dev + "/messages/events/",
+func rec(dev, body string, at time.Time) serviceclient.Event {
+	return serviceclient.Event{DeviceID: dev, EnqueuedTime: at, Topic: "devices/" + dev + "/messages/events/",
 		SystemProperties: map[string]string{"$.ct": "application/json"}, Properties: map[string]string{"k": "v"}, Body: []byte(body)}
 }
 
 func TestTelemetryList(t *testing.T) {
 	f := newFixture(t)
-	f.b.publish(rec("dev1", `{"t":1}`, testNow))
-	f.b.publish(rec("dev2", `plain text`, testNow.Add(time.Second)))
-	f.b.publish(rec("dev1", "\xff\xfe", testNow.Add(2*time.Second)))
+	f.s.Publish(rec("dev1", `{"t":1}`, testNow))
+	f.s.Publish(rec("dev2", `plain text`, testNow.Add(time.Second)))
+	f.s.Publish(rec("dev1", "\xff\xfe", testNow.Add(2*time.Second)))
 	r := f.owner("GET", "/hubkit/telemetry", "")
 	if r.status != 200 || r.header.Get("Content-Type") != "application/x-ndjson" {
 		t.Fatalf("telemetry = %d %v", r.status, r.header)
@@ -543,31 +535,31 @@ func TestTelemetryList(t *testing.T) {
 
 func TestTelemetryFollowStreams(t *testing.T) {
 	f := newFixture(t)
-	f.b.publish(rec("dev1", `{"n":0}`, testNow))
+	f.s.Publish(rec("dev1", `{"n":0}`, testNow))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/hubkit/telemetry?device=dev1&follow=true", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.s.URL()+"/hubkit/telemetry?device=dev1&follow=true", nil)
 	req.Header.Set("Authorization", ownerToken())
-	resp, err := f.srv.Client().Do(req)
+	resp, err := f.s.HTTPClient().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
-	next := func() EventJSON {
+	next := func() restapi.EventJSON {
 		t.Helper()
 		if !sc.Scan() {
 			t.Fatalf("stream ended: %v", sc.Err())
 		}
-		return decode[EventJSON](t, sc.Text())
+		return decode[restapi.EventJSON](t, sc.Text())
 	}
 	if e := next(); string(e.Payload) != `{"n":0}` {
 		t.Errorf("first = %+v", e)
 	}
 	// Each new message arrives as soon as it is published (flushed per message).
 	for i := 1; i <= 3; i++ {
-		f.b.publish(rec("dev2", `{"other":true}`, testNow))
-		f.b.publish(rec("dev1", `{"n":`+string(rune('0'+i))+`}`, testNow))
+		f.s.Publish(rec("dev2", `{"other":true}`, testNow))
+		f.s.Publish(rec("dev1", `{"n":`+string(rune('0'+i))+`}`, testNow))
 		if e := next(); string(e.Payload) != `{"n":`+string(rune('0'+i))+`}` || e.DeviceID != "dev1" {
 			t.Errorf("message %d = %+v", i, e)
 		}
@@ -582,13 +574,11 @@ func TestTelemetryFollowStreams(t *testing.T) {
 }
 
 func TestTLS(t *testing.T) {
-	now := func() time.Time { return testNow }
-	b := newMemBackend(now, testPolicies...)
-	srv := httptest.NewTLSServer(NewHandler(b, Options{HostName: testHost, Now: now}))
-	defer srv.Close()
-	req, _ := http.NewRequest("GET", srv.URL+"/devices?api-version=2021-04-12", nil)
+	s := servicetest.NewServer(servicetest.Options{HostName: testHost, Now: func() time.Time { return testNow }})
+	defer s.Close()
+	req, _ := http.NewRequest("GET", s.URL()+"/devices?api-version=2021-04-12", nil)
 	req.Header.Set("Authorization", ownerToken())
-	resp, err := srv.Client().Do(req)
+	resp, err := s.HTTPClient().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -596,4 +586,12 @@ func TestTLS(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("GET /devices over TLS = %d", resp.StatusCode)
 	}
+}
+
+func last[T any](s []T) T {
+	var zero T
+	if len(s) == 0 {
+		return zero
+	}
+	return s[len(s)-1]
 }

@@ -1,4 +1,4 @@
-package restapi
+package servicetest
 
 import (
 	"context"
@@ -7,36 +7,38 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/hubkit/hubkit/pkg/fakehub/internal/restapi"
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
-// memBackend is an in-memory Backend for the handler tests.
+// memBackend is an in-memory restapi.Backend.
 type memBackend struct {
 	mu         sync.Mutex
 	now        func() time.Time
-	policies   map[string]Policy
-	devices    map[iothub.Identity]Device
+	policies   map[string]restapi.Policy
+	devices    map[iothub.Identity]restapi.Device
 	order      []iothub.Identity
-	twins      map[iothub.Identity]Twin
+	twins      map[iothub.Identity]restapi.Twin
 	online     map[string]bool
-	methods    map[string]MethodResult // method name -> answer for online devices
-	lastMethod MethodRequest
-	c2d        []C2DStatus
-	c2dMsgs    []C2DMessage
+	methods    map[string]restapi.MethodResult // method name -> answer for online devices
+	calls      []restapi.MethodRequest
+	c2d        []restapi.C2DStatus
+	c2dMsgs    []restapi.C2DMessage
 	queueMax   int
-	telemetry  []TelemetryRecord
+	telemetry  []restapi.TelemetryRecord
 	changed    chan struct{}
-	rejections []Rejection
+	rejections []restapi.Rejection
 	etag       int
 }
 
-func newMemBackend(now func() time.Time, policies ...Policy) *memBackend {
+func newMemBackend(now func() time.Time, policies ...restapi.Policy) *memBackend {
 	b := &memBackend{
-		now: now, policies: map[string]Policy{}, devices: map[iothub.Identity]Device{},
-		twins: map[iothub.Identity]Twin{}, online: map[string]bool{}, methods: map[string]MethodResult{},
+		now: now, policies: map[string]restapi.Policy{}, devices: map[iothub.Identity]restapi.Device{},
+		twins: map[iothub.Identity]restapi.Twin{}, online: map[string]bool{}, methods: map[string]restapi.MethodResult{},
 		queueMax: 50, changed: make(chan struct{}),
 	}
 	for _, p := range policies {
@@ -45,22 +47,22 @@ func newMemBackend(now func() time.Time, policies ...Policy) *memBackend {
 	return b
 }
 
-func (b *memBackend) Policy(name string) (Policy, bool) {
+func (b *memBackend) Policy(name string) (restapi.Policy, bool) {
 	p, ok := b.policies[name]
 	return p, ok
 }
 
 func notFound(id iothub.Identity) error {
 	if id.IsModule() {
-		return fmt.Errorf("%w: %s", ErrModuleNotFound, id)
+		return fmt.Errorf("%w: %s", restapi.ErrModuleNotFound, id)
 	}
-	return fmt.Errorf("%w: %s", ErrDeviceNotFound, id.DeviceID)
+	return fmt.Errorf("%w: %s", restapi.ErrDeviceNotFound, id.DeviceID)
 }
 
-func (b *memBackend) Devices(context.Context) ([]Device, error) {
+func (b *memBackend) Devices(context.Context) ([]restapi.Device, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []Device
+	var out []restapi.Device
 	for _, id := range b.order {
 		if !id.IsModule() {
 			out = append(out, b.devices[id])
@@ -69,13 +71,13 @@ func (b *memBackend) Devices(context.Context) ([]Device, error) {
 	return out, nil
 }
 
-func (b *memBackend) Modules(_ context.Context, deviceID string) ([]Device, error) {
+func (b *memBackend) Modules(_ context.Context, deviceID string) ([]restapi.Device, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.devices[iothub.Identity{DeviceID: deviceID}]; !ok {
 		return nil, notFound(iothub.Identity{DeviceID: deviceID})
 	}
-	var out []Device
+	var out []restapi.Device
 	for _, id := range b.order {
 		if id.IsModule() && id.DeviceID == deviceID {
 			out = append(out, b.devices[id])
@@ -84,34 +86,34 @@ func (b *memBackend) Modules(_ context.Context, deviceID string) ([]Device, erro
 	return out, nil
 }
 
-func (b *memBackend) Device(_ context.Context, id iothub.Identity) (Device, error) {
+func (b *memBackend) Device(_ context.Context, id iothub.Identity) (restapi.Device, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	d, ok := b.devices[id]
 	if !ok {
-		return Device{}, notFound(id)
+		return restapi.Device{}, notFound(id)
 	}
 	return d, nil
 }
 
-func (b *memBackend) PutDevice(_ context.Context, d Device, ifMatch string) (Device, bool, error) {
+func (b *memBackend) PutDevice(_ context.Context, d restapi.Device, ifMatch string) (restapi.Device, bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	old, exists := b.devices[d.Identity]
 	switch {
 	case ifMatch == "" && exists:
 		if d.Identity.IsModule() {
-			return Device{}, false, fmt.Errorf("%w: %s", ErrModuleAlreadyExists, d.Identity)
+			return restapi.Device{}, false, fmt.Errorf("%w: %s", restapi.ErrModuleAlreadyExists, d.Identity)
 		}
-		return Device{}, false, fmt.Errorf("%w: %s", ErrDeviceAlreadyExists, d.Identity.DeviceID)
+		return restapi.Device{}, false, fmt.Errorf("%w: %s", restapi.ErrDeviceAlreadyExists, d.Identity.DeviceID)
 	case ifMatch != "" && ifMatch != "*" && !exists:
-		return Device{}, false, notFound(d.Identity)
-	case ifMatch != "" && ifMatch != "*" && unquoteETag(ifMatch) != old.ETag:
-		return Device{}, false, fmt.Errorf("%w: stored etag is %q", ErrPreconditionFailed, old.ETag)
+		return restapi.Device{}, false, notFound(d.Identity)
+	case ifMatch != "" && ifMatch != "*" && strings.Trim(ifMatch, `"`) != old.ETag:
+		return restapi.Device{}, false, fmt.Errorf("%w: stored etag is %q", restapi.ErrPreconditionFailed, old.ETag)
 	}
 	if d.Identity.IsModule() {
 		if _, ok := b.devices[iothub.Identity{DeviceID: d.Identity.DeviceID}]; !ok {
-			return Device{}, false, notFound(iothub.Identity{DeviceID: d.Identity.DeviceID})
+			return restapi.Device{}, false, notFound(iothub.Identity{DeviceID: d.Identity.DeviceID})
 		}
 	}
 	b.etag++
@@ -121,7 +123,7 @@ func (b *memBackend) PutDevice(_ context.Context, d Device, ifMatch string) (Dev
 	} else {
 		d.GenerationID = "63800000000000000" + strconv.Itoa(len(b.order))
 		b.order = append(b.order, d.Identity)
-		b.twins[d.Identity] = Twin{Identity: d.Identity, ETag: "AAAAAAAAAAE=", Version: 1,
+		b.twins[d.Identity] = restapi.Twin{Identity: d.Identity, ETag: "AAAAAAAAAAE=", Version: 1,
 			Desired: json.RawMessage(`{"$version":1}`), Reported: json.RawMessage(`{"$version":1}`)}
 	}
 	if !exists || old.Status != d.Status {
@@ -138,8 +140,8 @@ func (b *memBackend) DeleteDevice(_ context.Context, id iothub.Identity, ifMatch
 	if !ok {
 		return notFound(id)
 	}
-	if ifMatch != "" && ifMatch != "*" && unquoteETag(ifMatch) != old.ETag {
-		return ErrPreconditionFailed
+	if ifMatch != "" && ifMatch != "*" && strings.Trim(ifMatch, `"`) != old.ETag {
+		return restapi.ErrPreconditionFailed
 	}
 	delete(b.devices, id)
 	b.order = slices.DeleteFunc(b.order, func(x iothub.Identity) bool {
@@ -148,27 +150,27 @@ func (b *memBackend) DeleteDevice(_ context.Context, id iothub.Identity, ifMatch
 	return nil
 }
 
-func (b *memBackend) Twin(_ context.Context, id iothub.Identity) (Twin, error) {
+func (b *memBackend) Twin(_ context.Context, id iothub.Identity) (restapi.Twin, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t, ok := b.twins[id]
 	if !ok {
-		return Twin{}, notFound(id)
+		return restapi.Twin{}, notFound(id)
 	}
 	return t, nil
 }
 
 // UpdateTwin does a shallow merge, enough to see the handler pass the
 // sections through.
-func (b *memBackend) UpdateTwin(_ context.Context, id iothub.Identity, u TwinUpdate) (Twin, error) {
+func (b *memBackend) UpdateTwin(_ context.Context, id iothub.Identity, u restapi.TwinUpdate) (restapi.Twin, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t, ok := b.twins[id]
 	if !ok {
-		return Twin{}, notFound(id)
+		return restapi.Twin{}, notFound(id)
 	}
 	if u.IfMatch != "" && u.IfMatch != "*" && u.IfMatch != t.ETag {
-		return Twin{}, fmt.Errorf("%w: twin etag is %q", ErrPreconditionFailed, t.ETag)
+		return restapi.Twin{}, fmt.Errorf("%w: twin etag is %q", restapi.ErrPreconditionFailed, t.ETag)
 	}
 	merge := func(old, patch json.RawMessage, replace bool) json.RawMessage {
 		m := map[string]any{}
@@ -199,46 +201,46 @@ func (b *memBackend) UpdateTwin(_ context.Context, id iothub.Identity, u TwinUpd
 	return t, nil
 }
 
-func (b *memBackend) InvokeMethod(ctx context.Context, id iothub.Identity, req MethodRequest) (MethodResult, error) {
+func (b *memBackend) InvokeMethod(ctx context.Context, id iothub.Identity, req restapi.MethodRequest) (restapi.MethodResult, error) {
 	b.mu.Lock()
-	b.lastMethod = req
+	b.calls = append(b.calls, req)
 	_, exists := b.devices[id]
 	online := b.online[id.ClientID()]
 	res, answers := b.methods[req.Name]
 	b.mu.Unlock()
 	switch {
 	case !exists:
-		return MethodResult{}, notFound(id)
+		return restapi.MethodResult{}, notFound(id)
 	case !online:
-		return MethodResult{}, fmt.Errorf("%w: %s is not connected", ErrDeviceNotOnline, id)
+		return restapi.MethodResult{}, fmt.Errorf("%w: %s is not connected", restapi.ErrDeviceNotOnline, id)
 	case !answers:
-		return MethodResult{}, fmt.Errorf("%w: no answer from %s within %v", ErrGatewayTimeout, id, req.ResponseTimeout)
+		return restapi.MethodResult{}, fmt.Errorf("%w: no answer from %s within %v", restapi.ErrGatewayTimeout, id, req.ResponseTimeout)
 	}
 	return res, nil
 }
 
-func (b *memBackend) SendC2D(_ context.Context, id iothub.Identity, m C2DMessage) (C2DStatus, error) {
+func (b *memBackend) SendC2D(_ context.Context, id iothub.Identity, m restapi.C2DMessage) (restapi.C2DStatus, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.devices[id]; !ok {
-		return C2DStatus{}, notFound(id)
+		return restapi.C2DStatus{}, notFound(id)
 	}
 	queued := 0
 	for _, s := range b.c2d {
-		if s.Identity == id && s.State == C2DQueued {
+		if s.Identity == id && s.State == restapi.C2DQueued {
 			queued++
 		}
 	}
 	if queued >= b.queueMax {
-		return C2DStatus{}, fmt.Errorf("%w: %d messages queued for %s", ErrQueueFull, queued, id)
+		return restapi.C2DStatus{}, fmt.Errorf("%w: %d messages queued for %s", restapi.ErrQueueFull, queued, id)
 	}
-	st := C2DStatus{Identity: id, MessageID: m.MessageID, State: C2DQueued, EnqueuedTime: b.now(), UpdatedTime: b.now()}
+	st := restapi.C2DStatus{Identity: id, MessageID: m.MessageID, State: restapi.C2DQueued, EnqueuedTime: b.now(), UpdatedTime: b.now()}
 	b.c2d = append(b.c2d, st)
 	b.c2dMsgs = append(b.c2dMsgs, m)
 	return st, nil
 }
 
-func (b *memBackend) C2DStatus(_ context.Context, id iothub.Identity, messageID string) (C2DStatus, error) {
+func (b *memBackend) C2DStatus(_ context.Context, id iothub.Identity, messageID string) (restapi.C2DStatus, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, s := range b.c2d {
@@ -246,13 +248,13 @@ func (b *memBackend) C2DStatus(_ context.Context, id iothub.Identity, messageID 
 			return s, nil
 		}
 	}
-	return C2DStatus{}, fmt.Errorf("%w: %q", ErrMessageNotFound, messageID)
+	return restapi.C2DStatus{}, fmt.Errorf("%w: %q", restapi.ErrMessageNotFound, messageID)
 }
 
-func (b *memBackend) C2DStatuses(_ context.Context, id iothub.Identity) ([]C2DStatus, error) {
+func (b *memBackend) C2DStatuses(_ context.Context, id iothub.Identity) ([]restapi.C2DStatus, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []C2DStatus
+	var out []restapi.C2DStatus
 	for _, s := range b.c2d {
 		if s.Identity == id {
 			out = append(out, s)
@@ -262,7 +264,7 @@ func (b *memBackend) C2DStatuses(_ context.Context, id iothub.Identity) ([]C2DSt
 }
 
 // publish records a telemetry message and wakes followers.
-func (b *memBackend) publish(rec TelemetryRecord) {
+func (b *memBackend) publish(rec restapi.TelemetryRecord) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.telemetry = append(b.telemetry, rec)
@@ -270,17 +272,17 @@ func (b *memBackend) publish(rec TelemetryRecord) {
 	b.changed = make(chan struct{})
 }
 
-func (b *memBackend) Telemetry(_ context.Context, q TelemetryQuery) (TelemetryReader, error) {
+func (b *memBackend) Telemetry(_ context.Context, q restapi.TelemetryQuery) (restapi.TelemetryReader, error) {
 	return &memReader{b: b, q: q}, nil
 }
 
 type memReader struct {
 	b    *memBackend
-	q    TelemetryQuery
+	q    restapi.TelemetryQuery
 	next int
 }
 
-func (r *memReader) Next(ctx context.Context) (TelemetryRecord, error) {
+func (r *memReader) Next(ctx context.Context) (restapi.TelemetryRecord, error) {
 	for {
 		r.b.mu.Lock()
 		for r.next < len(r.b.telemetry) {
@@ -294,11 +296,11 @@ func (r *memReader) Next(ctx context.Context) (TelemetryRecord, error) {
 		changed := r.b.changed
 		r.b.mu.Unlock()
 		if !r.q.Follow {
-			return TelemetryRecord{}, io.EOF
+			return restapi.TelemetryRecord{}, io.EOF
 		}
 		select {
 		case <-ctx.Done():
-			return TelemetryRecord{}, ctx.Err()
+			return restapi.TelemetryRecord{}, ctx.Err()
 		case <-changed:
 		}
 	}
@@ -306,7 +308,7 @@ func (r *memReader) Next(ctx context.Context) (TelemetryRecord, error) {
 
 func (r *memReader) Close() error { return nil }
 
-func (b *memBackend) Rejections(context.Context) ([]Rejection, error) {
+func (b *memBackend) Rejections(context.Context) ([]restapi.Rejection, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return slices.Clone(b.rejections), nil
