@@ -14,12 +14,14 @@
 //   - a time to live of 1 minute to 2 days (default 1 hour, Options.DefaultTTL); outside that
 //     range, or a bad Ack value, is *Error 400, code 400004 ArgumentInvalid.
 //
-// The wiring takes messages for delivery with Take (oldest first; expired messages are skipped
-// and become expired), publishes each on DeliveryTopic at QoS 1 and records the MQTT packet ID
-// with MarkDelivered (state delivered). The device's PUBACK completes the message: Complete
-// with the packet ID (state completed). A QoS 0 delivery completes when sent: CompleteMessage.
-// If the device goes away before its PUBACK, Requeue puts every delivered message back at the
-// head of the queue, in order; the next Take hands it out again with DeliveryCount+1.
+// The wiring takes messages for delivery with Dispatch (oldest first; expired messages are
+// skipped and become expired), which also assigns each an MQTT packet ID and tags it with the
+// connection's session, and publishes each on DeliveryTopic at QoS 1 (state delivered). (Take
+// plus MarkDelivered do the same for a wiring that allocates packet IDs itself.) The device's
+// PUBACK completes the message: Complete with the packet ID (state completed). A QoS 0 delivery
+// completes when sent: CompleteMessage. If the connection closes before the PUBACK,
+// RequeueSession (or Requeue, for every connection) puts the delivered messages back at the
+// head of the queue, in order; the next Dispatch hands them out again with DeliveryCount+1.
 // A connected device without a C2D subscription gets its messages rejected, as on the real hub:
 // the wiring calls Reject or RejectPending. Purge drops all queued messages (state purged).
 // A message whose ExpiryTime passes while queued becomes expired and is never delivered.

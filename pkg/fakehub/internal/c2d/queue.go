@@ -44,6 +44,7 @@ type Record struct {
 	Message   Message
 	State     State
 	PacketID  uint16    // MQTT packet ID of the delivery awaiting PUBACK (0: none recorded)
+	Session   string    // the session tag given to Dispatch for the delivery awaiting PUBACK
 	Reason    string    // why it was rejected, expired or purged
 	Delivered time.Time // the last delivery (zero if never delivered)
 	Finished  time.Time // when it reached a final state
@@ -96,8 +97,9 @@ type Queue struct {
 }
 
 type queue struct {
-	inflight []*entry // delivered, in delivery order
-	pending  []*entry // queued, FIFO
+	inflight     []*entry // delivered, in delivery order
+	pending      []*entry // queued, FIFO
+	lastPacketID uint16   // for Dispatch
 }
 
 type entry struct{ rec Record }
@@ -187,6 +189,9 @@ func (q *Queue) prepare(id iothub.Identity, m *Message, now time.Time) error {
 		m.To = DefaultTo(id)
 	}
 	for _, p := range m.Properties {
+		if p.Key == "" {
+			return newError(CodeArgumentInvalid, "an application property has an empty name")
+		}
 		if iothub.IsSystemProperty(p.Key) {
 			return newError(CodeArgumentInvalid, "application property %q is a system property name", p.Key)
 		}
@@ -233,7 +238,7 @@ func (q *Queue) expire(qu *queue, now time.Time) {
 // finish moves e to a final state, keeps it in the history and records feedback. Callers hold
 // q.mu and remove e from its queue.
 func (q *Queue) finish(e *entry, s State, reason string, now time.Time) {
-	e.rec.State, e.rec.Reason, e.rec.Finished, e.rec.PacketID = s, reason, now, 0
+	e.rec.State, e.rec.Reason, e.rec.Finished, e.rec.PacketID, e.rec.Session = s, reason, now, 0, ""
 	q.history = append(q.history, e)
 	if over := len(q.history) - q.opts.HistoryLimit; over > 0 {
 		for _, old := range q.history[:over] {
@@ -283,10 +288,31 @@ func (q *Queue) Peek(id iothub.Identity) (Message, bool) {
 	return qu.pending[0].rec.Message.clone(), true
 }
 
-// Take hands out up to max queued messages (all of them when max <= 0), oldest first, skipping
-// (and expiring) those past their expiry. Each becomes delivered, its DeliveryCount goes up by
-// one, and it waits for MarkDelivered and Complete (or CompleteMessage, or Requeue).
-func (q *Queue) Take(id iothub.Identity, max int) []Message {
+// Take hands out up to limit queued messages (all of them when limit <= 0), oldest first,
+// skipping (and expiring) those past their expiry. Each becomes delivered, its DeliveryCount
+// goes up by one, and it waits for MarkDelivered and Complete (or CompleteMessage, or
+// Requeue). Dispatch does the same and also assigns packet IDs.
+func (q *Queue) Take(id iothub.Identity, limit int) []Message {
+	ds := q.Dispatch(id, "", limit)
+	out := make([]Message, len(ds))
+	for i, d := range ds {
+		out[i] = d.Message
+	}
+	return out
+}
+
+// Delivery is a message handed out by Dispatch with the MQTT packet ID to publish it with.
+type Delivery struct {
+	Message  Message
+	PacketID uint16
+}
+
+// Dispatch is Take for wirings that let the queue choose packet IDs: each message gets the next
+// packet ID of the identity (1 to 65535, wrapping, skipping IDs still in flight), so no
+// MarkDelivered is needed. session tags the deliveries with the connection they were sent on
+// (any string unique per connection, "" for none) so that RequeueSession can put back exactly
+// that connection's unacknowledged messages.
+func (q *Queue) Dispatch(id iothub.Identity, session string, limit int) []Delivery {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	qu := q.queues[id]
@@ -296,18 +322,35 @@ func (q *Queue) Take(id iothub.Identity, max int) []Message {
 	now := q.opts.Now()
 	q.expire(qu, now)
 	n := len(qu.pending)
-	if max > 0 && max < n {
-		n = max
+	if limit > 0 && limit < n {
+		n = limit
 	}
-	out := make([]Message, 0, n)
+	out := make([]Delivery, 0, n)
 	for _, e := range qu.pending[:n] {
-		e.rec.State, e.rec.Delivered, e.rec.PacketID = StateDelivered, now, 0
+		e.rec.State, e.rec.Delivered, e.rec.Session = StateDelivered, now, session
+		e.rec.PacketID = 0
+		if session != "" {
+			e.rec.PacketID = qu.nextPacketID()
+		}
 		e.rec.Message.DeliveryCount++
-		out = append(out, e.rec.Message.clone())
+		qu.inflight = append(qu.inflight, e)
+		out = append(out, Delivery{Message: e.rec.Message.clone(), PacketID: e.rec.PacketID})
 	}
-	qu.inflight = append(qu.inflight, qu.pending[:n]...)
 	qu.pending = slices.Delete(qu.pending, 0, n)
 	return out
+}
+
+// nextPacketID returns the identity's next packet ID not in flight.
+func (qu *queue) nextPacketID() uint16 {
+	for {
+		qu.lastPacketID++
+		if qu.lastPacketID == 0 {
+			qu.lastPacketID = 1
+		}
+		if !slices.ContainsFunc(qu.inflight, func(e *entry) bool { return e.rec.PacketID == qu.lastPacketID }) {
+			return qu.lastPacketID
+		}
+	}
 }
 
 // MarkDelivered records the MQTT packet ID a taken message was published with, so Complete can
@@ -368,20 +411,36 @@ func (q *Queue) completeFunc(id iothub.Identity, f func(*entry) bool) (Message, 
 // again with DeliveryCount+1. It returns how many were put back; messages that expired in the
 // meantime become expired instead.
 func (q *Queue) Requeue(id iothub.Identity) int {
+	return q.requeue(id, func(*entry) bool { return true })
+}
+
+// RequeueSession is Requeue for only the messages dispatched with the given session tag: what
+// a connection that closed (or was taken over by a newer one) left unacknowledged, without
+// touching what the newer connection has in flight.
+func (q *Queue) RequeueSession(id iothub.Identity, session string) int {
+	return q.requeue(id, func(e *entry) bool { return e.rec.Session == session })
+}
+
+func (q *Queue) requeue(id iothub.Identity, match func(*entry) bool) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	qu := q.queues[id]
 	if qu == nil {
 		return 0
 	}
-	n := len(qu.inflight)
+	var back, keep []*entry
 	for _, e := range qu.inflight {
-		e.rec.State, e.rec.PacketID = StateQueued, 0
+		if match(e) {
+			e.rec.State, e.rec.PacketID, e.rec.Session = StateQueued, 0, ""
+			back = append(back, e)
+		} else {
+			keep = append(keep, e)
+		}
 	}
-	qu.pending = append(qu.inflight, qu.pending...)
-	qu.inflight = nil
+	qu.pending = append(back, qu.pending...)
+	qu.inflight = keep
 	q.expire(qu, q.opts.Now())
-	return n
+	return len(back)
 }
 
 // Reject finishes one queued or in-flight message as rejected, with the reason (for example

@@ -90,7 +90,7 @@ func TestFIFO(t *testing.T) {
 	if got := q.Take(dev1, 0); len(got) != 0 {
 		t.Errorf("Take on an empty queue = %s", ids(got))
 	}
-	if got := q.Take(iothub.Identity{DeviceID: "nobody"}, 0); got != nil {
+	if got := q.Take(iothub.Identity{DeviceID: "nobody"}, 0); len(got) != 0 {
 		t.Errorf("Take for an unknown identity = %s", ids(got))
 	}
 }
@@ -229,6 +229,60 @@ func TestRequeueRedelivers(t *testing.T) {
 	}
 	if string(again[0].Payload) != string(first[0].Payload) || again[0].EnqueuedTime != first[0].EnqueuedTime {
 		t.Errorf("redelivered message differs: %+v vs %+v", again[0], first[0])
+	}
+}
+
+func TestDispatch(t *testing.T) {
+	q, _ := newQueue(t, Options{})
+	for range 3 {
+		mustEnqueue(t, q, dev1, Message{})
+	}
+	pids := func(ds []Delivery) string {
+		var s []string
+		for _, d := range ds {
+			s = append(s, fmt.Sprintf("%s@%d", d.Message.ID, d.PacketID))
+		}
+		return strings.Join(s, " ")
+	}
+	if got, want := pids(q.Dispatch(dev1, "s1", 2)), "m1@1 m2@2"; got != want {
+		t.Errorf("Dispatch(s1, 2) = %s, want %s", got, want)
+	}
+	if got, want := pids(q.Dispatch(dev1, "s2", 0)), "m3@3"; got != want {
+		t.Errorf("Dispatch(s2) = %s, want %s", got, want)
+	}
+	// The connection of session s1 closes: only its messages go back, at the head.
+	if n := q.RequeueSession(dev1, "s1"); n != 2 {
+		t.Errorf("RequeueSession(s1) = %d, want 2", n)
+	}
+	var got []string
+	for _, r := range q.List(dev1) {
+		got = append(got, fmt.Sprintf("%s:%s:%s:%d", r.Message.ID, r.State, r.Session, r.PacketID))
+	}
+	want := []string{"m3:delivered:s2:3", "m1:queued::0", "m2:queued::0"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("List after RequeueSession (-want +got):\n%s", diff)
+	}
+	if m, ok := q.Complete(dev1, 3); !ok || m.ID != "m3" {
+		t.Errorf("Complete(3) = %s, %v; want m3", m.ID, ok)
+	}
+	// Packet IDs wrap after 65535 and skip those still in flight.
+	if got, want := pids(q.Dispatch(dev1, "s3", 1)), "m1@4"; got != want {
+		t.Errorf("Dispatch(s3, 1) = %s, want %s", got, want)
+	}
+	q.mu.Lock()
+	q.queues[dev1].lastPacketID = 65534
+	q.mu.Unlock()
+	mustEnqueue(t, q, dev1, Message{})
+	mustEnqueue(t, q, dev1, Message{})
+	if got, want := pids(q.Dispatch(dev1, "s3", 0)), "m2@65535 m4@1 m5@2"; got != want {
+		t.Errorf("Dispatch across the wrap = %s, want %s", got, want)
+	}
+	q.mu.Lock()
+	q.queues[dev1].lastPacketID = 3
+	q.mu.Unlock()
+	q.Requeue(dev1)
+	if got, want := pids(q.Dispatch(dev1, "s4", 0)), "m1@4 m2@5 m4@6 m5@7"; got != want {
+		t.Errorf("Dispatch after Requeue = %s, want %s", got, want)
 	}
 }
 
@@ -397,6 +451,7 @@ func TestEnqueueValidation(t *testing.T) {
 		{"no-device", iothub.Identity{}, Message{}},
 		{"bad-ack", dev1, Message{Ack: "sometimes"}},
 		{"long-id", dev1, Message{ID: strings.Repeat("x", MaxIDLength+1)}},
+		{"empty-property-name", dev1, Message{Properties: iothub.Properties{{Key: "", Value: "x"}}}},
 		{"system-key-as-application-property", dev1, Message{Properties: iothub.Properties{{Key: "$.mid", Value: "x"}}}},
 	}
 	for _, tt := range tests {
