@@ -33,7 +33,7 @@ type Token struct {
 // "" for device and module keys.
 func Sign(resource, keyName string, key []byte, expiry time.Time) Token {
 	t := Token{Resource: resource, Expiry: expiry.Unix(), KeyName: keyName}
-	t.Signature = base64.StdEncoding.EncodeToString(mac(key, stringToSign(resource, t.Expiry)))
+	t.Signature = base64.StdEncoding.EncodeToString(t.mac(key))
 	return t
 }
 
@@ -43,6 +43,18 @@ func (t Token) StringToSign() string { return stringToSign(t.Resource, t.Expiry)
 
 func stringToSign(resource string, expiry int64) string {
 	return resource + "\n" + strconv.FormatInt(expiry, 10)
+}
+
+// mac returns HMAC-SHA256(key, t.StringToSign()) without building the string.
+func (t Token) mac(key []byte) []byte {
+	buf := make([]byte, 0, len(t.Resource)+21)
+	buf = append(buf, t.Resource...)
+	buf = append(buf, '\n')
+	buf = strconv.AppendInt(buf, t.Expiry, 10)
+	h := hmac.New(sha256.New, key)
+	h.Write(buf)
+	var out [sha256.Size]byte
+	return h.Sum(out[:0])
 }
 
 func mac(key []byte, msg string) []byte {
@@ -155,8 +167,8 @@ func Parse(s string) (Token, error) {
 		}
 		switch idx {
 		case 0:
-			if _, err := url.PathUnescape(value); err != nil {
-				return Token{}, &ParseError{Field: fname, Problem: "bad percent-encoding: " + escapeProblem(err)}
+			if bad := badEscape(value); bad != "" {
+				return Token{}, &ParseError{Field: fname, Problem: "bad percent-encoding: invalid escape " + strconv.Quote(bad)}
 			}
 			t.Resource = value
 		case 1:
@@ -247,4 +259,23 @@ func escapeProblem(err error) string {
 		return "invalid escape " + strconv.Quote(string(e))
 	}
 	return err.Error()
+}
+
+// badEscape returns the first '%' sequence in s that is not '%' and two hex
+// digits (what url.PathUnescape rejects), or "".
+func badEscape(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			continue
+		}
+		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			return s[i:min(i+3, len(s))]
+		}
+		i += 2
+	}
+	return ""
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

@@ -162,6 +162,9 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
+		if _, err := tok.PlainResource(); err != nil {
+			t.Fatalf("Parse(%q) accepted sr %q but PlainResource() = %v", s, tok.Resource, err)
+		}
 		again, err := Parse(tok.String())
 		if err != nil {
 			t.Fatalf("Parse(%q) (from %q) = %v, want nil error", tok.String(), s, err)

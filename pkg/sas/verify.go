@@ -103,7 +103,7 @@ func (t Token) Verify(key []byte, now time.Time, opts ...VerifyOption) error {
 // canonical, padded standard encoding is accepted.
 func (t Token) signedWith(key []byte) bool {
 	var buf [44]byte
-	base64.StdEncoding.Encode(buf[:], mac(key, t.StringToSign()))
+	base64.StdEncoding.Encode(buf[:], t.mac(key))
 	return hmac.Equal([]byte(t.Signature), buf[:])
 }
 

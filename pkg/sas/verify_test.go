@@ -318,3 +318,27 @@ func TestRejectAndReasons(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, "sas: no-password")
 	}
 }
+
+// FuzzVerify checks that Verify (and so the diagnosis) never panics and
+// always answers nil or a *Rejection without secrets.
+func FuzzVerify(f *testing.F) {
+	f.Add("SharedAccessSignature sr=contoso.azure-devices.net%2Fdevices%2Fdev1&sig=abc%2B%3D&se=1893456000", "contoso.azure-devices.net/devices/dev1")
+	f.Add("SharedAccessSignature sr=h:8883%2f&sig=a b&se=99999999999999&skn=p", "h")
+	f.Add("SharedAccessSignature sr=%2F%2f/&sig=-_==&se=0", "/")
+	f.Fuzz(func(t *testing.T, s, audience string) {
+		tok, err := Parse(s)
+		if err != nil {
+			return
+		}
+		err = tok.Verify(testKey, testNow, WithAudience(audience), WithSecondaryKey(testKey2),
+			WithSuspectKeys(NamedKey{"policy iothubowner", policyKey}))
+		if err == nil {
+			return
+		}
+		var r *Rejection
+		if !errors.As(err, &r) {
+			t.Fatalf("Verify() = %T %v, want *Rejection", err, err)
+		}
+		checkNoSecrets(t, r, Token{}, testKey, testKey2, policyKey)
+	})
+}
