@@ -63,7 +63,11 @@ type Properties []Property
 // empty. Keys and values are percent-decoded ("%24.mid" becomes "$.mid"); a '+' stays a '+'
 // (it is not a space). Empty entries ("a=1&&b=2", a trailing '&') are skipped. A bad escape or an
 // empty key is an error naming the key.
-func ParseProperties(bag string) (Properties, error) {
+func ParseProperties(bag string) (Properties, error) { return parseProperties(bag, false) }
+
+// parseProperties is ParseProperties; strict also rejects bytes that should have been
+// percent-encoded (see RequireEscapedProperties).
+func parseProperties(bag string, strict bool) (Properties, error) {
 	var props Properties
 	for entry := range strings.SplitSeq(bag, "&") {
 		if entry == "" {
@@ -83,6 +87,16 @@ func ParseProperties(bag string) (Properties, error) {
 		if err != nil {
 			return nil, &ParseError{What: "property bag", Input: bag, Err: ErrProperties,
 				Problem: fmt.Sprintf("value of key %q: %v", key, err)}
+		}
+		if strict {
+			if i := unescapedAt(rawKey, true); i >= 0 {
+				return nil, &ParseError{What: "property bag", Input: bag, Err: ErrProperties,
+					Problem: fmt.Sprintf("key %q: %s", rawKey, unescapedProblem(rawKey, i))}
+			}
+			if i := unescapedAt(rawValue, false); i >= 0 {
+				return nil, &ParseError{What: "property bag", Input: bag, Err: ErrProperties,
+					Problem: fmt.Sprintf("value %q of key %q: %s", rawValue, key, unescapedProblem(rawValue, i))}
+			}
 		}
 		props = append(props, Property{Key: key, Value: value, Null: !hasValue})
 	}
@@ -211,6 +225,23 @@ func unescape(s string) (string, error) {
 		i += 2
 	}
 	return b.String(), nil
+}
+
+// unescapedAt returns the index of the first byte of s that should have been percent-encoded,
+// or -1. A '$' starting a key ("$.mid", "$rid") is the documented form and allowed.
+func unescapedAt(s string, key bool) int {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if isUnreserved(c) || c == '%' || key && i == 0 && c == '$' {
+			continue
+		}
+		return i
+	}
+	return -1
+}
+
+func unescapedProblem(s string, i int) string {
+	return fmt.Sprintf("unescaped %s at position %d (percent-encode it as %%%02X)", describeChar(s[i:]), i+1, s[i])
 }
 
 func isHex(c byte) bool {

@@ -19,6 +19,7 @@ type ParseOption func(*parseConfig)
 
 type parseConfig struct {
 	questionMarkBag bool
+	strictEscaping  bool
 }
 
 // AllowQuestionMarkBag accepts a '?' before a telemetry property bag
@@ -26,6 +27,15 @@ type parseConfig struct {
 // hub tolerates it is an open question (iothub-mqtt.md §11 q9), so it is rejected by default.
 func AllowQuestionMarkBag() ParseOption {
 	return func(c *parseConfig) { c.questionMarkBag = true }
+}
+
+// RequireEscapedProperties rejects a telemetry property bag in which a key or value contains a
+// byte that should have been percent-encoded (anything but ASCII letters, digits, - . _ ~ and
+// %XX escapes; a '$' may start a key). The real hub was seen disconnecting clients that sent a
+// raw ':' in a value, e.g. an ISO 8601 timestamp (Azure/azure-iot-sdk-c#869); by default such
+// bytes are accepted and kept as they are.
+func RequireEscapedProperties() ParseOption {
+	return func(c *parseConfig) { c.strictEscaping = true }
 }
 
 func newParseConfig(opts []ParseOption) parseConfig {
@@ -113,7 +123,7 @@ func parseTopicSuffix(topic string, id Identity, rest, suffix, what string, cfg 
 		}
 		bag = bag[1:]
 	}
-	props, err := ParseProperties(bag)
+	props, err := parseProperties(bag, cfg.strictEscaping)
 	if err != nil {
 		return Identity{}, nil, topicErr(topic, RuleMalformed, "property bag: %s", err.(*ParseError).Problem)
 	}
