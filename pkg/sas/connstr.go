@@ -313,10 +313,17 @@ func (c ConnectionString) Kind() Kind {
 }
 
 // Resource returns the PLAIN resource a token for c is signed over:
-// DeviceResource, ModuleResource or HubResource of HostName, or for Service
-// Bus "https://<namespace host>/<EntityPath>" (the resource URI of the Event
-// Hubs/Service Bus SAS documentation; without EntityPath the namespace URI
-// "https://<host>/").
+// DeviceResource, ModuleResource or HubResource of HostName. For Service Bus
+// it is the entity's resource URI "https://<namespace host>/<EntityPath>"
+// ("https://<namespace host>/" without EntityPath), the form of Microsoft's
+// Service Bus and Event Hubs SAS samples (createToken(resourceUri, ...) with
+// resourceUri "https://<namespace>.servicebus.windows.net/<entity>",
+// learn.microsoft.com/azure/service-bus-messaging/service-bus-sas) and of the
+// sr in azure-sdk-for-java's ServiceBusSharedKeyCredentialTest
+// ("https%3A%2F%2Fentity-name.servicebus.windows.net%2F"). Note that Go's
+// azure-amqp-common-go signer lower-cases the encoded audience and the .NET
+// clients sign "amqps://..." audiences; the service accepts any of them for
+// the entity, this package picks the documented one.
 func (c ConnectionString) Resource() string {
 	switch c.Kind() {
 	case KindServiceBus:

@@ -146,3 +146,33 @@ func pathOf(plain string) string {
 	}
 	return plain
 }
+
+// Warnings returns advice about a token that is well formed (and may verify)
+// but is unusual: se in milliseconds, a lifetime over a year at now, an sr
+// that is not percent-encoded or uses lower-case escapes, an sr with a port
+// or a trailing slash. Each is one sentence without secrets; nil if none.
+func (t Token) Warnings(now time.Time) []string {
+	var w []string
+	if t.Expiry > 1e11 {
+		w = append(w, msHint(t.Expiry))
+	} else if left := t.ExpiresAt().Sub(now); left > 366*24*time.Hour {
+		w = append(w, fmt.Sprintf("the token is valid for %s more; prefer short-lived tokens (SDKs use about 1 hour)", human(left)))
+	}
+	x := t.Resource
+	switch {
+	case strings.Contains(x, "/"):
+		w = append(w, "sr is not percent-encoded; the hub accepts it, but the SDKs send it encoded (%2F)")
+	case recaseEscapes(x, true) != x:
+		w = append(w, "sr uses lower-case escapes (%2f); the hub accepts them if the signature was computed over the same text, the SDKs send upper-case %2F")
+	}
+	if plain, err := t.PlainResource(); err == nil {
+		host, _, _ := strings.Cut(plain, "/")
+		if strings.Contains(host, ":") {
+			w = append(w, "sr includes a port ("+host+"); IoT Hub resources use the host name only")
+		}
+		if strings.HasSuffix(plain, "/") {
+			w = append(w, "sr ends with '/'")
+		}
+	}
+	return w
+}

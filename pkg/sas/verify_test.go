@@ -342,3 +342,33 @@ func FuzzVerify(f *testing.F) {
 		checkNoSecrets(t, r, Token{}, testKey, testKey2, policyKey)
 	})
 }
+
+func TestWarnings(t *testing.T) {
+	tests := []struct {
+		name string
+		tok  Token
+		want string // "" = no warnings
+	}{
+		{"clean", Sign(testDevWire, "", testKey, testExpiry), ""},
+		{"milliseconds", Token{Resource: testDevWire, Expiry: testExpiry.Unix() * 1000}, "looks like milliseconds"},
+		{"long-lived", Token{Resource: testDevWire, Expiry: testNow.Add(5 * 365 * 24 * time.Hour).Unix()}, "valid for 5 years more"},
+		{"unencoded", Token{Resource: testDevRes, Expiry: testExpiry.Unix()}, "not percent-encoded"},
+		{"lower-escapes", Token{Resource: strings.ToLower(testDevWire), Expiry: testExpiry.Unix()}, "lower-case escapes"},
+		{"port", Token{Resource: EncodeResource(testHost + ":8883/devices/d"), Expiry: testExpiry.Unix()}, "includes a port"},
+		{"trailing-slash", Token{Resource: EncodeResource(testDevRes + "/"), Expiry: testExpiry.Unix()}, "ends with '/'"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.tok.Warnings(testNow)
+			if tt.want == "" {
+				if len(got) != 0 {
+					t.Errorf("Warnings() = %q, want none", got)
+				}
+				return
+			}
+			if !containsAny(got, tt.want) {
+				t.Errorf("Warnings() = %q, want one containing %q", got, tt.want)
+			}
+		})
+	}
+}
