@@ -198,13 +198,26 @@ func validateHost(h string) error {
 		return fmt.Errorf("is empty")
 	}
 	name, port, hasPort := strings.Cut(h, ":")
-	if name == "" {
-		return fmt.Errorf("has an empty name before ':'")
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !isAlnum(c) && c != '-' && c != '.' && c != '_' {
-			return fmt.Errorf("character %s at position %d is not allowed in a host name", describeChar(name[i:]), i+1)
+	if strings.HasPrefix(h, "[") { // an IPv6 literal: "[::1]" or "[::1]:8883"
+		end := strings.IndexByte(h, ']')
+		if end < 0 {
+			return fmt.Errorf("has '[' without ']'")
+		}
+		name, port = h[1:end], h[end+1:]
+		if name == "" || strings.Trim(name, "0123456789abcdefABCDEF:.") != "" {
+			return fmt.Errorf("%q is not an IPv6 address", h[:end+1])
+		}
+		if port, hasPort = strings.CutPrefix(port, ":"); !hasPort && port != "" {
+			return fmt.Errorf("expected ':' and a port after ']', found %q", port)
+		}
+	} else {
+		if name == "" {
+			return fmt.Errorf("has an empty name before ':'")
+		}
+		for i := 0; i < len(name); i++ {
+			if c := name[i]; !isAlnum(c) && c != '-' && c != '.' && c != '_' {
+				return fmt.Errorf("character %s at position %d is not allowed in a host name", describeChar(name[i:]), i+1)
+			}
 		}
 	}
 	if hasPort {

@@ -50,6 +50,10 @@ func TestParseUserName(t *testing.T) {
 			want: iothub.UserName{Host: host, Identity: mod, Form: iothub.FormBare}},
 		{name: "host-with-port", in: "localhost:8883/dev1/?api-version=2021-04-12", canonical: true,
 			want: iothub.UserName{Host: "localhost:8883", Identity: dev, APIVersion: "2021-04-12"}},
+		{name: "ipv6-host", in: "[::1]:8883/dev1/?api-version=2021-04-12", canonical: true,
+			want: iothub.UserName{Host: "[::1]:8883", Identity: dev, APIVersion: "2021-04-12"}},
+		{name: "ipv6-host-no-port", in: "[fe80::1]/dev1", canonical: true,
+			want: iothub.UserName{Host: "[fe80::1]", Identity: dev, Form: iothub.FormBare}},
 		{name: "preview-api-version", in: host + "/dev1/?api-version=2021-06-30-preview", canonical: true,
 			want: iothub.UserName{Host: host, Identity: dev, APIVersion: "2021-06-30-preview"}},
 		{name: "query-without-api-version", in: host + "/dev1/?DeviceClientType=x", canonical: true,
@@ -78,6 +82,9 @@ func TestParseUserName(t *testing.T) {
 		{name: "bad-month", in: host + "/dev1/?api-version=2021-13-01", wantErr: `api-version "2021-13-01" is not a date`},
 		{name: "bad-escape", in: host + "/dev1/?api-version=2021-04-12&DeviceClientType=%G1", wantErr: `value of key "DeviceClientType": bad percent-escape "%G1"`},
 		{name: "bad-port", in: "localhost:88x3/dev1", wantErr: `port "88x3" is not a number`},
+		{name: "bad-ipv6", in: "[::g]/dev1", wantErr: `"[::g]" is not an IPv6 address`},
+		{name: "ipv6-junk-after", in: "[::1]x/dev1", wantErr: `expected ':' and a port after ']', found "x"`},
+		{name: "ipv6-unclosed", in: "[::1/dev1", wantErr: `has '[' without ']'`},
 		{name: "bad-host-char", in: "host name/dev1", wantErr: `character ' ' (U+0020) at position 5 is not allowed in a host name`},
 	}
 	for _, tt := range tests {
