@@ -61,7 +61,14 @@ func (c *Client) runC2D() {
 		if h != nil {
 			if it, ok := c.c2d.pop(); ok {
 				h(c.life, it.msg)
-				it.ack() // still connected while closing: Close disconnects after the workers end
+				select {
+				case <-c.done:
+					// Close began while the handler ran (its ctx was cancelled): leave the
+					// message unacknowledged, the hub redelivers it (at least once).
+					return
+				default:
+				}
+				it.ack()
 				continue
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -209,7 +210,7 @@ func (c *Client) dial(ctx context.Context, resync bool) (*session, error) {
 				return nil, &ConnectError{Addr: c.s.dialAddr, Code: rc}
 			}
 		}
-		return nil, fmt.Errorf("device: connecting to %s: %w", c.s.dialAddr, err)
+		return nil, fmt.Errorf("device: connecting to %s: %w", c.s.dialAddr, networkCause(err))
 	}
 	c.log.Debug("connected", "addr", c.s.dialAddr)
 	if err := c.setup(ctx, sess, resync); err != nil {
@@ -217,6 +218,19 @@ func (c *Client) dial(ctx context.Context, resync bool) (*session, error) {
 		return nil, err
 	}
 	return sess, nil
+}
+
+// networkCause digs the dial or TLS error out of paho's "network Error : ..." wrapper.
+func networkCause(err error) error {
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &cv) {
+		return cv
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op
+	}
+	return err
 }
 
 func (c *Client) pahoOptions(sess *session) *paho.ClientOptions {

@@ -10,7 +10,9 @@ import (
 )
 
 // C2DHandler handles one cloud-to-device message. The message is acknowledged (PUBACK, which
-// completes it on the hub) when the handler returns. ctx is cancelled when the client closes.
+// completes it on the hub) when the handler returns. ctx is cancelled when the client closes;
+// a handler that returns after Close began leaves its message unacknowledged, so the hub
+// delivers it again on the next connection.
 type C2DHandler func(ctx context.Context, m C2DMessage)
 
 // DesiredHandler handles one desired-properties patch (JSON merge patch including "$version").

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hubkit/hubkit/pkg/device"
+)
+
+const listenExample = `  # print cloud-to-device messages until Ctrl-C
+  devicesim listen
+
+  # wait for exactly one message, at most 30 s, as JSON
+  devicesim listen --count 1 --timeout 30s --json`
+
+func newListenCmd(st *streams) *cobra.Command {
+	var (
+		conn    connFlags
+		count   int
+		timeout time.Duration
+		asJSON  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "listen",
+		Short: "Receive cloud-to-device messages and print them",
+		Long: `Subscribe to cloud-to-device messages (QoS 1) and print each one: its topic, its
+properties (decoded) and its payload. A message is acknowledged, which completes it on the
+hub, once it is printed. With --count, messages after the last one stay on the hub.
+
+With a persistent session (the default), messages queued while the device was offline
+arrive right after connecting.`,
+		Example: listenExample,
+		Args:    noArgs,
+		PreRunE: func(*cobra.Command, []string) error {
+			if count < 0 {
+				return usageErrorf("--count must not be negative")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			done := make(chan struct{})
+			var once sync.Once
+			n := 0
+			c, err := conn.client(ctx, st, func(c *device.Client) {
+				c.OnC2D(func(hctx context.Context, m device.C2DMessage) {
+					if count > 0 && n >= count {
+						<-hctx.Done() // leave it on the hub
+						return
+					}
+					n++
+					printC2D(st, m, asJSON)
+					if count > 0 && n == count {
+						once.Do(func() { close(done) })
+					}
+				})
+			}, true)
+			if err != nil {
+				return err
+			}
+			defer closeClient(c)
+			return listenUntil(ctx, done, timeout, "cloud-to-device messages")
+		},
+	}
+	fs := cmd.Flags()
+	fs.SortFlags = false
+	fs.IntVarP(&count, "count", "n", 0, "exit after this many messages (0: until interrupted)")
+	fs.DurationVar(&timeout, "timeout", 0, "give up (exit 1) if the messages have not arrived after this long (0: never)")
+	fs.BoolVar(&asJSON, "json", false, "print one JSON object per message")
+	conn.register(fs)
+	return cmd
+}
+
+func printC2D(st *streams, m device.C2DMessage, asJSON bool) {
+	if asJSON {
+		obj := map[string]any{"topic": m.Topic}
+		props := map[string]string{}
+		for _, p := range m.Properties {
+			if _, dup := props[p.Key]; !dup {
+				props[p.Key] = p.Value
+			}
+		}
+		obj["properties"] = props
+		putPayload(obj, m.Payload)
+		b, _ := json.Marshal(obj)
+		fmt.Fprintf(st.out, "%s\n", b)
+		return
+	}
+	var props []string
+	for _, p := range m.Properties {
+		if p.Null {
+			props = append(props, p.Key)
+		} else {
+			props = append(props, p.Key+"="+p.Value)
+		}
+	}
+	fmt.Fprintf(st.out, "topic: %s\nproperties: %s\npayload: %s\n\n", m.Topic, strings.Join(props, " "), printable(m.Payload))
+}
+
+// putPayload stores a payload as "payload" (UTF-8 text) or "payloadBase64".
+func putPayload(obj map[string]any, b []byte) {
+	if utf8.Valid(b) {
+		obj["payload"] = string(b)
+	} else {
+		obj["payloadBase64"] = b
+	}
+}
+
+// printable returns text payloads as they are and others as a Go-quoted string.
+func printable(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return fmt.Sprintf("%q", b)
+}

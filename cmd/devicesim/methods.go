@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hubkit/hubkit/pkg/device"
+)
+
+func newMethodsCmd(st *streams) *cobra.Command {
+	var (
+		conn     connFlags
+		status   int
+		response string
+		count    int
+		timeout  time.Duration
+		asJSON   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "methods",
+		Short: "Answer every direct method with a fixed status and response, printing each call",
+		Long: `Subscribe to direct methods ($iothub/methods/POST/#) and answer every call with
+--status and --response (a JSON value; empty: no body). Each call is printed on stdout:
+"METHOD PAYLOAD", or with --json {"method":...,"payload":...}.`,
+		Example: `  devicesim methods
+  devicesim methods --status 200 --response '{"rebooting":true}'
+  devicesim methods --status 500 --response '{"message":"simulated failure"}' --count 1`,
+		Args: noArgs,
+		PreRunE: func(*cobra.Command, []string) error {
+			if count < 0 {
+				return usageErrorf("--count must not be negative")
+			}
+			if response != "" && !json.Valid([]byte(response)) {
+				return usageErrorf("--response must be JSON, got %q", response)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			done := make(chan struct{})
+			var (
+				mu   sync.Mutex
+				n    int
+				once sync.Once
+			)
+			var body any
+			if response != "" {
+				body = json.RawMessage(response)
+			}
+			c, err := conn.client(ctx, st, func(c *device.Client) {
+				c.OnAnyMethod(func(_ context.Context, name string, payload []byte) (int, any, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					if count > 0 && n >= count {
+						return 503, map[string]string{"message": "devicesim is stopping"}, nil
+					}
+					n++
+					if asJSON {
+						obj := map[string]any{"method": name}
+						putPayload(obj, payload)
+						b, _ := json.Marshal(obj)
+						fmt.Fprintf(st.out, "%s\n", b)
+					} else {
+						fmt.Fprintf(st.out, "%s %s\n", name, printable(payload))
+					}
+					if count > 0 && n == count {
+						once.Do(func() { close(done) })
+					}
+					return status, body, nil
+				})
+			}, true)
+			if err != nil {
+				return err
+			}
+			defer closeClient(c)
+			err = listenUntil(ctx, done, timeout, "direct-method calls")
+			return err
+		},
+	}
+	fs := cmd.Flags()
+	fs.SortFlags = false
+	fs.IntVar(&status, "status", 200, "status to answer every call with")
+	fs.StringVar(&response, "response", "", "JSON response body (empty: none)")
+	fs.IntVarP(&count, "count", "n", 0, "exit after this many calls (0: until interrupted)")
+	fs.DurationVar(&timeout, "timeout", 0, "give up (exit 1) if the calls have not arrived after this long (0: never)")
+	fs.BoolVar(&asJSON, "json", false, "print one JSON object per call")
+	conn.register(fs)
+	return cmd
+}

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/hubkit/hubkit/pkg/device"
+)
+
+// envConnectionString is the one environment variable devicesim reads.
+const envConnectionString = "HUBKIT_DEVICE_CONNECTION_STRING"
+
+const rootLong = `devicesim is a simulated Azure IoT Hub device (or module) built on hubkit's
+reference client. It connects over MQTT 3.1.1/TLS with SAS tokens minted from the
+connection string (a fresh one on every connection, renewed hourly), to a real hub
+or to a local fakehub.
+
+The connection string comes from -c or the ` + envConnectionString + `
+environment variable; on a shared machine prefer the variable: a -c argument is
+visible in the process list and lands in your shell history.
+
+Results go to stdout; diagnostics go to stderr as "devicesim: ..." lines
+("devicesim: error: ..." and "devicesim: hint: ..." on failure).
+
+Exit codes:
+  0  success (listen, twin watch, methods: also when stopped with Ctrl-C)
+  1  error: connection refused or lost, timeout, bad connection string or CA file
+  2  usage: unknown verb or flag, missing connection string, bad flag value`
+
+const rootExample = `  export ` + envConnectionString + `="HostName=localhost;DeviceId=dev1;SharedAccessKey=..."
+
+  # against a local fakehub (its CA in testdata/certs)
+  devicesim send --ca testdata/certs '{"temperature":21.5}'
+  devicesim listen --ca testdata/certs --count 1
+
+  # a real hub (system roots), 10 messages one second apart
+  devicesim send -c "$CS" --count 10 --interval 1s
+
+  devicesim twin get --ca testdata/certs
+  devicesim methods --ca testdata/certs --status 200 --response '{"ok":true}'`
+
+// streams is what a command may touch besides its flags.
+type streams struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// connFlags are the flags every verb that connects shares.
+type connFlags struct {
+	connStr  string
+	ca       string
+	endpoint string
+	timeout  time.Duration
+	verbose  bool
+}
+
+func (f *connFlags) register(fs *pflag.FlagSet) {
+	fs.StringVarP(&f.connStr, "connection-string", "c", "", "device or module connection string (default $"+envConnectionString+")")
+	fs.StringVar(&f.ca, "ca", "", "PEM file of the CA to trust instead of the system roots; a directory means DIR/ca.pem")
+	fs.StringVar(&f.endpoint, "endpoint", "", "address to dial, HOST:PORT, when it differs from HostName (TLS still checks HostName)")
+	fs.DurationVar(&f.timeout, "connect-timeout", 30*time.Second, "give up connecting after this long")
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log the client's protocol steps on stderr")
+}
+
+// client builds and connects a device client from the flags. Handlers registered by setup are
+// in place before the CONNECT, so their subscriptions are made before client returns.
+func (f *connFlags) client(ctx context.Context, st *streams, setup func(*device.Client), announce bool) (*device.Client, error) {
+	cs := f.connStr
+	if cs == "" {
+		cs = os.Getenv(envConnectionString)
+	}
+	if cs == "" {
+		return nil, usageErrorf("no connection string: pass -c CONNECTION_STRING or set %s", envConnectionString)
+	}
+	cfg, err := device.ConfigFromConnectionString(cs)
+	if err != nil {
+		return nil, fmt.Errorf("connection string: %w", err)
+	}
+	if f.ca != "" {
+		pool, err := loadCA(f.ca)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RootCAs = pool
+	}
+	cfg.Endpoint = f.endpoint
+	cfg.ConnectTimeout = f.timeout
+	level := slog.LevelWarn
+	if f.verbose {
+		level = slog.LevelDebug
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(st.err, &slog.HandlerOptions{Level: level}))
+	if announce {
+		id := cfg.DeviceID
+		if cfg.ModuleID != "" {
+			id += "/" + cfg.ModuleID
+		}
+		cfg.OnConnectionChange = func(up bool, err error) {
+			switch {
+			case up:
+				fmt.Fprintf(st.err, "devicesim: connected as %s to %s\n", id, cfg.HostName)
+			case err != nil:
+				fmt.Fprintf(st.err, "devicesim: disconnected: %v\n", err)
+			}
+		}
+	}
+	c, err := device.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if setup != nil {
+		setup(c)
+	}
+	cctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	if err := c.Connect(cctx); err != nil {
+		_ = c.Close(context.Background())
+		return nil, err
+	}
+	return c, nil
+}
+
+// closeClient disconnects, giving handlers a few seconds.
+func closeClient(c *device.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.Close(ctx)
+}
+
+// loadCA reads a PEM CA bundle; a directory means DIR/ca.pem (fakehub's --ca layout).
+func loadCA(path string) (*x509.CertPool, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		path = filepath.Join(path, "ca.pem")
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("reading the CA: no PEM certificate in %s", path)
+	}
+	return pool, nil
+}
+
+// run is main without the process: it parses args, runs the verb and returns the exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	st := &streams{in: stdin, out: stdout, err: stderr}
+	started := false
+	root := &cobra.Command{
+		Use:           "devicesim",
+		Short:         "A simulated Azure IoT Hub device: telemetry, C2D, twin and direct methods",
+		Long:          rootLong,
+		Example:       rootExample,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &cliError{code: exitUsage, err: err}
+	})
+	root.AddCommand(
+		newSendCmd(st),
+		newListenCmd(st),
+		newTwinCmd(st),
+		newMethodsCmd(st),
+		newVersionCmd(st),
+	)
+	markStart(root, &started)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitOK
+	}
+	return report(stderr, cmd, err, !started)
+}
+
+// markStart records that a RunE began: errors before that (unknown verb or flag, bad
+// arguments) are usage errors.
+func markStart(c *cobra.Command, started *bool) {
+	if run := c.RunE; run != nil {
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			*started = true
+			return run(cmd, args)
+		}
+	}
+	for _, sub := range c.Commands() {
+		markStart(sub, started)
+	}
+}
+
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf("%s takes no arguments, got %q", cmd.CommandPath(), args[0])
+	}
+	return nil
+}
+
+func maxOneArg(what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > 1 {
+			return usageErrorf("%s takes at most one argument (%s), got %d: quote it", cmd.CommandPath(), what, len(args))
+		}
+		return nil
+	}
+}
+
+func oneArg(what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) == 0:
+			return usageErrorf("%s needs %s", cmd.CommandPath(), what)
+		case len(args) > 1:
+			return usageErrorf("%s takes one argument (%s), got %d: quote it", cmd.CommandPath(), what, len(args))
+		}
+		return nil
+	}
+}
+
+// listenUntil waits for ctx (Ctrl-C), the count to be reached (done closed) or the timeout.
+func listenUntil(ctx context.Context, done <-chan struct{}, timeout time.Duration, what string) error {
+	var expire <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expire = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return nil // interrupted: a normal way to stop listening
+	case <-done:
+		return nil
+	case <-expire:
+		return fmt.Errorf("timed out after %s waiting for %s", timeout, what)
+	}
+}
