@@ -208,10 +208,11 @@ func join(a, b string) string {
 
 func (t Token) suspectNote(name string) string {
 	note := "it was signed with " + name + ", not with this identity's key"
-	lower := strings.ToLower(name)
-	if strings.HasPrefix(lower, "policy ") && t.KeyName == "" {
-		policy := strings.TrimSpace(name[len("policy "):])
-		note += fmt.Sprintf(" (a token signed with a policy key must carry skn=%s)", policy)
+	if rest, ok := cutPrefixFold(name, "policy "); ok && t.KeyName == "" {
+		// "policy iothubowner" or "policy iothubowner primary key"
+		if f := strings.Fields(rest); len(f) > 0 {
+			note += fmt.Sprintf(" (a token signed with a policy key must carry skn=%s)", f[0])
+		}
 	}
 	return note
 }
@@ -427,4 +428,11 @@ func human(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return s, false
 }
