@@ -23,6 +23,7 @@ const (
 	FormBare
 )
 
+// String returns the form's kebab-case name: "query", "legacy-no-question-mark" or "bare".
 func (f UserNameForm) String() string {
 	switch f {
 	case FormQuery:
