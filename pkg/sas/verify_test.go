@@ -375,3 +375,18 @@ func TestWarnings(t *testing.T) {
 		})
 	}
 }
+
+func TestDiagnosisBounded(t *testing.T) {
+	for _, sr := range []string{
+		testDevWire,
+		EncodeResource(testHost + "/devices/a b") + "%20x",
+		testHost + ":8883%2Fdevices%2Fd%2F",
+		"h",
+		"",
+	} {
+		tok := Token{Resource: sr, Expiry: testExpiry.Unix()}
+		if n := len(tok.variants()); n > 31 {
+			t.Errorf("variants(%q) = %d strings to sign, want at most 31 (the documented bound)", sr, n)
+		}
+	}
+}
