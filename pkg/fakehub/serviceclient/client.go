@@ -174,7 +174,7 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 	req.Header.Set("Authorization", tok.String())
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", r.method, c.base.Host, err)
+		return nil, err // a *url.Error naming the method and URL
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()

@@ -206,7 +206,7 @@ func (c *Client) SendC2D(ctx context.Context, deviceID string, m Message) (Messa
 		}
 		h.Set(restapi.HeaderProperties, ps.Encode())
 	}
-	h.Set("Content-Type", "application/octet-stream")
+	set("Content-Type", m.ContentType)
 	body := m.Body
 	if body == nil {
 		body = []byte{}

@@ -1,0 +1,203 @@
+package main
+
+// The service verbs (send, events, invoke, twin, devices, rejections) play
+// the cloud side against a running fakehub's service API, with
+// pkg/fakehub/serviceclient. They are registered on the root command with
+// serviceCommands.
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
+)
+
+// envServiceConnectionString is the environment variable the service verbs
+// read when -c is not given.
+const envServiceConnectionString = "HUBKIT_SERVICE_CONNECTION_STRING"
+
+// serviceEnv is what the service verbs take from the process.
+type serviceEnv struct {
+	getenv func(string) string // os.Getenv in main
+	now    func() time.Time    // time.Now in main
+}
+
+// serviceCommands returns the service verbs for the root command:
+//
+//	root.AddCommand(serviceCommands(os.Getenv, time.Now)...)
+//
+// Their errors implement ExitCode() int (1 error, 2 usage) and
+// Hints() []string (lines to print as "fakehub: hint: ...").
+func serviceCommands(getenv func(string) string, now func() time.Time) []*cobra.Command {
+	env := &serviceEnv{getenv: getenv, now: now}
+	return []*cobra.Command{
+		newSendCmd(env), newEventsCmd(env), newInvokeCmd(env), newTwinCmd(env),
+		newDevicesCmd(env), newRejectionsCmd(env),
+	}
+}
+
+// serviceLong is appended to each service verb's help.
+const serviceLong = `
+The hub is named by a service connection string (-c, or the
+` + envServiceConnectionString + ` environment variable), e.g. fakehub's
+iothubowner policy: "HostName=localhost;SharedAccessKeyName=iothubowner;
+SharedAccessKey=...". Requests go to https://{HostName}:8443 unless --hub-url
+says otherwise; --ca trusts fakehub's CA (the --ca folder of "fakehub serve",
+or a PEM file). Each request carries a fresh 5-minute SAS token.
+
+Exit codes: 0 success, 1 error (the hub refused or failed the request, or is
+unreachable), 2 usage (bad flags or arguments).`
+
+// serviceFlags are the flags every service verb takes.
+type serviceFlags struct {
+	connectionString string
+	hubURL           string
+	ca               string
+}
+
+func (f *serviceFlags) register(cmd *cobra.Command) {
+	fs := cmd.PersistentFlags()
+	fs.StringVarP(&f.connectionString, "connection-string", "c", "", "service connection string (default $"+envServiceConnectionString+")")
+	fs.StringVar(&f.hubURL, "hub-url", "", "service API URL (default https://{HostName}:8443)")
+	fs.StringVar(&f.ca, "ca", "", "CA to trust: a folder holding ca.pem (fakehub serve --ca) or a PEM file")
+}
+
+// client builds the service client from the flags and environment.
+func (f *serviceFlags) client(env *serviceEnv) (*serviceclient.Client, error) {
+	cs := f.connectionString
+	if cs == "" {
+		cs = env.getenv(envServiceConnectionString)
+	}
+	if cs == "" {
+		return nil, usageError(errors.New("no service connection string"),
+			"pass -c 'HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=...' or set "+envServiceConnectionString)
+	}
+	opts := []serviceclient.Option{serviceclient.WithNow(env.now)}
+	if f.hubURL != "" {
+		opts = append(opts, serviceclient.WithURL(f.hubURL))
+	}
+	if f.ca != "" {
+		pool, err := loadCAPool(f.ca)
+		if err != nil {
+			return nil, &serviceError{code: 1, err: err}
+		}
+		opts = append(opts, serviceclient.WithRootCAs(pool))
+	}
+	c, err := serviceclient.New(cs, opts...)
+	if err != nil {
+		return nil, usageError(err)
+	}
+	return c, nil
+}
+
+// loadCAPool reads a PEM file, or DIR/ca.pem when path is a folder.
+func loadCAPool(path string) (*x509.CertPool, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		path = filepath.Join(path, "ca.pem")
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("reading the CA: %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// serviceError is an error with an exit code and hint lines.
+type serviceError struct {
+	code  int
+	err   error
+	hints []string
+}
+
+func (e *serviceError) Error() string   { return e.err.Error() }
+func (e *serviceError) Unwrap() error   { return e.err }
+func (e *serviceError) ExitCode() int   { return e.code }
+func (e *serviceError) Hints() []string { return e.hints }
+func usageError(err error, hints ...string) *serviceError {
+	return &serviceError{code: 2, err: err, hints: hints}
+}
+
+// usagef is a usage error with a formatted message.
+func usagef(format string, args ...any) *serviceError {
+	return usageError(fmt.Errorf(format, args...))
+}
+
+// explain turns a client error into a serviceError with hints; what names
+// the operation ("invoking reboot on dev1").
+func explain(err error, c *serviceclient.Client, what string) error {
+	var se *serviceclient.Error
+	var ne net.Error
+	switch {
+	case errors.As(err, &se):
+		e := &serviceError{code: 1, err: fmt.Errorf("%s: %w", what, err)}
+		switch se.StatusCode {
+		case 401:
+			e.err = fmt.Errorf("%s: the hub refused the token (401 %s): %s", what, se.Code, orString(se.Reason, "unauthorized"))
+			e.hints = se.Hints
+		case 404:
+			if se.Code == serviceclient.CodeDeviceNotOnline {
+				e.hints = []string{"the device must be connected and subscribed to $iothub/methods/POST/# (or pass --connect-timeout to wait for it)"}
+			}
+		case 504:
+			e.hints = []string{"the device received the request but did not publish $iothub/methods/res/{status}/?$rid={rid} in time"}
+		}
+		return e
+	case errors.Is(err, context.Canceled):
+		return err
+	case strings.Contains(err.Error(), "certificate"):
+		return &serviceError{code: 1, err: fmt.Errorf("%s: %w", what, err),
+			hints: []string{"pass --ca with fakehub's CA folder (the --ca of fakehub serve) or its ca.pem"}}
+	case errors.As(err, &ne) || strings.Contains(err.Error(), "connection refused"):
+		return &serviceError{code: 1, err: fmt.Errorf("%s: %w", what, err),
+			hints: []string{"is fakehub running with its service API at " + c.URL() + "? (fakehub serve --http ADDR; or pass --hub-url)"}}
+	}
+	return &serviceError{code: 1, err: fmt.Errorf("%s: %w", what, err)}
+}
+
+func orString(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// argsExactly checks the number of positional arguments, naming them.
+func argsExactly(names ...string) cobra.PositionalArgs {
+	return argsBetween(len(names), names...)
+}
+
+// argsBetween accepts min to len(names) arguments.
+func argsBetween(minimum int, names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < minimum || len(args) > len(names) {
+			return usagef("%s takes %s, got %d argument(s)", cmd.CommandPath(), strings.Join(names, " "), len(args))
+		}
+		return nil
+	}
+}
+
+// readArg returns arg, or stdin when arg is "-".
+func readArg(cmd *cobra.Command, arg string) ([]byte, error) {
+	if arg != "-" {
+		return []byte(arg), nil
+	}
+	b, err := io.ReadAll(cmd.InOrStdin())
+	if err != nil {
+		return nil, fmt.Errorf("reading stdin: %w", err)
+	}
+	return b, nil
+}

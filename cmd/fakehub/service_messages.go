@@ -1,0 +1,221 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
+)
+
+func newSendCmd(env *serviceEnv) *cobra.Command {
+	var (
+		sf                                                       serviceFlags
+		props                                                    []string
+		msgID, corrID, userID, contentType, contentEncoding, ack string
+		ttl                                                      time.Duration
+		asJSON                                                   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "send DEVICE PAYLOAD",
+		Short: "Send a cloud-to-device message (PAYLOAD - reads stdin)",
+		Long: `Send a cloud-to-device message to DEVICE through the hub's queue. The device
+receives it on devices/DEVICE/messages/devicebound/{properties} once it
+subscribes. Prints the message ID (--json: the message state).` + serviceLong,
+		Example: `  fakehub send dev1 '{"led":"on"}' --property severity=high --content-type application/json
+  echo hello | fakehub send dev1 - --message-id m-42 --ack full --ttl 10m`,
+		Args: argsExactly("DEVICE", "PAYLOAD"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body, err := readArg(cmd, args[1])
+			if err != nil {
+				return err
+			}
+			m := serviceclient.Message{MessageID: msgID, CorrelationID: corrID, UserID: userID, ContentType: contentType,
+				ContentEncoding: contentEncoding, Ack: ack, Body: body}
+			if len(props) > 0 {
+				m.Properties = map[string]string{}
+			}
+			for _, p := range props {
+				k, v, ok := strings.Cut(p, "=")
+				if !ok || k == "" {
+					return usagef("--property %q: want NAME=VALUE", p)
+				}
+				m.Properties[k] = v
+			}
+			if ttl < 0 {
+				return usagef("--ttl must be positive, got %v", ttl)
+			}
+			if ttl > 0 {
+				m.Expiry = env.now().Add(ttl)
+			}
+			c, err := sf.client(env)
+			if err != nil {
+				return err
+			}
+			st, err := c.SendC2D(cmd.Context(), args[0], m)
+			if err != nil {
+				return explain(err, c, "sending to "+args[0])
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), st.MessageID)
+			return err
+		},
+	}
+	sf.register(cmd)
+	fs := cmd.Flags()
+	fs.StringArrayVarP(&props, "property", "p", nil, "application property NAME=VALUE (repeatable)")
+	fs.StringVar(&msgID, "message-id", "", "message ID (default: a generated UUID)")
+	fs.StringVar(&corrID, "correlation-id", "", "correlation ID")
+	fs.StringVar(&userID, "user-id", "", "user ID")
+	fs.StringVar(&contentType, "content-type", "", "content type ($.ct), e.g. application/json")
+	fs.StringVar(&contentEncoding, "content-encoding", "", "content encoding ($.ce), e.g. utf-8")
+	fs.StringVar(&ack, "ack", "", "feedback requested: none, positive, negative or full")
+	fs.DurationVar(&ttl, "ttl", 0, "time to live (default: the hub's, 1h)")
+	fs.BoolVar(&asJSON, "json", false, "print the message state as JSON")
+	return cmd
+}
+
+func newEventsCmd(env *serviceEnv) *cobra.Command {
+	var (
+		sf     serviceFlags
+		q      serviceclient.EventQuery
+		since  string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "events",
+		Short: "Print the telemetry devices sent (--follow to wait for more)",
+		Long: `Print the device-to-cloud messages the hub captured, oldest first, one per
+line: time, device, payload (JSON as is, text quoted, binary as base64:...)
+and application properties. --json prints each message as one JSON object
+(deviceId, enqueuedTime, topic, systemProperties, properties, payload,
+bodyBase64). --follow keeps waiting for new messages until interrupted or
+--count is reached.` + serviceLong,
+		Example: `  fakehub events --device dev1
+  fakehub events --follow --count 1 --json     # wait for the next message`,
+		Args: argsExactly(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if q.Count < 0 {
+				return usagef("--count must not be negative, got %d", q.Count)
+			}
+			if since != "" {
+				t, err := time.Parse(time.RFC3339Nano, since)
+				if err != nil {
+					return usagef("--since %q: want an RFC 3339 time such as 2030-01-01T00:00:00Z", since)
+				}
+				q.Since = t
+			}
+			c, err := sf.client(env)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			err = c.Events(cmd.Context(), q, func(e serviceclient.Event) error {
+				if asJSON {
+					return printJSON(out, e) // the service API's own line shape
+				}
+				_, err := fmt.Fprintln(out, eventLine(e))
+				return err
+			})
+			if err != nil && !(q.Follow && cmd.Context().Err() != nil) { // an interrupted --follow is a normal end
+				return explain(err, c, "reading telemetry")
+			}
+			return nil
+		},
+	}
+	sf.register(cmd)
+	fs := cmd.Flags()
+	fs.StringVarP(&q.DeviceID, "device", "d", "", "only this device's messages")
+	fs.BoolVarP(&q.Follow, "follow", "f", false, "wait for new messages")
+	fs.IntVarP(&q.Count, "count", "n", 0, "stop after N messages (0: no limit)")
+	fs.StringVar(&since, "since", "", "only messages enqueued at or after this RFC 3339 time")
+	fs.BoolVar(&asJSON, "json", false, "one JSON object per line")
+	return cmd
+}
+
+// eventLine is the human form: "TIME DEVICE[/MODULE] PAYLOAD [k=v ...]".
+func eventLine(e serviceclient.Event) string {
+	who := e.DeviceID
+	if e.ModuleID != "" {
+		who += "/" + e.ModuleID
+	}
+	var payload string
+	switch {
+	case len(e.Payload) > 0 && e.Payload[0] == '"':
+		payload = string(e.Payload) // text, already quoted by JSON
+	case len(e.Payload) > 0:
+		payload = string(e.Payload)
+	default:
+		payload = "base64:" + base64.StdEncoding.EncodeToString(e.Body)
+	}
+	line := e.EnqueuedTime.UTC().Format(time.RFC3339Nano) + " " + who + " " + payload
+	for _, k := range slices.Sorted(maps.Keys(e.Properties)) {
+		line += " " + k + "=" + e.Properties[k]
+	}
+	return line
+}
+
+func newRejectionsCmd(env *serviceEnv) *cobra.Command {
+	var (
+		sf     serviceFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "rejections",
+		Short: "List refused device connections and why",
+		Long: `List the connections the hub refused, oldest first: time, client ID, the
+pkg/sas reason code and detail, then the hints (the same verdicts as
+"sastool verify"). --json prints the list as one JSON array.` + serviceLong,
+		Example: `  fakehub rejections
+  fakehub rejections --json | jq -r '.[].reason'`,
+		Args: argsExactly(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := sf.client(env)
+			if err != nil {
+				return err
+			}
+			rs, err := c.Rejections(cmd.Context())
+			if err != nil {
+				return explain(err, c, "listing rejections")
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				if rs == nil {
+					rs = []serviceclient.Rejection{}
+				}
+				return printJSON(out, rs)
+			}
+			for _, r := range rs {
+				who := orString(r.ClientID, r.RemoteAddr)
+				fmt.Fprintf(out, "%s %s %s: %s\n", r.Time.UTC().Format(time.RFC3339), who, r.Reason, r.Detail)
+				for _, h := range r.Hints {
+					fmt.Fprintf(out, "  hint: %s\n", h)
+				}
+			}
+			return nil
+		},
+	}
+	sf.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	return cmd
+}
+
+// printJSON writes v as one line of JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return errors.New("writing the result: " + err.Error())
+	}
+	return nil
+}
