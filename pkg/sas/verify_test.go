@@ -379,7 +379,7 @@ func TestWarnings(t *testing.T) {
 func TestDiagnosisBounded(t *testing.T) {
 	for _, sr := range []string{
 		testDevWire,
-		EncodeResource(testHost + "/devices/a b") + "%20x",
+		EncodeResource(testHost+"/devices/a b") + "%20x",
 		testHost + ":8883%2Fdevices%2Fd%2F",
 		"h",
 		"",
