@@ -104,8 +104,9 @@ func csError(format string, args ...any) error {
 }
 
 // ParseConnectionString parses "Key=Value;Key=Value" in either dialect.
-// Key names are matched case-insensitively (as the .NET SDKs do) and
-// printed in canonical casing by String; values are kept as written (they
+// Key names are matched case-insensitively, as the .NET SDKs do
+// (CommonExtensionMethods.ToDictionary uses StringComparer.OrdinalIgnoreCase),
+// and printed in canonical casing by String; values are kept as written (they
 // may contain '='). Empty segments (a trailing ';') are ignored. Unknown
 // keys, duplicated keys, empty values and incomplete or contradictory
 // combinations are errors wrapping ErrConnectionString that say what was
@@ -116,7 +117,9 @@ func csError(format string, args ...any) error {
 //	HostName=h;DeviceId=d;SharedAccessKey=k                       device
 //	HostName=h;DeviceId=d;ModuleId=m;SharedAccessKey=k            module
 //	HostName=h;SharedAccessKeyName=p;SharedAccessKey=k            policy (service)
-//	HostName=h;DeviceId=d;SharedAccessKeyName=p;SharedAccessKey=k device via a policy key (skn=p)
+//	HostName=h;DeviceId=d;SharedAccessKeyName=p;SharedAccessKey=k device via a policy key (skn=p;
+//	                                                               the .NET device SDK's
+//	                                                               DeviceAuthenticationWithSharedAccessPolicyKey)
 //	HostName=h;DeviceId=d;SharedAccessSignature=SharedAccessSignature sr=...  device with a ready token
 //	...;GatewayHostName=g                                         device or module behind IoT Edge
 //
@@ -164,11 +167,26 @@ func ParseConnectionString(s string) (ConnectionString, error) {
 	return c, nil
 }
 
+// quoteName quotes a key name for an error unless it may be a secret pasted
+// in the wrong place (long, or containing anything but letters, '_', '-', '.').
 func quoteName(name string) string {
-	if len(name) > 32 {
-		return fmt.Sprintf("(%d bytes)", len(name))
+	if !looksLikeName(name, 24) {
+		return fmt.Sprintf("(%d bytes, not shown)", len(name))
 	}
 	return fmt.Sprintf("%q", name)
+}
+
+func looksLikeName(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 func canonicalKey(name string) string {

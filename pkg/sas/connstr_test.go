@@ -119,6 +119,7 @@ func TestParseConnectionStringErrors(t *testing.T) {
 		{"unknown-key", "HostName=h;DeviceId=d;Foo=bar" + k, `unknown key "Foo"`},
 		{"did-you-mean", "HostName=h;Device=d" + k, `unknown key "Device" (did you mean DeviceId?)`},
 		{"did-you-mean-key", "HostName=h;DeviceId=d;PrimaryKey=" + csKeyB64, "did you mean SharedAccessKey?"},
+		{"pasted-key-not-echoed", "HostName=h;DeviceId=d;AAECAwQFBgcICQoLDA0ODw==", "unknown key (22 bytes, not shown)"},
 		{"x509", "HostName=h;DeviceId=d;x509=true", "x509 connection strings are not supported"},
 		{"duplicate", "HostName=h;DeviceId=d;deviceid=e" + k, "DeviceId is set twice"},
 		{"empty-value", "HostName=h;DeviceId=" + k, "DeviceId is empty"},
@@ -145,7 +146,7 @@ func TestParseConnectionStringErrors(t *testing.T) {
 			if !errors.Is(err, ErrConnectionString) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("ParseConnectionString(%q) = %v, want ErrConnectionString containing %q", tt.in, err, tt.want)
 			}
-			if strings.Contains(err.Error(), csKeyB64) || strings.Contains(err.Error(), "abc-def") || strings.Contains(err.Error(), "sig=") {
+			if strings.Contains(err.Error(), csKeyB64) || strings.Contains(err.Error(), "abc-def") || strings.Contains(err.Error(), "AAECAwQF") || strings.Contains(err.Error(), "sig=") {
 				t.Errorf("ParseConnectionString(%q) error %q contains a secret", tt.in, err)
 			}
 		})

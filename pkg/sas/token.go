@@ -222,11 +222,11 @@ func prefixError(s string) error {
 	}
 }
 
-// safeName returns a field name fit for an error: short names are quoted,
-// long ones (perhaps a pasted signature) are not echoed.
+// safeName returns a field name fit for an error: short alphabetic names are
+// quoted, anything else (perhaps a pasted signature) is not echoed.
 func safeName(s string) string {
-	if len(s) > 16 {
-		return "(unnamed, " + strconv.Itoa(len(s)) + " bytes)"
+	if !looksLikeName(s, 16) {
+		return "(" + strconv.Itoa(len(s)) + " bytes, not shown)"
 	}
 	return strconv.Quote(s)
 }
