@@ -89,22 +89,18 @@ type route struct {
 	serve      func(w http.ResponseWriter, r *http.Request)
 }
 
-// Routes lists the operations, for documentation and tests:
-// pattern and required rights.
-func Routes() []struct {
+// RouteInfo describes one operation: its http.ServeMux pattern and the
+// policy rights it requires.
+type RouteInfo struct {
 	Pattern string
 	Rights  Rights
-} {
-	h := &handler{}
-	var out []struct {
-		Pattern string
-		Rights  Rights
-	}
-	for _, rt := range h.routes() {
-		out = append(out, struct {
-			Pattern string
-			Rights  Rights
-		}{rt.pattern, rt.need})
+}
+
+// Routes lists the operations, for documentation and tests.
+func Routes() []RouteInfo {
+	var out []RouteInfo
+	for _, rt := range (&handler{}).routes() {
+		out = append(out, RouteInfo{rt.pattern, rt.need})
 	}
 	return out
 }
