@@ -10,6 +10,7 @@ import (
 // Dialect says which service family a connection string belongs to.
 type Dialect int
 
+// Dialects.
 const (
 	// DialectIoTHub: HostName=...;DeviceId=...;SharedAccessKey=... and friends.
 	// Keys are base64 and decoded before signing.
@@ -20,6 +21,7 @@ const (
 	DialectServiceBus
 )
 
+// String returns "iothub" or "servicebus".
 func (d Dialect) String() string {
 	if d == DialectServiceBus {
 		return "servicebus"
@@ -30,6 +32,7 @@ func (d Dialect) String() string {
 // Kind is what a connection string identifies.
 type Kind int
 
+// Kinds of connection strings.
 const (
 	KindDevice     Kind = iota // HostName;DeviceId;(SharedAccessKey|SharedAccessSignature)
 	KindModule                 // ... plus ModuleId
@@ -37,6 +40,7 @@ const (
 	KindServiceBus             // Endpoint=sb://...;SharedAccessKeyName;SharedAccessKey[;EntityPath]
 )
 
+// String returns "device", "module", "policy" or "servicebus".
 func (k Kind) String() string {
 	switch k {
 	case KindDevice:

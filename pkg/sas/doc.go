@@ -18,7 +18,9 @@
 // se, a policy key without skn, another identity's key, ...) and names the one
 // that explains the token. The same verdicts are used by sastool and by
 // fakehub's authenticator. Rejections unwrap to the sentinel errors in this
-// package, so errors.Is(err, sas.ErrExpired) works.
+// package, so errors.Is(err, sas.ErrExpired) works. [Token.Warnings] lists
+// what is odd about a token that verifies (se in milliseconds, an unencoded
+// sr, a lifetime of years).
 //
 // # Wire format
 //

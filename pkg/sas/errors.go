@@ -44,6 +44,7 @@ type ParseError struct {
 	Problem string // what is wrong, e.g. "missing", "duplicated", "not a decimal number"
 }
 
+// Error returns "sas: malformed token: field <field>: <problem>".
 func (e *ParseError) Error() string {
 	if e.Field == "" {
 		return "sas: malformed token: " + e.Problem

@@ -102,7 +102,8 @@ func (t Token) PlainResource() (string, error) {
 // case-sensitive and must be followed by exactly one space (or tab) and one
 // whitespace-free part of "&"-separated name=value fields. Field names are
 // case-insensitive; fields may come in any order; empty fields (as in a
-// trailing "&") are ignored, like IoT Edge hub does. sr is kept raw (its
+// trailing "&") are ignored, like IoT Edge hub does; unknown fields and
+// duplicated fields are errors. sr is kept raw (its
 // percent-encoding is checked); sig and skn are URL-decoded with
 // url.QueryUnescape; se must be a non-negative decimal number without
 // leading zeros (the string to sign uses se exactly as written, so a
