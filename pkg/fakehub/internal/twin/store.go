@@ -23,10 +23,11 @@ type Options struct {
 	// member.
 	//
 	// It is called synchronously by PatchDesired and ReplaceDesired after the change is
-	// stored and without the store's lock, so it may read the store (Get, Versions) and
-	// PatchReported; calls are serialised and come in increasing version order for each
-	// identity. It must not call PatchDesired or ReplaceDesired (that would deadlock) and
-	// should return quickly (publish, or drop when the device is not subscribed).
+	// stored, with no lock held, so it may read the store (Get, ServiceView, Versions) and
+	// call PatchReported, UpdateTags or ReplaceTags. Calls never overlap and come in the order
+	// of the changes, so versions increase for each identity. It must not call PatchDesired
+	// or ReplaceDesired (that would wait for itself) and should return quickly (publish, or
+	// drop when the device is not subscribed).
 	OnDesiredChange func(id iothub.Identity, version int64, patch []byte)
 	// RejectHashInKeys makes property names containing '#' invalid, as edgeHub does. The
 	// documented hub rules (and the default) allow '#'.
@@ -41,9 +42,13 @@ type Store struct {
 	onChange func(id iothub.Identity, version int64, patch []byte)
 	val      validator
 
-	mu       sync.Mutex
-	twins    map[iothub.Identity]*twin
-	notifyMu sync.Mutex // serialises OnDesiredChange calls; taken before mu is released
+	mu         sync.Mutex
+	twins      map[iothub.Identity]*twin
+	nextTicket uint64 // under mu: the order of desired changes, for their notifications
+
+	notifyMu sync.Mutex
+	turn     uint64     // the ticket whose notification may run
+	turnCond *sync.Cond // on notifyMu
 }
 
 type section struct {
@@ -73,6 +78,7 @@ func New(opts Options) *Store {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.turnCond = sync.NewCond(&s.notifyMu)
 	return s
 }
 
@@ -215,11 +221,28 @@ func (s *Store) changeDesired(id iothub.Identity, body []byte, ifMatch string, r
 	note = append(note, `"$version":`...)
 	note = strconv.AppendInt(note, sec.version, 10)
 	note = append(note, '}')
-	s.notifyMu.Lock() // before releasing mu: notifications leave in version order
+	ticket := s.nextTicket // taken under mu: notifications leave in the order of the changes
+	s.nextTicket++
 	s.mu.Unlock()
-	defer s.notifyMu.Unlock()
-	s.onChange(id, sec.version, note)
+	s.notifyInTurn(ticket, func() { s.onChange(id, sec.version, note) })
 	return sec.version, nil
+}
+
+// notifyInTurn runs f once every notification with an earlier ticket has run. No lock is held
+// while f runs, so f may read the store.
+func (s *Store) notifyInTurn(ticket uint64, f func()) {
+	s.notifyMu.Lock()
+	for s.turn != ticket {
+		s.turnCond.Wait()
+	}
+	s.notifyMu.Unlock()
+	defer func() {
+		s.notifyMu.Lock()
+		s.turn++
+		s.turnCond.Broadcast()
+		s.notifyMu.Unlock()
+	}()
+	f()
 }
 
 // UpdateTags merges patch into the tags (JSON merge patch), checks ifMatch like PatchDesired,
