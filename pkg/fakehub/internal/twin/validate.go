@@ -11,15 +11,18 @@ import (
 // Limits of twin documents (learn.microsoft.com, "Understand and use device twins in IoT Hub",
 // and edgeHub's ReportedPropertiesValidator, whose constants are "taken from IoTHub").
 const (
-	MaxKeySize         = 1024              // bytes of UTF-8 per property name
-	MaxStringSize      = 4096              // bytes of UTF-8 per string value
-	MaxDepth           = 10                // nesting of objects and arrays below the section root
-	MaxSafeInteger     = 4503599627370495  // 2^52-1
-	MinSafeInteger     = -4503599627370496 // -2^52
-	MaxPropertiesSize  = 32 * 1024         // desired, reported: compact JSON without $version/$metadata
-	MaxTagsSize        = 8 * 1024          // tags: compact JSON
-	forbiddenKeyRunes  = ".$ "
-	edgeHubForbidden   = '#' // edgeHub also refuses '#' (reserved for the service side)
+	MaxKeySize        = 1024              // bytes of UTF-8 per property name
+	MaxStringSize     = 4096              // bytes of UTF-8 per string value
+	MaxDepth          = 10                // nesting of objects and arrays below the section root
+	MaxSafeInteger    = 4503599627370495  // 2^52-1
+	MinSafeInteger    = -4503599627370496 // -2^52
+	MaxPropertiesSize = 32 * 1024         // desired, reported: compact JSON without $version/$metadata
+	MaxTagsSize       = 8 * 1024          // tags: compact JSON
+)
+
+const (
+	forbiddenKeyRunes  = ".$ " // besides control characters and white space
+	edgeHubForbidden   = '#'   // edgeHub also refuses '#' (reserved for the service side)
 	rootPathForMessage = ""
 )
 
