@@ -48,6 +48,7 @@ func serviceCommands(getenv func(string) string, now func() time.Time) []*cobra.
 
 // serviceLong is appended to each service verb's help.
 const serviceLong = `
+
 The hub is named by a service connection string (-c, or the
 ` + envServiceConnectionString + ` environment variable), e.g. fakehub's
 iothubowner policy: "HostName=localhost;SharedAccessKeyName=iothubowner;
@@ -66,7 +67,9 @@ type serviceFlags struct {
 }
 
 func (f *serviceFlags) register(cmd *cobra.Command) {
+	cmd.Flags().SortFlags = false
 	fs := cmd.PersistentFlags()
+	fs.SortFlags = false
 	fs.StringVarP(&f.connectionString, "connection-string", "c", "", "service connection string (default $"+envServiceConnectionString+")")
 	fs.StringVar(&f.hubURL, "hub-url", "", "service API URL (default https://{HostName}:8443)")
 	fs.StringVar(&f.ca, "ca", "", "CA to trust: a folder holding ca.pem (fakehub serve --ca) or a PEM file")

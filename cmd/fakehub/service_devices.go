@@ -32,7 +32,8 @@ func newDevicesCmd(env *serviceEnv) *cobra.Command {
 	}
 	sf.register(cmd)
 	cmd.AddCommand(newDevicesListCmd(env, &sf), newDevicesShowCmd(env, &sf), newDevicesAddCmd(env, &sf), newDevicesRemoveCmd(env, &sf),
-		newDevicesStatusCmd(env, &sf, "disable", serviceclient.StatusDisabled), newDevicesStatusCmd(env, &sf, "enable", serviceclient.StatusEnabled))
+		newDevicesStatusCmd(env, &sf, "disable", serviceclient.StatusDisabled, "Disable a device: it can no longer connect"),
+		newDevicesStatusCmd(env, &sf, "enable", serviceclient.StatusEnabled, "Enable a disabled device"))
 	return cmd
 }
 
@@ -188,11 +189,11 @@ func newDevicesRemoveCmd(env *serviceEnv, sf *serviceFlags) *cobra.Command {
 	}
 }
 
-func newDevicesStatusCmd(env *serviceEnv, sf *serviceFlags, verb, status string) *cobra.Command {
+func newDevicesStatusCmd(env *serviceEnv, sf *serviceFlags, verb, status, short string) *cobra.Command {
 	var reason string
 	cmd := &cobra.Command{
 		Use:     verb + " ID",
-		Short:   strings.ToUpper(verb[:1]) + verb[1:] + " a device (a disabled device cannot connect)",
+		Short:   short,
 		Example: `  fakehub devices ` + verb + ` dev1`,
 		Args:    argsExactly("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
