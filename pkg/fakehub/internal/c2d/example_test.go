@@ -16,17 +16,24 @@ func Example() {
 	// The service sends a message.
 	id, _ := q.Enqueue(dev, c2d.Message{Payload: []byte("hello"), Ack: c2d.AckPositive})
 
-	// The device is connected and subscribed: the wiring publishes at QoS 1 with packet ID 1.
-	for _, m := range q.Take(dev, 0) {
-		fmt.Println(c2d.DeliveryTopic(dev, m))
-		q.MarkDelivered(dev, m.ID, 1)
+	// The device is connected (session "conn-1") and subscribed: publish at QoS 1.
+	for _, d := range q.Dispatch(dev, "conn-1", 0) {
+		fmt.Println(d.PacketID, c2d.DeliveryTopic(dev, d.Message))
 	}
-	// The PUBACK arrives.
-	q.Complete(dev, 1)
+	// The connection drops before the PUBACK: the message goes back to the head of the queue.
+	q.RequeueSession(dev, "conn-1")
+
+	// The device reconnects (session "conn-2") and gets it again.
+	for _, d := range q.Dispatch(dev, "conn-2", 0) {
+		fmt.Println(d.PacketID, d.Message.ID, "delivery", d.Message.DeliveryCount)
+	}
+	// Its PUBACK for packet 2 completes the message.
+	q.Complete(dev, 2)
 
 	r, _ := q.State(id)
 	fmt.Println(r.State, q.Feedback()[0].Status)
 	// Output:
-	// devices/dev1/messages/devicebound/%24.mid=msg-1&%24.to=%2Fdevices%2Fdev1%2Fmessages%2FdeviceBound&iothub-ack=positive
+	// 1 devices/dev1/messages/devicebound/%24.mid=msg-1&%24.to=%2Fdevices%2Fdev1%2Fmessages%2FdeviceBound&iothub-ack=positive
+	// 2 msg-1 delivery 2
 	// completed Success
 }
