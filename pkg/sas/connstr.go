@@ -148,8 +148,8 @@ func ParseConnectionString(s string) (ConnectionString, error) {
 		}
 		canon := canonicalKey(name)
 		if canon == "" {
-			if strings.EqualFold(name, "x509") {
-				return c, csError("x509 connection strings are not supported (SAS only: use SharedAccessKey or SharedAccessSignature)")
+			if msg, ok := unsupportedKeys[strings.ToLower(name)]; ok {
+				return c, csError("%s", msg)
 			}
 			if sug := suggestKey(name); sug != "" {
 				return c, csError("unknown key %s (did you mean %s?)", quoteName(name), sug)
@@ -200,6 +200,15 @@ func canonicalKey(name string) string {
 		}
 	}
 	return ""
+}
+
+// unsupportedKeys are real connection-string keys of other tools or
+// features, refused with a specific reason.
+var unsupportedKeys = map[string]string{
+	"x509":                   "x509 connection strings are not supported (SAS only: use SharedAccessKey or SharedAccessSignature)",
+	"repositoryid":           "RepositoryId (a retired Digital Twins preview key) is not supported; remove it",
+	"modelid":                "ModelId is not a connection-string key here; send the model ID in the MQTT user name (model-id=...)",
+	"usedevelopmentemulator": "UseDevelopmentEmulator (the Event Hubs emulator flag) is not supported; remove it",
 }
 
 // suggestKey returns a known key close to name (common misspellings).

@@ -121,6 +121,8 @@ func TestParseConnectionStringErrors(t *testing.T) {
 		{"did-you-mean-key", "HostName=h;DeviceId=d;PrimaryKey=" + csKeyB64, "did you mean SharedAccessKey?"},
 		{"pasted-key-not-echoed", "HostName=h;DeviceId=d;AAECAwQFBgcICQoLDA0ODw==", "unknown key (22 bytes, not shown)"},
 		{"x509", "HostName=h;DeviceId=d;x509=true", "x509 connection strings are not supported"},
+		{"repository-id", "HostName=h;DeviceId=d;RepositoryId=r" + k, "RepositoryId (a retired Digital Twins preview key)"},
+		{"emulator", "Endpoint=sb://localhost;SharedAccessKeyName=p;SharedAccessKey=k;UseDevelopmentEmulator=true", "UseDevelopmentEmulator"},
 		{"duplicate", "HostName=h;DeviceId=d;deviceid=e" + k, "DeviceId is set twice"},
 		{"empty-value", "HostName=h;DeviceId=" + k, "DeviceId is empty"},
 		{"no-host", "DeviceId=d" + k, "HostName is missing"},
