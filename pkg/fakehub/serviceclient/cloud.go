@@ -238,8 +238,9 @@ type Event struct {
 	Topic            string            `json:"topic,omitempty"`
 	SystemProperties map[string]string `json:"systemProperties,omitempty"`
 	Properties       map[string]string `json:"properties,omitempty"`
-	Payload          json.RawMessage   `json:"payload,omitempty"` // body as JSON, or as a JSON string if UTF-8 text
-	Body             []byte            `json:"bodyBase64"`        // the exact body
+	Annotations      map[string]string `json:"annotations,omitempty"` // stamped by the hub: iothub-connection-device-id, ...
+	Payload          json.RawMessage   `json:"payload,omitempty"`     // body as JSON, or as a JSON string if UTF-8 text
+	Body             []byte            `json:"bodyBase64"`            // the exact body
 }
 
 // EventQuery selects telemetry for Events.

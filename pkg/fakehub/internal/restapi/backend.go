@@ -148,13 +148,16 @@ type Device struct {
 	ManagedBy                  string // modules only
 }
 
-// Twin is a device or module twin in the service's view. Tags, Desired and
-// Reported are JSON objects as the twin store renders them (Desired and
-// Reported include "$version" and, if the store keeps it, "$metadata").
+// Twin is a device or module twin in the service's view. Either View is the
+// whole twin as IoT Hub's REST API renders it (fakehub's twin store
+// ServiceView, sent as is), or the handler renders it from Tags, Desired and
+// Reported (JSON objects; Desired and Reported include "$version") and the
+// identity's registry fields.
 type Twin struct {
 	Identity iothub.Identity
 	ETag     string
 	Version  int64
+	View     json.RawMessage
 	Tags     json.RawMessage
 	Desired  json.RawMessage
 	Reported json.RawMessage
@@ -249,6 +252,7 @@ type TelemetryRecord struct {
 	Topic            string
 	SystemProperties map[string]string // "$.mid" ... as on the wire
 	Properties       map[string]string // application properties
+	Annotations      map[string]string // what the hub stamps: iothub-connection-device-id, iothub-enqueuedtime, ...
 	Body             []byte
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hubkit/hubkit/pkg/fakehub/internal/restapi"
+	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
 func TestFromCode(t *testing.T) {
@@ -60,5 +61,29 @@ func TestInternalErrorsAreNotLeaked(t *testing.T) {
 	_, _ = b.ReadFrom(resp.Body)
 	if resp.StatusCode != 500 || resp.Header.Get("iothub-errorcode") != "ServerError" || strings.Contains(b.String(), "secret") {
 		t.Errorf("GET /devices = %d %s", resp.StatusCode, b.String())
+	}
+}
+
+// viewBackend serves a twin pre-rendered by the twin store.
+type viewBackend struct{ failing }
+
+func (viewBackend) Twin(_ context.Context, id iothub.Identity) (restapi.Twin, error) {
+	return restapi.Twin{Identity: id, ETag: "AAAAAAAAAAI=", View: []byte(`{"deviceId":"dev1","etag":"AAAAAAAAAAI=","properties":{"desired":{"$metadata":{},"$version":2}}}`)}, nil
+}
+
+func TestTwinViewIsSentAsIs(t *testing.T) {
+	srv := httptest.NewServer(restapi.NewHandler(viewBackend{}, restapi.Options{HostName: testHost, Now: func() time.Time { return testNow }}))
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/twins/dev1?api-version=2021-04-12", nil)
+	req.Header.Set("Authorization", ownerToken())
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	if resp.StatusCode != 200 || b.String() != `{"deviceId":"dev1","etag":"AAAAAAAAAAI=","properties":{"desired":{"$metadata":{},"$version":2}}}` || resp.Header.Get("ETag") != `"AAAAAAAAAAI="` {
+		t.Errorf("GET twin = %d %s %v", resp.StatusCode, b.String(), resp.Header)
 	}
 }

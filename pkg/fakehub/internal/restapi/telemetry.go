@@ -24,6 +24,7 @@ type EventJSON struct {
 	Topic            string            `json:"topic,omitempty"`
 	SystemProperties map[string]string `json:"systemProperties,omitempty"`
 	Properties       map[string]string `json:"properties,omitempty"`
+	Annotations      map[string]string `json:"annotations,omitempty"`
 	Payload          json.RawMessage   `json:"payload,omitempty"`
 	BodyBase64       string            `json:"bodyBase64"`
 }
@@ -37,6 +38,7 @@ func EventFromRecord(rec TelemetryRecord) EventJSON {
 		Topic:            rec.Topic,
 		SystemProperties: rec.SystemProperties,
 		Properties:       rec.Properties,
+		Annotations:      rec.Annotations,
 		BodyBase64:       base64.StdEncoding.EncodeToString(rec.Body),
 	}
 	switch {

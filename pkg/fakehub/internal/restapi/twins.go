@@ -78,13 +78,19 @@ func (h *handler) getTwin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) writeTwin(w http.ResponseWriter, r *http.Request, t Twin) {
+	if t.ETag != "" {
+		w.Header().Set("ETag", `"`+t.ETag+`"`)
+	}
+	if len(t.View) > 0 {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(t.View)
+		return
+	}
 	d, err := h.b.Device(r.Context(), t.Identity)
 	if err != nil {
 		h.writeError(w, err)
 		return
-	}
-	if t.ETag != "" {
-		w.Header().Set("ETag", `"`+t.ETag+`"`)
 	}
 	writeJSON(w, http.StatusOK, twinJSON(t, d))
 }

@@ -206,7 +206,7 @@ func (s *Server) Publish(e serviceclient.Event) {
 		e.Topic = iothub.TelemetryTopic(id, nil)
 	}
 	s.b.publish(restapi.TelemetryRecord{Identity: id, EnqueuedTime: e.EnqueuedTime, Topic: e.Topic,
-		SystemProperties: e.SystemProperties, Properties: e.Properties, Body: e.Body})
+		SystemProperties: e.SystemProperties, Properties: e.Properties, Annotations: e.Annotations, Body: e.Body})
 }
 
 // AddRejection records a refused connection.
