@@ -174,7 +174,7 @@ func TestProtocolChecks(t *testing.T) {
 			t.Errorf("CONNACK %d, want 1", ack.ReturnCode)
 		}
 		expectClosedSilently(t, c)
-		waitRejection(t, h, fakehub.ReasonProtocolVersion)
+		waitRejection(t, h, 0, fakehub.ReasonProtocolVersion)
 	})
 	t.Run("level-5-gets-3.1.1-connack-1", func(t *testing.T) {
 		c := rawDial(t, h)
@@ -215,13 +215,13 @@ func TestProtocolChecks(t *testing.T) {
 				t.Fatal(err)
 			}
 			expectClosedSilently(t, c)
-			waitRejection(t, h, tt.reason)
+			waitRejection(t, h, 0, tt.reason)
 		})
 	}
 	t.Run("no-connect-within-timeout", func(t *testing.T) {
 		c := rawDial(t, h)
 		expectClosedSilently(t, c)
-		waitRejection(t, h, fakehub.ReasonConnectTimeout)
+		waitRejection(t, h, 0, fakehub.ReasonConnectTimeout)
 	})
 	t.Run("first-packet-not-connect", func(t *testing.T) {
 		c := rawDial(t, h)
@@ -236,7 +236,7 @@ func TestProtocolChecks(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectClosedSilently(t, c)
-		waitRejection(t, h, fakehub.ReasonDuplicateConnect)
+		waitRejection(t, h, 0, fakehub.ReasonDuplicateConnect)
 	})
 }
 
@@ -273,7 +273,7 @@ func TestAuthQuirks(t *testing.T) {
 		if ack.ReturnCode != 5 {
 			t.Errorf("CONNACK %d, want 5", ack.ReturnCode)
 		}
-		waitRejection(t, h, sas.ReasonScopeMismatch)
+		waitRejection(t, h, 0, sas.ReasonScopeMismatch)
 	})
 	t.Run("drop-invalid-will", func(t *testing.T) {
 		h := startHub(t, fakehub.Options{Quirks: fakehub.Quirks{DropInvalidWill: true}})
@@ -293,7 +293,7 @@ func TestTakeover(t *testing.T) {
 		old := rawSession(t, h, goodConnect(dev1, keyDev1A))
 		rawSession(t, h, goodConnect(dev1, keyDev1B))
 		expectClosedSilently(t, old)
-		r := waitRejection(t, h, fakehub.ReasonReplaced)
+		r := waitRejection(t, h, 0, fakehub.ReasonReplaced)
 		if r.Identity != dev1 {
 			t.Errorf("identity %v, want dev1", r.Identity)
 		}
@@ -367,7 +367,7 @@ func TestTokenExpiry(t *testing.T) {
 		clock.Add(2 * time.Minute)
 		h.CheckTokens()
 		expectClosedSilently(t, c)
-		r := waitRejection(t, h, sas.ReasonExpired)
+		r := waitRejection(t, h, 0, sas.ReasonExpired)
 		if r.Identity != dev1 {
 			t.Errorf("identity %v", r.Identity)
 		}
@@ -383,7 +383,7 @@ func TestTokenExpiry(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitLost(t, r)
-		waitRejection(t, h, sas.ReasonExpired)
+		waitRejection(t, h, 0, sas.ReasonExpired)
 	})
 }
 
@@ -394,7 +394,7 @@ func TestKeepAlive(t *testing.T) {
 		p.KeepAlive = 1
 		c := rawSession(t, h, p)
 		expectClosedSilently(t, c)
-		waitRejection(t, h, fakehub.ReasonKeepAlive)
+		waitRejection(t, h, 0, fakehub.ReasonKeepAlive)
 	})
 	t.Run("zero-means-cap", func(t *testing.T) {
 		h := startHub(t, fakehub.Options{Quirks: fakehub.Quirks{KeepAliveCap: 2 * time.Second}})
@@ -402,7 +402,7 @@ func TestKeepAlive(t *testing.T) {
 		p.KeepAlive = 0
 		c := rawSession(t, h, p)
 		expectClosedSilently(t, c)
-		waitRejection(t, h, fakehub.ReasonKeepAlive)
+		waitRejection(t, h, 0, fakehub.ReasonKeepAlive)
 	})
 	t.Run("large-value-capped", func(t *testing.T) {
 		h := startHub(t, fakehub.Options{Quirks: fakehub.Quirks{KeepAliveCap: 2 * time.Second}})
@@ -437,7 +437,7 @@ func TestDisableConnectedDevice(t *testing.T) {
 	}
 	expectClosedSilently(t, d)
 	expectClosedSilently(t, m)
-	waitRejection(t, h, sas.ReasonDisabled)
+	waitRejection(t, h, 0, sas.ReasonDisabled)
 	if err := other.Pingreq(); err != nil {
 		t.Fatal(err)
 	}
@@ -452,5 +452,5 @@ func TestDisableConnectedDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectClosedSilently(t, other)
-	waitRejection(t, h, sas.ReasonUnknownIdentity)
+	waitRejection(t, h, 0, sas.ReasonUnknownIdentity)
 }

@@ -145,12 +145,14 @@ func expectClosedSilently(t testing.TB, c *mqttraw.Conn) {
 	}
 }
 
-// waitRejection waits for a rejection with that reason.
-func waitRejection(t testing.TB, h *fakehubtest.Hub, reason sas.Reason) fakehub.Rejection {
+// waitRejection waits for a rejection with that reason among those recorded
+// after the first `since` (len(h.Rejections()) before the action).
+func waitRejection(t testing.TB, h *fakehubtest.Hub, since int, reason sas.Reason) fakehub.Rejection {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	r, err := h.WaitRejection(ctx, func(r fakehub.Rejection) bool { return r.Reason == reason })
+	seen := 0
+	r, err := h.WaitRejection(ctx, func(r fakehub.Rejection) bool { seen++; return seen > since && r.Reason == reason })
 	if err != nil {
 		t.Fatalf("no rejection %q: %v; have %+v", reason, err, h.Rejections())
 	}

@@ -151,7 +151,11 @@ func strictJSON(data []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return fmt.Errorf("field %s: got a %s, want a %s", te.Field, te.Value, te.Type)
+			msg := fmt.Sprintf("field %s: got a %s, want a %s", te.Field, te.Value, te.Type)
+			if te.Value == "bool" || te.Value == "number" {
+				msg += " (quote the value: YAML reads yes/no/on/off/true as booleans and digits as numbers)"
+			}
+			return errors.New(msg)
 		}
 		return err
 	}

@@ -1,0 +1,182 @@
+package fakehub_test
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/hubkit/hubkit/pkg/fakehub"
+)
+
+const (
+	keyA = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	keyB = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+)
+
+func TestLoadRegistryYAML(t *testing.T) {
+	const file = `
+hostname: myhub.azure-devices.net
+devices:
+  - deviceId: dev1
+    authentication:
+      symmetricKey:
+        primaryKey: ` + keyA + `
+        secondaryKey: ` + keyB + `
+    modules:
+      - moduleId: mod1
+        authentication:
+          symmetricKey:
+            primaryKey: ` + keyB + `
+  - deviceId: spare
+    status: disabled
+policies:
+  - keyName: device
+    primaryKey: ` + keyA + `
+    rights: DeviceConnect
+  - keyName: owner
+    rights: RegistryWrite, ServiceConnect, DeviceConnect
+`
+	f, err := fakehub.LoadRegistry(strings.NewReader(file), bytes.NewReader(bytes.Repeat([]byte{7}, 4096)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.HostName != "myhub.azure-devices.net" {
+		t.Errorf("HostName %q", f.HostName)
+	}
+	d, ok := f.Registry.Device("dev1")
+	if !ok || d.Keys.Primary != keyA || d.Keys.Secondary != keyB || d.Status != fakehub.StatusEnabled {
+		t.Errorf("dev1 = %+v", d)
+	}
+	m, ok := f.Registry.Module("dev1", "mod1")
+	if !ok || m.Keys.Primary != keyB || m.Keys.Secondary == "" {
+		t.Errorf("mod1 = %+v (want a generated secondary key)", m)
+	}
+	if d, _ := f.Registry.Device("spare"); d.Status != fakehub.StatusDisabled || d.Keys.Primary == "" {
+		t.Errorf("spare = %+v", d)
+	}
+	var names []string
+	for _, p := range f.Registry.Policies() {
+		names = append(names, p.Name+": "+p.Rights.String())
+	}
+	if diff := cmp.Diff([]string{"device: DeviceConnect", "owner: RegistryWrite, ServiceConnect, DeviceConnect"}, names); diff != "" {
+		t.Errorf("policies (-want +got):\n%s", diff)
+	}
+}
+
+// The shape `az iot hub device-identity list` prints (abridged but with its extra fields).
+const azDeviceList = `[
+  {
+    "authenticationType": "sas",
+    "capabilities": {"iotEdge": false},
+    "cloudToDeviceMessageCount": 0,
+    "connectionState": "Disconnected",
+    "deviceEtag": "NzQ4NjY5NTk1",
+    "deviceId": "thermostat-1",
+    "etag": "AAAAAAAAAAE=",
+    "generationId": "638000000000000001",
+    "status": "enabled",
+    "statusReason": null,
+    "authentication": {
+      "symmetricKey": {"primaryKey": "` + keyA + `", "secondaryKey": "` + keyB + `"},
+      "type": "sas",
+      "x509Thumbprint": {"primaryThumbprint": null, "secondaryThumbprint": null}
+    },
+    "version": 2
+  },
+  {
+    "deviceId": "thermostat-2",
+    "status": "disabled",
+    "authentication": {"symmetricKey": {"primaryKey": "` + keyB + `", "secondaryKey": "` + keyA + `"}, "type": "sas"}
+  }
+]`
+
+func TestLoadRegistryAzJSON(t *testing.T) {
+	f, err := fakehub.LoadRegistry(strings.NewReader(azDeviceList), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := f.Registry.Device("thermostat-1")
+	if !ok || d.Keys.Primary != keyA || d.GenerationID != "638000000000000001" {
+		t.Errorf("thermostat-1 = %+v", d)
+	}
+	if d, _ := f.Registry.Device("thermostat-2"); d.Status != fakehub.StatusDisabled {
+		t.Errorf("thermostat-2 = %+v", d)
+	}
+	if _, ok := f.Registry.Policy("iothubowner"); !ok {
+		t.Error("built-in policies missing when the file has none")
+	}
+}
+
+func TestLoadRegistryErrors(t *testing.T) {
+	tests := []struct {
+		name, file, want string
+	}{
+		{"bad-base64", "devices:\n- deviceId: d1\n  authentication: {symmetricKey: {primaryKey: 'not base64!'}}",
+			`devices[0] (deviceId "d1"): authentication.symmetricKey.primaryKey:`},
+		{"missing-device-id", "devices:\n- status: enabled", "devices[0]: deviceId: missing"},
+		{"bad-status", "devices:\n- deviceId: d1\n  status: sleeping", `devices[0] (deviceId "d1"): status: "sleeping"`},
+		{"bad-device-id", "devices:\n- deviceId: 'a b'", `devices[0] (deviceId "a b")`},
+		{"duplicate-device", "devices:\n- deviceId: d1\n- deviceId: d1", `devices[1] (deviceId "d1"): deviceId: duplicate`},
+		{"x509-device", "devices:\n- deviceId: d1\n  authentication: {type: selfSigned}", `authentication.type: "selfSigned" is not supported`},
+		{"module-without-id", "devices:\n- deviceId: d1\n  modules: [{}]", `devices[0] (deviceId "d1"): modules[0]: moduleId: missing`},
+		{"module-bad-key", "devices:\n- deviceId: d1\n  modules: [{moduleId: m, authentication: {symmetricKey: {secondaryKey: '@@'}}}]",
+			`modules[0] (moduleId "m"): authentication.symmetricKey.secondaryKey:`},
+		{"policy-bad-right", "policies:\n- keyName: p\n  rights: DeviceConnect, Fly", `policies[0] (keyName "p"): rights: unknown right "Fly"`},
+		{"policy-without-name", "policies:\n- rights: DeviceConnect", "policies[0]: keyName: missing"},
+		{"not-yaml", "devices: [", "devices file:"},
+		{"wrong-type", "devices: 3", "devices file:"},
+		{"yaml-boolean-id", "devices:\n- deviceId: off", "quote the value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := fakehub.LoadRegistry(strings.NewReader(tt.file), nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("LoadRegistry(%q) = %v, want an error containing %q", tt.file, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRegistryOperations(t *testing.T) {
+	r := fakehub.NewRegistry(bytes.NewReader(bytes.Repeat([]byte{1}, 8192)))
+	if _, err := r.AddDevice(fakehub.Device{ID: "d"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.AddDevice(fakehub.Device{ID: "d"}); !errors.Is(err, fakehub.ErrExists) {
+		t.Errorf("second AddDevice: %v, want ErrExists", err)
+	}
+	if _, err := r.AddModule(fakehub.Module{DeviceID: "nope", ID: "m"}); !errors.Is(err, fakehub.ErrNotFound) {
+		t.Errorf("AddModule to a missing device: %v", err)
+	}
+	if _, err := r.AddModule(fakehub.Module{DeviceID: "d", ID: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetStatus("d", "sleeping"); err == nil {
+		t.Error("SetStatus(sleeping) succeeded")
+	}
+	if err := r.RemoveModule("d", "m"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RemoveDevice("d"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RemoveDevice("d"); !errors.Is(err, fakehub.ErrNotFound) {
+		t.Errorf("RemoveDevice twice: %v", err)
+	}
+	rights, err := fakehub.ParseRights("registryread,DeviceConnect")
+	if err != nil || rights != fakehub.RegistryRead|fakehub.DeviceConnect || rights.String() != "RegistryRead, DeviceConnect" {
+		t.Errorf("ParseRights = %v %v", rights, err)
+	}
+	var got []string
+	for _, p := range r.Policies() {
+		got = append(got, p.Name+": "+p.Rights.String())
+	}
+	want := []string{"device: DeviceConnect", "iothubowner: RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect",
+		"registryRead: RegistryRead", "registryReadWrite: RegistryRead, RegistryWrite", "service: ServiceConnect"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("built-in policies (-want +got):\n%s", diff)
+	}
+}
