@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -46,19 +45,11 @@ arrive right after connecting.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			done := make(chan struct{})
-			var once sync.Once
-			n := 0
+			q := newQuota(count)
 			c, err := conn.client(ctx, st, func(c *device.Client) {
 				c.OnC2D(func(hctx context.Context, m device.C2DMessage) {
-					if count > 0 && n >= count {
-						<-hctx.Done() // leave it on the hub
-						return
-					}
-					n++
-					printC2D(st, m, asJSON)
-					if count > 0 && n == count {
-						once.Do(func() { close(done) })
+					if !q.take(func() { printC2D(st, m, asJSON) }) {
+						<-hctx.Done() // past --count: leave it on the hub
 					}
 				})
 			}, true)
@@ -66,7 +57,7 @@ arrive right after connecting.`,
 				return err
 			}
 			defer closeClient(c)
-			return listenUntil(ctx, done, timeout, "cloud-to-device messages")
+			return listenUntil(ctx, q.done, timeout, "cloud-to-device messages")
 		},
 	}
 	fs := cmd.Flags()

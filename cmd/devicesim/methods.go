@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,34 +41,25 @@ func newMethodsCmd(st *streams) *cobra.Command {
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			done := make(chan struct{})
-			var (
-				mu   sync.Mutex
-				n    int
-				once sync.Once
-			)
+			q := newQuota(count)
 			var body any
 			if response != "" {
 				body = json.RawMessage(response)
 			}
 			c, err := conn.client(ctx, st, func(c *device.Client) {
 				c.OnAnyMethod(func(_ context.Context, name string, payload []byte) (int, any, error) {
-					mu.Lock()
-					defer mu.Unlock()
-					if count > 0 && n >= count {
+					ok := q.take(func() {
+						if asJSON {
+							obj := map[string]any{"method": name}
+							putPayload(obj, payload)
+							b, _ := json.Marshal(obj)
+							fmt.Fprintf(st.out, "%s\n", b)
+						} else {
+							fmt.Fprintf(st.out, "%s %s\n", name, printable(payload))
+						}
+					})
+					if !ok {
 						return 503, map[string]string{"message": "devicesim is stopping"}, nil
-					}
-					n++
-					if asJSON {
-						obj := map[string]any{"method": name}
-						putPayload(obj, payload)
-						b, _ := json.Marshal(obj)
-						fmt.Fprintf(st.out, "%s\n", b)
-					} else {
-						fmt.Fprintf(st.out, "%s %s\n", name, printable(payload))
-					}
-					if count > 0 && n == count {
-						once.Do(func() { close(done) })
 					}
 					return status, body, nil
 				})
@@ -78,8 +68,7 @@ func newMethodsCmd(st *streams) *cobra.Command {
 				return err
 			}
 			defer closeClient(c)
-			err = listenUntil(ctx, done, timeout, "direct-method calls")
-			return err
+			return listenUntil(ctx, q.done, timeout, "direct-method calls")
 		},
 	}
 	fs := cmd.Flags()

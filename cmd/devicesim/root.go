@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -244,4 +245,30 @@ func listenUntil(ctx context.Context, done <-chan struct{}, timeout time.Duratio
 	case <-expire:
 		return fmt.Errorf("timed out after %s waiting for %s", timeout, what)
 	}
+}
+
+// quota counts what a listening verb handled: take runs print for the first count items
+// (all of them when count is 0), serialised, and closes done after the last one.
+type quota struct {
+	mu    sync.Mutex
+	count int
+	n     int
+	done  chan struct{}
+}
+
+func newQuota(count int) *quota { return &quota{count: count, done: make(chan struct{})} }
+
+// take reports false, without printing, once the count is reached.
+func (q *quota) take(print func()) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.count > 0 && q.n >= q.count {
+		return false
+	}
+	q.n++
+	print()
+	if q.n == q.count {
+		close(q.done)
+	}
+	return true
 }

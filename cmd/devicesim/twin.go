@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -123,27 +122,20 @@ line holding the full desired properties.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			done := make(chan struct{})
-			var once sync.Once
-			n := 0
+			q := newQuota(count)
 			c, err := conn.client(ctx, st, func(c *device.Client) {
 				c.OnDesired(func(_ context.Context, patch json.RawMessage, version int64) {
-					if count > 0 && n >= count {
-						return
-					}
-					n++
-					b, _ := json.Marshal(map[string]any{"version": version, "patch": patch})
-					fmt.Fprintf(st.out, "%s\n", b)
-					if count > 0 && n == count {
-						once.Do(func() { close(done) })
-					}
+					q.take(func() {
+						b, _ := json.Marshal(map[string]any{"version": version, "patch": patch})
+						fmt.Fprintf(st.out, "%s\n", b)
+					})
 				})
 			}, true)
 			if err != nil {
 				return err
 			}
 			defer closeClient(c)
-			return listenUntil(ctx, done, timeout, "desired-property changes")
+			return listenUntil(ctx, q.done, timeout, "desired-property changes")
 		},
 	}
 	fs := cmd.Flags()

@@ -45,8 +45,9 @@ func newC2DMessage(topic string, props iothub.Properties, body []byte, dup bool)
 }
 
 type c2dItem struct {
-	msg C2DMessage
-	ack func()
+	msg  C2DMessage
+	ack  func()
+	sess *session // the connection it came on: only that connection can acknowledge it
 }
 
 // runC2D handles C2D messages one at a time, in order, and acknowledges each after its
@@ -60,6 +61,14 @@ func (c *Client) runC2D() {
 		c.mu.Unlock()
 		if h != nil {
 			if it, ok := c.c2d.pop(); ok {
+				select {
+				case <-it.sess.lost:
+					// Its connection is gone, so it cannot be acknowledged: the hub delivers
+					// it again on the new connection. Handling it now would handle it twice.
+					c.log.Debug("dropping a C2D message of a lost connection", "messageId", it.msg.MessageID)
+					continue
+				default:
+				}
 				h(c.life, it.msg)
 				select {
 				case <-c.done:

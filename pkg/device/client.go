@@ -10,7 +10,6 @@ import (
 	"net"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -55,20 +54,42 @@ type Client struct {
 	twin     twinState
 }
 
-// session is one paho client. A token renewal replaces it; paho's own reconnects keep it.
+// session is one paho client, i.e. one MQTT connection. The client never lets paho reconnect
+// on its own: a lost connection or a token renewal is replaced by a new session (a fresh paho
+// client, a fresh token). paho's in-place reconnect replays its store concurrently with new
+// publishes (a data race, and duplicates); a fresh client has nothing to replay, and
+// SendEvent resends itself what the lost connection left unacknowledged.
 type session struct {
 	pc         paho.Client
-	connects   atomic.Int32
 	subscribed map[string]bool // guarded by Client.mu
+	lost       chan struct{}   // closed when the connection is gone
+	lostOnce   sync.Once
+}
+
+func (s *session) markLost() { s.lostOnce.Do(func() { close(s.lost) }) }
+
+// errSessionLost is what operations see when their connection went away under them;
+// errNotSent when it went away before their packet was written (safe to retry).
+var (
+	errSessionLost = errors.New("device: connection lost")
+	errNotSent     = errors.New("device: connection lost before sending")
+)
+
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 type eventKind int
 
 const (
-	evReconnected eventKind = iota // paho reconnected on its own
-	evLost                         // paho lost the connection
-	evSubscribe                    // a handler was registered: subscribe what is missing
-	evNotify                       // call OnConnectionChange
+	evLost      eventKind = iota // paho lost the connection
+	evSubscribe                  // a handler was registered: subscribe what is missing
+	evNotify                     // call OnConnectionChange
 )
 
 type event struct {
@@ -193,7 +214,7 @@ func (c *Client) Close(ctx context.Context) error {
 // resync). resync says whether a desired-properties handler should see the full desired
 // properties if their version moved (true after a renewal).
 func (c *Client) dial(ctx context.Context, resync bool) (*session, error) {
-	sess := &session{subscribed: map[string]bool{}}
+	sess := &session{subscribed: map[string]bool{}, lost: make(chan struct{})}
 	sess.pc = paho.NewClient(c.pahoOptions(sess))
 	tok := sess.pc.Connect()
 	select {
@@ -248,18 +269,13 @@ func (c *Client) pahoOptions(sess *session) *paho.ClientOptions {
 		SetCleanSession(s.CleanSession).
 		SetKeepAlive(s.KeepAlive).
 		SetConnectTimeout(s.ConnectTimeout).
-		SetAutoReconnect(true).
-		SetMaxReconnectInterval(s.MaxReconnectInterval).
+		SetAutoReconnect(false). // the manager reconnects with a new session (see session)
 		SetConnectRetry(false).
 		SetAutoAckDisabled(true). // C2D is acknowledged after its handler returns (c2d.go)
 		SetOrderMatters(true).    // onMessage never blocks
-		SetDefaultPublishHandler(c.onMessage).
-		SetOnConnectHandler(func(paho.Client) {
-			if sess.connects.Add(1) > 1 { // the first connection is set up by dial
-				c.post(event{kind: evReconnected, sess: sess})
-			}
-		}).
+		SetDefaultPublishHandler(c.onMessage(sess)).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			sess.markLost()
 			c.post(event{kind: evLost, sess: sess, err: err})
 		})
 	if w := s.Will; w != nil {
@@ -283,8 +299,8 @@ func (c *Client) bump() {
 	c.changed = make(chan struct{})
 }
 
-// manage is the one goroutine that reacts to connection events, renews tokens and calls
-// OnConnectionChange.
+// manage is the one goroutine that reacts to connection events, reconnects, renews tokens and
+// calls OnConnectionChange.
 func (c *Client) manage() {
 	defer c.wg.Done()
 	renew := time.NewTimer(time.Hour)
@@ -303,32 +319,15 @@ func (c *Client) manage() {
 		case ev := <-c.events:
 			switch ev.kind {
 			case evNotify:
-				if f := c.s.OnConnectionChange; f != nil {
-					f(ev.connected, ev.err)
-				}
+				c.notify(ev.connected, ev.err)
 			case evLost:
 				if !c.isCurrent(ev.sess) {
-					continue
+					continue // an old session's late news
 				}
 				renew.Stop()
-				c.setOnline(false)
-				c.failPending(ErrConnectionLost)
 				c.log.Warn("connection lost; reconnecting", "err", ev.err)
-				if f := c.s.OnConnectionChange; f != nil {
-					f(false, ev.err)
-				}
-			case evReconnected:
-				if !c.isCurrent(ev.sess) {
-					continue
-				}
-				arm() // paho presented a fresh token
-				if err := c.setup(c.life, ev.sess, true); err != nil {
-					c.log.Warn("setting up the session after a reconnect", "err", err)
-				}
-				c.setOnline(true)
-				c.log.Info("reconnected")
-				if f := c.s.OnConnectionChange; f != nil {
-					f(true, nil)
+				if c.replace(ev.sess, ev.err, false) {
+					arm()
 				}
 			case evSubscribe:
 				c.mu.Lock()
@@ -341,10 +340,20 @@ func (c *Client) manage() {
 				}
 			}
 		case <-renew.C:
-			if c.renewToken() {
+			c.log.Info("renewing the SAS token: reconnecting")
+			c.mu.Lock()
+			old := c.sess
+			c.mu.Unlock()
+			if c.replace(old, ErrTokenRenewal, true) {
 				arm()
 			}
 		}
+	}
+}
+
+func (c *Client) notify(up bool, err error) {
+	if f := c.s.OnConnectionChange; f != nil {
+		f(up, err)
 	}
 }
 
@@ -361,43 +370,32 @@ func (c *Client) setOnline(on bool) {
 	c.mu.Unlock()
 }
 
-// renewToken reconnects with a fresh token: new operations wait, in-flight ones get up to
-// drainTimeout to finish, then the old connection is closed gracefully and a new one opened.
-// It returns false if the client was closed meanwhile.
-func (c *Client) renewToken() bool {
+// replace swaps the session old for a new connection: for a renewal (graceful), new operations
+// wait and in-flight ones get up to drainTimeout before old is disconnected with DISCONNECT;
+// for a loss, old is already gone. Then it dials until it succeeds, backing off from 1 s to
+// MaxReconnectInterval (the first attempt is immediate). It returns false if the client was
+// closed meanwhile.
+func (c *Client) replace(old *session, why error, graceful bool) bool {
 	c.mu.Lock()
-	c.renewing = true
+	c.renewing = true // operations wait for the new session
 	c.bump()
-	old := c.sess
 	c.mu.Unlock()
-	c.log.Info("renewing the SAS token: reconnecting")
-
-	deadline := time.NewTimer(drainTimeout)
-	for {
-		c.mu.Lock()
-		n, ch := c.inflight, c.changed
-		c.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		select {
-		case <-ch:
-			continue
-		case <-deadline.C:
-		case <-c.done:
-		}
-		break
+	if graceful {
+		c.drain()
 	}
-	deadline.Stop()
-
 	c.setOnline(false)
-	old.pc.Disconnect(quiesce)
+	old.markLost()
+	old.pc.Disconnect(quiesce) // graceful: DISCONNECT, so no will; after a loss: a no-op
 	c.failPending(ErrConnectionLost)
-	if f := c.s.OnConnectionChange; f != nil {
-		f(false, ErrTokenRenewal)
-	}
-	backoff := time.Second
+	c.notify(false, why)
+
+	backoff := time.Duration(0)
 	for {
+		select {
+		case <-c.done:
+			return false
+		case <-time.After(backoff):
+		}
 		sess, err := c.dial(c.life, true)
 		if err == nil {
 			c.mu.Lock()
@@ -409,25 +407,40 @@ func (c *Client) renewToken() bool {
 			c.sess, c.online, c.renewing = sess, true, false
 			c.bump()
 			c.mu.Unlock()
-			if f := c.s.OnConnectionChange; f != nil {
-				f(true, nil)
-			}
+			c.log.Info("connected", "addr", c.s.dialAddr)
+			c.notify(true, nil)
 			return true
 		}
-		c.log.Warn("reconnecting to renew the token", "err", err, "retryIn", backoff)
-		select {
-		case <-c.done:
-			return false
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, c.s.MaxReconnectInterval)
+		backoff = min(max(2*backoff, time.Second), c.s.MaxReconnectInterval)
+		c.log.Warn("reconnecting", "err", err, "retryIn", backoff)
 	}
 }
 
-// acquire waits until an operation may use the connection (connected, not renewing) and
-// returns the paho client. admit, if not nil, runs under the lock at admission. The caller
+// drain waits up to drainTimeout for in-flight operations to finish.
+func (c *Client) drain() {
+	deadline := time.NewTimer(drainTimeout)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		n, ch := c.inflight, c.changed
+		c.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// acquire waits until an operation may use the connection (connected, not being replaced)
+// and returns the session. admit, if not nil, runs under the lock at admission. The caller
 // must call c.release().
-func (c *Client) acquire(ctx context.Context, admit func()) (paho.Client, error) {
+func (c *Client) acquire(ctx context.Context, admit func()) (*session, error) {
 	for {
 		c.mu.Lock()
 		switch {
@@ -437,19 +450,19 @@ func (c *Client) acquire(ctx context.Context, admit func()) (paho.Client, error)
 		case c.sess == nil:
 			c.mu.Unlock()
 			return nil, ErrNotConnected
-		case c.online && !c.renewing:
+		case c.online && !c.renewing && !isDone(c.sess.lost):
 			c.inflight++
 			if admit != nil {
 				admit()
 			}
-			pc := c.sess.pc
+			sess := c.sess
 			c.mu.Unlock()
-			return pc, nil
+			return sess, nil
 		}
 		ch := c.changed
 		c.mu.Unlock()
 		select {
-		case <-ch:
+		case <-ch: // the manager bumps it when it takes a lost session offline
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w: %w", ErrNotConnected, ctx.Err())
 		}
@@ -465,23 +478,50 @@ func (c *Client) release() {
 	c.mu.Unlock()
 }
 
-// publish sends one message and waits for its completion (PUBACK for QoS 1).
-func (c *Client) publish(ctx context.Context, topic string, qos byte, payload []byte) error {
-	pc, err := c.acquire(ctx, nil)
-	if err != nil {
+// publish sends one message and waits for its completion (PUBACK for QoS 1). With resend, a
+// message whose connection is lost before the PUBACK is sent again on the next connection
+// (at least once, as paho's own resume would); without, the loss is an error.
+func (c *Client) publish(ctx context.Context, topic string, qos byte, payload []byte, resend bool) error {
+	for {
+		sess, err := c.acquire(ctx, nil)
+		if err != nil {
+			return err
+		}
+		err = c.await(ctx, sess, sess.pc.Publish(topic, qos, false, payload), "publishing")
+		c.release()
+		if errors.Is(err, errNotSent) || resend && errors.Is(err, errSessionLost) {
+			c.log.Debug("resending after a lost connection", "topic", topic)
+			continue
+		}
 		return err
 	}
-	defer c.release()
-	return c.await(ctx, pc.Publish(topic, qos, false, payload), "publishing")
 }
 
-// await waits for a paho token, ctx or Close.
-func (c *Client) await(ctx context.Context, tok paho.Token, what string) error {
+// await waits for a paho token, the loss of its session, ctx or Close.
+func (c *Client) await(ctx context.Context, sess *session, tok paho.Token, what string) error {
 	select {
+	case <-sess.lost:
+		select {
+		case <-tok.Done(): // completed just before the loss
+			if tok.Error() == nil {
+				return nil
+			}
+		default:
+		}
+		return fmt.Errorf("device: %s: %w", what, errSessionLost)
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {
 			if errors.Is(err, paho.ErrNotConnected) {
-				return fmt.Errorf("device: %s: %w", what, ErrNotConnected)
+				// paho saw the loss first; its ConnectionLost handler is about to mark the
+				// session lost. Nothing was sent: the caller may retry on the next session.
+				select {
+				case <-sess.lost:
+				case <-ctx.Done():
+					return fmt.Errorf("device: %s: %w: %w", what, ErrNotConnected, ctx.Err())
+				case <-c.done:
+					return fmt.Errorf("device: %s: %w", what, ErrClosed)
+				}
+				return fmt.Errorf("device: %s: %w", what, errNotSent)
 			}
 			return fmt.Errorf("device: %s: %w", what, err)
 		}
@@ -508,7 +548,7 @@ func (c *Client) setup(ctx context.Context, sess *session, resync bool) error {
 	want := c.handlers.desired != nil
 	c.mu.Unlock()
 	if want {
-		return c.resyncTwin(ctx, sess.pc, resync)
+		return c.resyncTwin(ctx, sess, resync)
 	}
 	return nil
 }
@@ -529,7 +569,7 @@ func (c *Client) subscribe(ctx context.Context, sess *session) error {
 		return nil
 	}
 	tok := sess.pc.SubscribeMultiple(missing, nil) // nil: every message goes to onMessage
-	if err := c.await(ctx, tok, "subscribing"); err != nil {
+	if err := c.await(ctx, sess, tok, "subscribing"); err != nil {
 		return err
 	}
 	granted := tok.(*paho.SubscribeToken).Result()

@@ -74,10 +74,14 @@ func (c *Client) OnAnyMethod(h AnyMethodHandler) {
 	c.want(map[string]byte{iothub.MethodsFilter: 0})
 }
 
-// onMessage is paho's only message handler (the default publish handler: it also sees C2D
-// messages a persistent session delivers before any SUBSCRIBE). It runs on paho's router
-// goroutine, so it only parses and hands over; it never blocks.
-func (c *Client) onMessage(_ paho.Client, m paho.Message) {
+// onMessage returns paho's only message handler for sess (the default publish handler: it
+// also sees C2D messages a persistent session delivers before any SUBSCRIBE). It runs on
+// paho's router goroutine, so it only parses and hands over; it never blocks.
+func (c *Client) onMessage(sess *session) paho.MessageHandler {
+	return func(_ paho.Client, m paho.Message) { c.route(sess, m) }
+}
+
+func (c *Client) route(sess *session, m paho.Message) {
 	topic := m.Topic()
 	body := slices.Clone(m.Payload())
 	if status, rid, version, err := iothub.ParseTwinResponseTopic(topic); err == nil {
@@ -96,7 +100,7 @@ func (c *Client) onMessage(_ paho.Client, m paho.Message) {
 		return
 	}
 	if id, props, err := iothub.ParseC2DTopic(topic); err == nil && id == c.s.id {
-		c.c2d.push(c2dItem{msg: newC2DMessage(topic, props, body, m.Duplicate()), ack: m.Ack})
+		c.c2d.push(c2dItem{msg: newC2DMessage(topic, props, body, m.Duplicate()), ack: m.Ack, sess: sess})
 		return
 	}
 	c.log.Warn("ignoring a message on an unexpected topic", "topic", topic)

@@ -71,6 +71,40 @@ func TestSendEvent(t *testing.T) {
 	}
 }
 
+func TestSendEventResentAfterLoss(t *testing.T) {
+	p := newPeer(t)
+	p.dropNext = "devices/dev1/messages/events/"
+	c := connect(t, p.config())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.SendEvent(ctx, Event{Payload: []byte("important")}); err != nil {
+		t.Fatalf("SendEvent across a lost connection: %v", err)
+	}
+	var n int
+	for _, pk := range p.publishes() {
+		if string(pk.Payload) == "important" {
+			n++
+		}
+	}
+	if n != 2 || len(p.connectRecords()) != 2 {
+		t.Errorf("peer saw the message %d times over %d connections, want 2 over 2 (resent on the new connection)", n, len(p.connectRecords()))
+	}
+}
+
+func TestTwinConnectionLost(t *testing.T) {
+	p := newPeer(t)
+	c := connect(t, p.config())
+	p.dropNext = "$iothub/twin/GET/"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.GetTwin(ctx); !errors.Is(err, ErrConnectionLost) {
+		t.Fatalf("GetTwin across a lost connection = %v, want ErrConnectionLost", err)
+	}
+	if _, err := c.GetTwin(ctx); err != nil { // after the reconnect
+		t.Fatalf("GetTwin after the reconnect: %v", err)
+	}
+}
+
 func TestSendEventTooLarge(t *testing.T) {
 	p := newPeer(t)
 	c := connect(t, p.config())

@@ -4,14 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
-
-// pahoPublisher is the part of paho.Client the twin and method code needs.
-type pahoPublisher interface {
-	Publish(topic string, qos byte, retained bool, payload any) paho.Token
-}
 
 // startMethod runs a direct-method call in its own goroutine (paho's router must not wait for
 // user code) and answers on $iothub/methods/res/{status}/?$rid={rid}.
@@ -55,7 +49,7 @@ func (c *Client) startMethod(name, rid string, payload []byte) {
 		if status == 0 {
 			status = 200
 		}
-		if err := c.publish(c.life, iothub.MethodResponseTopic(status, rid), 0, body); err != nil {
+		if err := c.publish(c.life, iothub.MethodResponseTopic(status, rid), 0, body, false); err != nil {
 			c.log.Warn("answering a direct method", "method", name, "rid", rid, "err", err)
 		}
 	}()

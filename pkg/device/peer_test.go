@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -59,6 +60,7 @@ type peer struct {
 	order      []string         // "subscribe", "puback:<id>", "publish:<topic>" as read
 	wills      []string         // wills the broker published (topics)
 	refuse     packets.Code     // non-zero: answer CONNECT with this code
+	dropNext   string           // a topic prefix: the next PUBLISH matching it closes the connection, unanswered
 	resource   string           // expected token audience (plain)
 
 	// twin
@@ -292,6 +294,11 @@ func (h *peerHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		p.order = append(p.order, "subscribe")
 	case packets.Publish:
 		p.order = append(p.order, "publish")
+		if p.dropNext != "" && strings.HasPrefix(pk.TopicName, p.dropNext) {
+			p.dropNext = ""
+			p.published = append(p.published, pk)
+			return pk, packets.ErrRejectPacket // mochi closes the connection, no PUBACK
+		}
 	}
 	return pk, nil
 }

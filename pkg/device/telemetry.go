@@ -55,11 +55,12 @@ func (e *Event) topic(id iothub.Identity) (string, error) {
 }
 
 // SendEvent publishes e as telemetry at QoS 1 and waits for the hub's PUBACK or for ctx. While
-// the connection is down it waits (until ctx ends) for the client to reconnect.
+// the connection is down it waits (until ctx ends) for the client to reconnect; a message
+// whose connection drops before the PUBACK is sent again on the next one (at least once).
 func (c *Client) SendEvent(ctx context.Context, e Event) error {
 	topic, err := e.topic(c.s.id)
 	if err != nil {
 		return err
 	}
-	return c.publish(ctx, topic, 1, e.Payload)
+	return c.publish(ctx, topic, 1, e.Payload, true)
 }

@@ -3,6 +3,7 @@ package device
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -86,18 +87,25 @@ func (c *Client) UpdateReported(ctx context.Context, patch any) (int64, error) {
 // twinRequest publishes a twin request with a fresh $rid and waits for the matching response.
 func (c *Client) twinRequest(ctx context.Context, op string, topic func(rid string) string, body []byte) (twinResult, error) {
 	c.addWanted(map[string]byte{iothub.TwinResponseFilter: 0}, false) // subscribed below, before the request
-	if _, err := c.acquire(ctx, nil); err != nil {
-		return twinResult{}, fmt.Errorf("device: %s: %w", op, err)
-	}
-	c.mu.Lock()
-	sess := c.sess
-	c.mu.Unlock()
-	err := c.subscribe(ctx, sess)
-	c.release()
-	if err != nil {
-		return twinResult{}, fmt.Errorf("device: %s: %w", op, err)
+	for {
+		sess, err := c.acquire(ctx, nil)
+		if err != nil {
+			return twinResult{}, fmt.Errorf("device: %s: %w", op, err)
+		}
+		err = c.subscribe(ctx, sess)
+		c.release()
+		if errors.Is(err, errNotSent) || errors.Is(err, errSessionLost) {
+			continue // a new connection subscribes anew
+		}
+		if err != nil {
+			return twinResult{}, fmt.Errorf("device: %s: %w", op, err)
+		}
+		break
 	}
 	res, err := c.roundTrip(ctx, nil, topic, body)
+	for errors.Is(err, errNotSent) { // nothing went out: ask again on the next connection
+		res, err = c.roundTrip(ctx, nil, topic, body)
+	}
 	if err != nil {
 		return twinResult{}, fmt.Errorf("device: %s: %w", op, err)
 	}
@@ -107,9 +115,9 @@ func (c *Client) twinRequest(ctx context.Context, op string, topic func(rid stri
 	return res, nil
 }
 
-// roundTrip publishes one twin request (at QoS 0, like the SDKs) on pc, or on the current
-// connection when pc is nil, and waits for the response with the same $rid.
-func (c *Client) roundTrip(ctx context.Context, pc pahoPublisher, topic func(rid string) string, body []byte) (twinResult, error) {
+// roundTrip publishes one twin request (at QoS 0, like the SDKs) on sess, or on the current
+// connection when sess is nil, and waits for the response with the same $rid.
+func (c *Client) roundTrip(ctx context.Context, sess *session, topic func(rid string) string, body []byte) (twinResult, error) {
 	ch := make(chan twinResult, 1)
 	var rid string
 	register := func() {
@@ -117,13 +125,13 @@ func (c *Client) roundTrip(ctx context.Context, pc pahoPublisher, topic func(rid
 		rid = strconv.FormatUint(c.rid, 10)
 		c.pending[rid] = ch
 	}
-	if pc == nil {
-		p, err := c.acquire(ctx, register)
+	if sess == nil {
+		s, err := c.acquire(ctx, register)
 		if err != nil {
 			return twinResult{}, err
 		}
 		defer c.release()
-		pc = p
+		sess = s
 	} else {
 		c.mu.Lock()
 		register()
@@ -134,12 +142,17 @@ func (c *Client) roundTrip(ctx context.Context, pc pahoPublisher, topic func(rid
 		delete(c.pending, rid)
 		c.mu.Unlock()
 	}()
-	if err := c.await(ctx, pc.Publish(topic(rid), 0, false, body), "publishing"); err != nil {
-		return twinResult{}, err
+	if err := c.await(ctx, sess, sess.pc.Publish(topic(rid), 0, false, body), "publishing"); err != nil {
+		if errors.Is(err, errSessionLost) {
+			return twinResult{}, ErrConnectionLost
+		}
+		return twinResult{}, err // errNotSent included: the caller retries
 	}
 	select {
 	case res := <-ch:
 		return res, res.err
+	case <-sess.lost:
+		return twinResult{}, ErrConnectionLost
 	case <-ctx.Done():
 		return twinResult{}, ctx.Err()
 	case <-c.done:
@@ -195,11 +208,11 @@ func versionOf(doc []byte) int64 {
 
 // resyncTwin GETs the twin on connection. Notifications arriving meanwhile are held, then
 // delivered only if newer than the GET (iothub-mqtt.md §4.3).
-func (c *Client) resyncTwin(ctx context.Context, pc pahoPublisher, deliver bool) error {
+func (c *Client) resyncTwin(ctx context.Context, sess *session, deliver bool) error {
 	c.mu.Lock()
 	c.twin.resyncing = true
 	c.mu.Unlock()
-	res, err := c.roundTrip(ctx, pc, iothub.TwinGetTopic, nil)
+	res, err := c.roundTrip(ctx, sess, iothub.TwinGetTopic, nil)
 	if err == nil && res.status != 200 {
 		err = &StatusError{Op: "twin get", Status: res.status, Body: res.body}
 	}
