@@ -1,0 +1,267 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hubkit/hubkit/internal/mqttraw"
+	"github.com/hubkit/hubkit/pkg/device"
+	"github.com/hubkit/hubkit/pkg/iothub"
+)
+
+var keepAliveCases = []Case{
+	{
+		ID:          "keepalive/close-after-1.5x",
+		Requirement: "A client that goes silent is disconnected once 1.5 × its keep-alive passes, not before (keep-alive 2 s: closed between 3 s and 3 s plus a margin).",
+		Section:     "iothub-mqtt.md §1.17, §10.6; " + docMQTT + " (Default keep-alive timeout); MQTT 3.1.1 §3.1.2.10",
+		Certainty:   "C",
+		Needs:       []string{NeedKeepAlive},
+		run: func(e *E) {
+			const keepAlive = 2 * time.Second
+			p := e.connectPacket(e.dev, e.token(e.dev))
+			p.KeepAlive = uint16(keepAlive / time.Second)
+			ack, c, err := e.dial(p)
+			if err != nil || ack.ReturnCode != 0 {
+				e.Fatalf("CONNECT with keep-alive %v: %v CONNACK %d, want CONNACK 0", keepAlive, err, ack.ReturnCode)
+			}
+			start := time.Now()
+			latest := keepAlive*3/2 + 3*time.Second
+			if err := c.ExpectClosed(latest); err != nil {
+				e.Fatalf("silent for %v with keep-alive %v: %v, want the hub to close at 1.5 × keep-alive", latest, keepAlive, err)
+			}
+			// The hub's timer started before our clock did (at CONNECT), so a
+			// small tolerance keeps this free of false failures.
+			if took := time.Since(start); took < keepAlive*3/2-150*time.Millisecond {
+				e.Errorf("closed %v after CONNACK, want not before 1.5 × keep-alive (%v)", took.Round(time.Millisecond), keepAlive*3/2)
+			} else {
+				e.Logf("closed %v after CONNACK (keep-alive %v)", took.Round(time.Millisecond), keepAlive)
+			}
+		},
+	},
+}
+
+var d2cCases = []Case{
+	{
+		ID:          "d2c/telemetry/puback",
+		Requirement: "Telemetry published at QoS 1 on devices/{deviceId}/messages/events/ is acknowledged with PUBACK (and, when the target can read it, arrives with its body).",
+		Section:     "iothub-mqtt.md §4.1, §5, §10.7; " + docMQTT + " (Sending device-to-cloud messages)",
+		Certainty:   "C",
+		run: func(e *E) {
+			cl := e.newClient(e.dev, nil)
+			e.connectClient(cl, "reference client")
+			body := []byte(`{"temperature":21.5}`)
+			ctx, cancel := e.waitCtx(answerWithin)
+			defer cancel()
+			if err := cl.SendEvent(ctx, device.Event{Payload: body}); err != nil {
+				e.Fatalf("SendEvent at QoS 1: %v, want a PUBACK", err)
+			}
+			if tr, ok := e.target.(TelemetryReader); ok {
+				m := e.nextTelemetry(tr, "the acknowledged telemetry")
+				if !bytes.Equal(m.Payload, body) {
+					e.Errorf("telemetry body = %q, want %q", m.Payload, body)
+				}
+			}
+		},
+	},
+	{
+		ID:          "d2c/property-bag/system",
+		Requirement: "System properties in the telemetry topic ($.mid or %24.mid, $.ct, $.ce) are decoded, and the hub stamps iothub-connection-device-id, iothub-connection-auth-method and iothub-enqueuedtime.",
+		Section:     "iothub-mqtt.md §4.1 (system-property keys, hub-added properties), §10.7; learn.microsoft.com/azure/iot-hub/iot-hub-devguide-messages-construct",
+		Certainty:   "C/O",
+		Needs:       []string{NeedTelemetryReader},
+		run: func(e *E) {
+			tr := e.target.(TelemetryReader)
+			c, _ := e.connect(e.dev, true)
+			base := "devices/" + e.dev.DeviceID + "/messages/events/"
+			sent := []struct{ bag, mid, ct string }{
+				{"$.mid=mid-dollar&$.ct=application%2Fjson&$.ce=utf-8", "mid-dollar", "application/json"},
+				{"%24.mid=mid-escaped&%24.ct=text%2Fplain%3B%20charset%3Dutf-8&%24.ce=utf-8", "mid-escaped", "text/plain; charset=utf-8"},
+			}
+			for i, s := range sent {
+				e.publish1(c, base+s.bag, []byte(`{"n":1}`), uint16(i+1))
+			}
+			for _, s := range sent {
+				m := e.nextTelemetry(tr, "telemetry with bag "+s.bag)
+				for k, want := range map[string]string{iothub.PropMessageID: s.mid, iothub.PropContentType: s.ct, iothub.PropContentEncoding: "utf-8"} {
+					if got := m.SystemProperties[k]; got != want {
+						e.Errorf("bag %q: system property %s = %q, want %q", s.bag, k, got, want)
+					}
+				}
+				if got := m.Annotations["iothub-connection-device-id"]; got != e.dev.DeviceID {
+					e.Errorf("annotation iothub-connection-device-id = %q, want %q", got, e.dev.DeviceID)
+				}
+				if got := m.Annotations["iothub-enqueuedtime"]; got == "" {
+					e.Errorf("annotation iothub-enqueuedtime is missing, want the enqueue time")
+				}
+				var auth struct{ Scope, Type string }
+				raw := m.Annotations["iothub-connection-auth-method"]
+				if err := json.Unmarshal([]byte(raw), &auth); err != nil || auth.Scope != "device" || auth.Type != "sas" {
+					e.Errorf(`annotation iothub-connection-auth-method = %q, want JSON with "scope":"device","type":"sas"`, raw)
+				}
+			}
+		},
+	},
+	{
+		ID:          "d2c/property-bag/application",
+		Requirement: "Application properties in the telemetry topic are percent-decoded (%20 is a space, %25 a percent sign) and 'k=' is an empty value.",
+		Section:     "iothub-mqtt.md §4.1 (property bag); " + docMQTT,
+		Certainty:   "C",
+		Needs:       []string{NeedTelemetryReader},
+		run: func(e *E) {
+			c, _ := e.connect(e.dev, true)
+			e.publish1(c, "devices/"+e.dev.DeviceID+"/messages/events/color=red&note=two%20words&pct=100%25&empty=", []byte("x"), 1)
+			m := e.nextTelemetry(e.target.(TelemetryReader), "telemetry with application properties")
+			for k, want := range map[string]string{"color": "red", "note": "two words", "pct": "100%", "empty": ""} {
+				if got, ok := m.Properties[k]; !ok || got != want {
+					e.Errorf("application property %q = %q (present %v), want %q", k, got, ok, want)
+				}
+			}
+		},
+	},
+	{
+		ID:          "d2c/qos2-closes",
+		Requirement: "A PUBLISH at QoS 2 makes the hub close the connection (no PUBREC).",
+		Section:     "iothub-mqtt.md §5, §10.8; " + docMQTT,
+		Certainty:   "C",
+		run: func(e *E) {
+			c, _ := e.connect(e.dev, true)
+			e.send(c, mqttraw.PublishPacket{Topic: iothub.TelemetryTopic(identityOf(e.dev), nil), Payload: []byte("q2"), QoS: 2, PacketID: 1})
+			e.expectClosedSilently(c, "a QoS 2 PUBLISH")
+		},
+	},
+	{
+		ID:          "d2c/retain-mqtt-retain",
+		Requirement: "Telemetry with RETAIN=1 is acknowledged and forwarded with the application property mqtt-retain=true.",
+		Section:     "iothub-mqtt.md §4.1, §5, §10.9; " + docMQTT,
+		Certainty:   "C",
+		Needs:       []string{NeedTelemetryReader},
+		run: func(e *E) {
+			c, _ := e.connect(e.dev, true)
+			if err := c.Publish(mqttraw.PublishPacket{Topic: iothub.TelemetryTopic(identityOf(e.dev), nil), Payload: []byte("retained"), QoS: 1, PacketID: 3, Retain: true}); err != nil {
+				e.Fatalf("PUBLISH with RETAIN: %v", err)
+			}
+			e.readPacket(c, mqttraw.TypePuback, "PUBLISH with RETAIN=1")
+			m := e.nextTelemetry(e.target.(TelemetryReader), "retained telemetry")
+			if got := m.Properties["mqtt-retain"]; got != "true" {
+				e.Errorf("application property mqtt-retain = %q, want \"true\" (properties %v)", got, m.Properties)
+			}
+		},
+	},
+	{
+		ID:          "d2c/will-as-telemetry",
+		Requirement: "A will on the telemetry topic is sent as telemetry stamped iothub-MessageType=Will when the connection drops without DISCONNECT.",
+		Section:     "iothub-mqtt.md §4.1 (Will), §10.9; " + docMQTT,
+		Certainty:   "C",
+		Needs:       []string{NeedTelemetryReader},
+		run: func(e *E) {
+			p := e.connectPacket(e.dev, e.token(e.dev))
+			p.Will = &mqttraw.Will{Topic: iothub.TelemetryTopic(identityOf(e.dev), nil), Payload: []byte("gone"), QoS: 1}
+			ack, c, err := e.dial(p)
+			if err != nil || ack.ReturnCode != 0 {
+				e.Fatalf("CONNECT with a will on the telemetry topic: %v CONNACK %d, want CONNACK 0", err, ack.ReturnCode)
+			}
+			_ = c.Close() // no DISCONNECT: an abnormal close
+			m := e.nextTelemetry(e.target.(TelemetryReader), "the will after an abnormal close")
+			if string(m.Payload) != "gone" {
+				e.Errorf("will telemetry body = %q, want %q", m.Payload, "gone")
+			}
+			if got := m.Properties["iothub-MessageType"]; got != "Will" {
+				e.Errorf("application property iothub-MessageType = %q, want \"Will\" (properties %v)", got, m.Properties)
+			}
+		},
+	},
+	{
+		ID:          "d2c/oversize-closes",
+		Requirement: "Telemetry larger than 256 KB (body plus properties) makes the hub close the connection without PUBACK.",
+		Section:     "iothub-mqtt.md §4.1 (message size), §10.10; learn.microsoft.com/azure/iot-hub/iot-hub-devguide-quotas-throttling",
+		Certainty:   "O",
+		run: func(e *E) {
+			c, _ := e.connect(e.dev, true)
+			body := bytes.Repeat([]byte("x"), iothub.MaxTelemetrySize+1)
+			if err := c.Publish(mqttraw.PublishPacket{Topic: iothub.TelemetryTopic(identityOf(e.dev), nil), Payload: body, QoS: 1, PacketID: 9}); err != nil {
+				e.Logf("the hub stopped reading during the oversized PUBLISH: %v", err)
+			}
+			e.expectClosedSilently(c, fmt.Sprintf("a %d-byte telemetry PUBLISH", len(body)))
+		},
+	},
+}
+
+var topicCases = []Case{
+	{
+		ID:          "topic/publish-other-device-closes",
+		Requirement: "A PUBLISH to another device's telemetry topic makes the hub close the connection without PUBACK.",
+		Section:     "iothub-mqtt.md §4.5, §10.15",
+		Certainty:   "I",
+		run: func(e *E) {
+			e.publishExpectClose(iothub.TelemetryTopic(iothub.Identity{DeviceID: e.dev.DeviceID + "-other"}, nil), []byte("spoof"))
+		},
+	},
+	{
+		ID:          "topic/subscribe-unsupported-closes",
+		Requirement: "A SUBSCRIBE to a filter IoT Hub does not support makes the hub close the connection (no SUBACK, not even 0x80).",
+		Section:     "iothub-mqtt.md §4.5, §10.15; Azure/azure-iot-middleware-freertos#89",
+		Certainty:   "O",
+		run: func(e *E) {
+			c, _ := e.connect(e.dev, true)
+			filter := "devices/" + e.dev.DeviceID + "/messages/events/#"
+			if err := c.Subscribe(1, mqttraw.Subscription{Filter: filter, QoS: 1}); err != nil {
+				e.Fatalf("SUBSCRIBE %q: %v", filter, err)
+			}
+			e.expectClosedSilently(c, "a SUBSCRIBE to "+filter)
+		},
+	},
+	{
+		ID:          "topic/wildcard-in-topic-name-closes",
+		Requirement: "A PUBLISH whose topic name contains a wildcard ('#') makes the hub close the connection.",
+		Section:     "iothub-mqtt.md §4.5 (wildcards); MQTT 3.1.1 §4.7.1",
+		Certainty:   "C/I",
+		run: func(e *E) {
+			e.publishExpectClose("devices/"+e.dev.DeviceID+"/messages/events/#", []byte("w"))
+		},
+	},
+	{
+		ID:          "subscribe/qos2-granted-1",
+		Requirement: "A SUBSCRIBE to the C2D filter at QoS 2 is granted QoS 1.",
+		Section:     "iothub-mqtt.md §4.2, §5, §10.8; " + docMQTT,
+		Certainty:   "C",
+		run: func(e *E) {
+			c, _ := e.connect(e.dev, true)
+			e.subscribe(c, iothub.C2DFilter(identityOf(e.dev)), 2, 1)
+		},
+	},
+}
+
+// nextTelemetry reads the case device's next telemetry message.
+func (e *E) nextTelemetry(tr TelemetryReader, what string) Telemetry {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(e.ctx, answerWithin)
+	defer cancel()
+	m, err := tr.NextTelemetry(ctx, e.dev.DeviceID)
+	if err != nil {
+		e.Fatalf("%s: reading it on the service side: %v", what, err)
+	}
+	if !strings.EqualFold(m.DeviceID, e.dev.DeviceID) {
+		e.Errorf("%s: telemetry device ID = %q, want %q", what, m.DeviceID, e.dev.DeviceID)
+	}
+	return m
+}
+
+// publishExpectClose publishes at QoS 1 to a topic the hub must not accept
+// and checks that it closes the connection without PUBACK.
+func (e *E) publishExpectClose(topic string, payload []byte) {
+	e.t.Helper()
+	c, _ := e.connect(e.dev, true)
+	e.send(c, mqttraw.PublishPacket{Topic: topic, Payload: payload, QoS: 1, PacketID: 1})
+	e.expectClosedSilently(c, "a PUBLISH to "+topic)
+}
+
+func (e *E) send(c *mqttraw.Conn, p mqttraw.PublishPacket) {
+	e.t.Helper()
+	if err := c.Publish(p); err != nil {
+		e.Fatalf("PUBLISH %q QoS %d: %v", p.Topic, p.QoS, err)
+	}
+}

@@ -1,0 +1,128 @@
+package conformance_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/hubkit/hubkit/pkg/conformance"
+	"github.com/hubkit/hubkit/pkg/fakehub"
+	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
+)
+
+// fakeTarget runs the suite against an in-process fakehub and offers every
+// capability fakehub has today.
+type fakeTarget struct {
+	hub *fakehubtest.Hub
+	n   atomic.Int64
+
+	mu      sync.Mutex
+	streams map[string]*fakehub.Stream
+}
+
+// The host name is a real-looking hub name: clients dial 127.0.0.1 and
+// verify the certificate for this name, as they would for Azure.
+const fakeHostName = "conformance.azure-devices.net"
+
+var hubLog = flag.Bool("hublog", false, "log what the in-process fakehub does (with -v)")
+
+func newFakeTarget(t testing.TB) *fakeTarget {
+	opts := fakehub.Options{HostName: fakeHostName}
+	if !*hubLog {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	hub := fakehubtest.Start(t, opts)
+	return &fakeTarget{hub: hub, streams: map[string]*fakehub.Stream{}}
+}
+
+func (f *fakeTarget) Endpoint() conformance.Endpoint {
+	return conformance.Endpoint{Addr: f.hub.Addr(), HostName: f.hub.HostName(), TLS: f.hub.ClientTLS()}
+}
+
+func (f *fakeTarget) NewDevice(t testing.TB) conformance.DeviceIdentity {
+	return f.NewDeviceWithID(t, fmt.Sprintf("conf-dev-%03d", f.n.Add(1)))
+}
+
+func (f *fakeTarget) NewDeviceWithID(t testing.TB, id string) conformance.DeviceIdentity {
+	t.Helper()
+	d, err := f.hub.Registry().AddDevice(fakehub.Device{ID: id})
+	if err != nil {
+		t.Fatalf("fakehub: adding device %q: %v", id, err)
+	}
+	return conformance.DeviceIdentity{DeviceID: d.ID, PrimaryKey: d.Keys.Primary, SecondaryKey: d.Keys.Secondary}
+}
+
+func (f *fakeTarget) NewModule(t testing.TB) (conformance.DeviceIdentity, conformance.DeviceIdentity) {
+	t.Helper()
+	dev := f.NewDevice(t)
+	m, err := f.hub.Registry().AddModule(fakehub.Module{DeviceID: dev.DeviceID, ID: "mod1"})
+	if err != nil {
+		t.Fatalf("fakehub: adding module: %v", err)
+	}
+	return dev, conformance.DeviceIdentity{DeviceID: dev.DeviceID, ModuleID: m.ID, PrimaryKey: m.Keys.Primary, SecondaryKey: m.Keys.Secondary}
+}
+
+func (f *fakeTarget) NewDisabledDevice(t testing.TB) conformance.DeviceIdentity {
+	t.Helper()
+	d := f.NewDevice(t)
+	if err := f.hub.Registry().SetStatus(d.DeviceID, fakehub.StatusDisabled); err != nil {
+		t.Fatalf("fakehub: disabling %s: %v", d.DeviceID, err)
+	}
+	return d
+}
+
+func (f *fakeTarget) Policy(t testing.TB, deviceConnect bool) (conformance.Policy, bool) {
+	name := "registryRead"
+	if deviceConnect {
+		name = "device"
+	}
+	p, ok := f.hub.Registry().Policy(name)
+	if !ok {
+		return conformance.Policy{}, false
+	}
+	return conformance.Policy{Name: p.Name, Key: p.Keys.Primary}, true
+}
+
+func (f *fakeTarget) Rejection(ctx context.Context, clientID string) (conformance.Rejection, error) {
+	r, err := f.hub.WaitRejection(ctx, func(r fakehub.Rejection) bool { return r.ClientID == clientID })
+	if err != nil {
+		return conformance.Rejection{}, err
+	}
+	return conformance.Rejection{Reason: string(r.Reason), Detail: r.Detail}, nil
+}
+
+func (f *fakeTarget) NextTelemetry(ctx context.Context, deviceID string) (conformance.Telemetry, error) {
+	f.mu.Lock()
+	st, ok := f.streams[deviceID]
+	if !ok {
+		st = f.hub.TelemetrySince(0).ForDevice(deviceID, "")
+		f.streams[deviceID] = st
+	}
+	f.mu.Unlock()
+	m, err := st.Next(ctx)
+	if err != nil {
+		return conformance.Telemetry{}, err
+	}
+	return conformance.Telemetry{
+		DeviceID: m.DeviceID, ModuleID: m.ModuleID, Payload: m.Payload,
+		SystemProperties: m.SystemProperties, Properties: m.Properties, Annotations: m.Annotations,
+	}, nil
+}
+
+// Lacks reports the device-side behaviours fakehub does not have yet.
+func (f *fakeTarget) Lacks(feature string) string {
+	switch feature {
+	case conformance.FeatureTwin, conformance.FeatureC2D, conformance.FeatureMethods:
+		return "fakehub's cloud side (C2D, twins, methods) has not landed yet"
+	}
+	return ""
+}
+
+// TestConformance runs the whole suite against an in-process fakehub.
+func TestConformance(t *testing.T) {
+	conformance.Run(t, newFakeTarget(t))
+}

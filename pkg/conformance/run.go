@@ -1,0 +1,148 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Clock is an optional Target capability: the hub's notion of now, used for
+// token expiries. Without it the suite uses time.Now.
+type Clock interface {
+	Now() time.Time
+}
+
+// Run runs every case against target, each as a parallel subtest named by
+// its ID (t.Run("connect/sas/expired", ...)), so one case runs with
+//
+//	go test -run 'TestConformance/connect/sas/expired'
+//
+// Each case gets a fresh device from target.NewDevice and a deadline; when
+// the deadline passes the case fails and its connections are closed, so a
+// hung hub cannot hang the suite. Cases needing a capability the target
+// lacks are skipped with the reason.
+func Run(t *testing.T, target Target) {
+	t.Helper()
+	for _, c := range Cases() {
+		t.Run(c.ID, func(t *testing.T) {
+			t.Parallel()
+			runCase(t, target, c)
+		})
+	}
+}
+
+func runCase(t *testing.T, target Target, c Case) {
+	if why := c.missing(target); why != "" {
+		t.Skipf("%s: skipped: %s", c.ID, why)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout())
+	e := &E{t: t, c: c, ctx: ctx, target: target, ep: target.Endpoint()}
+	stop := context.AfterFunc(ctx, func() {
+		e.mu.Lock()
+		if !e.done && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			t.Errorf("%s: no result within %v: the hub did not answer in time; closing the case's connections", c.ID, c.timeout())
+		}
+		e.mu.Unlock()
+		e.closeAll()
+	})
+	defer func() {
+		e.mu.Lock()
+		e.done = true
+		e.mu.Unlock()
+		stop()
+		cancel()
+		e.closeAll()
+	}()
+	e.dev = target.NewDevice(t)
+	c.run(e)
+}
+
+// E is the environment of one running case: the target, the case's fresh
+// device, a context that ends at the case's deadline, and helpers that
+// report failures as "<case ID>: <what> = <got>, want <want>".
+type E struct {
+	t      *testing.T
+	c      Case
+	ctx    context.Context
+	target Target
+	ep     Endpoint
+	dev    DeviceIdentity
+
+	mu      sync.Mutex
+	done    bool
+	closers []func()
+}
+
+// Errorf reports a failure prefixed with the case ID.
+func (e *E) Errorf(format string, args ...any) {
+	e.t.Helper()
+	e.t.Errorf("%s: %s", e.c.ID, fmt.Sprintf(format, args...))
+}
+
+// Fatalf reports a failure prefixed with the case ID and stops the case.
+func (e *E) Fatalf(format string, args ...any) {
+	e.t.Helper()
+	e.t.Fatalf("%s: %s", e.c.ID, fmt.Sprintf(format, args...))
+}
+
+// Skipf skips the case with a reason prefixed with the case ID.
+func (e *E) Skipf(format string, args ...any) {
+	e.t.Helper()
+	e.t.Skipf("%s: skipped: %s", e.c.ID, fmt.Sprintf(format, args...))
+}
+
+// Logf logs with the case ID.
+func (e *E) Logf(format string, args ...any) {
+	e.t.Helper()
+	e.t.Logf("%s: %s", e.c.ID, fmt.Sprintf(format, args...))
+}
+
+// onClose registers f to run when the case ends or times out.
+func (e *E) onClose(f func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closers = append(e.closers, f)
+}
+
+func (e *E) closeAll() {
+	e.mu.Lock()
+	fs := e.closers
+	e.closers = nil
+	e.mu.Unlock()
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i]()
+	}
+}
+
+func (e *E) now() time.Time {
+	if c, ok := e.target.(Clock); ok {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// waitCtx returns a context ending after d or at the case's deadline.
+func (e *E) waitCtx(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(e.ctx, d)
+}
+
+// eventually polls cond every 20 ms until it holds or d passes; it is the
+// suite's one way to wait for a state (never a bare sleep).
+func (e *E) eventually(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) || e.ctx.Err() != nil {
+			return false
+		}
+		select {
+		case <-e.ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,174 @@
+package conformance
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// Endpoint says how to reach a hub's MQTT endpoint.
+type Endpoint struct {
+	// Addr is the host:port to dial, e.g. "myhub.azure-devices.net:8883" or
+	// "127.0.0.1:49152" for a local fake hub.
+	Addr string
+	// HostName is the hub host name used in MQTT user names and in the sr of
+	// SAS tokens, e.g. "myhub.azure-devices.net". It is also the TLS server
+	// name unless TLS.ServerName says otherwise.
+	HostName string
+	// TLS is the client TLS configuration; it must trust the hub's CA
+	// (RootCAs nil: the system roots, as for a real hub).
+	TLS *tls.Config
+}
+
+// DeviceIdentity is a device (or module, when ModuleID is set) registered in
+// the hub under test.
+type DeviceIdentity struct {
+	DeviceID string
+	ModuleID string // "" for a device
+	// PrimaryKey and SecondaryKey are the identity's symmetric keys, base64
+	// as in connection strings and the Azure portal.
+	PrimaryKey   string
+	SecondaryKey string
+	// ConnectionString is the identity's connection string (optional,
+	// informational; cases build credentials from the keys).
+	ConnectionString string
+}
+
+// Target is the hub under test. NewDevice is called once per case (at most)
+// and must return a device nobody else uses: cases check initial twins,
+// queues and sessions, so state must not leak between them. NewDevice may
+// call t.Skip when it cannot provide one, and t.Fatal when it fails.
+type Target interface {
+	Endpoint() Endpoint
+	NewDevice(t testing.TB) DeviceIdentity
+}
+
+// Optional capabilities, found by type assertion on the Target. A case that
+// needs a capability the target lacks is skipped, never passed.
+
+// CloudToDevice sends cloud-to-device messages (the service side of C2D).
+// When the device queue is full, SendC2D returns a *ServiceError with
+// StatusCode 403 (IoT Hub's 403004 DeviceMaximumQueueDepthExceeded).
+type CloudToDevice interface {
+	SendC2D(ctx context.Context, deviceID string, m C2DMessage) error
+}
+
+// C2DMessage is a cloud-to-device message.
+type C2DMessage struct {
+	MessageID  string // $.mid; cases always set it
+	Payload    []byte
+	Properties map[string]string // application properties
+}
+
+// TelemetryReader reads the telemetry the hub received, as its service side
+// (Event Hubs endpoint) would see it. NextTelemetry returns the messages of
+// deviceID in arrival order, starting with the first the device ever sent,
+// waiting until ctx ends for the next one.
+type TelemetryReader interface {
+	NextTelemetry(ctx context.Context, deviceID string) (Telemetry, error)
+}
+
+// Telemetry is one device-to-cloud message as the service side sees it.
+type Telemetry struct {
+	DeviceID, ModuleID string
+	Payload            []byte
+	// SystemProperties are keyed like the MQTT wire form after decoding:
+	// "$.mid", "$.ct", "$.ce", ...
+	SystemProperties map[string]string
+	// Properties are the application properties, including hub-added ones
+	// (mqtt-retain, iothub-MessageType).
+	Properties map[string]string
+	// Annotations are what the hub stamps: iothub-connection-device-id,
+	// iothub-connection-auth-method, iothub-enqueuedtime, ...
+	Annotations map[string]string
+}
+
+// MethodInvoker invokes direct methods. A hub error answer (404 device not
+// online, 504 timeout) is returned as a *ServiceError.
+type MethodInvoker interface {
+	InvokeMethod(ctx context.Context, deviceID, name string, payload []byte, timeout time.Duration) (status int, response []byte, err error)
+}
+
+// TwinEditor changes a device twin's desired properties (a JSON merge patch
+// of the "desired" section, e.g. {"fan":true}).
+type TwinEditor interface {
+	UpdateDesired(ctx context.Context, deviceID string, patch []byte) error
+}
+
+// ModuleProvisioner creates a fresh device with a module. Both identities
+// have their own keys.
+type ModuleProvisioner interface {
+	NewModule(t testing.TB) (device, module DeviceIdentity)
+}
+
+// NamedDevices creates a fresh device with a chosen ID (used to build IDs
+// where one is a prefix of another).
+type NamedDevices interface {
+	NewDeviceWithID(t testing.TB, deviceID string) DeviceIdentity
+}
+
+// DeviceDisabler creates a device whose registry status is disabled.
+type DeviceDisabler interface {
+	NewDisabledDevice(t testing.TB) DeviceIdentity
+}
+
+// PolicyProvider hands out shared access policies of the hub. With
+// deviceConnect true, a policy holding DeviceConnect (IoT Hub's built-in
+// "device"); with false, one without it (built-in "registryRead"). ok is
+// false when the target has no such policy to offer.
+type PolicyProvider interface {
+	Policy(t testing.TB, deviceConnect bool) (p Policy, ok bool)
+}
+
+// Policy is a shared access policy name and key (base64).
+type Policy struct {
+	Name string
+	Key  string
+}
+
+// RejectionReader (fake hubs only) reports why the hub refused a CONNECT:
+// the first refusal recorded for clientID, waiting until ctx ends. Reasons
+// are pkg/sas codes ("expired", "signature-mismatch", ...). With it, a case
+// checks that CONNACK 5 was sent for the right reason, not just sent.
+type RejectionReader interface {
+	Rejection(ctx context.Context, clientID string) (Rejection, error)
+}
+
+// Rejection is a refusal the hub recorded.
+type Rejection struct {
+	Reason string
+	Detail string
+}
+
+// Limited is implemented by targets that lack a hub behaviour on the device
+// side (for example a fake hub without twins yet). Lacks returns why the
+// feature is missing, or "" when it is supported. Cases needing a lacking
+// feature skip with that reason.
+type Limited interface {
+	Lacks(feature string) string
+}
+
+// Features a Limited target may lack.
+const (
+	FeatureTwin      = "twin"      // twin GET / reported PATCH over MQTT
+	FeatureC2D       = "c2d"       // cloud-to-device delivery
+	FeatureMethods   = "methods"   // direct methods
+	FeatureKeepAlive = "keepalive" // closing silent connections after 1.5 × keep-alive
+)
+
+// ServiceError is returned by capability implementations when the hub's
+// service side answers with an error status.
+type ServiceError struct {
+	StatusCode int    // HTTP status, e.g. 404
+	Code       string // IoT Hub error code name, e.g. "DeviceNotOnline"
+	Message    string
+}
+
+func (e *ServiceError) Error() string {
+	if e.Code != "" {
+		return fmt.Sprintf("hub answered %d %s: %s", e.StatusCode, e.Code, e.Message)
+	}
+	return fmt.Sprintf("hub answered %d: %s", e.StatusCode, e.Message)
+}
