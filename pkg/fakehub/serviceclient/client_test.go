@@ -168,7 +168,7 @@ func TestSendC2D(t *testing.T) {
 	if err != nil || st.MessageID != "m1" || st.State != "queued" {
 		t.Fatalf("SendC2D = %+v, %v", st, err)
 	}
-	msg.To = "/devices/dev1/messages/devicebound"
+	msg.To = "/devices/dev1/messages/deviceBound"
 	if diff := cmp.Diff(msg, s.C2DMessages("dev1")[0]); diff != "" {
 		t.Errorf("message the hub saw (-want +got):\n%s", diff)
 	}

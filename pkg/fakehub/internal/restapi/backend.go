@@ -202,12 +202,12 @@ type C2DMessage struct {
 	MessageID       string
 	CorrelationID   string
 	UserID          string
-	To              string // default "/devices/{id}/messages/devicebound"
-	Ack             string // AckNone (default), AckPositive, AckNegative, AckFull
-	ExpiryTime      time.Time
+	To              string    // "" = the backend's default ("/devices/{id}/messages/deviceBound")
+	Ack             string    // AckNone (default), AckPositive, AckNegative, AckFull
+	ExpiryTime      time.Time // zero = the hub's default TTL
 	ContentType     string
 	ContentEncoding string
-	Properties      map[string]string // application properties
+	Properties      iothub.Properties // application properties, in order (no system keys)
 	Body            []byte
 }
 

@@ -356,7 +356,7 @@ func TestC2DHeaderMapping(t *testing.T) {
 		t.Errorf("Location = %q", got)
 	}
 	want := serviceclient.Message{
-		MessageID: "mid-1", CorrelationID: "cid-1", UserID: "alice", To: "/devices/dev1/messages/devicebound",
+		MessageID: "mid-1", CorrelationID: "cid-1", UserID: "alice", To: "/devices/dev1/messages/deviceBound",
 		Ack: "full", Expiry: time.Date(2030, 1, 2, 4, 4, 5, 0, time.UTC), ContentType: "application/json",
 		ContentEncoding: "utf-8", Properties: map[string]string{"alertlevel": "high", "camelCase": "Yes", "sp ace": "a&b"},
 		Body: []byte(`{"cmd":"on"}`),

@@ -4,8 +4,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,7 +99,6 @@ func (h *handler) c2dFromRequest(r *http.Request, id iothub.Identity, body []byt
 		Ack:             strings.ToLower(hd.Get(HeaderAck)),
 		ContentType:     hd.Get(HeaderContentType),
 		ContentEncoding: hd.Get(HeaderContentEncoding),
-		Properties:      map[string]string{},
 		Body:            body,
 	}
 	// Plain Content-Type stands in for iothub-contenttype, except curl's
@@ -110,9 +111,6 @@ func (h *handler) c2dFromRequest(r *http.Request, id iothub.Identity, body []byt
 	default:
 		return m, fmt.Errorf("%w: %s must be none, positive, negative or full, got %q", ErrInvalid, HeaderAck, m.Ack)
 	}
-	if m.To == "" {
-		m.To = "/devices/" + id.DeviceID + "/messages/devicebound"
-	}
 	if exp := hd.Get(HeaderExpiry); exp != "" {
 		t, err := time.Parse(time.RFC3339Nano, exp)
 		if err != nil {
@@ -120,10 +118,21 @@ func (h *handler) c2dFromRequest(r *http.Request, id iothub.Identity, body []byt
 		}
 		m.ExpiryTime = t.UTC()
 	}
-	for name, vals := range hd {
+	// iothub-app-* headers (names lower-cased, sorted), then the
+	// X-Hubkit-Properties bag in its order; a later key replaces an earlier one.
+	set := func(k, v string) {
+		for i := range m.Properties {
+			if m.Properties[i].Key == k {
+				m.Properties[i].Value = v
+				return
+			}
+		}
+		m.Properties = append(m.Properties, iothub.Property{Key: k, Value: v})
+	}
+	for _, name := range slices.Sorted(maps.Keys(hd)) {
 		lower := strings.ToLower(name)
-		if strings.HasPrefix(lower, HeaderAppPrefix) && len(lower) > len(HeaderAppPrefix) && len(vals) > 0 {
-			m.Properties[lower[len(HeaderAppPrefix):]] = vals[0]
+		if strings.HasPrefix(lower, HeaderAppPrefix) && len(lower) > len(HeaderAppPrefix) {
+			set(lower[len(HeaderAppPrefix):], hd[name][0])
 		}
 	}
 	if bag := hd.Get(HeaderProperties); bag != "" {
@@ -135,7 +144,7 @@ func (h *handler) c2dFromRequest(r *http.Request, id iothub.Identity, body []byt
 			if iothub.IsSystemProperty(p.Key) {
 				return m, fmt.Errorf("%w: %s: %q is a system property; use its iothub-* header", ErrInvalid, HeaderProperties, p.Key)
 			}
-			m.Properties[p.Key] = p.Value
+			set(p.Key, p.Value)
 		}
 	}
 	if m.MessageID == "" {

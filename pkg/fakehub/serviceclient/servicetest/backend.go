@@ -234,6 +234,9 @@ func (b *memBackend) SendC2D(_ context.Context, id iothub.Identity, m restapi.C2
 	if queued >= b.queueMax {
 		return restapi.C2DStatus{}, fmt.Errorf("%w: %d messages queued for %s", restapi.ErrQueueFull, queued, id)
 	}
+	if m.To == "" {
+		m.To = "/devices/" + id.DeviceID + "/messages/deviceBound"
+	}
 	st := restapi.C2DStatus{Identity: id, MessageID: m.MessageID, State: restapi.C2DQueued, EnqueuedTime: b.now(), UpdatedTime: b.now()}
 	b.c2d = append(b.c2d, st)
 	b.c2dMsgs = append(b.c2dMsgs, m)

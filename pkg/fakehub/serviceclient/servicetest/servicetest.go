@@ -180,7 +180,7 @@ func (s *Server) C2DMessages(clientID string) []serviceclient.Message {
 		out = append(out, serviceclient.Message{
 			MessageID: m.MessageID, CorrelationID: m.CorrelationID, UserID: m.UserID, To: m.To, Ack: m.Ack,
 			Expiry: m.ExpiryTime, ContentType: m.ContentType, ContentEncoding: m.ContentEncoding,
-			Properties: m.Properties, Body: m.Body,
+			Properties: propsMap(m.Properties), Body: m.Body,
 		})
 	}
 	return out
@@ -215,4 +215,15 @@ func (s *Server) AddRejection(r serviceclient.Rejection) {
 	defer s.b.mu.Unlock()
 	s.b.rejections = append(s.b.rejections, restapi.Rejection{Time: r.Time, RemoteAddr: r.RemoteAddr, ClientID: r.ClientID,
 		Identity: iothub.Identity{DeviceID: r.DeviceID, ModuleID: r.ModuleID}, Reason: r.Reason, Detail: r.Detail, Hints: slices.Clone(r.Hints)})
+}
+
+func propsMap(ps iothub.Properties) map[string]string {
+	if len(ps) == 0 {
+		return nil
+	}
+	m := map[string]string{}
+	for _, p := range ps {
+		m[p.Key] = p.Value
+	}
+	return m
 }
