@@ -40,11 +40,13 @@ const (
 	ErrorDeviceMaximumQueueDepthExceeded           ErrorCode = 403004
 	ErrorDeviceMaximumActiveFileUploadLimit        ErrorCode = 403005
 	ErrorDeviceMaximumQueueSizeExceeded            ErrorCode = 403006
+	ErrorArgumentInvalid                           ErrorCode = 400004
 	ErrorDeviceNotFound                            ErrorCode = 404001
 	ErrorDeviceNotOnline                           ErrorCode = 404103
 	ErrorDeviceConnectionClosedRemotely            ErrorCode = 404104
 	ErrorLinkCreationConflict                      ErrorCode = 409002
-	ErrorPreconditionFailed                        ErrorCode = 412002
+	ErrorPreconditionFailed                        ErrorCode = 412001
+	ErrorDeviceMessageLockLost                     ErrorCode = 412002
 	ErrorMessageTooLarge                           ErrorCode = 413001
 	ErrorThrottling                                ErrorCode = 429001
 	ErrorThrottleBacklogLimitExceeded              ErrorCode = 429002
@@ -66,6 +68,8 @@ var errorCodeNames = map[ErrorCode]string{
 	ErrorDeviceConnectionClosedRemotely:            "DeviceConnectionClosedRemotely",
 	ErrorLinkCreationConflict:                      "LinkCreationConflict",
 	ErrorPreconditionFailed:                        "PreconditionFailed",
+	ErrorDeviceMessageLockLost:                     "DeviceMessageLockLost",
+	ErrorArgumentInvalid:                           "ArgumentInvalid",
 	ErrorMessageTooLarge:                           "MessageTooLarge",
 	ErrorThrottling:                                "ThrottlingException",
 	ErrorThrottleBacklogLimitExceeded:              "ThrottleBacklogLimitExceeded",
