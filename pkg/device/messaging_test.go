@@ -424,3 +424,47 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestHandlerRegisteredAfterConnect(t *testing.T) {
+	p := newPeer(t)
+	c := connect(t, p.config())
+	c.OnMethod("late", func(context.Context, []byte) (int, any, error) { return 201, nil, nil })
+	eventually(t, "the methods subscription", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, fs := range p.subscribes {
+			if slices.Contains(fs, iothub.MethodsFilter) {
+				return true
+			}
+		}
+		return false
+	})
+	p.write(iothub.MethodRequestTopic("late", "7"), 0, nil)
+	if status, _ := waitMethodResponse(t, p, "7"); status != 201 {
+		t.Errorf("status = %d, want 201", status)
+	}
+}
+
+func TestModuleTopics(t *testing.T) {
+	p := newPeer(t)
+	p.resource = "hub.example.test/devices/dev1/modules/mod1"
+	cfg := p.config()
+	cfg.ModuleID = "mod1"
+	got := make(chan C2DMessage, 1)
+	c := connect(t, cfg, func(c *Client) { c.OnC2D(func(_ context.Context, m C2DMessage) { got <- m }) })
+	if err := c.SendEvent(context.Background(), Event{Payload: []byte("m")}); err != nil {
+		t.Fatal(err)
+	}
+	if topic := p.publishes()[0].TopicName; topic != "devices/dev1/modules/mod1/messages/events/" {
+		t.Errorf("module telemetry topic = %q", topic)
+	}
+	p.write(iothub.C2DTopic(c.Identity(), iothub.Properties{{Key: iothub.PropMessageID, Value: "x"}}), 1, []byte("to module"))
+	select {
+	case m := <-got:
+		if string(m.Payload) != "to module" {
+			t.Errorf("module C2D payload = %q", m.Payload)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("module C2D not delivered")
+	}
+}

@@ -44,7 +44,7 @@ type connectRecord struct {
 }
 
 type peer struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *mqtt.Server
 	addr string
 	pool *x509.CertPool
@@ -72,7 +72,7 @@ type peer struct {
 	onSession               func(*mqtt.Client) // runs right after CONNACK, before the read loop
 }
 
-func newPeer(t *testing.T) *peer {
+func newPeer(t testing.TB) *peer {
 	t.Helper()
 	now := time.Now()
 	ca, err := certs.NewCA("device test CA", time.Hour, now, nil)
@@ -151,7 +151,7 @@ func (p *peer) write(topic string, qos byte, payload []byte) uint16 {
 	return writeTo(p.t, cl, topic, qos, payload)
 }
 
-func writeTo(t *testing.T, cl *mqtt.Client, topic string, qos byte, payload []byte) uint16 {
+func writeTo(t testing.TB, cl *mqtt.Client, topic string, qos byte, payload []byte) uint16 {
 	pk := packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos},
 		TopicName:   topic, Payload: payload, Created: time.Now().Unix(),
@@ -361,11 +361,11 @@ func (p *peer) answerTwin(cl *mqtt.Client, topic string, body []byte) {
 }
 
 // testLogger routes the client's log to t.Log.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type tWriter struct{ t *testing.T }
+type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(b []byte) (int, error) {
 	w.t.Helper()
@@ -374,7 +374,7 @@ func (w tWriter) Write(b []byte) (int, error) {
 }
 
 // eventually polls cond until it holds or 5 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !cond() {
