@@ -35,6 +35,10 @@ func newFakeTarget(t testing.TB) *fakeTarget {
 	if !*hubLog {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	return startFakeTarget(t, opts)
+}
+
+func startFakeTarget(t testing.TB, opts fakehub.Options) *fakeTarget {
 	hub := fakehubtest.Start(t, opts)
 	return &fakeTarget{hub: hub, streams: map[string]*fakehub.Stream{}}
 }

@@ -29,12 +29,21 @@ func Run(t *testing.T, target Target) {
 	for _, c := range Cases() {
 		t.Run(c.ID, func(t *testing.T) {
 			t.Parallel()
-			runCase(t, target, c)
+			c.Run(t, target)
 		})
 	}
 }
 
-func runCase(t *testing.T, target Target, c Case) {
+// Run runs the one case c in t (without a subtest of its own), for callers
+// that select cases themselves:
+//
+//	for _, c := range conformance.Cases() {
+//		if strings.HasPrefix(c.ID, "connect/") {
+//			t.Run(c.ID, func(t *testing.T) { c.Run(t, target) })
+//		}
+//	}
+func (c Case) Run(t *testing.T, target Target) {
+	t.Helper()
 	if why := c.missing(target); why != "" {
 		t.Skipf("%s: skipped: %s", c.ID, why)
 	}
