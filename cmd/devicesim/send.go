@@ -81,7 +81,7 @@ Prints "sent N/COUNT" per message on stdout.`,
 				if i > 1 && f.interval > 0 {
 					select {
 					case <-ctx.Done():
-						return ctx.Err()
+						return fmt.Errorf("interrupted after %d of %d messages", i-1, f.count)
 					case <-time.After(f.interval):
 					}
 				}

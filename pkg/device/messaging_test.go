@@ -468,3 +468,23 @@ func TestModuleTopics(t *testing.T) {
 		t.Fatal("module C2D not delivered")
 	}
 }
+
+func TestMethodAnsweredDuringClose(t *testing.T) {
+	p := newPeer(t)
+	called := make(chan struct{})
+	c := connect(t, p.config(), func(c *Client) {
+		c.OnMethod("last", func(ctx context.Context, _ []byte) (int, any, error) {
+			close(called)
+			<-ctx.Done() // returns only once Close began
+			return 200, map[string]bool{"bye": true}, nil
+		})
+	})
+	p.write(iothub.MethodRequestTopic("last", "9"), 0, nil)
+	<-called
+	if err := c.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := waitMethodResponse(t, p, "9"); status != 200 || body != `{"bye":true}` {
+		t.Errorf("response = %d %s, want 200 {\"bye\":true}", status, body)
+	}
+}

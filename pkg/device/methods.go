@@ -1,8 +1,10 @@
 package device
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
@@ -49,11 +51,38 @@ func (c *Client) startMethod(name, rid string, payload []byte) {
 		if status == 0 {
 			status = 200
 		}
-		if err := c.publish(c.life, iothub.MethodResponseTopic(status, rid), 0, body, false); err != nil {
+		if err := c.respond(iothub.MethodResponseTopic(status, rid), body); err != nil {
 			c.log.Warn("answering a direct method", "method", name, "rid", rid, "err", err)
 		}
 	}()
 }
+
+// respond publishes a method response. A handler that returned before or while Close runs
+// still gets its answer out: Close waits for this goroutine before it disconnects.
+func (c *Client) respond(topic string, body []byte) error {
+	c.mu.Lock()
+	closing, sess, online := c.closed, c.sess, c.online && !c.renewing
+	c.mu.Unlock()
+	if !closing {
+		return c.publish(c.life, topic, 0, body, false)
+	}
+	if !online {
+		return ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closingResponseTimeout)
+	defer cancel()
+	select {
+	case <-sess.pc.Publish(topic, 0, false, body).Done():
+		return nil
+	case <-sess.lost:
+		return ErrConnectionLost
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// closingResponseTimeout bounds how long Close waits for a last method response to go out.
+const closingResponseTimeout = 2 * time.Second
 
 // responseBody encodes a method response: nil is an empty body, bytes are sent as is.
 func responseBody(resp any) ([]byte, error) {
