@@ -339,8 +339,8 @@ func (h *authHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	}
 	d := ss.deadline().Sub(s.opts.Now())
 	ss.timer = time.AfterFunc(max(d, 0), func() { s.expire(ss) })
-	s.log.Info("connected", "deviceId", ss.id.DeviceID, "moduleId", ss.id.ModuleID, "remoteAddr", ss.remote,
-		"auth", ss.authScope, "tokenExpiry", ss.expiry.UTC().Format(time.RFC3339))
+	s.log.Info("connected", append(idAttrs(ss.id), "remoteAddr", ss.remote,
+		"auth", ss.authScope, "tokenExpiry", ss.expiry.UTC().Format(time.RFC3339))...)
 	s.cloud.established(ss)
 }
 
@@ -365,14 +365,21 @@ func (h *authHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	if r := ss.closeReason.Load(); r != nil && *r == ReasonReplaced {
 		replaced = true
 	}
-	s.log.Info("disconnected", "deviceId", ss.id.DeviceID, "moduleId", ss.id.ModuleID, "remoteAddr", ss.remote, "error", errString(err))
+	attrs := append(idAttrs(ss.id), "remoteAddr", ss.remote)
+	if r := ss.closeReason.Load(); r != nil {
+		attrs = append(attrs, "reason", string(*r))
+	} else if err != nil {
+		attrs = append(attrs, "error", err.Error())
+	}
+	s.log.Info("disconnected", attrs...)
 	s.cloud.disconnected(ss, replaced)
 	close(ss.done)
 }
 
-func errString(err error) string {
-	if err == nil {
-		return ""
+// idAttrs are the log attributes naming an identity.
+func idAttrs(id iothub.Identity) []any {
+	if id.IsModule() {
+		return []any{"deviceId", id.DeviceID, "moduleId", id.ModuleID}
 	}
-	return err.Error()
+	return []any{"deviceId", id.DeviceID}
 }

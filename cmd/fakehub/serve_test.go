@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/hubkit/hubkit/internal/certs"
+	"github.com/hubkit/hubkit/internal/mqttraw"
+	"github.com/hubkit/hubkit/pkg/sas"
+)
+
+// TestServeScripts runs testdata/serve_*.txtar: flag errors, the start
+// banner (with the hidden --exit-after-start), devices files. Scripts get
+// $CA_DIR (the committed test CA) and the commands "fakehub ARGS" (run
+// in-process) and "exit N" (the code of the last fakehub run).
+func TestServeScripts(t *testing.T) {
+	caDir, err := filepath.Abs("../../testdata/certs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob("testdata/serve_*.txtar")
+	testscript.Run(t, testscript.Params{
+		Files: files,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("CA_DIR", caDir)
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"fakehub": func(ts *testscript.TestScript, neg bool, args []string) {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				code := run(ctx, args, strings.NewReader(""), ts.Stdout(), ts.Stderr(), ts.Getenv)
+				ts.Setenv("FAKEHUB_EXIT", strconv.Itoa(code))
+				if neg != (code != 0) {
+					ts.Fatalf("fakehub exited %d", code)
+				}
+			},
+			"exit": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 || neg {
+					ts.Fatalf("usage: exit N")
+				}
+				if got := ts.Getenv("FAKEHUB_EXIT"); got != args[0] {
+					ts.Fatalf("exit code %s, want %s", got, args[0])
+				}
+			},
+		},
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServeUntilSignal runs the hub, sends telemetry with a raw client and
+// stops it the way SIGINT does (context cancelled): exit 0, telemetry and
+// refusals logged on stderr.
+func TestServeUntilSignal(t *testing.T) {
+	const key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--ca", "../../testdata/certs", "--listen", "127.0.0.1:0", "--device", "dev1=" + key},
+			strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
+	}()
+	addrRE := regexp.MustCompile(`on (127\.0\.0\.1:[0-9]+) `)
+	var addr string
+	deadline := time.Now().Add(10 * time.Second)
+	for addr == "" {
+		if m := addrRE.FindStringSubmatch(stdout.String()); m != nil {
+			addr = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no banner; stdout %q stderr %q", stdout.String(), stderr.String())
+		} else {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	ca, err := certs.LoadCA("../../testdata/certs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := sas.DecodeKey(key)
+	connect := func(k []byte) (mqttraw.Connack, *mqttraw.Conn) {
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		defer ccancel()
+		ack, c, err := mqttraw.ConnectAndWait(cctx, addr, ca.ClientTLS("localhost"), mqttraw.ConnectPacket{
+			ClientID: "dev1", UserName: mqttraw.String("localhost/dev1/?api-version=2021-04-12"), CleanSession: true,
+			Password: mqttraw.String(sas.Sign(sas.EncodeResource("localhost/devices/dev1"), "", k, time.Now().Add(time.Hour)).String()),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return ack, c
+	}
+	if ack, _ := connect(bytes.Repeat([]byte{9}, 32)); ack.ReturnCode != 5 {
+		t.Errorf("wrong key: CONNACK %d", ack.ReturnCode)
+	}
+	ack, c := connect(k)
+	if ack.ReturnCode != 0 {
+		t.Fatalf("CONNACK %d; stderr %s", ack.ReturnCode, stderr.String())
+	}
+	if err := c.Publish(mqttraw.PublishPacket{Topic: "devices/dev1/messages/events/a=b", QoS: 1, PacketID: 1, Payload: []byte("hi")}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := c.ReadPacket(5 * time.Second); err != nil || p.Type != mqttraw.TypePuback {
+		t.Fatalf("got %v %v, want PUBACK", p, err)
+	}
+	for !strings.Contains(stderr.String(), "msg=telemetry") {
+		if time.Now().After(deadline) {
+			t.Fatalf("telemetry not logged: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit %d, want 0; stderr %s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("fakehub did not stop")
+	}
+	log := stderr.String()
+	for _, want := range []string{"reason=signature-mismatch", "deviceId=dev1", "properties=map[a:b]"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Contains(log, key) {
+		t.Error("stderr leaks the device key")
+	}
+}
