@@ -548,7 +548,14 @@ func (c *Client) setup(ctx context.Context, sess *session, resync bool) error {
 	want := c.handlers.desired != nil
 	c.mu.Unlock()
 	if want {
-		return c.resyncTwin(ctx, sess, resync)
+		err := c.resyncTwin(ctx, sess, resync)
+		if err != nil && resync {
+			// After a reconnect a failed GET must not keep the device offline: notifications
+			// resume against the version seen before.
+			c.log.Warn("reading the twin after reconnecting", "err", err)
+			return nil
+		}
+		return err
 	}
 	return nil
 }
