@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,51 +11,11 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
-	"github.com/spf13/cobra"
 
 	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
 	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient/servicetest"
 )
-
-// runServiceCLI is a root command holding only the service verbs, with the
-// house error reporting ("fakehub: error: ..." and "fakehub: hint: ..."
-// lines; exit 2 for usage errors, 1 for the rest). It stands in for
-// cmd/fakehub's run until that exists.
-func runServiceCLI(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	root := &cobra.Command{Use: "fakehub", SilenceUsage: true, SilenceErrors: true}
-	root.SetArgs(args)
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
-	root.AddCommand(serviceCommands(getenv, time.Now)...)
-	_, err := root.ExecuteContextC(ctx)
-	if err == nil {
-		return 0
-	}
-	code := 1
-	var ec interface {
-		ExitCode() int
-		Hints() []string
-	}
-	if errors.As(err, &ec) {
-		code = ec.ExitCode()
-	} else if strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag") {
-		code = 2
-	}
-	first, rest, _ := strings.Cut(err.Error(), "\n")
-	fmt.Fprintf(stderr, "fakehub: error: %s\n", first)
-	if ec != nil {
-		for _, h := range ec.Hints() {
-			fmt.Fprintf(stderr, "fakehub: hint: %s\n", h)
-		}
-	}
-	if rest = strings.TrimSpace(rest); rest != "" {
-		fmt.Fprintf(stderr, "fakehub: hint: %s\n", strings.Join(strings.Fields(rest), " "))
-	}
-	return code
-}
 
 const hubKey = "servicetest-hub"
 
@@ -106,7 +63,7 @@ func TestServiceScripts(t *testing.T) {
 func cmdFakehub(ts *testscript.TestScript, neg bool, args []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	code := runServiceCLI(ctx, args, strings.NewReader(""), ts.Stdout(), ts.Stderr(), ts.Getenv)
+	code := run(ctx, args, strings.NewReader(""), ts.Stdout(), ts.Stderr(), ts.Getenv)
 	ts.Setenv("FAKEHUB_EXIT", strconv.Itoa(code))
 	switch {
 	case neg && code == 0:
