@@ -1,0 +1,269 @@
+package conformance_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hubkit/hubkit/pkg/conformance"
+	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
+	"github.com/hubkit/hubkit/pkg/sas"
+)
+
+// Real-hub configuration: either a JSON file named by HUBKIT_CONFORMANCE_CONFIG,
+// or the two variables below (the file wins). See the package documentation
+// of this test file's TestConformanceRealHub.
+const (
+	envConfig   = "HUBKIT_CONFORMANCE_CONFIG"
+	envService  = "HUBKIT_CONFORMANCE_SERVICE"
+	envDevices  = "HUBKIT_CONFORMANCE_DEVICES"
+	realHubHelp = "set " + envService + " to a service connection string with RegistryWrite and ServiceConnect " +
+		"(e.g. the iothubowner policy's), or " + envDevices + " to device connection strings separated by newlines or '|', " +
+		"or " + envConfig + " to a JSON file {\"service\":..., \"devices\":[...], \"policies\":{...}}"
+)
+
+// realHubConfig is the JSON file's shape.
+type realHubConfig struct {
+	// Service is a service connection string (HostName, SharedAccessKeyName,
+	// SharedAccessKey) of a policy with RegistryWrite and ServiceConnect: cases
+	// then get fresh devices (created and deleted per case), modules,
+	// disabled devices, twins and direct methods.
+	Service string `json:"service"`
+	// ServiceURL is the REST endpoint, default https://{HostName}.
+	ServiceURL string `json:"serviceUrl"`
+	// Devices are device connection strings, used one per case when there
+	// is no Service (cases beyond the list skip).
+	Devices []string `json:"devices"`
+	// Addr overrides the MQTT address, default {HostName}:8883.
+	Addr string `json:"addr"`
+	// Policies with and without DeviceConnect, for the policy-token cases,
+	// e.g. {"deviceConnect":{"name":"device","key":"..."},
+	//       "noDeviceConnect":{"name":"registryRead","key":"..."}}.
+	Policies struct {
+		DeviceConnect   *conformance.Policy `json:"deviceConnect"`
+		NoDeviceConnect *conformance.Policy `json:"noDeviceConnect"`
+	} `json:"policies"`
+}
+
+func loadRealHubConfig() (realHubConfig, bool, error) {
+	var c realHubConfig
+	if p := os.Getenv(envConfig); p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return c, true, err
+		}
+		if err := json.Unmarshal(b, &c); err != nil {
+			return c, true, fmt.Errorf("%s: %w", p, err)
+		}
+		return c, true, nil
+	}
+	c.Service = strings.TrimSpace(os.Getenv(envService))
+	c.Devices = splitDevices(os.Getenv(envDevices))
+	return c, c.Service != "" || len(c.Devices) > 0, nil
+}
+
+// splitDevices splits a list of connection strings on newlines and '|'
+// (connection strings contain ';' but never '|').
+func splitDevices(s string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '|' }) {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// realHub is a real IoT hub reached with system roots.
+type realHub struct {
+	ep       conformance.Endpoint
+	policies map[bool]*conformance.Policy
+
+	mu      sync.Mutex
+	devices []conformance.DeviceIdentity
+	used    int
+}
+
+func (h *realHub) Endpoint() conformance.Endpoint { return h.ep }
+
+func (h *realHub) NewDevice(t testing.TB) conformance.DeviceIdentity {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.used >= len(h.devices) {
+		t.Skipf("all %d devices of %s are used by other cases; list more, or set %s for fresh devices", len(h.devices), envDevices, envService)
+	}
+	h.used++
+	return h.devices[h.used-1]
+}
+
+func (h *realHub) Policy(_ testing.TB, deviceConnect bool) (conformance.Policy, bool) {
+	p := h.policies[deviceConnect]
+	if p == nil {
+		return conformance.Policy{}, false
+	}
+	return *p, true
+}
+
+// realHubService adds fresh devices and the service side.
+type realHubService struct {
+	*realHub
+	serviceCaps
+}
+
+func (h *realHubService) NewDevice(t testing.TB) conformance.DeviceIdentity {
+	return h.NewDeviceWithID(t, "hubkit-conf-"+randomHex(6))
+}
+
+func (h *realHubService) NewDeviceWithID(t testing.TB, id string) conformance.DeviceIdentity {
+	return h.create(t, serviceclient.Device{DeviceID: id})
+}
+
+func (h *realHubService) NewDisabledDevice(t testing.TB) conformance.DeviceIdentity {
+	return h.create(t, serviceclient.Device{DeviceID: "hubkit-conf-" + randomHex(6), Status: serviceclient.StatusDisabled})
+}
+
+func (h *realHubService) NewModule(t testing.TB) (conformance.DeviceIdentity, conformance.DeviceIdentity) {
+	dev := h.NewDevice(t)
+	return dev, h.create(t, serviceclient.Device{DeviceID: dev.DeviceID, ModuleID: "conformance"})
+}
+
+func (h *realHubService) create(t testing.TB, d serviceclient.Device) conformance.DeviceIdentity {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got, err := h.svc.CreateDevice(ctx, d)
+	if err != nil {
+		t.Fatalf("creating %s/%s on the hub: %v", d.DeviceID, d.ModuleID, err)
+	}
+	if d.ModuleID == "" {
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := h.svc.DeleteDevice(ctx, d.DeviceID); err != nil {
+				t.Logf("deleting test device %s: %v", d.DeviceID, err)
+			}
+		})
+	}
+	return conformance.DeviceIdentity{DeviceID: got.DeviceID, ModuleID: got.ModuleID, PrimaryKey: got.PrimaryKey, SecondaryKey: got.SecondaryKey}
+}
+
+func newRealHub(c realHubConfig) (conformance.Target, error) {
+	h := &realHub{policies: map[bool]*conformance.Policy{true: c.Policies.DeviceConnect, false: c.Policies.NoDeviceConnect}}
+	for i, s := range c.Devices {
+		cs, err := sas.ParseConnectionString(s)
+		if err != nil {
+			return nil, fmt.Errorf("device connection string #%d: %w", i+1, err)
+		}
+		if cs.DeviceID == "" || cs.SharedAccessKey == "" || cs.SharedAccessKeyName != "" {
+			return nil, fmt.Errorf("device connection string #%d (%s): want HostName, DeviceId and SharedAccessKey", i+1, cs.Redacted())
+		}
+		h.devices = append(h.devices, conformance.DeviceIdentity{DeviceID: cs.DeviceID, ModuleID: cs.ModuleID, PrimaryKey: cs.SharedAccessKey, ConnectionString: s})
+		h.ep.HostName = cs.HostName
+	}
+	var svc *serviceclient.Client
+	if c.Service != "" {
+		cs, err := sas.ParseConnectionString(c.Service)
+		if err != nil {
+			return nil, fmt.Errorf("service connection string: %w", err)
+		}
+		u := c.ServiceURL
+		if u == "" {
+			u = "https://" + cs.HostName
+		}
+		if svc, err = serviceclient.New(c.Service, serviceclient.WithURL(u)); err != nil {
+			return nil, err
+		}
+		h.ep.HostName = cs.HostName
+		if h.policies[true] == nil && strings.EqualFold(cs.SharedAccessKeyName, "iothubowner") {
+			h.policies[true] = &conformance.Policy{Name: cs.SharedAccessKeyName, Key: cs.SharedAccessKey}
+		}
+	}
+	h.ep.Addr = c.Addr
+	if h.ep.Addr == "" {
+		h.ep.Addr = net.JoinHostPort(h.ep.HostName, "8883")
+	}
+	h.ep.TLS = &tls.Config{ServerName: h.ep.HostName, MinVersion: tls.VersionTLS12}
+	if svc == nil {
+		return h, nil
+	}
+	return &realHubService{realHub: h, serviceCaps: serviceCaps{svc: svc}}, nil
+}
+
+// TestConformanceRealHub runs the suite against a real IoT hub named by the
+// environment (see realHubHelp); it skips without one. Cases needing
+// fakehub-only capabilities (telemetry capture, C2D over HTTPS, refusal
+// reasons) skip there.
+func TestConformanceRealHub(t *testing.T) {
+	cfg, ok, err := loadRealHubConfig()
+	if !ok {
+		t.Skip("no real hub configured: " + realHubHelp)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := newRealHub(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conformance.Run(t, target)
+}
+
+func TestRealHubConfig(t *testing.T) {
+	if got := splitDevices("HostName=h;DeviceId=a;SharedAccessKey=AA==|HostName=h;DeviceId=b;SharedAccessKey=AA==\n\n HostName=h;DeviceId=c;SharedAccessKey=AA== "); len(got) != 3 || got[2] != "HostName=h;DeviceId=c;SharedAccessKey=AA==" {
+		t.Errorf("splitDevices = %q, want 3 connection strings", got)
+	}
+	tg, err := newRealHub(realHubConfig{Devices: []string{"HostName=myhub.azure-devices.net;DeviceId=dev1;SharedAccessKey=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep := tg.Endpoint(); ep.Addr != "myhub.azure-devices.net:8883" || ep.HostName != "myhub.azure-devices.net" || ep.TLS.RootCAs != nil {
+		t.Errorf("Endpoint = %+v, want myhub.azure-devices.net:8883 with the system roots", ep)
+	}
+	if _, ok := tg.(conformance.MethodInvoker); ok {
+		t.Error("a device-list target claims MethodInvoker, want it only with a service connection string")
+	}
+	tg, err = newRealHub(realHubConfig{Service: "HostName=myhub.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, ok := range map[string]bool{
+		"MethodInvoker": is[conformance.MethodInvoker](tg), "TwinEditor": is[conformance.TwinEditor](tg),
+		"ModuleProvisioner": is[conformance.ModuleProvisioner](tg), "DeviceDisabler": is[conformance.DeviceDisabler](tg),
+		"NamedDevices": is[conformance.NamedDevices](tg),
+	} {
+		if !ok {
+			t.Errorf("a target with a service connection string lacks %s", name)
+		}
+	}
+	for name, ok := range map[string]bool{
+		"CloudToDevice": is[conformance.CloudToDevice](tg), "TelemetryReader": is[conformance.TelemetryReader](tg),
+		"RejectionReader": is[conformance.RejectionReader](tg),
+	} {
+		if ok {
+			t.Errorf("a real-hub target claims %s, which only fakehub offers", name)
+		}
+	}
+	if _, err := newRealHub(realHubConfig{Devices: []string{"HostName=h;SharedAccessKeyName=device;SharedAccessKey=AA=="}}); err == nil {
+		t.Error("a policy connection string was accepted as a device")
+	}
+}
+
+func is[T any](v any) bool {
+	_, ok := v.(T)
+	return ok
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
