@@ -65,6 +65,7 @@ type connFlags struct {
 }
 
 func (f *connFlags) register(fs *pflag.FlagSet) {
+	fs.SortFlags = false
 	fs.StringVarP(&f.connStr, "connection-string", "c", "", "device or module connection string (default $"+envConnectionString+")")
 	fs.StringVar(&f.ca, "ca", "", "PEM file of the CA to trust instead of the system roots; a directory means DIR/ca.pem")
 	fs.StringVar(&f.endpoint, "endpoint", "", "address to dial, HOST:PORT, when it differs from HostName (TLS still checks HostName)")
@@ -228,6 +229,9 @@ func oneArg(what string) cobra.PositionalArgs {
 		return nil
 	}
 }
+
+// answerTimeout is the default --timeout of verbs that wait for one answer from the hub.
+const answerTimeout = 30 * time.Second
 
 // listenUntil waits for ctx (Ctrl-C), the count to be reached (done closed) or the timeout.
 func listenUntil(ctx context.Context, done <-chan struct{}, timeout time.Duration, what string) error {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -35,6 +36,7 @@ type sendFlags struct {
 	contentEncoding string
 	count           int
 	interval        time.Duration
+	timeout         time.Duration
 }
 
 func newSendCmd(st *streams) *cobra.Command {
@@ -94,7 +96,10 @@ Prints "sent N/COUNT" per message on stdout.`,
 					ContentType:     f.contentType,
 					ContentEncoding: f.contentEncoding,
 				}
-				if err := c.SendEvent(ctx, e); err != nil {
+				sctx, cancel := context.WithTimeout(ctx, f.timeout)
+				err := c.SendEvent(sctx, e)
+				cancel()
+				if err != nil {
 					return fmt.Errorf("message %d: %w", i, err)
 				}
 				fmt.Fprintf(st.out, "sent %d/%d (%d bytes)\n", i, f.count, len(body))
@@ -111,6 +116,7 @@ Prints "sent N/COUNT" per message on stdout.`,
 	fs.StringVar(&f.contentEncoding, "content-encoding", "", "content encoding ($.ce), e.g. utf-8")
 	fs.IntVarP(&f.count, "count", "n", 1, "number of messages")
 	fs.DurationVar(&f.interval, "interval", 0, "pause between messages, e.g. 500ms or 1s")
+	fs.DurationVar(&f.timeout, "timeout", answerTimeout, "give up on a message the hub has not acknowledged after this long")
 	f.conn.register(fs)
 	return cmd
 }

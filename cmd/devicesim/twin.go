@@ -27,7 +27,10 @@ func newTwinCmd(st *streams) *cobra.Command {
 }
 
 func newTwinGetCmd(st *streams) *cobra.Command {
-	var conn connFlags
+	var (
+		conn    connFlags
+		timeout time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "get",
 		Short: "Print the twin (desired and reported properties) as JSON",
@@ -43,6 +46,8 @@ func newTwinGetCmd(st *streams) *cobra.Command {
 				return err
 			}
 			defer closeClient(c)
+			ctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
 			t, err := c.GetTwin(ctx)
 			if err != nil {
 				return err
@@ -50,12 +55,16 @@ func newTwinGetCmd(st *streams) *cobra.Command {
 			return printJSON(st.out, map[string]json.RawMessage{"desired": t.Desired, "reported": t.Reported})
 		},
 	}
+	cmd.Flags().DurationVar(&timeout, "timeout", answerTimeout, "give up if the hub has not answered after this long")
 	conn.register(cmd.Flags())
 	return cmd
 }
 
 func newTwinReportCmd(st *streams) *cobra.Command {
-	var conn connFlags
+	var (
+		conn    connFlags
+		timeout time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "report JSON",
 		Short: "Send a reported-properties patch and print the new reported version",
@@ -86,6 +95,8 @@ exits 1.`,
 				return err
 			}
 			defer closeClient(c)
+			ctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
 			v, err := c.UpdateReported(ctx, json.RawMessage(patch))
 			if err != nil {
 				return err
@@ -94,6 +105,7 @@ exits 1.`,
 			return nil
 		},
 	}
+	cmd.Flags().DurationVar(&timeout, "timeout", answerTimeout, "give up if the hub has not answered after this long")
 	conn.register(cmd.Flags())
 	return cmd
 }
