@@ -183,6 +183,20 @@ func TestSendC2D(t *testing.T) {
 	s.SetQueueLimit(1)
 	_, err = c.SendC2D(ctx, "dev1", serviceclient.Message{Body: []byte("x")})
 	wantCode(t, err, 403, serviceclient.CodeQueueDepthExceeded)
+
+	// Purge: the queued message (ack full) is purged and feedback says so.
+	if n, err := c.PurgeC2D(ctx, "dev1"); err != nil || n != 1 {
+		t.Errorf("PurgeC2D = %d, %v", n, err)
+	}
+	if st, _ := c.MessageState(ctx, "dev1", "m1"); st.State != "purged" {
+		t.Errorf("state after purge = %+v", st)
+	}
+	fb, err := c.Feedback(ctx)
+	if err != nil || len(fb) != 1 || fb[0].OriginalMessageID != "m1" || fb[0].StatusCode != "Purged" || fb[0].DeviceID != "dev1" {
+		t.Errorf("Feedback = %+v, %v", fb, err)
+	}
+	_, err = c.PurgeC2D(ctx, "nodev")
+	wantCode(t, err, 404, serviceclient.CodeDeviceNotFound)
 }
 
 func TestEvents(t *testing.T) {

@@ -230,6 +230,36 @@ func (c *Client) MessageStates(ctx context.Context, deviceID string) ([]MessageS
 	return sts, err
 }
 
+// PurgeC2D removes the messages waiting for a device (DELETE
+// /devices/{id}/commands, IoT Hub's Purge Cloud To Device Message Queue) and
+// returns how many were purged.
+func (c *Client) PurgeC2D(ctx context.Context, deviceID string) (int, error) {
+	var res struct {
+		TotalMessagesPurged int `json:"totalMessagesPurged"`
+	}
+	err := c.call(ctx, request{method: http.MethodDelete, path: path("devices", deviceID, "commands")}, &res)
+	return res.TotalMessagesPurged, err
+}
+
+// Feedback is one cloud-to-device delivery feedback record.
+type Feedback struct {
+	OriginalMessageID string    `json:"originalMessageId"`
+	DeviceID          string    `json:"deviceId"`
+	ModuleID          string    `json:"moduleId,omitempty"`
+	StatusCode        string    `json:"statusCode"` // Success, Expired, Rejected, Purged, DeliveryCountExceeded
+	Description       string    `json:"description"`
+	EnqueuedTime      time.Time `json:"enqueuedTimeUtc"`
+}
+
+// Feedback lists the delivery feedback of messages sent with Ack other than
+// none, oldest first (GET /hubkit/feedback; the real hub delivers these over
+// AMQP).
+func (c *Client) Feedback(ctx context.Context) ([]Feedback, error) {
+	var fs []Feedback
+	err := c.call(ctx, request{method: http.MethodGet, path: "/hubkit/feedback", hubkit: true}, &fs)
+	return fs, err
+}
+
 // Event is one device-to-cloud (telemetry) message the hub captured.
 type Event struct {
 	DeviceID         string            `json:"deviceId"`

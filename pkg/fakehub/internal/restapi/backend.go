@@ -60,6 +60,12 @@ type Backend interface {
 	C2DStatus(ctx context.Context, id iothub.Identity, messageID string) (C2DStatus, error)
 	// C2DStatuses lists the messages sent to id, oldest first.
 	C2DStatuses(ctx context.Context, id iothub.Identity) ([]C2DStatus, error)
+	// PurgeC2D removes the messages waiting for id (state purged) and
+	// returns how many there were (ErrDeviceNotFound).
+	PurgeC2D(ctx context.Context, id iothub.Identity) (int, error)
+	// C2DFeedback lists the delivery feedback records produced for messages
+	// sent with an iothub-ack other than none, oldest first.
+	C2DFeedback(ctx context.Context) ([]C2DFeedback, error)
 
 	// Telemetry opens a reader over captured device-to-cloud messages that
 	// match q, oldest first. Without q.Follow, Next returns io.EOF once the
@@ -229,6 +235,16 @@ type C2DStatus struct {
 	EnqueuedTime time.Time
 	UpdatedTime  time.Time
 	Detail       string // why it is in this state, if not obvious
+}
+
+// C2DFeedback is one feedback record, as the hub's feedback messages report
+// it ("Success", "Expired", "Rejected", "Purged", "DeliveryCountExceeded").
+type C2DFeedback struct {
+	OriginalMessageID string
+	Identity          iothub.Identity
+	Status            string
+	Description       string
+	EnqueuedTime      time.Time
 }
 
 // TelemetryQuery selects captured telemetry.

@@ -129,6 +129,8 @@ func (h *handler) routes() []route {
 		{"POST /devices/{id}/messages/devicebound", ServiceConnect, true, h.sendC2D},
 		{"GET /devices/{id}/messages/devicebound", ServiceConnect, true, h.listC2D},
 		{"GET /devices/{id}/messages/devicebound/{msgId}", ServiceConnect, true, h.getC2D},
+		{"DELETE /devices/{id}/commands", ServiceConnect, true, h.purgeC2D}, // IoT Hub's Purge Cloud To Device Message Queue
+		{"GET /hubkit/feedback", ServiceConnect, false, h.feedback},
 		// Extensions: what the real hub offers through Event Hubs or not at all.
 		{"GET /hubkit/telemetry", ServiceConnect, false, h.telemetry},
 		{"GET /hubkit/rejections", ServiceConnect, false, h.rejections},

@@ -401,6 +401,16 @@ func TestC2DHeaderMapping(t *testing.T) {
 	f.s.SetQueueLimit(2)
 	wantError(t, f.owner("POST", "/devices/dev1/messages/devicebound?api-version=2021-04-12", "x"), 403, "DeviceMaximumQueueDepthExceeded")
 	wantError(t, f.owner("POST", "/devices/nodev/messages/devicebound?api-version=2021-04-12", "x"), 404, "DeviceNotFound")
+
+	// IoT Hub's purge route, and the feedback it produces for ack=full.
+	r = f.owner("DELETE", "/devices/dev1/commands?api-version=2021-04-12", "")
+	if r.status != 200 || r.body != `{"deviceId":"dev1","totalMessagesPurged":2}` {
+		t.Errorf("purge = %d %s", r.status, r.body)
+	}
+	r = f.owner("GET", "/hubkit/feedback", "")
+	if want := `[{"originalMessageId":"mid-1","deviceId":"dev1","statusCode":"Purged","description":"Message purged","enqueuedTimeUtc":"2030-01-02T03:04:05Z"}]`; r.status != 200 || r.body != want {
+		t.Errorf("feedback = %d %s, want %s", r.status, r.body, want)
+	}
 }
 
 func TestAuthorization(t *testing.T) {
@@ -478,7 +488,7 @@ func TestAPIVersionAndRoutes(t *testing.T) {
 	if r := f.owner("GET", "/hubkit/rejections", ""); r.status != 200 {
 		t.Errorf("rejections without api-version = %d %s", r.status, r.body)
 	}
-	if len(restapi.Routes()) != 21 {
+	if len(restapi.Routes()) != 23 {
 		t.Errorf("restapi.Routes() = %d routes", len(restapi.Routes()))
 	}
 }

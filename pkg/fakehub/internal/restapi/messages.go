@@ -200,3 +200,50 @@ func (h *handler) getC2D(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, c2dStatusJSON(st))
 }
+
+// PurgeResultJSON is IoT Hub's PurgeMessageQueueResult.
+type PurgeResultJSON struct {
+	DeviceID            string `json:"deviceId"`
+	ModuleID            string `json:"moduleId,omitempty"`
+	TotalMessagesPurged int    `json:"totalMessagesPurged"`
+}
+
+func (h *handler) purgeC2D(w http.ResponseWriter, r *http.Request) {
+	id, err := identity(r)
+	if err != nil {
+		h.writeError(w, err)
+		return
+	}
+	n, err := h.b.PurgeC2D(r.Context(), id)
+	if err != nil {
+		h.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, PurgeResultJSON{DeviceID: id.DeviceID, ModuleID: id.ModuleID, TotalMessagesPurged: n})
+}
+
+// FeedbackJSON is one C2D feedback record, in the shape of the hub's
+// feedback message body entries (originalMessageId, deviceId,
+// statusCode, description, enqueuedTimeUtc).
+type FeedbackJSON struct {
+	OriginalMessageID string `json:"originalMessageId"`
+	DeviceID          string `json:"deviceId"`
+	ModuleID          string `json:"moduleId,omitempty"`
+	StatusCode        string `json:"statusCode"`
+	Description       string `json:"description"`
+	EnqueuedTimeUTC   string `json:"enqueuedTimeUtc"`
+}
+
+func (h *handler) feedback(w http.ResponseWriter, r *http.Request) {
+	fs, err := h.b.C2DFeedback(r.Context())
+	if err != nil {
+		h.writeError(w, err)
+		return
+	}
+	out := make([]FeedbackJSON, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, FeedbackJSON{OriginalMessageID: f.OriginalMessageID, DeviceID: f.Identity.DeviceID, ModuleID: f.Identity.ModuleID,
+			StatusCode: f.Status, Description: f.Description, EnqueuedTimeUTC: timeJSON(f.EnqueuedTime)})
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -32,6 +32,7 @@ type memBackend struct {
 	telemetry  []restapi.TelemetryRecord
 	changed    chan struct{}
 	rejections []restapi.Rejection
+	feedback   []restapi.C2DFeedback
 	etag       int
 }
 
@@ -315,4 +316,30 @@ func (b *memBackend) Rejections(context.Context) ([]restapi.Rejection, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return slices.Clone(b.rejections), nil
+}
+
+func (b *memBackend) PurgeC2D(_ context.Context, id iothub.Identity) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.devices[id]; !ok {
+		return 0, notFound(id)
+	}
+	n := 0
+	for i, s := range b.c2d {
+		if s.Identity == id && s.State == restapi.C2DQueued {
+			b.c2d[i].State, b.c2d[i].UpdatedTime = restapi.C2DPurged, b.now()
+			n++
+			if ack := b.c2dMsgs[i].Ack; ack == restapi.AckNegative || ack == restapi.AckFull {
+				b.feedback = append(b.feedback, restapi.C2DFeedback{OriginalMessageID: s.MessageID, Identity: id,
+					Status: "Purged", Description: "Message purged", EnqueuedTime: b.now()})
+			}
+		}
+	}
+	return n, nil
+}
+
+func (b *memBackend) C2DFeedback(context.Context) ([]restapi.C2DFeedback, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.feedback), nil
 }
