@@ -30,6 +30,7 @@ var (
 	keyModA  = bytes.Repeat([]byte{5}, 32)
 	keyModB  = bytes.Repeat([]byte{6}, 32)
 	keyWrong = bytes.Repeat([]byte{9}, 32)
+	keyDev10 = bytes.Repeat([]byte{10}, 32)
 )
 
 var (
@@ -49,7 +50,7 @@ func startHub(t testing.TB, opts fakehub.Options) *fakehubtest.Hub {
 		return err
 	})
 	mustDo(t, func() error { _, err := h.AddDevice("dev2", keyDev2A, keyDev2B); return err })
-	mustDo(t, func() error { _, err := h.AddDevice("dev10", keyWrong); return err })
+	mustDo(t, func() error { _, err := h.AddDevice("dev10", keyDev10); return err })
 	return h
 }
 

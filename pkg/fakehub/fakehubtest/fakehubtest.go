@@ -11,6 +11,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,8 +32,8 @@ type Hub struct {
 	Port string
 }
 
-// ClientTLS returns a client TLS configuration trusting the hub, verifying
-// the name serverName ("" means the hub's host name).
+// ClientTLS returns a client TLS configuration trusting the hub and
+// verifying its host name.
 func (h *Hub) ClientTLS() *tls.Config {
 	return &tls.Config{RootCAs: h.CAPool, ServerName: h.HostName(), MinVersion: tls.VersionTLS12}
 }
@@ -62,7 +64,9 @@ func Start(t testing.TB, opts fakehub.Options) *Hub {
 		opts.Addr = "127.0.0.1:0"
 	}
 	if opts.Logger == nil && testing.Verbose() {
-		opts.Logger = slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		tl := &tlog{t: t}
+		t.Cleanup(tl.stop) // runs after Close: mochi goroutines may still log
+		opts.Logger = slog.New(slog.NewTextHandler(tl, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	srv, err := fakehub.NewServer(opts)
 	if err != nil {
@@ -78,11 +82,26 @@ func Start(t testing.TB, opts fakehub.Options) *Hub {
 	return h
 }
 
-type tlog struct{ t testing.TB }
+// tlog writes log lines to t.Log until the test ends.
+type tlog struct {
+	mu      sync.Mutex
+	t       testing.TB
+	stopped bool
+}
 
-func (l tlog) Write(p []byte) (int, error) {
-	l.t.Log(string(p))
+func (l *tlog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.stopped {
+		l.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
 	return len(p), nil
+}
+
+func (l *tlog) stop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stopped = true
 }
 
 func splitHostPort(a string) (string, string, error) { return net.SplitHostPort(a) }
