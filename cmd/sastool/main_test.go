@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -31,6 +32,9 @@ func TestScripts(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("TZ", "UTC") // decode shows local time; scripts that want another zone set TZ
 			env.Setenv("PAHO_PYTHON", pahoPython())
+			// A -race binary sleeps 1 s at exit by default (atexit_sleep_ms), once per sastool
+			// run in the scripts: 50 s for the package. The race reports still print.
+			env.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
