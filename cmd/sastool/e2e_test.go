@@ -18,7 +18,16 @@ import (
 
 // These tests run what "sastool mqtt" generates (mosquitto_pub, the paho-python script)
 // against an in-process fakehub: the output must work, not just look right. They are skipped
-// when the clients are not installed (Debian: mosquitto-clients, python3-paho-mqtt).
+// when the clients are not installed (Debian: mosquitto-clients, python3-paho-mqtt), unless
+// HUBKIT_REQUIRE_INTEROP=1 (CI), where a missing client fails, as in pkg/fakehub.
+
+func missingClient(t *testing.T, what string) {
+	t.Helper()
+	if os.Getenv("HUBKIT_REQUIRE_INTEROP") == "1" {
+		t.Fatalf("%s is not installed and HUBKIT_REQUIRE_INTEROP=1 (apt-get install mosquitto-clients python3-paho-mqtt)", what)
+	}
+	t.Skipf("%s is not installed (set HUBKIT_REQUIRE_INTEROP=1 to make this a failure)", what)
+}
 
 const e2eKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
@@ -65,7 +74,7 @@ func mosquittoCommand(t *testing.T, out, prog string) string {
 
 func TestMosquittoPubAgainstFakehub(t *testing.T) {
 	if _, err := exec.LookPath("mosquitto_pub"); err != nil {
-		t.Skip("mosquitto_pub not installed")
+		missingClient(t, "mosquitto_pub")
 	}
 	hub, cs := startHub(t)
 	out := sastoolOut(t, "mqtt", "-c", cs, "--ca", hub.CAFile, "--port", hub.Port, "--format", "mosquitto")
@@ -90,7 +99,7 @@ func TestMosquittoPubAgainstFakehub(t *testing.T) {
 // gives the same reason for the same token.
 func TestMosquittoExpiredSameVerdict(t *testing.T) {
 	if _, err := exec.LookPath("mosquitto_pub"); err != nil {
-		t.Skip("mosquitto_pub not installed")
+		missingClient(t, "mosquitto_pub")
 	}
 	hub, cs := startHub(t)
 	past := time.Now().Add(-3 * time.Hour).Format(time.RFC3339)
@@ -121,7 +130,7 @@ func TestMosquittoExpiredSameVerdict(t *testing.T) {
 func TestPahoPythonAgainstFakehub(t *testing.T) {
 	py := pahoPython()
 	if py == "" {
-		t.Skip("no python3 with paho-mqtt")
+		missingClient(t, "python3 with paho-mqtt")
 	}
 	hub, cs := startHub(t)
 	script := filepath.Join(t.TempDir(), "dev1.py")

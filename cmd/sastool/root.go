@@ -48,6 +48,33 @@ const rootExample = `  # a device token valid for one hour
   # everything a raw MQTT client needs, as mosquitto commands
   sastool mqtt -c "$DEVICE_CONNECTION_STRING" --format mosquitto --ca ca.pem`
 
+const completionExample = `  # bash, for this shell
+  source <(sastool completion bash)
+
+  # zsh, for every new shell
+  sastool completion zsh > "${fpath[1]}/_sastool"`
+
+// usageTemplate is cobra's default without command groups and with the examples last, so
+// every help text ends with them.
+const usageTemplate = `Usage:{{if .Runnable}}
+  {{.UseLine}}{{end}}{{if .HasAvailableSubCommands}}
+  {{.CommandPath}} [command]{{end}}{{if .HasAvailableSubCommands}}
+
+Available Commands:{{range .Commands}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
+  {{rpad .Name .NamePadding }} {{.Short}}{{end}}{{end}}{{end}}{{if .HasAvailableLocalFlags}}
+
+Flags:
+{{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableInheritedFlags}}
+
+Global Flags:
+{{.InheritedFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableSubCommands}}
+
+Use "{{.CommandPath}} [command] --help" for more information about a command.{{end}}{{if .HasExample}}
+
+Examples:
+{{.Example}}{{end}}
+`
+
 // run is main without the process: it parses args, runs the verb and returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	st := &streams{in: stdin, out: stdout, err: stderr}
@@ -67,6 +94,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &cliError{code: exitUsage, err: err}
 	})
+	root.SetUsageTemplate(usageTemplate)
 	root.AddCommand(
 		newGenCmd(st),
 		newDecodeCmd(st),
@@ -76,6 +104,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		newMQTTCmd(st),
 		newVersionCmd(st),
 	)
+	root.InitDefaultCompletionCmd()
+	if c, _, err := root.Find([]string{"completion"}); err == nil && c != root {
+		c.Example = completionExample
+	}
 	// Everything that fails before a RunE starts (unknown verb or flag, bad flag value, wrong
 	// number of arguments) is a usage error.
 	markStart(root, &started)
