@@ -54,6 +54,10 @@ func (h *aclHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 			return pk, packets.ErrRejectPacket
 		}
 		p, err := s.classifyPublish(ss.id, pk.TopicName)
+		ss.lastTopic, ss.lastPublish = "", iothub.DevicePublish{}
+		if err == nil {
+			ss.lastTopic, ss.lastPublish = pk.TopicName, p
+		}
 		if err != nil {
 			if s.opts.Quirks.IgnoreForbiddenPublish {
 				return pk, nil // PUBACKed and dropped in OnPublish

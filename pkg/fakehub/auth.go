@@ -271,7 +271,7 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 	}
 	return &session{
 		srv: s, cl: cl, id: id, userName: un, rawUserName: user, remote: cl.Net.Remote,
-		authScope: scope, generation: cred.generationID, expiry: tok.ExpiresAt(), connectedAt: now,
+		authScope: scope, authMethod: authMethodJSON(scope), generation: cred.generationID, expiry: tok.ExpiresAt(), connectedAt: now,
 		done: make(chan struct{}),
 	}, nil
 }

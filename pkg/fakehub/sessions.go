@@ -28,6 +28,14 @@ type session struct {
 	expiry      time.Time
 	connectedAt time.Time
 
+	authMethod string // iothub-connection-auth-method JSON, computed once
+
+	// lastPublish is the classification of the PUBLISH being processed, made
+	// in OnPacketRead and reused by OnPublish (both run on the connection's
+	// read goroutine, one packet at a time).
+	lastTopic   string
+	lastPublish iothub.DevicePublish
+
 	timer       *time.Timer
 	closeReason atomic.Pointer[sas.Reason] // first hub-initiated close reason
 	done        chan struct{}              // closed on disconnect

@@ -41,6 +41,11 @@ type authMethod struct {
 	AcceptingIPFilterRule *string `json:"acceptingIpFilterRule"`
 }
 
+func authMethodJSON(scope string) string {
+	am, _ := json.Marshal(authMethod{Scope: scope, Type: "sas", Issuer: "iothub"})
+	return string(am)
+}
+
 // telemetryHook captures accepted device publishes. Nothing a device
 // publishes is routed through mochi's topic tree: telemetry goes to the
 // capture buffer, twin and method messages to the cloud side; the device
@@ -65,7 +70,11 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.P
 	if ss == nil {
 		return pk, packets.ErrRejectPacket
 	}
-	p, err := s.classifyPublish(ss.id, pk.TopicName)
+	p, err := ss.lastPublish, error(nil)
+	if ss.lastTopic != pk.TopicName || pk.TopicName == "" {
+		p, err = s.classifyPublish(ss.id, pk.TopicName)
+	}
+	ss.lastTopic = ""
 	if err != nil { // only with Quirks.IgnoreForbiddenPublish
 		s.log.Debug("forbidden publish ignored", "deviceId", ss.id.DeviceID, "moduleId", ss.id.ModuleID, "topic", pk.TopicName, "reason", err.Error())
 		return pk, packets.CodeSuccessIgnore
@@ -105,10 +114,9 @@ func (s *Server) capture(ss *session, topic string, props iothub.Properties, pay
 	for k, v := range extra {
 		app[k] = v
 	}
-	am, _ := json.Marshal(authMethod{Scope: ss.authScope, Type: "sas", Issuer: "iothub"})
 	ann := map[string]string{
 		iothub.PropConnectionDeviceID:         ss.id.DeviceID,
-		iothub.PropConnectionAuthMethod:       string(am),
+		iothub.PropConnectionAuthMethod:       ss.authMethod,
 		iothub.PropConnectionAuthGenerationID: ss.generation,
 		iothub.PropEnqueuedTime:               now.Format(time.RFC3339Nano),
 		iothub.PropMessageSource:              "Telemetry",
