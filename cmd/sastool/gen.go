@@ -168,19 +168,22 @@ func (o *genOptions) resource(st *streams, cs sas.ConnectionString, haveCS bool)
 		}
 		return sas.EncodeResource(o.uri), o.uri, nil
 	case o.hub != "" || o.device != "" || o.module != "":
-		host := o.hub
+		host, device := o.hub, o.device
 		if host == "" && haveCS {
 			host = cs.HostName
+		}
+		if device == "" && o.module != "" && haveCS {
+			device = cs.DeviceID // -c DEVICE_CS --module m: a module of that device
 		}
 		switch {
 		case host == "":
 			return "", "", usageErrorf("--device and --module need --hub (or -c for the host name)")
-		case o.module != "" && o.device == "":
+		case o.module != "" && device == "":
 			return "", "", usageErrorf("--module needs --device")
 		case o.module != "":
-			plain = sas.ModuleResource(host, o.device, o.module)
-		case o.device != "":
-			plain = sas.DeviceResource(host, o.device)
+			plain = sas.ModuleResource(host, device, o.module)
+		case device != "":
+			plain = sas.DeviceResource(host, device)
 		default:
 			plain = sas.HubResource(host)
 		}

@@ -230,3 +230,34 @@ func TestRunExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseTime: parseTime never panics, and what it accepts it reads back the same from
+// the RFC 3339 form it prints.
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{"1893456000", "0", "-1", "2030-01-01T00:00:00Z", "2030-01-01T01:00:00+01:00", "", "x", "9999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseTime(s)
+		if err != nil || got.Year() < 0 || got.Year() > 9999 {
+			return
+		}
+		again, err := parseTime(got.UTC().Format(time.RFC3339))
+		if err != nil || !again.Equal(got.Truncate(time.Second)) {
+			t.Errorf("parseTime(%q) = %v, but its RFC 3339 form reads back as %v, %v", s, got, again, err)
+		}
+	})
+}
+
+// FuzzParseTTL: parseTTL never panics and never returns an error together with a value.
+func FuzzParseTTL(f *testing.F) {
+	for _, s := range []string{"1h", "90m", "7d", "-1d", "3600", "", "d", "1.5h", "99999999999d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseTTL(s)
+		if err != nil && d != 0 {
+			t.Errorf("parseTTL(%q) = %v, %v: a value with an error", s, d, err)
+		}
+	})
+}

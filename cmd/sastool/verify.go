@@ -211,7 +211,8 @@ func verifyKey(st *streams, o *verifyOptions, cs sas.ConnectionString, haveCS bo
 	}
 	if haveCS {
 		if cs.SharedAccessKey == "" {
-			return nil, usageErrorf("the connection string carries a token, not a key: pass the key with --key or --key-file")
+			return nil, withHints(fmt.Errorf("the connection string carries a SharedAccessSignature, not a key: there is nothing to verify with"),
+				"pass the identity's key with --key-file (the token to check is the argument)")
 		}
 		return cs.Key()
 	}
