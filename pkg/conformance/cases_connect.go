@@ -6,6 +6,7 @@ import (
 
 	"github.com/hubkit/hubkit/internal/mqttraw"
 	"github.com/hubkit/hubkit/pkg/device"
+	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
@@ -43,15 +44,16 @@ var connectCases = []Case{
 		Section:     "iothub-mqtt.md §1.11(a), §10.1; " + docSAS + " (Protocol specifics)",
 		Certainty:   "C/O",
 		run: func(e *E) {
-			p := e.connectPacket(e.dev, e.token(e.dev))
-			p.UserName = mqttraw.String(e.ep.HostName + "/" + e.dev.DeviceID + "/api-version=2016-11-14")
-			ack, _, err := e.dial(p)
-			if err != nil {
-				e.Fatalf("CONNECT with user name %q: %v, want CONNACK 0", *p.UserName, err)
-			}
-			if ack.ReturnCode != 0 {
-				e.Errorf("CONNECT with user name %q: CONNACK = %d, want 0%s", *p.UserName, ack.ReturnCode, e.reasonSuffix(p.ClientID))
-			}
+			e.expectAccepted(e.ep.HostName + "/" + e.dev.DeviceID + "/api-version=2016-11-14")
+		},
+	},
+	{
+		ID:          "connect/ok/bare-username",
+		Requirement: "The legacy user name with no property bag at all ({host}/{deviceId}) is accepted (CONNACK 0).",
+		Section:     "iothub-mqtt.md §1.11(b); " + docSAS + " (Protocol specifics)",
+		Certainty:   "C/O",
+		run: func(e *E) {
+			e.expectAccepted(e.ep.HostName + "/" + e.dev.DeviceID)
 		},
 	},
 	{
@@ -261,6 +263,50 @@ var connectCases = []Case{
 		},
 	},
 	{
+		ID:          "connect/protocol-name-closes",
+		Requirement: "CONNECT with a protocol name other than MQTT (MQTT 3.1's MQIsdp) is closed without CONNACK.",
+		Section:     "iothub-mqtt.md §1.6; MQTT 3.1.1 §3.1.2.1",
+		Certainty:   "I",
+		run: func(e *E) {
+			p := e.connectPacket(e.dev, e.token(e.dev))
+			p.ProtocolName = "MQIsdp"
+			ack, _, err := e.dial(p)
+			if err == nil {
+				e.Errorf("CONNECT with protocol name MQIsdp: CONNACK %d, want the connection closed without CONNACK", ack.ReturnCode)
+			}
+		},
+	},
+	{
+		ID:          "connect/first-packet-not-connect-closes",
+		Requirement: "A connection whose first packet is not CONNECT (here a telemetry PUBLISH) is closed without an answer.",
+		Section:     "iothub-mqtt.md §1.7; MQTT 3.1.1 §3.1",
+		Certainty:   "I",
+		run: func(e *E) {
+			ctx, cancel := e.waitCtx(answerWithin)
+			defer cancel()
+			c, err := mqttraw.Dial(ctx, e.ep.Addr, e.rawTLS())
+			if err != nil {
+				e.Fatalf("dialling %s: %v", e.ep.Addr, err)
+			}
+			e.onClose(func() { _ = c.Close() })
+			e.send(c, mqttraw.PublishPacket{Topic: iothub.TelemetryTopic(identityOf(e.dev), nil), Payload: []byte("early"), QoS: 1, PacketID: 1})
+			e.expectClosedSilently(c, "a PUBLISH before CONNECT")
+		},
+	},
+	{
+		ID:          "connect/second-connect-closes",
+		Requirement: "A second CONNECT on an established connection makes the hub close it.",
+		Section:     "iothub-mqtt.md §1.7; MQTT 3.1.1 §3.1.0",
+		Certainty:   "I",
+		run: func(e *E) {
+			c, _ := e.connect(e.dev, true)
+			if err := c.Connect(e.connectPacket(e.dev, e.token(e.dev))); err != nil {
+				e.Fatalf("second CONNECT: %v", err)
+			}
+			e.expectClosedSilently(c, "a second CONNECT on the same connection")
+		},
+	},
+	{
 		ID:          "connect/takeover",
 		Requirement: "A second connection for the same identity is accepted and the hub closes the first one.",
 		Section:     "iothub-mqtt.md §1.19, §10.5; " + docMQTT,
@@ -300,6 +346,21 @@ var connectCases = []Case{
 			}
 		},
 	},
+}
+
+// expectAccepted connects the case device with user name u and a valid
+// token, and checks for CONNACK 0.
+func (e *E) expectAccepted(u string) {
+	e.t.Helper()
+	p := e.connectPacket(e.dev, e.token(e.dev))
+	p.UserName = mqttraw.String(u)
+	ack, _, err := e.dial(p)
+	if err != nil {
+		e.Fatalf("CONNECT with user name %q: %v, want CONNACK 0", u, err)
+	}
+	if ack.ReturnCode != 0 {
+		e.Errorf("CONNECT with user name %q: CONNACK = %d, want 0%s", u, ack.ReturnCode, e.reasonSuffix(p.ClientID))
+	}
 }
 
 func packetOrErr(p mqttraw.Packet, err error) string {

@@ -91,14 +91,14 @@ var d2cCases = []Case{
 						e.Errorf("bag %q: system property %s = %q, want %q", s.bag, k, got, want)
 					}
 				}
-				if got := m.Annotations["iothub-connection-device-id"]; got != e.dev.DeviceID {
+				if got := m.Annotations[iothub.PropConnectionDeviceID]; got != e.dev.DeviceID {
 					e.Errorf("annotation iothub-connection-device-id = %q, want %q", got, e.dev.DeviceID)
 				}
 				if got := m.Annotations["iothub-enqueuedtime"]; got == "" {
 					e.Errorf("annotation iothub-enqueuedtime is missing, want the enqueue time")
 				}
 				var auth struct{ Scope, Type string }
-				raw := m.Annotations["iothub-connection-auth-method"]
+				raw := m.Annotations[iothub.PropConnectionAuthMethod]
 				if err := json.Unmarshal([]byte(raw), &auth); err != nil || auth.Scope != "device" || auth.Type != "sas" {
 					e.Errorf(`annotation iothub-connection-auth-method = %q, want JSON with "scope":"device","type":"sas"`, raw)
 				}
@@ -188,6 +188,23 @@ var d2cCases = []Case{
 			e.expectClosedSilently(c, fmt.Sprintf("a %d-byte telemetry PUBLISH", len(body)))
 		},
 	},
+	{
+		ID:          "d2c/module-telemetry",
+		Requirement: "A module publishes on devices/{deviceId}/modules/{moduleId}/messages/events/; the hub stamps iothub-connection-device-id and iothub-connection-module-id.",
+		Section:     "iothub-mqtt.md §4.1 (modules; hub-added properties); " + docMQTT + " (as a module)",
+		Certainty:   "C",
+		Needs:       []string{NeedModuleProvisioner, NeedTelemetryReader},
+		run: func(e *E) {
+			dev, mod := e.target.(ModuleProvisioner).NewModule(e.t)
+			c, _ := e.connect(mod, true)
+			e.publish1(c, iothub.TelemetryTopic(identityOf(mod), nil), []byte("from a module"), 1)
+			m := e.nextTelemetryOf(e.target.(TelemetryReader), dev.DeviceID, "module telemetry")
+			if m.ModuleID != mod.ModuleID || m.Annotations[iothub.PropConnectionModuleID] != mod.ModuleID || m.Annotations[iothub.PropConnectionDeviceID] != dev.DeviceID {
+				e.Errorf("module telemetry: module %q, annotations %v; want module %q with iothub-connection-device-id=%s and iothub-connection-module-id=%s",
+					m.ModuleID, m.Annotations, mod.ModuleID, dev.DeviceID, mod.ModuleID)
+			}
+		},
+	},
 }
 
 var topicCases = []Case{
@@ -224,6 +241,42 @@ var topicCases = []Case{
 		},
 	},
 	{
+		ID:          "subscribe/iothub-filters",
+		Requirement: "The documented $iothub filters (twin responses, desired-property patches, methods) are accepted with a SUBACK that grants them (not 0x80) and the connection stays open.",
+		Section:     "iothub-mqtt.md §4.3, §4.4; " + docMQTT,
+		Certainty:   "C",
+		run: func(e *E) {
+			c, _ := e.connect(e.dev, true)
+			filters := []string{iothub.TwinResponseFilter, iothub.TwinDesiredFilter, iothub.MethodsFilter}
+			for i, f := range filters {
+				if err := c.Subscribe(uint16(10+i), mqttraw.Subscription{Filter: f, QoS: 0}); err != nil {
+					e.Fatalf("SUBSCRIBE %q: %v", f, err)
+				}
+				p := e.readPacket(c, mqttraw.TypeSuback, "SUBSCRIBE "+f)
+				if len(p.Suback.Codes) != 1 || p.Suback.Codes[0] > 1 {
+					e.Errorf("SUBACK for %q = %v, want [0] or [1]", f, p.Suback.Codes)
+				}
+			}
+		},
+	},
+	{
+		ID:          "subscribe/unsubscribe-unsuback",
+		Requirement: "UNSUBSCRIBE of the C2D filter is answered with UNSUBACK.",
+		Section:     "iothub-mqtt.md §4.5 (UNSUBSCRIBE)",
+		Certainty:   "I",
+		run: func(e *E) {
+			c, _ := e.connect(e.dev, true)
+			filter := iothub.C2DFilter(identityOf(e.dev))
+			e.subscribe(c, filter, 1, 1)
+			if err := c.Unsubscribe(21, filter); err != nil {
+				e.Fatalf("UNSUBSCRIBE %q: %v", filter, err)
+			}
+			if p := e.readPacket(c, mqttraw.TypeUnsuback, "UNSUBSCRIBE "+filter); p.Unsuback.PacketID != 21 {
+				e.Errorf("UNSUBACK packet ID = %d, want 21", p.Unsuback.PacketID)
+			}
+		},
+	},
+	{
 		ID:          "subscribe/qos2-granted-1",
 		Requirement: "A SUBSCRIBE to the C2D filter at QoS 2 is granted QoS 1.",
 		Section:     "iothub-mqtt.md §4.2, §5, §10.8; " + docMQTT,
@@ -238,14 +291,19 @@ var topicCases = []Case{
 // nextTelemetry reads the case device's next telemetry message.
 func (e *E) nextTelemetry(tr TelemetryReader, what string) Telemetry {
 	e.t.Helper()
+	return e.nextTelemetryOf(tr, e.dev.DeviceID, what)
+}
+
+func (e *E) nextTelemetryOf(tr TelemetryReader, deviceID, what string) Telemetry {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(e.ctx, answerWithin)
 	defer cancel()
-	m, err := tr.NextTelemetry(ctx, e.dev.DeviceID)
+	m, err := tr.NextTelemetry(ctx, deviceID)
 	if err != nil {
 		e.Fatalf("%s: reading it on the service side: %v", what, err)
 	}
-	if !strings.EqualFold(m.DeviceID, e.dev.DeviceID) {
-		e.Errorf("%s: telemetry device ID = %q, want %q", what, m.DeviceID, e.dev.DeviceID)
+	if !strings.EqualFold(m.DeviceID, deviceID) {
+		e.Errorf("%s: telemetry device ID = %q, want %q", what, m.DeviceID, deviceID)
 	}
 	return m
 }
