@@ -11,7 +11,8 @@ import (
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
-// Exit codes. They are listed in the root help text and pinned by testdata/exit-codes.txtar.
+// Exit codes. They are listed in the root help text and pinned by the testdata scripts
+// ("exits CODE sastool ...") and TestRunExitCodes.
 const (
 	exitOK       = 0 // the command did what was asked
 	exitError    = 1 // bad input data (key, token, connection string), I/O failure

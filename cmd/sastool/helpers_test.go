@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"os/exec"
 	"strings"
 	"testing"
@@ -260,4 +262,20 @@ func FuzzParseTTL(f *testing.F) {
 			t.Errorf("parseTTL(%q) = %v, %v: a value with an error", s, d, err)
 		}
 	})
+}
+
+// TestStdinInterrupted: main turns SIGINT into a canceled context; a read of "-" from a
+// stdin that never ends must then give up instead of ignoring Ctrl-C.
+func TestStdinInterrupted(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	if got := run(ctx, []string{"decode", "-"}, pr, &stdout, &stderr); got != exitError {
+		t.Errorf("run(decode -) after interrupt = %d, want %d", got, exitError)
+	}
+	if want := "sastool: error: reading token from stdin: interrupted\n"; stderr.String() != want {
+		t.Errorf("stderr = %q, want %q", stderr.String(), want)
+	}
 }

@@ -20,11 +20,32 @@ func (st *streams) readArg(arg, what string) (string, error) {
 		return "", usageErrorf("%s: stdin (-) is already used by another flag or argument", what)
 	}
 	st.stdinUsed = true
-	b, err := io.ReadAll(io.LimitReader(st.in, 1<<20))
-	if err != nil {
-		return "", fmt.Errorf("reading %s from stdin: %w", what, err)
+	if f, ok := st.in.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			fmt.Fprintf(st.err, "sastool: reading the %s from the terminal; end it with Ctrl-D\n", what)
+		}
 	}
-	s := strings.TrimSpace(string(b))
+	// main catches SIGINT to cancel ctx; without this select, Ctrl-C could not stop a
+	// read from the terminal.
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := io.ReadAll(io.LimitReader(st.in, 1<<20))
+		done <- result{b, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-st.ctx.Done():
+		return "", fmt.Errorf("reading %s from stdin: interrupted", what)
+	}
+	if r.err != nil {
+		return "", fmt.Errorf("reading %s from stdin: %w", what, r.err)
+	}
+	s := strings.TrimSpace(string(r.b))
 	if s == "" {
 		return "", &cliError{code: exitError, err: fmt.Errorf("%s: stdin is empty", what)}
 	}

@@ -16,6 +16,7 @@ const envKey = "HUBKIT_SAS_KEY"
 // streams is what a command may touch besides its flags. run builds one per invocation so
 // tests (and testscript) can drive run with buffers.
 type streams struct {
+	ctx      context.Context // canceled by SIGINT/SIGTERM: a read from stdin gives up
 	in       io.Reader
 	out, err io.Writer
 
@@ -77,7 +78,7 @@ Examples:
 
 // run is main without the process: it parses args, runs the verb and returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	st := &streams{in: stdin, out: stdout, err: stderr}
+	st := &streams{ctx: ctx, in: stdin, out: stdout, err: stderr}
 	started := false
 	root := &cobra.Command{
 		Use:           "sastool",
