@@ -1,8 +1,3 @@
-// Command sastool makes, inspects and checks Azure IoT Hub shared access signature (SAS) tokens
-// and connection strings, offline. It is a thin client over pkg/sas and pkg/iothub: the verdicts
-// printed by "sastool verify" are the ones fakehub uses to refuse a connection.
-//
-// Run "sastool --help" for the verbs and exit codes.
 package main
 
 import (

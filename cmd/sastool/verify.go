@@ -143,9 +143,13 @@ func runVerify(st *streams, o *verifyOptions, arg string) error {
 
 	t, err := st.parseToken(arg)
 	if err != nil {
-		if o.json {
-			if errors.Is(err, sas.ErrMalformed) {
-				_ = writeJSON(st.out, verdictJSON{Reason: string(sas.ReasonMalformed), Detail: trimPkg(err)})
+		if o.json && errors.Is(err, sas.ErrMalformed) {
+			v := verdictJSON{Reason: string(sas.ReasonMalformed), Detail: trimPkg(err)}
+			if ce, ok := errors.AsType[*cliError](err); ok {
+				v.Hints = ce.hints
+			}
+			if werr := writeJSON(st.out, v); werr != nil {
+				return werr
 			}
 		}
 		return err
