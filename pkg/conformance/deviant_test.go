@@ -109,7 +109,7 @@ func TestSuiteCatchesDeviations(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			t.Parallel()
 			cmd := exec.Command(os.Args[0], "-test.run=^TestDeviantHub$", "-test.v", "-test.count=1", "-test.timeout=60s")
-			cmd.Env = append(os.Environ(), deviantEnv+"="+d.name)
+			cmd.Env = append(os.Environ(), deviantEnv+"="+d.name, "GORACE=atexit_sleep_ms=0")
 			out, err := cmd.CombinedOutput()
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) {

@@ -61,7 +61,7 @@ func TestDeadlineClosesHungCase(t *testing.T) {
 	}
 	start := time.Now()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHungHubChild$", "-test.v", "-test.count=1", "-test.timeout=30s")
-	cmd.Env = append(os.Environ(), hungEnv+"=1")
+	cmd.Env = append(os.Environ(), hungEnv+"=1", "GORACE=atexit_sleep_ms=0")
 	out, err := cmd.CombinedOutput()
 	took := time.Since(start)
 	if err == nil {
