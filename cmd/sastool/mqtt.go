@@ -24,6 +24,7 @@ type mqttOptions struct {
 	modelID     string
 	ca          string
 	format      string
+	json        bool
 }
 
 const mqttLong = `Print everything a raw MQTT 3.1.1 client needs to connect to IoT Hub (or fakehub) as the
@@ -70,7 +71,7 @@ func newMQTTCmd(st *streams) *cobra.Command {
 		Long:    mqttLong,
 		Example: mqttExample,
 		Args:    noArgs,
-		PreRunE: checkFlags(oneOf("connection-string"), exclusive("ttl", "expiry")),
+		PreRunE: checkFlags(oneOf("connection-string"), exclusive("ttl", "expiry"), exclusive("json", "format")),
 		RunE:    func(cmd *cobra.Command, _ []string) error { return runMQTT(st, cmd, o) },
 	}
 	fs := cmd.Flags()
@@ -83,6 +84,7 @@ func newMQTTCmd(st *streams) *cobra.Command {
 	fs.StringVar(&o.modelID, "model-id", "", "IoT Plug and Play model `ID` for the user name, e.g. dtmi:com:example:Thermostat;1")
 	fs.StringVar(&o.ca, "ca", "", "PEM `FILE` of the root CA that signed the hub's certificate (fakehub: testdata/certs/ca.pem)")
 	fs.StringVar(&o.format, "format", "text", "output `FORMAT`: "+strings.Join(mqttFormats, ", "))
+	fs.BoolVar(&o.json, "json", false, "the same as --format json (as on the other verbs)")
 	sortFlags(fs)
 	return cmd
 }
@@ -110,6 +112,9 @@ type mqttParams struct {
 }
 
 func runMQTT(st *streams, cmd *cobra.Command, o *mqttOptions) error {
+	if o.json {
+		o.format = "json"
+	}
 	if !slices.Contains(mqttFormats, o.format) {
 		return usageErrorf("--format %q: want one of %s", o.format, strings.Join(mqttFormats, ", "))
 	}
