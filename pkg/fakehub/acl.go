@@ -113,11 +113,8 @@ func (h *aclHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if strings.HasPrefix(topic, "$iothub/") {
 		return true
 	}
-	if _, _, err := iothub.ParseC2DTopic(topic); err == nil {
-		id, _, _ := iothub.ParseC2DTopic(topic)
-		return id == ss.id
-	}
-	return false
+	id, _, err := iothub.ParseC2DTopic(topic)
+	return err == nil && id == ss.id
 }
 
 // OnPacketSent tells the cloud side that a SUBACK went out.

@@ -314,6 +314,12 @@ func (h *authHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 		return
 	}
 	s.hubClose(old, ReasonReplaced, fmt.Sprintf("a newer connection for %s from %s replaced this one", ss.id, ss.remote))
+	if !old.established.Load() {
+		// Its CONNACK failed: mochi gave up on it before OnSessionEstablished
+		// and will not call OnDisconnect.
+		s.sessions.remove(old.cl)
+		return
+	}
 	// Wait for the old connection to finish, so mochi's bookkeeping for it
 	// (which deletes by client ID) cannot remove the new one.
 	select {
@@ -337,6 +343,7 @@ func (h *authHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if ss == nil {
 		return
 	}
+	ss.established.Store(true)
 	d := ss.deadline().Sub(s.opts.Now())
 	ss.timer = time.AfterFunc(max(d, 0), func() { s.expire(ss) })
 	s.log.Info("connected", append(idAttrs(ss.id), "remoteAddr", ss.remote,
@@ -359,6 +366,12 @@ func (h *authHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 		r := ReasonKeepAlive
 		if ss.closeReason.CompareAndSwap(nil, &r) {
 			s.reject(ss.rejection(ReasonKeepAlive, fmt.Sprintf("nothing received for %ds (1.5 × keep-alive, capped)", int(cl.State.Keepalive)+int(cl.State.Keepalive)/2)))
+		}
+	}
+	if ss.closeReason.Load() == nil && errors.Is(err, packets.ErrPacketTooLarge) {
+		r := ReasonMessageTooLarge
+		if ss.closeReason.CompareAndSwap(nil, &r) {
+			s.reject(ss.rejection(r, fmt.Sprintf("a packet over %d bytes", s.mochi.Options.Capabilities.MaximumPacketSize)))
 		}
 	}
 	replaced := false

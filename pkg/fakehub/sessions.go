@@ -36,6 +36,7 @@ type session struct {
 	lastTopic   string
 	lastPublish iothub.DevicePublish
 
+	established atomic.Bool // OnSessionEstablished ran: OnDisconnect will run too
 	timer       *time.Timer
 	closeReason atomic.Pointer[sas.Reason] // first hub-initiated close reason
 	done        chan struct{}              // closed on disconnect
@@ -164,7 +165,10 @@ func (s *Server) Sessions() []Session {
 }
 
 // Connected reports whether the identity has a live connection.
-func (s *Server) Connected(id iothub.Identity) bool { return s.sessions.lookup(id) != nil }
+func (s *Server) Connected(id iothub.Identity) bool {
+	ss := s.sessions.lookup(id)
+	return ss != nil && !ss.cl.Closed()
+}
 
 // ErrOffline means the identity has no live connection.
 var ErrOffline = errors.New("fakehub: device not connected")

@@ -216,11 +216,11 @@ func (st *Stream) ForDevice(deviceID, moduleID string) *Stream {
 }
 
 // Next returns the next message, waiting for it until ctx is done. Messages
-// evicted before they were read are skipped (see Dropped).
+// evicted before they were read are skipped (see Dropped). A Stream may be
+// shared by goroutines; each message is returned once.
 func (st *Stream) Next(ctx context.Context) (Message, error) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	for {
+		st.mu.Lock()
 		st.r.mu.Lock()
 		if st.cursor < st.r.oldest() {
 			st.cursor = st.r.oldest()
@@ -230,11 +230,13 @@ func (st *Stream) Next(ctx context.Context) (Message, error) {
 			st.cursor++
 			if st.filter == nil || st.filter(m) {
 				st.r.mu.Unlock()
+				st.mu.Unlock()
 				return m, nil
 			}
 		}
 		ch := st.r.changed
 		st.r.mu.Unlock()
+		st.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
