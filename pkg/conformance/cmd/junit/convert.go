@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -37,7 +38,18 @@ type testSuite struct {
 	Time      string     `xml:"time,attr"`
 	Timestamp string     `xml:"timestamp,attr,omitempty"`
 	Cases     []testCase `xml:"testcase"`
-	SystemOut string     `xml:"system-out,omitempty"`
+	SystemOut *cdata     `xml:"system-out,omitempty"`
+}
+
+type cdata struct {
+	Text string `xml:",cdata"`
+}
+
+func newCDATA(s string) *cdata {
+	if s == "" {
+		return nil
+	}
+	return &cdata{s}
 }
 
 type testCase struct {
@@ -46,12 +58,11 @@ type testCase struct {
 	Time      string   `xml:"time,attr"`
 	Failure   *message `xml:"failure,omitempty"`
 	Skipped   *message `xml:"skipped,omitempty"`
-	SystemOut string   `xml:"system-out,omitempty"`
 }
 
 type message struct {
 	Message string `xml:"message,attr"`
-	Body    string `xml:",chardata"`
+	Body    string `xml:",cdata"`
 }
 
 type pkgState struct {
@@ -141,12 +152,13 @@ func convert(r io.Reader, w io.Writer) error {
 	var total float64
 	for i, name := range order {
 		p := pkgs[name]
-		s := testSuite{Name: name, Time: seconds(p.elapsed), SystemOut: p.output.String()}
+		out := p.output.String()
+		if i == 0 && stray.Len() > 0 {
+			out = stray.String() + out
+		}
+		s := testSuite{Name: name, Time: seconds(p.elapsed), SystemOut: newCDATA(out)}
 		if !p.start.IsZero() {
 			s.Timestamp = p.start.UTC().Format(time.RFC3339)
-		}
-		if i == 0 && stray.Len() > 0 {
-			s.SystemOut = stray.String() + s.SystemOut
 		}
 		failedTests := 0
 		for _, tn := range p.order {
@@ -162,7 +174,6 @@ func convert(r io.Reader, w io.Writer) error {
 				c.Skipped = &message{Message: firstSkipLine(out), Body: out}
 				s.Skipped++
 			case "pass":
-				c.SystemOut = ""
 			default: // never finished: the run was cut short (timeout, panic)
 				c.Failure = &message{Message: "did not finish", Body: out}
 				s.Failures++
@@ -196,6 +207,9 @@ func convert(r io.Reader, w io.Writer) error {
 	return err
 }
 
+// fileLine is the "name_test.go:12: " prefix testing puts on log lines.
+var fileLine = regexp.MustCompile(`^\S+\.go:\d+: `)
+
 func seconds(s float64) string { return fmt.Sprintf("%.3f", s) }
 
 // firstSkipLine is the skip reason: the first output line that is not the
@@ -206,7 +220,7 @@ func firstSkipLine(out string) string {
 		if l == "" || strings.HasPrefix(l, "=== ") || strings.HasPrefix(l, "--- ") {
 			continue
 		}
-		return l
+		return fileLine.ReplaceAllString(l, "")
 	}
 	return "skipped"
 }

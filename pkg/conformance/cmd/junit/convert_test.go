@@ -64,8 +64,11 @@ func TestConvert(t *testing.T) {
 	if len(q.Cases) != 1 || q.Cases[0].Name != "(package)" || q.Cases[0].Failure == nil {
 		t.Errorf("build-failed package cases = %+v, want one failing (package) case", q.Cases)
 	}
-	if !strings.Contains(got.Suites[0].SystemOut, "syntax error") {
-		t.Errorf("non-JSON lines are lost; system-out = %q", got.Suites[0].SystemOut)
+	if so := got.Suites[0].SystemOut; so == nil || !strings.Contains(so.Text, "syntax error") {
+		t.Errorf("non-JSON lines are lost; system-out = %+v", so)
+	}
+	if want := "c2d/receive: skipped: target does not implement conformance.CloudToDevice"; skip.Skipped.Message != want {
+		t.Errorf("skip message = %q, want %q (no file:line prefix)", skip.Skipped.Message, want)
 	}
 }
 
