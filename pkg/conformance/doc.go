@@ -26,6 +26,31 @@
 // deadline the case fails and its connections are closed, so a hung hub
 // cannot hang the suite.
 //
+// # Running this package's tests
+//
+// TestConformance runs every case against an in-process fakehub (CI does
+// this); add -hublog -v to see the hub's log. TestConformanceRealHub runs
+// them against a real IoT hub named by the environment, and skips without:
+//
+//	HUBKIT_CONFORMANCE_SERVICE='HostName=myhub.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey=...' \
+//		go test ./pkg/conformance -run TestConformanceRealHub -v
+//
+// With a service connection string (RegistryWrite + ServiceConnect) each
+// case gets a fresh device, created and deleted through the hub's REST API,
+// and the twin and method cases run. Without one,
+// HUBKIT_CONFORMANCE_DEVICES lists device connection strings separated by
+// newlines or '|', used one per case. HUBKIT_CONFORMANCE_CONFIG may instead
+// name a JSON file {"service": ..., "devices": [...], "policies":
+// {"deviceConnect": {"name": ..., "key": ...}, "noDeviceConnect": {...}}}.
+//
+// JUnit XML without network access:
+//
+//	go test -json ./pkg/conformance > test.json
+//	go run ./pkg/conformance/cmd/junit < test.json > report.xml
+//
+// (gotestsum --junitfile report.xml --raw-command -- go test -json ./pkg/conformance
+// does the same if gotestsum is installed.)
+//
 // Like nettest, the suite aims for no false positives (a pass means the hub
 // showed the behaviour) and may have false negatives on a slow network.
 // Cases cite the section of the behaviour reference (iothub-mqtt.md) and the
