@@ -51,6 +51,9 @@ const genExample = `  # the known-answer vector of iothub-mqtt.md §2.6
   # a one-day token from a device connection string read from stdin
   sastool gen -c - --ttl 24h < device.cs
 
+  # the same device, signed with its secondary key (a connection string carries only one)
+  sastool gen -c - --key-file dev1-secondary.key < device.cs
+
   # a module token, key from a file
   sastool gen --hub contoso.azure-devices.net --device dev1 --module filter --key-file module.key
 
