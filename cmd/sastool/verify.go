@@ -31,6 +31,8 @@ When the signature does not match, verify tries the usual mistakes and names the
 explains the token: sr re-cased or re-encoded after signing, a '+' left unescaped in sig,
 the raw key text used as the HMAC key (the Event Hubs rule), milliseconds in se, a policy key
 without skn, and any --suspect keys you name (another device's key, the hub's policy keys).
+Name a policy's key "policy NAME" (--suspect 'policy iothubowner=KEY') and a token signed with
+it but lacking skn=NAME is reported as such.
 
 The key comes from --key, --key-file (- = stdin) or -c, else from $` + envKey + `.
 -c CONNECTION_STRING also sets the expected resource (override it with --uri).
@@ -39,8 +41,9 @@ The token is the one argument ("-" = stdin).
 Output: a valid token prints nothing on stdout and "sastool: valid: ..." on stderr.
 A rejected token prints "sastool: rejected: <reason>: <detail>" and "sastool: hint: ..."
 lines on stderr. Reasons are stable codes shared with fakehub: expired, signature-mismatch,
-scope-mismatch, host-mismatch, malformed. --json prints one object on stdout instead:
-{"valid":false,"reason":"...","detail":"...","hints":[...]}.
+scope-mismatch, host-mismatch, malformed. --json adds the verdict as one object on stdout:
+{"valid":false,"reason":"...","detail":"...","hints":[...]}, or {"valid":true,...}; a
+malformed token gets {"valid":false,"reason":"malformed",...} and exit 1.
 
 Exit codes: 0 valid, 1 malformed token or bad key, 2 usage, 3 rejected.`
 
@@ -51,7 +54,7 @@ const verifyExample = `  # is this token good for dev1 right now?
   sastool verify -c "$DEV1_CS" --secondary-key-file dev1-secondary.key "$TOKEN"
 
   # was it signed with another device's key?
-  sastool verify -c "$DEV1_CS" --suspect dev2="$DEV2_KEY" --suspect iothubowner="$OWNER_KEY" "$TOKEN"
+  sastool verify -c "$DEV1_CS" --suspect "device dev2=$DEV2_KEY" --suspect "policy iothubowner=$OWNER_KEY" "$TOKEN"
 
   # machine-readable verdict, fixed clock
   sastool verify --json --now 2030-01-01T00:00:00Z --key "$KEY" "$TOKEN"`
