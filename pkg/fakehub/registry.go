@@ -327,6 +327,32 @@ func (r *Registry) SetStatus(deviceID string, st Status) error {
 	return nil
 }
 
+// SetKeys replaces the keys of a device or module (empty keys are
+// generated), like regenerating keys in the portal. Connections already
+// open stay open until their token expires (IoT Hub's behaviour here is not
+// documented).
+func (r *Registry) SetKeys(id iothub.Identity, k Keys) (Keys, error) {
+	if err := r.fillKeys(&k); err != nil {
+		return Keys{}, fmt.Errorf("%s: %w", id, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d, ok := r.devices[id.DeviceID]
+	if !ok {
+		return Keys{}, fmt.Errorf("device %q: %w", id.DeviceID, ErrNotFound)
+	}
+	if !id.IsModule() {
+		d.Keys = k
+		return k, nil
+	}
+	i := slices.IndexFunc(d.Modules, func(m Module) bool { return m.ID == id.ModuleID })
+	if i < 0 {
+		return Keys{}, fmt.Errorf("module %s: %w", id, ErrNotFound)
+	}
+	d.Modules[i].Keys = k
+	return k, nil
+}
+
 func notify(ws []func(change), c change) {
 	for _, w := range ws {
 		w(c)

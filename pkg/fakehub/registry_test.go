@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/hubkit/hubkit/pkg/fakehub"
+	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
 const (
@@ -153,6 +154,13 @@ func TestRegistryOperations(t *testing.T) {
 	}
 	if _, err := r.AddModule(fakehub.Module{DeviceID: "d", ID: "m"}); err != nil {
 		t.Fatal(err)
+	}
+	k, err := r.SetKeys(iothub.Identity{DeviceID: "d", ModuleID: "m"}, fakehub.Keys{Primary: keyA})
+	if m, _ := r.Module("d", "m"); err != nil || m.Keys != k || k.Primary != keyA || k.Secondary == "" {
+		t.Errorf("SetKeys = %+v, %v; module keys %+v", k, err, m.Keys)
+	}
+	if _, err := r.SetKeys(iothub.Identity{DeviceID: "nope"}, fakehub.Keys{}); !errors.Is(err, fakehub.ErrNotFound) {
+		t.Errorf("SetKeys on a missing device: %v", err)
 	}
 	if err := r.SetStatus("d", "sleeping"); err == nil {
 		t.Error("SetStatus(sleeping) succeeded")
