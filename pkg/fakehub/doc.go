@@ -18,6 +18,15 @@
 // captured with the hub's annotations in a bounded buffer read through
 // Stream. Inferred behaviours are switchable in Quirks.
 //
+// Decisions where IoT Hub's behaviour is not documented (each a Quirk): a
+// will must target the identity's own telemetry topic, else CONNECT is
+// refused (5, reason will-topic-forbidden); the will arrives as telemetry
+// with iothub-MessageType=Will when the connection ends without DISCONNECT
+// (network loss, keep-alive, protocol violation) but not when the hub itself
+// ends it for an administrative reason (token expiry, takeover, device
+// disabled or removed). Keep-alive 0 gets the 1767 s cap. A disabled device
+// gets CONNACK 5.
+//
 // # Extension points for the cloud side
 //
 // The cloud half (C2D queue, twins, direct methods, service API) lives in
