@@ -6,43 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/hubkit/hubkit/internal/mqttraw"
 	"github.com/hubkit/hubkit/pkg/device"
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
-
-var keepAliveCases = []Case{
-	{
-		ID:          "keepalive/close-after-1.5x",
-		Requirement: "A client that goes silent is disconnected once 1.5 × its keep-alive passes, not before (keep-alive 2 s: closed between 3 s and 3 s plus a margin).",
-		Section:     "iothub-mqtt.md §1.17, §10.6; " + docMQTT + " (Default keep-alive timeout); MQTT 3.1.1 §3.1.2.10",
-		Certainty:   "C",
-		Needs:       []string{NeedKeepAlive},
-		run: func(e *E) {
-			const keepAlive = 2 * time.Second
-			p := e.connectPacket(e.dev, e.token(e.dev))
-			p.KeepAlive = uint16(keepAlive / time.Second)
-			ack, c, err := e.dial(p)
-			if err != nil || ack.ReturnCode != 0 {
-				e.Fatalf("CONNECT with keep-alive %v: %v CONNACK %d, want CONNACK 0", keepAlive, err, ack.ReturnCode)
-			}
-			start := time.Now()
-			latest := keepAlive*3/2 + 3*time.Second
-			if err := c.ExpectClosed(latest); err != nil {
-				e.Fatalf("silent for %v with keep-alive %v: %v, want the hub to close at 1.5 × keep-alive", latest, keepAlive, err)
-			}
-			// The hub's timer started before our clock did (at CONNECT), so a
-			// small tolerance keeps this free of false failures.
-			if took := time.Since(start); took < keepAlive*3/2-150*time.Millisecond {
-				e.Errorf("closed %v after CONNACK, want not before 1.5 × keep-alive (%v)", took.Round(time.Millisecond), keepAlive*3/2)
-			} else {
-				e.Logf("closed %v after CONNACK (keep-alive %v)", took.Round(time.Millisecond), keepAlive)
-			}
-		},
-	},
-}
 
 var d2cCases = []Case{
 	{
