@@ -58,9 +58,9 @@ const serveExample = `  # the committed test CA, one device with a generated key
   az iot hub device-identity list --hub-name myhub > devices.json
   fakehub --ca testdata/certs --devices devices.json --log-format json
 
-  # then, in another shell
-  mosquitto_pub $(sastool mqtt -c "HostName=localhost;DeviceId=demo-device;SharedAccessKey=..." \
-    --ca testdata/certs/ca.pem --format mosquitto) -m hello`
+  # then, in another shell: ready mosquitto_pub/mosquitto_sub commands for a device
+  sastool mqtt -c "HostName=localhost;DeviceId=demo-device;SharedAccessKey=..." \
+    --ca testdata/certs/ca.pem --format mosquitto`
 
 type serveFlags struct {
 	ca             string
