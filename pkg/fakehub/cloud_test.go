@@ -67,7 +67,7 @@ func (r *recorder) wait(t *testing.T, want string) {
 func TestCloudSideExtensionPoint(t *testing.T) {
 	rec := &recorder{ch: make(chan struct{}, 1)}
 	newCloudSide = func(*Server) cloudSide { return rec }
-	t.Cleanup(func() { newCloudSide = nil })
+	t.Cleanup(func() { newCloudSide = nil }) // restores the default (the cloud half)
 	s, err := NewServer(Options{InsecureAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)

@@ -27,25 +27,46 @@
 // disabled or removed). Keep-alive 0 gets the 1767 s cap. A disabled device
 // gets CONNACK 5.
 //
-// # Extension points for the cloud side
+// # The cloud side
 //
-// The cloud half (C2D queue, twins, direct methods, service API) lives in
-// files of this package next to internal/{twin,c2d,methods,restapi}. It
-// plugs in without touching the device side:
+// The Server also plays the cloud (cloud.go, c2d.go, twin.go, methods.go
+// over the pure packages internal/{c2d,twin,methods}):
 //
-//   - Implement the unexported cloudSide interface (sessions.go) and set
-//     newCloudSide from an init function; each Server then calls it with:
-//     established (after CONNACK and inflight resend: flush queued C2D),
-//     subscribed (after the SUBACK is written, with the filters and granted
-//     codes), devicePublish (twin GET, reported PATCH, method response, with
-//     the parsed iothub.DevicePublish; the device gets its PUBACK), puback
-//     (the device acknowledged our QoS 1 packet ID) and disconnected
-//     (replaced=true on takeover). The default is a no-op.
-//   - Server.deliver(identity, topic, payload, qos) writes a PUBLISH straight
-//     to the identity's live connection (QoS 1 registers the inflight, so it
-//     is resent on a clean=false reconnect), bypassing mochi's topic tree
-//     which would broadcast $iothub topics to every device.
-//   - The session table (sessions.lookup(identity), session.subscriptions,
-//     session.subscribed(kind)) gives the live *mqtt.Client and its granted
-//     subscriptions, inherited ones included.
+//   - C2D: SendC2D/SendC2DTo enqueue into a per-identity FIFO (at most 50
+//     pending, 64 KB, TTL default 1 h) delivered on
+//     devices/{id}/messages/devicebound/{bag} at min(subscription QoS, 1);
+//     a QoS 1 message is completed by the device's PUBACK, and one not
+//     acknowledged when the connection ends goes back to the head of the
+//     queue for the next session. The queue is the only source of
+//     redelivery: C2D PUBLISHes bypass mochi's inflight store. C2DState,
+//     WaitC2DState and C2DMessages show each message's state.
+//   - Twins: $iothub/twin/GET and reported PATCH are answered on
+//     $iothub/twin/res/...; Twin, UpdateDesired and UpdateTwin are the
+//     service side; desired changes are pushed to subscribed devices.
+//   - Direct methods: InvokeMethod/InvokeMethodOn publish
+//     $iothub/methods/POST/{name}/?$rid= and wait for the device's
+//     $iothub/methods/res/{status}/?$rid=.
+//   - The service REST API (ServiceHandler, Options.ServiceAddr) exposes all
+//     of it over HTTPS with IoT Hub's paths and SAS policy tokens.
+//
+// Service errors are *ServiceError values matched with errors.Is against
+// ErrDeviceNotOnline, ErrGatewayTimeout, ErrQueueFull and the other
+// sentinels in serviceerrors.go.
+//
+// # Extension points
+//
+// The cloud half plugs into the device side through the unexported
+// cloudSide interface (sessions.go); a test may replace it by setting
+// newCloudSide. Each Server calls it with:
+// established (after CONNACK and inflight resend: flush queued C2D),
+// subscribed (after the SUBACK is written, with the filters and granted
+// codes), devicePublish (twin GET, reported PATCH, method response, with
+// the parsed iothub.DevicePublish; the device gets its PUBACK), puback
+// (the device acknowledged our QoS 1 packet ID) and disconnected
+// (replaced=true on takeover). Server.deliver(identity, topic, payload,
+// qos) writes a PUBLISH straight to the identity's live connection,
+// bypassing mochi's topic tree which would broadcast $iothub topics to
+// every device. The session table (sessions.lookup(identity),
+// session.subscriptions, session.subscribed(kind)) gives the live
+// *mqtt.Client and its granted subscriptions, inherited ones included.
 package fakehub

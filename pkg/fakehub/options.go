@@ -46,6 +46,14 @@ type Options struct {
 	// connected device is dropped. 0 means sas.DefaultSkew (5 min); a
 	// negative value means none.
 	TokenExpiryGrace time.Duration
+	// ServiceAddr, when set, is the listen address of the service REST API
+	// (ServiceHandler): HTTPS with the TLS certificate of the MQTT listener
+	// (plain HTTP when only InsecureAddr is set). The CLI's default is
+	// ":8443". Close shuts it down and ends open telemetry streams.
+	ServiceAddr string
+	// C2DDefaultTTL is how long a C2D message without its own expiry waits
+	// for its device. Default 1 h, as IoT Hub; 1 min to 48 h.
+	C2DDefaultTTL time.Duration
 	// Quirks switch the behaviours that are inferred, not documented.
 	Quirks Quirks
 }
@@ -98,6 +106,11 @@ type Quirks struct {
 	// DISCONNECT for any other reason (network loss, keep-alive, protocol
 	// violation), as "the network connection closes" reads in iothub-mqtt.md §4.1.
 	WillOnHubClose bool
+	// KeepC2DWithoutSubscription keeps a C2D message sent while its device
+	// is connected without a C2D subscription queued (until the device
+	// subscribes or the message expires). By default it is rejected (state
+	// rejected, feedback Rejected), as IoT Hub does (iothub-mqtt.md §4.2).
+	KeepC2DWithoutSubscription bool
 }
 
 func (q Quirks) disabledCode() byte {

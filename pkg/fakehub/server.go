@@ -33,7 +33,9 @@ type Server struct {
 	sessions   sessionTable
 	telemetry  *ring
 	rejections rejectionLog
-	cloud      cloudSide
+	cloud      cloudSide // the hooks' view of svc (a test may replace it)
+	svc        *cloud    // C2D, twins, methods
+	service    *serviceListener
 
 	closing   atomic.Bool
 	closeOnce sync.Once
@@ -58,7 +60,11 @@ func NewServer(opts Options) (*Server, error) {
 		s.hostNames = append(s.hostNames, strings.ToLower(stripPort(h)))
 	}
 	s.sessions.init()
-	s.cloud = noCloud{}
+	svc, err := newCloud(s)
+	if err != nil {
+		return nil, fmt.Errorf("fakehub: %w", err)
+	}
+	s.svc, s.cloud = svc, svc
 	if newCloudSide != nil {
 		s.cloud = newCloudSide(s)
 	}
@@ -119,6 +125,12 @@ func NewServer(opts Options) (*Server, error) {
 	if err := s.mochi.Serve(); err != nil {
 		return nil, err
 	}
+	if opts.ServiceAddr != "" {
+		if err := s.startService(); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -162,6 +174,8 @@ func (s *Server) AddDevice(id string, keys ...[]byte) (Device, error) {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
+		s.stopService()
+		s.svc.close()
 		// Drain first: mochi's Close races with connection set-up (mochi#424,
 		// #541) and can deadlock while clients come and go (mochi#488).
 		for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
@@ -232,6 +246,9 @@ func (s *Server) connectTimedOut(remote string) {
 // registryChanged drops the connections of an identity that was disabled or
 // removed (a device change covers its modules).
 func (s *Server) registryChanged(c change) {
+	if c.reason == sas.ReasonUnknownIdentity {
+		s.svc.removed(c.id)
+	}
 	for _, ss := range s.sessions.all() {
 		if ss.id == c.id || (!c.id.IsModule() && ss.id.DeviceID == c.id.DeviceID) {
 			s.hubClose(ss, c.reason, c.detail)

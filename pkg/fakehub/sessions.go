@@ -2,6 +2,7 @@ package fakehub
 
 import (
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,9 @@ type session struct {
 
 	subMu       sync.Mutex
 	pendingSubs map[uint16][]string // SUBSCRIBE filters by packet ID until the SUBACK is sent
+
+	tag   string     // unique per connection (set by establish): tags C2D deliveries
+	c2dMu sync.Mutex // serialises C2D flushes (service and connection goroutines) for FIFO order
 }
 
 // deadline is when the session is dropped for token expiry.
@@ -79,6 +83,7 @@ type sessionTable struct {
 	byID     map[iothub.Identity]*session
 	byClient map[*mqtt.Client]*session
 	pending  map[*mqtt.Client]*session // authenticated in OnConnect, not yet established
+	seq      uint64                    // connections established so far (session tags)
 }
 
 func (t *sessionTable) init() {
@@ -117,6 +122,8 @@ func (t *sessionTable) establish(ss *session) (old *session) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.pending, ss.cl)
+	t.seq++
+	ss.tag = strconv.FormatUint(t.seq, 10)
 	old = t.byID[ss.id]
 	t.byID[ss.id] = ss
 	t.byClient[ss.cl] = ss
@@ -177,7 +184,9 @@ var ErrOffline = errors.New("fakehub: device not connected")
 // mochi's topic tree (which would broadcast $iothub topics to every device,
 // mochi-and-paho.md §2f). For QoS 1 the inflight is registered so it is
 // resent on a clean=false reconnect; the device's PUBACK arrives at
-// cloudSide.puback with the returned packet ID.
+// cloudSide.puback with the returned packet ID. The cloud side publishes
+// only QoS 0 with it: C2D messages (QoS 1) are written by flushC2D, which
+// keeps them out of mochi's inflight store.
 func (s *Server) deliver(id iothub.Identity, topic string, payload []byte, qos byte) (uint16, error) {
 	ss := s.sessions.lookup(id)
 	if ss == nil || ss.cl.Closed() {

@@ -63,6 +63,10 @@ type Options struct {
 	NewTimer func(d time.Duration) (<-chan time.Time, func() bool)
 	// Logger receives Debug records for each call (nil = discard).
 	Logger *slog.Logger
+	// MinTimeout is the smallest response timeout Invoke accepts (default
+	// MinTimeout, 5 s, as the hub). An in-process test harness may lower it
+	// to exercise the time-out path quickly; MaxTimeout still applies.
+	MinTimeout time.Duration
 }
 
 // Registry correlates direct-method invocations with the devices' answers. It is safe for
@@ -72,6 +76,7 @@ type Registry struct {
 	now      func() time.Time
 	newTimer func(d time.Duration) (<-chan time.Time, func() bool)
 	log      *slog.Logger
+	min      time.Duration
 
 	mu     sync.Mutex
 	next   uint64
@@ -96,7 +101,10 @@ func New(opts Options) (*Registry, error) {
 		return nil, errors.New("methods: Options.Send is required")
 	}
 	r := &Registry{send: opts.Send, now: opts.Now, newTimer: opts.NewTimer, log: opts.Logger,
-		calls: make(map[string]*call)}
+		min: opts.MinTimeout, calls: make(map[string]*call)}
+	if r.min <= 0 {
+		r.min = MinTimeout
+	}
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -116,6 +124,10 @@ func New(opts Options) (*Registry, error) {
 // before anything reaches the device, and returns the timeout in force (DefaultTimeout for 0).
 // Errors are *Error with status 400 and code 400004.
 func ValidateRequest(name string, payload []byte, timeout time.Duration) (time.Duration, error) {
+	return validate(name, payload, timeout, MinTimeout)
+}
+
+func validate(name string, payload []byte, timeout, minTimeout time.Duration) (time.Duration, error) {
 	switch {
 	case name == "":
 		return 0, newError(CodeArgumentInvalid, nil, "method name is empty")
@@ -129,8 +141,8 @@ func ValidateRequest(name string, payload []byte, timeout time.Duration) (time.D
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
-	if timeout < MinTimeout || timeout > MaxTimeout {
-		return 0, newError(CodeArgumentInvalid, nil, "response timeout %v is outside %v-%v", timeout, MinTimeout, MaxTimeout)
+	if timeout < minTimeout || timeout > MaxTimeout {
+		return 0, newError(CodeArgumentInvalid, nil, "response timeout %v is outside %v-%v", timeout, minTimeout, MaxTimeout)
 	}
 	return timeout, nil
 }
@@ -139,7 +151,7 @@ func ValidateRequest(name string, payload []byte, timeout time.Duration) (time.D
 // (0 means DefaultTimeout) or the end of ctx, whichever comes first. See the package
 // documentation for the outcomes.
 func (r *Registry) Invoke(ctx context.Context, id iothub.Identity, name string, payload []byte, timeout time.Duration) (Result, error) {
-	timeout, err := ValidateRequest(name, payload, timeout)
+	timeout, err := validate(name, payload, timeout, r.min)
 	if err != nil {
 		return Result{}, err
 	}

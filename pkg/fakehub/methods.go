@@ -1,0 +1,75 @@
+package fakehub
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/hubkit/hubkit/pkg/fakehub/internal/methods"
+	"github.com/hubkit/hubkit/pkg/iothub"
+)
+
+// MethodResult is a device's answer to a direct method: the status it
+// published on $iothub/methods/res/{status}/?$rid= and its payload
+// (JSON; "null" when the device sent an empty body).
+type MethodResult struct {
+	Status  int             `json:"status"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// Direct-method response timeouts of the service API (the Go API accepts
+// any positive timeout up to MaxMethodTimeout).
+const (
+	DefaultMethodTimeout = methods.DefaultTimeout // 30 s
+	MinMethodTimeout     = methods.MinTimeout     // 5 s, the service API's minimum
+	MaxMethodTimeout     = methods.MaxTimeout     // 300 s
+)
+
+// InvokeMethod calls direct method name on a device with a JSON payload
+// (empty: none) and waits for its answer: the request is published on
+// $iothub/methods/POST/{name}/?$rid={rid}, the device answers on
+// $iothub/methods/res/{status}/?$rid={rid}.
+//
+// timeout is the response timeout: 0 means 30 s; unlike the service API
+// (5-300 s), any positive value up to 300 s is accepted so that tests can
+// provoke a 504 quickly. Errors are *ServiceError: ErrDeviceNotOnline (404:
+// not connected, or not subscribed to $iothub/methods/POST/#),
+// ErrDeviceDisconnected (it left before answering), ErrGatewayTimeout (504:
+// no answer in time), ErrInvalidArgument; or ctx's error.
+func (s *Server) InvokeMethod(ctx context.Context, deviceID, name string, payload []byte, timeout time.Duration) (MethodResult, error) {
+	return s.InvokeMethodOn(ctx, iothub.Identity{DeviceID: deviceID}, name, payload, timeout)
+}
+
+// InvokeMethodOn is InvokeMethod for any identity, a device or a module.
+func (s *Server) InvokeMethodOn(ctx context.Context, id iothub.Identity, name string, payload []byte, timeout time.Duration) (MethodResult, error) {
+	if err := s.identityExists(id); err != nil {
+		return MethodResult{}, err
+	}
+	res, err := s.svc.methods.Invoke(ctx, id, name, payload, timeout)
+	if err != nil {
+		return MethodResult{}, asServiceError(err)
+	}
+	return MethodResult{Status: res.Status, Payload: res.Payload}, nil
+}
+
+// sendMethod publishes a method request (QoS 0) to a connected identity
+// subscribed to $iothub/methods/POST/#, else fails (-> 404103).
+func (c *cloud) sendMethod(_ context.Context, req methods.Request) error {
+	ss := c.sessionFor(req.Identity)
+	if ss == nil {
+		return ErrOffline
+	}
+	if _, ok := ss.subscribed(iothub.FilterMethods); !ok {
+		return errNotSubscribed
+	}
+	_, err := c.s.deliver(req.Identity, iothub.MethodRequestTopic(req.Name, req.RID), req.Payload, 0)
+	return err
+}
+
+// methodResponse hands a device's $iothub/methods/res/{status}/?$rid= to the
+// waiting invocation.
+func (c *cloud) methodResponse(ss *session, rid string, status int, payload []byte) {
+	if !c.methods.Respond(ss.id, rid, status, payload) {
+		c.s.log.Info("method response matches no pending call (late, or unknown $rid)", append(idAttrs(ss.id), "rid", rid, "status", status)...)
+	}
+}
