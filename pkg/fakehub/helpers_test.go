@@ -175,8 +175,9 @@ func eventually(t testing.TB, what string, cond func() bool) {
 
 // pahoClient connects a paho client (MQTT 3.1.1) for id with password.
 type pahoResult struct {
-	c    paho.Client
-	lost chan error
+	c              paho.Client
+	lost           chan error
+	sessionPresent bool // the CONNACK's session-present flag
 }
 
 func pahoConnect(t testing.TB, h *fakehubtest.Hub, id iothub.Identity, user, password string, tune ...func(*paho.ClientOptions)) (*pahoResult, error) {
@@ -207,6 +208,7 @@ func pahoConnect(t testing.TB, h *fakehubtest.Hub, id iothub.Identity, user, pas
 	if err := tok.Error(); err != nil {
 		return nil, err
 	}
+	r.sessionPresent = tok.(*paho.ConnectToken).SessionPresent()
 	t.Cleanup(func() { r.c.Disconnect(0) })
 	return r, nil
 }
