@@ -37,8 +37,14 @@ policies, in IoT Hub's own JSON shapes, so "az iot hub device-identity list"
 output loads as is) and from --device ID[=KEY] (ID may be deviceId/moduleId;
 without KEY a key is generated and printed).
 
-stdout carries the start banner: the listen address, the CA to trust and, per
-device, a connection string and a ready "sastool mqtt" command. Logs (each
+The service REST API (IoT Hub's registry, twin and direct-method paths, plus
+C2D, telemetry and rejection extensions) listens on --http (default :8443,
+"off" disables) over HTTPS with the same certificate; the client verbs (send,
+events, invoke, twin, devices, rejections) use it.
+
+stdout carries the start banner: the listen address, the CA to trust, the
+service API URL and its connection string (iothubowner) and, per device, a
+connection string and a ready "sastool mqtt" command. Logs (each
 connection, telemetry message and refusal with its reason) go to stderr.
 SIGINT or SIGTERM stops the hub.
 
@@ -58,7 +64,12 @@ const serveExample = `  # the committed test CA, one device with a generated key
   az iot hub device-identity list --hub-name myhub > devices.json
   fakehub --ca testdata/certs --devices devices.json --log-format json
 
-  # then, in another shell: ready mosquitto_pub/mosquitto_sub commands for a device
+  # then, in another shell: send the device a C2D message, read its telemetry
+  export HUBKIT_SERVICE_CONNECTION_STRING='HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=...'
+  fakehub send demo-device 'hello' --ca testdata/certs
+  fakehub events --follow --ca testdata/certs
+
+  # ready mosquitto_pub/mosquitto_sub commands for a device
   sastool mqtt -c "HostName=localhost;DeviceId=demo-device;SharedAccessKey=..." \
     --ca testdata/certs/ca.pem --format mosquitto`
 
@@ -66,6 +77,7 @@ type serveFlags struct {
 	ca             string
 	hostNames      []string
 	listen         string
+	http           string
 	devicesFile    string
 	devices        []string
 	insecureTCP    string
@@ -99,6 +111,7 @@ func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 	fs.StringVar(&f.ca, "ca", "", "`DIR` holding ca.pem and ca-key.pem (created if missing)")
 	fs.StringArrayVar(&f.hostNames, "hostname", nil, "host `NAME` devices use (repeatable; default the devices file's hostname, else localhost)")
 	fs.StringVar(&f.listen, "listen", ":8883", "MQTT over TLS listen `ADDR`")
+	fs.StringVar(&f.http, "http", ":8443", "service REST API (HTTPS) listen `ADDR`, or off")
 	fs.StringVar(&f.devicesFile, "devices", "", "devices `FILE` (YAML or JSON)")
 	fs.StringArrayVar(&f.devices, "device", nil, "add a device `ID[=KEY]` or module DEVICE/MODULE[=KEY] (repeatable)")
 	fs.StringVar(&f.insecureTCP, "insecure-tcp", "", "also listen for plaintext MQTT on `ADDR` (IoT Hub has no such port)")
@@ -221,6 +234,9 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 		opts.TLS = tlsConf
 		opts.Addr = f.listen
 	}
+	if f.http != "off" && f.http != "" {
+		opts.ServiceAddr = f.http
+	}
 	srv, err := fakehub.NewServer(opts)
 	if err != nil {
 		return err
@@ -270,6 +286,19 @@ func printBanner(w io.Writer, srv *fakehub.Server, reg *fakehub.Registry, caFile
 	}
 	if a := srv.InsecureAddr(); a != "" {
 		fmt.Fprintf(w, "fakehub: plaintext MQTT on %s (testing only)\n", a)
+	}
+	if u := srv.ServiceURL(); u != "" {
+		fmt.Fprintf(w, "service: %s (REST API, listening on %s)\n", u, srv.ServiceAddr())
+		fmt.Fprintf(w, "  connection string: %s\n", srv.ServiceConnectionString())
+		hubURL := ""
+		if _, p, _ := net.SplitHostPort(srv.ServiceAddr()); p != "8443" {
+			hubURL = " --hub-url " + u
+		}
+		caFlag := ""
+		if tls {
+			caFlag = " --ca " + caFile
+		}
+		fmt.Fprintf(w, "  fakehub events --follow -c '%s'%s%s\n", srv.ServiceConnectionString(), caFlag, hubURL)
 	}
 	_, port, _ := net.SplitHostPort(srv.Addr())
 	portFlag := ""
