@@ -66,6 +66,29 @@ func (c *cloud) sendMethod(_ context.Context, req methods.Request) error {
 	return err
 }
 
+// waitMethodsReady waits up to d (connectTimeoutInSeconds) for id to be
+// connected and subscribed to direct methods; Invoke then decides.
+func (c *cloud) waitMethodsReady(ctx context.Context, id iothub.Identity, d time.Duration) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond) // sessions have no change feed: poll
+	defer tick.Stop()
+	for {
+		if ss := c.sessionFor(id); ss != nil {
+			if _, ok := ss.subscribed(iothub.FilterMethods); ok {
+				return
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // methodResponse hands a device's $iothub/methods/res/{status}/?$rid= to the
 // waiting invocation.
 func (c *cloud) methodResponse(ss *session, rid string, status int, payload []byte) {

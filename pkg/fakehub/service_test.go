@@ -154,6 +154,22 @@ func TestServiceAPI(t *testing.T) {
 		if st, _, _ := c.do("POST", "/twins/dev1/methods"+av, `{"methodName":"x","responseTimeoutInSeconds":1}`, ctJSON); st != http.StatusBadRequest {
 			t.Errorf("timeout 1 s = %d, want 400 (5-300 s on the service API)", st)
 		}
+		// connectTimeoutInSeconds waits for the device to come online (the
+		// call may reach the hub before or after the device: both must work).
+		type answer struct {
+			st   int
+			body string
+		}
+		got := make(chan answer, 1)
+		go func() {
+			st, _, body := c.do("POST", "/twins/dev2/methods"+av, `{"methodName":"late","connectTimeoutInSeconds":10}`, ctJSON)
+			got <- answer{st, body}
+		}()
+		d2 := connectDevice(t, h, dev2, keyDev2A, true)
+		answerMethods(t, d2, 202)
+		if a := <-got; a.st != 200 || !strings.Contains(a.body, `"status":202`) {
+			t.Errorf("with connectTimeoutInSeconds = %d %s", a.st, a.body)
+		}
 	})
 
 	t.Run("c2d", func(t *testing.T) {

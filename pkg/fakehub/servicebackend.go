@@ -207,6 +207,9 @@ func (b serviceBackend) InvokeMethod(ctx context.Context, id iothub.Identity, re
 	if string(payload) == "null" {
 		payload = nil
 	}
+	if req.ConnectTimeout > 0 {
+		b.s.svc.waitMethodsReady(ctx, id, req.ConnectTimeout)
+	}
 	res, err := b.s.InvokeMethodOn(ctx, id, req.Name, payload, req.ResponseTimeout)
 	if err != nil {
 		return restapi.MethodResult{}, restErr(err)

@@ -233,14 +233,6 @@ type cloudSide interface {
 	disconnected(ss *session, replaced bool)
 }
 
-// newCloudSide, when set (by an init function of the cloud-side files),
-// builds the cloud side for each Server.
+// newCloudSide, when set (tests), replaces the cloud side the hooks call
+// (the Server's own *cloud, which then sees no device events).
 var newCloudSide func(*Server) cloudSide
-
-type noCloud struct{}
-
-func (noCloud) established(*session)                                 {}
-func (noCloud) subscribed(*session, []string, []byte)                {}
-func (noCloud) devicePublish(*session, iothub.DevicePublish, []byte) {}
-func (noCloud) puback(*session, uint16)                              {}
-func (noCloud) disconnected(*session, bool)                          {}
