@@ -195,9 +195,24 @@ func (c *cloud) sendC2D(id iothub.Identity, m c2d.Message) (string, error) {
 // the queue is the only source of redelivery (RequeueSession on disconnect),
 // so a clean=false reconnect does not get a message twice.
 func (c *cloud) flushC2D(ss *session) {
+	for ss != nil && !c.flushOnce(ss) {
+		// The connection died under the write: its messages are back in the
+		// queue. A newer connection of the identity may already have
+		// flushed; hand them to it.
+		cur := c.sessionFor(ss.id)
+		if cur == ss {
+			return
+		}
+		ss = cur
+	}
+}
+
+// flushOnce writes what the queue holds for ss and reports false if a write
+// failed (the session's deliveries are then requeued).
+func (c *cloud) flushOnce(ss *session) bool {
 	qos, ok := ss.subscribed(iothub.FilterC2D)
 	if !ok {
-		return
+		return true
 	}
 	qos = min(qos, 1)
 	ss.c2dMu.Lock()
@@ -206,7 +221,7 @@ func (c *cloud) flushC2D(ss *session) {
 	for {
 		ds := c.c2d.Dispatch(ss.id, ss.tag, 0)
 		if len(ds) == 0 {
-			return
+			return true
 		}
 		for _, d := range ds {
 			pk := packets.Packet{
@@ -221,7 +236,7 @@ func (c *cloud) flushC2D(ss *session) {
 			if err := ss.cl.WritePacket(pk); err != nil {
 				c.s.log.Debug("C2D delivery failed; requeued", append(idAttrs(ss.id), "messageId", d.Message.ID, "error", err)...)
 				c.c2d.RequeueSession(ss.id, ss.tag)
-				return
+				return false
 			}
 			if qos == 0 {
 				c.c2d.CompleteMessage(ss.id, d.Message.ID)
