@@ -24,6 +24,9 @@ func restErr(err error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &se):
+		if se.Message != "" {
+			err = errors.New(se.Message) // the sentinel's text says the rest
+		}
 		return restapi.FromCode(int(se.Code), err)
 	case errors.Is(err, ErrClosed):
 		return restapi.FromCode(int(iothub.ErrorServiceUnavailable), err)
