@@ -1,6 +1,7 @@
 package conformance_test
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -55,6 +56,20 @@ var deviants = []struct {
 		mustFail: []string{"connect/sas/expired"},
 	},
 	{
+		name:     "fakehub-keeps-c2d-without-subscription",
+		target:   quirkyFakehub(func(o *fakehub.Options) { o.Quirks.KeepC2DWithoutSubscription = true }),
+		mustFail: []string{"c2d/no-subscription-rejected"},
+	},
+	{
+		// C2D messages are accepted and lost: the cases that expect a
+		// delivery must not pass on silence.
+		name: "fakehub-c2d-lost",
+		target: func(t *testing.T) conformance.Target {
+			return lostC2D{quirkyFakehub(func(*fakehub.Options) {})(t).(*fakeTarget)}
+		},
+		mustFail: []string{"c2d/receive", "c2d/receive-plus-filter", "c2d/session-present-and-early-delivery"},
+	},
+	{
 		// A plain MQTT broker that lets everyone in: every IoT Hub rule the
 		// suite checks without service-side capabilities must fail.
 		name:   "mochi-allow-all",
@@ -99,6 +114,7 @@ func TestDeviantHub(t *testing.T) {
 }
 
 func TestSuiteCatchesDeviations(t *testing.T) {
+	t.Parallel()
 	if os.Getenv(deviantEnv) != "" {
 		t.Skip("child process")
 	}
@@ -108,7 +124,7 @@ func TestSuiteCatchesDeviations(t *testing.T) {
 	for _, d := range deviants {
 		t.Run(d.name, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestDeviantHub$", "-test.v", "-test.count=1", "-test.timeout=60s")
+			cmd := exec.Command(os.Args[0], "-test.run=^TestDeviantHub$", "-test.v", "-test.count=1", "-test.parallel=16", "-test.timeout=60s")
 			cmd.Env = append(os.Environ(), deviantEnv+"="+d.name, "GORACE=atexit_sleep_ms=0")
 			out, err := cmd.CombinedOutput()
 			var ee *exec.ExitError
@@ -139,6 +155,11 @@ func quirkyFakehub(adjust func(*fakehub.Options)) func(t *testing.T) conformance
 		return startFakeTarget(t, opts)
 	}
 }
+
+// lostC2D accepts C2D messages and drops them.
+type lostC2D struct{ *fakeTarget }
+
+func (lostC2D) SendC2D(context.Context, string, conformance.C2DMessage) error { return nil }
 
 // mochiTarget is a stock mochi-mqtt broker that allows everything.
 type allowAll struct{ mqtt.HookBase }

@@ -2,16 +2,21 @@ package conformance_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hubkit/hubkit/pkg/conformance"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
+	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
 // fakeTarget runs the suite against an in-process fakehub and offers every
@@ -117,16 +122,39 @@ func (f *fakeTarget) NextTelemetry(ctx context.Context, deviceID string) (confor
 	}, nil
 }
 
-// Lacks reports the device-side behaviours fakehub does not have yet.
-func (f *fakeTarget) Lacks(feature string) string {
-	switch feature {
-	case conformance.FeatureTwin, conformance.FeatureC2D, conformance.FeatureMethods:
-		return "fakehub's cloud side (C2D, twins, methods) has not landed yet"
+func (f *fakeTarget) SendC2D(ctx context.Context, deviceID string, m conformance.C2DMessage) error {
+	var props iothub.Properties
+	for _, k := range slices.Sorted(maps.Keys(m.Properties)) {
+		props = append(props, iothub.Property{Key: k, Value: m.Properties[k]})
 	}
-	return ""
+	_, err := f.hub.SendC2D(ctx, deviceID, fakehub.C2DMessage{MessageID: m.MessageID, Payload: m.Payload, Properties: props})
+	return fakeServiceError(err)
+}
+
+func (f *fakeTarget) InvokeMethod(ctx context.Context, deviceID, name string, payload []byte, timeout time.Duration) (int, []byte, error) {
+	res, err := f.hub.InvokeMethod(ctx, deviceID, name, payload, timeout)
+	if err != nil {
+		return 0, nil, fakeServiceError(err)
+	}
+	return res.Status, res.Payload, nil
+}
+
+func (f *fakeTarget) UpdateDesired(ctx context.Context, deviceID string, patch []byte) error {
+	_, err := f.hub.UpdateDesired(ctx, iothub.Identity{DeviceID: deviceID}, patch)
+	return fakeServiceError(err)
+}
+
+// fakeServiceError maps fakehub's service errors to the suite's.
+func fakeServiceError(err error) error {
+	var se *fakehub.ServiceError
+	if errors.As(err, &se) {
+		return &conformance.ServiceError{StatusCode: se.Status, Code: se.Code.String(), Message: se.Message}
+	}
+	return err
 }
 
 // TestConformance runs the whole suite against an in-process fakehub.
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	conformance.Run(t, newFakeTarget(t))
 }

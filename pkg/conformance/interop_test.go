@@ -141,6 +141,7 @@ func (l *lines) await(prefix string) (string, bool) {
 }
 
 func TestInteropPahoPython(t *testing.T) {
+	t.Parallel()
 	const python = "/usr/bin/python3"
 	if _, err := os.Stat(python); err != nil {
 		missingTool(t, "%s not found: apt-get install python3 python3-paho-mqtt", python)
@@ -293,6 +294,7 @@ func flagValue(args []string, name string) string {
 }
 
 func TestInteropMosquitto(t *testing.T) {
+	t.Parallel()
 	pubTool := lookTool(t, "mosquitto_pub", "mosquitto-clients")
 	subTool := lookTool(t, "mosquitto_sub", "mosquitto-clients")
 	sastool := buildSastool(t)

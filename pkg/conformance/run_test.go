@@ -56,6 +56,7 @@ func TestHungHubChild(t *testing.T) {
 }
 
 func TestDeadlineClosesHungCase(t *testing.T) {
+	t.Parallel()
 	if os.Getenv(hungEnv) != "" {
 		t.Skip("child process")
 	}
