@@ -266,3 +266,26 @@ func TestC2DPurgedWhenDeviceRemoved(t *testing.T) {
 		t.Errorf("twin of the re-created device: %+v %v, want a fresh one", tw, err)
 	}
 }
+
+// BenchmarkC2DRoundTrip measures one C2D message from SendC2D to the
+// device's PUBACK (state completed), paho at QoS 1 over TLS:
+//
+//	go test -run '^$' -bench C2DRoundTrip -benchtime 2000x ./pkg/fakehub/
+func BenchmarkC2DRoundTrip(b *testing.B) {
+	h := startHub(b, fakehub.Options{})
+	d := connectDevice(b, h, dev1, keyDev1A, true)
+	d.subscribe(b, iothub.C2DFilter(dev1), 1)
+	ctx := context.Background()
+	payload := []byte(`{"led":"on"}`)
+	b.ResetTimer()
+	for range b.N {
+		id, err := h.SendC2D(ctx, "dev1", fakehub.C2DMessage{Payload: payload})
+		if err != nil {
+			b.Fatal(err)
+		}
+		d.next(b)
+		if _, err := h.WaitC2DState(ctx, id, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

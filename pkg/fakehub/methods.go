@@ -20,9 +20,9 @@ type MethodResult struct {
 // Direct-method response timeouts of the service API (the Go API accepts
 // any positive timeout up to MaxMethodTimeout).
 const (
-	DefaultMethodTimeout = methods.DefaultTimeout // 30 s
-	MinMethodTimeout     = methods.MinTimeout     // 5 s, the service API's minimum
-	MaxMethodTimeout     = methods.MaxTimeout     // 300 s
+	DefaultMethodTimeout = 30 * time.Second  // when the caller gives 0
+	MinMethodTimeout     = 5 * time.Second   // the service API's minimum (responseTimeoutInSeconds)
+	MaxMethodTimeout     = 300 * time.Second // the largest accepted
 )
 
 // InvokeMethod calls direct method name on a device with a JSON payload
