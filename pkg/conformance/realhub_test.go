@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hubkit/hubkit/pkg/conformance"
+	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
@@ -45,6 +48,14 @@ type realHubConfig struct {
 	Devices []string `json:"devices"`
 	// Addr overrides the MQTT address, default {HostName}:8883.
 	Addr string `json:"addr"`
+	// CAFile is a PEM file of the CA to trust instead of the system roots,
+	// for MQTT and the service API (a fakehub started with --ca, an IoT
+	// Edge gateway).
+	CAFile string `json:"caFile"`
+	// HubkitService says the service API is fakehub's, which also takes
+	// cloud-to-device messages over HTTPS (IoT Hub takes them over AMQP)
+	// and reports captured telemetry and refused connections.
+	HubkitService bool `json:"hubkitService"`
 	// Policies with and without DeviceConnect, for the policy-token cases,
 	// e.g. {"deviceConnect":{"name":"device","key":"..."},
 	//       "noDeviceConnect":{"name":"registryRead","key":"..."}}.
@@ -158,6 +169,17 @@ func (h *realHubService) create(t testing.TB, d serviceclient.Device) conformanc
 
 func newRealHub(c realHubConfig) (conformance.Target, error) {
 	h := &realHub{policies: map[bool]*conformance.Policy{true: c.Policies.DeviceConnect, false: c.Policies.NoDeviceConnect}}
+	var roots *x509.CertPool
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("caFile %s: no PEM certificate", c.CAFile)
+		}
+	}
 	for i, s := range c.Devices {
 		cs, err := sas.ParseConnectionString(s)
 		if err != nil {
@@ -179,7 +201,7 @@ func newRealHub(c realHubConfig) (conformance.Target, error) {
 		if u == "" {
 			u = "https://" + cs.HostName
 		}
-		if svc, err = serviceclient.New(c.Service, serviceclient.WithURL(u)); err != nil {
+		if svc, err = serviceclient.New(c.Service, serviceclient.WithURL(u), serviceclient.WithRootCAs(roots)); err != nil {
 			return nil, err
 		}
 		h.ep.HostName = cs.HostName
@@ -191,11 +213,23 @@ func newRealHub(c realHubConfig) (conformance.Target, error) {
 	if h.ep.Addr == "" {
 		h.ep.Addr = net.JoinHostPort(h.ep.HostName, "8883")
 	}
-	h.ep.TLS = &tls.Config{ServerName: h.ep.HostName, MinVersion: tls.VersionTLS12}
-	if svc == nil {
+	h.ep.TLS = &tls.Config{ServerName: h.ep.HostName, MinVersion: tls.VersionTLS12, RootCAs: roots}
+	switch {
+	case svc == nil:
 		return h, nil
+	case c.HubkitService:
+		return &hubkitService{realHubService{realHub: h, serviceCaps: serviceCaps{svc: svc}}, c2dCaps{svc: svc},
+			&hubkitReaders{svc: svc, read: map[string]int{}}}, nil
 	}
 	return &realHubService{realHub: h, serviceCaps: serviceCaps{svc: svc}}, nil
+}
+
+// hubkitService is a hub whose service API is fakehub's: C2D over HTTPS,
+// captured telemetry and refusals too.
+type hubkitService struct {
+	realHubService
+	c2dCaps
+	*hubkitReaders
 }
 
 // TestConformanceRealHub runs the suite against a real IoT hub named by the
@@ -211,6 +245,26 @@ func TestConformanceRealHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	target, err := newRealHub(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conformance.Run(t, target)
+}
+
+// TestConformanceViaServiceAPI runs the suite through the real-hub target,
+// pointed at an in-process fakehub's MQTT and service API (CA file, REST
+// device creation, twins, methods, C2D over HTTPS): the code path a real
+// hub uses, checked offline.
+func TestConformanceViaServiceAPI(t *testing.T) {
+	t.Parallel()
+	f := startFakeTarget(t, fakehub.Options{HostName: fakeHostName, ServiceAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	target, err := newRealHub(realHubConfig{
+		Service:       f.hub.ServiceConnectionString(),
+		ServiceURL:    "https://" + f.hub.ServiceAddr(),
+		Addr:          f.hub.Addr(),
+		CAFile:        f.hub.CAFile,
+		HubkitService: true,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
