@@ -24,6 +24,7 @@ const (
 	NeedModuleProvisioner = "ModuleProvisioner"
 	NeedDeviceDisabler    = "DeviceDisabler"
 	NeedPolicyProvider    = "PolicyProvider"
+	NeedTokenExpiry       = "TokenExpiryEnforcer"
 	NeedTwin              = "feature:" + FeatureTwin
 	NeedC2D               = "feature:" + FeatureC2D
 	NeedMethods           = "feature:" + FeatureMethods
@@ -98,6 +99,8 @@ func (c Case) missing(target Target) string {
 			_, ok = target.(DeviceDisabler)
 		case NeedPolicyProvider:
 			_, ok = target.(PolicyProvider)
+		case NeedTokenExpiry:
+			_, ok = target.(TokenExpiryEnforcer)
 		}
 		if !ok {
 			lacks = append(lacks, "target does not implement conformance."+n)

@@ -163,6 +163,30 @@ var connectCases = []Case{
 		},
 	},
 	{
+		ID:          "connect/sas/expiry-disconnects",
+		Requirement: "When a connected device's token expires the hub severs the connection (not before the expiry; within the target's stated grace after it).",
+		Section:     "iothub-mqtt.md §2.5 (Token expiry while connected); " + docSAS,
+		Certainty:   "C",
+		Needs:       []string{NeedTokenExpiry},
+		Timeout:     30 * time.Second,
+		run: func(e *E) {
+			grace := e.target.(TokenExpiryEnforcer).TokenExpiryGrace()
+			expiry := e.now().Add(2 * time.Second).Truncate(time.Second)
+			tok := e.sign(sas.EncodeResource(e.resource(identityOf(e.dev))), "", e.dev.PrimaryKey, expiry)
+			ack, c, err := e.dial(e.connectPacket(e.dev, tok))
+			if err != nil || ack.ReturnCode != 0 {
+				e.Fatalf("CONNECT with a token valid until %s: %v CONNACK %d, want CONNACK 0", expiry.Format(time.RFC3339), err, ack.ReturnCode)
+			}
+			limit := time.Until(expiry) + grace + 3*time.Second
+			if err := c.ExpectClosed(limit); err != nil {
+				e.Fatalf("token expired at %s (grace %v): %v, want the connection closed", expiry.Format(time.RFC3339), grace, err)
+			}
+			if early := time.Until(expiry); early > 200*time.Millisecond {
+				e.Errorf("closed %v before the token expired, want the connection kept until the expiry", early.Round(time.Millisecond))
+			}
+		},
+	},
+	{
 		ID:          "connect/sas/other-device-token",
 		Requirement: "A valid token of another device (sr and key of device B) presented as device A is refused with CONNACK 5.",
 		Section:     "iothub-mqtt.md §2.4, §10.3; " + docSAS,

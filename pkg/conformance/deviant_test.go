@@ -70,6 +70,17 @@ var deviants = []struct {
 		mustFail: []string{"c2d/receive", "c2d/receive-plus-filter", "c2d/session-present-and-early-delivery"},
 	},
 	{
+		// Expired connections live on (an hour of grace) while the target
+		// claims the in-process default.
+		name: "fakehub-keeps-expired-connections",
+		target: func(t *testing.T) conformance.Target {
+			f := quirkyFakehub(func(o *fakehub.Options) { o.TokenExpiryGrace = time.Hour })(t).(*fakeTarget)
+			f.grace = fakeExpiryGrace
+			return f
+		},
+		mustFail: []string{"connect/sas/expiry-disconnects"},
+	},
+	{
 		// A plain MQTT broker that lets everyone in: every IoT Hub rule the
 		// suite checks without service-side capabilities must fail.
 		name:   "mochi-allow-all",

@@ -40,8 +40,22 @@
 // and the twin and method cases run. Without one,
 // HUBKIT_CONFORMANCE_DEVICES lists device connection strings separated by
 // newlines or '|', used one per case. HUBKIT_CONFORMANCE_CONFIG may instead
-// name a JSON file {"service": ..., "devices": [...], "policies":
-// {"deviceConnect": {"name": ..., "key": ...}, "noDeviceConnect": {...}}}.
+// name a JSON file:
+//
+//	{
+//	  "service":    "HostName=...;SharedAccessKeyName=iothubowner;SharedAccessKey=...",
+//	  "serviceUrl": "https://myhub.azure-devices.net",   // default https://{HostName}
+//	  "devices":    ["HostName=...;DeviceId=...;SharedAccessKey=..."],
+//	  "addr":       "myhub.azure-devices.net:8883",      // default {HostName}:8883
+//	  "caFile":     "ca.pem",                            // default: the system roots
+//	  "hubkitService": false,                            // true for a fakehub process: C2D, telemetry, refusals over HTTPS
+//	  "policies": {"deviceConnect": {"name": "device", "key": "..."},
+//	               "noDeviceConnect": {"name": "registryRead", "key": "..."}}
+//	}
+//
+// The same file points the suite at a fakehub started from the command line
+// (addr 127.0.0.1:8883, caFile its --ca folder's ca.pem, serviceUrl its
+// --http address, hubkitService true).
 //
 // JUnit XML without network access:
 //

@@ -22,8 +22,9 @@ import (
 // fakeTarget runs the suite against an in-process fakehub and offers every
 // capability fakehub has today.
 type fakeTarget struct {
-	hub *fakehubtest.Hub
-	n   atomic.Int64
+	hub   *fakehubtest.Hub
+	n     atomic.Int64
+	grace time.Duration
 
 	mu      sync.Mutex
 	streams map[string]*fakehub.Stream
@@ -33,10 +34,18 @@ type fakeTarget struct {
 // verify the certificate for this name, as they would for Azure.
 const fakeHostName = "conformance.azure-devices.net"
 
+// fakeExpiryGrace is the in-process hub's clock-skew allowance and delay
+// before dropping a connection whose token expired (IoT Hub's is 5 min; a
+// short one lets connect/sas/expiry-disconnects run in seconds).
+const fakeExpiryGrace = 500 * time.Millisecond
+
+// TokenExpiryGrace says how soon fakehub drops an expired connection.
+func (f *fakeTarget) TokenExpiryGrace() time.Duration { return f.grace }
+
 var hubLog = flag.Bool("hublog", false, "log what the in-process fakehub does (with -v)")
 
 func newFakeTarget(t testing.TB) *fakeTarget {
-	opts := fakehub.Options{HostName: fakeHostName}
+	opts := fakehub.Options{HostName: fakeHostName, TokenExpiryGrace: fakeExpiryGrace}
 	if !*hubLog {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -45,7 +54,11 @@ func newFakeTarget(t testing.TB) *fakeTarget {
 
 func startFakeTarget(t testing.TB, opts fakehub.Options) *fakeTarget {
 	hub := fakehubtest.Start(t, opts)
-	return &fakeTarget{hub: hub, streams: map[string]*fakehub.Stream{}}
+	grace := opts.TokenExpiryGrace
+	if grace == 0 {
+		grace = 5 * time.Minute // fakehub's default, sas.DefaultSkew
+	}
+	return &fakeTarget{hub: hub, grace: max(grace, 0), streams: map[string]*fakehub.Stream{}}
 }
 
 func (f *fakeTarget) Endpoint() conformance.Endpoint {
