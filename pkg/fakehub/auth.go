@@ -62,10 +62,10 @@ func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		s.reject(rj)
 		return pk, packets.ErrRejectPacket
 	case pk.ProtocolVersion != 4:
-		_ = s.mochi.SendConnack(cl, packets.ErrUnsupportedProtocolVersion, false, nil)
 		rj.Reason = ReasonProtocolVersion
 		rj.Detail = fmt.Sprintf("protocol level %d, IoT Hub speaks only MQTT 3.1.1 (level 4)", pk.ProtocolVersion)
 		s.reject(rj)
+		_ = s.mochi.SendConnack(cl, packets.ErrUnsupportedProtocolVersion, false, nil)
 		return pk, packets.ErrRejectPacket
 	case pk.ReservedBit != 0:
 		rj.Reason, rj.Detail = ReasonMalformedConnect, "CONNECT with the reserved flag set (MQTT-3.1.2-3)"
@@ -73,10 +73,10 @@ func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		return pk, packets.ErrRejectPacket
 	case pk.Connect.ClientIdentifier == "":
 		// mochi would answer clean=false with an empty ID with 0x80, invalid in 3.1.1.
-		_ = s.mochi.SendConnack(cl, packets.ErrBadUsernameOrPassword, false, nil)
 		rj.Reason = sas.ReasonClientIDMismatch
 		rj.Detail = "empty client ID; it must be the device ID (or deviceId/moduleId)"
 		s.reject(rj)
+		_ = s.mochi.SendConnack(cl, packets.ErrBadUsernameOrPassword, false, nil)
 		return pk, packets.ErrRejectPacket
 	}
 	// Pre-empt mochi's own checks, which answer with codes 3.1.1 lacks (0x82, 0x9B).
@@ -109,8 +109,9 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		if rj.Reason == ReasonServerClosing {
 			code = packets.ErrServerUnavailable
 		}
-		_ = s.mochi.SendConnack(cl, code, false, nil)
+		// Record first: a client that sees the CONNACK can read the reason at once.
 		s.reject(*rj)
+		_ = s.mochi.SendConnack(cl, code, false, nil)
 		return errRefused
 	}
 	h.capKeepAlive(cl, pk.Connect.Keepalive)
