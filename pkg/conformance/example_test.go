@@ -13,17 +13,15 @@ import (
 // and where it comes from.
 func ExampleCases() {
 	for _, c := range conformance.Cases() {
-		if strings.HasPrefix(c.ID, "connect/sas/") {
-			fmt.Printf("%-38s [%s] %s\n", c.ID, c.Certainty, strings.SplitN(c.Section, ";", 2)[0])
+		if c.ID == "connect/sas/expired" || c.ID == "connect/sas/recased-after-signing" {
+			fmt.Printf("%s [%s] %s\n  %s\n", c.ID, c.Certainty, strings.SplitN(c.Section, ";", 2)[0], c.Requirement)
 		}
 	}
 	// Output:
-	// connect/sas/raw-sr-lowercase-escapes   [I] iothub-mqtt.md §2.2, §2.3, §10.2
-	// connect/sas/recased-after-signing      [I] iothub-mqtt.md §2.2, §10.2
-	// connect/sas/wrong-key                  [C] iothub-mqtt.md §3, §10.3
-	// connect/sas/expired                    [C/I] iothub-mqtt.md §2.5, §3, §10.3
-	// connect/sas/other-device-token         [C] iothub-mqtt.md §2.4, §10.3
-	// connect/sas/prefix-device-token        [C] iothub-mqtt.md §2.4 (prefix by segment)
+	// connect/sas/recased-after-signing [I] iothub-mqtt.md §2.2, §10.2
+	//   A token whose sr was re-cased (%2F -> %2f) after signing is refused with CONNACK 5: the hub does not normalise sr before checking the HMAC.
+	// connect/sas/expired [C/I] iothub-mqtt.md §2.5, §3, §10.3
+	//   A token whose se is an hour in the past (beyond any clock-skew allowance) is refused with CONNACK 5.
 }
 
 // A Target needs an endpoint and fresh devices; optional capabilities are
