@@ -6,7 +6,9 @@ package device_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,5 +136,137 @@ func TestFakehubReconnectsAfterExpiry(t *testing.T) {
 	}
 	if !expired {
 		t.Errorf("hub rejections = %+v, want the expiry recorded", hub.Rejections())
+	}
+}
+
+func TestFakehubC2DCompletedAfterHandler(t *testing.T) {
+	hub, cs := hubDevice(t, fakehub.Options{})
+	c := hubClient(t, hub, cs)
+	got := make(chan device.C2DMessage, 1)
+	release := make(chan struct{})
+	c.OnC2D(func(_ context.Context, m device.C2DMessage) { got <- m; <-release })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id, err := hub.SendC2D(ctx, "dev1", fakehub.C2DMessage{
+		MessageID: "c2d-1", Payload: []byte("hello"), Ack: "full",
+		Properties: iothub.Properties{{Key: "color", Value: "red"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := <-got
+	if m.MessageID != "c2d-1" || string(m.Payload) != "hello" || m.Application["color"] != "red" || m.Ack != "full" {
+		t.Errorf("device got %+v", m)
+	}
+	if rec, _ := hub.C2DState(id); rec.State != fakehub.C2DDelivered {
+		t.Errorf("state while the handler runs = %s, want delivered", rec.State)
+	}
+	close(release)
+	if _, err := hub.WaitC2DState(ctx, id, func(s fakehub.C2DState) bool { return s == fakehub.C2DCompleted }); err != nil {
+		t.Fatalf("C2D not completed after the handler returned: %v", err)
+	}
+}
+
+// A persistent session gets the messages queued while it was offline right after CONNACK.
+func TestFakehubC2DQueuedWhileOffline(t *testing.T) {
+	hub, cs := hubDevice(t, fakehub.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	first := hubClient(t, hub, cs)
+	first.OnC2D(func(context.Context, device.C2DMessage) {})
+	if err := first.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id, err := hub.SendC2D(ctx, "dev1", fakehub.C2DMessage{Payload: []byte("while you were away")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	second := hubClient(t, hub, cs)
+	second.OnC2D(func(_ context.Context, m device.C2DMessage) { got <- string(m.Payload) })
+	if err := second.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-got:
+		if p != "while you were away" {
+			t.Errorf("payload %q", p)
+		}
+	case <-ctx.Done():
+		t.Fatal("queued C2D not delivered after reconnecting")
+	}
+	if _, err := hub.WaitC2DState(ctx, id, func(s fakehub.C2DState) bool { return s == fakehub.C2DCompleted }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFakehubTwin(t *testing.T) {
+	hub, cs := hubDevice(t, fakehub.Options{})
+	c := hubClient(t, hub, cs)
+	type change struct {
+		patch   string
+		version int64
+	}
+	changes := make(chan change, 4)
+	c.OnDesired(func(_ context.Context, patch json.RawMessage, v int64) { changes <- change{string(patch), v} })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v, err := c.UpdateReported(ctx, map[string]any{"firmware": "1.0"})
+	if err != nil || v != 2 {
+		t.Fatalf("UpdateReported = %d, %v; want 2", v, err)
+	}
+	_, err = c.UpdateReported(ctx, json.RawMessage(`{"bad key":1}`))
+	var se *device.StatusError
+	if !errors.As(err, &se) || se.Status != 400 {
+		t.Errorf("UpdateReported with a space in a key = %v, want status 400", err)
+	}
+	id := iothub.Identity{DeviceID: "dev1"}
+	if _, err := hub.UpdateDesired(ctx, id, []byte(`{"fan":"on"}`)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ch := <-changes:
+		if ch.version != 2 || !strings.Contains(ch.patch, `"fan":"on"`) {
+			t.Errorf("desired change = %+v", ch)
+		}
+	case <-ctx.Done():
+		t.Fatal("no desired notification")
+	}
+	tw, err := c.GetTwin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tw.DesiredVersion != 2 || tw.ReportedVersion != 2 || !strings.Contains(string(tw.Reported), `"firmware":"1.0"`) {
+		t.Errorf("GetTwin = %+v", tw)
+	}
+}
+
+func TestFakehubMethods(t *testing.T) {
+	hub, cs := hubDevice(t, fakehub.Options{})
+	c := hubClient(t, hub, cs)
+	c.OnMethod("reboot", func(_ context.Context, payload []byte) (int, any, error) {
+		return 200, map[string]json.RawMessage{"got": payload}, nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := hub.InvokeMethod(ctx, "dev1", "reboot", []byte(`{"delay":1}`), 5*time.Second)
+	if err != nil || res.Status != 200 || string(res.Payload) != `{"got":{"delay":1}}` {
+		t.Errorf("InvokeMethod(reboot) = %+v, %v", res, err)
+	}
+	res, err = hub.InvokeMethod(ctx, "dev1", "nope", nil, 5*time.Second)
+	if err != nil || res.Status != 404 {
+		t.Errorf("InvokeMethod(nope) = %+v, %v; want status 404", res, err)
 	}
 }
