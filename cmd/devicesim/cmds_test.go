@@ -7,13 +7,16 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/pkg/fakehub"
+	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
 func scriptCmds() map[string]func(*testscript.TestScript, bool, []string) {
@@ -28,6 +31,8 @@ func scriptCmds() map[string]func(*testscript.TestScript, bool, []string) {
 var (
 	hubsMu sync.Mutex
 	hubs   = map[string]*fakehub.Server{}
+	// lastSub is the connection time of the session the last "hub waitsub" matched.
+	lastSub = map[string]time.Time{}
 )
 
 // cmdHub drives an in-process fakehub:
@@ -36,13 +41,16 @@ var (
 //	                        HUBKIT_DEVICE_CONNECTION_STRING, HUB_ENDPOINT and HUB_CA
 //	hub telemetry N FILE    wait (10 s) for N telemetry messages and write them to FILE,
 //	                        one JSON object per line: deviceId, payload, properties, system
+//	hub waitsub FILTER      wait (10 s) until dev1 holds the subscription FILTER
+//	hub c2d PAYLOAD [K=V...] send a C2D message to dev1 (message ID c2d-1, c2d-2, ...)
+//	hub invoke NAME PAYLOAD FILE  call a direct method on dev1, write {"status":..,"payload":..} to FILE
+//	hub desired PATCH       apply a desired-properties patch to dev1's twin
 func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) == 0 {
-		ts.Fatalf("usage: hub start | hub telemetry N FILE")
+		ts.Fatalf("usage: hub start | telemetry N FILE | waitsub FILTER | c2d PAYLOAD [K=V...] | invoke NAME PAYLOAD FILE | desired PATCH")
 	}
 	work := ts.Getenv("WORK")
-	switch args[0] {
-	case "start":
+	if args[0] == "start" {
 		now := time.Now()
 		ca, err := certs.NewCA("devicesim test CA", time.Hour, now, nil)
 		ts.Check(err)
@@ -67,20 +75,76 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Setenv(envConnectionString, "HostName="+srv.HostName()+";DeviceId=dev1;SharedAccessKey="+base64.StdEncoding.EncodeToString(key))
 		ts.Setenv("HUB_ENDPOINT", srv.Addr())
 		ts.Setenv("HUB_CA", caFile)
+		return
+	}
+	hubsMu.Lock()
+	srv := hubs[work]
+	hubsMu.Unlock()
+	if srv == nil {
+		ts.Fatalf("hub %s: no hub started", args[0])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dev1 := iothub.Identity{DeviceID: "dev1"}
+	switch args[0] {
+	case "waitsub":
+		if len(args) != 2 {
+			ts.Fatalf("usage: hub waitsub FILTER")
+		}
+		// Each waitsub wants a newer connection than the previous one matched, so a
+		// session a finished command left behind does not count.
+		hubsMu.Lock()
+		after := lastSub[work]
+		hubsMu.Unlock()
+		for {
+			at, ok := subscribed(srv, args[1], after)
+			if ok {
+				hubsMu.Lock()
+				lastSub[work] = at
+				hubsMu.Unlock()
+				break
+			}
+			select {
+			case <-ctx.Done():
+				ts.Fatalf("hub waitsub: dev1 did not subscribe to %s", args[1])
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	case "c2d":
+		if len(args) < 2 {
+			ts.Fatalf("usage: hub c2d PAYLOAD [K=V...]")
+		}
+		var props iothub.Properties
+		for _, kv := range args[2:] {
+			k, v, _ := strings.Cut(kv, "=")
+			props = append(props, iothub.Property{Key: k, Value: v})
+		}
+		c2dSeq.Add(1)
+		_, err := srv.SendC2D(ctx, "dev1", fakehub.C2DMessage{
+			MessageID: "c2d-" + strconv.FormatInt(c2dSeq.Load(), 10), Payload: []byte(args[1]), Properties: props,
+		})
+		ts.Check(err)
+	case "invoke":
+		if len(args) != 4 {
+			ts.Fatalf("usage: hub invoke NAME PAYLOAD FILE")
+		}
+		res, err := srv.InvokeMethod(ctx, "dev1", args[1], []byte(args[2]), 5*time.Second)
+		ts.Check(err)
+		b, err := json.Marshal(res)
+		ts.Check(err)
+		ts.Check(os.WriteFile(ts.MkAbs(args[3]), append(b, '\n'), 0o644))
+	case "desired":
+		if len(args) != 2 {
+			ts.Fatalf("usage: hub desired PATCH")
+		}
+		_, err := srv.UpdateDesired(ctx, dev1, []byte(args[1]))
+		ts.Check(err)
 	case "telemetry":
 		if len(args) != 3 {
 			ts.Fatalf("usage: hub telemetry N FILE")
 		}
-		hubsMu.Lock()
-		srv := hubs[work]
-		hubsMu.Unlock()
-		if srv == nil {
-			ts.Fatalf("hub telemetry: no hub started")
-		}
 		n, err := strconv.Atoi(args[1])
 		ts.Check(err)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
 		stream := srv.TelemetrySince(1)
 		var out []byte
 		for range n {
@@ -97,4 +161,17 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 	default:
 		ts.Fatalf("hub: unknown subcommand %q", args[0])
 	}
+}
+
+// c2dSeq numbers the C2D messages scripts send.
+var c2dSeq atomic.Int64
+
+// subscribed returns the connection time of a session connected after after that holds filter.
+func subscribed(srv *fakehub.Server, filter string, after time.Time) (time.Time, bool) {
+	for _, s := range srv.Sessions() {
+		if _, ok := s.Subscriptions[filter]; ok && s.ConnectedAt.After(after) {
+			return s.ConnectedAt, true
+		}
+	}
+	return time.Time{}, false
 }
