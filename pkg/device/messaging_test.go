@@ -488,3 +488,20 @@ func TestMethodAnsweredDuringClose(t *testing.T) {
 		t.Errorf("response = %d %s, want 200 {\"bye\":true}", status, body)
 	}
 }
+
+func TestCloseDeadline(t *testing.T) {
+	p := newPeer(t)
+	stuck := make(chan struct{})
+	started := make(chan struct{})
+	c := connect(t, p.config(), func(c *Client) {
+		c.OnC2D(func(context.Context, C2DMessage) { close(started); <-stuck }) // ignores ctx
+	})
+	p.write(iothub.C2DTopic(c.Identity(), nil), 1, []byte("x"))
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := c.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Close with a stuck handler = %v, want DeadlineExceeded", err)
+	}
+	close(stuck)
+}
