@@ -12,6 +12,10 @@
 //     the .NET and Java SDKs do;
 //   - persistent sessions (CleanSession=0) by default, keep-alive 60 s, MQTT 3.1.1 pinned,
 //     TLS 1.2 or later with the system roots or a given pool;
+//   - after a lost connection, reconnection at once, then with back-off (1 s, 2 s, 4 s ... up
+//     to MaxReconnectInterval, 30 s by default), each attempt on a fresh paho client with a
+//     fresh token; subscriptions are made again and, with a desired-properties handler, the
+//     twin is read again;
 //   - telemetry at QoS 1 (SendEvent waits for the PUBACK), cloud-to-device messages at QoS 1
 //     acknowledged only after the handler returns, twin GET / reported PATCH / desired
 //     notifications with $rid correlation and stale-version filtering, and direct methods.
