@@ -251,11 +251,11 @@ func TestConformanceRealHub(t *testing.T) {
 	conformance.Run(t, target)
 }
 
-// TestConformanceViaServiceAPI runs the suite through the real-hub target,
+// TestRealHubTargetOnFakehub runs the suite through the real-hub target,
 // pointed at an in-process fakehub's MQTT and service API (CA file, REST
 // device creation, twins, methods, C2D over HTTPS): the code path a real
 // hub uses, checked offline.
-func TestConformanceViaServiceAPI(t *testing.T) {
+func TestRealHubTargetOnFakehub(t *testing.T) {
 	t.Parallel()
 	f := startFakeTarget(t, fakehub.Options{HostName: fakeHostName, ServiceAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
 	target, err := newRealHub(realHubConfig{

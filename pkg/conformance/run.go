@@ -15,23 +15,36 @@ type Clock interface {
 	Now() time.Time
 }
 
-// Run runs every case against target, each as a parallel subtest named by
-// its ID (t.Run("connect/sas/expired", ...)), so one case runs with
+// MaxConcurrentCases is how many cases Run runs at once. Cases mostly wait
+// on the network and on hub timers (keep-alive, method time-outs), so Run
+// runs them concurrently itself rather than through t.Parallel, whose limit
+// (-parallel, GOMAXPROCS by default) would serialise the waiting on a small
+// machine.
+const MaxConcurrentCases = 16
+
+// Run runs every case against target, each as a subtest named by its ID
+// (t.Run("connect/sas/expired", ...)), so one case runs with
 //
 //	go test -run 'TestConformance/connect/sas/expired'
 //
-// Each case gets a fresh device from target.NewDevice and a deadline; when
-// the deadline passes the case fails and its connections are closed, so a
-// hung hub cannot hang the suite. Cases needing a capability the target
-// lacks are skipped with the reason.
+// Up to MaxConcurrentCases cases run at once. Each gets a fresh device from
+// target.NewDevice and a deadline; when the deadline passes the case fails
+// and its connections are closed, so a hung hub cannot hang the suite. Cases
+// needing a capability the target lacks are skipped with the reason.
 func Run(t *testing.T, target Target) {
 	t.Helper()
+	sem := make(chan struct{}, MaxConcurrentCases)
+	var wg sync.WaitGroup
 	for _, c := range Cases() {
-		t.Run(c.ID, func(t *testing.T) {
-			t.Parallel()
-			c.Run(t, target)
-		})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			t.Run(c.ID, func(t *testing.T) { c.Run(t, target) })
+		}()
 	}
+	wg.Wait()
 }
 
 // Run runs the one case c in t (without a subtest of its own), for callers
