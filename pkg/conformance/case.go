@@ -52,7 +52,7 @@ type Case struct {
 	// Timeout bounds the case (0: DefaultTimeout).
 	Timeout time.Duration
 
-	run func(*E)
+	run func(*env)
 }
 
 // Cases returns the suite's cases, in run order. The slice is a copy.

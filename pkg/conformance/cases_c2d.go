@@ -22,7 +22,7 @@ var c2dCases = []Case{
 		Section:     "iothub-mqtt.md §4.2, §10.11; " + docMQTT + " (Receiving cloud-to-device messages)",
 		Certainty:   "C/O",
 		Needs:       c2dNeeds,
-		run: func(e *E) {
+		run: func(e *env) {
 			got := make(chan device.C2DMessage, 4)
 			cl := e.newClient(e.dev, nil)
 			cl.OnC2D(func(_ context.Context, m device.C2DMessage) { got <- m })
@@ -51,7 +51,7 @@ var c2dCases = []Case{
 		Section:     "iothub-mqtt.md §4.2 ('+' in the device segment), §10.11",
 		Certainty:   "O",
 		Needs:       c2dNeeds,
-		run: func(e *E) {
+		run: func(e *env) {
 			c, _ := e.connect(e.dev, true)
 			e.subscribe(c, "devices/+/messages/devicebound/#", 1, 1)
 			sent := e.sendC2D("plus", nil)
@@ -68,7 +68,7 @@ var c2dCases = []Case{
 		Section:     "iothub-mqtt.md §4.2 (Completion), §10.11; " + docC2D,
 		Certainty:   "C",
 		Needs:       c2dNeeds,
-		run: func(e *E) {
+		run: func(e *env) {
 			c := e.c2dSubscribed(false)
 			first := e.sendC2D("first", nil)
 			p := e.receiveC2D(c, first, "first C2D")
@@ -92,7 +92,7 @@ var c2dCases = []Case{
 		Section:     "iothub-mqtt.md §1.16, §4.2, §10.12; " + docC2D,
 		Certainty:   "C/O",
 		Needs:       c2dNeeds,
-		run: func(e *E) {
+		run: func(e *env) {
 			c := e.c2dSubscribed(false)
 			sent := e.sendC2D("redeliver-me", nil)
 			p := e.receiveC2D(c, sent, "C2D before the drop")
@@ -112,7 +112,7 @@ var c2dCases = []Case{
 		Section:     "iothub-mqtt.md §1.16, §10.12; Azure-Samples/iot-middleware-freertos-samples#397",
 		Certainty:   "C/O",
 		Needs:       c2dNeeds,
-		run: func(e *E) {
+		run: func(e *env) {
 			c := e.c2dSubscribed(false)
 			e.disconnect(c)
 			sent := e.sendC2D("while-offline", nil)
@@ -130,7 +130,7 @@ var c2dCases = []Case{
 		Section:     "iothub-mqtt.md §1.16, §10.12; " + docMQTT,
 		Certainty:   "C/O",
 		Needs:       c2dNeeds,
-		run: func(e *E) {
+		run: func(e *env) {
 			c := e.c2dSubscribed(false)
 			e.disconnect(c)
 			e.sendC2D("while-offline", nil)
@@ -147,7 +147,7 @@ var c2dCases = []Case{
 		Section:     "iothub-mqtt.md §4.2 (Queue/lifetime), §10.11; " + docC2D + "; learn.microsoft.com/azure/iot-hub/troubleshoot-error-codes",
 		Certainty:   "C",
 		Needs:       c2dNeeds,
-		run: func(e *E) {
+		run: func(e *env) {
 			c2d := e.target.(CloudToDevice)
 			for i := 1; i <= 50; i++ {
 				if err := c2d.SendC2D(e.ctx, e.dev.DeviceID, C2DMessage{MessageID: randomID("conf-q-"), Payload: []byte("q")}); err != nil {
@@ -170,7 +170,7 @@ var c2dCases = []Case{
 		Section:     "iothub-mqtt.md §4.2 (Device connected without a matching subscription), §10.11; MicrosoftDocs/azure-docs#98930",
 		Certainty:   "O/I",
 		Needs:       c2dNeeds,
-		run: func(e *E) {
+		run: func(e *env) {
 			c, _ := e.connect(e.dev, true)
 			lost := e.sendC2D("no-subscriber", nil)
 			e.expectQuiet(c, "C2D while connected without a subscription")
@@ -187,7 +187,7 @@ var c2dCases = []Case{
 }
 
 // sendC2D sends a message with a fresh $.mid to the case device.
-func (e *E) sendC2D(body string, props map[string]string) C2DMessage {
+func (e *env) sendC2D(body string, props map[string]string) C2DMessage {
 	e.t.Helper()
 	m := C2DMessage{MessageID: randomID("conf-c2d-"), Payload: []byte(body), Properties: props}
 	ctx, cancel := e.waitCtx(answerWithin)
@@ -199,7 +199,7 @@ func (e *E) sendC2D(body string, props map[string]string) C2DMessage {
 }
 
 // readC2D waits for the next PUBLISH (skipping SUBACK and PINGRESP).
-func (e *E) readC2D(c *mqttraw.Conn, what string) mqttraw.PublishPacket {
+func (e *env) readC2D(c *mqttraw.Conn, what string) mqttraw.PublishPacket {
 	e.t.Helper()
 	deadline := time.Now().Add(answerWithin)
 	for {
@@ -218,7 +218,7 @@ func (e *E) readC2D(c *mqttraw.Conn, what string) mqttraw.PublishPacket {
 }
 
 // checkC2D checks a delivered message's topic and body against what was sent.
-func (e *E) checkC2D(topic string, payload []byte, sent C2DMessage) {
+func (e *env) checkC2D(topic string, payload []byte, sent C2DMessage) {
 	e.t.Helper()
 	id, props, err := iothub.ParseC2DTopic(topic)
 	if err != nil {
@@ -247,7 +247,7 @@ func midOf(topic string) string {
 
 // disconnect sends DISCONNECT, closes c and waits until the hub has seen the
 // connection end (its socket closes).
-func (e *E) disconnect(c *mqttraw.Conn) {
+func (e *env) disconnect(c *mqttraw.Conn) {
 	e.t.Helper()
 	_ = c.Disconnect()
 	if err := c.ExpectClosed(closeWithin); err != nil {
@@ -257,7 +257,7 @@ func (e *E) disconnect(c *mqttraw.Conn) {
 }
 
 // c2dSubscribed connects the case device and subscribes to its C2D filter at QoS 1.
-func (e *E) c2dSubscribed(clean bool) *mqttraw.Conn {
+func (e *env) c2dSubscribed(clean bool) *mqttraw.Conn {
 	e.t.Helper()
 	c, _ := e.connect(e.dev, clean)
 	e.subscribe(c, iothub.C2DFilter(identityOf(e.dev)), 1, 1)
@@ -265,7 +265,7 @@ func (e *E) c2dSubscribed(clean bool) *mqttraw.Conn {
 }
 
 // receiveC2D reads the next C2D PUBLISH and checks it is sent.
-func (e *E) receiveC2D(c *mqttraw.Conn, sent C2DMessage, what string) mqttraw.PublishPacket {
+func (e *env) receiveC2D(c *mqttraw.Conn, sent C2DMessage, what string) mqttraw.PublishPacket {
 	e.t.Helper()
 	p := e.readC2D(c, what)
 	e.checkC2D(p.Topic, p.Payload, sent)

@@ -33,7 +33,7 @@ var connectCases = []Case{
 		Requirement: "CONNECT with client ID {deviceId}, user name {host}/{deviceId}/?api-version=2021-04-12 and a valid device SAS token is accepted (CONNACK 0).",
 		Section:     "iothub-mqtt.md §1.8, §1.9, §10.1; " + docMQTT,
 		Certainty:   "C",
-		run: func(e *E) {
+		run: func(e *env) {
 			cl := e.newClient(e.dev, nil)
 			e.connectClient(cl, "reference client with the documented user name")
 		},
@@ -43,7 +43,7 @@ var connectCases = []Case{
 		Requirement: "The legacy user name without '?' ({host}/{deviceId}/api-version=2016-11-14) is accepted (CONNACK 0).",
 		Section:     "iothub-mqtt.md §1.11(a), §10.1; " + docSAS + " (Protocol specifics)",
 		Certainty:   "C/O",
-		run: func(e *E) {
+		run: func(e *env) {
 			e.expectAccepted(e.ep.HostName + "/" + e.dev.DeviceID + "/api-version=2016-11-14")
 		},
 	},
@@ -52,7 +52,7 @@ var connectCases = []Case{
 		Requirement: "The legacy user name with no property bag at all ({host}/{deviceId}) is accepted (CONNACK 0).",
 		Section:     "iothub-mqtt.md §1.11(b); " + docSAS + " (Protocol specifics)",
 		Certainty:   "C/O",
-		run: func(e *E) {
+		run: func(e *env) {
 			e.expectAccepted(e.ep.HostName + "/" + e.dev.DeviceID)
 		},
 	},
@@ -61,7 +61,7 @@ var connectCases = []Case{
 		Requirement: "A token signed with the device's secondary key is accepted, like one signed with the primary key.",
 		Section:     "iothub-mqtt.md §2.2, §10.3; " + docSAS,
 		Certainty:   "C",
-		run: func(e *E) {
+		run: func(e *env) {
 			if e.dev.SecondaryKey == "" {
 				e.Skipf("the target's device has no secondary key")
 			}
@@ -75,7 +75,7 @@ var connectCases = []Case{
 		Section:     "iothub-mqtt.md §1.8, §1.10, §2.4; " + docMQTT + " (as a module)",
 		Certainty:   "C",
 		Needs:       []string{NeedModuleProvisioner},
-		run: func(e *E) {
+		run: func(e *env) {
 			_, mod := e.target.(ModuleProvisioner).NewModule(e.t)
 			cl := e.newClient(mod, nil)
 			e.connectClient(cl, "module "+identityOf(mod).String())
@@ -87,7 +87,7 @@ var connectCases = []Case{
 		Section:     "iothub-mqtt.md §2.4, §10.4; " + docSAS + " (token service pattern)",
 		Certainty:   "C",
 		Needs:       []string{NeedPolicyProvider},
-		run: func(e *E) {
+		run: func(e *env) {
 			pol := e.policy(true)
 			cl := e.newClient(e.dev, func(c *device.Config) {
 				c.SharedAccessKey = pol.Key
@@ -102,7 +102,7 @@ var connectCases = []Case{
 		Section:     "iothub-mqtt.md §2.4 (gateway row), §10.4; " + docSAS,
 		Certainty:   "C/I",
 		Needs:       []string{NeedPolicyProvider},
-		run: func(e *E) {
+		run: func(e *env) {
 			pol := e.policy(true)
 			tok := e.sign(sas.EncodeResource(sas.HubResource(e.ep.HostName)), pol.Name, pol.Key, e.now().Add(tokenLifetime))
 			cl := e.newClient(e.dev, func(c *device.Config) {
@@ -117,7 +117,7 @@ var connectCases = []Case{
 		Requirement: "The signature is checked over sr exactly as sent: a token whose sr uses lower-case escapes (%2f), signed as sent, is accepted.",
 		Section:     "iothub-mqtt.md §2.2, §2.3, §10.2; " + docSAS + " (lower case URL-encoding)",
 		Certainty:   "I",
-		run: func(e *E) {
+		run: func(e *env) {
 			sr := strings.ReplaceAll(sas.EncodeResource(e.resource(identityOf(e.dev))), "%2F", "%2f")
 			tok := e.sign(sr, "", e.dev.PrimaryKey, e.now().Add(tokenLifetime))
 			p := e.connectPacket(e.dev, tok)
@@ -135,7 +135,7 @@ var connectCases = []Case{
 		Requirement: "A token whose sr was re-cased (%2F -> %2f) after signing is refused with CONNACK 5: the hub does not normalise sr before checking the HMAC.",
 		Section:     "iothub-mqtt.md §2.2, §10.2",
 		Certainty:   "I",
-		run: func(e *E) {
+		run: func(e *env) {
 			signed := sas.EncodeResource(e.resource(identityOf(e.dev)))
 			tok := sas.Sign(signed, "", e.key(e.dev.PrimaryKey), e.now().Add(tokenLifetime))
 			tok.Resource = strings.ReplaceAll(signed, "%2F", "%2f")
@@ -147,7 +147,7 @@ var connectCases = []Case{
 		Requirement: "A token signed with a key that is not the device's is refused with CONNACK 5, then the connection is closed.",
 		Section:     "iothub-mqtt.md §3, §10.3; " + docSAS,
 		Certainty:   "C",
-		run: func(e *E) {
+		run: func(e *env) {
 			tok := e.sign(sas.EncodeResource(e.resource(identityOf(e.dev))), "", randomKey(), e.now().Add(tokenLifetime))
 			e.expectRefused(e.connectPacket(e.dev, tok), refused5, reasons(sas.ReasonSignatureMismatch)...)
 		},
@@ -157,7 +157,7 @@ var connectCases = []Case{
 		Requirement: "A token whose se is an hour in the past (beyond any clock-skew allowance) is refused with CONNACK 5.",
 		Section:     "iothub-mqtt.md §2.5, §3, §10.3; " + docSAS,
 		Certainty:   "C/I",
-		run: func(e *E) {
+		run: func(e *env) {
 			tok := e.sign(sas.EncodeResource(e.resource(identityOf(e.dev))), "", e.dev.PrimaryKey, e.now().Add(-time.Hour))
 			e.expectRefused(e.connectPacket(e.dev, tok), refused5, reasons(sas.ReasonExpired)...)
 		},
@@ -169,7 +169,7 @@ var connectCases = []Case{
 		Certainty:   "C",
 		Needs:       []string{NeedTokenExpiry},
 		Timeout:     30 * time.Second,
-		run: func(e *E) {
+		run: func(e *env) {
 			grace := e.target.(TokenExpiryEnforcer).TokenExpiryGrace()
 			expiry := e.now().Add(2 * time.Second).Truncate(time.Second)
 			tok := e.sign(sas.EncodeResource(e.resource(identityOf(e.dev))), "", e.dev.PrimaryKey, expiry)
@@ -191,7 +191,7 @@ var connectCases = []Case{
 		Requirement: "A valid token of another device (sr and key of device B) presented as device A is refused with CONNACK 5.",
 		Section:     "iothub-mqtt.md §2.4, §10.3; " + docSAS,
 		Certainty:   "C",
-		run: func(e *E) {
+		run: func(e *env) {
 			other := e.target.NewDevice(e.t)
 			p := e.connectPacket(e.dev, e.token(other))
 			e.expectRefused(p, refused5, reasons(sas.ReasonScopeMismatch, sas.ReasonSignatureMismatch)...)
@@ -202,7 +202,7 @@ var connectCases = []Case{
 		Requirement: "sr covers by whole path segments: a token over {host}/devices/dev1 does not open devices/dev10, neither signed with dev10's key nor with dev1's.",
 		Section:     "iothub-mqtt.md §2.4 (prefix by segment); " + docSAS,
 		Certainty:   "C",
-		run: func(e *E) {
+		run: func(e *env) {
 			long := e.dev // "...10"-style: the connecting device
 			short := long.DeviceID[:len(long.DeviceID)-1]
 			sr := sas.EncodeResource(sas.DeviceResource(e.ep.HostName, short))
@@ -225,7 +225,7 @@ var connectCases = []Case{
 		Requirement: "A client ID other than the device ID named by the user name and token is refused with CONNACK 5.",
 		Section:     "iothub-mqtt.md §1.8, §10.3; " + docMQTT,
 		Certainty:   "C/I",
-		run: func(e *E) {
+		run: func(e *env) {
 			p := e.connectPacket(e.dev, e.token(e.dev))
 			p.ClientID = e.dev.DeviceID + "-other"
 			e.expectRefused(p, refused5, reasons(sas.ReasonClientIDMismatch, sas.ReasonUserNameMismatch)...)
@@ -237,7 +237,7 @@ var connectCases = []Case{
 		Section:     "iothub-mqtt.md §2.4, §10.4; " + docSAS + " (permissions)",
 		Certainty:   "C",
 		Needs:       []string{NeedPolicyProvider},
-		run: func(e *E) {
+		run: func(e *env) {
 			pol := e.policy(false)
 			tok := e.sign(sas.EncodeResource(e.resource(identityOf(e.dev))), pol.Name, pol.Key, e.now().Add(tokenLifetime))
 			e.expectRefused(e.connectPacket(e.dev, tok), refused5, reasons(sas.ReasonPolicyPermission)...)
@@ -248,7 +248,7 @@ var connectCases = []Case{
 		Requirement: "CONNECT as a device the registry does not hold is refused with CONNACK 5.",
 		Section:     "iothub-mqtt.md §3",
 		Certainty:   "C/O",
-		run: func(e *E) {
+		run: func(e *env) {
 			ghost := DeviceIdentity{DeviceID: randomID("conf-ghost-"), PrimaryKey: randomKey()}
 			e.expectRefused(e.connectPacket(ghost, e.token(ghost)), refused5, reasons(sas.ReasonUnknownIdentity)...)
 		},
@@ -259,7 +259,7 @@ var connectCases = []Case{
 		Section:     "iothub-mqtt.md §1.21, §3, §11.1",
 		Certainty:   "C/I",
 		Needs:       []string{NeedDeviceDisabler},
-		run: func(e *E) {
+		run: func(e *env) {
 			d := e.target.(DeviceDisabler).NewDisabledDevice(e.t)
 			e.expectRefused(e.connectPacket(d, e.token(d)), []byte{mqttraw.ConnackNotAuthorized, mqttraw.ConnackServerUnavailable}, reasons(sas.ReasonDisabled)...)
 		},
@@ -269,7 +269,7 @@ var connectCases = []Case{
 		Requirement: "CONNECT without a password (and no client certificate) is refused with CONNACK 5.",
 		Section:     "iothub-mqtt.md §1.15, §3",
 		Certainty:   "C/I",
-		run: func(e *E) {
+		run: func(e *env) {
 			p := e.connectPacket(e.dev, "")
 			p.Password = nil
 			e.expectRefused(p, refused5, reasons(sas.ReasonNoPassword)...)
@@ -280,7 +280,7 @@ var connectCases = []Case{
 		Requirement: "CONNECT with protocol level 3 (MQTT 3.1) is answered CONNACK 1 (unacceptable protocol version), then closed.",
 		Section:     "iothub-mqtt.md §1.6, §3",
 		Certainty:   "I",
-		run: func(e *E) {
+		run: func(e *env) {
 			p := e.connectPacket(e.dev, e.token(e.dev))
 			p.ProtocolLevel = 3
 			e.expectRefused(p, []byte{mqttraw.ConnackUnacceptableProtocolVersion})
@@ -291,7 +291,7 @@ var connectCases = []Case{
 		Requirement: "CONNECT with a protocol name other than MQTT (MQTT 3.1's MQIsdp) is closed without CONNACK.",
 		Section:     "iothub-mqtt.md §1.6; MQTT 3.1.1 §3.1.2.1",
 		Certainty:   "I",
-		run: func(e *E) {
+		run: func(e *env) {
 			p := e.connectPacket(e.dev, e.token(e.dev))
 			p.ProtocolName = "MQIsdp"
 			ack, _, err := e.dial(p)
@@ -305,7 +305,7 @@ var connectCases = []Case{
 		Requirement: "A connection whose first packet is not CONNECT (here a telemetry PUBLISH) is closed without an answer.",
 		Section:     "iothub-mqtt.md §1.7; MQTT 3.1.1 §3.1",
 		Certainty:   "I",
-		run: func(e *E) {
+		run: func(e *env) {
 			ctx, cancel := e.waitCtx(answerWithin)
 			defer cancel()
 			c, err := mqttraw.Dial(ctx, e.ep.Addr, e.rawTLS())
@@ -322,7 +322,7 @@ var connectCases = []Case{
 		Requirement: "A second CONNECT on an established connection makes the hub close it.",
 		Section:     "iothub-mqtt.md §1.7; MQTT 3.1.1 §3.1.0",
 		Certainty:   "I",
-		run: func(e *E) {
+		run: func(e *env) {
 			c, _ := e.connect(e.dev, true)
 			if err := c.Connect(e.connectPacket(e.dev, e.token(e.dev))); err != nil {
 				e.Fatalf("second CONNECT: %v", err)
@@ -335,7 +335,7 @@ var connectCases = []Case{
 		Requirement: "A second connection for the same identity is accepted and the hub closes the first one.",
 		Section:     "iothub-mqtt.md §1.19, §10.5; " + docMQTT,
 		Certainty:   "C",
-		run: func(e *E) {
+		run: func(e *env) {
 			first, _ := e.connect(e.dev, true)
 			second, _ := e.connect(e.dev, true)
 			e.expectClosedSilently(first, "a second connection of "+e.dev.DeviceID+" (the first connection)")
@@ -351,7 +351,7 @@ var connectCases = []Case{
 		Section:     "iothub-mqtt.md §1.19, §10.5",
 		Certainty:   "C",
 		Needs:       []string{NeedModuleProvisioner},
-		run: func(e *E) {
+		run: func(e *env) {
 			dev, mod := e.target.(ModuleProvisioner).NewModule(e.t)
 			dc, _ := e.connect(dev, true)
 			mc, _ := e.connect(mod, true)
@@ -374,7 +374,7 @@ var connectCases = []Case{
 
 // expectAccepted connects the case device with user name u and a valid
 // token, and checks for CONNACK 0.
-func (e *E) expectAccepted(u string) {
+func (e *env) expectAccepted(u string) {
 	e.t.Helper()
 	p := e.connectPacket(e.dev, e.token(e.dev))
 	p.UserName = mqttraw.String(u)
@@ -394,7 +394,7 @@ func packetOrErr(p mqttraw.Packet, err error) string {
 	return p.String()
 }
 
-func (e *E) policy(deviceConnect bool) Policy {
+func (e *env) policy(deviceConnect bool) Policy {
 	e.t.Helper()
 	pol, ok := e.target.(PolicyProvider).Policy(e.t, deviceConnect)
 	if !ok {

@@ -18,7 +18,7 @@ var d2cCases = []Case{
 		Requirement: "Telemetry published at QoS 1 on devices/{deviceId}/messages/events/ is acknowledged with PUBACK (and, when the target can read it, arrives with its body).",
 		Section:     "iothub-mqtt.md §4.1, §5, §10.7; " + docMQTT + " (Sending device-to-cloud messages)",
 		Certainty:   "C",
-		run: func(e *E) {
+		run: func(e *env) {
 			cl := e.newClient(e.dev, nil)
 			e.connectClient(cl, "reference client")
 			body := []byte(`{"temperature":21.5}`)
@@ -41,7 +41,7 @@ var d2cCases = []Case{
 		Section:     "iothub-mqtt.md §4.1 (system-property keys, hub-added properties), §10.7; learn.microsoft.com/azure/iot-hub/iot-hub-devguide-messages-construct",
 		Certainty:   "C/O",
 		Needs:       []string{NeedTelemetryReader},
-		run: func(e *E) {
+		run: func(e *env) {
 			tr := e.target.(TelemetryReader)
 			c, _ := e.connect(e.dev, true)
 			base := "devices/" + e.dev.DeviceID + "/messages/events/"
@@ -79,7 +79,7 @@ var d2cCases = []Case{
 		Section:     "iothub-mqtt.md §4.1 (property bag); " + docMQTT,
 		Certainty:   "C",
 		Needs:       []string{NeedTelemetryReader},
-		run: func(e *E) {
+		run: func(e *env) {
 			c, _ := e.connect(e.dev, true)
 			e.publish1(c, "devices/"+e.dev.DeviceID+"/messages/events/color=red&note=two%20words&pct=100%25&empty=", []byte("x"), 1)
 			m := e.nextTelemetry(e.target.(TelemetryReader), "telemetry with application properties")
@@ -95,7 +95,7 @@ var d2cCases = []Case{
 		Requirement: "A PUBLISH at QoS 2 makes the hub close the connection (no PUBREC).",
 		Section:     "iothub-mqtt.md §5, §10.8; " + docMQTT,
 		Certainty:   "C",
-		run: func(e *E) {
+		run: func(e *env) {
 			c, _ := e.connect(e.dev, true)
 			e.send(c, mqttraw.PublishPacket{Topic: iothub.TelemetryTopic(identityOf(e.dev), nil), Payload: []byte("q2"), QoS: 2, PacketID: 1})
 			e.expectClosedSilently(c, "a QoS 2 PUBLISH")
@@ -107,7 +107,7 @@ var d2cCases = []Case{
 		Section:     "iothub-mqtt.md §4.1, §5, §10.9; " + docMQTT,
 		Certainty:   "C",
 		Needs:       []string{NeedTelemetryReader},
-		run: func(e *E) {
+		run: func(e *env) {
 			c, _ := e.connect(e.dev, true)
 			if err := c.Publish(mqttraw.PublishPacket{Topic: iothub.TelemetryTopic(identityOf(e.dev), nil), Payload: []byte("retained"), QoS: 1, PacketID: 3, Retain: true}); err != nil {
 				e.Fatalf("PUBLISH with RETAIN: %v", err)
@@ -125,7 +125,7 @@ var d2cCases = []Case{
 		Section:     "iothub-mqtt.md §4.1 (Will), §10.9; " + docMQTT,
 		Certainty:   "C",
 		Needs:       []string{NeedTelemetryReader},
-		run: func(e *E) {
+		run: func(e *env) {
 			p := e.connectPacket(e.dev, e.token(e.dev))
 			p.Will = &mqttraw.Will{Topic: iothub.TelemetryTopic(identityOf(e.dev), nil), Payload: []byte("gone"), QoS: 1}
 			ack, c, err := e.dial(p)
@@ -147,7 +147,7 @@ var d2cCases = []Case{
 		Requirement: "Telemetry larger than 256 KB (body plus properties) makes the hub close the connection without PUBACK.",
 		Section:     "iothub-mqtt.md §4.1 (message size), §10.10; learn.microsoft.com/azure/iot-hub/iot-hub-devguide-quotas-throttling",
 		Certainty:   "O",
-		run: func(e *E) {
+		run: func(e *env) {
 			c, _ := e.connect(e.dev, true)
 			body := bytes.Repeat([]byte("x"), iothub.MaxTelemetrySize+1)
 			if err := c.Publish(mqttraw.PublishPacket{Topic: iothub.TelemetryTopic(identityOf(e.dev), nil), Payload: body, QoS: 1, PacketID: 9}); err != nil {
@@ -162,7 +162,7 @@ var d2cCases = []Case{
 		Section:     "iothub-mqtt.md §4.1 (modules; hub-added properties); " + docMQTT + " (as a module)",
 		Certainty:   "C",
 		Needs:       []string{NeedModuleProvisioner, NeedTelemetryReader},
-		run: func(e *E) {
+		run: func(e *env) {
 			dev, mod := e.target.(ModuleProvisioner).NewModule(e.t)
 			c, _ := e.connect(mod, true)
 			e.publish1(c, iothub.TelemetryTopic(identityOf(mod), nil), []byte("from a module"), 1)
@@ -181,7 +181,7 @@ var topicCases = []Case{
 		Requirement: "A PUBLISH to another device's telemetry topic makes the hub close the connection without PUBACK.",
 		Section:     "iothub-mqtt.md §4.5, §10.15",
 		Certainty:   "I",
-		run: func(e *E) {
+		run: func(e *env) {
 			e.publishExpectClose(iothub.TelemetryTopic(iothub.Identity{DeviceID: e.dev.DeviceID + "-other"}, nil), []byte("spoof"))
 		},
 	},
@@ -190,7 +190,7 @@ var topicCases = []Case{
 		Requirement: "A SUBSCRIBE to a filter IoT Hub does not support makes the hub close the connection (no SUBACK, not even 0x80).",
 		Section:     "iothub-mqtt.md §4.5, §10.15; Azure/azure-iot-middleware-freertos#89",
 		Certainty:   "O",
-		run: func(e *E) {
+		run: func(e *env) {
 			c, _ := e.connect(e.dev, true)
 			filter := "devices/" + e.dev.DeviceID + "/messages/events/#"
 			if err := c.Subscribe(1, mqttraw.Subscription{Filter: filter, QoS: 1}); err != nil {
@@ -204,7 +204,7 @@ var topicCases = []Case{
 		Requirement: "A PUBLISH whose topic name contains a wildcard ('#') makes the hub close the connection.",
 		Section:     "iothub-mqtt.md §4.5 (wildcards); MQTT 3.1.1 §4.7.1",
 		Certainty:   "C/I",
-		run: func(e *E) {
+		run: func(e *env) {
 			e.publishExpectClose("devices/"+e.dev.DeviceID+"/messages/events/#", []byte("w"))
 		},
 	},
@@ -213,7 +213,7 @@ var topicCases = []Case{
 		Requirement: "The documented $iothub filters (twin responses, desired-property patches, methods) are accepted with a SUBACK that grants them (not 0x80) and the connection stays open.",
 		Section:     "iothub-mqtt.md §4.3, §4.4; " + docMQTT,
 		Certainty:   "C",
-		run: func(e *E) {
+		run: func(e *env) {
 			c, _ := e.connect(e.dev, true)
 			filters := []string{iothub.TwinResponseFilter, iothub.TwinDesiredFilter, iothub.MethodsFilter}
 			for i, f := range filters {
@@ -232,7 +232,7 @@ var topicCases = []Case{
 		Requirement: "UNSUBSCRIBE of the C2D filter is answered with UNSUBACK.",
 		Section:     "iothub-mqtt.md §4.5 (UNSUBSCRIBE)",
 		Certainty:   "I",
-		run: func(e *E) {
+		run: func(e *env) {
 			c, _ := e.connect(e.dev, true)
 			filter := iothub.C2DFilter(identityOf(e.dev))
 			e.subscribe(c, filter, 1, 1)
@@ -249,7 +249,7 @@ var topicCases = []Case{
 		Requirement: "A SUBSCRIBE to the C2D filter at QoS 2 is granted QoS 1.",
 		Section:     "iothub-mqtt.md §4.2, §5, §10.8; " + docMQTT,
 		Certainty:   "C",
-		run: func(e *E) {
+		run: func(e *env) {
 			c, _ := e.connect(e.dev, true)
 			e.subscribe(c, iothub.C2DFilter(identityOf(e.dev)), 2, 1)
 		},
@@ -257,12 +257,12 @@ var topicCases = []Case{
 }
 
 // nextTelemetry reads the case device's next telemetry message.
-func (e *E) nextTelemetry(tr TelemetryReader, what string) Telemetry {
+func (e *env) nextTelemetry(tr TelemetryReader, what string) Telemetry {
 	e.t.Helper()
 	return e.nextTelemetryOf(tr, e.dev.DeviceID, what)
 }
 
-func (e *E) nextTelemetryOf(tr TelemetryReader, deviceID, what string) Telemetry {
+func (e *env) nextTelemetryOf(tr TelemetryReader, deviceID, what string) Telemetry {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(e.ctx, answerWithin)
 	defer cancel()
@@ -278,14 +278,14 @@ func (e *E) nextTelemetryOf(tr TelemetryReader, deviceID, what string) Telemetry
 
 // publishExpectClose publishes at QoS 1 to a topic the hub must not accept
 // and checks that it closes the connection without PUBACK.
-func (e *E) publishExpectClose(topic string, payload []byte) {
+func (e *env) publishExpectClose(topic string, payload []byte) {
 	e.t.Helper()
 	c, _ := e.connect(e.dev, true)
 	e.send(c, mqttraw.PublishPacket{Topic: topic, Payload: payload, QoS: 1, PacketID: 1})
 	e.expectClosedSilently(c, "a PUBLISH to "+topic)
 }
 
-func (e *E) send(c *mqttraw.Conn, p mqttraw.PublishPacket) {
+func (e *env) send(c *mqttraw.Conn, p mqttraw.PublishPacket) {
 	e.t.Helper()
 	if err := c.Publish(p); err != nil {
 		e.Fatalf("PUBLISH %q QoS %d: %v", p.Topic, p.QoS, err)

@@ -13,7 +13,7 @@ var keepAliveCases = []Case{
 		Section:     "iothub-mqtt.md §1.17, §10.6; " + docMQTT + " (Default keep-alive timeout); MQTT 3.1.1 §3.1.2.10",
 		Certainty:   "C",
 		Needs:       []string{NeedKeepAlive},
-		run: func(e *E) {
+		run: func(e *env) {
 			const keepAlive = 2 * time.Second
 			p := e.connectPacket(e.dev, e.token(e.dev))
 			p.KeepAlive = uint16(keepAlive / time.Second)
@@ -41,7 +41,7 @@ var keepAliveCases = []Case{
 		Section:     "iothub-mqtt.md §1.17 (any inbound traffic resets the timer); MQTT 3.1.1 §3.1.2.10",
 		Certainty:   "C",
 		Needs:       []string{NeedKeepAlive},
-		run: func(e *E) {
+		run: func(e *env) {
 			p := e.connectPacket(e.dev, e.token(e.dev))
 			p.KeepAlive = 2
 			ack, c, err := e.dial(p)

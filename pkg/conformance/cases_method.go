@@ -17,7 +17,7 @@ var methodCases = []Case{
 		Section:     "iothub-mqtt.md §4.4, §10.14; " + docMethods,
 		Certainty:   "C",
 		Needs:       []string{NeedMethodInvoker, NeedMethods},
-		run: func(e *E) {
+		run: func(e *env) {
 			cl := e.newClient(e.dev, nil)
 			received := make(chan []byte, 1)
 			cl.OnMethod("echo", func(_ context.Context, payload []byte) (int, any, error) {
@@ -51,7 +51,7 @@ var methodCases = []Case{
 		Section:     "iothub-mqtt.md §4.4, §10.14; " + docMethods,
 		Certainty:   "C",
 		Needs:       []string{NeedMethodInvoker, NeedMethods},
-		run: func(e *E) {
+		run: func(e *env) {
 			_, _, err := e.target.(MethodInvoker).InvokeMethod(e.ctx, e.dev.DeviceID, "reboot", nil, 5*time.Second)
 			e.expectServiceStatus(err, 404, "invoking a method on an offline device")
 		},
@@ -63,7 +63,7 @@ var methodCases = []Case{
 		Certainty:   "C",
 		Needs:       []string{NeedMethodInvoker, NeedMethods},
 		Timeout:     30 * time.Second,
-		run: func(e *E) {
+		run: func(e *env) {
 			cl := e.newClient(e.dev, nil)
 			cl.OnMethod("slow", func(ctx context.Context, _ []byte) (int, any, error) {
 				<-ctx.Done() // never answers while the case runs
@@ -76,7 +76,7 @@ var methodCases = []Case{
 	},
 }
 
-func (e *E) expectServiceStatus(err error, want int, what string) {
+func (e *env) expectServiceStatus(err error, want int, what string) {
 	e.t.Helper()
 	var se *ServiceError
 	if !errors.As(err, &se) || se.StatusCode != want {

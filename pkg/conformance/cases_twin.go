@@ -19,7 +19,7 @@ var twinCases = []Case{
 		Section:     "iothub-mqtt.md §4.3, §10.13; " + docMQTT + " (Retrieving a device twin's properties)",
 		Certainty:   "C/O",
 		Needs:       []string{NeedTwin},
-		run: func(e *E) {
+		run: func(e *env) {
 			cl := e.newClient(e.dev, nil)
 			e.connectClient(cl, "reference client")
 			tw := e.getTwin(cl)
@@ -44,7 +44,7 @@ var twinCases = []Case{
 		Section:     "iothub-mqtt.md §4.3, §10.13; " + docMQTT + " (Update device twin's reported properties)",
 		Certainty:   "C/O",
 		Needs:       []string{NeedTwin},
-		run: func(e *E) {
+		run: func(e *env) {
 			cl := e.newClient(e.dev, nil)
 			e.connectClient(cl, "reference client")
 			ctx, cancel := e.waitCtx(answerWithin)
@@ -70,7 +70,7 @@ var twinCases = []Case{
 		Section:     "iothub-mqtt.md §4.3 (Status codes, Validation); " + docTwin,
 		Certainty:   "C",
 		Needs:       []string{NeedTwin},
-		run: func(e *E) {
+		run: func(e *env) {
 			cl := e.newClient(e.dev, nil)
 			e.connectClient(cl, "reference client")
 			for _, patch := range []string{`{"a":`, `{"a.b":1}`} {
@@ -90,7 +90,7 @@ var twinCases = []Case{
 		Section:     "iothub-mqtt.md §4.3 (Desired updates), §10.13; " + docMQTT,
 		Certainty:   "C",
 		Needs:       []string{NeedTwin, NeedTwinEditor},
-		run: func(e *E) {
+		run: func(e *env) {
 			type patch struct {
 				body    json.RawMessage
 				version int64
@@ -125,7 +125,7 @@ var twinCases = []Case{
 	},
 }
 
-func (e *E) getTwin(cl *device.Client) device.Twin {
+func (e *env) getTwin(cl *device.Client) device.Twin {
 	e.t.Helper()
 	ctx, cancel := e.waitCtx(answerWithin)
 	defer cancel()

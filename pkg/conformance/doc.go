@@ -19,7 +19,7 @@
 // (see cmd/junit for a JUnit XML converter that needs no network).
 //
 // Optional capabilities (CloudToDevice, TelemetryReader, MethodInvoker,
-// TwinEditor, ModuleProvisioner, NamedDevices, DeviceDisabler,
+// TwinEditor, ModuleProvisioner, NamedDevices, DeviceDisabler, TokenExpiryEnforcer,
 // PolicyProvider, RejectionReader, Clock, Limited) are found by type
 // assertion. A case needing one the target lacks is skipped with the
 // reason, never passed. Every case gets a fresh device and a deadline; at the

@@ -32,19 +32,19 @@ func identityOf(d DeviceIdentity) iothub.Identity {
 }
 
 // userName is the documented user name: {host}/{id}/?api-version=2021-04-12.
-func (e *E) userName(id iothub.Identity) string {
+func (e *env) userName(id iothub.Identity) string {
 	return iothub.UserName{Host: e.ep.HostName, Identity: id, APIVersion: iothub.DefaultAPIVersion, Form: iothub.FormQuery}.String()
 }
 
 // resource is the plain resource an identity's own token is signed over.
-func (e *E) resource(id iothub.Identity) string {
+func (e *env) resource(id iothub.Identity) string {
 	if id.ModuleID != "" {
 		return sas.ModuleResource(e.ep.HostName, id.DeviceID, id.ModuleID)
 	}
 	return sas.DeviceResource(e.ep.HostName, id.DeviceID)
 }
 
-func (e *E) key(b64 string) []byte {
+func (e *env) key(b64 string) []byte {
 	e.t.Helper()
 	k, err := sas.DecodeKey(b64)
 	if err != nil {
@@ -54,19 +54,19 @@ func (e *E) key(b64 string) []byte {
 }
 
 // sign signs the WIRE resource sr (already encoded) as sent.
-func (e *E) sign(sr, keyName, keyB64 string, expiry time.Time) string {
+func (e *env) sign(sr, keyName, keyB64 string, expiry time.Time) string {
 	e.t.Helper()
 	return sas.Sign(sr, keyName, e.key(keyB64), expiry).String()
 }
 
 // token is a valid token for d, signed with its primary key.
-func (e *E) token(d DeviceIdentity) string {
+func (e *env) token(d DeviceIdentity) string {
 	e.t.Helper()
 	return e.sign(sas.EncodeResource(e.resource(identityOf(d))), "", d.PrimaryKey, e.now().Add(tokenLifetime))
 }
 
 // connectPacket is a valid CONNECT for d with password pw.
-func (e *E) connectPacket(d DeviceIdentity, pw string) mqttraw.ConnectPacket {
+func (e *env) connectPacket(d DeviceIdentity, pw string) mqttraw.ConnectPacket {
 	id := identityOf(d)
 	return mqttraw.ConnectPacket{
 		ClientID:     id.ClientID(),
@@ -77,7 +77,7 @@ func (e *E) connectPacket(d DeviceIdentity, pw string) mqttraw.ConnectPacket {
 	}
 }
 
-func (e *E) rawTLS() *tls.Config {
+func (e *env) rawTLS() *tls.Config {
 	if e.ep.TLS == nil {
 		return &tls.Config{ServerName: hostOnly(e.ep.HostName), MinVersion: tls.VersionTLS12}
 	}
@@ -98,7 +98,7 @@ func hostOnly(h string) string {
 // dial sends p on a new raw connection and returns the CONNACK. The
 // connection (nil if the hub closed without a CONNACK) is closed when the
 // case ends. err reports a hub that sent no CONNACK.
-func (e *E) dial(p mqttraw.ConnectPacket) (mqttraw.Connack, *mqttraw.Conn, error) {
+func (e *env) dial(p mqttraw.ConnectPacket) (mqttraw.Connack, *mqttraw.Conn, error) {
 	e.t.Helper()
 	ctx, cancel := e.waitCtx(answerWithin)
 	defer cancel()
@@ -111,7 +111,7 @@ func (e *E) dial(p mqttraw.ConnectPacket) (mqttraw.Connack, *mqttraw.Conn, error
 
 // connect opens a raw connection for d with a valid token and fails the case
 // unless the hub accepts it.
-func (e *E) connect(d DeviceIdentity, clean bool) (*mqttraw.Conn, mqttraw.Connack) {
+func (e *env) connect(d DeviceIdentity, clean bool) (*mqttraw.Conn, mqttraw.Connack) {
 	e.t.Helper()
 	p := e.connectPacket(d, e.token(d))
 	p.CleanSession = clean
@@ -126,7 +126,7 @@ func (e *E) connect(d DeviceIdentity, clean bool) (*mqttraw.Conn, mqttraw.Connac
 }
 
 // reasonSuffix is " (hub's reason: ...)" when the target records refusals.
-func (e *E) reasonSuffix(clientID string) string {
+func (e *env) reasonSuffix(clientID string) string {
 	rr, ok := e.target.(RejectionReader)
 	if !ok {
 		return ""
@@ -143,7 +143,7 @@ func (e *E) reasonSuffix(clientID string) string {
 // expectRefused sends p and checks that the hub answers CONNACK want (any of
 // them) and then closes the connection; with a RejectionReader it also checks
 // that the recorded reason is one of reasons (none given: not checked).
-func (e *E) expectRefused(p mqttraw.ConnectPacket, want []byte, reasons ...string) {
+func (e *env) expectRefused(p mqttraw.ConnectPacket, want []byte, reasons ...string) {
 	e.t.Helper()
 	ack, c, err := e.dial(p)
 	if err != nil {
@@ -186,7 +186,7 @@ func codes(want []byte) string {
 
 // expectClosedSilently checks that the hub closes c (within closeWithin)
 // without answering first: any packet but PINGRESP fails the check at once.
-func (e *E) expectClosedSilently(c *mqttraw.Conn, what string) {
+func (e *env) expectClosedSilently(c *mqttraw.Conn, what string) {
 	e.t.Helper()
 	deadline := time.Now().Add(closeWithin)
 	for {
@@ -206,7 +206,7 @@ func (e *E) expectClosedSilently(c *mqttraw.Conn, what string) {
 
 // readPacket waits for the next packet of type want (skipping PINGRESP) and
 // fails the case otherwise.
-func (e *E) readPacket(c *mqttraw.Conn, want mqttraw.PacketType, what string) mqttraw.Packet {
+func (e *env) readPacket(c *mqttraw.Conn, want mqttraw.PacketType, what string) mqttraw.Packet {
 	e.t.Helper()
 	deadline := time.Now().Add(answerWithin)
 	for {
@@ -225,7 +225,7 @@ func (e *E) readPacket(c *mqttraw.Conn, want mqttraw.PacketType, what string) mq
 }
 
 // publish1 publishes at QoS 1 and waits for the PUBACK.
-func (e *E) publish1(c *mqttraw.Conn, topic string, payload []byte, id uint16) {
+func (e *env) publish1(c *mqttraw.Conn, topic string, payload []byte, id uint16) {
 	e.t.Helper()
 	if err := c.Publish(mqttraw.PublishPacket{Topic: topic, Payload: payload, QoS: 1, PacketID: id}); err != nil {
 		e.Fatalf("PUBLISH %q: %v", topic, err)
@@ -237,7 +237,7 @@ func (e *E) publish1(c *mqttraw.Conn, topic string, payload []byte, id uint16) {
 }
 
 // subscribe subscribes and checks the granted QoS.
-func (e *E) subscribe(c *mqttraw.Conn, filter string, qos, wantGranted byte) {
+func (e *env) subscribe(c *mqttraw.Conn, filter string, qos, wantGranted byte) {
 	e.t.Helper()
 	if err := c.Subscribe(7, mqttraw.Subscription{Filter: filter, QoS: qos}); err != nil {
 		e.Fatalf("SUBSCRIBE %q: %v", filter, err)
@@ -249,7 +249,7 @@ func (e *E) subscribe(c *mqttraw.Conn, filter string, qos, wantGranted byte) {
 }
 
 // expectQuiet checks that no PUBLISH arrives on c for quietFor.
-func (e *E) expectQuiet(c *mqttraw.Conn, what string) {
+func (e *env) expectQuiet(c *mqttraw.Conn, what string) {
 	e.t.Helper()
 	deadline := time.Now().Add(quietFor)
 	for {
@@ -270,7 +270,7 @@ func (e *E) expectQuiet(c *mqttraw.Conn, what string) {
 
 // newClient returns a reference client (pkg/device) for d, not connected,
 // closed when the case ends.
-func (e *E) newClient(d DeviceIdentity, adjust func(*device.Config)) *device.Client {
+func (e *env) newClient(d DeviceIdentity, adjust func(*device.Config)) *device.Client {
 	e.t.Helper()
 	cfg := device.Config{
 		HostName:             e.ep.HostName,
@@ -302,7 +302,7 @@ func (e *E) newClient(d DeviceIdentity, adjust func(*device.Config)) *device.Cli
 }
 
 // connectClient connects cl and fails the case if the hub refuses.
-func (e *E) connectClient(cl *device.Client, what string) {
+func (e *env) connectClient(cl *device.Client, what string) {
 	e.t.Helper()
 	if err := cl.Connect(e.ctx); err != nil {
 		var ce *device.ConnectError

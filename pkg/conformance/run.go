@@ -61,7 +61,7 @@ func (c Case) Run(t *testing.T, target Target) {
 		t.Skipf("%s: skipped: %s", c.ID, why)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout())
-	e := &E{t: t, c: c, ctx: ctx, target: target, ep: target.Endpoint()}
+	e := &env{t: t, c: c, ctx: ctx, target: target, ep: target.Endpoint()}
 	stop := context.AfterFunc(ctx, func() {
 		e.mu.Lock()
 		if !e.done && errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -82,10 +82,10 @@ func (c Case) Run(t *testing.T, target Target) {
 	c.run(e)
 }
 
-// E is the environment of one running case: the target, the case's fresh
+// env is the environment of one running case: the target, the case's fresh
 // device, a context that ends at the case's deadline, and helpers that
 // report failures as "<case ID>: <what> = <got>, want <want>".
-type E struct {
+type env struct {
 	t      *testing.T
 	c      Case
 	ctx    context.Context
@@ -99,37 +99,37 @@ type E struct {
 }
 
 // Errorf reports a failure prefixed with the case ID.
-func (e *E) Errorf(format string, args ...any) {
+func (e *env) Errorf(format string, args ...any) {
 	e.t.Helper()
 	e.t.Errorf("%s: %s", e.c.ID, fmt.Sprintf(format, args...))
 }
 
 // Fatalf reports a failure prefixed with the case ID and stops the case.
-func (e *E) Fatalf(format string, args ...any) {
+func (e *env) Fatalf(format string, args ...any) {
 	e.t.Helper()
 	e.t.Fatalf("%s: %s", e.c.ID, fmt.Sprintf(format, args...))
 }
 
 // Skipf skips the case with a reason prefixed with the case ID.
-func (e *E) Skipf(format string, args ...any) {
+func (e *env) Skipf(format string, args ...any) {
 	e.t.Helper()
 	e.t.Skipf("%s: skipped: %s", e.c.ID, fmt.Sprintf(format, args...))
 }
 
 // Logf logs with the case ID.
-func (e *E) Logf(format string, args ...any) {
+func (e *env) Logf(format string, args ...any) {
 	e.t.Helper()
 	e.t.Logf("%s: %s", e.c.ID, fmt.Sprintf(format, args...))
 }
 
 // onClose registers f to run when the case ends or times out.
-func (e *E) onClose(f func()) {
+func (e *env) onClose(f func()) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.closers = append(e.closers, f)
 }
 
-func (e *E) closeAll() {
+func (e *env) closeAll() {
 	e.mu.Lock()
 	fs := e.closers
 	e.closers = nil
@@ -139,7 +139,7 @@ func (e *E) closeAll() {
 	}
 }
 
-func (e *E) now() time.Time {
+func (e *env) now() time.Time {
 	if c, ok := e.target.(Clock); ok {
 		return c.Now()
 	}
@@ -147,13 +147,13 @@ func (e *E) now() time.Time {
 }
 
 // waitCtx returns a context ending after d or at the case's deadline.
-func (e *E) waitCtx(d time.Duration) (context.Context, context.CancelFunc) {
+func (e *env) waitCtx(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(e.ctx, d)
 }
 
 // eventually polls cond every 20 ms until it holds or d passes; it is the
 // suite's one way to wait for a state (never a bare sleep).
-func (e *E) eventually(d time.Duration, cond func() bool) bool {
+func (e *env) eventually(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for {
 		if cond() {

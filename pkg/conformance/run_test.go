@@ -41,7 +41,7 @@ func TestHungHubChild(t *testing.T) {
 			defer c.Close()
 		}
 	}()
-	c := Case{ID: "test/hung", Timeout: 300 * time.Millisecond, run: func(e *E) {
+	c := Case{ID: "test/hung", Timeout: 300 * time.Millisecond, run: func(e *env) {
 		nc, err := net.Dial("tcp", e.ep.Addr)
 		if err != nil {
 			e.Fatalf("dial: %v", err)
