@@ -2,18 +2,17 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/pkg/device"
 )
 
@@ -88,9 +87,9 @@ func (f *connFlags) client(ctx context.Context, st *streams, setup func(*device.
 		return nil, fmt.Errorf("connection string: %w", err)
 	}
 	if f.ca != "" {
-		pool, err := loadCA(f.ca)
+		pool, err := certs.LoadPool(f.ca)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("reading the CA: %w", err)
 		}
 		cfg.RootCAs = pool
 	}
@@ -136,22 +135,6 @@ func closeClient(c *device.Client) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = c.Close(ctx)
-}
-
-// loadCA reads a PEM CA bundle; a directory means DIR/ca.pem (fakehub's --ca layout).
-func loadCA(path string) (*x509.CertPool, error) {
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		path = filepath.Join(path, "ca.pem")
-	}
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading the CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("reading the CA: no PEM certificate in %s", path)
-	}
-	return pool, nil
 }
 
 // run is main without the process: it parses args, runs the verb and returns the exit code.

@@ -7,18 +7,16 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
 )
 
@@ -90,9 +88,9 @@ func (f *serviceFlags) client(env *serviceEnv) (*serviceclient.Client, error) {
 		opts = append(opts, serviceclient.WithURL(f.hubURL))
 	}
 	if f.ca != "" {
-		pool, err := loadCAPool(f.ca)
+		pool, err := certs.LoadPool(f.ca)
 		if err != nil {
-			return nil, &serviceError{code: 1, err: err}
+			return nil, &serviceError{code: 1, err: fmt.Errorf("reading the CA: %w", err)}
 		}
 		opts = append(opts, serviceclient.WithRootCAs(pool))
 	}
@@ -101,22 +99,6 @@ func (f *serviceFlags) client(env *serviceEnv) (*serviceclient.Client, error) {
 		return nil, usageError(err)
 	}
 	return c, nil
-}
-
-// loadCAPool reads a PEM file, or DIR/ca.pem when path is a folder.
-func loadCAPool(path string) (*x509.CertPool, error) {
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		path = filepath.Join(path, "ca.pem")
-	}
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading the CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("reading the CA: %s holds no PEM certificate", path)
-	}
-	return pool, nil
 }
 
 // serviceError is an error with an exit code and hint lines.

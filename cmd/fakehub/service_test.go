@@ -132,15 +132,3 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("hub: unknown subcommand %q", args[0])
 	}
 }
-
-func TestLoadCAPool(t *testing.T) {
-	if _, err := loadCAPool("../../testdata/certs"); err != nil {
-		t.Errorf("folder: %v", err)
-	}
-	if _, err := loadCAPool("../../testdata/certs/ca.pem"); err != nil {
-		t.Errorf("file: %v", err)
-	}
-	if _, err := loadCAPool("service_test.go"); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
-		t.Errorf("not PEM: %v", err)
-	}
-}

@@ -13,6 +13,9 @@
 //	srvTLS, err := ca.ServerTLS([]string{"localhost", "127.0.0.1"}, 24*time.Hour, time.Now())
 //	cliTLS := ca.ClientTLS("localhost")                   // trusts only this CA
 //
+// A client that has only the certificate (devicesim --ca, fakehub's service
+// verbs --ca) reads it with LoadPool, from a PEM file or DIR/ca.pem.
+//
 // The package uses the standard library only. Time is always passed in.
 // Randomness is taken from an io.Reader where it matters (serial numbers);
 // note that since Go 1.26 the crypto/ecdsa key generation and signing
