@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
@@ -200,20 +201,20 @@ func newConnstrBuildCmd(st *streams) *cobra.Command {
 func runConnstrBuild(st *streams, cmd *cobra.Command, o *connstrBuildOptions) error {
 	fs := cmd.Flags()
 	if o.module != "" && o.device == "" {
-		return usageErrorf("--module needs --device")
+		return cli.Usagef("--module needs --device")
 	}
 	if o.withSAS && o.device == "" {
-		return usageErrorf("--with-sas needs --device: a policy connection string carries its key")
+		return cli.Usagef("--with-sas needs --device: a policy connection string carries its key")
 	}
 	if !o.withSAS && (fs.Changed("ttl") || fs.Changed("expiry")) {
-		return usageErrorf("--ttl and --expiry only apply with --with-sas")
+		return cli.Usagef("--ttl and --expiry only apply with --with-sas")
 	}
 	text, source, ok, err := o.keys.text(st, true)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return usageErrorf("no key: pass --key or --key-file, or set $%s", envKey)
+		return cli.Usagef("no key: pass --key or --key-file, or set $%s", envKey)
 	}
 	if _, err := decodeKeyOnly(text, source, sas.DialectIoTHub); err != nil {
 		return err

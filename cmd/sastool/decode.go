@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
@@ -77,7 +78,7 @@ func (st *streams) parseToken(arg string) (sas.Token, error) {
 	s = strings.Trim(s, `"'`)
 	t, err := sas.Parse(s)
 	if err != nil {
-		return t, withHints(cleanError{err}, tokenHints(s)...)
+		return t, cli.WithHints(cleanError{err}, tokenHints(s)...)
 	}
 	return t, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
@@ -62,7 +63,7 @@ func runDerive(st *streams, cmd *cobra.Command, o *deriveOptions) error {
 		text, source = s, "--group-key-file "+o.groupKeyFile
 	}
 	if o.registrationID == "" {
-		return usageErrorf("--registration-id is empty")
+		return cli.Usagef("--registration-id is empty")
 	}
 	group, err := decodeKeyOnly(text, source, sas.DialectIoTHub)
 	if err != nil {

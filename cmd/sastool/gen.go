@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
@@ -148,12 +149,12 @@ func (o *genOptions) signingKey(st *streams, cs sas.ConnectionString, haveCS boo
 	}
 	if haveCS {
 		if cs.SharedAccessKey == "" {
-			return nil, withHints(fmt.Errorf("the connection string has a SharedAccessSignature, not a key: there is nothing to sign with"),
+			return nil, cli.WithHints(fmt.Errorf("the connection string has a SharedAccessSignature, not a key: there is nothing to sign with"),
 				"pass the device key with --key-file to sign a new token, or inspect the embedded one with 'sastool decode'")
 		}
 		return cs.Key()
 	}
-	return nil, usageErrorf("no key: pass --key, --key-file or -c, or set $%s", envKey)
+	return nil, cli.Usagef("no key: pass --key, --key-file or -c, or set $%s", envKey)
 }
 
 // resource returns the wire sr and the plain resource it encodes.
@@ -165,7 +166,7 @@ func (o *genOptions) resource(st *streams, cs sas.ConnectionString, haveCS bool)
 			t := sas.Token{Resource: o.uri}
 			p, err := t.PlainResource()
 			if err != nil {
-				return "", "", &cliError{code: exitUsage, err: fmt.Errorf("--uri: %s", trimPkg(err))}
+				return "", "", cli.Usage(fmt.Errorf("--uri: %s", trimPkg(err)))
 			}
 			return o.uri, p, nil
 		}
@@ -180,9 +181,9 @@ func (o *genOptions) resource(st *streams, cs sas.ConnectionString, haveCS bool)
 		}
 		switch {
 		case host == "":
-			return "", "", usageErrorf("--device and --module need --hub (or -c for the host name)")
+			return "", "", cli.Usagef("--device and --module need --hub (or -c for the host name)")
 		case o.module != "" && device == "":
-			return "", "", usageErrorf("--module needs --device")
+			return "", "", cli.Usagef("--module needs --device")
 		case o.module != "":
 			plain = sas.ModuleResource(host, device, o.module)
 		case device != "":
@@ -195,7 +196,7 @@ func (o *genOptions) resource(st *streams, cs sas.ConnectionString, haveCS bool)
 		plain = cs.Resource()
 		return sas.EncodeResource(plain), plain, nil
 	}
-	return "", "", usageErrorf("no resource: pass --uri, --hub with --device/--module, or -c")
+	return "", "", cli.Usagef("no resource: pass --uri, --hub with --device/--module, or -c")
 }
 
 // genHints warns, on stderr, about tokens that will not work as probably intended.

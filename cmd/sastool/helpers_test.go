@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/hubkit/hubkit/internal/cli"
 )
 
 func TestParseTime(t *testing.T) {
@@ -206,15 +208,15 @@ func TestRunExitCodes(t *testing.T) {
 		wantStdout string
 		wantStderr string
 	}{
-		{"gen-ok", []string{"gen", "--uri", "contoso.azure-devices.net/devices/MyDevice01", "--key", key, "--expiry", "1893456000"}, "", exitOK, tok + "\n", ""},
-		{"gen-stdin-key", []string{"gen", "--uri", "contoso.azure-devices.net/devices/MyDevice01", "--key-file", "-", "--expiry", "1893456000"}, key + "\n", exitOK, tok + "\n", ""},
-		{"gen-bad-key", []string{"gen", "--uri", "h/devices/d", "--key", "x"}, "", exitError, "", "sastool: error: --key: not standard base64"},
-		{"gen-unknown-flag", []string{"gen", "--nope"}, "", exitUsage, "", "sastool: error: unknown flag: --nope\n"},
-		{"unknown-verb", []string{"nope"}, "", exitUsage, "", `sastool: error: unknown command "nope" for "sastool"`},
-		{"verify-valid", []string{"verify", "--key", key, "--now", "1893452400", tok}, "", exitOK, "", "sastool: valid: device MyDevice01"},
+		{"gen-ok", []string{"gen", "--uri", "contoso.azure-devices.net/devices/MyDevice01", "--key", key, "--expiry", "1893456000"}, "", cli.ExitOK, tok + "\n", ""},
+		{"gen-stdin-key", []string{"gen", "--uri", "contoso.azure-devices.net/devices/MyDevice01", "--key-file", "-", "--expiry", "1893456000"}, key + "\n", cli.ExitOK, tok + "\n", ""},
+		{"gen-bad-key", []string{"gen", "--uri", "h/devices/d", "--key", "x"}, "", cli.ExitError, "", "sastool: error: --key: not standard base64"},
+		{"gen-unknown-flag", []string{"gen", "--nope"}, "", cli.ExitUsage, "", "sastool: error: unknown flag: --nope\n"},
+		{"unknown-verb", []string{"nope"}, "", cli.ExitUsage, "", `sastool: error: unknown command "nope" for "sastool"`},
+		{"verify-valid", []string{"verify", "--key", key, "--now", "1893452400", tok}, "", cli.ExitOK, "", "sastool: valid: device MyDevice01"},
 		{"verify-expired", []string{"verify", "--key", key, "--now", "1893466800", tok}, "", exitRejected, "", "sastool: rejected: expired: "},
-		{"verify-malformed", []string{"verify", "--key", key, "SharedAccessSignature sr=x"}, "", exitError, "", "sastool: error: malformed token: field sig: missing\n"},
-		{"stdin-twice", []string{"verify", "--key-file", "-", "-"}, key, exitUsage, "", "sastool: error: token: stdin (-) is already used"},
+		{"verify-malformed", []string{"verify", "--key", key, "SharedAccessSignature sr=x"}, "", cli.ExitError, "", "sastool: error: malformed token: field sig: missing\n"},
+		{"stdin-twice", []string{"verify", "--key-file", "-", "-"}, key, cli.ExitUsage, "", "sastool: error: token: stdin (-) is already used"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -272,8 +274,8 @@ func TestStdinInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	var stdout, stderr bytes.Buffer
-	if got := run(ctx, []string{"decode", "-"}, pr, &stdout, &stderr); got != exitError {
-		t.Errorf("run(decode -) after interrupt = %d, want %d", got, exitError)
+	if got := run(ctx, []string{"decode", "-"}, pr, &stdout, &stderr); got != cli.ExitError {
+		t.Errorf("run(decode -) after interrupt = %d, want %d", got, cli.ExitError)
 	}
 	if want := "sastool: error: reading token from stdin: interrupted\n"; stderr.String() != want {
 		t.Errorf("stderr = %q, want %q", stderr.String(), want)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
@@ -17,7 +18,7 @@ func (st *streams) readArg(arg, what string) (string, error) {
 		return strings.TrimSpace(arg), nil
 	}
 	if st.stdinUsed {
-		return "", usageErrorf("%s: stdin (-) is already used by another flag or argument", what)
+		return "", cli.Usagef("%s: stdin (-) is already used by another flag or argument", what)
 	}
 	st.stdinUsed = true
 	if f, ok := st.in.(*os.File); ok {
@@ -47,7 +48,7 @@ func (st *streams) readArg(arg, what string) (string, error) {
 	}
 	s := strings.TrimSpace(string(r.b))
 	if s == "" {
-		return "", &cliError{code: exitError, err: fmt.Errorf("%s: stdin is empty", what)}
+		return "", cli.NewError(cli.ExitError, fmt.Errorf("%s: stdin is empty", what))
 	}
 	return s, nil
 }
@@ -117,10 +118,10 @@ func (k *keyFlags) given() bool { return k.fs.Changed("key") || k.fs.Changed("ke
 func (k *keyFlags) text(st *streams, useEnv bool) (key, source string, ok bool, err error) {
 	switch {
 	case k.fs.Changed("key") && k.fs.Changed("key-file"):
-		return "", "", false, usageErrorf("use either --key or --key-file, not both")
+		return "", "", false, cli.Usagef("use either --key or --key-file, not both")
 	case k.fs.Changed("key"):
 		if k.key == "" {
-			return "", "", false, usageErrorf("--key is empty")
+			return "", "", false, cli.Usagef("--key is empty")
 		}
 		return strings.TrimSpace(k.key), "--key", true, nil
 	case k.fs.Changed("key-file"):
@@ -139,7 +140,7 @@ func (k *keyFlags) text(st *streams, useEnv bool) (key, source string, ok bool, 
 func decodeKey(text, source string, d sas.Dialect) ([]byte, error) {
 	b, err := decodeKeyOnly(text, source, d)
 	if err != nil {
-		return nil, withHints(err, "an Event Hubs or Service Bus key is used as raw text: add --dialect servicebus")
+		return nil, cli.WithHints(err, "an Event Hubs or Service Bus key is used as raw text: add --dialect servicebus")
 	}
 	return b, nil
 }
@@ -151,7 +152,7 @@ func decodeKeyOnly(text, source string, d sas.Dialect) ([]byte, error) {
 	}
 	b, err := sas.DecodeKey(text)
 	if err != nil {
-		return nil, withHints(fmt.Errorf("%s: %s", source, strings.TrimPrefix(err.Error(), sas.ErrKey.Error()+": ")),
+		return nil, cli.WithHints(fmt.Errorf("%s: %s", source, strings.TrimPrefix(err.Error(), sas.ErrKey.Error()+": ")),
 			"IoT Hub and DPS keys are standard base64, as shown in the portal (a 32-byte key is 44 characters ending in '=')")
 	}
 	return b, nil
@@ -206,7 +207,7 @@ func connStrError(s string, err error) error {
 	case strings.Contains(s, "&"):
 		hints = append(hints, "connection string fields are separated by ';', not '&'")
 	}
-	return withHints(cleanError{err}, hints...)
+	return cli.WithHints(cleanError{err}, hints...)
 }
 
 // cleanError shows a library error without its package prefix but keeps it for errors.Is.

@@ -1,27 +1,21 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/hubkit/hubkit/internal/cli/clitest"
 )
 
 var update = flag.Bool("update", false, "rewrite the cmp golden files in testdata/*.txtar from the actual output")
 
-func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
-		"sastool": func() { os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
-	})
-}
+func TestMain(m *testing.M) { clitest.Main(m, "sastool", run) }
 
 // TestScripts runs testdata/*.txtar: every verb's stdout, stderr and exit code.
 // Run with -update to rewrite the golden sections after an intended change (and read the diff).
@@ -32,13 +26,10 @@ func TestScripts(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("TZ", "UTC") // decode shows local time; scripts that want another zone set TZ
 			env.Setenv("PAHO_PYTHON", pahoPython())
-			// A -race binary sleeps 1 s at exit by default (atexit_sleep_ms), once per sastool
-			// run in the scripts: 50 s for the package. The race reports still print.
-			env.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-			return nil
+			return clitest.Setup(env)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits": cmdExits,
+			"exits": clitest.Exits,
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond == "paho" {
@@ -50,33 +41,6 @@ func TestScripts(t *testing.T) {
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 	})
-}
-
-// cmdExits is the script command "exits CODE PROGRAM [ARGS...]": run PROGRAM and require
-// that exact exit code (testscript's "!" only says "not zero"). stdout and stderr are kept for
-// the following stdout/stderr/cmp lines, as after exec.
-func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
-	if neg {
-		ts.Fatalf("use exits CODE, not ! exits")
-	}
-	if len(args) < 2 {
-		ts.Fatalf("usage: exits CODE PROGRAM [ARGS...]")
-	}
-	want, err := strconv.Atoi(args[0])
-	if err != nil {
-		ts.Fatalf("exits: bad CODE %q", args[0])
-	}
-	got := 0
-	if err := ts.Exec(args[1], args[2:]...); err != nil {
-		ee, ok := errors.AsType[*exec.ExitError](err)
-		if !ok {
-			ts.Fatalf("exits: %v", err)
-		}
-		got = ee.ExitCode()
-	}
-	if got != want {
-		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
-	}
 }
 
 // pahoPython finds a python3 that can import paho.mqtt (Debian's python3-paho-mqtt), for the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
@@ -116,13 +117,13 @@ func runMQTT(st *streams, cmd *cobra.Command, o *mqttOptions) error {
 		o.format = "json"
 	}
 	if !slices.Contains(mqttFormats, o.format) {
-		return usageErrorf("--format %q: want one of %s", o.format, strings.Join(mqttFormats, ", "))
+		return cli.Usagef("--format %q: want one of %s", o.format, strings.Join(mqttFormats, ", "))
 	}
 	if o.port <= 0 || o.port > 65535 {
-		return usageErrorf("--port %d: want 1-65535", o.port)
+		return cli.Usagef("--port %d: want 1-65535", o.port)
 	}
 	if err := iothub.ValidateAPIVersion(o.apiVersion); err != nil {
-		return usageErrorf("--api-version: %s", trimPkg(err))
+		return cli.Usagef("--api-version: %s", trimPkg(err))
 	}
 	cs, _, err := o.cs.parse(st)
 	if err != nil {
@@ -130,7 +131,7 @@ func runMQTT(st *streams, cmd *cobra.Command, o *mqttOptions) error {
 	}
 	switch cs.Kind() {
 	case sas.KindPolicy:
-		return withHints(fmt.Errorf("a policy (service) connection string cannot connect as a device: want HostName=...;DeviceId=...;SharedAccessKey=..."),
+		return cli.WithHints(fmt.Errorf("a policy (service) connection string cannot connect as a device: want HostName=...;DeviceId=...;SharedAccessKey=..."),
 			"to act as a device with a policy key, add DeviceId=<id> to the connection string")
 	case sas.KindServiceBus:
 		return fmt.Errorf("an Event Hubs/Service Bus connection string cannot connect to IoT Hub over MQTT")
@@ -145,7 +146,7 @@ func runMQTT(st *streams, cmd *cobra.Command, o *mqttOptions) error {
 		expiry = o.expiry.t
 	}
 	if cs.SharedAccessSignature != "" && (cmd.Flags().Changed("ttl") || o.expiry.set) {
-		return usageErrorf("the connection string carries a ready SharedAccessSignature: --ttl and --expiry do not apply")
+		return cli.Usagef("the connection string carries a ready SharedAccessSignature: --ttl and --expiry do not apply")
 	}
 	tok, err := cs.Token(expiry)
 	if err != nil {

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/hubkit/hubkit/internal/cli"
 )
 
 // envKey is the one environment variable sastool reads: a key for gen, verify and connstr
@@ -79,22 +82,12 @@ Examples:
 // run is main without the process: it parses args, runs the verb and returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	st := &streams{ctx: ctx, in: stdin, out: stdout, err: stderr}
-	started := false
 	root := &cobra.Command{
-		Use:           "sastool",
-		Short:         "Make, decode and verify Azure IoT Hub SAS tokens and connection strings",
-		Long:          rootLong,
-		Example:       rootExample,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Use:     "sastool",
+		Short:   "Make, decode and verify Azure IoT Hub SAS tokens and connection strings",
+		Long:    rootLong,
+		Example: rootExample,
 	}
-	root.SetArgs(args)
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &cliError{code: exitUsage, err: err}
-	})
 	root.SetUsageTemplate(usageTemplate)
 	root.AddCommand(
 		newGenCmd(st),
@@ -109,32 +102,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if c, _, err := root.Find([]string{"completion"}); err == nil && c != root {
 		c.Example = completionExample
 	}
-	// Everything that fails before a RunE starts (unknown verb or flag, bad flag value, wrong
-	// number of arguments) is a usage error.
-	markStart(root, &started)
-	cmd, err := root.ExecuteContextC(ctx)
-	if err == nil {
-		return exitOK
+	cmd, err := cli.Execute(ctx, root, args, stdin, stdout, stderr)
+	if re, ok := errors.AsType[*rejectedError](err); ok {
+		return reportRejected(stderr, re)
 	}
-	return report(stderr, cmd, err, !started)
-}
-
-func markStart(c *cobra.Command, started *bool) {
-	if run := c.RunE; run != nil {
-		c.RunE = func(cmd *cobra.Command, args []string) error {
-			*started = true
-			return run(cmd, args)
-		}
-	}
-	for _, sub := range c.Commands() {
-		markStart(sub, started)
-	}
+	return cli.Report(stderr, cmd, err)
 }
 
 // noArgs and oneArg replace cobra's validators so the messages name what is expected.
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usageErrorf("%s takes no arguments, got %q", cmd.Name(), args[0])
+		return cli.Usagef("%s takes no arguments, got %q", cmd.Name(), args[0])
 	}
 	return nil
 }
@@ -143,9 +121,9 @@ func oneArg(what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		switch {
 		case len(args) == 0:
-			return usageErrorf("%s needs %s (or - to read it from stdin)", cmd.Name(), what)
+			return cli.Usagef("%s needs %s (or - to read it from stdin)", cmd.Name(), what)
 		case len(args) > 1:
-			return usageErrorf("%s takes one argument (%s), got %d: quote the value, it may contain spaces or '&'", cmd.Name(), what, len(args))
+			return cli.Usagef("%s takes one argument (%s), got %d: quote the value, it may contain spaces or '&'", cmd.Name(), what, len(args))
 		}
 		return nil
 	}
@@ -184,7 +162,7 @@ func exclusive(names ...string) flagRule {
 			}
 		}
 		if len(set) > 1 {
-			return usageErrorf("use either %s, not both", strings.Join(set, " or "))
+			return cli.Usagef("use either %s, not both", strings.Join(set, " or "))
 		}
 		return nil
 	}
@@ -201,8 +179,8 @@ func oneOf(names ...string) flagRule {
 			all = append(all, "--"+n)
 		}
 		if len(all) == 1 {
-			return usageErrorf("%s is required", all[0])
+			return cli.Usagef("%s is required", all[0])
 		}
-		return usageErrorf("one of %s is required", strings.Join(all, " or "))
+		return cli.Usagef("one of %s is required", strings.Join(all, " or "))
 	}
 }

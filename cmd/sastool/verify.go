@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
@@ -136,7 +137,7 @@ func runVerify(st *streams, o *verifyOptions, arg string) error {
 		audience = o.uri
 		if looksEncoded(audience) {
 			if audience, err = url.PathUnescape(o.uri); err != nil {
-				return usageErrorf("--uri: bad percent-encoding")
+				return cli.Usagef("--uri: bad percent-encoding")
 			}
 			fmt.Fprintf(st.err, "sastool: hint: --uri looks percent-encoded; comparing with the decoded %s\n", audience)
 		}
@@ -148,9 +149,7 @@ func runVerify(st *streams, o *verifyOptions, arg string) error {
 	if err != nil {
 		if o.json && errors.Is(err, sas.ErrMalformed) {
 			v := verdictJSON{Reason: string(sas.ReasonMalformed), Detail: trimPkg(err)}
-			if ce, ok := errors.AsType[*cliError](err); ok {
-				v.Hints = ce.hints
-			}
+			v.Hints = cli.Hints(err)
 			if werr := writeJSON(st.out, v); werr != nil {
 				return werr
 			}
@@ -182,7 +181,7 @@ func runVerify(st *streams, o *verifyOptions, arg string) error {
 			}
 		}
 		if rej.Reason == sas.ReasonMalformed {
-			return withHints(fmt.Errorf("%s: %s", rej.Reason, rej.Detail), rej.Hints...)
+			return cli.WithHints(fmt.Errorf("%s: %s", rej.Reason, rej.Detail), rej.Hints...)
 		}
 		return &rejectedError{rej: rej}
 	}
@@ -218,12 +217,12 @@ func verifyKey(st *streams, o *verifyOptions, cs sas.ConnectionString, haveCS bo
 	}
 	if haveCS {
 		if cs.SharedAccessKey == "" {
-			return nil, withHints(fmt.Errorf("the connection string carries a SharedAccessSignature, not a key: there is nothing to verify with"),
+			return nil, cli.WithHints(fmt.Errorf("the connection string carries a SharedAccessSignature, not a key: there is nothing to verify with"),
 				"pass the identity's key with --key-file (the token to check is the argument)")
 		}
 		return cs.Key()
 	}
-	return nil, usageErrorf("no key: pass --key, --key-file or -c, or set $%s", envKey)
+	return nil, cli.Usagef("no key: pass --key, --key-file or -c, or set $%s", envKey)
 }
 
 // parseSuspects reads --suspect NAME=KEY values. The name ends at the first '=' (base64 keys
@@ -233,7 +232,7 @@ func parseSuspects(vals []string, d sas.Dialect) ([]sas.NamedKey, error) {
 	for _, v := range vals {
 		name, text, ok := strings.Cut(v, "=")
 		if !ok || name == "" || text == "" {
-			return nil, usageErrorf("--suspect wants NAME=KEY, e.g. --suspect dev2=$DEV2_KEY")
+			return nil, cli.Usagef("--suspect wants NAME=KEY, e.g. --suspect dev2=$DEV2_KEY")
 		}
 		k, err := decodeKey(strings.TrimSpace(text), "--suspect "+name, d)
 		if err != nil {
@@ -242,7 +241,7 @@ func parseSuspects(vals []string, d sas.Dialect) ([]sas.NamedKey, error) {
 		out = append(out, sas.NamedKey{Name: name, Key: k})
 	}
 	if len(out) > sas.MaxSuspectKeys {
-		return nil, usageErrorf("at most %d --suspect keys", sas.MaxSuspectKeys)
+		return nil, cli.Usagef("at most %d --suspect keys", sas.MaxSuspectKeys)
 	}
 	return out, nil
 }
