@@ -15,13 +15,14 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/hubkit/hubkit/internal/certs"
+	"github.com/hubkit/hubkit/internal/cli/clitest"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
 func scriptCmds() map[string]func(*testscript.TestScript, bool, []string) {
 	return map[string]func(*testscript.TestScript, bool, []string){
-		"exits": cmdExits,
+		"exits": clitest.Exits,
 		"hub":   cmdHub,
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/device"
 )
 
@@ -39,7 +40,7 @@ arrive right after connecting.`,
 		Args:    noArgs,
 		PreRunE: func(*cobra.Command, []string) error {
 			if count < 0 {
-				return usageErrorf("--count must not be negative")
+				return cli.Usagef("--count must not be negative")
 			}
 			return nil
 		},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/device"
 )
 
@@ -32,10 +33,10 @@ func newMethodsCmd(st *streams) *cobra.Command {
 		Args: noArgs,
 		PreRunE: func(*cobra.Command, []string) error {
 			if count < 0 {
-				return usageErrorf("--count must not be negative")
+				return cli.Usagef("--count must not be negative")
 			}
 			if response != "" && !json.Valid([]byte(response)) {
-				return usageErrorf("--response must be JSON, got %q", response)
+				return cli.Usagef("--response must be JSON, got %q", response)
 			}
 			return nil
 		},

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/hubkit/hubkit/internal/certs"
+	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/device"
 )
 
@@ -80,7 +81,7 @@ func (f *connFlags) client(ctx context.Context, st *streams, setup func(*device.
 		cs = os.Getenv(envConnectionString)
 	}
 	if cs == "" {
-		return nil, usageErrorf("no connection string: pass -c CONNECTION_STRING or set %s", envConnectionString)
+		return nil, cli.Usagef("no connection string: pass -c CONNECTION_STRING or set %s", envConnectionString)
 	}
 	cfg, err := device.ConfigFromConnectionString(cs)
 	if err != nil {
@@ -140,22 +141,12 @@ func closeClient(c *device.Client) {
 // run is main without the process: it parses args, runs the verb and returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	st := &streams{in: stdin, out: stdout, err: stderr}
-	started := false
 	root := &cobra.Command{
-		Use:           "devicesim",
-		Short:         "A simulated Azure IoT Hub device: telemetry, C2D, twin and direct methods",
-		Long:          rootLong,
-		Example:       rootExample,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Use:     "devicesim",
+		Short:   "A simulated Azure IoT Hub device: telemetry, C2D, twin and direct methods",
+		Long:    rootLong,
+		Example: rootExample,
 	}
-	root.SetArgs(args)
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &cliError{code: exitUsage, err: err}
-	})
 	root.AddCommand(
 		newSendCmd(st),
 		newListenCmd(st),
@@ -163,31 +154,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		newMethodsCmd(st),
 		newVersionCmd(st),
 	)
-	markStart(root, &started)
-	cmd, err := root.ExecuteContextC(ctx)
-	if err == nil {
-		return exitOK
+	cmd, err := cli.Execute(ctx, root, args, stdin, stdout, stderr)
+	if hints := hintsFor(err); len(hints) > 0 {
+		err = cli.WithHints(err, hints...)
 	}
-	return report(stderr, cmd, err, !started)
-}
-
-// markStart records that a RunE began: errors before that (unknown verb or flag, bad
-// arguments) are usage errors.
-func markStart(c *cobra.Command, started *bool) {
-	if run := c.RunE; run != nil {
-		c.RunE = func(cmd *cobra.Command, args []string) error {
-			*started = true
-			return run(cmd, args)
-		}
-	}
-	for _, sub := range c.Commands() {
-		markStart(sub, started)
-	}
+	return cli.Report(stderr, cmd, err)
 }
 
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usageErrorf("%s takes no arguments, got %q", cmd.CommandPath(), args[0])
+		return cli.Usagef("%s takes no arguments, got %q", cmd.CommandPath(), args[0])
 	}
 	return nil
 }
@@ -195,7 +171,7 @@ func noArgs(cmd *cobra.Command, args []string) error {
 func maxOneArg(what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) > 1 {
-			return usageErrorf("%s takes at most one argument (%s), got %d: quote it", cmd.CommandPath(), what, len(args))
+			return cli.Usagef("%s takes at most one argument (%s), got %d: quote it", cmd.CommandPath(), what, len(args))
 		}
 		return nil
 	}
@@ -205,9 +181,9 @@ func oneArg(what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		switch {
 		case len(args) == 0:
-			return usageErrorf("%s needs %s", cmd.CommandPath(), what)
+			return cli.Usagef("%s needs %s", cmd.CommandPath(), what)
 		case len(args) > 1:
-			return usageErrorf("%s takes one argument (%s), got %d: quote it", cmd.CommandPath(), what, len(args))
+			return cli.Usagef("%s takes one argument (%s), got %d: quote it", cmd.CommandPath(), what, len(args))
 		}
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/device"
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
@@ -52,10 +53,10 @@ Prints "sent N/COUNT" per message on stdout.`,
 		Args:    maxOneArg("PAYLOAD"),
 		PreRunE: func(cmd *cobra.Command, args []string) error {
 			if f.count < 1 {
-				return usageErrorf("--count must be at least 1, got %d", f.count)
+				return cli.Usagef("--count must be at least 1, got %d", f.count)
 			}
 			if f.interval < 0 {
-				return usageErrorf("--interval must not be negative")
+				return cli.Usagef("--interval must not be negative")
 			}
 			_, err := parseProperties(f.props)
 			return err
@@ -127,7 +128,7 @@ func parseProperties(kvs []string) (iothub.Properties, error) {
 	for _, kv := range kvs {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return nil, usageErrorf("--property %q: want KEY=VALUE", kv)
+			return nil, cli.Usagef("--property %q: want KEY=VALUE", kv)
 		}
 		props = append(props, iothub.Property{Key: k, Value: v})
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/device"
 )
 
@@ -87,7 +88,7 @@ exits 1.`,
 			}
 			var obj map[string]any
 			if err := json.Unmarshal(patch, &obj); err != nil {
-				return usageErrorf("the patch must be a JSON object: %v", err)
+				return cli.Usagef("the patch must be a JSON object: %v", err)
 			}
 			ctx := cmd.Context()
 			c, err := conn.client(ctx, st, nil, false)
@@ -128,7 +129,7 @@ line holding the full desired properties.`,
 		Args: noArgs,
 		PreRunE: func(*cobra.Command, []string) error {
 			if count < 0 {
-				return usageErrorf("--count must not be negative")
+				return cli.Usagef("--count must not be negative")
 			}
 			return nil
 		},
