@@ -246,9 +246,16 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		}
 		scope = "hub"
 	} else {
-		err = verify(tok, cred.keys, now, append(opts, sas.WithSuspectKeys(s.opts.Registry.suspects(id, plain)...)))
+		// A device or module key signs for exactly its own resource; only
+		// policy tokens may name the hub or a prefix of the resource.
+		err = h.exactScope(plain, audience)
+		if err == nil {
+			err = verify(tok, cred.keys, now, append(opts, sas.WithSuspectKeys(s.opts.Registry.suspects(id, plain)...)))
+		}
 		if err != nil && id.IsModule() && s.opts.Quirks.AllowDeviceKeyForModule {
-			if verify(tok, cred.deviceKeys, now, append(opts, sas.WithoutDiagnosis())) == nil {
+			devAudience := sas.DeviceResource(srHost, id.DeviceID)
+			if h.exactScope(plain, devAudience) == nil &&
+				verify(tok, cred.deviceKeys, now, []sas.VerifyOption{sas.WithSkew(s.opts.TokenExpiryGrace), sas.WithAudience(devAudience), sas.WithoutDiagnosis()}) == nil {
 				err, scope = nil, "device"
 			}
 		}
@@ -275,6 +282,23 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		authScope: scope, authMethod: authMethodJSON(scope), generation: cred.generationID, expiry: tok.ExpiresAt(), connectedAt: now,
 		done: make(chan struct{}),
 	}, nil
+}
+
+// exactScope refuses a device- or module-key token whose sr is not exactly
+// audience (the hub, "h/devices" or another prefix), unless
+// Quirks.AllowBroadDeviceKeyScope.
+func (h *authHook) exactScope(plainSR, audience string) error {
+	q := h.s.opts.Quirks
+	if q.AllowBroadDeviceKeyScope || plainSR == audience || q.CaseInsensitiveIDsInSR && strings.EqualFold(plainSR, audience) {
+		return nil
+	}
+	_, got, _ := strings.Cut(plainSR, "/")
+	_, want, _ := strings.Cut(audience, "/")
+	if got == "" {
+		got = "the whole hub"
+	}
+	return sas.Reject(sas.ReasonScopeMismatch, fmt.Sprintf("a token signed with a device or module key must be for exactly %s, but it is for %s", want, got),
+		"sign sr={host}/"+want+" with the identity's key, or use a shared access policy token (skn) for a broader scope")
 }
 
 func rightsOrNone(r Rights) string {

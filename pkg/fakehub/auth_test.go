@@ -84,6 +84,13 @@ func TestConnectRefused(t *testing.T) {
 			p.Password = mqttraw.String(token("localhost/devices/dev1", "", keyDev1A, hour))
 			p.ClientID, p.UserName = "dev10", mqttraw.String(userName("localhost", iothub.Identity{DeviceID: "dev10"}))
 		}, sas.ReasonDisabled, ""},
+		{"device-key-hub-wide", asDev2(token("localhost", "", keyDev2A, hour)), sas.ReasonScopeMismatch, "devices/dev2"},
+		{"device-key-hub-wide-slash", asDev2(token("localhost/", "", keyDev2A, hour)), sas.ReasonScopeMismatch, "devices/dev2"},
+		{"device-key-devices-prefix", asDev2(token("localhost/devices", "", keyDev2A, hour)), sas.ReasonScopeMismatch, "devices/dev2"},
+		{"module-key-device-resource", func(p *mqttraw.ConnectPacket) {
+			p.ClientID, p.UserName = mod1.ClientID(), mqttraw.String(userName("localhost", mod1))
+			p.Password = mqttraw.String(token("localhost/devices/dev1", "", keyModA, hour))
+		}, sas.ReasonScopeMismatch, "modules/mod1"},
 		{"client-id-other-than-user-name", func(p *mqttraw.ConnectPacket) { p.ClientID = "dev2" }, sas.ReasonUserNameMismatch, ""},
 		{"client-id-invalid", func(p *mqttraw.ConnectPacket) { p.ClientID = "a/b/c" }, sas.ReasonClientIDMismatch, ""},
 		{"client-id-empty", func(p *mqttraw.ConnectPacket) { p.ClientID, p.CleanSession = "", false }, sas.ReasonClientIDMismatch, ""},
@@ -98,7 +105,7 @@ func TestConnectRefused(t *testing.T) {
 		{"module-with-device-key", func(p *mqttraw.ConnectPacket) {
 			p.ClientID, p.UserName = mod1.ClientID(), mqttraw.String(userName("localhost", mod1))
 			p.Password = mqttraw.String(deviceToken("localhost", dev1, keyDev1A))
-		}, sas.ReasonSignatureMismatch, "dev1"},
+		}, sas.ReasonScopeMismatch, "dev1"},
 		{"disabled-device", func(p *mqttraw.ConnectPacket) {
 			id := iothub.Identity{DeviceID: "dev10"}
 			p.ClientID, p.UserName, p.Password = "dev10", mqttraw.String(userName("localhost", id)), mqttraw.String(deviceToken("localhost", id, keyWrong))
@@ -157,6 +164,13 @@ func TestConnectRefused(t *testing.T) {
 				t.Errorf("rejection without time or address: %+v", r)
 			}
 		})
+	}
+}
+
+// asDev2 makes the CONNECT dev2's, with password tok.
+func asDev2(tok string) func(p *mqttraw.ConnectPacket) {
+	return func(p *mqttraw.ConnectPacket) {
+		p.ClientID, p.UserName, p.Password = "dev2", mqttraw.String(userName("localhost", dev2)), mqttraw.String(tok)
 	}
 }
 
@@ -256,6 +270,24 @@ func TestAuthQuirks(t *testing.T) {
 		p := goodConnect(mod1, keyModA)
 		p.Password = mqttraw.String(token("localhost/devices/dev1", "", keyDev1A, time.Now().Add(time.Hour)))
 		rawSession(t, h, p)
+	})
+	t.Run("device-key-for-module-needs-exact-device-resource", func(t *testing.T) {
+		h := startHub(t, fakehub.Options{Quirks: fakehub.Quirks{AllowDeviceKeyForModule: true}})
+		p := goodConnect(mod1, keyModA)
+		p.Password = mqttraw.String(token("localhost/devices", "", keyDev1A, time.Now().Add(time.Hour)))
+		ack, _ := rawConnect(t, h, p)
+		if ack.ReturnCode != 5 {
+			t.Errorf("CONNACK %d, want 5", ack.ReturnCode)
+		}
+		waitRejection(t, h, 0, sas.ReasonScopeMismatch)
+	})
+	t.Run("broad-device-key-scope", func(t *testing.T) {
+		h := startHub(t, fakehub.Options{Quirks: fakehub.Quirks{AllowBroadDeviceKeyScope: true}})
+		for _, sr := range []string{"localhost", "localhost/", "localhost/devices"} {
+			p := goodConnect(dev2, keyDev2A)
+			p.Password = mqttraw.String(token(sr, "", keyDev2A, time.Now().Add(time.Hour)))
+			rawSession(t, h, p)
+		}
 	})
 	t.Run("case-insensitive-ids-in-sr", func(t *testing.T) {
 		h := startHub(t, fakehub.Options{Quirks: fakehub.Quirks{CaseInsensitiveIDsInSR: true}})

@@ -79,6 +79,13 @@ type Quirks struct {
 	// its device's key over the device resource, like IoT Edge hub's opt-in
 	// allowDeviceAuthForModule (iothub-mqtt.md §11.4; IoT Hub: unknown).
 	AllowDeviceKeyForModule bool
+	// AllowBroadDeviceKeyScope accepts a token signed with a device's (or
+	// module's) own key whose sr is a prefix of its resource ("{host}",
+	// "{host}/devices") instead of exactly "{host}/devices/{id}" (or the
+	// module's). IoT Hub's behaviour is unknown (iothub-mqtt.md §11.4); the
+	// resource table of §2.4 and IoT Edge hub require the exact resource, so
+	// by default such a token is refused with sas.ReasonScopeMismatch.
+	AllowBroadDeviceKeyScope bool
 	// CaseInsensitiveIDsInSR compares device and module IDs in the token's
 	// sr without regard to case, as IoT Edge hub does (iothub-mqtt.md §2.4,
 	// §11.3; registry IDs are case-sensitive).
