@@ -2,12 +2,12 @@
 // offline and with the standard library only, for CI systems that read JUnit:
 //
 //	go test -json ./pkg/conformance > test.json
-//	go run ./pkg/conformance/cmd/junit < test.json > report.xml
+//	go run ./internal/junit < test.json > report.xml
 //
 // or in one pipe (the exit status of go test is lost in a pipe; keep the
 // JSON file if the job must fail on test failures):
 //
-//	go test -json ./pkg/conformance | go run ./pkg/conformance/cmd/junit > report.xml
+//	go test -json ./pkg/conformance | go run ./internal/junit > report.xml
 //
 // Each package becomes a testsuite and each test or subtest a testcase named
 // as -run names it (TestConformance/connect/sas/expired), so a failing
