@@ -2,6 +2,7 @@ package sas
 
 import (
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -298,12 +299,17 @@ func (c *ConnectionString) validateServiceBus() error {
 // canonical order (HostName, DeviceId, ModuleId, SharedAccessKeyName,
 // SharedAccessKey, SharedAccessSignature, GatewayHostName; Service Bus:
 // Endpoint, SharedAccessKeyName, SharedAccessKey, SharedAccessSignature,
-// EntityPath). It contains the key: treat it as a secret.
+// EntityPath). It contains the key: treat it as a secret. Use Redacted for
+// errors and logs (slog uses LogValue, which redacts, but fmt's %v and %s
+// call String).
 func (c ConnectionString) String() string { return c.format(false) }
 
 // Redacted is String with SharedAccessKey=<redacted> and
 // SharedAccessSignature=<redacted>, safe for logs and errors.
 func (c ConnectionString) Redacted() string { return c.format(true) }
+
+// LogValue makes slog log a ConnectionString as Redacted.
+func (c ConnectionString) LogValue() slog.Value { return slog.StringValue(c.Redacted()) }
 
 func (c ConnectionString) format(redact bool) string {
 	order := []string{csHostName, csDeviceID, csModuleID, csKeyName, csKey, csSignature, csGateway}
@@ -317,7 +323,7 @@ func (c ConnectionString) format(redact bool) string {
 			continue
 		}
 		if redact && (k == csKey || k == csSignature) {
-			v = "<redacted>"
+			v = redacted
 		}
 		if b.Len() > 0 {
 			b.WriteByte(';')

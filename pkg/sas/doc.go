@@ -6,7 +6,10 @@
 // [ModuleResource], [HubResource], [DPSResource]), encode it with
 // [EncodeResource], sign it with [Sign], and send [Token.String] as the MQTT
 // password. On the receiving side, [Parse] the password and call
-// [Token.Verify] with the identity's key and [WithAudience].
+// [Token.Verify] with the key the token claims: for a token without skn, the
+// device's or module's own key and [WithExactAudience] (such a token must
+// name exactly that identity); for a token with skn, the named policy's key
+// and [WithAudience] (a policy token may cover the whole hub or all devices).
 //
 // # Verdicts
 //
@@ -40,8 +43,12 @@
 //
 // # Secrets
 //
-// Errors, details and hints never contain keys, signatures or whole tokens;
-// they show resources, policy names, expiries and reasons instead.
+// Errors, details and hints never contain keys, signatures or whole tokens
+// (nor a character of a malformed key: only its offset); they show
+// resources, policy names, expiries and reasons instead. [Token.String] and
+// [ConnectionString.String] are the exact wire forms and contain the secret;
+// [Token.Redacted] and [ConnectionString.Redacted] do not, and both types
+// implement [log/slog.LogValuer], so slog logs them redacted.
 //
 // This package imports only the standard library.
 package sas

@@ -32,6 +32,11 @@ var (
 	ErrNoPassword = errors.New("sas: no password")
 	// ErrKey means a key is not usable (for example not standard base64).
 	ErrKey = errors.New("sas: bad key")
+	// ErrEmptyKey is returned by Token.Verify when given an empty key: an
+	// HMAC under an empty key is computable by anyone, so it never
+	// authorizes. It wraps ErrKey; it is a configuration error, not a
+	// *Rejection of the token.
+	ErrEmptyKey = fmt.Errorf("%w: empty key (Verify needs the identity's or the policy's key)", ErrKey)
 	// ErrConnectionString means a connection string could not be parsed or is
 	// incomplete or contradictory.
 	ErrConnectionString = errors.New("sas: bad connection string")

@@ -27,33 +27,47 @@ func DPSResource(idScope, registrationID string) string {
 }
 
 // Covers reports whether a token whose plain (decoded) resource is
-// tokenResource grants access to the plain resource target. The first
-// segment (the host, or the DPS ID scope) is compared case-insensitively;
-// the rest by whole '/'-separated segments, exactly (case-sensitively):
-// "h/devices/dev1" covers "h/devices/dev1" and "h/devices/dev1/modules/m",
-// but never "h/devices/dev10".
+// tokenResource grants access to the plain resource target, by path prefix.
+// The first segment (the host, or the DPS ID scope) is compared
+// case-insensitively; the rest by whole '/'-separated segments, exactly
+// (case-sensitively): "h/devices/dev1" covers "h/devices/dev1" and
+// "h/devices/dev1/modules/m", but never "h/devices/dev10". A single
+// trailing slash on tokenResource is ignored, so "h/devices/dev1/" covers
+// exactly what "h/devices/dev1" covers, and "h/" what "h" covers (a second
+// one is an empty segment that matches nothing).
+//
+// Prefix coverage is the rule for shared access policy tokens (skn). A
+// token signed with a device's or module's own key must name exactly that
+// identity: see WithExactAudience.
 func Covers(tokenResource, target string) bool {
 	return covers(tokenResource, target, false)
 }
 
 func covers(tokenResource, target string, foldIDs bool) bool {
-	th, tp, _ := strings.Cut(tokenResource, "/")
-	gh, gp, _ := strings.Cut(target, "/")
+	tokenResource = strings.TrimSuffix(tokenResource, "/")
+	th, tp, hasPath := strings.Cut(tokenResource, "/")
+	gh, gp, targetHasPath := strings.Cut(target, "/")
 	if !strings.EqualFold(th, gh) {
 		return false
 	}
-	if !strings.Contains(tokenResource, "/") || tp == "" {
+	if !hasPath {
 		return true // the whole hub ("h" or "h/")
 	}
-	if !strings.Contains(target, "/") {
-		return false
-	}
-	if len(tp) > len(gp) {
+	if !targetHasPath || len(tp) > len(gp) {
 		return false
 	}
 	prefix := gp[:len(tp)]
 	if !(prefix == tp || foldIDs && strings.EqualFold(prefix, tp)) {
 		return false
 	}
-	return len(gp) == len(tp) || gp[len(tp)] == '/' || strings.HasSuffix(tp, "/")
+	return len(gp) == len(tp) || gp[len(tp)] == '/'
+}
+
+// sameResource reports whether the plain resources a and b are the same:
+// the first segment compared case-insensitively, the rest exactly (or
+// case-insensitively with foldIDs). A trailing slash makes a difference.
+func sameResource(a, b string, foldIDs bool) bool {
+	ah, ap, aok := strings.Cut(a, "/")
+	bh, bp, bok := strings.Cut(b, "/")
+	return strings.EqualFold(ah, bh) && aok == bok && (ap == bp || foldIDs && strings.EqualFold(ap, bp))
 }

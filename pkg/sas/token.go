@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -67,15 +68,40 @@ func mac(key []byte, msg string) []byte {
 // skn (as the C and Python SDKs write them); sig and skn are percent-encoded
 // with url.QueryEscape. Parse(t.String()) == t.
 //
-// The result contains the signature: treat it as a secret.
-func (t Token) String() string {
+// The result contains the signature, a bearer credential until se: treat it
+// as a secret. Use Redacted for errors and logs (slog uses LogValue, which
+// redacts, but fmt's %v and %s call String).
+func (t Token) String() string { return t.format(false) }
+
+// Redacted is String with sig=<redacted>: the resource, expiry and policy
+// name stay visible, so it is safe for errors and logs. It does not parse.
+func (t Token) Redacted() string { return t.format(true) }
+
+// LogValue makes slog log a Token as a group of sr, se (RFC 3339 UTC) and
+// skn, without the signature.
+func (t Token) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.String("sr", t.Resource), slog.String("se", t.ExpiresAt().Format(time.RFC3339))}
+	if t.KeyName != "" {
+		attrs = append(attrs, slog.String("skn", t.KeyName))
+	}
+	attrs = append(attrs, slog.String("sig", redacted))
+	return slog.GroupValue(attrs...)
+}
+
+const redacted = "<redacted>"
+
+func (t Token) format(redact bool) string {
 	var b strings.Builder
 	b.Grow(len(Prefix) + len(t.Resource) + len(t.Signature) + len(t.KeyName) + 48)
 	b.WriteString(Prefix)
 	b.WriteString(" sr=")
 	b.WriteString(t.Resource)
 	b.WriteString("&sig=")
-	b.WriteString(url.QueryEscape(t.Signature))
+	if redact {
+		b.WriteString(redacted)
+	} else {
+		b.WriteString(url.QueryEscape(t.Signature))
+	}
 	b.WriteString("&se=")
 	b.WriteString(strconv.FormatInt(t.Expiry, 10))
 	if t.KeyName != "" {

@@ -16,6 +16,7 @@ type verifyConfig struct {
 	secondary   []byte
 	audience    string
 	hasAudience bool
+	exact       bool
 	suspects    []NamedKey
 	foldIDs     bool
 	noDiagnosis bool
@@ -34,15 +35,36 @@ func WithSkew(d time.Duration) VerifyOption {
 }
 
 // WithSecondaryKey adds the identity's secondary key: a token signed with
-// either key is valid.
+// either key is valid. An empty (or nil) key means "no secondary key": no
+// token ever verifies under an empty key.
 func WithSecondaryKey(key []byte) VerifyOption {
 	return func(c *verifyConfig) { c.secondary = key }
 }
 
 // WithAudience requires the token's sr to cover plainResource (see Covers),
-// for example DeviceResource(host, deviceID) for an MQTT connection.
+// for example DeviceResource(host, deviceID) for an MQTT connection. Covering
+// is by path prefix, so use it only for shared access policy tokens (skn set,
+// signed with a policy key), which may be scoped to the whole hub ("{host}")
+// or to all devices ("{host}/devices"). For a token signed with the device's
+// or module's own key use WithExactAudience: with WithAudience, a token with
+// sr={host} signed with dev2's key would be accepted for dev2.
 func WithAudience(plainResource string) VerifyOption {
-	return func(c *verifyConfig) { c.audience, c.hasAudience = plainResource, true }
+	return func(c *verifyConfig) { c.audience, c.hasAudience, c.exact = plainResource, true, false }
+}
+
+// WithExactAudience requires the token's sr to BE plainResource, not merely
+// cover it: the host (or DPS ID scope) is compared case-insensitively, the
+// rest exactly (case-sensitively unless WithCaseInsensitiveIDs), and a
+// trailing slash makes it a different resource. This is the rule for a
+// token signed with an identity's own key (no skn for a device or module;
+// skn=registration for DPS), which may only be scoped to that identity:
+// sr="{host}/devices/{id}" for a device key, "{host}/devices/{d}/modules/{m}"
+// for a module key (iothub-mqtt.md §2.4; IoT Edge hub's ValidateAudience).
+// Only shared access policy tokens (skn set, a policy key) may cover several
+// identities; verify those with WithAudience. A broader sr is refused with
+// ReasonScopeMismatch. The last of WithAudience and WithExactAudience wins.
+func WithExactAudience(plainResource string) VerifyOption {
+	return func(c *verifyConfig) { c.audience, c.hasAudience, c.exact = plainResource, true, true }
 }
 
 // WithSuspectKeys adds keys that are never accepted but are tried, after a
@@ -59,7 +81,12 @@ func WithCaseInsensitiveIDs() VerifyOption {
 }
 
 // WithoutDiagnosis skips the differential diagnosis after a signature
-// mismatch (no extra HMACs; the Rejection has no signature hints).
+// mismatch: no HMAC beyond the one or two real checks, and the Rejection has
+// no signature hints (its Reason and Detail are the same). A valid token never
+// pays for the diagnosis, but every mismatched token does (about 70 HMACs,
+// up to about 610 with MaxSuspectKeys suspects): a server facing untrusted
+// clients can verify with WithoutDiagnosis first and call Verify again
+// without it only for the mismatches it will report.
 func WithoutDiagnosis() VerifyOption {
 	return func(c *verifyConfig) { c.noDiagnosis = true }
 }
@@ -71,18 +98,33 @@ const MaxSuspectKeys = 16
 // key text for Service Bus). It returns nil or a *Rejection, checking in
 // this order:
 //
-//  1. with WithAudience: the host (ReasonHostMismatch), then the path
-//     (ReasonScopeMismatch) of sr against the audience;
+//  1. with WithAudience or WithExactAudience: the host (ReasonHostMismatch),
+//     then the path (ReasonScopeMismatch) of sr against the audience;
 //  2. the signature with key, then with the WithSecondaryKey key, compared
 //     in constant time (ReasonSignatureMismatch, with the differential
-//     diagnosis in Hints);
+//     diagnosis in Hints unless WithoutDiagnosis);
 //  3. the expiry, allowing the skew (ReasonExpired).
 //
-// A token whose sr is not valid percent-encoding is ReasonMalformed.
+// A token whose sr is not valid percent-encoding is ReasonMalformed. An
+// empty key is not a verdict on the token: Verify returns ErrEmptyKey
+// (wrapping ErrKey), never nil.
+//
+// Which audience option to use: a token without skn is signed with the
+// device's or module's own key and must name exactly that identity
+// (WithExactAudience); a token with skn is signed with a shared access
+// policy key and may cover a prefix (WithAudience). Verify cannot tell the
+// two apart by itself (a DPS token has skn=registration and a device key),
+// so the caller, which knows whose key it passes, chooses.
 func (t Token) Verify(key []byte, now time.Time, opts ...VerifyOption) error {
+	if len(key) == 0 {
+		return ErrEmptyKey
+	}
 	c := verifyConfig{skew: DefaultSkew}
 	for _, o := range opts {
 		o(&c)
+	}
+	if len(c.secondary) == 0 {
+		c.secondary = nil
 	}
 	if c.hasAudience {
 		if r := t.checkAudience(&c); r != nil {
@@ -124,7 +166,7 @@ func (t Token) checkAudience(c *verifyConfig) *Rejection {
 	if err != nil {
 		return Reject(ReasonMalformed, err.Error())
 	}
-	if covers(plain, c.audience, c.foldIDs) {
+	if c.exact && sameResource(plain, c.audience, c.foldIDs) || !c.exact && covers(plain, c.audience, c.foldIDs) {
 		return nil
 	}
 	th, _, _ := strings.Cut(plain, "/")
@@ -134,9 +176,32 @@ func (t Token) checkAudience(c *verifyConfig) *Rejection {
 		r.Hints = scopeHints(plain, c.audience)
 		return r
 	}
+	if c.exact && covers(plain, c.audience, c.foldIDs) {
+		kind, several := identityKind(c.audience)
+		r := Reject(ReasonScopeMismatch, fmt.Sprintf("a token signed with a %s must be scoped exactly to %s, not %s (only shared access policy tokens, with skn, may cover %s)",
+			kind, c.audience, plain, several))
+		r.Hints = append(scopeHints(plain, c.audience),
+			fmt.Sprintf("sign over exactly %s (percent-encoded: %s), or sign with a policy key that has DeviceConnect and send its name as skn", c.audience, EncodeResource(c.audience)))
+		return r
+	}
 	r := Reject(ReasonScopeMismatch, fmt.Sprintf("token is for %s but the connection is for %s", pathOf(plain), pathOf(c.audience)))
 	r.Hints = scopeHints(plain, c.audience)
 	return r
+}
+
+// identityKind names the key a token for audience is signed with, and what
+// only policy tokens may cover, for the scope-mismatch detail.
+func identityKind(audience string) (kind, several string) {
+	_, p, _ := strings.Cut(audience, "/")
+	switch {
+	case strings.Contains(p, "/modules/"):
+		return "module key", "several identities"
+	case strings.HasPrefix(p, "devices/"):
+		return "device key", "several devices"
+	case strings.Contains(p, "registrations/"):
+		return "device's own key", "several registrations"
+	}
+	return "identity's own key", "several identities"
 }
 
 // pathOf drops the host: "h/devices/d" -> "devices/d"; a bare host stays.

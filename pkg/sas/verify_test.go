@@ -277,10 +277,10 @@ func TestScopeHints(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tok := Sign(EncodeResource(tt.tokenPlain), "", testKey, testExpiry)
-			err := tok.Verify(testKey, testNow, WithAudience(tt.audience))
+			err := tok.Verify(testKey, testNow, WithExactAudience(tt.audience))
 			var r *Rejection
 			if !errors.As(err, &r) || !containsAny(r.Hints, tt.hint) {
-				t.Errorf("Verify(WithAudience(%q)) = %v, hints %q, want a hint containing %q", tt.audience, err, r.Hints, tt.hint)
+				t.Errorf("Verify(WithExactAudience(%q)) = %v, hints %q, want a hint containing %q", tt.audience, err, r.Hints, tt.hint)
 			}
 		})
 	}
