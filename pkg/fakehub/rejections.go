@@ -2,8 +2,10 @@ package fakehub
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
@@ -58,23 +60,44 @@ type Rejection struct {
 	Hints      []string // most likely cause first
 }
 
-// maxRejections bounds the history kept by Server.Rejections.
-const maxRejections = 10000
+// Bounds of the history kept by Server.Rejections: entries, their total
+// size, and the size of each text field (longer ones are cut, see clip).
+const (
+	maxRejections     = 10000
+	maxRejectionBytes = 16 << 20
+	maxRejectionField = 256
+	rejectionOverhead = 256 // struct, slice headers, Time: a rough per-entry cost
+)
 
 type rejectionLog struct {
 	mu      sync.Mutex
 	list    []Rejection
+	bytes   int // sum of size() over list
 	dropped int
 	changed chan struct{}
+}
+
+// size estimates the memory r holds.
+func (r *Rejection) size() int {
+	n := rejectionOverhead + len(r.RemoteAddr) + len(r.ClientID) + len(r.UserName) + len(r.Detail) +
+		len(r.Identity.DeviceID) + len(r.Identity.ModuleID) + len(r.Reason)
+	for _, h := range r.Hints {
+		n += len(h) + 16
+	}
+	return n
 }
 
 func (l *rejectionLog) add(r Rejection) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.list) >= maxRejections {
+	sz := r.size()
+	for len(l.list) > 0 && (len(l.list) >= maxRejections || l.bytes+sz > maxRejectionBytes) {
+		l.bytes -= l.list[0].size()
+		l.list[0] = Rejection{} // release its strings before the array is reallocated
 		l.list = l.list[1:]
 		l.dropped++
 	}
+	l.bytes += sz
 	l.list = append(l.list, r)
 	if l.changed != nil {
 		close(l.changed)
@@ -120,10 +143,20 @@ func (s *Server) WaitRejection(ctx context.Context, match func(Rejection) bool) 
 	}
 }
 
-// reject records r and logs it at WARN (no secrets).
+// reject records r and logs it at WARN (no secrets). Client-supplied text
+// can be 64 KB per field: every text field is cut to maxRejectionField bytes.
 func (s *Server) reject(r Rejection) {
 	if r.Time.IsZero() {
 		r.Time = s.opts.Now().UTC()
+	}
+	r.RemoteAddr, r.ClientID, r.UserName, r.Detail = clip(r.RemoteAddr), clip(r.ClientID), clip(r.UserName), clip(r.Detail)
+	r.Identity.DeviceID, r.Identity.ModuleID = clip(r.Identity.DeviceID), clip(r.Identity.ModuleID)
+	if len(r.Hints) > 0 {
+		hints := make([]string, len(r.Hints))
+		for i, h := range r.Hints {
+			hints[i] = clip(h)
+		}
+		r.Hints = hints
 	}
 	s.rejections.add(r)
 	attrs := []any{"reason", string(r.Reason), "detail", r.Detail, "clientId", r.ClientID, "remoteAddr", r.RemoteAddr}
@@ -144,4 +177,17 @@ func rejectionFrom(err error, reason sas.Reason) (sas.Reason, string, []string) 
 		return rj.Reason, rj.Detail, rj.Hints
 	}
 	return reason, err.Error(), nil
+}
+
+// clip cuts s to maxRejectionField bytes (on a rune boundary) and says how
+// long it was: "abc…(70000 bytes)".
+func clip(s string) string {
+	if len(s) <= maxRejectionField {
+		return s
+	}
+	cut := maxRejectionField
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }

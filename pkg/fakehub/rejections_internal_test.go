@@ -1,0 +1,35 @@
+package fakehub
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRejectionLogByteBound(t *testing.T) {
+	var l rejectionLog
+	big := strings.Repeat("x", 64<<10)
+	n := 2 * maxRejectionBytes / len(big)
+	for range n {
+		l.add(Rejection{Detail: big})
+	}
+	if l.bytes > maxRejectionBytes {
+		t.Errorf("log holds %d bytes, want at most %d", l.bytes, maxRejectionBytes)
+	}
+	if l.dropped == 0 || l.dropped+len(l.list) != n {
+		t.Errorf("dropped %d, kept %d, of %d", l.dropped, len(l.list), n)
+	}
+}
+
+func TestClip(t *testing.T) {
+	long := strings.Repeat("é", 200) // 400 bytes
+	got := clip(long)
+	if want := "…(400 bytes)"; !strings.HasSuffix(got, want) {
+		t.Errorf("clip = %q, want suffix %q", got, want)
+	}
+	if !strings.HasPrefix(got, strings.Repeat("é", 128)) {
+		t.Errorf("clip cut inside a rune: %q", got)
+	}
+	if got := clip("short"); got != "short" {
+		t.Errorf("clip(short) = %q", got)
+	}
+}

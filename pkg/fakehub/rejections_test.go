@@ -1,0 +1,62 @@
+package fakehub_test
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hubkit/hubkit/internal/mqttraw"
+	"github.com/hubkit/hubkit/pkg/fakehub"
+	"github.com/hubkit/hubkit/pkg/sas"
+)
+
+// logBuffer collects a hub's log output.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestRejectionFieldsAreCut(t *testing.T) {
+	lb := &logBuffer{}
+	h := startHub(t, fakehub.Options{Logger: slog.New(slog.NewTextHandler(lb, nil))})
+	p := goodConnect(dev1, keyDev1A)
+	p.ClientID = strings.Repeat("c", 60000)
+	p.UserName = mqttraw.String(strings.Repeat("u", 60000))
+	ack, _ := rawConnect(t, h, p)
+	if ack.ReturnCode != 5 {
+		t.Errorf("CONNACK %d, want 5", ack.ReturnCode)
+	}
+	r := waitRejection(t, h, 0, sas.ReasonClientIDMismatch)
+	for name, v := range map[string]string{"ClientID": r.ClientID, "UserName": r.UserName, "Detail": r.Detail} {
+		if len(v) > 300 {
+			t.Errorf("%s is %d bytes, want it cut to about 256", name, len(v))
+		}
+		if !strings.Contains(v, "bytes)") && name != "Detail" {
+			t.Errorf("%s = %q, want it to say how long it was", name, v)
+		}
+	}
+	for _, hint := range r.Hints {
+		if len(hint) > 300 {
+			t.Errorf("hint of %d bytes", len(hint))
+		}
+	}
+	for _, line := range strings.Split(lb.String(), "\n") {
+		if len(line) > 2000 {
+			t.Errorf("log line of %d bytes: %.200s...", len(line), line)
+		}
+	}
+}
