@@ -28,6 +28,10 @@ const verifyLong = `Check a SAS token the way fakehub (and IoT Hub) does: the ho
 the resource being accessed (--uri), the signature with the primary key and then the
 secondary key, then the expiry with a clock-skew allowance (--skew, default 5m).
 
+A token without skn is signed with a device's or module's own key, so its sr must be
+exactly the resource (contoso.azure-devices.net/devices/dev1, not the hub or
+contoso.azure-devices.net/devices); only a policy token (with skn) may cover a prefix.
+
 When the signature does not match, verify tries the usual mistakes and names the one that
 explains the token: sr re-cased or re-encoded after signing, a '+' left unescaped in sig,
 the raw key text used as the HMAC key (the Event Hubs rule), milliseconds in se, a policy key
@@ -159,8 +163,10 @@ func runVerify(st *streams, o *verifyOptions, arg string) error {
 
 	now := clock(&o.now)
 	opts := []sas.VerifyOption{sas.WithSkew(o.skew)}
-	if audience != "" {
-		opts = append(opts, sas.WithAudience(audience))
+	if audience != "" && t.KeyName == "" {
+		opts = append(opts, sas.WithExactAudience(audience)) // a device or module key: sr must name exactly that identity
+	} else if audience != "" {
+		opts = append(opts, sas.WithAudience(audience)) // a policy key (skn) may cover a prefix
 	}
 	if len(suspects) > 0 {
 		opts = append(opts, sas.WithSuspectKeys(suspects...))
