@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hubkit/hubkit/internal/certs"
+	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
@@ -91,15 +92,13 @@ type serveFlags struct {
 func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 	f := &serveFlags{}
 	cmd := &cobra.Command{
-		Use:           "fakehub",
-		Short:         "A fake Azure IoT Hub for offline device tests",
-		Long:          serveLong,
-		Example:       serveExample,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Use:     "fakehub",
+		Short:   "A fake Azure IoT Hub for offline device tests",
+		Long:    serveLong,
+		Example: serveExample,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usagef("unknown command %q for %q", args[0], cmd.CommandPath())
+				return cli.Usagef("unknown command %q for %q", args[0], cmd.CommandPath())
 			}
 			return nil
 		},
@@ -134,14 +133,14 @@ func parseDeviceFlag(v string) (deviceFlag, error) {
 	idPart, key, hasKey := strings.Cut(v, "=")
 	id, err := iothub.ParseClientID(idPart)
 	if err != nil {
-		return deviceFlag{}, usagef("--device %q: %v", v, err)
+		return deviceFlag{}, cli.Usagef("--device %q: %v", v, err)
 	}
 	if hasKey {
 		if _, err := sas.DecodeKey(key); err != nil {
-			return deviceFlag{}, usagef("--device %s: key: %v", idPart, err)
+			return deviceFlag{}, cli.Usagef("--device %s: key: %v", idPart, err)
 		}
 		if key == "" {
-			return deviceFlag{}, usagef("--device %s=: empty key (leave out '=' to generate one)", idPart)
+			return deviceFlag{}, cli.Usagef("--device %s=: empty key (leave out '=' to generate one)", idPart)
 		}
 	}
 	return deviceFlag{id: id, key: key}, nil
@@ -150,7 +149,7 @@ func parseDeviceFlag(v string) (deviceFlag, error) {
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
+		return nil, cli.Usagef("--log-level %q: want debug, info, warn or error", level)
 	}
 	o := &slog.HandlerOptions{Level: lv}
 	switch format {
@@ -159,7 +158,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, o)), nil
 	}
-	return nil, usagef("--log-format %q: want text or json", format)
+	return nil, cli.Usagef("--log-format %q: want text or json", format)
 }
 
 func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
@@ -168,7 +167,7 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 		return err
 	}
 	if f.ca == "" && f.insecureTCP == "" {
-		return usageError(errors.New("--ca is required"), "--ca testdata/certs uses the committed test CA; a new folder gets a new CA")
+		return cli.Usage(errors.New("--ca is required"), "--ca testdata/certs uses the committed test CA; a new folder gets a new CA")
 	}
 	var devs []deviceFlag
 	for _, v := range f.devices {
@@ -259,7 +258,7 @@ func addDevice(reg *fakehub.Registry, d deviceFlag) error {
 			if d.key == "" {
 				return nil // already in the devices file
 			}
-			return usagef("--device %s: already in the devices file", d.id)
+			return cli.Usagef("--device %s: already in the devices file", d.id)
 		}
 		_, err := reg.AddDevice(fakehub.Device{ID: d.id.DeviceID, Keys: keys})
 		return err

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hubkit/hubkit/internal/certs"
+	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
 )
 
@@ -34,8 +35,7 @@ type serviceEnv struct {
 //
 //	root.AddCommand(serviceCommands(os.Getenv, time.Now)...)
 //
-// Their errors implement ExitCode() int (1 error, 2 usage) and
-// Hints() []string (lines to print as "fakehub: hint: ...").
+// Their errors carry exit codes and hints for cli.Report (see package cli).
 func serviceCommands(getenv func(string) string, now func() time.Time) []*cobra.Command {
 	env := &serviceEnv{getenv: getenv, now: now}
 	return []*cobra.Command{
@@ -80,7 +80,7 @@ func (f *serviceFlags) client(env *serviceEnv) (*serviceclient.Client, error) {
 		cs = env.getenv(envServiceConnectionString)
 	}
 	if cs == "" {
-		return nil, usageError(errors.New("no service connection string"),
+		return nil, cli.Usage(errors.New("no service connection string"),
 			"pass -c 'HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=...' or set "+envServiceConnectionString)
 	}
 	opts := []serviceclient.Option{serviceclient.WithNow(env.now)}
@@ -90,67 +90,47 @@ func (f *serviceFlags) client(env *serviceEnv) (*serviceclient.Client, error) {
 	if f.ca != "" {
 		pool, err := certs.LoadPool(f.ca)
 		if err != nil {
-			return nil, &serviceError{code: 1, err: fmt.Errorf("reading the CA: %w", err)}
+			return nil, cli.NewError(cli.ExitError, fmt.Errorf("reading the CA: %w", err))
 		}
 		opts = append(opts, serviceclient.WithRootCAs(pool))
 	}
 	c, err := serviceclient.New(cs, opts...)
 	if err != nil {
-		return nil, usageError(err)
+		return nil, cli.Usage(err)
 	}
 	return c, nil
 }
 
-// serviceError is an error with an exit code and hint lines.
-type serviceError struct {
-	code  int
-	err   error
-	hints []string
-}
-
-func (e *serviceError) Error() string   { return e.err.Error() }
-func (e *serviceError) Unwrap() error   { return e.err }
-func (e *serviceError) ExitCode() int   { return e.code }
-func (e *serviceError) Hints() []string { return e.hints }
-func usageError(err error, hints ...string) *serviceError {
-	return &serviceError{code: 2, err: err, hints: hints}
-}
-
-// usagef is a usage error with a formatted message.
-func usagef(format string, args ...any) *serviceError {
-	return usageError(fmt.Errorf(format, args...))
-}
-
-// explain turns a client error into a serviceError with hints; what names
-// the operation ("invoking reboot on dev1").
+// explain turns a client error into a cli.Error with hints; what names the
+// operation ("invoking reboot on dev1").
 func explain(err error, c *serviceclient.Client, what string) error {
 	var se *serviceclient.Error
 	var ne net.Error
 	switch {
 	case errors.As(err, &se):
-		e := &serviceError{code: 1, err: fmt.Errorf("%s: %w", what, err)}
 		switch se.StatusCode {
 		case 401:
-			e.err = fmt.Errorf("%s: the hub refused the token (401 %s): %s", what, se.Code, orString(se.Reason, "unauthorized"))
-			e.hints = se.Hints
+			return cli.NewError(cli.ExitError,
+				fmt.Errorf("%s: the hub refused the token (401 %s): %s", what, se.Code, orString(se.Reason, "unauthorized")), se.Hints...)
 		case 404:
 			if se.Code == serviceclient.CodeDeviceNotOnline {
-				e.hints = []string{"the device must be connected and subscribed to $iothub/methods/POST/# (or pass --connect-timeout to wait for it)"}
+				return cli.NewError(cli.ExitError, fmt.Errorf("%s: %w", what, err),
+					"the device must be connected and subscribed to $iothub/methods/POST/# (or pass --connect-timeout to wait for it)")
 			}
 		case 504:
-			e.hints = []string{"the device received the request but did not publish $iothub/methods/res/{status}/?$rid={rid} in time"}
+			return cli.NewError(cli.ExitError, fmt.Errorf("%s: %w", what, err),
+				"the device received the request but did not publish $iothub/methods/res/{status}/?$rid={rid} in time")
 		}
-		return e
 	case errors.Is(err, context.Canceled):
 		return err
 	case strings.Contains(err.Error(), "certificate"):
-		return &serviceError{code: 1, err: fmt.Errorf("%s: %w", what, err),
-			hints: []string{"pass --ca with fakehub's CA folder (the --ca of fakehub serve) or its ca.pem"}}
+		return cli.NewError(cli.ExitError, fmt.Errorf("%s: %w", what, err),
+			"pass --ca with fakehub's CA folder (the --ca of fakehub serve) or its ca.pem")
 	case errors.As(err, &ne) || strings.Contains(err.Error(), "connection refused"):
-		return &serviceError{code: 1, err: fmt.Errorf("%s: %w", what, err),
-			hints: []string{"is fakehub running with its service API at " + c.URL() + "? (fakehub serve --http ADDR; or pass --hub-url)"}}
+		return cli.NewError(cli.ExitError, fmt.Errorf("%s: %w", what, err),
+			"is fakehub running with its service API at "+c.URL()+"? (fakehub serve --http ADDR; or pass --hub-url)")
 	}
-	return &serviceError{code: 1, err: fmt.Errorf("%s: %w", what, err)}
+	return cli.NewError(cli.ExitError, fmt.Errorf("%s: %w", what, err))
 }
 
 func orString(s, def string) string {
@@ -169,7 +149,7 @@ func argsExactly(names ...string) cobra.PositionalArgs {
 func argsBetween(minimum int, names ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < minimum || len(args) > len(names) {
-			return usagef("%s takes %s, got %d argument(s)", cmd.CommandPath(), strings.Join(names, " "), len(args))
+			return cli.Usagef("%s takes %s, got %d argument(s)", cmd.CommandPath(), strings.Join(names, " "), len(args))
 		}
 		return nil
 	}

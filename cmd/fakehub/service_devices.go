@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
 )
 
@@ -24,9 +25,9 @@ func newDevicesCmd(env *serviceEnv) *cobra.Command {
   fakehub devices remove dev1`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usagef("%s needs a verb: list, show, add, remove, disable or enable", cmd.CommandPath())
+				return cli.Usagef("%s needs a verb: list, show, add, remove, disable or enable", cmd.CommandPath())
 			}
-			return usagef("%s: unknown verb %q (want list, show, add, remove, disable or enable)", cmd.CommandPath(), args[0])
+			return cli.Usagef("%s: unknown verb %q (want list, show, add, remove, disable or enable)", cmd.CommandPath(), args[0])
 		},
 		RunE: func(*cobra.Command, []string) error { return nil }, // Args always fails first
 	}
@@ -128,7 +129,7 @@ stdin): a --key argument is visible in the process list.`,
 		Args: argsExactly("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if key != "" && keyFile != "" {
-				return usagef("use either --key or --key-file, not both")
+				return cli.Usagef("use either --key or --key-file, not both")
 			}
 			if keyFile != "" {
 				b, err := readKeyFile(cmd, keyFile)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
 )
 
@@ -46,12 +47,12 @@ subscribes. Prints the message ID (--json: the message state).` + serviceLong,
 			for _, p := range props {
 				k, v, ok := strings.Cut(p, "=")
 				if !ok || k == "" {
-					return usagef("--property %q: want NAME=VALUE", p)
+					return cli.Usagef("--property %q: want NAME=VALUE", p)
 				}
 				m.Properties[k] = v
 			}
 			if ttl < 0 {
-				return usagef("--ttl must be positive, got %v", ttl)
+				return cli.Usagef("--ttl must be positive, got %v", ttl)
 			}
 			if ttl > 0 {
 				m.Expiry = env.now().Add(ttl)
@@ -106,12 +107,12 @@ bodyBase64). --follow keeps waiting for new messages until interrupted or
 		Args: argsExactly(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if q.Count < 0 {
-				return usagef("--count must not be negative, got %d", q.Count)
+				return cli.Usagef("--count must not be negative, got %d", q.Count)
 			}
 			if since != "" {
 				t, err := time.Parse(time.RFC3339Nano, since)
 				if err != nil {
-					return usagef("--since %q: want an RFC 3339 time such as 2030-01-01T00:00:00Z", since)
+					return cli.Usagef("--since %q: want an RFC 3339 time such as 2030-01-01T00:00:00Z", since)
 				}
 				q.Since = t
 			}

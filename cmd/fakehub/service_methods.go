@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
 )
 
@@ -36,15 +37,15 @@ connected (404 DeviceNotOnline) or does not answer within --timeout
 					return err
 				}
 				if !json.Valid(p) {
-					return usageError(fmt.Errorf("PAYLOAD %q is not JSON", p), `a direct method payload is JSON: quote text as '"text"'`)
+					return cli.Usage(fmt.Errorf("PAYLOAD %q is not JSON", p), `a direct method payload is JSON: quote text as '"text"'`)
 				}
 				call.Payload = p
 			}
 			if timeout%time.Second != 0 || timeout < 5*time.Second || timeout > 300*time.Second {
-				return usagef("--timeout must be whole seconds from 5s to 5m0s (IoT Hub's limits), got %v", timeout)
+				return cli.Usagef("--timeout must be whole seconds from 5s to 5m0s (IoT Hub's limits), got %v", timeout)
 			}
 			if connectTimeout%time.Second != 0 || connectTimeout < 0 || connectTimeout > 300*time.Second {
-				return usagef("--connect-timeout must be whole seconds from 0s to 5m0s, got %v", connectTimeout)
+				return cli.Usagef("--connect-timeout must be whole seconds from 0s to 5m0s, got %v", connectTimeout)
 			}
 			c, err := sf.client(env)
 			if err != nil {
@@ -75,17 +76,18 @@ connected (404 DeviceNotOnline) or does not answer within --timeout
 // explainInvoke words the two errors every method caller meets.
 func explainInvoke(err error, c *serviceclient.Client, method, target string, timeout time.Duration) error {
 	e := explain(err, c, "invoking "+method+" on "+target)
-	se, ok := e.(*serviceError)
-	if !ok {
-		return e
-	}
+	var msg error
 	switch serviceclient.ErrorCode(err) {
 	case serviceclient.CodeDeviceNotOnline:
-		se.err = fmt.Errorf("invoking %s on %s: the device is not online (404 DeviceNotOnline)", method, target)
+		msg = fmt.Errorf("invoking %s on %s: the device is not online (404 DeviceNotOnline)", method, target)
 	case serviceclient.CodeGatewayTimeout:
-		se.err = fmt.Errorf("invoking %s on %s: no answer within %v (504 GatewayTimeout)", method, target, timeout)
+		msg = fmt.Errorf("invoking %s on %s: no answer within %v (504 GatewayTimeout)", method, target, timeout)
 	}
-	return se
+	ce, ok := e.(*cli.Error)
+	if !ok || msg == nil {
+		return e
+	}
+	return cli.NewError(ce.ExitCode(), msg, ce.Hints()...)
 }
 
 func newTwinCmd(env *serviceEnv) *cobra.Command {
@@ -116,12 +118,12 @@ if it subscribed to $iothub/twin/PATCH/properties/desired/#.` + serviceLong,
 					continue
 				}
 				if !json.Valid([]byte(f.v)) || f.v[0] != '{' {
-					return usagef("%s %q: want a JSON object such as '{\"interval\":5}'", f.name, f.v)
+					return cli.Usagef("%s %q: want a JSON object such as '{\"interval\":5}'", f.name, f.v)
 				}
 				*f.dst = json.RawMessage(f.v)
 			}
 			if (replace || ifMatch != "") && p.Desired == nil && p.Tags == nil {
-				return usagef("--replace and --if-match need --desired or --tags")
+				return cli.Usagef("--replace and --if-match need --desired or --tags")
 			}
 			p.Replace, p.IfMatch = replace, ifMatch
 			c, err := sf.client(env)
