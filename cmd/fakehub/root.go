@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,15 +30,8 @@ func newVersionCmd(stdout io.Writer) *cobra.Command {
 		Example: "  fakehub version",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			_, err := fmt.Fprintf(stdout, "fakehub %s (%s)\n", version(), runtime.Version())
+			_, err := fmt.Fprintf(stdout, "fakehub %s (%s)\n", cli.Version(), runtime.Version())
 			return err
 		},
 	}
-}
-
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
 }

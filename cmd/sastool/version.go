@@ -3,9 +3,10 @@ package main
 import (
 	"fmt"
 	"runtime"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/hubkit/hubkit/internal/cli"
 )
 
 func newVersionCmd(st *streams) *cobra.Command {
@@ -16,17 +17,8 @@ func newVersionCmd(st *streams) *cobra.Command {
 		Example: "  sastool version",
 		Args:    noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			_, err := fmt.Fprintf(st.out, "sastool %s (%s)\n", version(), runtime.Version())
+			_, err := fmt.Fprintf(st.out, "sastool %s (%s)\n", cli.Version(), runtime.Version())
 			return err
 		},
 	}
-}
-
-// version is the main module's version from the build info: a tag for "go install
-// .../sastool@v1.2.3", "devel" for builds from a checkout.
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -96,4 +97,13 @@ func Report(stderr io.Writer, cmd *cobra.Command, err error) int {
 		fmt.Fprintf(stderr, "%s: hint: run '%s --help' for usage\n", name, cmd.CommandPath())
 	}
 	return code
+}
+
+// Version is the main module's version from the build info: a tag for a
+// "go install .../cmd/NAME@v1.2.3" build, "devel" for a build from a checkout.
+func Version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
 }

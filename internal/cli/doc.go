@@ -9,6 +9,7 @@
 //     (unknown verb or flag, wrong arguments) made usage errors.
 //   - [Report] prints an error on stderr as "NAME: error: ..." and
 //     "NAME: hint: ..." lines and returns its exit code.
+//   - [Version] is the module version a "version" verb prints.
 //
 // Exit codes: [ExitOK] 0, [ExitError] 1, [ExitUsage] 2; codes from 3 up
 // belong to a command (sastool verify exits 3 for a rejected token). An error
