@@ -41,7 +41,9 @@ without KEY a key is generated and printed).
 The service REST API (IoT Hub's registry, twin and direct-method paths, plus
 C2D, telemetry and rejection extensions) listens on --http (default :8443,
 "off" disables) over HTTPS with the same certificate; the client verbs (send,
-events, invoke, twin, devices, rejections) use it.
+events, invoke, twin, devices, rejections) use it. Without --ca it is off:
+--http-insecure ADDR serves it over plain HTTP, where policy tokens and
+device keys cross the network in the clear.
 
 stdout carries the start banner: the listen address, the CA to trust, the
 service API URL and its connection string (iothubowner) and, per device, a
@@ -79,6 +81,8 @@ type serveFlags struct {
 	hostNames      []string
 	listen         string
 	http           string
+	httpSet        bool // --http given explicitly
+	httpInsecure   string
 	devicesFile    string
 	devices        []string
 	insecureTCP    string
@@ -102,7 +106,10 @@ func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), f, stdout, stderr) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.httpSet = cmd.Flags().Changed("http")
+			return serve(cmd.Context(), f, stdout, stderr)
+		},
 	}
 	cmd.CompletionOptions.HiddenDefaultCmd = false
 	fs := cmd.Flags()
@@ -110,7 +117,8 @@ func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 	fs.StringVar(&f.ca, "ca", "", "`DIR` holding ca.pem and ca-key.pem (created if missing)")
 	fs.StringArrayVar(&f.hostNames, "hostname", nil, "host `NAME` devices use (repeatable; default the devices file's hostname, else localhost)")
 	fs.StringVar(&f.listen, "listen", ":8883", "MQTT over TLS listen `ADDR`")
-	fs.StringVar(&f.http, "http", ":8443", "service REST API (HTTPS) listen `ADDR`, or off")
+	fs.StringVar(&f.http, "http", ":8443", "service REST API (HTTPS) listen `ADDR`, or off (off without --ca)")
+	fs.StringVar(&f.httpInsecure, "http-insecure", "", "serve the service REST API over plain HTTP on `ADDR` (no --ca; keys readable on the network)")
 	fs.StringVar(&f.devicesFile, "devices", "", "devices `FILE` (YAML or JSON)")
 	fs.StringArrayVar(&f.devices, "device", nil, "add a device `ID[=KEY]` or module DEVICE/MODULE[=KEY] (repeatable)")
 	fs.StringVar(&f.insecureTCP, "insecure-tcp", "", "also listen for plaintext MQTT on `ADDR` (IoT Hub has no such port)")
@@ -233,7 +241,14 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 		opts.TLS = tlsConf
 		opts.Addr = f.listen
 	}
-	if f.http != "off" && f.http != "" {
+	switch {
+	case f.httpInsecure != "" && f.ca != "":
+		return cli.Usagef("--http-insecure: with --ca the service API is HTTPS; use --http")
+	case f.httpInsecure != "":
+		opts.ServiceAddr, opts.InsecureService = f.httpInsecure, true // NewServer logs a WARN
+	case f.ca == "" && f.httpSet && f.http != "off" && f.http != "":
+		return cli.Usage(errors.New("--http needs --ca: the service API is HTTPS"), "--http-insecure ADDR serves it over plain HTTP (keys readable on the network)")
+	case f.ca != "" && f.http != "off" && f.http != "":
 		opts.ServiceAddr = f.http
 	}
 	srv, err := fakehub.NewServer(opts)

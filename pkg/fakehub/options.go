@@ -47,10 +47,14 @@ type Options struct {
 	// negative value means none.
 	TokenExpiryGrace time.Duration
 	// ServiceAddr, when set, is the listen address of the service REST API
-	// (ServiceHandler): HTTPS with the TLS certificate of the MQTT listener
-	// (plain HTTP when only InsecureAddr is set). The CLI's default is
-	// ":8443". Close shuts it down and ends open telemetry streams.
+	// (ServiceHandler): HTTPS with the TLS certificate of the MQTT listener.
+	// Without TLS, NewServer refuses it unless InsecureService is set. Close
+	// shuts it down and ends open telemetry streams.
 	ServiceAddr string
+	// InsecureService allows ServiceAddr without TLS: the service API is
+	// then plain HTTP, and policy tokens and device keys cross the network
+	// in the clear (a WARN is logged). For debugging only.
+	InsecureService bool
 	// C2DDefaultTTL is how long a C2D message without its own expiry waits
 	// for its device. Default 1 h, as IoT Hub; 1 min to 48 h.
 	C2DDefaultTTL time.Duration

@@ -52,6 +52,9 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.TLS == nil && opts.InsecureAddr == "" {
 		return nil, errors.New("fakehub: Options.TLS is required (or set InsecureAddr for a plaintext-only hub)")
 	}
+	if opts.ServiceAddr != "" && opts.TLS == nil && !opts.InsecureService {
+		return nil, errors.New("fakehub: Options.ServiceAddr without TLS would serve the service API (device keys included) over plain HTTP; set Options.TLS, or InsecureService to allow it")
+	}
 	if opts.TLS != nil && len(opts.TLS.Certificates) == 0 && opts.TLS.GetCertificate == nil && opts.TLS.GetConfigForClient == nil {
 		return nil, errors.New("fakehub: Options.TLS has no certificate")
 	}

@@ -38,6 +38,21 @@ func TestNewServerOptions(t *testing.T) {
 	c.Close()
 }
 
+func TestServiceAPIWithoutTLSNeedsConsent(t *testing.T) {
+	_, err := fakehub.NewServer(fakehub.Options{InsecureAddr: "127.0.0.1:0", ServiceAddr: "127.0.0.1:0"})
+	if err == nil || !strings.Contains(err.Error(), "InsecureService") {
+		t.Fatalf("NewServer(ServiceAddr without TLS) = %v, want a refusal naming InsecureService", err)
+	}
+	s, err := fakehub.NewServer(fakehub.Options{InsecureAddr: "127.0.0.1:0", ServiceAddr: "127.0.0.1:0", InsecureService: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if u := s.ServiceURL(); !strings.HasPrefix(u, "http://") {
+		t.Errorf("ServiceURL %q, want http://", u)
+	}
+}
+
 func TestCloseIsIdempotentAndPrompt(t *testing.T) {
 	h := startHub(t, fakehub.Options{})
 	rawSession(t, h, goodConnect(dev1, keyDev1A))

@@ -59,7 +59,7 @@ func (s *Server) startService() error {
 		sl.srv.TLSConfig = cfg
 		ln = tls.NewListener(ln, cfg)
 	} else {
-		s.log.Warn("service API over plain HTTP (no TLS configured): tokens cross the network in the clear", "addr", ln.Addr().String())
+		s.log.Warn("service API over plain HTTP (InsecureService): policy tokens and device keys cross the network in the clear", "addr", ln.Addr().String())
 	}
 	s.service = sl
 	go func() {
