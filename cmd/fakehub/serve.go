@@ -141,7 +141,7 @@ func parseDeviceFlag(v string) (deviceFlag, error) {
 	idPart, key, hasKey := strings.Cut(v, "=")
 	id, err := iothub.ParseClientID(idPart)
 	if err != nil {
-		return deviceFlag{}, cli.Usagef("--device %q: %v", v, err)
+		return deviceFlag{}, cli.Usagef("--device %q: %v", idPart, err) // not v: it may hold the key
 	}
 	if hasKey {
 		if _, err := sas.DecodeKey(key); err != nil {
