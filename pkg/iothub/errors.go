@@ -3,6 +3,9 @@ package iothub
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
 // ErrClientID is wrapped by errors about client IDs and device or module IDs.
@@ -21,15 +24,67 @@ var ErrTopic = errors.New("iothub: topic not allowed")
 
 // ParseError reports a malformed client ID, device or module ID, user name or property bag.
 // It unwraps to ErrClientID, ErrUserName or ErrProperties.
+//
+// Input is kept as received, for callers; Error does not echo it whole (see Error), because
+// a client may send a secret in the wrong field (the SAS token as the MQTT user name). Do not
+// log Input itself above Debug.
 type ParseError struct {
 	What    string // what was being parsed: "client ID", "device ID", "user name", "property bag"
-	Input   string // the input as received (none of these carry secrets)
+	Input   string // the input as received (may be a misplaced secret: see above)
 	Problem string // one human sentence saying what was expected
 	Err     error  // the sentinel
 }
 
-func (e *ParseError) Error() string {
-	return fmt.Sprintf("iothub: invalid %s %q: %s", e.What, e.Input, e.Problem)
+// Error returns `iothub: invalid <what> "<input>": <problem>`. An input longer than
+// MaxEchoBytes is cut there and followed by its length ("…(300 bytes)"). An input that looks
+// like a secret (it contains "sig=", "SharedAccessSignature" or "SharedAccessKey=", in any
+// case, or percent-encoded) is not shown at all, and neither is the problem, which may quote
+// parts of it (the same holds when the problem, which may decode the input, looks like one).
+func (e *ParseError) Error() string { return "iothub: invalid " + e.detail() }
+
+// detail returns the problem prefixed with what was parsed, for embedding in another error.
+func (e *ParseError) detail() string {
+	if looksSecret(e.Input) || looksSecret(e.Problem) {
+		advice := "secrets belong in the MQTT password only"
+		if e.What != "property bag" {
+			advice += " (were the user name and password swapped?)"
+		}
+		return e.What + " " + redactedEcho(e.Input) + ": " + advice
+	}
+	return e.What + " " + echo(e.Input) + ": " + e.Problem
+}
+
+// MaxEchoBytes bounds how much of a rejected input (a user name, a client ID, a topic) an
+// error message quotes; the rest is replaced by its length.
+const MaxEchoBytes = 64
+
+// echo quotes s for an error message, cut at MaxEchoBytes (on a UTF-8 boundary).
+func echo(s string) string {
+	if len(s) <= MaxEchoBytes {
+		return strconv.Quote(s)
+	}
+	cut := MaxEchoBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + "…(" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// looksSecret reports whether s looks like a SAS token or a connection string with a key,
+// perhaps percent-encoded.
+func looksSecret(s string) bool {
+	l := strings.ToLower(s)
+	for _, m := range []string{"sig=", "sig%3d", "sharedaccesssignature", "sharedaccesskey=", "sharedaccesskey%3d"} {
+		if strings.Contains(l, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactedEcho stands for an input that looks like a secret.
+func redactedEcho(s string) string {
+	return "<redacted: looks like a SAS token or connection string, " + strconv.Itoa(len(s)) + " bytes>"
 }
 
 // Unwrap returns the sentinel (ErrClientID, ErrUserName or ErrProperties).
@@ -51,14 +106,21 @@ const (
 )
 
 // TopicError reports a topic name or filter that does not parse or that breaks one of the hub's
-// rules. Error() is `topic "x": <problem>`; it unwraps to ErrTopic.
+// rules. Error() is `topic "x": <problem>`; it unwraps to ErrTopic. Topic is kept as received;
+// Error quotes it as ParseError.Error quotes its input (cut at MaxEchoBytes, hidden with its
+// problem if it looks like a secret).
 type TopicError struct {
 	Topic   string
 	Problem string
 	Rule    TopicRule // stable code for the rule broken (addition to the contract)
 }
 
-func (e *TopicError) Error() string { return fmt.Sprintf("topic %q: %s", e.Topic, e.Problem) }
+func (e *TopicError) Error() string {
+	if looksSecret(e.Topic) || looksSecret(e.Problem) {
+		return "topic " + redactedEcho(e.Topic) + ": breaks rule " + string(e.Rule) + " (the problem is not shown, it may quote the secret)"
+	}
+	return "topic " + echo(e.Topic) + ": " + e.Problem
+}
 
 // Unwrap returns ErrTopic.
 func (e *TopicError) Unwrap() error { return ErrTopic }

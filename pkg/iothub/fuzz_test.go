@@ -2,6 +2,7 @@ package iothub_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -18,6 +19,15 @@ func wantParseError(t *testing.T, err error, sentinel error) {
 	if !errors.As(err, &pe) || !errors.Is(err, sentinel) {
 		t.Fatalf("error %v (%T) is not a *ParseError wrapping %v", err, err, sentinel)
 	}
+	wantNoSecret(t, err)
+}
+
+// wantNoSecret checks that an error message never carries what looks like a SAS token.
+func wantNoSecret(t *testing.T, err error) {
+	t.Helper()
+	if l := strings.ToLower(err.Error()); strings.Contains(l, "sig=") || strings.Contains(l, "sharedaccesssignature") || strings.Contains(l, "sharedaccesskey=") {
+		t.Fatalf("error %q echoes what looks like a secret", err)
+	}
 }
 
 func wantTopicErr(t *testing.T, err error) {
@@ -26,6 +36,7 @@ func wantTopicErr(t *testing.T, err error) {
 	if !errors.As(err, &te) || !errors.Is(err, iothub.ErrTopic) || te.Rule == "" || te.Problem == "" {
 		t.Fatalf("error %v (%T) is not a *TopicError with a rule and a problem", err, err)
 	}
+	wantNoSecret(t, err)
 }
 
 func FuzzParseClientID(f *testing.F) {

@@ -191,9 +191,6 @@ func isUserNameBag(seg string) bool {
 	return strings.HasPrefix(seg, "?") || strings.Contains(seg, "api-version=")
 }
 
-// detail returns the problem prefixed with what was parsed, for embedding in another error.
-func (e *ParseError) detail() string { return fmt.Sprintf("%s %q: %s", e.What, e.Input, e.Problem) }
-
 func validateHost(h string) error {
 	if h == "" {
 		return fmt.Errorf("is empty")
