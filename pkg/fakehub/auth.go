@@ -226,10 +226,11 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 	if id.IsModule() {
 		audience = sas.ModuleResource(srHost, id.DeviceID, id.ModuleID)
 	}
-	opts := []sas.VerifyOption{sas.WithSkew(s.opts.TokenExpiryGrace), sas.WithAudience(audience)}
+	opts := []sas.VerifyOption{sas.WithSkew(s.opts.TokenExpiryGrace)}
 	if s.opts.Quirks.CaseInsensitiveIDsInSR {
 		opts = append(opts, sas.WithCaseInsensitiveIDs())
 	}
+	opts = opts[:len(opts):len(opts)] // each append below makes its own copy
 	scope := "device"
 	if id.IsModule() {
 		scope = "module"
@@ -239,23 +240,19 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		if !ok {
 			return fail(sas.ReasonUnknownPolicy, fmt.Sprintf("token names policy %q (skn), which this hub does not have", tok.KeyName))
 		}
-		err = verify(tok, pol.Keys, now, append(opts, sas.WithSuspectKeys(s.opts.Registry.suspects(id, plain)...)))
+		// A policy token may cover the hub or a prefix of the resource.
+		err = verify(tok, pol.Keys, now, append(opts, sas.WithAudience(audience), sas.WithSuspectKeys(s.opts.Registry.suspects(id, plain)...)))
 		if err == nil && pol.Rights&DeviceConnect == 0 {
 			return fail(sas.ReasonPolicyPermission, fmt.Sprintf("policy %q has %s but not DeviceConnect", pol.Name, rightsOrNone(pol.Rights)),
 				"use a policy with DeviceConnect (device or iothubowner), or the device's own key")
 		}
 		scope = "hub"
 	} else {
-		// A device or module key signs for exactly its own resource; only
-		// policy tokens may name the hub or a prefix of the resource.
-		err = h.exactScope(plain, audience)
-		if err == nil {
-			err = verify(tok, cred.keys, now, append(opts, sas.WithSuspectKeys(s.opts.Registry.suspects(id, plain)...)))
-		}
+		// A device or module key signs for exactly its own resource.
+		err = verify(tok, cred.keys, now, append(opts, h.identityAudience(audience), sas.WithSuspectKeys(s.opts.Registry.suspects(id, plain)...)))
 		if err != nil && id.IsModule() && s.opts.Quirks.AllowDeviceKeyForModule {
-			devAudience := sas.DeviceResource(srHost, id.DeviceID)
-			if h.exactScope(plain, devAudience) == nil &&
-				verify(tok, cred.deviceKeys, now, []sas.VerifyOption{sas.WithSkew(s.opts.TokenExpiryGrace), sas.WithAudience(devAudience), sas.WithoutDiagnosis()}) == nil {
+			devOpts := append(opts, h.identityAudience(sas.DeviceResource(srHost, id.DeviceID)), sas.WithoutDiagnosis())
+			if verify(tok, cred.deviceKeys, now, devOpts) == nil {
 				err, scope = nil, "device"
 			}
 		}
@@ -284,21 +281,14 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 	}, nil
 }
 
-// exactScope refuses a device- or module-key token whose sr is not exactly
-// audience (the hub, "h/devices" or another prefix), unless
-// Quirks.AllowBroadDeviceKeyScope.
-func (h *authHook) exactScope(plainSR, audience string) error {
-	q := h.s.opts.Quirks
-	if q.AllowBroadDeviceKeyScope || plainSR == audience || q.CaseInsensitiveIDsInSR && strings.EqualFold(plainSR, audience) {
-		return nil
+// identityAudience is the audience rule for a token signed with an
+// identity's own key: exactly its resource, or (Quirks.AllowBroadDeviceKeyScope)
+// any prefix of it.
+func (h *authHook) identityAudience(res string) sas.VerifyOption {
+	if h.s.opts.Quirks.AllowBroadDeviceKeyScope {
+		return sas.WithAudience(res)
 	}
-	_, got, _ := strings.Cut(plainSR, "/")
-	_, want, _ := strings.Cut(audience, "/")
-	if got == "" {
-		got = "the whole hub"
-	}
-	return sas.Reject(sas.ReasonScopeMismatch, fmt.Sprintf("a token signed with a device or module key must be for exactly %s, but it is for %s", want, got),
-		"sign sr={host}/"+want+" with the identity's key, or use a shared access policy token (skn) for a broader scope")
+	return sas.WithExactAudience(res)
 }
 
 func rightsOrNone(r Rights) string {
