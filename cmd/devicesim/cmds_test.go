@@ -42,13 +42,16 @@ var (
 //	                        HUBKIT_DEVICE_CONNECTION_STRING, HUB_ENDPOINT and HUB_CA
 //	hub telemetry N FILE    wait (10 s) for N telemetry messages and write them to FILE,
 //	                        one JSON object per line: deviceId, payload, properties, system
-//	hub waitsub FILTER      wait (10 s) until dev1 holds the subscription FILTER
+//	hub mark                sessions connected before now no longer satisfy waitsub
+//	                        (put it before "exec ... &" when an earlier command connected)
+//	hub waitsub FILTER      wait (10 s) until a dev1 session connected after the last
+//	                        mark or match holds the subscription FILTER
 //	hub c2d PAYLOAD [K=V...] send a C2D message to dev1 (message ID c2d-1, c2d-2, ...)
 //	hub invoke NAME PAYLOAD FILE  call a direct method on dev1, write {"status":..,"payload":..} to FILE
 //	hub desired PATCH       apply a desired-properties patch to dev1's twin
 func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) == 0 {
-		ts.Fatalf("usage: hub start | telemetry N FILE | waitsub FILTER | c2d PAYLOAD [K=V...] | invoke NAME PAYLOAD FILE | desired PATCH")
+		ts.Fatalf("usage: hub start | telemetry N FILE | mark | waitsub FILTER | c2d PAYLOAD [K=V...] | invoke NAME PAYLOAD FILE | desired PATCH")
 	}
 	work := ts.Getenv("WORK")
 	if args[0] == "start" {
@@ -88,6 +91,12 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 	defer cancel()
 	dev1 := iothub.Identity{DeviceID: "dev1"}
 	switch args[0] {
+	case "mark":
+		// The previous command's connection may still be listed until the hub has
+		// processed its close; waitsub must not mistake it for the next one.
+		hubsMu.Lock()
+		lastSub[work] = time.Now()
+		hubsMu.Unlock()
 	case "waitsub":
 		if len(args) != 2 {
 			ts.Fatalf("usage: hub waitsub FILTER")
