@@ -241,7 +241,7 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 			return fail(sas.ReasonUnknownPolicy, fmt.Sprintf("token names policy %q (skn), which this hub does not have", tok.KeyName))
 		}
 		// A policy token may cover the hub or a prefix of the resource.
-		err = verify(tok, pol.Keys, now, append(opts, sas.WithAudience(audience), sas.WithSuspectKeys(s.opts.Registry.suspects(id, plain)...)))
+		err = h.verify(tok, pol.Keys, now, append(opts, sas.WithAudience(audience)), id, plain)
 		if err == nil && pol.Rights&DeviceConnect == 0 {
 			return fail(sas.ReasonPolicyPermission, fmt.Sprintf("policy %q has %s but not DeviceConnect", pol.Name, rightsOrNone(pol.Rights)),
 				"use a policy with DeviceConnect (device or iothubowner), or the device's own key")
@@ -249,12 +249,16 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		scope = "hub"
 	} else {
 		// A device or module key signs for exactly its own resource.
-		err = verify(tok, cred.keys, now, append(opts, h.identityAudience(audience), sas.WithSuspectKeys(s.opts.Registry.suspects(id, plain)...)))
+		idOpts := append(opts, h.identityAudience(audience))
+		err = verify(tok, cred.keys, now, append(idOpts, sas.WithoutDiagnosis()))
 		if err != nil && id.IsModule() && s.opts.Quirks.AllowDeviceKeyForModule {
 			devOpts := append(opts, h.identityAudience(sas.DeviceResource(srHost, id.DeviceID)), sas.WithoutDiagnosis())
 			if verify(tok, cred.deviceKeys, now, devOpts) == nil {
 				err, scope = nil, "device"
 			}
+		}
+		if errors.Is(err, sas.ErrSignature) {
+			err = h.verify(tok, cred.keys, now, idOpts, id, plain)
 		}
 	}
 	if err != nil {
@@ -296,6 +300,18 @@ func rightsOrNone(r Rights) string {
 		return "no rights"
 	}
 	return r.String()
+}
+
+// verify checks tok against k without the differential diagnosis; only a
+// signature mismatch pays for the suspect keys (a registry walk) and a
+// second check that explains it.
+func (h *authHook) verify(tok sas.Token, k Keys, now time.Time, opts []sas.VerifyOption, id iothub.Identity, plainSR string) error {
+	opts = opts[:len(opts):len(opts)]
+	err := verify(tok, k, now, append(opts, sas.WithoutDiagnosis()))
+	if !errors.Is(err, sas.ErrSignature) {
+		return err
+	}
+	return verify(tok, k, now, append(opts, sas.WithSuspectKeys(h.s.opts.Registry.suspects(id, plainSR)...)))
 }
 
 // verify checks tok against a key pair.

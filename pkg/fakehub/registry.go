@@ -490,11 +490,19 @@ func (r *Registry) lookup(id iothub.Identity) (credential, bool) {
 	return c, true
 }
 
+// testHookSuspects, when set, is called each time a suspect list is built.
+var testHookSuspects func()
+
 // suspects returns named keys for the differential diagnosis of a signature
 // mismatch on a connection claiming id with a token whose decoded sr is
 // plainSR: the identity named by sr first, then policies, then the device of
-// a module, then other identities, at most sas.MaxSuspectKeys.
+// a module (or the modules of a device), then other devices in map order, at
+// most sas.MaxSuspectKeys. It stops as soon as it has them: the cost does not
+// grow with the registry.
 func (r *Registry) suspects(id iothub.Identity, plainSR string) []sas.NamedKey {
+	if testHookSuspects != nil {
+		testHookSuspects()
+	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	var out []sas.NamedKey
@@ -548,15 +556,13 @@ func (r *Registry) suspects(id iothub.Identity, plainSR string) []sas.NamedKey {
 		addIdentity(iothub.Identity{DeviceID: id.DeviceID})
 	} else if d, ok := r.devices[id.DeviceID]; ok {
 		for _, m := range d.Modules {
+			if len(out) >= sas.MaxSuspectKeys {
+				break
+			}
 			addIdentity(iothub.Identity{DeviceID: d.ID, ModuleID: m.ID})
 		}
 	}
-	ids := make([]string, 0, len(r.devices))
 	for n := range r.devices {
-		ids = append(ids, n)
-	}
-	slices.Sort(ids)
-	for _, n := range ids {
 		if len(out) >= sas.MaxSuspectKeys {
 			break
 		}

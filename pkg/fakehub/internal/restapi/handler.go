@@ -184,6 +184,9 @@ func (h *handler) authorize(r *http.Request, need Rights) *sas.Rejection {
 			"policy names are case-sensitive; IoT Hub's built-in ones are iothubowner, service, registryRead, registryReadWrite and device")
 	}
 	audience := sas.HubResource(h.host) + r.URL.Path
+	// No suspect keys: the diagnosis of a bad signature costs a fixed ~70
+	// HMACs (well under a millisecond, less than the TLS handshake that
+	// precedes it) and tells the caller what went wrong with its own token.
 	if err := tok.Verify(p.PrimaryKey, h.now(), sas.WithSecondaryKey(p.SecondaryKey), sas.WithAudience(audience), sas.WithSkew(h.skew)); err != nil {
 		var rej *sas.Rejection
 		if errors.As(err, &rej) {
