@@ -185,6 +185,10 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 	if !pk.Connect.UsernameFlag || user == "" {
 		return fail(sas.ReasonUserNameMalformed, "no user name; want "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion)
 	}
+	if strings.HasPrefix(user, "SharedAccessSignature ") {
+		return fail(sas.ReasonUserNameMalformed, "the user name is a SAS token: user name and password look swapped",
+			"the user name is "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion+"; the token goes in the password")
+	}
 	un, err := iothub.ParseUserName(user)
 	if err != nil {
 		return fail(sas.ReasonUserNameMalformed, err.Error(), "want "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion)

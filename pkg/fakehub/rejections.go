@@ -2,7 +2,9 @@ package fakehub
 
 import (
 	"context"
+	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -54,9 +56,9 @@ type Rejection struct {
 	RemoteAddr string
 	ClientID   string          // as sent in CONNECT ("" before CONNECT)
 	Identity   iothub.Identity // the identity claimed or authenticated, when known
-	UserName   string          // as sent (never the password)
+	UserName   string          // as sent (never the password; signatures and keys redacted)
 	Reason     sas.Reason
-	Detail     string   // one sentence, no secrets
+	Detail     string   // one sentence, no secrets (client-supplied text is cut to 256 bytes)
 	Hints      []string // most likely cause first
 }
 
@@ -149,12 +151,12 @@ func (s *Server) reject(r Rejection) {
 	if r.Time.IsZero() {
 		r.Time = s.opts.Now().UTC()
 	}
-	r.RemoteAddr, r.ClientID, r.UserName, r.Detail = clip(r.RemoteAddr), clip(r.ClientID), clip(r.UserName), clip(r.Detail)
-	r.Identity.DeviceID, r.Identity.ModuleID = clip(r.Identity.DeviceID), clip(r.Identity.ModuleID)
+	r.RemoteAddr, r.ClientID, r.UserName, r.Detail = clean(r.RemoteAddr), clean(r.ClientID), clean(r.UserName), clean(r.Detail)
+	r.Identity.DeviceID, r.Identity.ModuleID = clean(r.Identity.DeviceID), clean(r.Identity.ModuleID)
 	if len(r.Hints) > 0 {
 		hints := make([]string, len(r.Hints))
 		for i, h := range r.Hints {
-			hints[i] = clip(h)
+			hints[i] = clean(h)
 		}
 		r.Hints = hints
 	}
@@ -177,6 +179,24 @@ func rejectionFrom(err error, reason sas.Reason) (sas.Reason, string, []string) 
 		return rj.Reason, rj.Detail, rj.Hints
 	}
 	return reason, err.Error(), nil
+}
+
+// clean makes client-supplied text fit for a Rejection and a WARN line:
+// secrets redacted, then cut to maxRejectionField bytes.
+func clean(s string) string { return clip(redactSecrets(s)) }
+
+// secretRE matches the values of sig= and SharedAccessKey= (also
+// percent-encoded once, "sig%3D..."), as a token or connection string pasted
+// into the wrong CONNECT field carries them.
+var secretRE = regexp.MustCompile(`(?i)(sig|sharedaccesskey)(=|%3d)(?:[^&;\s"'\\%]|%[^2]|%2[^6])*`)
+
+// redactSecrets replaces each signature or key, name and value, in s with
+// "<redacted sig>" ("<redacted SharedAccessKey>").
+func redactSecrets(s string) string {
+	if !strings.Contains(strings.ToLower(s), "sig") && !strings.Contains(strings.ToLower(s), "key") {
+		return s
+	}
+	return secretRE.ReplaceAllString(s, "<redacted ${1}>")
 }
 
 // clip cuts s to maxRejectionField bytes (on a rune boundary) and says how

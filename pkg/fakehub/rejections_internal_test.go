@@ -33,3 +33,18 @@ func TestClip(t *testing.T) {
 		t.Errorf("clip(short) = %q", got)
 	}
 }
+
+func TestRedactSecrets(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"SharedAccessSignature sr=h%2Fdevices%2Fd&sig=ab%2Bc%3D&se=1", "SharedAccessSignature sr=h%2Fdevices%2Fd&<redacted sig>&se=1"},
+		{"SharedAccessSignature%20sr%3Dh%26sig%3Dab%252Bc%26se%3D1", "SharedAccessSignature%20sr%3Dh%26<redacted sig>%26se%3D1"},
+		{"HostName=h;DeviceId=d;SharedAccessKey=AAAA==", "HostName=h;DeviceId=d;<redacted SharedAccessKey>"},
+		{`user name "x sig=abc"`, `user name "x <redacted sig>"`},
+		{"dev1", "dev1"},
+	}
+	for _, tt := range tests {
+		if got := redactSecrets(tt.in); got != tt.want {
+			t.Errorf("redactSecrets(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
