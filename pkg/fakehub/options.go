@@ -41,6 +41,10 @@ type Options struct {
 	// TelemetryBuffer is how many telemetry messages are kept (oldest
 	// dropped first). Default 10000.
 	TelemetryBuffer int
+	// TelemetryBufferBytes bounds the memory of those messages (payloads,
+	// properties and a per-message overhead; oldest dropped first). Default
+	// 64 MiB.
+	TelemetryBufferBytes int
 	// TokenExpiryGrace is both the clock-skew allowance when a token is
 	// checked at CONNECT and the delay after the token's expiry before a
 	// connected device is dropped. 0 means sas.DefaultSkew (5 min); a
@@ -142,6 +146,8 @@ func (q Quirks) keepAliveCap() time.Duration {
 const (
 	DefaultConnectTimeout  = 10 * time.Second
 	DefaultTelemetryBuffer = 10000
+	// DefaultTelemetryBufferBytes is the default Options.TelemetryBufferBytes.
+	DefaultTelemetryBufferBytes = 64 << 20
 )
 
 func (o *Options) setDefaults() {
@@ -159,6 +165,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.TelemetryBuffer <= 0 {
 		o.TelemetryBuffer = DefaultTelemetryBuffer
+	}
+	if o.TelemetryBufferBytes <= 0 {
+		o.TelemetryBufferBytes = DefaultTelemetryBufferBytes
 	}
 	switch {
 	case o.TokenExpiryGrace == 0:

@@ -58,7 +58,7 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.TLS != nil && len(opts.TLS.Certificates) == 0 && opts.TLS.GetCertificate == nil && opts.TLS.GetConfigForClient == nil {
 		return nil, errors.New("fakehub: Options.TLS has no certificate")
 	}
-	s := &Server{opts: opts, log: opts.Logger, telemetry: newRing(opts.TelemetryBuffer)}
+	s := &Server{opts: opts, log: opts.Logger, telemetry: newRing(opts.TelemetryBuffer, opts.TelemetryBufferBytes)}
 	for _, h := range append([]string{opts.HostName}, opts.Aliases...) {
 		s.hostNames = append(s.hostNames, strings.ToLower(stripPort(h)))
 	}

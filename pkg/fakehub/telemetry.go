@@ -136,29 +136,48 @@ func (s *Server) capture(ss *session, topic string, props iothub.Properties, pay
 	s.log.Debug("telemetry", "deviceId", m.DeviceID, "moduleId", m.ModuleID, "seq", seq, "bytes", len(payload))
 }
 
-// ring is the bounded telemetry buffer shared by all Streams.
+// ring is the bounded telemetry buffer shared by all Streams: at most
+// maxCount messages and maxBytes bytes (size), oldest evicted first.
 type ring struct {
-	mu      sync.Mutex
-	buf     []Message // circular, len == capacity once full
-	size    int
-	next    uint64 // sequence number of the next message (first is 1)
-	dropped uint64
-	changed chan struct{}
+	mu       sync.Mutex
+	buf      []Message // retained, oldest first: buf[i] has sequence number oldest()+i
+	maxCount int
+	maxBytes int
+	bytes    int    // sum of size over buf
+	next     uint64 // sequence number of the next message (first is 1)
+	dropped  uint64
+	changed  chan struct{}
 }
 
-func newRing(n int) *ring { return &ring{size: n, next: 1, changed: make(chan struct{})} }
+func newRing(maxCount, maxBytes int) *ring {
+	return &ring{maxCount: maxCount, maxBytes: maxBytes, next: 1, changed: make(chan struct{})}
+}
+
+// size estimates the memory m holds.
+func (m *Message) size() int {
+	n := 256 + len(m.DeviceID) + len(m.ModuleID) + len(m.Topic) + len(m.Payload)
+	for _, mp := range []map[string]string{m.SystemProperties, m.Properties, m.Annotations} {
+		for k, v := range mp {
+			n += len(k) + len(v) + 32
+		}
+	}
+	return n
+}
 
 func (r *ring) add(m Message) uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m.SequenceNumber = r.next
 	r.next++
-	if len(r.buf) < r.size {
-		r.buf = append(r.buf, m)
-	} else {
-		r.buf[(m.SequenceNumber-1)%uint64(r.size)] = m
+	sz := m.size()
+	for len(r.buf) > 0 && (len(r.buf) >= r.maxCount || r.bytes+sz > r.maxBytes) {
+		r.bytes -= r.buf[0].size()
+		r.buf[0] = Message{} // release the payload before the array is reallocated
+		r.buf = r.buf[1:]
 		r.dropped++
 	}
+	r.buf = append(r.buf, m)
+	r.bytes += sz
 	close(r.changed)
 	r.changed = make(chan struct{})
 	return m.SequenceNumber
@@ -167,12 +186,8 @@ func (r *ring) add(m Message) uint64 {
 // oldest returns the sequence number of the oldest retained message (r.mu held).
 func (r *ring) oldest() uint64 { return r.next - uint64(len(r.buf)) }
 
-func (r *ring) at(seq uint64) Message {
-	if len(r.buf) < r.size {
-		return r.buf[seq-1]
-	}
-	return r.buf[(seq-1)%uint64(r.size)]
-}
+// at returns the retained message seq (r.mu held, oldest() <= seq < next).
+func (r *ring) at(seq uint64) Message { return r.buf[seq-r.oldest()] }
 
 // Stream reads captured telemetry with its own cursor.
 type Stream struct {
@@ -196,7 +211,8 @@ func (s *Server) TelemetrySince(seq uint64) *Stream {
 	return &Stream{r: s.telemetry, cursor: max(seq, 1)}
 }
 
-// Dropped returns how many telemetry messages were evicted from the buffer.
+// Dropped returns how many telemetry messages were evicted from the buffer
+// (for Options.TelemetryBuffer or Options.TelemetryBufferBytes).
 func (s *Server) Dropped() uint64 {
 	s.telemetry.mu.Lock()
 	defer s.telemetry.mu.Unlock()
