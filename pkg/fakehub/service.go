@@ -32,8 +32,12 @@ type serviceListener struct {
 // SharedAccessSignature sr={host}&sig=...&se=...&skn=iothubowner). Mount it
 // on any server; Options.ServiceAddr serves it over HTTPS.
 func (s *Server) ServiceHandler() http.Handler {
+	skew := s.opts.TokenExpiryGrace // after setDefaults: 0 means none, as for MQTT
+	if skew == 0 {
+		skew = -1 // restapi reads 0 as its default
+	}
 	return restapi.NewHandler(serviceBackend{s}, restapi.Options{
-		HostName: s.opts.HostName, Now: s.opts.Now, Rand: s.opts.Rand, Skew: s.opts.TokenExpiryGrace, Logger: s.log,
+		HostName: s.opts.HostName, Now: s.opts.Now, Rand: s.opts.Rand, Skew: skew, Logger: s.log,
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -238,3 +239,27 @@ func TestServiceAPI(t *testing.T) {
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+func TestServiceAPITokenGrace(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		grace time.Duration
+		want  int
+	}{
+		{"default-grace-accepts-a-minute-old-token", 0, http.StatusOK},
+		{"no-grace-refuses-it", -1, http.StatusUnauthorized},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := fakehubtest.Start(t, fakehub.Options{TokenExpiryGrace: tt.grace})
+			p, _ := h.Registry().Policy("iothubowner")
+			key, _ := sas.DecodeKey(p.Keys.Primary)
+			req := httptest.NewRequest("GET", "/devices"+av, nil)
+			req.Header.Set("Authorization", sas.Sign("localhost", "iothubowner", key, time.Now().Add(-time.Minute)).String())
+			rec := httptest.NewRecorder()
+			h.ServiceHandler().ServeHTTP(rec, req)
+			if rec.Code != tt.want {
+				t.Errorf("GET /devices with a token expired a minute ago: %d, want %d (%s)", rec.Code, tt.want, rec.Body)
+			}
+		})
+	}
+}
