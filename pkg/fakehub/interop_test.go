@@ -159,10 +159,14 @@ def on_subscribe(cl, ud, mid, granted):
     cl.publish("devices/%s/messages/events/source=python" % cid, b'{"py":1}', qos=1)
 def on_publish(cl, ud, mid):
     print("puback", flush=True)
+    state["puback"] = True
+    if state.get("done"):
+        cl.disconnect()
 def on_message(cl, ud, msg):
     print("c2d", msg.topic, msg.payload.decode(), flush=True)
     state["done"] = True
-    cl.disconnect()
+    if state.get("puback"):  # the C2D may overtake the PUBACK
+        cl.disconnect()
 c.on_connect, c.on_subscribe, c.on_publish, c.on_message = on_connect, on_subscribe, on_publish, on_message
 c.connect(host, int(port), keepalive=30)
 c.loop_forever()
