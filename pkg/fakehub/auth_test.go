@@ -57,7 +57,7 @@ func TestConnectAccepted(t *testing.T) {
 
 func TestConnectRefused(t *testing.T) {
 	h := startHub(t, fakehub.Options{})
-	if err := h.Registry().SetStatus("dev10", fakehub.StatusDisabled); err != nil {
+	if _, err := h.Registry().AddDevice(fakehub.Device{ID: "dev11", Status: fakehub.StatusDisabled}); err != nil {
 		t.Fatal(err)
 	}
 	reader, _ := h.Registry().Policy("registryRead")
@@ -86,7 +86,11 @@ func TestConnectRefused(t *testing.T) {
 		{"token-for-device-prefix", func(p *mqttraw.ConnectPacket) {
 			p.Password = mqttraw.String(token("localhost/devices/dev1", "", keyDev1A, hour))
 			p.ClientID, p.UserName = "dev10", mqttraw.String(userName("localhost", iothub.Identity{DeviceID: "dev10"}))
-		}, sas.ReasonDisabled, ""},
+		}, sas.ReasonScopeMismatch, ""},
+		{"policy-token-for-device-prefix", func(p *mqttraw.ConnectPacket) {
+			p.Password = mqttraw.String(token("localhost/devices/dev1", "iothubowner", ownerKey, hour))
+			p.ClientID, p.UserName = "dev10", mqttraw.String(userName("localhost", iothub.Identity{DeviceID: "dev10"}))
+		}, sas.ReasonScopeMismatch, ""},
 		{"device-key-hub-wide", asDev2(token("localhost", "", keyDev2A, hour)), sas.ReasonScopeMismatch, "devices/dev2"},
 		{"device-key-hub-wide-slash", asDev2(token("localhost/", "", keyDev2A, hour)), sas.ReasonScopeMismatch, "devices/dev2"},
 		{"device-key-devices-prefix", asDev2(token("localhost/devices", "", keyDev2A, hour)), sas.ReasonScopeMismatch, "devices/dev2"},
@@ -110,8 +114,8 @@ func TestConnectRefused(t *testing.T) {
 			p.Password = mqttraw.String(deviceToken("localhost", dev1, keyDev1A))
 		}, sas.ReasonScopeMismatch, "dev1"},
 		{"disabled-device", func(p *mqttraw.ConnectPacket) {
-			id := iothub.Identity{DeviceID: "dev10"}
-			p.ClientID, p.UserName, p.Password = "dev10", mqttraw.String(userName("localhost", id)), mqttraw.String(deviceToken("localhost", id, keyWrong))
+			id := iothub.Identity{DeviceID: "dev11"}
+			p.ClientID, p.UserName, p.Password = "dev11", mqttraw.String(userName("localhost", id)), mqttraw.String(deviceToken("localhost", id, keyWrong))
 		}, sas.ReasonDisabled, ""},
 		{"no-password", func(p *mqttraw.ConnectPacket) { p.Password = nil }, sas.ReasonNoPassword, ""},
 		{"empty-password", func(p *mqttraw.ConnectPacket) { p.Password = mqttraw.String("") }, sas.ReasonNoPassword, ""},

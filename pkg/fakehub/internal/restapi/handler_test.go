@@ -416,8 +416,10 @@ func TestC2DHeaderMapping(t *testing.T) {
 func TestAuthorization(t *testing.T) {
 	f := newFixture(t)
 	f.addDevice("dev1")
+	f.addDevice("dev10")
 	dev0 := f.addDevice("dev0")
 	deviceKey, _ := sas.DecodeKey(dev0.Authentication.SymmetricKey.PrimaryKey)
+	dev1Scoped := sas.Sign(sas.EncodeResource(testHost+"/devices/dev1"), "iothubowner", ownerKey, testNow.Add(time.Hour)).String()
 	for _, tc := range []struct {
 		name, method, path, auth string
 		reason                   sas.Reason
@@ -433,6 +435,8 @@ func TestAuthorization(t *testing.T) {
 		{"registryRead-twin", "GET", "/twins/dev1", token("registryRead", regReadKey, testNow.Add(time.Hour)), sas.ReasonPolicyPermission},
 		{"service-registry", "GET", "/devices", token("service", serviceKey, testNow.Add(time.Hour)), sas.ReasonPolicyPermission},
 		{"registryRead-telemetry", "GET", "/hubkit/telemetry", token("registryRead", regReadKey, testNow.Add(time.Hour)), sas.ReasonPolicyPermission},
+		{"scoped-dev1-for-dev10", "GET", "/devices/dev10", dev1Scoped, sas.ReasonScopeMismatch},
+		{"scoped-dev1-for-twin-dev1", "GET", "/twins/dev1", dev1Scoped, sas.ReasonScopeMismatch},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var h []string
@@ -469,6 +473,7 @@ func TestAuthorization(t *testing.T) {
 		{"GET", "/twins/dev1", token("service", serviceKey, testNow.Add(time.Hour))},
 		{"GET", "/devices/dev1", token("iothubowner", ownerKey2, testNow.Add(time.Hour))},   // secondary key
 		{"GET", "/devices/dev1", token("iothubowner", ownerKey, testNow.Add(-time.Minute))}, // within skew
+		{"GET", "/devices/dev1", dev1Scoped},
 	} {
 		if r := f.do(tc.method, tc.path+"?api-version=2021-04-12", "", "Authorization", tc.auth); r.status != 200 {
 			t.Errorf("%s %s = %d %s", tc.method, tc.path, r.status, r.body)
