@@ -34,7 +34,8 @@ func (s *Server) classifyPublish(id iothub.Identity, topic string) (iothub.Devic
 	return iothub.ClassifyPublish(id, topic)
 }
 
-func (h *aclHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+func (h *aclHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (_ packets.Packet, err error) {
+	defer h.s.recoverHook("OnPacketRead", cl, &err)
 	s := h.s
 	switch pk.FixedHeader.Type {
 	case packets.Publish, packets.Subscribe, packets.Puback:
@@ -99,6 +100,7 @@ func (h *aclHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 // OnACLCheck: publishes were checked in OnPacketRead. Reads are checked
 // for filters at SUBSCRIBE and for each concrete topic mochi would deliver.
 func (h *aclHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	defer h.s.recoverHook("OnACLCheck", cl, nil)
 	if cl.Net.Inline || write {
 		return true
 	}
@@ -119,6 +121,7 @@ func (h *aclHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 
 // OnPacketSent tells the cloud side that a SUBACK went out.
 func (h *aclHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	defer h.s.recoverHook("OnPacketSent", cl, nil)
 	if pk.FixedHeader.Type != packets.Suback {
 		return
 	}

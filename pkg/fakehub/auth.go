@@ -38,7 +38,8 @@ var errRefused = errors.New("fakehub: connection refused")
 
 // OnPacketRead checks the CONNECT header before mochi validates it: mochi
 // would answer a wrong name or level with codes that 3.1.1 does not define.
-func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (_ packets.Packet, err error) {
+	defer h.s.recoverHook("OnPacketRead", cl, &err)
 	if pk.FixedHeader.Type != packets.Connect {
 		return pk, nil
 	}
@@ -98,7 +99,8 @@ var emptyWill = []byte("\x00fakehub-empty-will\x00")
 // OnConnect authenticates. A refusal sends its own CONNACK (5, or the
 // disabled-device code) and returns an error, so mochi closes without
 // sending another.
-func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
+	defer h.s.recoverHook("OnConnect", cl, &err)
 	s := h.s
 	ss, rj := h.authenticate(cl, pk)
 	if rj != nil {
@@ -332,6 +334,7 @@ func verify(tok sas.Token, k Keys, now time.Time, opts []sas.VerifyOption) error
 
 // OnConnectAuthenticate is only reached when OnConnect accepted.
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	defer h.s.recoverHook("OnConnectAuthenticate", cl, nil)
 	return h.s.sessions.get(cl) != nil
 }
 
@@ -339,6 +342,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool
 // MQTT 5 DISCONNECT e0 00 to a 3.1.1 client: the older connection of the
 // identity is closed here first, silently, so mochi's write fails.
 func (h *authHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	defer h.s.recoverHook("OnSessionEstablish", cl, nil)
 	s := h.s
 	ss := s.sessions.get(cl)
 	if ss == nil {
@@ -373,6 +377,7 @@ func (h *authHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 
 // OnSessionEstablished starts the token timer and tells the cloud side.
 func (h *authHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	defer h.s.recoverHook("OnSessionEstablished", cl, nil)
 	s := h.s
 	ss := s.sessions.get(cl)
 	if ss == nil {
@@ -380,7 +385,10 @@ func (h *authHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	}
 	ss.established.Store(true)
 	d := ss.deadline().Sub(s.opts.Now())
-	ss.timer = time.AfterFunc(max(d, 0), func() { s.expire(ss) })
+	ss.timer = time.AfterFunc(max(d, 0), func() {
+		defer s.recoverHook("token expiry timer", ss.cl, nil)
+		s.expire(ss)
+	})
 	s.log.Info("connected", append(idAttrs(ss.id), "remoteAddr", ss.remote,
 		"auth", ss.authScope, "tokenExpiry", ss.expiry.UTC().Format(time.RFC3339))...)
 	s.cloud.established(ss)
@@ -388,6 +396,7 @@ func (h *authHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 
 // OnDisconnect clears the session and records keep-alive time-outs.
 func (h *authHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	defer h.s.recoverHook("OnDisconnect", nil, nil) // the connection is already gone
 	s := h.s
 	ss := s.sessions.remove(cl)
 	if ss == nil {

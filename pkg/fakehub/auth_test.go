@@ -201,7 +201,7 @@ func secretIn(text, password string) string {
 }
 
 func TestSwappedUserNameAndPasswordLeakNothing(t *testing.T) {
-	lb := &logBuffer{}
+	lb := &fakehub.LogBuffer{}
 	h := startHub(t, fakehub.Options{Logger: slog.New(slog.NewTextHandler(lb, nil))})
 	p := goodConnect(dev1, keyDev1A)
 	tok := *p.Password

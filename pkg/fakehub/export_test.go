@@ -6,3 +6,6 @@ import "github.com/hubkit/hubkit/pkg/iothub"
 func Deliver(s *Server, id iothub.Identity, topic string, payload []byte, qos byte) (uint16, error) {
 	return s.deliver(id, topic, payload, qos)
 }
+
+// LogBuffer collects a hub's log output (safe for concurrent writes).
+type LogBuffer = lockedBuffer

@@ -1,10 +1,8 @@
 package fakehub_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hubkit/hubkit/internal/mqttraw"
@@ -12,26 +10,8 @@ import (
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
-// logBuffer collects a hub's log output.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestRejectionFieldsAreCut(t *testing.T) {
-	lb := &logBuffer{}
+	lb := &fakehub.LogBuffer{}
 	h := startHub(t, fakehub.Options{Logger: slog.New(slog.NewTextHandler(lb, nil))})
 	p := goodConnect(dev1, keyDev1A)
 	p.ClientID = strings.Repeat("c", 60000)

@@ -61,7 +61,8 @@ func (h *telemetryHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnPublish, mqtt.OnWillSent}, []byte{b})
 }
 
-func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (_ packets.Packet, err error) {
+	defer h.s.recoverHook("OnPublish", cl, &err)
 	if cl.Net.Inline {
 		return pk, nil
 	}
@@ -96,6 +97,7 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.P
 
 // OnWillSent captures the will (mochi publishes it past OnPublish).
 func (h *telemetryHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	defer h.s.recoverHook("OnWillSent", nil, nil) // the connection is already gone
 	s := h.s
 	ss := s.sessions.get(cl)
 	if ss == nil {
