@@ -3,6 +3,7 @@ package fakehub
 import (
 	"context"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,22 +122,24 @@ func (s *Server) WaitRejection(ctx context.Context, match func(Rejection) bool) 
 	l := &s.rejections
 	next := 0
 	for {
+		// Copy the unseen entries under the lock; match runs outside it (it
+		// may be slow, or call back into the Server).
 		l.mu.Lock()
 		if next < l.dropped {
 			next = l.dropped
 		}
-		for ; next-l.dropped < len(l.list); next++ {
-			r := l.list[next-l.dropped]
-			if match == nil || match(r) {
-				l.mu.Unlock()
-				return r, nil
-			}
-		}
+		fresh := slices.Clone(l.list[next-l.dropped:])
+		next += len(fresh)
 		if l.changed == nil {
 			l.changed = make(chan struct{})
 		}
 		ch := l.changed
 		l.mu.Unlock()
+		for _, r := range fresh {
+			if match == nil || match(r) {
+				return r, nil
+			}
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():

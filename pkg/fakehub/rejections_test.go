@@ -1,9 +1,11 @@
 package fakehub_test
 
 import (
+	"context"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hubkit/hubkit/internal/mqttraw"
 	"github.com/hubkit/hubkit/pkg/fakehub"
@@ -38,5 +40,27 @@ func TestRejectionFieldsAreCut(t *testing.T) {
 		if len(line) > 2000 {
 			t.Errorf("log line of %d bytes: %.200s...", len(line), line)
 		}
+	}
+}
+
+func TestWaitRejectionMatchMayCallTheServer(t *testing.T) {
+	h := startHub(t, fakehub.Options{})
+	p := goodConnect(dev1, keyWrong)
+	rawConnect(t, h, p)
+	done := make(chan fakehub.Rejection, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// match reads the log itself: it must not run under the log's lock.
+		r, _ := h.WaitRejection(ctx, func(r fakehub.Rejection) bool { return len(h.Rejections()) > 0 })
+		done <- r
+	}()
+	select {
+	case r := <-done:
+		if r.Reason != sas.ReasonSignatureMismatch {
+			t.Errorf("WaitRejection = %+v", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("WaitRejection deadlocked: match ran under the lock")
 	}
 }
