@@ -131,7 +131,7 @@ type Registry struct {
 	rand     io.Reader
 	devices  map[string]*Device
 	policies map[string]*Policy
-	watchers []func(change)
+	watchers []*func(change) // pointers, so that unwatch can find its own
 }
 
 // change tells a watching Server which identities lost the right to stay
@@ -353,16 +353,25 @@ func (r *Registry) SetKeys(id iothub.Identity, k Keys) (Keys, error) {
 	return k, nil
 }
 
-func notify(ws []func(change), c change) {
+func notify(ws []*func(change), c change) {
 	for _, w := range ws {
-		w(c)
+		(*w)(c)
 	}
 }
 
-func (r *Registry) watch(f func(change)) {
+// watch calls f after each change that drops connections, until the
+// returned unwatch is called (a Server calls it on Close: the registry may
+// outlive it).
+func (r *Registry) watch(f func(change)) (unwatch func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.watchers = append(r.watchers, f)
+	w := &f
+	r.watchers = append(r.watchers, w)
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.watchers = slices.DeleteFunc(r.watchers, func(x *func(change)) bool { return x == w })
+	}
 }
 
 // Device returns a copy of the device with that ID.

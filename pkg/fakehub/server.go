@@ -37,6 +37,7 @@ type Server struct {
 	svc        *cloud    // C2D, twins, methods
 	service    *serviceListener
 
+	unwatch   func() // stops registry notifications
 	closing   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -93,7 +94,6 @@ func NewServer(opts Options) (*Server, error) {
 	if err := s.mochi.AddHook(&telemetryHook{s: s}, nil); err != nil {
 		return nil, err
 	}
-	opts.Registry.watch(s.registryChanged)
 
 	if opts.TLS != nil {
 		raw, err := net.Listen("tcp", opts.Addr)
@@ -125,7 +125,9 @@ func NewServer(opts Options) (*Server, error) {
 		}
 		s.log.Warn("plaintext MQTT listener enabled: IoT Hub has none, tokens cross the network in the clear", "addr", s.plainLn.Addr().String())
 	}
+	s.unwatch = opts.Registry.watch(s.registryChanged)
 	if err := s.mochi.Serve(); err != nil {
+		s.unwatch()
 		return nil, err
 	}
 	if opts.ServiceAddr != "" {
@@ -177,6 +179,9 @@ func (s *Server) AddDevice(id string, keys ...[]byte) (Device, error) {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
+		if s.unwatch != nil {
+			s.unwatch()
+		}
 		s.stopService()
 		s.svc.close()
 		// Drain first: mochi's Close races with connection set-up (mochi#424,
