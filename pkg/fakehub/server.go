@@ -101,9 +101,7 @@ func NewServer(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("fakehub: listen %s: %w", opts.Addr, err)
 		}
 		cfg := opts.TLS.Clone()
-		if cfg.MinVersion == 0 {
-			cfg.MinVersion = tls.VersionTLS12
-		}
+		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12) // IoT Hub: TLS 1.2 and up
 		s.tlsLn = newGuardListener(raw, cfg, opts.ConnectTimeout, s.connectTimedOut)
 		if err := s.mochi.AddListener(listeners.NewNet("mqtts", s.tlsLn)); err != nil {
 			_ = raw.Close()

@@ -3,14 +3,17 @@ package fakehub_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/internal/mqttraw"
 	"github.com/hubkit/hubkit/pkg/fakehub"
+	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
@@ -147,4 +150,30 @@ func FuzzLoadRegistry(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestTLSBelow12Refused(t *testing.T) {
+	ca, err := certs.NewCA("test CA", time.Hour, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ca.ServerTLS([]string{"localhost", "127.0.0.1"}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MinVersion = tls.VersionTLS10 // asks for less than IoT Hub's 1.2: still 1.2
+	h := fakehubtest.Start(t, fakehub.Options{TLS: cfg, ServiceAddr: "127.0.0.1:0"})
+	old := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11} //nolint:gosec // the point of the test
+	for _, addr := range []string{h.Addr(), h.ServiceAddr()} {
+		if c, err := tls.Dial("tcp", addr, old); err == nil {
+			c.Close()
+			t.Errorf("TLS 1.1 handshake with %s succeeded", addr)
+		}
+	}
+	modern := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // handshake only
+	c, err := tls.Dial("tcp", h.ServiceAddr(), modern)
+	if err != nil {
+		t.Fatalf("TLS 1.2+ handshake: %v", err)
+	}
+	c.Close()
 }

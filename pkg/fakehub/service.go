@@ -52,13 +52,12 @@ func (s *Server) startService() error {
 		Handler:           s.ServiceHandler(),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute, // no WriteTimeout: telemetry follow streams are long
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	if s.opts.TLS != nil {
 		cfg := s.opts.TLS.Clone()
-		if cfg.MinVersion == 0 {
-			cfg.MinVersion = tls.VersionTLS12
-		}
+		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
 		cfg.NextProtos = []string{"h2", "http/1.1"}
 		sl.srv.TLSConfig = cfg
 		ln = tls.NewListener(ln, cfg)
