@@ -168,8 +168,12 @@ func (r *Registry) fillKeys(k *Keys) error {
 			*s = key
 			continue
 		}
-		if _, err := sas.DecodeKey(*s); err != nil {
+		key, err := sas.DecodeKey(*s)
+		if err != nil {
 			return err
+		}
+		if err := sas.ValidateKeyLength(key); err != nil {
+			return err // IoT Hub refuses keys under 16 bytes (or over 64)
 		}
 	}
 	return nil

@@ -40,8 +40,12 @@ func (b serviceBackend) Policy(name string) (restapi.Policy, bool) {
 		return restapi.Policy{}, false
 	}
 	out := restapi.Policy{Name: p.Name, Rights: restapi.Rights(p.Rights)}
-	out.PrimaryKey, _ = sas.DecodeKey(p.Keys.Primary)
-	out.SecondaryKey, _ = sas.DecodeKey(p.Keys.Secondary)
+	var err1, err2 error
+	out.PrimaryKey, err1 = sas.DecodeKey(p.Keys.Primary)
+	out.SecondaryKey, err2 = sas.DecodeKey(p.Keys.Secondary)
+	if err1 != nil || err2 != nil {
+		return restapi.Policy{}, false // unusable keys: as if there were no such policy
+	}
 	return out, true
 }
 
