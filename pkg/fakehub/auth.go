@@ -384,11 +384,7 @@ func (h *authHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		return
 	}
 	ss.established.Store(true)
-	d := ss.deadline().Sub(s.opts.Now())
-	ss.timer = time.AfterFunc(max(d, 0), func() {
-		defer s.recoverHook("token expiry timer", ss.cl, nil)
-		s.expire(ss)
-	})
+	ss.armExpiry()
 	s.log.Info("connected", append(idAttrs(ss.id), "remoteAddr", ss.remote,
 		"auth", ss.authScope, "tokenExpiry", ss.expiry.UTC().Format(time.RFC3339))...)
 	s.cloud.established(ss)
@@ -402,9 +398,7 @@ func (h *authHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	if ss == nil {
 		return
 	}
-	if ss.timer != nil {
-		ss.timer.Stop()
-	}
+	ss.stopExpiry()
 	var ne net.Error
 	if ss.closeReason.Load() == nil && err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())) {
 		r := ReasonKeepAlive

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -459,6 +460,40 @@ func TestTokenExpiry(t *testing.T) {
 		}
 		if n := len(h.TelemetrySince(0).All()); n != 0 {
 			t.Errorf("%d telemetry messages (the will?), want none on expiry", n)
+		}
+	})
+	t.Run("timer-waits-for-the-injected-clock", func(t *testing.T) {
+		clock := &fakeClock{t: time.Now().Truncate(time.Second)}
+		start := clock.Now()
+		reads := make(chan struct{}, 1)
+		var watch atomic.Bool
+		now := func() time.Time {
+			if watch.Load() {
+				select {
+				case reads <- struct{}{}:
+				default:
+				}
+			}
+			return clock.Now()
+		}
+		h := startHub(t, fakehub.Options{Now: now, TokenExpiryGrace: -1})
+		p := goodConnect(dev1, keyDev1A)
+		p.Password = mqttraw.String(token("localhost/devices/dev1", "", keyDev1A, start.Add(time.Second)))
+		c := rawSession(t, h, p)
+		eventually(t, "session", func() bool { return h.Connected(dev1) })
+		watch.Store(true)
+		// The real-time timer fires after 1 s and reads the clock, which has
+		// not moved: the token has not expired by it.
+		select {
+		case <-reads:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the expiry timer never read the clock")
+		}
+		clock.Add(10 * time.Second)
+		expectClosedSilently(t, c)
+		r := waitRejection(t, h, 0, sas.ReasonExpired)
+		if !r.Time.After(start.Add(time.Second)) {
+			t.Errorf("expired at %s by the injected clock, before the token's expiry %s", r.Time, start.Add(time.Second))
 		}
 	})
 	t.Run("real-timer", func(t *testing.T) {

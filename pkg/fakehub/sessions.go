@@ -38,7 +38,9 @@ type session struct {
 	lastPublish iothub.DevicePublish
 
 	established atomic.Bool // OnSessionEstablished ran: OnDisconnect will run too
-	timer       *time.Timer
+	timerMu     sync.Mutex
+	timer       *time.Timer                // token expiry; see armExpiry
+	timerOff    bool                       // stopExpiry ran: arm no more
 	closeReason atomic.Pointer[sas.Reason] // first hub-initiated close reason
 	done        chan struct{}              // closed on disconnect
 
@@ -147,9 +149,38 @@ func (t *sessionTable) remove(cl *mqtt.Client) *session {
 
 func (t *sessionTable) stopAll() {
 	for _, ss := range t.all() {
-		if ss.timer != nil {
-			ss.timer.Stop()
+		ss.stopExpiry()
+	}
+}
+
+// armExpiry drops the session for token expiry once Options.Now reaches its
+// deadline. The timer runs on the real clock; when it fires before the
+// injected clock says the deadline has come, it waits again.
+func (ss *session) armExpiry() {
+	s := ss.srv
+	d := ss.deadline().Sub(s.opts.Now())
+	ss.timerMu.Lock()
+	defer ss.timerMu.Unlock()
+	if ss.timerOff {
+		return
+	}
+	ss.timer = time.AfterFunc(max(d, 0), func() {
+		defer s.recoverHook("token expiry timer", ss.cl, nil)
+		if s.opts.Now().Before(ss.deadline()) {
+			ss.armExpiry()
+			return
 		}
+		s.expire(ss)
+	})
+}
+
+// stopExpiry stops the expiry timer for good.
+func (ss *session) stopExpiry() {
+	ss.timerMu.Lock()
+	defer ss.timerMu.Unlock()
+	ss.timerOff = true
+	if ss.timer != nil {
+		ss.timer.Stop()
 	}
 }
 
