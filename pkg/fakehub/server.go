@@ -267,6 +267,10 @@ func (s *Server) registryChanged(c change) {
 func (s *Server) hubClose(ss *session, reason sas.Reason, detail string) {
 	if !s.opts.Quirks.WillOnHubClose {
 		atomic.StoreUint32(&ss.cl.Properties.Will.Flag, 0)
+	} else if atomic.CompareAndSwapUint32(&ss.cl.Properties.Will.Flag, 1, 0) {
+		// Published here: mochi drops the will when its read loop ends
+		// without an error, which a Stop can cause.
+		s.captureWill(ss, ss.cl.Properties.Will.TopicName, ss.cl.Properties.Will.Payload)
 	}
 	if ss.closeReason.CompareAndSwap(nil, &reason) {
 		s.reject(ss.rejection(reason, detail))

@@ -98,16 +98,18 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (_ packets
 // OnWillSent captures the will (mochi publishes it past OnPublish).
 func (h *telemetryHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 	defer h.s.recoverHook("OnWillSent", nil, nil) // the connection is already gone
-	s := h.s
-	ss := s.sessions.get(cl)
-	if ss == nil {
-		return
+	if ss := h.s.sessions.get(cl); ss != nil {
+		h.s.captureWill(ss, pk.TopicName, pk.Payload)
 	}
-	p, err := s.classifyPublish(ss.id, pk.TopicName)
+}
+
+// captureWill captures a will published to the identity's telemetry topic.
+func (s *Server) captureWill(ss *session, topic string, payload []byte) {
+	p, err := s.classifyPublish(ss.id, topic)
 	if err != nil || p.Kind != iothub.TopicTelemetry {
 		return
 	}
-	s.capture(ss, pk.TopicName, p.Properties, pk.Payload, map[string]string{iothub.PropMessageType: "Will"})
+	s.capture(ss, topic, p.Properties, payload, map[string]string{iothub.PropMessageType: "Will"})
 }
 
 func (s *Server) capture(ss *session, topic string, props iothub.Properties, payload []byte, extra map[string]string) {
