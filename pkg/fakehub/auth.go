@@ -338,6 +338,10 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool
 	return h.s.sessions.get(cl) != nil
 }
 
+// testHookEstablish, when set, runs in OnSessionEstablish before the session
+// enters the table (where registry changes find it).
+var testHookEstablish func(*session)
+
 // OnSessionEstablish runs before mochi's own takeover, which would send the
 // MQTT 5 DISCONNECT e0 00 to a 3.1.1 client: the older connection of the
 // identity is closed here first, silently, so mochi's write fails.
@@ -347,6 +351,9 @@ func (h *authHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	ss := s.sessions.get(cl)
 	if ss == nil {
 		return
+	}
+	if testHookEstablish != nil {
+		testHookEstablish(ss)
 	}
 	old := s.sessions.establish(ss)
 	if old == nil {
@@ -384,6 +391,16 @@ func (h *authHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		return
 	}
 	ss.established.Store(true)
+	// A removal or disabling between authenticate and now found no session
+	// to drop: check again, now that registryChanged can see this one.
+	switch cred, ok := s.opts.Registry.lookup(ss.id); {
+	case !ok || cred.generationID != ss.generation:
+		s.hubClose(ss, sas.ReasonUnknownIdentity, ss.id.String()+" was removed from the registry while connecting")
+		return
+	case !cred.enabled:
+		s.hubClose(ss, sas.ReasonDisabled, "device "+ss.id.DeviceID+" was disabled while connecting")
+		return
+	}
 	ss.armExpiry()
 	s.log.Info("connected", append(idAttrs(ss.id), "remoteAddr", ss.remote,
 		"auth", ss.authScope, "tokenExpiry", ss.expiry.UTC().Format(time.RFC3339))...)

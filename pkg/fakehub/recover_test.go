@@ -2,7 +2,6 @@ package fakehub
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"strings"
 	"sync"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/hubkit/hubkit/internal/mqttraw"
 	"github.com/hubkit/hubkit/pkg/iothub"
-	"github.com/hubkit/hubkit/pkg/sas"
 )
 
 // panicky is the real cloud side, except that a twin request from device
@@ -46,30 +44,13 @@ func TestPanicInCloudHandlerClosesOnlyItsConnection(t *testing.T) {
 	newCloudSide = func(s *Server) cloudSide { return panicky{s.svc} }
 	t.Cleanup(func() { newCloudSide = nil })
 	logs := &lockedBuffer{}
-	s, err := NewServer(Options{InsecureAddr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	key := bytes.Repeat([]byte{1}, 32)
-	connect := func(id string) *mqttraw.Conn {
-		t.Helper()
-		if _, err := s.AddDevice(id, key); err != nil {
+	s := startPlain(t, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	for _, id := range []string{"good", "boom"} {
+		if _, err := s.AddDevice(id, testKey); err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		ack, c, err := mqttraw.ConnectAndWait(ctx, s.Addr(), nil, mqttraw.ConnectPacket{
-			ClientID: id, UserName: mqttraw.String("localhost/" + id + "/?api-version=2021-04-12"), CleanSession: true, KeepAlive: 60,
-			Password: mqttraw.String(sas.Sign(sas.EncodeResource("localhost/devices/"+id), "", key, time.Now().Add(time.Hour)).String()),
-		})
-		if err != nil || ack.ReturnCode != 0 {
-			t.Fatalf("connect %s: %v %+v", id, err, ack)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
 	}
-	good, boom := connect("good"), connect("boom")
+	good, boom := connectPlain(t, s, "good"), connectPlain(t, s, "boom")
 
 	if err := boom.Publish(mqttraw.PublishPacket{Topic: iothub.TwinGetTopic("1")}); err != nil {
 		t.Fatal(err)

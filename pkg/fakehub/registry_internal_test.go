@@ -1,8 +1,13 @@
 package fakehub
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/hubkit/hubkit/internal/mqttraw"
+	"github.com/hubkit/hubkit/pkg/sas"
 )
 
 func TestCloseStopsRegistryWatch(t *testing.T) {
@@ -53,5 +58,50 @@ func TestServiceBackendUnusablePolicyKey(t *testing.T) {
 	}
 	if _, ok := (serviceBackend{s}).Policy("iothubowner"); !ok {
 		t.Error("Policy(iothubowner) unknown")
+	}
+}
+
+func TestRemovedWhileConnectingIsDropped(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(r *Registry) error
+		reason sas.Reason
+	}{
+		{"removed", func(r *Registry) error { return r.RemoveDevice("d1") }, sas.ReasonUnknownIdentity},
+		{"disabled", func(r *Registry) error { return r.SetStatus("d1", StatusDisabled) }, sas.ReasonDisabled},
+		{"removed-and-added-again", func(r *Registry) error {
+			if err := r.RemoveDevice("d1"); err != nil {
+				return err
+			}
+			_, err := r.AddDevice(Device{ID: "d1", Keys: Keys{Primary: encodeKey(testKey)}})
+			return err
+		}, sas.ReasonUnknownIdentity},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startPlain(t, Options{})
+			if _, err := s.AddDevice("d1", testKey); err != nil {
+				t.Fatal(err)
+			}
+			// The change lands after authentication, before the session is visible.
+			testHookEstablish = func(*session) {
+				if err := tc.change(s.opts.Registry); err != nil {
+					t.Error(err)
+				}
+			}
+			t.Cleanup(func() { testHookEstablish = nil })
+			c := connectPlain(t, s, "d1")
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			r, err := s.WaitRejection(ctx, func(r Rejection) bool { return r.Reason == tc.reason })
+			if err != nil {
+				t.Fatalf("no %s rejection: %v (%+v)", tc.reason, err, s.Rejections())
+			}
+			if !strings.Contains(r.Detail, "while connecting") {
+				t.Errorf("detail %q", r.Detail)
+			}
+			if _, err := c.ReadPacket(5 * time.Second); err == nil || err == mqttraw.ErrTimeout {
+				t.Errorf("connection still open: %v", err)
+			}
+		})
 	}
 }
