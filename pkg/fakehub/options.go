@@ -73,7 +73,10 @@ type Options struct {
 type Quirks struct {
 	// DisabledDeviceCode is the CONNACK return code for a disabled device:
 	// 0 means 5 (the C SDK docs: the hub "always" returns 5); 3 is what the
-	// C SDK maps to DEVICE_DISABLED (iothub-mqtt.md §3, §11.1).
+	// C SDK maps to DEVICE_DISABLED (iothub-mqtt.md §3, §11.1). A disabled
+	// device is refused before its token's signature is checked, so with a
+	// code other than 5 a client without any key can tell which device IDs
+	// exist and are disabled.
 	DisabledDeviceCode byte
 	// SubackOnForbiddenSubscribe answers a forbidden SUBSCRIBE filter with
 	// SUBACK 0x80 instead of closing the connection, which IoT Hub does
