@@ -69,3 +69,35 @@ func TestSuspectsOnlyAfterSignatureMismatch(t *testing.T) {
 		t.Errorf("%d suspects, want at most %d", len(got), sas.MaxSuspectKeys)
 	}
 }
+
+// BenchmarkAuthenticate measures the CONNECT check (no network) in a
+// registry of 100000 devices, with a valid token and with a wrong key (the
+// only case that builds the suspect keys):
+//
+//	go test -run '^$' -bench Authenticate ./pkg/fakehub/
+func BenchmarkAuthenticate(b *testing.B) {
+	s, err := NewServer(Options{InsecureAddr: "127.0.0.1:0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	reg := s.opts.Registry
+	reg.mu.Lock()
+	for i := range 100000 {
+		id := fmt.Sprintf("dev%06d", i)
+		reg.devices[id] = &Device{ID: id, Status: StatusEnabled, Keys: Keys{Primary: encodeKey(testKey), Secondary: encodeKey(testKey)}}
+	}
+	reg.mu.Unlock()
+	h := &authHook{s: s}
+	for _, bc := range []struct {
+		name string
+		key  []byte
+	}{{"valid", testKey}, {"wrong-key", bytes.Repeat([]byte{9}, 32)}} {
+		pw := sas.Sign(sas.EncodeResource("localhost/devices/dev000042"), "", bc.key, time.Now().Add(time.Hour)).String()
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				h.authenticate(connectPacket("dev000042", pw))
+			}
+		})
+	}
+}
