@@ -19,6 +19,7 @@ type genOptions struct {
 	ttl                 ttlValue
 	expiry, now         timeValue
 	json                bool
+	secondary           bool
 }
 
 const genLong = `Print a SAS token for a resource, signed with a key. The token alone goes to stdout.
@@ -35,7 +36,9 @@ The resource (the token's sr) comes from, first to last:
 
 The key comes from --key, --key-file (- = stdin) or -c, else from $` + envKey + `.
 --key or --key-file override the key of -c: a connection string carries one key, so to sign
-with the secondary key, give it with --key-file. IoT Hub and DPS keys are base64 and decoded
+with the secondary key, give it with --key-file. A key file may also hold the JSON that
+'az iot hub device-identity show' (module-identity, policy show) prints: its primaryKey is
+used, or its secondaryKey with --secondary. IoT Hub and DPS keys are base64 and decoded
 before signing; --dialect servicebus signs with the raw key text (Event Hubs, Service Bus).
 
 --policy sets skn (the shared access policy the key belongs to); it defaults to the
@@ -54,6 +57,10 @@ const genExample = `  # the known-answer vector of iothub-mqtt.md §2.6
 
   # the same device, signed with its secondary key (a connection string carries only one)
   sastool gen -c - --key-file dev1-secondary.key < device.cs
+
+  # signed with the secondary key of a device identity the Azure CLI printed
+  az iot hub device-identity show -n myhub -d dev1 > dev1.json
+  sastool gen --hub myhub.azure-devices.net --device dev1 --key-file dev1.json --secondary
 
   # a module token, key from a file
   sastool gen --hub contoso.azure-devices.net --device dev1 --module filter --key-file module.key
@@ -87,6 +94,7 @@ func newGenCmd(st *streams) *cobra.Command {
 	fs.Var(&o.expiry, "expiry", "absolute expiry: Unix seconds or RFC 3339")
 	fs.Var(&o.now, "now", "pretend the time is `TIME` (Unix seconds or RFC 3339)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object: token, sr, resource, expiry, keyName")
+	fs.BoolVar(&o.secondary, "secondary", false, "sign with the secondaryKey of a key file holding identity or policy JSON")
 	sortFlags(fs)
 	return cmd
 }
@@ -145,7 +153,13 @@ func (o *genOptions) signingKey(st *streams, cs sas.ConnectionString, haveCS boo
 		return nil, err
 	}
 	if ok {
+		if text, source, err = pickKey(text, source, o.secondary); err != nil {
+			return nil, err
+		}
 		return decodeKey(text, source, dialect)
+	}
+	if o.secondary {
+		return nil, cli.Usagef("--secondary needs --key-file with identity or policy JSON (a connection string carries one key)")
 	}
 	if haveCS {
 		if cs.SharedAccessKey == "" {
