@@ -120,6 +120,9 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 	if bytes.Equal(cl.Properties.Will.Payload, emptyWill) {
 		cl.Properties.Will.Payload = []byte{}
 	}
+	if cl.Properties.Will.Flag != 0 {
+		ss.will = &willMessage{topic: cl.Properties.Will.TopicName, payload: cl.Properties.Will.Payload}
+	}
 	s.sessions.mu.Lock()
 	s.sessions.pending[cl] = ss
 	s.sessions.mu.Unlock()

@@ -263,14 +263,17 @@ func (s *Server) registryChanged(c change) {
 }
 
 // hubClose closes a session for an administrative reason (no will unless
-// Quirks.WillOnHubClose) and records why.
+// Quirks.WillOnHubClose) and records why. It never touches the client's
+// will (cl.Properties.Will): mochi clears that on the connection's own
+// goroutine, unsynchronised, when the device disconnects gracefully.
+// Instead it settles the session's will first: OnWillSent then ignores
+// what mochi publishes for the closed connection (mochi routes it nowhere:
+// no device may read a telemetry topic, see OnACLCheck).
 func (s *Server) hubClose(ss *session, reason sas.Reason, detail string) {
-	if !s.opts.Quirks.WillOnHubClose {
-		atomic.StoreUint32(&ss.cl.Properties.Will.Flag, 0)
-	} else if atomic.CompareAndSwapUint32(&ss.cl.Properties.Will.Flag, 1, 0) {
-		// Published here: mochi drops the will when its read loop ends
-		// without an error, which a Stop can cause.
-		s.captureWill(ss, ss.cl.Properties.Will.TopicName, ss.cl.Properties.Will.Payload)
+	if ss.willSettled.CompareAndSwap(false, true) && ss.will != nil && s.opts.Quirks.WillOnHubClose {
+		// Captured here, not from mochi: mochi drops the will when its read
+		// loop ends without an error, which a Stop can cause.
+		s.captureWill(ss, ss.will.topic, ss.will.payload)
 	}
 	if ss.closeReason.CompareAndSwap(nil, &reason) {
 		s.reject(ss.rejection(reason, detail))

@@ -31,6 +31,16 @@ type session struct {
 
 	authMethod string // iothub-connection-auth-method JSON, computed once
 
+	// will is the CONNECT's will as the hub accepted it (nil: none), copied
+	// in OnConnect on the connection's goroutine. Other goroutines read
+	// this copy, never cl.Properties.Will, which mochi rewrites without
+	// synchronisation when the connection ends.
+	will *willMessage
+	// willSettled is set by whoever decides the will's fate first: hubClose
+	// (drop it, or capture it with Quirks.WillOnHubClose) or OnWillSent
+	// (capture what mochi published after a network loss).
+	willSettled atomic.Bool
+
 	// lastPublish is the classification of the PUBLISH being processed, made
 	// in OnPacketRead and reused by OnPublish (both run on the connection's
 	// read goroutine, one packet at a time).
@@ -49,6 +59,12 @@ type session struct {
 
 	tag   string     // unique per connection (set by establish): tags C2D deliveries
 	c2dMu sync.Mutex // serialises C2D flushes (service and connection goroutines) for FIFO order
+}
+
+// willMessage is a device's will (topic and payload).
+type willMessage struct {
+	topic   string
+	payload []byte
 }
 
 // deadline is when the session is dropped for token expiry.

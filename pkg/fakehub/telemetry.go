@@ -95,10 +95,11 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (_ packets
 	return pk, packets.CodeSuccessIgnore
 }
 
-// OnWillSent captures the will (mochi publishes it past OnPublish).
+// OnWillSent captures the will (mochi publishes it past OnPublish) unless
+// hubClose settled it first.
 func (h *telemetryHook) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 	defer h.s.recoverHook("OnWillSent", nil, nil) // the connection is already gone
-	if ss := h.s.sessions.get(cl); ss != nil {
+	if ss := h.s.sessions.get(cl); ss != nil && ss.willSettled.CompareAndSwap(false, true) {
 		h.s.captureWill(ss, pk.TopicName, pk.Payload)
 	}
 }
