@@ -40,6 +40,12 @@ var errRefused = errors.New("fakehub: connection refused")
 // would answer a wrong name or level with codes that 3.1.1 does not define.
 func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (_ packets.Packet, err error) {
 	defer h.s.recoverHook("OnPacketRead", cl, &err)
+	if pk.FixedHeader.Type == packets.Disconnect {
+		if ss := h.s.sessions.get(cl); ss != nil {
+			ss.sentDisconn.Store(true)
+		}
+		return pk, nil
+	}
 	if pk.FixedHeader.Type != packets.Connect {
 		return pk, nil
 	}
@@ -362,7 +368,14 @@ func (h *authHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	if old == nil {
 		return
 	}
-	s.hubClose(old, ReasonReplaced, fmt.Sprintf("a newer connection for %s from %s replaced this one", ss.id, ss.remote))
+	// An old connection that has already ended (the device sent DISCONNECT,
+	// or the connection is closed) was not replaced: it is only waited for
+	// below, so its session is stored before the CONNACK's session-present
+	// is decided. sentDisconn is set before mochi closes the socket, hence
+	// before a device that saw the close can CONNECT again.
+	if !old.sentDisconn.Load() && !old.cl.Closed() {
+		s.hubClose(old, ReasonReplaced, fmt.Sprintf("a newer connection for %s from %s replaced this one", ss.id, ss.remote))
+	}
 	if !old.established.Load() {
 		// Its CONNACK failed: mochi gave up on it before OnSessionEstablished
 		// and will not call OnDisconnect.
@@ -444,6 +457,9 @@ func (h *authHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	}
 	s.log.Info("disconnected", attrs...)
 	s.cloud.disconnected(ss, replaced)
+	if r := ss.closeReason.Load(); r != nil && *r == sas.ReasonUnknownIdentity {
+		s.forgetSession(cl) // a removed identity keeps no stored session
+	}
 	close(ss.done)
 }
 

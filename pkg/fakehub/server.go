@@ -78,7 +78,11 @@ func NewServer(opts Options) (*Server, error) {
 	caps.MaximumPacketSize = iothub.MaxTelemetrySize + 64*1024 // exact size rule in OnPacketRead; this bounds garbage
 	caps.MaximumClientWritesPending = 1024
 	caps.MaximumMessageExpiryInterval = 0
-	caps.MaximumSessionExpiryInterval = 0
+	// MaximumSessionExpiryInterval stays mochi's default (2^32-1 s): a
+	// CleanSession=0 session is kept until a CleanSession=1 connection or the
+	// identity's removal ends it. 0 does not mean "no limit" here: mochi's 1 s
+	// expiry tick dropped every offline session at once, so a reconnect
+	// crossing a tick got session-present=0 and no early C2D.
 	s.mochi = mqtt.New(&mqtt.Options{
 		InlineClient:           true,
 		Capabilities:           caps,
@@ -252,13 +256,37 @@ func (s *Server) connectTimedOut(remote string) {
 // registryChanged drops the connections of an identity that was disabled or
 // removed (a device change covers its modules).
 func (s *Server) registryChanged(c change) {
+	covers := func(id iothub.Identity) bool {
+		return id == c.id || (!c.id.IsModule() && id.DeviceID == c.id.DeviceID)
+	}
 	if c.reason == sas.ReasonUnknownIdentity {
 		s.svc.removed(c.id)
 	}
 	for _, ss := range s.sessions.all() {
-		if ss.id == c.id || (!c.id.IsModule() && ss.id.DeviceID == c.id.DeviceID) {
+		if covers(ss.id) {
 			s.hubClose(ss, c.reason, c.detail)
 		}
+	}
+	if c.reason != sas.ReasonUnknownIdentity {
+		return
+	}
+	// Stored CleanSession=0 sessions of offline connections go with the
+	// identity (connections still in the table are handled by OnDisconnect).
+	for _, cl := range s.mochi.Clients.GetAll() {
+		if id, err := iothub.ParseClientID(cl.ID); err == nil && covers(id) && cl.Closed() && s.sessions.get(cl) == nil {
+			s.forgetSession(cl)
+		}
+	}
+}
+
+// forgetSession drops mochi's stored session of a closed connection
+// (subscriptions, inflights, the client entry), as a CleanSession=1 end
+// would.
+func (s *Server) forgetSession(cl *mqtt.Client) {
+	s.mochi.UnsubscribeClient(cl)
+	cl.ClearInflights()
+	if cur, ok := s.mochi.Clients.Get(cl.ID); ok && cur == cl {
+		s.mochi.Clients.Delete(cl.ID)
 	}
 }
 

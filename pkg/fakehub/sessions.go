@@ -48,6 +48,7 @@ type session struct {
 	lastPublish iothub.DevicePublish
 
 	established atomic.Bool // OnSessionEstablished ran: OnDisconnect will run too
+	sentDisconn atomic.Bool // the device sent DISCONNECT (set before mochi closes the connection)
 	timerMu     sync.Mutex
 	timer       *time.Timer                // token expiry; see armExpiry
 	timerOff    bool                       // stopExpiry ran: arm no more

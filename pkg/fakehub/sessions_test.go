@@ -9,6 +9,7 @@ import (
 
 	"github.com/hubkit/hubkit/internal/mqttraw"
 	"github.com/hubkit/hubkit/pkg/fakehub"
+	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
 // stressRounds is how many rounds the connection-lifecycle stress tests
@@ -61,6 +62,116 @@ func TestHubCloseDuringGracefulDisconnect(t *testing.T) {
 					seen[string(m.Payload)] = true
 				}
 			}
+		})
+	}
+}
+
+// TestReconnectAfterDisconnectKeepsSession: DISCONNECT, a C2D sent while
+// offline, then at once a CleanSession=0 reconnect: the CONNACK says
+// session present and the message flows before any SUBSCRIBE, every time
+// (conformance case c2d/session-present-and-early-delivery).
+func TestReconnectAfterDisconnectKeepsSession(t *testing.T) {
+	h := startHub(t, fakehub.Options{})
+	p := goodConnect(dev1, keyDev1A)
+	p.CleanSession = false
+	c := rawSession(t, h, p)
+	subscribeRaw(t, c, iothub.C2DFilter(dev1), 1)
+	for i := range *stressRounds {
+		_ = c.Disconnect()
+		if err := c.ExpectClosed(5 * time.Second); err != nil {
+			t.Fatalf("round %d: after DISCONNECT: %v", i, err)
+		}
+		_ = c.Close()
+		msgID := sendC2D(t, h, dev1, fakehub.C2DMessage{Payload: []byte(fmt.Sprint("offline-", i))})
+		var ack mqttraw.Connack
+		ack, c = rawConnect(t, h, p)
+		if ack.ReturnCode != 0 || !ack.SessionPresent {
+			t.Fatalf("round %d: CONNACK %+v, want 0 with session present; rejections %+v", i, ack, h.Rejections())
+		}
+		pk, err := c.ReadPacket(5 * time.Second)
+		if err != nil || pk.Type != mqttraw.TypePublish {
+			t.Fatalf("round %d: got %v, %v, want the queued C2D before any SUBSCRIBE", i, pk, err)
+		}
+		if want := fmt.Sprint("offline-", i); string(pk.Publish.Payload) != want {
+			t.Fatalf("round %d: C2D %q, want %q", i, pk.Publish.Payload, want)
+		}
+		_ = c.Puback(pk.Publish.PacketID)
+		waitState(t, h, msgID, fakehub.C2DCompleted)
+	}
+	if rs := h.Rejections(); len(rs) != 0 {
+		t.Errorf("rejections %+v, want none (every connection ended with DISCONNECT)", rs)
+	}
+}
+
+// subscribeRaw subscribes c to filter and waits for the SUBACK.
+func subscribeRaw(t testing.TB, c *mqttraw.Conn, filter string, qos byte) {
+	t.Helper()
+	if err := c.Subscribe(1, mqttraw.Subscription{Filter: filter, QoS: qos}); err != nil {
+		t.Fatal(err)
+	}
+	pk, err := c.ReadPacket(5 * time.Second)
+	if err != nil || pk.Type != mqttraw.TypeSuback || len(pk.Suback.Codes) != 1 || pk.Suback.Codes[0] != qos {
+		t.Fatalf("SUBSCRIBE %s: got %v, %v, want SUBACK granting %d", filter, pk, err, qos)
+	}
+}
+
+// TestStoredSessionOutlivesSeconds: a CleanSession=0 session is kept while
+// the device is offline. mochi used to drop it at its next 1 s expiry tick
+// (the hub had set the maximum session expiry to 0), so a reconnect that
+// crossed a tick got session-present=0 and no early C2D.
+func TestStoredSessionOutlivesSeconds(t *testing.T) {
+	t.Parallel()
+	h := startHub(t, fakehub.Options{})
+	p := goodConnect(dev1, keyDev1A)
+	p.CleanSession = false
+	c := rawSession(t, h, p)
+	subscribeRaw(t, c, iothub.C2DFilter(dev1), 1)
+	_ = c.Disconnect()
+	if err := c.ExpectClosed(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2100 * time.Millisecond) // offline across at least two of mochi's expiry ticks
+	sendC2D(t, h, dev1, fakehub.C2DMessage{Payload: []byte("offline")})
+	ack, c2 := rawConnect(t, h, p)
+	if ack.ReturnCode != 0 || !ack.SessionPresent {
+		t.Fatalf("CONNACK %+v after 2 s offline, want 0 with session present", ack)
+	}
+	if pk, err := c2.ReadPacket(5 * time.Second); err != nil || string(pk.Publish.Payload) != "offline" {
+		t.Fatalf("got %v, %v, want the queued C2D before any SUBSCRIBE", pk, err)
+	}
+}
+
+// TestRemovedIdentityLosesStoredSession: a device removed from the registry
+// (online or offline) and added again starts without its old CleanSession=0
+// session.
+func TestRemovedIdentityLosesStoredSession(t *testing.T) {
+	h := startHub(t, fakehub.Options{})
+	p := goodConnect(dev1, keyDev1A)
+	p.CleanSession = false
+	for _, online := range []bool{false, true} {
+		t.Run(fmt.Sprint("online-", online), func(t *testing.T) {
+			c := rawSession(t, h, p)
+			subscribeRaw(t, c, iothub.C2DFilter(dev1), 1)
+			if !online {
+				_ = c.Disconnect()
+				if err := c.ExpectClosed(5 * time.Second); err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, "dev1 gone", func() bool { return !h.Connected(dev1) })
+			}
+			mustDo(t, func() error { return h.Registry().RemoveDevice("dev1") })
+			_ = c.ExpectClosed(5 * time.Second)
+			mustDo(t, func() error {
+				_, err := h.Registry().AddDevice(fakehub.Device{ID: "dev1", Keys: b64keys(keyDev1A, keyDev1B)})
+				return err
+			})
+			ack, c2 := rawConnect(t, h, p)
+			if ack.ReturnCode != 0 || ack.SessionPresent {
+				t.Fatalf("CONNACK %+v for the re-created device, want 0 without session present", ack)
+			}
+			_ = c2.Disconnect()
+			_ = c2.ExpectClosed(5 * time.Second)
+			eventually(t, "dev1 gone", func() bool { return !h.Connected(dev1) })
 		})
 	}
 }
