@@ -30,7 +30,21 @@ func (h *authHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnPacketRead, mqtt.OnConnect, mqtt.OnConnectAuthenticate,
 		mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
+		mqtt.OnPacketEncode,
 	}, []byte{b})
+}
+
+// OnPacketEncode marks the session live when its CONNACK is about to be
+// written: mochi has inherited any stored session by then, and a device
+// that sees the CONNACK must find the hub treating it as connected.
+func (h *authHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	defer h.s.recoverHook("OnPacketEncode", cl, nil)
+	if pk.FixedHeader.Type == packets.Connack && pk.ReasonCode == packets.CodeSuccess.Code {
+		if ss := h.s.sessions.get(cl); ss != nil {
+			ss.acked.Store(true)
+		}
+	}
+	return pk
 }
 
 // errRefused ends attachClient after our own CONNACK (mochi sends none).
@@ -348,8 +362,9 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool
 }
 
 // testHookEstablish, when set, runs in OnSessionEstablish before the session
-// enters the table (where registry changes find it).
-var testHookEstablish func(*session)
+// enters the table (where registry changes find it); testHookInTable just
+// after, before mochi inherits a stored session and sends the CONNACK.
+var testHookEstablish, testHookInTable func(*session)
 
 // OnSessionEstablish runs before mochi's own takeover, which would send the
 // MQTT 5 DISCONNECT e0 00 to a 3.1.1 client: the older connection of the
@@ -365,6 +380,9 @@ func (h *authHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 		testHookEstablish(ss)
 	}
 	old := s.sessions.establish(ss)
+	if testHookInTable != nil {
+		testHookInTable(ss)
+	}
 	if old == nil {
 		return
 	}

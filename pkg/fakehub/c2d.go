@@ -211,8 +211,8 @@ func (c *cloud) flushC2D(ss *session) {
 // failed (the session's deliveries are then requeued).
 func (c *cloud) flushOnce(ss *session) bool {
 	qos, ok := ss.subscribed(iothub.FilterC2D)
-	if !ok {
-		return true
+	if !ok || !ss.established.Load() {
+		return true // not established yet: OnSessionEstablished flushes
 	}
 	qos = min(qos, 1)
 	ss.c2dMu.Lock()

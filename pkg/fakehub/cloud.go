@@ -140,10 +140,14 @@ func (c *cloud) removed(id iothub.Identity) {
 
 func (c *cloud) close() { _ = c.methods.Close() }
 
-// sessionFor returns the live session of id, or nil.
+// sessionFor returns the live session of id, or nil. A session is live once
+// its CONNACK is being written (acked): before that, a stored session's
+// subscriptions may not be inherited yet, and a C2D message sent then stays
+// queued for OnSessionEstablished's flush instead of being rejected for
+// want of a subscription.
 func (c *cloud) sessionFor(id iothub.Identity) *session {
 	ss := c.s.sessions.lookup(id)
-	if ss == nil || ss.cl.Closed() {
+	if ss == nil || !ss.acked.Load() || ss.cl.Closed() {
 		return nil
 	}
 	return ss

@@ -47,7 +47,8 @@ type session struct {
 	lastTopic   string
 	lastPublish iothub.DevicePublish
 
-	established atomic.Bool // OnSessionEstablished ran: OnDisconnect will run too
+	acked       atomic.Bool // the CONNACK is being written: subscriptions (inherited too) are in place
+	established atomic.Bool // OnSessionEstablished ran: OnDisconnect will run too; writes may go out
 	sentDisconn atomic.Bool // the device sent DISCONNECT (set before mochi closes the connection)
 	timerMu     sync.Mutex
 	timer       *time.Timer                // token expiry; see armExpiry
@@ -237,8 +238,8 @@ var ErrOffline = errors.New("fakehub: device not connected")
 // keeps them out of mochi's inflight store.
 func (s *Server) deliver(id iothub.Identity, topic string, payload []byte, qos byte) (uint16, error) {
 	ss := s.sessions.lookup(id)
-	if ss == nil || ss.cl.Closed() {
-		return 0, ErrOffline
+	if ss == nil || !ss.established.Load() || ss.cl.Closed() {
+		return 0, ErrOffline // nothing goes out before the CONNACK (and resent inflights)
 	}
 	pk := packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos},
