@@ -136,7 +136,7 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 		_ = s.mochi.SendConnack(cl, code, false, nil)
 		return errRefused
 	}
-	h.capKeepAlive(cl, pk.Connect.Keepalive)
+	ss.idle = h.capKeepAlive(cl, pk.Connect.Keepalive)
 	if bytes.Equal(cl.Properties.Will.Payload, emptyWill) {
 		cl.Properties.Will.Payload = []byte{}
 	}
@@ -165,20 +165,28 @@ func connackCode(c byte) packets.Code {
 	}
 }
 
-// capKeepAlive makes mochi's read deadline (keepalive × 1.5, in whole
-// seconds) at most the cap; keep-alive 0 gets the cap unless
-// Quirks.KeepAliveZeroNoTimeout.
-func (h *authHook) capKeepAlive(cl *mqtt.Client, ka uint16) {
+// capKeepAlive sets the keep-alive time-out: 1.5 × keep-alive, exactly
+// (guardConn replaces mochi's deadline, which rounds down to whole seconds),
+// at most the cap; keep-alive 0 gets the cap unless
+// Quirks.KeepAliveZeroNoTimeout. It returns the time-out (0: none).
+// cl.State.Keepalive is capped too, so mochi's own deadline stays non-zero
+// and bounded.
+func (h *authHook) capKeepAlive(cl *mqtt.Client, ka uint16) time.Duration {
 	q := h.s.opts.Quirks
-	capSec := int(q.keepAliveCap() / time.Second)
-	if capSec < 1 {
-		capSec = 1
-	}
+	capD := max(q.keepAliveCap(), time.Second)
 	if ka == 0 && q.KeepAliveZeroNoTimeout {
-		return
+		return 0
 	}
+	idle := capD
+	if ka != 0 {
+		idle = min(time.Duration(ka)*time.Second*3/2, capD)
+	}
+	if g, ok := cl.Net.Conn.(*guardConn); ok {
+		g.idle.Store(int64(idle))
+	}
+	capSec := int(capD / time.Second)
 	if ka != 0 && int(ka)+int(ka)/2 <= capSec {
-		return
+		return idle
 	}
 	// Largest k with k + k/2 <= cap (1767 s -> 1178).
 	k := capSec * 2 / 3
@@ -187,6 +195,7 @@ func (h *authHook) capKeepAlive(cl *mqtt.Client, ka uint16) {
 	}
 	k = max(min(k, 65535), 1)
 	cl.State.Keepalive = uint16(k)
+	return idle
 }
 
 // authenticate returns the pending session, or the refusal.
@@ -454,7 +463,7 @@ func (h *authHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	if ss.closeReason.Load() == nil && err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())) {
 		r := ReasonKeepAlive
 		if ss.closeReason.CompareAndSwap(nil, &r) {
-			s.reject(ss.rejection(ReasonKeepAlive, fmt.Sprintf("nothing received for %ds (1.5 × keep-alive, capped)", int(cl.State.Keepalive)+int(cl.State.Keepalive)/2)))
+			s.reject(ss.rejection(ReasonKeepAlive, fmt.Sprintf("nothing received for %s (1.5 × keep-alive, capped)", ss.idle)))
 		}
 	}
 	if ss.closeReason.Load() == nil && errors.Is(err, packets.ErrPacketTooLarge) {

@@ -523,8 +523,17 @@ func TestKeepAlive(t *testing.T) {
 		p := goodConnect(dev1, keyDev1A)
 		p.KeepAlive = 1
 		c := rawSession(t, h, p)
+		start := time.Now()
 		expectClosedSilently(t, c)
-		waitRejection(t, h, 0, fakehub.ReasonKeepAlive)
+		// mochi's own deadline is keepalive + keepalive/2 in whole seconds
+		// (1 s here). Only an early close is checked: a loaded machine may
+		// close late.
+		if d := time.Since(start); d < 1400*time.Millisecond {
+			t.Errorf("closed after %s of silence, want 1.5 s (1.5 × keep-alive 1 s)", d.Round(time.Millisecond))
+		}
+		if r := waitRejection(t, h, 0, fakehub.ReasonKeepAlive); !strings.Contains(r.Detail, "1.5s") {
+			t.Errorf("detail %q, want the 1.5s time-out", r.Detail)
+		}
 	})
 	t.Run("zero-means-cap", func(t *testing.T) {
 		h := startHub(t, fakehub.Options{Quirks: fakehub.Quirks{KeepAliveCap: 2 * time.Second}})

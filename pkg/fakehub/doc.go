@@ -12,7 +12,8 @@
 // hints, readable with Rejections and WaitRejection and logged at WARN.
 // Connected identities are dropped when their token expires (plus a grace),
 // when a newer connection of the same identity arrives, when they are
-// disabled, after 1.5 × keep-alive of silence (capped at 1767 s), and when
+// disabled, after exactly 1.5 × keep-alive of silence (capped at 1767 s;
+// not rounded down to whole seconds as mochi alone does), and when
 // they break a topic or packet rule (pkg/iothub's ClassifyPublish and
 // ClassifySubscribe, QoS 2 publish, 256 KB telemetry). Accepted telemetry is
 // captured with the hub's annotations in a bounded buffer read through

@@ -64,7 +64,8 @@ func (l *guardListener) open() int {
 type guardConn struct {
 	net.Conn
 	l         *guardListener
-	connected atomic.Bool // CONNECT seen
+	connected atomic.Bool  // CONNECT seen
+	idle      atomic.Int64 // time.Duration; > 0: the keep-alive time-out replacing mochi's deadlines
 	reported  atomic.Bool
 	closeOnce sync.Once
 }
@@ -75,6 +76,17 @@ func (c *guardConn) Read(b []byte) (int, error) {
 		c.l.onTimeout(c.RemoteAddr().String())
 	}
 	return n, err
+}
+
+// SetDeadline is how mochi applies keep-alive: before each packet it sets
+// keepalive + keepalive/2 in whole seconds (1 s -> 1 s, 3 s -> 4 s). Once
+// the hub has set the exact time-out (idle: 1.5 × keep-alive, capped), a
+// non-zero deadline is replaced by now + idle.
+func (c *guardConn) SetDeadline(t time.Time) error {
+	if d := time.Duration(c.idle.Load()); d > 0 && !t.IsZero() {
+		t = time.Now().Add(d)
+	}
+	return c.Conn.SetDeadline(t)
 }
 
 func (c *guardConn) Close() error {

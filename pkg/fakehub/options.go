@@ -106,8 +106,9 @@ type Quirks struct {
 	// writes it (iothub-mqtt.md §11.9; IoT Hub: unknown).
 	AcceptLeadingQuestionMarkInBag bool
 	// KeepAliveCap is the longest time a silent connection stays open:
-	// 1.5 × keep-alive, capped at this. 0 means 1767 s, the Azure load
-	// balancer's idle limit (iothub-mqtt.md 1.17).
+	// 1.5 × keep-alive (exactly: 1.5 s for keep-alive 1), capped at this. 0
+	// means 1767 s, the Azure load balancer's idle limit (iothub-mqtt.md
+	// 1.17). Under 1 s counts as 1 s.
 	KeepAliveCap time.Duration
 	// KeepAliveZeroNoTimeout makes keep-alive 0 mean "no time-out" (plain
 	// MQTT) instead of the cap (the protocol gateway's rule, iothub-mqtt.md 1.17).

@@ -29,7 +29,8 @@ type session struct {
 	expiry      time.Time
 	connectedAt time.Time
 
-	authMethod string // iothub-connection-auth-method JSON, computed once
+	authMethod string        // iothub-connection-auth-method JSON, computed once
+	idle       time.Duration // keep-alive time-out (1.5 × keep-alive, capped; 0: none)
 
 	// will is the CONNECT's will as the hub accepted it (nil: none), copied
 	// in OnConnect on the connection's goroutine. Other goroutines read
