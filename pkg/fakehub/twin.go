@@ -176,7 +176,9 @@ func (c *cloud) twinRespond(ss *session, topic string, body []byte) {
 	}
 	if _, err := c.s.deliver(ss.id, topic, body, 0); err != nil {
 		c.s.log.Debug("twin response not delivered", append(idAttrs(ss.id), "topic", topic, "error", err)...)
+		return
 	}
+	c.s.log.Debug("twin response sent", append(idAttrs(ss.id), "topic", topic)...)
 }
 
 // desiredChanged pushes a desired-properties change to the device when it is
