@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,7 +35,23 @@ var (
 	hubs   = map[string]*fakehub.Server{}
 	// lastSub is the connection time of the session the last "hub waitsub" matched.
 	lastSub = map[string]time.Time{}
+	// twinAnswers counts each hub's twin responses; markedAnswers is the count at the last mark.
+	twinAnswers   = map[string]*atomic.Int64{}
+	markedAnswers = map[string]int64{}
 )
+
+// twinAnswerCounter is a slog handler that counts fakehub's "twin response sent" records.
+type twinAnswerCounter struct{ n *atomic.Int64 }
+
+func (h twinAnswerCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (h twinAnswerCounter) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "twin response sent" {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h twinAnswerCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h twinAnswerCounter) WithGroup(string) slog.Handler      { return h }
 
 // cmdHub drives an in-process fakehub:
 //
@@ -46,12 +63,14 @@ var (
 //	                        (put it before "exec ... &" when an earlier command connected)
 //	hub waitsub FILTER      wait (10 s) until a dev1 session connected after the last
 //	                        mark or match holds the subscription FILTER
+//	hub waittwin            wait (10 s) until the hub has answered a twin GET or PATCH
+//	                        since the last mark (a client that reads its twin first is ready)
 //	hub c2d PAYLOAD [K=V...] send a C2D message to dev1 (message ID c2d-1, c2d-2, ...)
 //	hub invoke NAME PAYLOAD FILE  call a direct method on dev1, write {"status":..,"payload":..} to FILE
 //	hub desired PATCH       apply a desired-properties patch to dev1's twin
 func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) == 0 {
-		ts.Fatalf("usage: hub start | telemetry N FILE | mark | waitsub FILTER | c2d PAYLOAD [K=V...] | invoke NAME PAYLOAD FILE | desired PATCH")
+		ts.Fatalf("usage: hub start | telemetry N FILE | mark | waitsub FILTER | waittwin | c2d PAYLOAD [K=V...] | invoke NAME PAYLOAD FILE | desired PATCH")
 	}
 	work := ts.Getenv("WORK")
 	if args[0] == "start" {
@@ -60,15 +79,21 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(err)
 		tlsCfg, err := ca.ServerTLS([]string{"localhost", "127.0.0.1"}, time.Hour, now)
 		ts.Check(err)
-		srv, err := fakehub.NewServer(fakehub.Options{TLS: tlsCfg, Addr: "127.0.0.1:0"})
+		answers := new(atomic.Int64)
+		srv, err := fakehub.NewServer(fakehub.Options{TLS: tlsCfg, Addr: "127.0.0.1:0",
+			Logger: slog.New(twinAnswerCounter{answers})})
 		ts.Check(err)
 		hubsMu.Lock()
 		hubs[work] = srv
+		twinAnswers[work] = answers
 		hubsMu.Unlock()
 		ts.Defer(func() {
 			_ = srv.Close()
 			hubsMu.Lock()
 			delete(hubs, work)
+			delete(twinAnswers, work)
+			delete(markedAnswers, work)
+			delete(lastSub, work)
 			hubsMu.Unlock()
 		})
 		key := []byte("devicesim-test-key-0123456789abc")
@@ -96,6 +121,24 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 		// processed its close; waitsub must not mistake it for the next one.
 		hubsMu.Lock()
 		lastSub[work] = time.Now()
+		markedAnswers[work] = twinAnswers[work].Load()
+		hubsMu.Unlock()
+	case "waittwin":
+		// With CleanSession=0 a reconnecting client inherits its subscriptions at CONNACK,
+		// before it has read its twin; a desired change made then is part of what it reads,
+		// not a change it is told about. Its twin read is the sign that it is ready.
+		hubsMu.Lock()
+		answers, marked := twinAnswers[work], markedAnswers[work]
+		hubsMu.Unlock()
+		for answers.Load() <= marked {
+			select {
+			case <-ctx.Done():
+				ts.Fatalf("hub waittwin: dev1 did not read its twin")
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		hubsMu.Lock()
+		markedAnswers[work] = answers.Load()
 		hubsMu.Unlock()
 	case "waitsub":
 		if len(args) != 2 {
