@@ -2,67 +2,19 @@ package mqttraw
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
-	"github.com/mochi-mqtt/server/v2/packets"
-
+	"github.com/hubkit/hubkit/internal/brokertest"
 	"github.com/hubkit/hubkit/internal/certs"
 )
 
 const wait = 5 * time.Second // generous: only reached when a test fails
-
-// allowAll lets every client connect, publish and subscribe. It stands in
-// for mochi's auth.AllowHook, whose package pulls in gopkg.in/yaml.v3,
-// which go.sum does not list.
-type allowAll struct{ mqtt.HookBase }
-
-func (*allowAll) ID() string { return "allow-all" }
-
-func (*allowAll) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
-}
-
-func (*allowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
-
-func (*allowAll) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
-
-// startBroker runs a mochi-mqtt server that allows everything (allowAll), on a
-// loopback port, TLS when tlsConfig is set. Cleanup drains the clients
-// before Close, as reference/mochi-and-paho.md §7 advises, to stay -race
-// clean.
-func startBroker(t *testing.T, tlsConfig *tls.Config) string {
-	t.Helper()
-	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err := srv.AddHook(new(allowAll), nil); err != nil {
-		t.Fatal(err)
-	}
-	l := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0", TLSConfig: tlsConfig})
-	if err := srv.AddListener(l); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, cl := range srv.Clients.GetAll() {
-			cl.Stop(errors.New("test over"))
-		}
-		eventually(t, "clients disconnected", func() bool { return atomic.LoadInt64(&srv.Info.ClientsConnected) == 0 })
-		_ = srv.Close()
-	})
-	return l.Address()
-}
 
 // eventually polls cond until it holds or wait has passed.
 func eventually(t *testing.T, what string, cond func() bool) {
@@ -114,7 +66,7 @@ func must(t *testing.T, err error) {
 }
 
 func TestBrokerSession(t *testing.T) {
-	addr := startBroker(t, nil)
+	addr := brokertest.Start(t, brokertest.Options{}).Addr
 	sub, pub := connect(t, addr, "sub"), connect(t, addr, "pub")
 
 	must(t, sub.Subscribe(1, Subscription{"a/#", 1}, Subscription{"b", 0}, Subscription{"c", 2}))
@@ -181,7 +133,7 @@ func TestBrokerSession(t *testing.T) {
 }
 
 func TestBrokerClosesOnBadPackets(t *testing.T) {
-	addr := startBroker(t, nil)
+	addr := brokertest.Start(t, brokertest.Options{}).Addr
 	for _, tc := range []struct {
 		name string
 		send func(c *Conn) error
@@ -213,7 +165,7 @@ func TestBrokerClosesOnBadPackets(t *testing.T) {
 // return codes: fakehub has to answer these itself. The rows show that
 // mqttraw can send each case.
 func TestStockMochiConnect(t *testing.T) {
-	addr := startBroker(t, nil)
+	addr := brokertest.Start(t, brokertest.Options{}).Addr
 	const noConnack = -1
 	for _, tc := range []struct {
 		name string
@@ -264,7 +216,7 @@ func TestStockMochiConnect(t *testing.T) {
 }
 
 func TestBrokerWill(t *testing.T) {
-	addr := startBroker(t, nil)
+	addr := brokertest.Start(t, brokertest.Options{}).Addr
 	sub := connect(t, addr, "watcher")
 	must(t, sub.Subscribe(1, Subscription{"wills/#", 0}))
 	next(t, sub, TypeSuback)
@@ -288,7 +240,7 @@ func TestBrokerTLS(t *testing.T) {
 	must(t, err)
 	serverTLS, err := ca.ServerTLS([]string{"localhost", "127.0.0.1"}, time.Hour, now)
 	must(t, err)
-	addr := startBroker(t, serverTLS)
+	addr := brokertest.Start(t, brokertest.Options{TLS: serverTLS}).Addr
 
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
