@@ -16,18 +16,6 @@ import (
 
 const wait = 5 * time.Second // generous: only reached when a test fails
 
-// eventually polls cond until it holds or wait has passed.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // connect opens a connection that the test closes at cleanup (before the
 // broker's cleanup, which was registered earlier).
 func connect(t *testing.T, addr, clientID string) *Conn {
