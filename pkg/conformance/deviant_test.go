@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -16,10 +15,7 @@ import (
 	"testing"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
-	"github.com/mochi-mqtt/server/v2/packets"
-
+	"github.com/hubkit/hubkit/internal/brokertest"
 	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/pkg/conformance"
 	"github.com/hubkit/hubkit/pkg/fakehub"
@@ -172,16 +168,6 @@ type lostC2D struct{ *fakeTarget }
 
 func (lostC2D) SendC2D(context.Context, string, conformance.C2DMessage) error { return nil }
 
-// mochiTarget is a stock mochi-mqtt broker that allows everything.
-type allowAll struct{ mqtt.HookBase }
-
-func (*allowAll) ID() string { return "allow-all" }
-func (*allowAll) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
-}
-func (*allowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
-func (*allowAll) OnACLCheck(*mqtt.Client, string, bool) bool              { return true }
-
 type plainBroker struct {
 	ep conformance.Endpoint
 	n  atomic.Int64
@@ -195,6 +181,7 @@ func (b *plainBroker) NewDevice(testing.TB) conformance.DeviceIdentity {
 	return conformance.DeviceIdentity{DeviceID: fmt.Sprintf("plain-dev-%03d", b.n.Add(1)), PrimaryKey: base64.StdEncoding.EncodeToString(key)}
 }
 
+// mochiTarget is a stock mochi-mqtt broker that allows everything.
 func mochiTarget(t *testing.T) conformance.Target {
 	now := time.Now()
 	ca, err := certs.NewCA("deviant CA", time.Hour, now, nil)
@@ -205,22 +192,6 @@ func mochiTarget(t *testing.T) conformance.Target {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err := srv.AddHook(new(allowAll), nil); err != nil {
-		t.Fatal(err)
-	}
-	l := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0", TLSConfig: serverTLS})
-	if err := srv.AddListener(l); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, cl := range srv.Clients.GetAll() {
-			cl.Stop(errors.New("test over"))
-		}
-		_ = srv.Close()
-	})
-	return &plainBroker{ep: conformance.Endpoint{Addr: l.Address(), HostName: fakeHostName, TLS: ca.ClientTLS(fakeHostName)}}
+	b := brokertest.Start(t, brokertest.Options{TLS: serverTLS})
+	return &plainBroker{ep: conformance.Endpoint{Addr: b.Addr, HostName: fakeHostName, TLS: ca.ClientTLS(fakeHostName)}}
 }
