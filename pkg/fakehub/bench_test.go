@@ -3,17 +3,13 @@ package fakehub_test
 import (
 	"bytes"
 	"crypto/tls"
-	"io"
-	"log/slog"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
-	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/hubkit/hubkit/internal/brokertest"
 	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 )
@@ -64,15 +60,6 @@ func publishN(b *testing.B, c paho.Client, topic string, payload []byte) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msg/s")
 }
 
-type allowAll struct{ mqtt.HookBase }
-
-func (*allowAll) ID() string { return "allow-all" }
-func (*allowAll) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
-}
-func (*allowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
-func (*allowAll) OnACLCheck(*mqtt.Client, string, bool) bool              { return true }
-
 // startBareMochi runs mochi with the same TLS and QoS settings as fakehub
 // and an allow-all hook.
 func startBareMochi(b *testing.B) (string, *tls.Config) {
@@ -87,25 +74,6 @@ func startBareMochi(b *testing.B) (string, *tls.Config) {
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1
-	s := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err := s.AddHook(&allowAll{}, nil); err != nil {
-		b.Fatal(err)
-	}
-	l := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0", TLSConfig: srvTLS})
-	if err := s.AddListener(l); err != nil {
-		b.Fatal(err)
-	}
-	if err := s.Serve(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		for _, cl := range s.Clients.GetAll() {
-			cl.Stop(nil)
-		}
-		for atomic.LoadInt64(&s.Info.ClientsConnected) > 0 {
-			time.Sleep(time.Millisecond)
-		}
-		_ = s.Close()
-	})
-	return l.Address(), ca.ClientTLS("localhost")
+	broker := brokertest.Start(b, brokertest.Options{TLS: srvTLS, Capabilities: caps})
+	return broker.Addr, ca.ClientTLS("localhost")
 }
