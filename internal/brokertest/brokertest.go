@@ -25,11 +25,10 @@ type Options struct {
 	TLS *tls.Config
 	// Capabilities replaces mochi's defaults (mqtt.NewDefaultServerCapabilities) when set.
 	Capabilities *mqtt.Capabilities
-	// Hooks are added in order, after the allow-all hook.
+	// Hooks are added in order, after the allow-all hook (so they cannot refuse through
+	// OnConnectAuthenticate or OnACLCheck, which mochi grants when any hook does; OnConnect
+	// still can).
 	Hooks []mqtt.Hook
-	// NoAllowAll leaves the allow-all hook out: Hooks then decide who may connect, publish
-	// and subscribe (mochi refuses what no hook allows).
-	NoAllowAll bool
 }
 
 // Broker is a running broker.
@@ -48,11 +47,7 @@ func Start(t testing.TB, opts Options) *Broker {
 		Capabilities: opts.Capabilities,
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	var hooks []mqtt.Hook
-	if !opts.NoAllowAll {
-		hooks = append(hooks, new(allowAll))
-	}
-	for _, h := range append(hooks, opts.Hooks...) {
+	for _, h := range append([]mqtt.Hook{new(allowAll)}, opts.Hooks...) {
 		if err := srv.AddHook(h, nil); err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
 	"github.com/hubkit/hubkit/internal/brokertest"
 )
 
@@ -16,6 +19,17 @@ var connect = []byte{0x10, 13, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 30, 0, 1, '
 // handshake dials addr, sends CONNECT and returns the connection and the CONNACK's four
 // bytes. The caller closes the connection.
 func handshake(t *testing.T, addr string) (net.Conn, []byte) {
+	t.Helper()
+	c, ack, err := tryHandshake(t, addr)
+	if err != nil {
+		c.Close()
+		t.Fatalf("reading CONNACK: %v", err)
+	}
+	return c, ack
+}
+
+// tryHandshake is handshake that returns the error reading the CONNACK.
+func tryHandshake(t *testing.T, addr string) (net.Conn, []byte, error) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -27,11 +41,8 @@ func handshake(t *testing.T, addr string) (net.Conn, []byte) {
 		t.Fatal(err)
 	}
 	ack := make([]byte, 4)
-	if _, err := io.ReadFull(c, ack); err != nil {
-		c.Close()
-		t.Fatalf("reading CONNACK: %v", err)
-	}
-	return c, ack
+	_, err = io.ReadFull(c, ack)
+	return c, ack, err
 }
 
 // The broker's cleanup stops a client the test left connected, and returns (the subtest
@@ -56,11 +67,21 @@ func TestStartAllowsAndStopsClientsAtCleanup(t *testing.T) {
 	}
 }
 
-func TestNoAllowAllRefuses(t *testing.T) {
-	b := brokertest.Start(t, brokertest.Options{NoAllowAll: true})
-	c, ack := handshake(t, b.Addr)
+// refuseAll refuses every CONNECT from OnConnect; mochi then closes the connection without
+// a CONNACK.
+type refuseAll struct{ mqtt.HookBase }
+
+func (*refuseAll) ID() string           { return "refuse-all" }
+func (*refuseAll) Provides(b byte) bool { return b == mqtt.OnConnect }
+func (*refuseAll) OnConnect(*mqtt.Client, packets.Packet) error {
+	return packets.ErrNotAuthorized
+}
+
+func TestHooksAreAdded(t *testing.T) {
+	b := brokertest.Start(t, brokertest.Options{Hooks: []mqtt.Hook{new(refuseAll)}})
+	c, ack, err := tryHandshake(t, b.Addr)
 	defer c.Close()
-	if want := []byte{0x20, 2, 0, 5}; !bytes.Equal(ack, want) {
-		t.Fatalf("CONNACK = % x, want % x (not authorized)", ack, want)
+	if err != io.EOF {
+		t.Fatalf("CONNECT answered % x, %v; want the connection closed unanswered (by the hook's OnConnect)", ack, err)
 	}
 }
