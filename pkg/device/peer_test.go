@@ -5,27 +5,26 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/hubkit/hubkit/internal/brokertest"
 	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
-// The scripted peer: a mochi broker on 127.0.0.1:0 (TLS, a throwaway CA) with one hook that
-// plays the IoT Hub side the way iothub-mqtt.md §4 describes it: twin GET/PATCH answers,
-// desired notifications, method requests and C2D written straight to the device's connection.
+// The scripted peer: a mochi broker on 127.0.0.1:0 (internal/brokertest: allowing everything,
+// TLS with a throwaway CA) with one hook that plays the IoT Hub side the way iothub-mqtt.md §4
+// describes it: twin GET/PATCH answers, desired notifications, method requests and C2D written
+// straight to the device's connection.
 
 const (
 	testHost = "hub.example.test"
@@ -91,32 +90,9 @@ func newPeer(t testing.TB) *peer {
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1
-	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err := srv.AddHook(&peerHook{p: p}, nil); err != nil {
-		t.Fatal(err)
-	}
-	l := listeners.NewTCP(listeners.Config{ID: "mqtts", Address: "127.0.0.1:0", TLSConfig: tlsCfg})
-	if err := srv.AddListener(l); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil { // starts the listeners and returns
-		t.Fatal(err)
-	}
-	p.srv, p.addr = srv, l.Address()
-	t.Cleanup(p.close)
+	b := brokertest.Start(t, brokertest.Options{TLS: tlsCfg, Capabilities: caps, Hooks: []mqtt.Hook{&peerHook{p: p}}})
+	p.srv, p.addr = b.Server, b.Addr
 	return p
-}
-
-func (p *peer) close() {
-	for _, cl := range p.srv.Clients.GetAll() {
-		cl.Stop(errors.New("peer closing"))
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for atomic.LoadInt64(&p.srv.Info.ClientsConnected) > 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(20 * time.Millisecond) // mochi#424/#541: let attachClient finish before Close
-	_ = p.srv.Close()
 }
 
 // config returns a client Config for dev1 at this peer.
@@ -226,8 +202,8 @@ type peerHook struct {
 func (h *peerHook) ID() string { return "device-test-peer" }
 
 func (h *peerHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck,
-		mqtt.OnSessionEstablished, mqtt.OnPacketRead, mqtt.OnPublish, mqtt.OnWillSent}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnect, mqtt.OnSessionEstablished, mqtt.OnPacketRead, mqtt.OnPublish,
+		mqtt.OnWillSent}, []byte{b})
 }
 
 func (h *peerHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
@@ -256,9 +232,6 @@ func (h *peerHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	return nil
 }
-
-func (h *peerHook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
-func (h *peerHook) OnACLCheck(*mqtt.Client, string, bool) bool              { return true }
 
 func (h *peerHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	h.p.mu.Lock()
