@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
-	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/device"
 )
 
@@ -22,10 +20,9 @@ const listenExample = `  # print cloud-to-device messages until Ctrl-C
 
 func newListenCmd(st *streams) *cobra.Command {
 	var (
-		conn    connFlags
-		count   int
-		timeout time.Duration
-		asJSON  bool
+		conn   connFlags
+		lf     listenFlags
+		asJSON bool
 	)
 	cmd := &cobra.Command{
 		Use:   "listen",
@@ -38,33 +35,20 @@ With a persistent session (the default), messages queued while the device was of
 arrive right after connecting.`,
 		Example: listenExample,
 		Args:    noArgs,
-		PreRunE: func(*cobra.Command, []string) error {
-			if count < 0 {
-				return cli.Usagef("--count must not be negative")
-			}
-			return nil
-		},
+		PreRunE: func(*cobra.Command, []string) error { return lf.check() },
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			q := newQuota(count)
-			c, err := conn.client(ctx, st, func(c *device.Client) {
+			return lf.listen(cmd.Context(), st, &conn, "cloud-to-device messages", func(c *device.Client, q *quota) {
 				c.OnC2D(func(hctx context.Context, m device.C2DMessage) {
 					if !q.take(func() { printC2D(st, m, asJSON) }) {
 						<-hctx.Done() // past --count: leave it on the hub
 					}
 				})
-			}, true)
-			if err != nil {
-				return err
-			}
-			defer closeClient(c)
-			return listenUntil(ctx, q.done, timeout, "cloud-to-device messages")
+			})
 		},
 	}
 	fs := cmd.Flags()
 	fs.SortFlags = false
-	fs.IntVarP(&count, "count", "n", 0, "exit after this many messages (0: until interrupted)")
-	fs.DurationVar(&timeout, "timeout", 0, "give up (exit 1) if the messages have not arrived after this long (0: never)")
+	lf.register(fs, "messages")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object per message")
 	conn.register(fs)
 	return cmd

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,8 +16,7 @@ func newMethodsCmd(st *streams) *cobra.Command {
 		conn     connFlags
 		status   int
 		response string
-		count    int
-		timeout  time.Duration
+		lf       listenFlags
 		asJSON   bool
 	)
 	cmd := &cobra.Command{
@@ -32,8 +30,8 @@ func newMethodsCmd(st *streams) *cobra.Command {
   devicesim methods --status 500 --response '{"message":"simulated failure"}' --count 1`,
 		Args: noArgs,
 		PreRunE: func(*cobra.Command, []string) error {
-			if count < 0 {
-				return cli.Usagef("--count must not be negative")
+			if err := lf.check(); err != nil {
+				return err
 			}
 			if response != "" && !json.Valid([]byte(response)) {
 				return cli.Usagef("--response must be JSON, got %q", response)
@@ -41,13 +39,11 @@ func newMethodsCmd(st *streams) *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			q := newQuota(count)
 			var body any
 			if response != "" {
 				body = json.RawMessage(response)
 			}
-			c, err := conn.client(ctx, st, func(c *device.Client) {
+			return lf.listen(cmd.Context(), st, &conn, "direct-method calls", func(c *device.Client, q *quota) {
 				c.OnAnyMethod(func(_ context.Context, name string, payload []byte) (int, any, error) {
 					ok := q.take(func() {
 						if asJSON {
@@ -64,20 +60,14 @@ func newMethodsCmd(st *streams) *cobra.Command {
 					}
 					return status, body, nil
 				})
-			}, true)
-			if err != nil {
-				return err
-			}
-			defer closeClient(c)
-			return listenUntil(ctx, q.done, timeout, "direct-method calls")
+			})
 		},
 	}
 	fs := cmd.Flags()
 	fs.SortFlags = false
 	fs.IntVar(&status, "status", 200, "status to answer every call with")
 	fs.StringVar(&response, "response", "", "JSON response body (empty: none)")
-	fs.IntVarP(&count, "count", "n", 0, "exit after this many calls (0: until interrupted)")
-	fs.DurationVar(&timeout, "timeout", 0, "give up (exit 1) if the calls have not arrived after this long (0: never)")
+	lf.register(fs, "calls")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object per call")
 	conn.register(fs)
 	return cmd

@@ -192,6 +192,39 @@ func oneArg(what string) cobra.PositionalArgs {
 // answerTimeout is the default --timeout of verbs that wait for one answer from the hub.
 const answerTimeout = 30 * time.Second
 
+// listenFlags are the --count and --timeout of a listening verb (listen, twin watch, methods).
+type listenFlags struct {
+	count   int
+	timeout time.Duration
+}
+
+// register adds --count and --timeout; items names what the verb counts ("messages").
+func (f *listenFlags) register(fs *pflag.FlagSet, items string) {
+	fs.IntVarP(&f.count, "count", "n", 0, "exit after this many "+items+" (0: until interrupted)")
+	fs.DurationVar(&f.timeout, "timeout", 0, "give up (exit 1) if the "+items+" have not arrived after this long (0: never)")
+}
+
+// check is the flags' part of the verb's PreRunE.
+func (f *listenFlags) check() error {
+	if f.count < 0 {
+		return cli.Usagef("--count must not be negative")
+	}
+	return nil
+}
+
+// listen connects with the handlers setup registers, which hand what they receive to q.take,
+// and returns once --count items are taken, ctx is done (Ctrl-C) or --timeout has passed; what
+// names the awaited items in the time-out error.
+func (f *listenFlags) listen(ctx context.Context, st *streams, conn *connFlags, what string, setup func(c *device.Client, q *quota)) error {
+	q := newQuota(f.count)
+	c, err := conn.client(ctx, st, func(c *device.Client) { setup(c, q) }, true)
+	if err != nil {
+		return err
+	}
+	defer closeClient(c)
+	return listenUntil(ctx, q.done, f.timeout, what)
+}
+
 // listenUntil waits for ctx (Ctrl-C), the count to be reached (done closed) or the timeout.
 func listenUntil(ctx context.Context, done <-chan struct{}, timeout time.Duration, what string) error {
 	var expire <-chan time.Time

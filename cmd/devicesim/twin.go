@@ -113,9 +113,8 @@ exits 1.`,
 
 func newTwinWatchCmd(st *streams) *cobra.Command {
 	var (
-		conn    connFlags
-		count   int
-		timeout time.Duration
+		conn connFlags
+		lf   listenFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "watch",
@@ -126,35 +125,22 @@ notifications not newer than it are dropped; changes missed while offline arrive
 line holding the full desired properties.`,
 		Example: `  devicesim twin watch
   devicesim twin watch --count 1 --timeout 1m`,
-		Args: noArgs,
-		PreRunE: func(*cobra.Command, []string) error {
-			if count < 0 {
-				return cli.Usagef("--count must not be negative")
-			}
-			return nil
-		},
+		Args:    noArgs,
+		PreRunE: func(*cobra.Command, []string) error { return lf.check() },
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			q := newQuota(count)
-			c, err := conn.client(ctx, st, func(c *device.Client) {
+			return lf.listen(cmd.Context(), st, &conn, "desired-property changes", func(c *device.Client, q *quota) {
 				c.OnDesired(func(_ context.Context, patch json.RawMessage, version int64) {
 					q.take(func() {
 						b, _ := json.Marshal(map[string]any{"version": version, "patch": patch})
 						fmt.Fprintf(st.out, "%s\n", b)
 					})
 				})
-			}, true)
-			if err != nil {
-				return err
-			}
-			defer closeClient(c)
-			return listenUntil(ctx, q.done, timeout, "desired-property changes")
+			})
 		},
 	}
 	fs := cmd.Flags()
 	fs.SortFlags = false
-	fs.IntVarP(&count, "count", "n", 0, "exit after this many changes (0: until interrupted)")
-	fs.DurationVar(&timeout, "timeout", 0, "give up (exit 1) if the changes have not arrived after this long (0: never)")
+	lf.register(fs, "changes")
 	conn.register(fs)
 	return cmd
 }
