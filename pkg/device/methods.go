@@ -57,20 +57,39 @@ func (c *Client) startMethod(name, rid string, payload []byte) {
 	}()
 }
 
-// respond publishes a method response. A handler that returned before or while Close runs
-// still gets its answer out: Close waits for this goroutine before it disconnects.
+// respond publishes a method response on the connection the request came in on (its $rid
+// means nothing to the hub on another one). It does not use the client's life context: a
+// handler that returned before or while Close runs still gets its answer out, because Close
+// waits for this goroutine before it disconnects. It counts as in flight, so a token renewal
+// waits for it too.
 func (c *Client) respond(topic string, body []byte) error {
-	c.mu.Lock()
-	closing, sess, online := c.closed, c.sess, c.online && !c.renewing
-	c.mu.Unlock()
-	if !closing {
-		return c.publish(c.life, topic, 0, body, false)
-	}
-	if !online {
-		return ErrClosed
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), closingResponseTimeout)
 	defer cancel()
+	var sess *session
+	for sess == nil {
+		c.mu.Lock()
+		switch {
+		case c.sess != nil && c.online && !isDone(c.sess.lost):
+			// Also while Close runs: it waits for this goroutine before it disconnects.
+			sess = c.sess
+			c.inflight++
+			c.mu.Unlock()
+			continue
+		case c.closed:
+			c.mu.Unlock()
+			return ErrClosed
+		}
+		// Not online yet: with a persistent session a request can arrive right after the
+		// CONNACK, before the client has finished setting the connection up.
+		ch := c.changed
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrNotConnected, ctx.Err())
+		}
+	}
+	defer c.release()
 	select {
 	case <-sess.pc.Publish(topic, 0, false, body).Done():
 		return nil
@@ -81,7 +100,8 @@ func (c *Client) respond(topic string, body []byte) error {
 	}
 }
 
-// closingResponseTimeout bounds how long Close waits for a last method response to go out.
+// closingResponseTimeout bounds how long a method response may take to go out (and so how
+// long Close waits for a last one).
 const closingResponseTimeout = 2 * time.Second
 
 // responseBody encodes a method response: nil is an empty body, bytes are sent as is.
