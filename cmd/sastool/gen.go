@@ -48,7 +48,7 @@ The token expires --ttl after now (default 1h; 90m, 7d and 3600 work) or at --ex
 (Unix seconds or RFC 3339). --now fixes "now" for reproducible output. An expiry in the past
 is allowed (for negative tests) and noted on stderr.`
 
-const genExample = `  # the known-answer vector of iothub-mqtt.md §2.6
+const genExample = `  # the known-answer vector of docs/iothub-behavior.md §2.6.1
   sastool gen --uri contoso.azure-devices.net/devices/MyDevice01 \
     --key AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8= --expiry 1893456000
 

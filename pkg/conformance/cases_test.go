@@ -34,8 +34,8 @@ func TestCases(t *testing.T) {
 		if strings.TrimSpace(c.Requirement) == "" || !strings.HasSuffix(c.Requirement, ".") {
 			t.Errorf("case %s: Requirement %q, want a sentence", c.ID, c.Requirement)
 		}
-		if !strings.Contains(c.Section, "iothub-mqtt.md §") {
-			t.Errorf("case %s: Section %q, want a citation of iothub-mqtt.md §...", c.ID, c.Section)
+		if !strings.Contains(c.Section, "docs/iothub-behavior.md §") {
+			t.Errorf("case %s: Section %q, want a citation of docs/iothub-behavior.md §...", c.ID, c.Section)
 		}
 		for _, part := range strings.Split(c.Certainty, "/") {
 			if !slices.Contains([]string{"C", "O", "I"}, part) {

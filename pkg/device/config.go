@@ -16,7 +16,7 @@ import (
 // ("hubkit/<Version>").
 const Version = "0.1.0"
 
-// Defaults, chosen like the Azure SDKs (iothub-mqtt.md §1.18, §2.5).
+// Defaults, chosen like the Azure SDKs (docs/iothub-behavior.md §1.18, §2.5).
 const (
 	DefaultTokenTTL             = time.Hour        // .NET, Java, C and Node mint 1 h tokens
 	DefaultRenewFraction        = 0.85             // renew (reconnect) at 85 % of the TTL, like .NET and Java

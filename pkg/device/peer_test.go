@@ -22,7 +22,7 @@ import (
 )
 
 // The scripted peer: a mochi broker on 127.0.0.1:0 (internal/brokertest: allowing everything,
-// TLS with a throwaway CA) with one hook that plays the IoT Hub side the way iothub-mqtt.md §4
+// TLS with a throwaway CA) with one hook that plays the IoT Hub side the way docs/iothub-behavior.md §4
 // describes it: twin GET/PATCH answers, desired notifications, method requests and C2D written
 // straight to the device's connection.
 

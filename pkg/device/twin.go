@@ -207,7 +207,7 @@ func versionOf(doc []byte) int64 {
 }
 
 // resyncTwin GETs the twin on connection. Notifications arriving meanwhile are held, then
-// delivered only if newer than the GET (iothub-mqtt.md §4.3).
+// delivered only if newer than the GET (docs/iothub-behavior.md §4.3).
 func (c *Client) resyncTwin(ctx context.Context, sess *session, deliver bool) error {
 	c.mu.Lock()
 	c.twin.resyncing = true

@@ -67,68 +67,68 @@ type Options struct {
 }
 
 // Quirks are IoT Hub behaviours that the reference material marks as
-// inferred or undocumented ([I] in iothub-mqtt.md). The zero value is
+// inferred or undocumented ([I] in docs/iothub-behavior.md). The zero value is
 // fakehub's best guess of IoT Hub; each field switches one behaviour, the
 // way mochi's Compatibilities do.
 type Quirks struct {
 	// DisabledDeviceCode is the CONNACK return code for a disabled device:
 	// 0 means 5 (the C SDK docs: the hub "always" returns 5); 3 is what the
-	// C SDK maps to DEVICE_DISABLED (iothub-mqtt.md §3, §11.1). A disabled
+	// C SDK maps to DEVICE_DISABLED (docs/iothub-behavior.md §3, §11.1). A disabled
 	// device is refused before its token's signature is checked, so with a
 	// code other than 5 a client without any key can tell which device IDs
 	// exist and are disabled.
 	DisabledDeviceCode byte
 	// SubackOnForbiddenSubscribe answers a forbidden SUBSCRIBE filter with
 	// SUBACK 0x80 instead of closing the connection, which IoT Hub does
-	// (iothub-mqtt.md §4.5, observed).
+	// (docs/iothub-behavior.md §4.5, observed).
 	SubackOnForbiddenSubscribe bool
 	// IgnoreForbiddenPublish PUBACKs and drops a PUBLISH to a forbidden topic
 	// instead of closing the connection (IoT Hub closes, inferred from the
-	// protocol gateway, iothub-mqtt.md §4.5).
+	// protocol gateway, docs/iothub-behavior.md §4.5).
 	IgnoreForbiddenPublish bool
 	// AllowDeviceKeyForModule lets a module connect with a token signed by
 	// its device's key over the device resource, like IoT Edge hub's opt-in
-	// allowDeviceAuthForModule (iothub-mqtt.md §11.4; IoT Hub: unknown).
+	// allowDeviceAuthForModule (docs/iothub-behavior.md §11.4; IoT Hub: unknown).
 	AllowDeviceKeyForModule bool
 	// AllowBroadDeviceKeyScope accepts a token signed with a device's (or
 	// module's) own key whose sr is a prefix of its resource ("{host}",
 	// "{host}/devices") instead of exactly "{host}/devices/{id}" (or the
-	// module's). IoT Hub's behaviour is unknown (iothub-mqtt.md §11.4); the
-	// resource table of §2.4 and IoT Edge hub require the exact resource, so
+	// module's). IoT Hub's behaviour is unknown (docs/iothub-behavior.md §11.4); the
+	// resource table of docs/iothub-behavior.md §2.4 and IoT Edge hub require the exact resource, so
 	// by default such a token is refused with sas.ReasonScopeMismatch.
 	AllowBroadDeviceKeyScope bool
 	// CaseInsensitiveIDsInSR compares device and module IDs in the token's
-	// sr without regard to case, as IoT Edge hub does (iothub-mqtt.md §2.4,
+	// sr without regard to case, as IoT Edge hub does (docs/iothub-behavior.md §2.4,
 	// §11.3; registry IDs are case-sensitive).
 	CaseInsensitiveIDsInSR bool
 	// AcceptLeadingQuestionMarkInBag tolerates a '?' before the telemetry
 	// property bag ("devices/d/messages/events/?a=b"), as the Python SDK wiki
-	// writes it (iothub-mqtt.md §11.9; IoT Hub: unknown).
+	// writes it (docs/iothub-behavior.md §11.9; IoT Hub: unknown).
 	AcceptLeadingQuestionMarkInBag bool
 	// KeepAliveCap is the longest time a silent connection stays open:
 	// 1.5 × keep-alive (exactly: 1.5 s for keep-alive 1), capped at this. 0
-	// means 1767 s, the Azure load balancer's idle limit (iothub-mqtt.md
-	// 1.17). Under 1 s counts as 1 s.
+	// means 1767 s, the Azure load balancer's idle limit (docs/iothub-behavior.md
+	// §1.17). Under 1 s counts as 1 s.
 	KeepAliveCap time.Duration
 	// KeepAliveZeroNoTimeout makes keep-alive 0 mean "no time-out" (plain
-	// MQTT) instead of the cap (the protocol gateway's rule, iothub-mqtt.md 1.17).
+	// MQTT) instead of the cap (the protocol gateway's rule, docs/iothub-behavior.md §1.17).
 	KeepAliveZeroNoTimeout bool
 	// DropInvalidWill accepts a CONNECT whose will targets something other
 	// than the identity's telemetry topic and drops the will; by default such
 	// a CONNECT is refused with CONNACK 5 (the docs only say "telemetry topic
-	// only", iothub-mqtt.md §5).
+	// only", docs/iothub-behavior.md §5).
 	DropInvalidWill bool
 	// WillOnHubClose publishes the will also when the hub itself closes the
 	// connection for an administrative reason (token expiry, a newer
 	// connection for the same identity, device disabled or removed). By
 	// default it is published only when the connection ends without
 	// DISCONNECT for any other reason (network loss, keep-alive, protocol
-	// violation), as "the network connection closes" reads in iothub-mqtt.md §4.1.
+	// violation), as "the network connection closes" reads in docs/iothub-behavior.md §4.1.
 	WillOnHubClose bool
 	// KeepC2DWithoutSubscription keeps a C2D message sent while its device
 	// is connected without a C2D subscription queued (until the device
 	// subscribes or the message expires). By default it is rejected (state
-	// rejected, feedback Rejected), as IoT Hub does (iothub-mqtt.md §4.2).
+	// rejected, feedback Rejected), as IoT Hub does (docs/iothub-behavior.md §4.2).
 	KeepC2DWithoutSubscription bool
 }
 

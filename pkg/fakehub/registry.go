@@ -105,7 +105,7 @@ type Policy struct {
 	Rights Rights
 }
 
-// BuiltinPolicies are the policies a new IoT hub has (iothub-mqtt.md §2.4).
+// BuiltinPolicies are the policies a new IoT hub has (docs/iothub-behavior.md §2.4).
 var builtinPolicies = []Policy{
 	{Name: "iothubowner", Rights: RegistryRead | RegistryWrite | ServiceConnect | DeviceConnect},
 	{Name: "service", Rights: ServiceConnect},
@@ -309,7 +309,7 @@ func (r *Registry) RemoveModule(deviceID, moduleID string) error {
 
 // SetStatus enables or disables a device. Disabling a connected device drops
 // its connection and those of its modules (the client sees a plain network
-// loss, iothub-mqtt.md 1.21).
+// loss, docs/iothub-behavior.md §1.21).
 func (r *Registry) SetStatus(deviceID string, st Status) error {
 	st = Status(strings.ToLower(string(st)))
 	if st != StatusEnabled && st != StatusDisabled {

@@ -10,7 +10,7 @@ import (
 const MaxIDLength = 128
 
 // idPunctuation is the punctuation allowed in device and module IDs besides ASCII letters and
-// digits (iothub-mqtt.md 1.20). '+', '#' and '/' are not in it: they break MQTT topics.
+// digits (docs/iothub-behavior.md §1.20). '+', '#' and '/' are not in it: they break MQTT topics.
 const idPunctuation = "-.%_*?!(),:=@$'"
 
 // Identity names a device (ModuleID empty) or a module of a device.

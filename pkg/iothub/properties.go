@@ -22,7 +22,7 @@ const (
 	PropAck             = "iothub-ack"
 )
 
-// Properties the hub adds to telemetry for the service side (iothub-mqtt.md §4.1); a device
+// Properties the hub adds to telemetry for the service side (docs/iothub-behavior.md §4.1); a device
 // cannot set them. Additions to the contract, so both sides spell them once.
 const (
 	PropConnectionDeviceID         = "iothub-connection-device-id"
@@ -163,7 +163,7 @@ func (p Properties) split(system bool) map[string]string {
 }
 
 // Size returns what the properties count towards the message size limit: the values of system
-// properties plus the names and values of application properties (iothub-mqtt.md §4.1).
+// properties plus the names and values of application properties (docs/iothub-behavior.md §4.1).
 func (p Properties) Size() int {
 	n := 0
 	for _, prop := range p {

@@ -4,7 +4,7 @@ import "strconv"
 
 // Status codes carried in twin and method response topics ($iothub/twin/res/{status},
 // $iothub/methods/res/{status}) and in direct-method results on the service side. They are
-// HTTP status codes; the names say where IoT Hub uses them (iothub-mqtt.md §4.3, §4.4, §6).
+// HTTP status codes; the names say where IoT Hub uses them (docs/iothub-behavior.md §4.3, §4.4, §6).
 const (
 	StatusOK                 = 200 // twin GET succeeded; DPS registration done
 	StatusAccepted           = 202 // DPS registration in progress (poll again after retry-after)
@@ -20,7 +20,7 @@ const (
 	StatusGatewayTimeout     = 504 // direct method: no response in time (504101 GatewayTimeout)
 )
 
-// Limits the hub enforces beyond MaxTelemetrySize and MaxC2DSize (iothub-mqtt.md §4, §5).
+// Limits the hub enforces beyond MaxTelemetrySize and MaxC2DSize (docs/iothub-behavior.md §4, §5).
 const (
 	MaxMethodPayloadSize = 128 * 1024 // direct-method request and response payloads
 	MaxC2DQueueDepth     = 50         // pending C2D messages per device
@@ -29,7 +29,7 @@ const (
 )
 
 // ErrorCode is a six-digit IoT Hub error code as it appears in the hub's logs and in service
-// error bodies (iothub-mqtt.md §9.5). The first three digits are the HTTP status.
+// error bodies (docs/iothub-behavior.md §9.5). The first three digits are the HTTP status.
 type ErrorCode int
 
 // Error codes a fake hub reports in logs and rejections.

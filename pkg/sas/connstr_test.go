@@ -165,7 +165,7 @@ func TestConnectionStringKeyAndToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// iothub-mqtt.md §2.6, first row: same key, resource and expiry.
+	// docs/iothub-behavior.md §2.6.1: same key, resource and expiry.
 	want := Token{Resource: "contoso.azure-devices.net%2Fdevices%2FMyDevice01", Signature: "dpCx63CkFH4MIH+L+fb5N6i6du+8r74HUI3+7Gfg1Wc=", Expiry: 1893456000}
 	if diff := cmp.Diff(want, tok); diff != "" {
 		t.Errorf("Token() mismatch (-want +got):\n%s", diff)

@@ -11,7 +11,7 @@ import (
 )
 
 // TestVerifyExactAudience: a token signed with a device's or module's own key
-// must name exactly that identity (iothub-mqtt.md §2.4); only policy tokens
+// must name exactly that identity (docs/iothub-behavior.md §2.4); only policy tokens
 // may cover a prefix.
 func TestVerifyExactAudience(t *testing.T) {
 	dev2 := DeviceResource(testHost, "dev2")

@@ -59,7 +59,7 @@ func WithAudience(plainResource string) VerifyOption {
 // token signed with an identity's own key (no skn for a device or module;
 // skn=registration for DPS), which may only be scoped to that identity:
 // sr="{host}/devices/{id}" for a device key, "{host}/devices/{d}/modules/{m}"
-// for a module key (iothub-mqtt.md §2.4; IoT Edge hub's ValidateAudience).
+// for a module key (docs/iothub-behavior.md §2.4; IoT Edge hub's ValidateAudience).
 // Only shared access policy tokens (skn set, a policy key) may cover several
 // identities; verify those with WithAudience. A broader sr is refused with
 // ReasonScopeMismatch. The last of WithAudience and WithExactAudience wins.

@@ -509,7 +509,7 @@ func TestDeliveryTopic(t *testing.T) {
 		want string
 	}{
 		{
-			// Captured (iothub-mqtt.md §4.2): $.mid, $.to, $.ce, iothub-ack=none.
+			// Captured (docs/iothub-behavior.md §4.2): $.mid, $.to, $.ce, iothub-ack=none.
 			name: "captured-minimal",
 			id:   iothub.Identity{DeviceID: "pubsub"},
 			m:    Message{ID: "2c2db32a", ContentEncoding: "utf-8"},

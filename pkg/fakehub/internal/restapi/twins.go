@@ -186,7 +186,7 @@ type MethodResultJSON struct {
 	Payload json.RawMessage `json:"payload"`
 }
 
-// Limits of direct method calls (iothub-mqtt.md 4.4).
+// Limits of direct method calls (docs/iothub-behavior.md §4.4).
 const (
 	DefaultMethodResponseTimeout = 30 * time.Second
 	MinMethodResponseTimeout     = 5 * time.Second
