@@ -173,7 +173,7 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 			props = append(props, iothub.Property{Key: k, Value: v})
 		}
 		c2dSeq.Add(1)
-		_, err := srv.SendC2D(ctx, "dev1", fakehub.C2DMessage{
+		_, err := srv.SendC2D(ctx, "dev1", iothub.C2DMessage{
 			MessageID: "c2d-" + strconv.FormatInt(c2dSeq.Load(), 10), Payload: []byte(args[1]), Properties: props,
 		})
 		ts.Check(err)

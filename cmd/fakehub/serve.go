@@ -267,26 +267,18 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 }
 
 func addDevice(reg *fakehub.Registry, d deviceFlag) error {
-	keys := fakehub.Keys{Primary: d.key}
-	if !d.id.IsModule() {
-		if _, ok := reg.Device(d.id.DeviceID); ok {
-			if d.key == "" {
-				return nil // already in the devices file
-			}
-			return cli.Usagef("--device %s: already in the devices file", d.id)
+	if _, ok := reg.Get(d.id); ok {
+		if d.key == "" {
+			return nil // already in the devices file
 		}
-		_, err := reg.AddDevice(fakehub.Device{ID: d.id.DeviceID, Keys: keys})
-		return err
+		return cli.Usagef("--device %s: already in the devices file", d.id)
 	}
-	if _, ok := reg.Device(d.id.DeviceID); !ok {
-		if _, err := reg.AddDevice(fakehub.Device{ID: d.id.DeviceID}); err != nil {
+	if dev := (iothub.Identity{DeviceID: d.id.DeviceID}); d.id.IsModule() && reg.Exists(dev) != nil {
+		if _, err := reg.Add(iothub.Device{DeviceID: dev.DeviceID}); err != nil {
 			return err
 		}
 	}
-	if _, ok := reg.Module(d.id.DeviceID, d.id.ModuleID); ok && d.key == "" {
-		return nil
-	}
-	_, err := reg.AddModule(fakehub.Module{DeviceID: d.id.DeviceID, ID: d.id.ModuleID, Keys: keys})
+	_, err := reg.Add(iothub.Device{DeviceID: d.id.DeviceID, ModuleID: d.id.ModuleID, Authentication: iothub.SASAuth(d.key, "")})
 	return err
 }
 
@@ -325,9 +317,10 @@ func printBanner(w io.Writer, srv *fakehub.Server, reg *fakehub.Registry, caFile
 	}
 	var entries []entry
 	for _, d := range reg.Devices() {
-		entries = append(entries, entry{iothub.Identity{DeviceID: d.ID}, d.Keys.Primary})
-		for _, m := range d.Modules {
-			entries = append(entries, entry{iothub.Identity{DeviceID: d.ID, ModuleID: m.ID}, m.Keys.Primary})
+		entries = append(entries, entry{d.Identity(), d.Authentication.SymmetricKey.PrimaryKey})
+		ms, _ := reg.Modules(d.DeviceID)
+		for _, m := range ms {
+			entries = append(entries, entry{m.Identity(), m.Authentication.SymmetricKey.PrimaryKey})
 		}
 	}
 	if len(entries) == 0 {

@@ -18,7 +18,8 @@ import (
 
 	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/internal/cli"
-	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
+	"github.com/hubkit/hubkit/pkg/iothub"
+	"github.com/hubkit/hubkit/pkg/serviceclient"
 )
 
 // envServiceConnectionString is the environment variable the service verbs
@@ -104,16 +105,16 @@ func (f *serviceFlags) client(env *serviceEnv) (*serviceclient.Client, error) {
 // explain turns a client error into a cli.Error with hints; what names the
 // operation ("invoking reboot on dev1").
 func explain(err error, c *serviceclient.Client, what string) error {
-	var se *serviceclient.Error
+	var se *iothub.Error
 	var ne net.Error
 	switch {
 	case errors.As(err, &se):
-		switch se.StatusCode {
+		switch se.Status() {
 		case 401:
 			return cli.NewError(cli.ExitError,
-				fmt.Errorf("%s: the hub refused the token (401 %s): %s", what, se.Code, orString(se.Reason, "unauthorized")), se.Hints...)
+				fmt.Errorf("%s: the hub refused the token (%v): %s", what, se.Code, orString(se.Reason, "unauthorized")), se.Hints...)
 		case 404:
-			if se.Code == serviceclient.CodeDeviceNotOnline {
+			if se.Code == iothub.CodeDeviceNotOnline {
 				return cli.NewError(cli.ExitError, fmt.Errorf("%s: %w", what, err),
 					"the device must be connected and subscribed to $iothub/methods/POST/# (or pass --connect-timeout to wait for it)")
 			}

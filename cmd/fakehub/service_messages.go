@@ -14,7 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hubkit/hubkit/internal/cli"
-	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
+	"github.com/hubkit/hubkit/pkg/iothub"
+	"github.com/hubkit/hubkit/pkg/serviceclient"
 )
 
 func newSendCmd(env *serviceEnv) *cobra.Command {
@@ -39,23 +40,20 @@ subscribes. Prints the message ID (--json: the message state).` + serviceLong,
 			if err != nil {
 				return err
 			}
-			m := serviceclient.Message{MessageID: msgID, CorrelationID: corrID, UserID: userID, ContentType: contentType,
-				ContentEncoding: contentEncoding, Ack: ack, Body: body}
-			if len(props) > 0 {
-				m.Properties = map[string]string{}
-			}
+			m := iothub.C2DMessage{MessageID: msgID, CorrelationID: corrID, UserID: userID, ContentType: contentType,
+				ContentEncoding: contentEncoding, Ack: iothub.C2DAck(ack), Payload: body}
 			for _, p := range props {
 				k, v, ok := strings.Cut(p, "=")
 				if !ok || k == "" {
 					return cli.Usagef("--property %q: want NAME=VALUE", p)
 				}
-				m.Properties[k] = v
+				m.Properties = m.Properties.Set(k, v)
 			}
 			if ttl < 0 {
 				return cli.Usagef("--ttl must be positive, got %v", ttl)
 			}
 			if ttl > 0 {
-				m.Expiry = env.now().Add(ttl)
+				m.ExpiryTime = env.now().Add(ttl)
 			}
 			c, err := sf.client(env)
 			if err != nil {
@@ -121,7 +119,7 @@ bodyBase64). --follow keeps waiting for new messages until interrupted or
 				return err
 			}
 			out := cmd.OutOrStdout()
-			err = c.Events(cmd.Context(), q, func(e serviceclient.Event) error {
+			err = c.Events(cmd.Context(), q, func(e iothub.Event) error {
 				if asJSON {
 					return printJSON(out, e) // the service API's own line shape
 				}
@@ -145,21 +143,12 @@ bodyBase64). --follow keeps waiting for new messages until interrupted or
 }
 
 // eventLine is the human form: "TIME DEVICE[/MODULE] PAYLOAD [k=v ...]".
-func eventLine(e serviceclient.Event) string {
-	who := e.DeviceID
-	if e.ModuleID != "" {
-		who += "/" + e.ModuleID
+func eventLine(e iothub.Event) string {
+	payload := string(e.PayloadJSON()) // JSON as is, text quoted
+	if payload == "" {
+		payload = "base64:" + base64.StdEncoding.EncodeToString(e.Payload)
 	}
-	var payload string
-	switch {
-	case len(e.Payload) > 0 && e.Payload[0] == '"':
-		payload = string(e.Payload) // text, already quoted by JSON
-	case len(e.Payload) > 0:
-		payload = string(e.Payload)
-	default:
-		payload = "base64:" + base64.StdEncoding.EncodeToString(e.Body)
-	}
-	line := e.EnqueuedTime.UTC().Format(time.RFC3339Nano) + " " + who + " " + payload
+	line := e.EnqueuedTime.UTC().Format(time.RFC3339Nano) + " " + e.Identity().String() + " " + payload
 	for _, k := range slices.Sorted(maps.Keys(e.Properties)) {
 		line += " " + k + "=" + e.Properties[k]
 	}
@@ -192,7 +181,7 @@ pkg/sas reason code and detail, then the hints (the same verdicts as
 			out := cmd.OutOrStdout()
 			if asJSON {
 				if rs == nil {
-					rs = []serviceclient.Rejection{}
+					rs = []iothub.Rejection{}
 				}
 				return printJSON(out, rs)
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"github.com/hubkit/hubkit/pkg/iothub"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -113,7 +114,7 @@ func TestMosquittoExpiredSameVerdict(t *testing.T) {
 		t.Fatalf("mosquitto_pub with an expired token succeeded:\n%s", b)
 	}
 	// The client may see the close before the hub has recorded why: wait for the record.
-	if _, err := hub.WaitRejection(ctx, func(r fakehub.Rejection) bool { return r.Reason == sas.ReasonExpired }); err != nil {
+	if _, err := hub.WaitRejection(ctx, func(r iothub.Rejection) bool { return r.Reason == sas.ReasonExpired }); err != nil {
 		t.Fatalf("no %q rejection recorded (have %+v): %v", sas.ReasonExpired, hub.Rejections(), err)
 	}
 

@@ -27,7 +27,7 @@ var c2dCases = []Case{
 			cl := e.newClient(e.dev, nil)
 			cl.OnC2D(func(_ context.Context, m device.C2DMessage) { got <- m })
 			e.connectClient(cl, "reference client subscribed to C2D")
-			sent := e.sendC2D("hello", map[string]string{"color": "blue"})
+			sent := e.sendC2D("hello", iothub.Properties{{Key: "color", Value: "blue"}})
 			select {
 			case m := <-got:
 				e.checkC2D(m.Topic, m.Payload, sent)
@@ -150,16 +150,16 @@ var c2dCases = []Case{
 		run: func(e *env) {
 			c2d := e.target.(CloudToDevice)
 			for i := 1; i <= 50; i++ {
-				if err := c2d.SendC2D(e.ctx, e.dev.DeviceID, C2DMessage{MessageID: randomID("conf-q-"), Payload: []byte("q")}); err != nil {
+				if err := c2d.SendC2D(e.ctx, e.dev.DeviceID, iothub.C2DMessage{MessageID: randomID("conf-q-"), Payload: []byte("q")}); err != nil {
 					e.Fatalf("send #%d to an offline device: %v, want it queued (limit 50)", i, err)
 				}
 			}
-			err := c2d.SendC2D(e.ctx, e.dev.DeviceID, C2DMessage{MessageID: randomID("conf-q-"), Payload: []byte("q")})
-			var se *ServiceError
+			err := c2d.SendC2D(e.ctx, e.dev.DeviceID, iothub.C2DMessage{MessageID: randomID("conf-q-"), Payload: []byte("q")})
+			var se *iothub.Error
 			switch {
 			case err == nil:
 				e.Errorf("send #51 to a device with 50 queued messages: accepted, want 403 DeviceMaximumQueueDepthExceeded")
-			case !errors.As(err, &se) || se.StatusCode != 403:
+			case !errors.As(err, &se) || se.Status() != 403:
 				e.Errorf("send #51 to a device with 50 queued messages: %v, want a 403 DeviceMaximumQueueDepthExceeded answer", err)
 			}
 		},
@@ -187,9 +187,9 @@ var c2dCases = []Case{
 }
 
 // sendC2D sends a message with a fresh $.mid to the case device.
-func (e *env) sendC2D(body string, props map[string]string) C2DMessage {
+func (e *env) sendC2D(body string, props iothub.Properties) iothub.C2DMessage {
 	e.t.Helper()
-	m := C2DMessage{MessageID: randomID("conf-c2d-"), Payload: []byte(body), Properties: props}
+	m := iothub.C2DMessage{MessageID: randomID("conf-c2d-"), Payload: []byte(body), Properties: props}
 	ctx, cancel := e.waitCtx(answerWithin)
 	defer cancel()
 	if err := e.target.(CloudToDevice).SendC2D(ctx, e.dev.DeviceID, m); err != nil {
@@ -218,7 +218,7 @@ func (e *env) readC2D(c *mqttraw.Conn, what string) mqttraw.PublishPacket {
 }
 
 // checkC2D checks a delivered message's topic and body against what was sent.
-func (e *env) checkC2D(topic string, payload []byte, sent C2DMessage) {
+func (e *env) checkC2D(topic string, payload []byte, sent iothub.C2DMessage) {
 	e.t.Helper()
 	id, props, err := iothub.ParseC2DTopic(topic)
 	if err != nil {
@@ -265,7 +265,7 @@ func (e *env) c2dSubscribed(clean bool) *mqttraw.Conn {
 }
 
 // receiveC2D reads the next C2D PUBLISH and checks it is sent.
-func (e *env) receiveC2D(c *mqttraw.Conn, sent C2DMessage, what string) mqttraw.PublishPacket {
+func (e *env) receiveC2D(c *mqttraw.Conn, sent iothub.C2DMessage, what string) mqttraw.PublishPacket {
 	e.t.Helper()
 	p := e.readC2D(c, what)
 	e.checkC2D(p.Topic, p.Payload, sent)

@@ -257,12 +257,12 @@ var topicCases = []Case{
 }
 
 // nextTelemetry reads the case device's next telemetry message.
-func (e *env) nextTelemetry(tr TelemetryReader, what string) Telemetry {
+func (e *env) nextTelemetry(tr TelemetryReader, what string) iothub.Event {
 	e.t.Helper()
 	return e.nextTelemetryOf(tr, e.dev.DeviceID, what)
 }
 
-func (e *env) nextTelemetryOf(tr TelemetryReader, deviceID, what string) Telemetry {
+func (e *env) nextTelemetryOf(tr TelemetryReader, deviceID, what string) iothub.Event {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(e.ctx, answerWithin)
 	defer cancel()

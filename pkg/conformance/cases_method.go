@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/hubkit/hubkit/pkg/iothub"
 	"time"
 )
 
@@ -78,8 +79,8 @@ var methodCases = []Case{
 
 func (e *env) expectServiceStatus(err error, want int, what string) {
 	e.t.Helper()
-	var se *ServiceError
-	if !errors.As(err, &se) || se.StatusCode != want {
+	var se *iothub.Error
+	if !errors.As(err, &se) || se.Status() != want {
 		e.Errorf("%s: %v, want a %d answer", what, errOrNil(err), want)
 	}
 }

@@ -55,7 +55,7 @@ func connectionString(host string, d conformance.DeviceIdentity) string {
 }
 
 // waitTelemetry reads the device's next telemetry from the fake hub.
-func waitTelemetry(t *testing.T, f *fakeTarget, deviceID string) conformance.Telemetry {
+func waitTelemetry(t *testing.T, f *fakeTarget, deviceID string) iothub.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -162,7 +162,7 @@ func TestInteropPahoPython(t *testing.T) {
 	out := startLines(t, cmd)
 	if hasC2D {
 		if _, ok := out.await("READY"); ok {
-			if err := c2d.SendC2D(ctx, dev.DeviceID, conformance.C2DMessage{MessageID: "c2d-py", Payload: []byte("hello python")}); err != nil {
+			if err := c2d.SendC2D(ctx, dev.DeviceID, iothub.C2DMessage{MessageID: "c2d-py", Payload: []byte("hello python")}); err != nil {
 				t.Errorf("SendC2D: %v", err)
 			}
 		}
@@ -332,7 +332,7 @@ func TestInteropMosquitto(t *testing.T) {
 			t.Fatalf("mosquitto_pub with a wrongly signed token: %v, want exit status 5 (CONNACK 5, not authorised)\n%s", err, out)
 		}
 		r, err := f.Rejection(ctx, dev.DeviceID)
-		if err != nil || r.Reason != string(sas.ReasonSignatureMismatch) {
+		if err != nil || r.Reason != sas.ReasonSignatureMismatch {
 			t.Errorf("fakehub's recorded refusal = %+v, %v; want reason %s", r, err, sas.ReasonSignatureMismatch)
 		}
 	})
@@ -349,7 +349,7 @@ func TestInteropMosquitto(t *testing.T) {
 		cmd := exec.CommandContext(ctx, subTool, append(sub, "-C", "1", "-W", "20")...)
 		out := startLines(t, cmd)
 		waitSubscribed(t, f, dev.DeviceID, flagValue(sub, "-t"))
-		if err := c2d.SendC2D(ctx, dev.DeviceID, conformance.C2DMessage{MessageID: "c2d-mosquitto", Payload: []byte("hello mosquitto")}); err != nil {
+		if err := c2d.SendC2D(ctx, dev.DeviceID, iothub.C2DMessage{MessageID: "c2d-mosquitto", Payload: []byte("hello mosquitto")}); err != nil {
 			t.Fatalf("SendC2D: %v", err)
 		}
 		for range out.ch {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/hubkit/hubkit/pkg/iothub"
 	"log/slog"
 	"net"
 	"os"
@@ -18,8 +19,8 @@ import (
 
 	"github.com/hubkit/hubkit/pkg/conformance"
 	"github.com/hubkit/hubkit/pkg/fakehub"
-	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
 	"github.com/hubkit/hubkit/pkg/sas"
+	"github.com/hubkit/hubkit/pkg/serviceclient"
 )
 
 // Real-hub configuration: either a JSON file named by HUBKIT_CONFORMANCE_CONFIG,
@@ -139,23 +140,24 @@ func (h *realHubService) NewDevice(t testing.TB) conformance.DeviceIdentity {
 }
 
 func (h *realHubService) NewDeviceWithID(t testing.TB, id string) conformance.DeviceIdentity {
-	return h.create(t, serviceclient.Device{DeviceID: id})
+	return h.create(t, iothub.Device{DeviceID: id})
 }
 
 func (h *realHubService) NewDisabledDevice(t testing.TB) conformance.DeviceIdentity {
-	return h.create(t, serviceclient.Device{DeviceID: "hubkit-conf-" + randomHex(6), Status: serviceclient.StatusDisabled})
+	return h.create(t, iothub.Device{DeviceID: "hubkit-conf-" + randomHex(6), Status: iothub.StatusDisabled})
 }
 
 func (h *realHubService) NewModule(t testing.TB) (conformance.DeviceIdentity, conformance.DeviceIdentity) {
 	dev := h.NewDevice(t)
-	return dev, h.create(t, serviceclient.Device{DeviceID: dev.DeviceID, ModuleID: "conformance"})
+	return dev, h.create(t, iothub.Device{DeviceID: dev.DeviceID, ModuleID: "conformance"})
 }
 
-func (h *realHubService) create(t testing.TB, d serviceclient.Device) conformance.DeviceIdentity {
+func (h *realHubService) create(t testing.TB, d iothub.Device) conformance.DeviceIdentity {
 	t.Helper()
 	// Keys are made here: a real hub accepts given keys, and whether it
 	// generates missing ones from empty strings is not something to rely on.
-	for _, k := range []*string{&d.PrimaryKey, &d.SecondaryKey} {
+	d.Authentication.Type = iothub.AuthSAS
+	for _, k := range []*string{&d.Authentication.SymmetricKey.PrimaryKey, &d.Authentication.SymmetricKey.SecondaryKey} {
 		key, err := sas.NewKey(rand.Reader)
 		if err != nil {
 			t.Fatal(err)
@@ -177,7 +179,7 @@ func (h *realHubService) create(t testing.TB, d serviceclient.Device) conformanc
 			}
 		})
 	}
-	return conformance.DeviceIdentity{DeviceID: got.DeviceID, ModuleID: got.ModuleID, PrimaryKey: got.PrimaryKey, SecondaryKey: got.SecondaryKey}
+	return conformance.DeviceIdentity{DeviceID: got.DeviceID, ModuleID: got.ModuleID, PrimaryKey: got.Authentication.SymmetricKey.PrimaryKey, SecondaryKey: got.Authentication.SymmetricKey.SecondaryKey}
 }
 
 func newRealHub(c realHubConfig) (conformance.Target, error) {

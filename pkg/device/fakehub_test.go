@@ -84,7 +84,7 @@ func TestFakehubRefusesWrongKey(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rej, err := hub.WaitRejection(ctx, func(fakehub.Rejection) bool { return true })
+	rej, err := hub.WaitRejection(ctx, func(iothub.Rejection) bool { return true })
 	if err != nil || rej.Reason != sas.ReasonSignatureMismatch {
 		t.Errorf("hub rejection = %+v, %v; want %s", rej, err, sas.ReasonSignatureMismatch)
 	}
@@ -150,7 +150,7 @@ func TestFakehubC2DCompletedAfterHandler(t *testing.T) {
 	if err := c.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	id, err := hub.SendC2D(ctx, "dev1", fakehub.C2DMessage{
+	id, err := hub.SendC2D(ctx, "dev1", iothub.C2DMessage{
 		MessageID: "c2d-1", Payload: []byte("hello"), Ack: "full",
 		Properties: iothub.Properties{{Key: "color", Value: "red"}},
 	})
@@ -161,11 +161,11 @@ func TestFakehubC2DCompletedAfterHandler(t *testing.T) {
 	if m.MessageID != "c2d-1" || string(m.Payload) != "hello" || m.Application["color"] != "red" || m.Ack != "full" {
 		t.Errorf("device got %+v", m)
 	}
-	if rec, _ := hub.C2DState(id); rec.State != fakehub.C2DDelivered {
+	if rec, _ := hub.C2DState(id); rec.State != iothub.C2DDelivered {
 		t.Errorf("state while the handler runs = %s, want delivered", rec.State)
 	}
 	close(release)
-	if _, err := hub.WaitC2DState(ctx, id, func(s fakehub.C2DState) bool { return s == fakehub.C2DCompleted }); err != nil {
+	if _, err := hub.WaitC2DState(ctx, id, func(s iothub.C2DState) bool { return s == iothub.C2DCompleted }); err != nil {
 		t.Fatalf("C2D not completed after the handler returned: %v", err)
 	}
 }
@@ -183,7 +183,7 @@ func TestFakehubC2DQueuedWhileOffline(t *testing.T) {
 	if err := first.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	id, err := hub.SendC2D(ctx, "dev1", fakehub.C2DMessage{Payload: []byte("while you were away")})
+	id, err := hub.SendC2D(ctx, "dev1", iothub.C2DMessage{Payload: []byte("while you were away")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestFakehubC2DQueuedWhileOffline(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("queued C2D not delivered after reconnecting")
 	}
-	if _, err := hub.WaitC2DState(ctx, id, func(s fakehub.C2DState) bool { return s == fakehub.C2DCompleted }); err != nil {
+	if _, err := hub.WaitC2DState(ctx, id, func(s iothub.C2DState) bool { return s == iothub.C2DCompleted }); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -48,7 +48,7 @@ func (h *aclHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (_ packets.Pa
 	}
 	switch pk.FixedHeader.Type {
 	case packets.Puback:
-		s.cloud.puback(ss, pk.PacketID)
+		s.cloudEvents.puback(ss, pk.PacketID)
 	case packets.Publish:
 		if pk.FixedHeader.Qos > 1 {
 			s.reject(ss.rejection(ReasonQoS2Publish, fmt.Sprintf("PUBLISH to %q with QoS 2; IoT Hub supports QoS 0 and 1", pk.TopicName)))
@@ -133,5 +133,5 @@ func (h *aclHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	filters := ss.pendingSubs[pk.PacketID]
 	delete(ss.pendingSubs, pk.PacketID)
 	ss.subMu.Unlock()
-	h.s.cloud.subscribed(ss, filters, pk.ReasonCodes)
+	h.s.cloudEvents.subscribed(ss, filters, pk.ReasonCodes)
 }

@@ -21,8 +21,8 @@ func TestConnectAccepted(t *testing.T) {
 	h := startHub(t, fakehub.Options{})
 	pol, _ := h.Registry().Policy("device")
 	owner, _ := h.Registry().Policy("iothubowner")
-	polKey, _ := sas.DecodeKey(pol.Keys.Primary)
-	ownerKey, _ := sas.DecodeKey(owner.Keys.Secondary)
+	polKey, _ := sas.DecodeKey(pol.PrimaryKey)
+	ownerKey, _ := sas.DecodeKey(owner.SecondaryKey)
 	hour := time.Now().Add(time.Hour)
 	tests := []struct {
 		name     string
@@ -61,9 +61,9 @@ func TestConnectRefused(t *testing.T) {
 	// policy, mod1, dev10 and dev2, so other-device-key is diagnosed.
 	h := startHub(t, fakehub.Options{})
 	reader, _ := h.Registry().Policy("registryRead")
-	readerKey, _ := sas.DecodeKey(reader.Keys.Primary)
+	readerKey, _ := sas.DecodeKey(reader.PrimaryKey)
 	owner, _ := h.Registry().Policy("iothubowner")
-	ownerKey, _ := sas.DecodeKey(owner.Keys.Primary)
+	ownerKey, _ := sas.DecodeKey(owner.PrimaryKey)
 	hour := time.Now().Add(time.Hour)
 	tests := []struct {
 		name   string
@@ -306,7 +306,7 @@ func TestProtocolChecks(t *testing.T) {
 
 func TestDisabledDeviceRefused(t *testing.T) {
 	h := startHub(t, fakehub.Options{})
-	if err := h.Registry().SetStatus("dev10", fakehub.StatusDisabled); err != nil {
+	if err := h.Registry().SetStatus("dev10", iothub.StatusDisabled); err != nil {
 		t.Fatal(err)
 	}
 	id := iothub.Identity{DeviceID: "dev10"}
@@ -320,7 +320,7 @@ func TestDisabledDeviceRefused(t *testing.T) {
 
 func TestDisabledDeviceCodeQuirk(t *testing.T) {
 	h := startHub(t, fakehub.Options{Quirks: fakehub.Quirks{DisabledDeviceCode: 3}})
-	if err := h.Registry().SetStatus("dev1", fakehub.StatusDisabled); err != nil {
+	if err := h.Registry().SetStatus("dev1", iothub.StatusDisabled); err != nil {
 		t.Fatal(err)
 	}
 	ack, c := rawConnect(t, h, goodConnect(dev1, keyDev1A))
@@ -390,8 +390,8 @@ func TestTakeover(t *testing.T) {
 		rawSession(t, h, goodConnect(dev1, keyDev1B))
 		expectClosedSilently(t, old)
 		r := waitRejection(t, h, 0, fakehub.ReasonReplaced)
-		if r.Identity != dev1 {
-			t.Errorf("identity %v, want dev1", r.Identity)
+		if r.Identity() != dev1 {
+			t.Errorf("identity %v, want dev1", r.Identity())
 		}
 		eventually(t, "dev1 connected", func() bool { return h.Connected(dev1) })
 	})
@@ -464,8 +464,8 @@ func TestTokenExpiry(t *testing.T) {
 		h.CheckTokens()
 		expectClosedSilently(t, c)
 		r := waitRejection(t, h, 0, sas.ReasonExpired)
-		if r.Identity != dev1 {
-			t.Errorf("identity %v", r.Identity)
+		if r.Identity() != dev1 {
+			t.Errorf("identity %v", r.Identity())
 		}
 		if n := len(h.TelemetrySince(0).All()); n != 0 {
 			t.Errorf("%d telemetry messages (the will?), want none on expiry", n)
@@ -566,7 +566,7 @@ func TestDisableConnectedDevice(t *testing.T) {
 	d := rawSession(t, h, goodConnect(dev1, keyDev1A))
 	m := rawSession(t, h, goodConnect(mod1, keyModA))
 	other := rawSession(t, h, goodConnect(dev2, keyDev2A))
-	if err := h.Registry().SetStatus("dev1", fakehub.StatusDisabled); err != nil {
+	if err := h.Registry().SetStatus("dev1", iothub.StatusDisabled); err != nil {
 		t.Fatal(err)
 	}
 	expectClosedSilently(t, d)
@@ -582,7 +582,7 @@ func TestDisableConnectedDevice(t *testing.T) {
 	if ack.ReturnCode != 5 {
 		t.Errorf("reconnect of a disabled device: CONNACK %d, want 5", ack.ReturnCode)
 	}
-	if err := h.Registry().RemoveDevice("dev2"); err != nil {
+	if err := h.Registry().Delete(iothub.Identity{DeviceID: "dev2"}, ""); err != nil {
 		t.Fatal(err)
 	}
 	expectClosedSilently(t, other)

@@ -64,6 +64,10 @@ type Options struct {
 	C2DDefaultTTL time.Duration
 	// Quirks switch the behaviours that are inferred, not documented.
 	Quirks Quirks
+
+	// cloudEvents, when set (tests in this package), replaces what the hooks
+	// tell the cloud side.
+	cloudEvents func(*Server) cloudSide
 }
 
 // Quirks are IoT Hub behaviours that the reference material marks as

@@ -10,44 +10,18 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
-// The devices file (YAML or JSON): IoT Hub's own JSON shapes, so that the
-// output of `az iot hub device-identity list` loads as is (a bare top-level
-// array is the device list) and policies as `az iot hub policy list` prints
-// them.
+// The devices file (YAML or JSON): IoT Hub's own JSON shapes (iothub.Device, with an extra
+// "modules" list of module identities, and iothub.AccessPolicy), so that the output of `az iot
+// hub device-identity list` loads as is (a bare top-level array is the device list) and
+// policies as `az iot hub policy list` prints them.
 type registryFile struct {
-	HostName string       `json:"hostname"`
-	Devices  []fileDevice `json:"devices"`
-	Policies []filePolicy `json:"policies"`
-}
-
-type fileAuth struct {
-	Type         string `json:"type"`
-	SymmetricKey *Keys  `json:"symmetricKey"`
-}
-
-type fileDevice struct {
-	DeviceID       string       `json:"deviceId"`
-	Status         string       `json:"status"`
-	GenerationID   string       `json:"generationId"`
-	Authentication fileAuth     `json:"authentication"`
-	Modules        []fileModule `json:"modules"`
-}
-
-type fileModule struct {
-	ModuleID       string   `json:"moduleId"`
-	DeviceID       string   `json:"deviceId"`
-	GenerationID   string   `json:"generationId"`
-	Authentication fileAuth `json:"authentication"`
-}
-
-type filePolicy struct {
-	KeyName      string `json:"keyName"`
-	PrimaryKey   string `json:"primaryKey"`
-	SecondaryKey string `json:"secondaryKey"`
-	Rights       string `json:"rights"`
+	HostName string            `json:"hostname"`
+	Devices  []json.RawMessage `json:"devices"`
+	Policies []json.RawMessage `json:"policies"`
 }
 
 // RegistryFile is the content of a devices file.
@@ -85,60 +59,84 @@ func LoadRegistry(r io.Reader, rnd io.Reader) (RegistryFile, error) {
 	reg := NewRegistry(rnd)
 	if len(f.Policies) > 0 {
 		for _, p := range reg.Policies() {
-			_ = reg.RemovePolicy(p.Name)
+			_ = reg.RemovePolicy(p.KeyName)
 		}
 	}
-	for i, p := range f.Policies {
-		where := fmt.Sprintf("policies[%d] (keyName %q)", i, p.KeyName)
+	for i, raw := range f.Policies {
+		var name struct {
+			KeyName string `json:"keyName"`
+		}
+		_ = json.Unmarshal(raw, &name)
+		where := fmt.Sprintf("policies[%d] (keyName %q)", i, name.KeyName)
+		var p iothub.AccessPolicy
+		if err := strictJSON(raw, &p); err != nil {
+			if !strings.HasPrefix(err.Error(), "field ") { // not a type error: the rights did not parse
+				err = fmt.Errorf("rights: %w", err)
+			}
+			return RegistryFile{}, fmt.Errorf("%s: %w", where, err)
+		}
 		if p.KeyName == "" {
 			return RegistryFile{}, fmt.Errorf("policies[%d]: keyName: missing", i)
-		}
-		rights, err := ParseRights(p.Rights)
-		if err != nil {
-			return RegistryFile{}, fmt.Errorf("%s: rights: %w", where, err)
 		}
 		if err := checkKeys(p.PrimaryKey, p.SecondaryKey, ""); err != nil {
 			return RegistryFile{}, fmt.Errorf("%s: %w", where, err)
 		}
-		if _, err := reg.SetPolicy(Policy{Name: p.KeyName, Rights: rights, Keys: Keys{p.PrimaryKey, p.SecondaryKey}}); err != nil {
+		if _, err := reg.SetPolicy(p); err != nil {
 			return RegistryFile{}, fmt.Errorf("%s: %w", where, err)
 		}
 	}
-	for i, fd := range f.Devices {
-		where := fmt.Sprintf("devices[%d] (deviceId %q)", i, fd.DeviceID)
-		if fd.DeviceID == "" {
+	for i, raw := range f.Devices {
+		var d iothub.Device
+		var mods struct {
+			Modules []json.RawMessage `json:"modules"`
+		}
+		if err := strictJSON(raw, &d); err != nil {
+			return RegistryFile{}, fmt.Errorf("devices[%d]: %w", i, err)
+		}
+		if err := strictJSON(raw, &mods); err != nil {
+			return RegistryFile{}, fmt.Errorf("devices[%d]: %w", i, err)
+		}
+		where := fmt.Sprintf("devices[%d] (deviceId %q)", i, d.DeviceID)
+		if d.DeviceID == "" {
 			return RegistryFile{}, fmt.Errorf("devices[%d]: deviceId: missing", i)
 		}
-		d := Device{ID: fd.DeviceID, Status: Status(fd.Status), GenerationID: fd.GenerationID}
-		keys, err := fileKeys(fd.Authentication)
-		if err != nil {
+		if d.ModuleID != "" {
+			return RegistryFile{}, fmt.Errorf("%s: moduleId: a device entry cannot be a module; list modules under the device's modules", where)
+		}
+		if _, err := iothub.ParseDeviceStatus(string(d.Status)); err != nil {
+			return RegistryFile{}, fmt.Errorf("%s: status: %q: want enabled or disabled", where, d.Status)
+		}
+		if err := checkAuth(d.Authentication); err != nil {
 			return RegistryFile{}, fmt.Errorf("%s: %w", where, err)
 		}
-		d.Keys = keys
-		switch strings.ToLower(fd.Status) {
-		case "", "enabled", "disabled":
-		default:
-			return RegistryFile{}, fmt.Errorf("%s: status: %q: want enabled or disabled", where, fd.Status)
+		if _, err := reg.Add(d); err != nil {
+			if errors.Is(err, iothub.ErrDeviceAlreadyExists) {
+				return RegistryFile{}, fmt.Errorf("%s: deviceId: duplicate", where)
+			}
+			return RegistryFile{}, fmt.Errorf("%s: %w", where, err)
 		}
-		for j, fm := range fd.Modules {
-			mwhere := fmt.Sprintf("%s: modules[%d] (moduleId %q)", where, j, fm.ModuleID)
-			if fm.ModuleID == "" {
+		for j, mraw := range mods.Modules {
+			var m iothub.Device
+			if err := strictJSON(mraw, &m); err != nil {
+				return RegistryFile{}, fmt.Errorf("%s: modules[%d]: %w", where, j, err)
+			}
+			mwhere := fmt.Sprintf("%s: modules[%d] (moduleId %q)", where, j, m.ModuleID)
+			if m.ModuleID == "" {
 				return RegistryFile{}, fmt.Errorf("%s: modules[%d]: moduleId: missing", where, j)
 			}
-			if fm.DeviceID != "" && fm.DeviceID != fd.DeviceID {
-				return RegistryFile{}, fmt.Errorf("%s: deviceId: %q is not the enclosing device", mwhere, fm.DeviceID)
+			if m.DeviceID != "" && m.DeviceID != d.DeviceID {
+				return RegistryFile{}, fmt.Errorf("%s: deviceId: %q is not the enclosing device", mwhere, m.DeviceID)
 			}
-			mk, err := fileKeys(fm.Authentication)
-			if err != nil {
+			m.DeviceID = d.DeviceID
+			if err := checkAuth(m.Authentication); err != nil {
 				return RegistryFile{}, fmt.Errorf("%s: %w", mwhere, err)
 			}
-			d.Modules = append(d.Modules, Module{ID: fm.ModuleID, Keys: mk, GenerationID: fm.GenerationID})
-		}
-		if _, err := reg.AddDevice(d); err != nil {
-			if errors.Is(err, ErrExists) {
-				return RegistryFile{}, fmt.Errorf("%s: deviceId: duplicate (or duplicate moduleId): %w", where, err)
+			if _, err := reg.Add(m); err != nil {
+				if errors.Is(err, iothub.ErrModuleAlreadyExists) {
+					return RegistryFile{}, fmt.Errorf("%s: moduleId: duplicate", mwhere)
+				}
+				return RegistryFile{}, fmt.Errorf("%s: %w", mwhere, err)
 			}
-			return RegistryFile{}, fmt.Errorf("%s: %w", where, err)
 		}
 	}
 	return RegistryFile{HostName: f.HostName, Registry: reg}, nil
@@ -162,15 +160,11 @@ func strictJSON(data []byte, v any) error {
 	return nil
 }
 
-func fileKeys(a fileAuth) (Keys, error) {
-	if t := strings.ToLower(a.Type); t != "" && t != "sas" {
-		return Keys{}, fmt.Errorf("authentication.type: %q is not supported (fakehub does symmetric keys only)", a.Type)
+func checkAuth(a iothub.Authentication) error {
+	if t := strings.ToLower(string(a.Type)); t != "" && t != string(iothub.AuthSAS) {
+		return fmt.Errorf("authentication.type: %q is not supported (fakehub does symmetric keys only)", a.Type)
 	}
-	if a.SymmetricKey == nil {
-		return Keys{}, nil
-	}
-	k := *a.SymmetricKey
-	return k, checkKeys(k.Primary, k.Secondary, "authentication.symmetricKey.")
+	return checkKeys(a.SymmetricKey.PrimaryKey, a.SymmetricKey.SecondaryKey, "authentication.symmetricKey.")
 }
 
 func checkKeys(primary, secondary, prefix string) error {

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
@@ -51,18 +50,6 @@ const (
 // or removing a connected identity with sas.ReasonDisabled or
 // sas.ReasonUnknownIdentity.
 
-// Rejection records why the hub refused a connection or closed one.
-type Rejection struct {
-	Time       time.Time
-	RemoteAddr string
-	ClientID   string          // as sent in CONNECT ("" before CONNECT)
-	Identity   iothub.Identity // the identity claimed or authenticated, when known
-	UserName   string          // as sent (never the password; signatures and keys redacted)
-	Reason     sas.Reason
-	Detail     string   // one sentence, no secrets (client-supplied text is cut to 256 bytes)
-	Hints      []string // most likely cause first
-}
-
 // Bounds of the history kept by Server.Rejections: entries, their total
 // size, and the size of each text field (longer ones are cut, see clip).
 const (
@@ -74,29 +61,29 @@ const (
 
 type rejectionLog struct {
 	mu      sync.Mutex
-	list    []Rejection
+	list    []iothub.Rejection
 	bytes   int // sum of size() over list
 	dropped int
 	changed chan struct{}
 }
 
 // size estimates the memory r holds.
-func (r *Rejection) size() int {
+func rejectionSize(r *iothub.Rejection) int {
 	n := rejectionOverhead + len(r.RemoteAddr) + len(r.ClientID) + len(r.UserName) + len(r.Detail) +
-		len(r.Identity.DeviceID) + len(r.Identity.ModuleID) + len(r.Reason)
+		len(r.DeviceID) + len(r.ModuleID) + len(r.Reason)
 	for _, h := range r.Hints {
 		n += len(h) + 16
 	}
 	return n
 }
 
-func (l *rejectionLog) add(r Rejection) {
+func (l *rejectionLog) add(r iothub.Rejection) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	sz := r.size()
+	sz := rejectionSize(&r)
 	for len(l.list) > 0 && (len(l.list) >= maxRejections || l.bytes+sz > maxRejectionBytes) {
-		l.bytes -= l.list[0].size()
-		l.list[0] = Rejection{} // release its strings before the array is reallocated
+		l.bytes -= rejectionSize(&l.list[0])
+		l.list[0] = iothub.Rejection{} // release its strings before the array is reallocated
 		l.list = l.list[1:]
 		l.dropped++
 	}
@@ -110,15 +97,15 @@ func (l *rejectionLog) add(r Rejection) {
 
 // Rejections returns the refusals and hub-initiated closes so far, oldest
 // first (at most the last 10000).
-func (s *Server) Rejections() []Rejection {
+func (s *Server) Rejections() []iothub.Rejection {
 	s.rejections.mu.Lock()
 	defer s.rejections.mu.Unlock()
-	return append([]Rejection(nil), s.rejections.list...)
+	return append([]iothub.Rejection(nil), s.rejections.list...)
 }
 
 // WaitRejection returns the first recorded rejection (past or future) for
 // which match returns true (nil matches any), or ctx's error.
-func (s *Server) WaitRejection(ctx context.Context, match func(Rejection) bool) (Rejection, error) {
+func (s *Server) WaitRejection(ctx context.Context, match func(iothub.Rejection) bool) (iothub.Rejection, error) {
 	l := &s.rejections
 	next := 0
 	for {
@@ -143,19 +130,19 @@ func (s *Server) WaitRejection(ctx context.Context, match func(Rejection) bool) 
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return Rejection{}, ctx.Err()
+			return iothub.Rejection{}, ctx.Err()
 		}
 	}
 }
 
 // reject records r and logs it at WARN (no secrets). Client-supplied text
 // can be 64 KB per field: every text field is cut to maxRejectionField bytes.
-func (s *Server) reject(r Rejection) {
+func (s *Server) reject(r iothub.Rejection) {
 	if r.Time.IsZero() {
 		r.Time = s.opts.Now().UTC()
 	}
 	r.RemoteAddr, r.ClientID, r.UserName, r.Detail = clean(r.RemoteAddr), clean(r.ClientID), clean(r.UserName), clean(r.Detail)
-	r.Identity.DeviceID, r.Identity.ModuleID = clean(r.Identity.DeviceID), clean(r.Identity.ModuleID)
+	r.DeviceID, r.ModuleID = clean(r.DeviceID), clean(r.ModuleID)
 	if len(r.Hints) > 0 {
 		hints := make([]string, len(r.Hints))
 		for i, h := range r.Hints {
@@ -165,11 +152,11 @@ func (s *Server) reject(r Rejection) {
 	}
 	s.rejections.add(r)
 	attrs := []any{"reason", string(r.Reason), "detail", r.Detail, "clientId", r.ClientID, "remoteAddr", r.RemoteAddr}
-	if r.Identity.DeviceID != "" {
-		attrs = append(attrs, "deviceId", r.Identity.DeviceID)
+	if r.DeviceID != "" {
+		attrs = append(attrs, "deviceId", r.DeviceID)
 	}
-	if r.Identity.ModuleID != "" {
-		attrs = append(attrs, "moduleId", r.Identity.ModuleID)
+	if r.ModuleID != "" {
+		attrs = append(attrs, "moduleId", r.ModuleID)
 	}
 	if len(r.Hints) > 0 {
 		attrs = append(attrs, "hints", r.Hints)

@@ -30,13 +30,14 @@ type Server struct {
 
 	tlsLn, plainLn *guardListener
 
-	sessions   sessionTable
-	telemetry  *ring
-	rejections rejectionLog
-	cloud      cloudSide // the hooks' view of svc (a test may replace it)
-	svc        *cloud    // C2D, twins, methods
-	service    *serviceListener
+	sessions    sessionTable
+	telemetry   *ring
+	rejections  rejectionLog
+	cloud       *cloud    // the cloud side: C2D queues, twins, direct methods
+	cloudEvents cloudSide // what the hooks tell the cloud side (cloud, or a test's stand-in)
+	service     *serviceListener
 
+	lifecycle *lifecycleHook
 	unwatch   func() // stops registry notifications
 	closing   atomic.Bool
 	closeOnce sync.Once
@@ -60,17 +61,18 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, errors.New("fakehub: Options.TLS has no certificate")
 	}
 	s := &Server{opts: opts, log: opts.Logger, telemetry: newRing(opts.TelemetryBuffer, opts.TelemetryBufferBytes)}
+	s.lifecycle = &lifecycleHook{s: s}
 	for _, h := range append([]string{opts.HostName}, opts.Aliases...) {
 		s.hostNames = append(s.hostNames, strings.ToLower(stripPort(h)))
 	}
 	s.sessions.init()
-	svc, err := newCloud(s)
+	cloud, err := newCloud(s)
 	if err != nil {
 		return nil, fmt.Errorf("fakehub: %w", err)
 	}
-	s.svc, s.cloud = svc, svc
-	if newCloudSide != nil {
-		s.cloud = newCloudSide(s)
+	s.cloud, s.cloudEvents = cloud, cloud
+	if opts.cloudEvents != nil {
+		s.cloudEvents = opts.cloudEvents(s)
 	}
 
 	caps := mqtt.NewDefaultServerCapabilities()
@@ -90,6 +92,9 @@ func NewServer(opts Options) (*Server, error) {
 		SysTopicResendInterval: 3600,
 	})
 	if err := s.mochi.AddHook(&authHook{s: s}, nil); err != nil {
+		return nil, err
+	}
+	if err := s.mochi.AddHook(s.lifecycle, nil); err != nil {
 		return nil, err
 	}
 	if err := s.mochi.AddHook(&aclHook{s: s}, nil); err != nil {
@@ -127,6 +132,7 @@ func NewServer(opts Options) (*Server, error) {
 		}
 		s.log.Warn("plaintext MQTT listener enabled: IoT Hub has none, tokens cross the network in the clear", "addr", s.plainLn.Addr().String())
 	}
+	opts.Registry.useClock(opts.Now)
 	s.unwatch = opts.Registry.watch(s.registryChanged)
 	if err := s.mochi.Serve(); err != nil {
 		s.unwatch()
@@ -166,15 +172,15 @@ func (s *Server) Registry() *Registry { return s.opts.Registry }
 
 // AddDevice registers an enabled device with the given keys (primary, then
 // secondary; missing ones are generated).
-func (s *Server) AddDevice(id string, keys ...[]byte) (Device, error) {
-	var k Keys
+func (s *Server) AddDevice(id string, keys ...[]byte) (iothub.Device, error) {
+	var primary, secondary string
 	if len(keys) > 0 {
-		k.Primary = encodeKey(keys[0])
+		primary = encodeKey(keys[0])
 	}
 	if len(keys) > 1 {
-		k.Secondary = encodeKey(keys[1])
+		secondary = encodeKey(keys[1])
 	}
-	return s.opts.Registry.AddDevice(Device{ID: id, Keys: k})
+	return s.opts.Registry.Add(iothub.Device{DeviceID: id, Authentication: iothub.SASAuth(primary, secondary)})
 }
 
 // Close disconnects every client and stops the listeners. It is idempotent.
@@ -185,7 +191,7 @@ func (s *Server) Close() error {
 			s.unwatch()
 		}
 		s.stopService()
-		s.svc.close()
+		s.cloud.close()
 		// Drain first: mochi's Close races with connection set-up (mochi#424,
 		// #541) and can deadlock while clients come and go (mochi#488).
 		for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
@@ -249,7 +255,7 @@ func stripPort(h string) string {
 }
 
 func (s *Server) connectTimedOut(remote string) {
-	s.reject(Rejection{RemoteAddr: remote, Reason: ReasonConnectTimeout,
+	s.reject(iothub.Rejection{RemoteAddr: remote, Reason: ReasonConnectTimeout,
 		Detail: fmt.Sprintf("no TLS handshake and CONNECT within %s", s.opts.ConnectTimeout)})
 }
 
@@ -260,7 +266,7 @@ func (s *Server) registryChanged(c change) {
 		return id == c.id || (!c.id.IsModule() && id.DeviceID == c.id.DeviceID)
 	}
 	if c.reason == sas.ReasonUnknownIdentity {
-		s.svc.removed(c.id)
+		s.cloud.removed(c.id)
 	}
 	for _, ss := range s.sessions.all() {
 		if covers(ss.id) {

@@ -128,7 +128,7 @@ func ExampleNewServer() {
 	}
 	defer s.Close()
 	d, _ := s.AddDevice("thermostat", bytes.Repeat([]byte{1}, 32))
-	fmt.Println(s.HostName(), d.ID, d.Status, d.Keys.Primary)
+	fmt.Println(s.HostName(), d.DeviceID, d.Status, d.Authentication.SymmetricKey.PrimaryKey)
 	// Devices connect to s.Addr(); then:
 	//   m, err := s.Telemetry().Next(ctx)      // the next telemetry message
 	//   r, err := s.WaitRejection(ctx, nil)    // why a connection was refused
@@ -145,8 +145,8 @@ func FuzzLoadRegistry(f *testing.F) {
 			return
 		}
 		for _, d := range r.Registry.Devices() {
-			if _, err := sas.DecodeKey(d.Keys.Primary); err != nil {
-				t.Errorf("device %q has an undecodable key: %v", d.ID, err)
+			if _, err := sas.DecodeKey(d.Authentication.SymmetricKey.PrimaryKey); err != nil {
+				t.Errorf("device %q has an undecodable key: %v", d.DeviceID, err)
 			}
 		}
 	})

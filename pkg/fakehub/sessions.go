@@ -73,8 +73,8 @@ type willMessage struct {
 // deadline is when the session is dropped for token expiry.
 func (ss *session) deadline() time.Time { return ss.expiry.Add(ss.srv.opts.TokenExpiryGrace) }
 
-func (ss *session) rejection(reason sas.Reason, detail string) Rejection {
-	return Rejection{RemoteAddr: ss.remote, ClientID: ss.cl.ID, Identity: ss.id, UserName: ss.rawUserName, Reason: reason, Detail: detail}
+func (ss *session) rejection(reason sas.Reason, detail string) iothub.Rejection {
+	return iothub.Rejection{RemoteAddr: ss.remote, ClientID: ss.cl.ID, DeviceID: ss.id.DeviceID, ModuleID: ss.id.ModuleID, UserName: ss.rawUserName, Reason: reason, Detail: detail}
 }
 
 // subscriptions returns the filters the device holds now (inherited ones
@@ -282,7 +282,3 @@ type cloudSide interface {
 	// connection of the same identity took over.
 	disconnected(ss *session, replaced bool)
 }
-
-// newCloudSide, when set (tests), replaces the cloud side the hooks call
-// (the Server's own *cloud, which then sees no device events).
-var newCloudSide func(*Server) cloudSide

@@ -26,12 +26,12 @@ func TestHubCloseDuringGracefulDisconnect(t *testing.T) {
 		close, reopen func(r *fakehub.Registry) error
 	}{
 		{"disable",
-			func(r *fakehub.Registry) error { return r.SetStatus("dev1", fakehub.StatusDisabled) },
-			func(r *fakehub.Registry) error { return r.SetStatus("dev1", fakehub.StatusEnabled) }},
+			func(r *fakehub.Registry) error { return r.SetStatus("dev1", iothub.StatusDisabled) },
+			func(r *fakehub.Registry) error { return r.SetStatus("dev1", iothub.StatusEnabled) }},
 		{"remove",
-			func(r *fakehub.Registry) error { return r.RemoveDevice("dev1") },
+			func(r *fakehub.Registry) error { return r.Delete(iothub.Identity{DeviceID: "dev1"}, "") },
 			func(r *fakehub.Registry) error {
-				_, err := r.AddDevice(fakehub.Device{ID: "dev1", Keys: b64keys(keyDev1A, keyDev1B)})
+				_, err := r.Add(iothub.Device{DeviceID: "dev1", Authentication: b64auth(keyDev1A, keyDev1B)})
 				return err
 			}},
 	} {
@@ -82,7 +82,7 @@ func TestReconnectAfterDisconnectKeepsSession(t *testing.T) {
 			t.Fatalf("round %d: after DISCONNECT: %v", i, err)
 		}
 		_ = c.Close()
-		msgID := sendC2D(t, h, dev1, fakehub.C2DMessage{Payload: []byte(fmt.Sprint("offline-", i))})
+		msgID := sendC2D(t, h, dev1, iothub.C2DMessage{Payload: []byte(fmt.Sprint("offline-", i))})
 		var ack mqttraw.Connack
 		ack, c = rawConnect(t, h, p)
 		if ack.ReturnCode != 0 || !ack.SessionPresent {
@@ -96,7 +96,7 @@ func TestReconnectAfterDisconnectKeepsSession(t *testing.T) {
 			t.Fatalf("round %d: C2D %q, want %q", i, pk.Publish.Payload, want)
 		}
 		_ = c.Puback(pk.Publish.PacketID)
-		waitState(t, h, msgID, fakehub.C2DCompleted)
+		waitState(t, h, msgID, iothub.C2DCompleted)
 	}
 	if rs := h.Rejections(); len(rs) != 0 {
 		t.Errorf("rejections %+v, want none (every connection ended with DISCONNECT)", rs)
@@ -131,7 +131,7 @@ func TestStoredSessionOutlivesSeconds(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(2100 * time.Millisecond) // offline across at least two of mochi's expiry ticks
-	sendC2D(t, h, dev1, fakehub.C2DMessage{Payload: []byte("offline")})
+	sendC2D(t, h, dev1, iothub.C2DMessage{Payload: []byte("offline")})
 	ack, c2 := rawConnect(t, h, p)
 	if ack.ReturnCode != 0 || !ack.SessionPresent {
 		t.Fatalf("CONNACK %+v after 2 s offline, want 0 with session present", ack)
@@ -159,10 +159,10 @@ func TestRemovedIdentityLosesStoredSession(t *testing.T) {
 				}
 				eventually(t, "dev1 gone", func() bool { return !h.Connected(dev1) })
 			}
-			mustDo(t, func() error { return h.Registry().RemoveDevice("dev1") })
+			mustDo(t, func() error { return h.Registry().Delete(iothub.Identity{DeviceID: "dev1"}, "") })
 			_ = c.ExpectClosed(5 * time.Second)
 			mustDo(t, func() error {
-				_, err := h.Registry().AddDevice(fakehub.Device{ID: "dev1", Keys: b64keys(keyDev1A, keyDev1B)})
+				_, err := h.Registry().Add(iothub.Device{DeviceID: "dev1", Authentication: b64auth(keyDev1A, keyDev1B)})
 				return err
 			})
 			ack, c2 := rawConnect(t, h, p)

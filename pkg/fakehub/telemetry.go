@@ -13,26 +13,6 @@ import (
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
-// Message is one device-to-cloud telemetry message as the service side of
-// IoT Hub would see it.
-type Message struct {
-	DeviceID string
-	ModuleID string // "" for a device
-	Topic    string // as published
-	Payload  []byte
-	// SystemProperties are the decoded "$."-properties of the topic's bag
-	// (keys as in iothub: "$.mid", "$.ct", ..., "iothub-ack").
-	SystemProperties map[string]string
-	// Properties are the application properties, including the hub-added
-	// mqtt-retain / mqtt-dup / iothub-MessageType=Will.
-	Properties map[string]string
-	// Annotations are what the hub stamps on the message (iothub-connection-*,
-	// iothub-enqueuedtime, iothub-message-source, dt-dataschema).
-	Annotations    map[string]string
-	EnqueuedTime   time.Time
-	SequenceNumber uint64 // 1, 2, ... in arrival order across the hub
-}
-
 // authMethod is the iothub-connection-auth-method annotation.
 type authMethod struct {
 	Scope                 string  `json:"scope"`
@@ -91,7 +71,7 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (_ packets
 		s.capture(ss, pk.TopicName, p.Properties, pk.Payload, extra)
 		return pk, packets.CodeSuccessIgnore
 	}
-	s.cloud.devicePublish(ss, p, pk.Payload)
+	s.cloudEvents.devicePublish(ss, p, pk.Payload)
 	return pk, packets.CodeSuccessIgnore
 }
 
@@ -132,7 +112,7 @@ func (s *Server) capture(ss *session, topic string, props iothub.Properties, pay
 	if ss.userName.ModelID != "" {
 		ann[iothub.PropDataSchema] = ss.userName.ModelID
 	}
-	m := Message{
+	m := iothub.Event{
 		DeviceID: ss.id.DeviceID, ModuleID: ss.id.ModuleID, Topic: topic,
 		Payload:          bytes.Clone(payload),
 		SystemProperties: props.System(), Properties: app, Annotations: ann, EnqueuedTime: now,
@@ -145,7 +125,7 @@ func (s *Server) capture(ss *session, topic string, props iothub.Properties, pay
 // maxCount messages and maxBytes bytes (size), oldest evicted first.
 type ring struct {
 	mu       sync.Mutex
-	buf      []Message // retained, oldest first: buf[i] has sequence number oldest()+i
+	buf      []iothub.Event // retained, oldest first: buf[i] has sequence number oldest()+i
 	maxCount int
 	maxBytes int
 	bytes    int    // sum of size over buf
@@ -159,7 +139,7 @@ func newRing(maxCount, maxBytes int) *ring {
 }
 
 // size estimates the memory m holds.
-func (m *Message) size() int {
+func eventSize(m *iothub.Event) int {
 	n := 256 + len(m.DeviceID) + len(m.ModuleID) + len(m.Topic) + len(m.Payload)
 	for _, mp := range []map[string]string{m.SystemProperties, m.Properties, m.Annotations} {
 		for k, v := range mp {
@@ -169,15 +149,15 @@ func (m *Message) size() int {
 	return n
 }
 
-func (r *ring) add(m Message) uint64 {
+func (r *ring) add(m iothub.Event) uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m.SequenceNumber = r.next
 	r.next++
-	sz := m.size()
+	sz := eventSize(&m)
 	for len(r.buf) > 0 && (len(r.buf) >= r.maxCount || r.bytes+sz > r.maxBytes) {
-		r.bytes -= r.buf[0].size()
-		r.buf[0] = Message{} // release the payload before the array is reallocated
+		r.bytes -= eventSize(&r.buf[0])
+		r.buf[0] = iothub.Event{} // release the payload before the array is reallocated
 		r.buf = r.buf[1:]
 		r.dropped++
 	}
@@ -192,14 +172,14 @@ func (r *ring) add(m Message) uint64 {
 func (r *ring) oldest() uint64 { return r.next - uint64(len(r.buf)) }
 
 // at returns the retained message seq (r.mu held, oldest() <= seq < next).
-func (r *ring) at(seq uint64) Message { return r.buf[seq-r.oldest()] }
+func (r *ring) at(seq uint64) iothub.Event { return r.buf[seq-r.oldest()] }
 
 // Stream reads captured telemetry with its own cursor.
 type Stream struct {
 	r      *ring
 	mu     sync.Mutex
 	cursor uint64 // next sequence number to read
-	filter func(Message) bool
+	filter func(iothub.Event) bool
 }
 
 // Telemetry returns a Stream positioned after the last captured message: Next
@@ -231,7 +211,7 @@ func (st *Stream) ForDevice(deviceID, moduleID string) *Stream {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	prev := st.filter
-	return &Stream{r: st.r, cursor: st.cursor, filter: func(m Message) bool {
+	return &Stream{r: st.r, cursor: st.cursor, filter: func(m iothub.Event) bool {
 		return (prev == nil || prev(m)) && m.DeviceID == deviceID && (moduleID == "" || m.ModuleID == moduleID)
 	}}
 }
@@ -239,7 +219,7 @@ func (st *Stream) ForDevice(deviceID, moduleID string) *Stream {
 // Next returns the next message, waiting for it until ctx is done. Messages
 // evicted before they were read are skipped (see Dropped). A Stream may be
 // shared by goroutines; each message is returned once.
-func (st *Stream) Next(ctx context.Context) (Message, error) {
+func (st *Stream) Next(ctx context.Context) (iothub.Event, error) {
 	for {
 		st.mu.Lock()
 		st.r.mu.Lock()
@@ -261,19 +241,19 @@ func (st *Stream) Next(ctx context.Context) (Message, error) {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return Message{}, ctx.Err()
+			return iothub.Event{}, ctx.Err()
 		}
 	}
 }
 
 // All returns the retained messages from the stream's position on, without
 // moving it.
-func (st *Stream) All() []Message {
+func (st *Stream) All() []iothub.Event {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.r.mu.Lock()
 	defer st.r.mu.Unlock()
-	var out []Message
+	var out []iothub.Event
 	for seq := max(st.cursor, st.r.oldest()); seq < st.r.next; seq++ {
 		if m := st.r.at(seq); st.filter == nil || st.filter(m) {
 			out = append(out, m)

@@ -3,13 +3,14 @@ package fakehub
 import (
 	"bytes"
 	"context"
+	"github.com/hubkit/hubkit/pkg/iothub"
 	"testing"
 )
 
 func TestTelemetryRingByteBudget(t *testing.T) {
 	r := newRing(1000, 10<<10)
 	for range 10 {
-		r.add(Message{DeviceID: "d", Payload: bytes.Repeat([]byte{'x'}, 3000)})
+		r.add(iothub.Event{DeviceID: "d", Payload: bytes.Repeat([]byte{'x'}, 3000)})
 	}
 	if r.bytes > 10<<10 {
 		t.Errorf("ring holds %d bytes, want at most %d", r.bytes, 10<<10)
@@ -25,9 +26,9 @@ func TestTelemetryRingByteBudget(t *testing.T) {
 	// The count bound still applies, and both evictions are counted.
 	r = newRing(2, 1<<20)
 	for range 5 {
-		r.add(Message{DeviceID: "d"})
+		r.add(iothub.Event{DeviceID: "d"})
 	}
-	r.add(Message{DeviceID: "d", Payload: make([]byte, 2<<20)}) // over the budget alone: kept, the rest evicted
+	r.add(iothub.Event{DeviceID: "d", Payload: make([]byte, 2<<20)}) // over the budget alone: kept, the rest evicted
 	if len(r.buf) != 1 || r.dropped != 5 {
 		t.Errorf("kept %d, dropped %d; want 1 and 5", len(r.buf), r.dropped)
 	}

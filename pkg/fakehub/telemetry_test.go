@@ -29,8 +29,8 @@ func TestTelemetryCapture(t *testing.T) {
 		t.Fatalf("publish: %v", tok.Error())
 	}
 	m := nextMessage(t, st)
-	gen, _ := h.Registry().Device("dev1")
-	want := fakehub.Message{
+	gen, _ := h.Registry().Get(iothub.Identity{DeviceID: "dev1"})
+	want := iothub.Event{
 		DeviceID:         "dev1",
 		Topic:            topic,
 		Payload:          []byte(`{"t":21.5}`),
@@ -61,7 +61,7 @@ func TestTelemetryCapture(t *testing.T) {
 func TestTelemetryAnnotationsByAuth(t *testing.T) {
 	h := startHub(t, fakehub.Options{})
 	pol, _ := h.Registry().Policy("device")
-	polKey, _ := sas.DecodeKey(pol.Keys.Primary)
+	polKey, _ := sas.DecodeKey(pol.PrimaryKey)
 	tests := []struct {
 		name, password string
 		id             iothub.Identity

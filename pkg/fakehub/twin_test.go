@@ -52,8 +52,8 @@ func TestTwinDevice(t *testing.T) {
 			}
 		})
 	}
-	tw, err := h.Twin(dev1)
-	if err != nil || tw.ReportedVersion != 3 || !strings.Contains(string(tw.Reported), `"fw":"1.0"`) || strings.Contains(string(tw.Reported), "temp") {
+	tw, err := h.DeviceTwin(dev1)
+	if err != nil || tw.ReportedVersion() != 3 || !strings.Contains(string(tw.Reported), `"fw":"1.0"`) || strings.Contains(string(tw.Reported), "temp") {
 		t.Fatalf("Twin = %+v, %v", tw, err)
 	}
 
@@ -67,8 +67,8 @@ func TestTwinDevice(t *testing.T) {
 			m := d.next(t)
 			v, err := iothub.ParseTwinDesiredPatchTopic(m.Topic())
 			want := int64(i + 2)
-			if err != nil || v != want || tw.DesiredVersion != want {
-				t.Fatalf("notification %q (%v), twin desired version %d; want $version=%d", m.Topic(), err, tw.DesiredVersion, want)
+			if err != nil || v != want || tw.DesiredVersion() != want {
+				t.Fatalf("notification %q (%v), twin desired version %d; want $version=%d", m.Topic(), err, tw.DesiredVersion(), want)
 			}
 			var body map[string]any
 			if err := json.Unmarshal(m.Payload(), &body); err != nil || body["$version"] != float64(want) || body["interval"] == nil {
@@ -80,17 +80,17 @@ func TestTwinDevice(t *testing.T) {
 		}
 	})
 	t.Run("service-errors", func(t *testing.T) {
-		if _, err := h.UpdateDesired(context.Background(), dev1, []byte(`{"a":`)); !errors.Is(err, fakehub.ErrInvalidArgument) {
+		if _, err := h.UpdateDesired(context.Background(), dev1, []byte(`{"a":`)); !errors.Is(err, iothub.ErrInvalidArgument) {
 			t.Errorf("invalid desired: %v, want ErrInvalidArgument", err)
 		}
-		if _, err := h.UpdateTwin(context.Background(), dev1, fakehub.TwinUpdate{Tags: []byte(`{"x":1}`), IfMatch: "stale"}); !errors.Is(err, fakehub.ErrPreconditionFailed) {
+		if _, err := h.UpdateTwin(context.Background(), dev1, iothub.TwinUpdate{Tags: []byte(`{"x":1}`), IfMatch: "stale"}); !errors.Is(err, iothub.ErrPreconditionFailed) {
 			t.Errorf("stale If-Match: %v, want ErrPreconditionFailed", err)
 		}
-		if _, err := h.Twin(iothub.Identity{DeviceID: "nobody"}); !errors.Is(err, fakehub.ErrDeviceNotFound) {
+		if _, err := h.Twin(iothub.Identity{DeviceID: "nobody"}); !errors.Is(err, iothub.ErrDeviceNotFound) {
 			t.Errorf("Twin(nobody): %v", err)
 		}
 		tw, _ := h.Twin(dev1)
-		tw2, err := h.UpdateTwin(context.Background(), dev1, fakehub.TwinUpdate{Tags: []byte(`{"site":"lab"}`), IfMatch: tw.ETag})
+		tw2, err := h.UpdateTwin(context.Background(), dev1, iothub.TwinUpdate{Tags: []byte(`{"site":"lab"}`), IfMatch: tw.ETag})
 		if err != nil || string(tw2.Tags) != `{"site":"lab"}` {
 			t.Errorf("tags update: %s %v", tw2.Tags, err)
 		}
@@ -112,7 +112,7 @@ func TestTwinModule(t *testing.T) {
 		t.Errorf("module notification %s", m.Topic())
 	}
 	dt, _ := h.Twin(dev1)
-	if dt.ReportedVersion != 1 {
+	if dt.ReportedVersion() != 1 {
 		t.Errorf("the device twin changed with its module's: %+v", dt)
 	}
 }

@@ -124,6 +124,18 @@ func (p Properties) Encode() string {
 
 // Get returns the value of the first property with the given (decoded) key; a null property
 // gives "", true.
+// Set returns p with key set to value: an existing key keeps its place and takes the new
+// value, a new one is appended.
+func (p Properties) Set(key, value string) Properties {
+	for i := range p {
+		if p[i].Key == key {
+			p[i].Value = value
+			return p
+		}
+	}
+	return append(p, Property{Key: key, Value: value})
+}
+
 func (p Properties) Get(key string) (string, bool) {
 	for _, prop := range p {
 		if prop.Key == key {

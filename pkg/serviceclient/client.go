@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hubkit/hubkit/pkg/fakehub/internal/restapi"
+	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
@@ -118,6 +117,13 @@ func New(connectionString string, opts ...Option) (*Client, error) {
 	return cl, nil
 }
 
+// Close closes the client's idle connections (those of the HTTP client it made, or of the
+// one given with WithHTTPClient). The client stays usable.
+func (c *Client) Close() error {
+	c.http.CloseIdleConnections()
+	return nil
+}
+
 // HostName returns the hub host name from the connection string.
 func (c *Client) HostName() string { return c.cs.HostName }
 
@@ -208,73 +214,7 @@ func jsonRequest(method, p string, v any) (request, error) {
 	return request{method: method, path: p, body: b, header: http.Header{"Content-Type": {"application/json"}}}, nil
 }
 
-// Error is an error answer from the service API.
-type Error struct {
-	StatusCode int      // HTTP status, e.g. 404
-	Code       string   // IoT Hub error code name, e.g. "DeviceNotFound"
-	Message    string   // the message after "ErrorCode:<Code>;"
-	TrackingID string   // from ExceptionMessage, for matching hub logs
-	Reason     string   // 401 only: the pkg/sas reason (X-Hubkit-Reason)
-	Hints      []string // 401 only: the hints (X-Hubkit-Hint)
-}
-
-func (e *Error) Error() string {
-	s := fmt.Sprintf("%d %s", e.StatusCode, e.Code)
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
-	return s
-}
-
-// IoT Hub error code names callers commonly branch on.
-const (
-	CodeDeviceNotFound         = "DeviceNotFound"
-	CodeModuleNotFound         = "ModuleNotFound"
-	CodeDeviceAlreadyExists    = "DeviceAlreadyExists"
-	CodeModuleAlreadyExists    = "ModuleAlreadyExistsOnDevice"
-	CodePreconditionFailed     = "PreconditionFailed"
-	CodeArgumentInvalid        = "ArgumentInvalid"
-	CodeUnauthorized           = "IotHubUnauthorizedAccess"
-	CodeDeviceNotOnline        = "DeviceNotOnline"
-	CodeGatewayTimeout         = "GatewayTimeout"
-	CodeQueueDepthExceeded     = "DeviceMaximumQueueDepthExceeded"
-	CodeMessageNotFound        = "MessageNotFound"
-	CodeInvalidProtocolVersion = "InvalidProtocolVersion"
-)
-
-// ErrorCode returns the IoT Hub error code name of err if it is (or wraps) an
-// *Error, else "".
-func ErrorCode(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return ""
-}
-
-func parseError(resp *http.Response) *Error {
-	e := &Error{StatusCode: resp.StatusCode, Code: resp.Header.Get(restapi.HeaderErrorCode),
-		Reason: resp.Header.Get(restapi.HeaderReason), Hints: resp.Header.Values(restapi.HeaderHint)}
+func parseError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64*1024))
-	var body struct{ Message, ExceptionMessage string }
-	if json.Unmarshal(b, &body) == nil && body.Message != "" {
-		msg := body.Message
-		if rest, ok := strings.CutPrefix(msg, "ErrorCode:"); ok {
-			code, text, _ := strings.Cut(rest, ";")
-			if e.Code == "" {
-				e.Code = code
-			}
-			msg = text
-		}
-		e.Message = msg
-		if id, ok := strings.CutPrefix(body.ExceptionMessage, "Tracking ID:"); ok {
-			e.TrackingID, _, _ = strings.Cut(id, "-")
-		}
-	} else {
-		e.Message = strings.TrimSpace(string(b))
-	}
-	if e.Code == "" {
-		e.Code = http.StatusText(resp.StatusCode)
-	}
-	return e
+	return iothub.ReadError(resp.StatusCode, resp.Header, b)
 }
