@@ -12,6 +12,7 @@ import (
 
 	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/internal/mqttraw"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
 	"github.com/hubkit/hubkit/pkg/sas"
@@ -103,14 +104,14 @@ func TestPacketOverMochiLimit(t *testing.T) {
 }
 
 func TestWillOnHubCloseQuirk(t *testing.T) {
-	clock := &fakeClock{t: time.Now()}
+	clock := testutil.NewClock(time.Now())
 	h := startHub(t, fakehub.Options{Now: clock.Now, Quirks: fakehub.Quirks{WillOnHubClose: true}})
 	st := h.Telemetry()
 	p := goodConnect(dev1, keyDev1A)
 	p.Password = mqttraw.String(token("localhost/devices/dev1", "", keyDev1A, clock.Now().Add(time.Minute)))
 	p.Will = &mqttraw.Will{Topic: "devices/dev1/messages/events/", Payload: []byte("expired")}
 	c := rawSession(t, h, p)
-	clock.Add(time.Hour)
+	clock.Advance(time.Hour)
 	h.CheckTokens()
 	expectClosedSilently(t, c)
 	if m := nextMessage(t, st); string(m.Payload) != "expired" || m.Properties["iothub-MessageType"] != "Will" {
