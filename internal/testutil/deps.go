@@ -21,6 +21,7 @@ type Package struct {
 	GoFiles    []string // non-test .go files (after build constraints), relative to Dir
 	Imports    []string // direct imports of the non-test files
 	Deps       []string // every package the non-test files depend on, transitively
+	Export     string   // the compiled export data, with the -export flag
 	Error      *struct{ Err string }
 }
 
@@ -35,14 +36,14 @@ func GoTool(t testing.TB) string {
 	return p
 }
 
-// ListPackages runs `go list -e -json` over patterns (import paths or ./... forms, as
-// the go command takes them) and returns the packages in its order. A package that
-// does not load fails t.
-func ListPackages(t testing.TB, patterns ...string) []Package {
+// ListPackages runs `go list -e -json` with args (patterns such as import paths or
+// ./... forms, optionally preceded by go list flags such as -deps) and returns the
+// packages in its order. A package that does not load fails t.
+func ListPackages(t testing.TB, args ...string) []Package {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // -export may compile
 	defer cancel()
-	args := append([]string{"list", "-e", "-json=ImportPath,Dir,Name,Standard,GoFiles,Imports,Deps,Error"}, patterns...)
+	args = append([]string{"list", "-e", "-json=ImportPath,Dir,Name,Standard,GoFiles,Imports,Deps,Export,Error"}, args...)
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, GoTool(t), args...)
 	cmd.Stderr = &stderr

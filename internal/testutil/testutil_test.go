@@ -160,3 +160,28 @@ func TestIsStandardAndHasPathPrefix(t *testing.T) {
 		}
 	}
 }
+
+func TestForeignTypesInAPI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the go command")
+	}
+	// net/http's exported API names crypto/tls types (Server.TLSConfig, Request.TLS,
+	// Transport.TLSClientConfig), and net/url's names none from crypto/tls.
+	found := ForeignTypesInAPI(LoadTypes(t, "net/http")[0], func(p string) bool { return p == "crypto/tls" })
+	for _, want := range []string{"Server.TLSConfig: crypto/tls.Config", "Request.TLS: crypto/tls.ConnectionState", "Transport.TLSClientConfig: crypto/tls.Config"} {
+		if !slices.Contains(found, want) {
+			t.Errorf("ForeignTypesInAPI(net/http, crypto/tls) lacks %q; found:\n%s", want, strings.Join(found, "\n"))
+		}
+	}
+	// text/template.Template embeds *parse.Tree: the field, and the methods it promotes.
+	found = ForeignTypesInAPI(LoadTypes(t, "text/template")[0], func(p string) bool { return p == "text/template/parse" })
+	for _, want := range []string{"Template.Tree: text/template/parse.Tree", "Template.Copy: method promoted from text/template/parse",
+		"Template.AddParseTree: text/template/parse.Tree"} {
+		if !slices.Contains(found, want) {
+			t.Errorf("ForeignTypesInAPI(text/template, parse) lacks %q; found:\n%s", want, strings.Join(found, "\n"))
+		}
+	}
+	if found := ForeignTypesInAPI(LoadTypes(t, "net/url")[0], func(p string) bool { return p == "crypto/tls" }); len(found) != 0 {
+		t.Errorf("ForeignTypesInAPI(net/url, crypto/tls) = %v, want none", found)
+	}
+}
