@@ -59,6 +59,12 @@ var depRules = []depRule{
 		allowed: testutil.IsStandard,
 	},
 	{
+		name:    "junit-stdlib-only",
+		why:     "internal/junit runs offline on any CI machine with the standard library only",
+		applies: func(p string) bool { return in(p, "internal/junit") },
+		allowed: func(d string) bool { return testutil.IsStandard(d) || in(d, "internal/junit") },
+	},
+	{
 		name:    "device-and-suite-never-use-the-fake",
 		why:     "pkg/device and pkg/conformance never depend on pkg/fakehub or mochi: a client or a suite built on the fake could not judge it",
 		applies: func(p string) bool { return in(p, "pkg/device", "pkg/conformance") },
