@@ -15,6 +15,7 @@ import (
 
 	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/internal/mqttraw"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
@@ -89,15 +90,13 @@ func TestServeUntilSignal(t *testing.T) {
 	}()
 	addrRE := regexp.MustCompile(`on (127\.0\.0\.1:[0-9]+) `)
 	var addr string
-	deadline := time.Now().Add(10 * time.Second)
-	for addr == "" {
+	if !testutil.Poll(10*time.Second, func() bool {
 		if m := addrRE.FindStringSubmatch(stdout.String()); m != nil {
 			addr = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no banner; stdout %q stderr %q", stdout.String(), stderr.String())
-		} else {
-			time.Sleep(10 * time.Millisecond)
 		}
+		return addr != ""
+	}) {
+		t.Fatalf("no banner; stdout %q stderr %q", stdout.String(), stderr.String())
 	}
 	ca, err := certs.LoadCA("../../testdata/certs")
 	if err != nil {
@@ -130,11 +129,8 @@ func TestServeUntilSignal(t *testing.T) {
 	if p, err := c.ReadPacket(5 * time.Second); err != nil || p.Type != mqttraw.TypePuback {
 		t.Fatalf("got %v %v, want PUBACK", p, err)
 	}
-	for !strings.Contains(stderr.String(), "msg=telemetry") {
-		if time.Now().After(deadline) {
-			t.Fatalf("telemetry not logged: %s", stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testutil.Poll(10*time.Second, func() bool { return strings.Contains(stderr.String(), "msg=telemetry") }) {
+		t.Fatalf("telemetry not logged: %s", stderr.String())
 	}
 	cancel()
 	select {

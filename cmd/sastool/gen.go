@@ -132,7 +132,7 @@ func runGen(st *streams, o *genOptions) error {
 	}
 	tok := sas.Sign(sr, keyName, key, expiry)
 
-	ri := classifyResource(plain)
+	ri := sas.ParsePlainResource(plain)
 	st.genHints(ri, keyName, tok.ExpiresAt(), now)
 
 	if o.json {
@@ -177,12 +177,11 @@ func (o *genOptions) resource(st *streams, cs sas.ConnectionString, haveCS bool)
 	case o.uri != "":
 		if looksEncoded(o.uri) {
 			fmt.Fprintf(st.err, "sastool: hint: --uri %s looks percent-encoded already; using it as sr unchanged (give the plain resource to let sastool encode it)\n", o.uri)
-			t := sas.Token{Resource: o.uri}
-			p, err := t.PlainResource()
+			r, err := sas.ParseResource(o.uri)
 			if err != nil {
 				return "", "", cli.Usage(fmt.Errorf("--uri: %s", trimPkg(err)))
 			}
-			return o.uri, p, nil
+			return o.uri, r.Plain, nil
 		}
 		return sas.EncodeResource(o.uri), o.uri, nil
 	case o.hub != "" || o.device != "" || o.module != "":
@@ -214,15 +213,15 @@ func (o *genOptions) resource(st *streams, cs sas.ConnectionString, haveCS bool)
 }
 
 // genHints warns, on stderr, about tokens that will not work as probably intended.
-func (st *streams) genHints(ri resourceInfo, keyName string, expiry, now time.Time) {
+func (st *streams) genHints(ri sas.Resource, keyName string, expiry, now time.Time) {
 	hint := func(format string, args ...any) { fmt.Fprintf(st.err, "sastool: hint: "+format+"\n", args...) }
-	if ri.Problem != "" {
-		hint("the resource looks wrong: %s", ri.Problem)
+	if p := resourceProblem(ri); p != "" {
+		hint("the resource looks wrong: %s", p)
 	}
 	switch {
-	case (ri.Kind == "hub" || ri.Kind == "devices") && keyName == "":
-		hint("a token for %s must be signed with a policy key and name it with --policy (skn); a device key signs only its own device", ri.describe())
-	case ri.Kind == "dps" && keyName != "registration":
+	case (ri.Kind == sas.ResourceHub || ri.Kind == sas.ResourceDevices) && keyName == "":
+		hint("a token for %s must be signed with a policy key and name it with --policy (skn); a device key signs only its own device", describe(ri))
+	case ri.Kind == sas.ResourceDPS && keyName != "registration":
 		hint("DPS tokens carry skn=registration (add --policy registration)")
 	}
 	if !expiry.After(now) {

@@ -109,9 +109,6 @@ func (k *keyFlags) register(fs *pflag.FlagSet, withDialect bool) {
 	}
 }
 
-// given reports whether --key or --key-file was used.
-func (k *keyFlags) given() bool { return k.fs.Changed("key") || k.fs.Changed("key-file") }
-
 // text returns the key text and where it came from ("--key", "--key-file k.txt",
 // "$HUBKIT_SAS_KEY"); ok is false when no source was given and the variable is unset.
 // useEnv is false when another source (a connection string) outranks the variable.

@@ -131,7 +131,7 @@ func runMQTT(st *streams, cmd *cobra.Command, o *mqttOptions) error {
 	}
 	switch cs.Kind() {
 	case sas.KindPolicy:
-		return cli.WithHints(fmt.Errorf("a policy (service) connection string cannot connect as a device: want HostName=...;DeviceId=...;SharedAccessKey=..."),
+		return cli.WithHints(fmt.Errorf("a policy (service) connection string cannot connect as a device: want HostName=HOST;DeviceId=ID;SharedAccessKey=KEY"),
 			"to act as a device with a policy key, add DeviceId=<id> to the connection string")
 	case sas.KindServiceBus:
 		return fmt.Errorf("an Event Hubs/Service Bus connection string cannot connect to IoT Hub over MQTT")

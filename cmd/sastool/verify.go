@@ -196,9 +196,10 @@ func runVerify(st *streams, o *verifyOptions, arg string) error {
 	if secondary != nil && t.Verify(key, now, append(opts, sas.WithoutDiagnosis())...) != nil {
 		signedBy = "secondary"
 	}
-	plain, _ := t.PlainResource()
+	ri, _ := sas.ParseResource(t.Resource) // Verify has accepted its encoding
+	plain := ri.Plain
 	exp := t.ExpiresAt()
-	msg := fmt.Sprintf("sastool: valid: %s, signed with the %s key", classifyResource(plain).describe(), signedBy)
+	msg := fmt.Sprintf("sastool: valid: %s, signed with the %s key", describe(ri), signedBy)
 	if t.KeyName != "" {
 		msg += " of policy " + t.KeyName
 	}

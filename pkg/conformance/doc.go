@@ -60,7 +60,7 @@
 // JUnit XML without network access:
 //
 //	go test -json ./pkg/conformance > test.json
-//	go run ./internal/junit < test.json > report.xml
+//	go run ./internal/junit/cmd/junit < test.json > report.xml
 //
 // (gotestsum --junitfile report.xml --raw-command -- go test -json ./pkg/conformance
 // does the same if gotestsum is installed.)

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	mqtt "github.com/mochi-mqtt/server/v2"
 
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
@@ -142,7 +143,7 @@ func TestC2DAckedAfterHandler(t *testing.T) {
 		t.Fatal("PUBACK sent while the handler was still running")
 	}
 	close(release)
-	eventually(t, "the PUBACK after the handler returned", func() bool { return p.hasPuback(id) })
+	testutil.Eventually(t, "the PUBACK after the handler returned", func() bool { return p.hasPuback(id) })
 	want := C2DMessage{
 		Topic: topic, Payload: []byte("hello"), MessageID: "mid-1", To: "/devices/dev1/messages/devicebound",
 		Ack: "full", Application: map[string]string{"color": "red blue"},
@@ -178,7 +179,7 @@ func TestC2DBeforeSubscribeOnPersistentReconnect(t *testing.T) {
 		t.Fatal("the C2D message delivered before SUBSCRIBE was not handled")
 	}
 	id := <-ids
-	eventually(t, "the PUBACK", func() bool { return p.hasPuback(id) })
+	testutil.Eventually(t, "the PUBACK", func() bool { return p.hasPuback(id) })
 	order := p.readOrder()
 	if i := slices.Index(order, "subscribe"); i >= 0 && i < slices.Index(order, "puback") {
 		t.Logf("read order %v: the SUBSCRIBE came before the PUBACK (fine, but the message was sent before it)", order)
@@ -290,7 +291,7 @@ func TestDesiredOrdering(t *testing.T) {
 	for _, v := range []int64{4, 6, 7, 7, 8} {
 		p.write(iothub.TwinDesiredPatchTopic(v), 0, fmt.Appendf(nil, `{"a":%d,"$version":%d}`, v, v))
 	}
-	eventually(t, "desired v8", func() bool { return slices.Contains(rec.got(), 8) })
+	testutil.Eventually(t, "desired v8", func() bool { return slices.Contains(rec.got(), 8) })
 	if got, want := rec.got(), []int64{6, 7, 8}; !slices.Equal(got, want) {
 		t.Errorf("desired handler saw versions %v, want %v (stale and duplicate versions dropped)", got, want)
 	}
@@ -299,7 +300,7 @@ func TestDesiredOrdering(t *testing.T) {
 	// when they moved while it was away.
 	p.setDesired(9, map[string]any{"a": 9})
 	p.kick()
-	eventually(t, "desired v9 after the reconnect", func() bool { return slices.Contains(rec.got(), 9) })
+	testutil.Eventually(t, "desired v9 after the reconnect", func() bool { return slices.Contains(rec.got(), 9) })
 	rec.mu.Lock()
 	last := rec.bodies[len(rec.bodies)-1]
 	rec.mu.Unlock()
@@ -376,7 +377,7 @@ func waitMethodResponse(t *testing.T, p *peer, rid string) (int, string) {
 	t.Helper()
 	var status int
 	var body string
-	eventually(t, "the method response for rid "+rid, func() bool {
+	testutil.Eventually(t, "the method response for rid "+rid, func() bool {
 		for _, pk := range p.publishes() {
 			if s, r, err := iothub.ParseMethodResponseTopic(pk.TopicName); err == nil && r == rid {
 				status, body = s, string(pk.Payload)
@@ -415,13 +416,9 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	if err := c.SendEvent(context.Background(), Event{}); !errors.Is(err, ErrClosed) {
 		t.Errorf("SendEvent after Close = %v, want ErrClosed", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines after Close, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testutil.Poll(testutil.DefaultTimeout, func() bool { return runtime.NumGoroutine() <= before }) {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines after Close, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
 	}
 }
 
@@ -429,7 +426,7 @@ func TestHandlerRegisteredAfterConnect(t *testing.T) {
 	p := newPeer(t)
 	c := connect(t, p.config())
 	c.OnMethod("late", func(context.Context, []byte) (int, any, error) { return 201, nil, nil })
-	eventually(t, "the methods subscription", func() bool {
+	testutil.Eventually(t, "the methods subscription", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		for _, fs := range p.subscribes {

@@ -185,11 +185,11 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 	if err != nil {
 		return fail(sas.ReasonMalformed, err.Error())
 	}
-	plain, err := tok.PlainResource()
+	res, err := sas.ParseResource(tok.Resource)
 	if err != nil {
 		return fail(sas.ReasonMalformed, err.Error())
 	}
-	srHost, _, _ := strings.Cut(plain, "/")
+	plain, srHost := res.Plain, res.Authority()
 	if !s.isOurHost(srHost) {
 		return fail(sas.ReasonHostMismatch, fmt.Sprintf("token is for host %q but this hub is %q", srHost, s.opts.HostName))
 	}

@@ -6,12 +6,12 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hubkit/hubkit/internal/mqttraw"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
@@ -49,9 +49,9 @@ func TestConnectAccepted(t *testing.T) {
 			if err != nil {
 				t.Fatalf("connect: %v; rejections %+v", err, h.Rejections())
 			}
-			eventually(t, "session", func() bool { return h.Connected(tt.id) })
+			testutil.Eventually(t, "session", func() bool { return h.Connected(tt.id) })
 			r.c.Disconnect(100)
-			eventually(t, "disconnect", func() bool { return !h.Connected(tt.id) })
+			testutil.Eventually(t, "disconnect", func() bool { return !h.Connected(tt.id) })
 		})
 	}
 }
@@ -213,7 +213,7 @@ func TestSwappedUserNameAndPasswordLeakNothing(t *testing.T) {
 	if !strings.Contains(r.Detail, "swapped") {
 		t.Errorf("detail %q does not say the fields look swapped", r.Detail)
 	}
-	eventually(t, "WARN line", func() bool { return strings.Contains(lb.String(), "level=WARN") })
+	testutil.Eventually(t, "WARN line", func() bool { return strings.Contains(lb.String(), "level=WARN") })
 	if leak := secretIn(lb.String(), tok); leak != "" {
 		t.Errorf("log leaks the token's %s: %s", leak, lb.String())
 	}
@@ -393,7 +393,7 @@ func TestTakeover(t *testing.T) {
 		if r.Identity() != dev1 {
 			t.Errorf("identity %v, want dev1", r.Identity())
 		}
-		eventually(t, "dev1 connected", func() bool { return h.Connected(dev1) })
+		testutil.Eventually(t, "dev1 connected", func() bool { return h.Connected(dev1) })
 	})
 	t.Run("persistent-session-takeover", func(t *testing.T) {
 		p := goodConnect(dev2, keyDev2A)
@@ -430,22 +430,9 @@ func TestTakeover(t *testing.T) {
 	})
 }
 
-// fakeClock is an injectable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func TestTokenExpiry(t *testing.T) {
 	t.Run("fake-clock-and-check", func(t *testing.T) {
-		clock := &fakeClock{t: time.Now()}
+		clock := testutil.NewClock(time.Now())
 		h := startHub(t, fakehub.Options{Now: clock.Now})
 		p := goodConnect(dev1, keyDev1A)
 		p.Password = mqttraw.String(token("localhost/devices/dev1", "", keyDev1A, clock.Now().Add(time.Hour)))
@@ -455,12 +442,12 @@ func TestTokenExpiry(t *testing.T) {
 		if !h.Connected(dev1) {
 			t.Fatal("dropped before expiry")
 		}
-		clock.Add(time.Hour + 4*time.Minute) // within the 5 min grace
+		clock.Advance(time.Hour + 4*time.Minute) // within the 5 min grace
 		h.CheckTokens()
 		if !h.Connected(dev1) {
 			t.Fatal("dropped within the grace")
 		}
-		clock.Add(2 * time.Minute)
+		clock.Advance(2 * time.Minute)
 		h.CheckTokens()
 		expectClosedSilently(t, c)
 		r := waitRejection(t, h, 0, sas.ReasonExpired)
@@ -472,7 +459,7 @@ func TestTokenExpiry(t *testing.T) {
 		}
 	})
 	t.Run("timer-waits-for-the-injected-clock", func(t *testing.T) {
-		clock := &fakeClock{t: time.Now().Truncate(time.Second)}
+		clock := testutil.NewClock(time.Now().Truncate(time.Second))
 		start := clock.Now()
 		reads := make(chan struct{}, 1)
 		var watch atomic.Bool
@@ -489,7 +476,7 @@ func TestTokenExpiry(t *testing.T) {
 		p := goodConnect(dev1, keyDev1A)
 		p.Password = mqttraw.String(token("localhost/devices/dev1", "", keyDev1A, start.Add(time.Second)))
 		c := rawSession(t, h, p)
-		eventually(t, "session", func() bool { return h.Connected(dev1) })
+		testutil.Eventually(t, "session", func() bool { return h.Connected(dev1) })
 		watch.Store(true)
 		// The real-time timer fires after 1 s and reads the clock, which has
 		// not moved: the token has not expired by it.
@@ -498,7 +485,7 @@ func TestTokenExpiry(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("the expiry timer never read the clock")
 		}
-		clock.Add(10 * time.Second)
+		clock.Advance(10 * time.Second)
 		expectClosedSilently(t, c)
 		r := waitRejection(t, h, 0, sas.ReasonExpired)
 		if !r.Time.After(start.Add(time.Second)) {

@@ -10,6 +10,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
@@ -190,7 +191,7 @@ func TestC2DQueueLimit(t *testing.T) {
 			t.Fatalf("message %d: got %v (FIFO)", i, m.Payload())
 		}
 	}
-	eventually(t, "queue drained", func() bool {
+	testutil.Eventually(t, "queue drained", func() bool {
 		_, err := h.SendC2D(context.Background(), "dev1", iothub.C2DMessage{Payload: []byte("room")})
 		return err == nil
 	})
@@ -203,16 +204,16 @@ func TestC2DQueueLimit(t *testing.T) {
 }
 
 func TestC2DExpiry(t *testing.T) {
-	clock := &fakeClock{t: time.Now()}
+	clock := testutil.NewClock(time.Now())
 	h := startHub(t, fakehub.Options{Now: clock.Now})
 	def := sendC2D(t, h, dev1, iothub.C2DMessage{Payload: []byte("default ttl")})
 	short := sendC2D(t, h, dev1, iothub.C2DMessage{Payload: []byte("short"), TTL: 2 * time.Minute})
-	clock.Add(3 * time.Minute)
+	clock.Advance(3 * time.Minute)
 	waitState(t, h, short, iothub.C2DExpired)
 	if rec, _ := h.C2DState(def); rec.State != iothub.C2DQueued {
 		t.Errorf("default-TTL message after 3 min: %s, want queued", rec.State)
 	}
-	clock.Add(time.Hour)
+	clock.Advance(time.Hour)
 	waitState(t, h, def, iothub.C2DExpired)
 
 	d := connectDevice(t, h, dev1, keyDev1A, true)

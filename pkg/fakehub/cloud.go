@@ -25,8 +25,6 @@ type cloud struct {
 	known   map[iothub.Identity]bool     // identities with cloud state, for purges
 	sent    map[iothub.Identity][]string // message IDs sent to each identity, oldest first (bounded)
 	changed chan struct{}                // closed and replaced when a C2D state may have changed
-
-	regMu sync.Mutex // serialises the service API's registry writes (etag check, then change)
 }
 
 // maxSentIDs bounds the per-identity list of message IDs behind C2DMessages.

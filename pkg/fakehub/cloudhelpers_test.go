@@ -7,6 +7,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
@@ -75,7 +76,7 @@ func (d *device) next(t testing.TB) paho.Message {
 func (d *device) disconnect(t testing.TB, h *fakehubtest.Hub) {
 	t.Helper()
 	d.c.Disconnect(0)
-	eventually(t, d.id.String()+" gone", func() bool { return !h.Connected(d.id) })
+	testutil.Eventually(t, d.id.String()+" gone", func() bool { return !h.Connected(d.id) })
 }
 
 // sendC2D sends m to id and fails the test on error.

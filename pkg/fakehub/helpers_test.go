@@ -162,19 +162,6 @@ func waitRejection(t testing.TB, h *fakehubtest.Hub, since int, reason sas.Reaso
 	return r
 }
 
-// eventually polls cond until it holds or 5 s pass: the one helper for
-// conditions that have no event to wait on.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // pahoClient connects a paho client (MQTT 3.1.1) for id with password.
 type pahoResult struct {
 	c              paho.Client

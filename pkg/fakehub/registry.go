@@ -568,13 +568,8 @@ func (r *Registry) suspects(id iothub.Identity, plainSR string) []sas.NamedKey {
 		}
 	}
 	// The identity the token names.
-	segs := strings.Split(plainSR, "/")
-	if len(segs) >= 3 && segs[1] == "devices" {
-		named := iothub.Identity{DeviceID: segs[2]}
-		if len(segs) >= 5 && segs[3] == "modules" {
-			named.ModuleID = segs[4]
-		}
-		addIdentity(named)
+	if named := sas.ParsePlainResource(plainSR); named.DeviceID != "" {
+		addIdentity(iothub.Identity{DeviceID: named.DeviceID, ModuleID: named.ModuleID})
 	}
 	names := make([]string, 0, len(r.policies))
 	for n := range r.policies {

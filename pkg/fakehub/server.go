@@ -91,44 +91,50 @@ func NewServer(opts Options) (*Server, error) {
 		Logger:                 slog.New(mochiLogHandler{s.log.Handler()}),
 		SysTopicResendInterval: 3600,
 	})
-	if err := s.mochi.AddHook(&authHook{s: s}, nil); err != nil {
+	// fail undoes what NewServer has set up so far: every listener it opened is
+	// closed (its port free again) and the cloud side stopped.
+	fail := func(err error) (*Server, error) {
+		for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
+			if ln != nil {
+				_ = ln.Close()
+			}
+		}
+		s.cloud.close()
 		return nil, err
+	}
+	if err := s.mochi.AddHook(&authHook{s: s}, nil); err != nil {
+		return fail(err)
 	}
 	if err := s.mochi.AddHook(s.lifecycle, nil); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	if err := s.mochi.AddHook(&aclHook{s: s}, nil); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	if err := s.mochi.AddHook(&telemetryHook{s: s}, nil); err != nil {
-		return nil, err
+		return fail(err)
 	}
 
 	if opts.TLS != nil {
 		raw, err := net.Listen("tcp", opts.Addr)
 		if err != nil {
-			return nil, fmt.Errorf("fakehub: listen %s: %w", opts.Addr, err)
+			return fail(fmt.Errorf("fakehub: listen %s: %w", opts.Addr, err))
 		}
 		cfg := opts.TLS.Clone()
 		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12) // IoT Hub: TLS 1.2 and up
 		s.tlsLn = newGuardListener(raw, cfg, opts.ConnectTimeout, s.connectTimedOut)
 		if err := s.mochi.AddListener(listeners.NewNet("mqtts", s.tlsLn)); err != nil {
-			_ = raw.Close()
-			return nil, err
+			return fail(err)
 		}
 	}
 	if opts.InsecureAddr != "" {
 		raw, err := net.Listen("tcp", opts.InsecureAddr)
 		if err != nil {
-			if s.tlsLn != nil {
-				_ = s.tlsLn.Close()
-			}
-			return nil, fmt.Errorf("fakehub: listen %s: %w", opts.InsecureAddr, err)
+			return fail(fmt.Errorf("fakehub: listen %s: %w", opts.InsecureAddr, err))
 		}
 		s.plainLn = newGuardListener(raw, nil, opts.ConnectTimeout, s.connectTimedOut)
 		if err := s.mochi.AddListener(listeners.NewNet("mqtt", s.plainLn)); err != nil {
-			_ = raw.Close()
-			return nil, err
+			return fail(err) // closes the TLS listener too
 		}
 		s.log.Warn("plaintext MQTT listener enabled: IoT Hub has none, tokens cross the network in the clear", "addr", s.plainLn.Addr().String())
 	}
@@ -136,7 +142,7 @@ func NewServer(opts Options) (*Server, error) {
 	s.unwatch = opts.Registry.watch(s.registryChanged)
 	if err := s.mochi.Serve(); err != nil {
 		s.unwatch()
-		return nil, err
+		return fail(err) // mochi serves nothing yet: close the listeners ourselves
 	}
 	if opts.ServiceAddr != "" {
 		if err := s.startService(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
 	"github.com/hubkit/hubkit/pkg/iothub"
@@ -198,7 +199,7 @@ func TestServiceAPI(t *testing.T) {
 
 	t.Run("telemetry-ndjson", func(t *testing.T) {
 		d.publish(t, iothub.TelemetryTopic(dev1, iothub.Properties{{Key: "k", Value: "v"}}), `{"t":1}`)
-		eventually(t, "telemetry captured", func() bool { return len(h.TelemetrySince(1).All()) > 0 })
+		testutil.Eventually(t, "telemetry captured", func() bool { return len(h.TelemetrySince(1).All()) > 0 })
 		st, hd, body := c.do("GET", "/hubkit/telemetry"+av+"&device=dev1", "")
 		if st != 200 || hd.Get("Content-Type") != "application/x-ndjson" {
 			t.Fatalf("telemetry = %d %s", st, body)

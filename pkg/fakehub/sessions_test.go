@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hubkit/hubkit/internal/mqttraw"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
@@ -48,7 +49,7 @@ func TestHubCloseDuringGracefulDisconnect(t *testing.T) {
 					wg.Go(func() { mustDo(t, func() error { return tc.close(h.Registry()) }) })
 					wg.Wait()
 					_ = c.ExpectClosed(5 * time.Second)
-					eventually(t, "dev1 gone", func() bool { return !h.Connected(dev1) })
+					testutil.Eventually(t, "dev1 gone", func() bool { return !h.Connected(dev1) })
 					mustDo(t, func() error { return tc.reopen(h.Registry()) })
 				}
 				// Without the quirk no will is captured: the device either
@@ -157,7 +158,7 @@ func TestRemovedIdentityLosesStoredSession(t *testing.T) {
 				if err := c.ExpectClosed(5 * time.Second); err != nil {
 					t.Fatal(err)
 				}
-				eventually(t, "dev1 gone", func() bool { return !h.Connected(dev1) })
+				testutil.Eventually(t, "dev1 gone", func() bool { return !h.Connected(dev1) })
 			}
 			mustDo(t, func() error { return h.Registry().Delete(iothub.Identity{DeviceID: "dev1"}, "") })
 			_ = c.ExpectClosed(5 * time.Second)
@@ -171,7 +172,7 @@ func TestRemovedIdentityLosesStoredSession(t *testing.T) {
 			}
 			_ = c2.Disconnect()
 			_ = c2.ExpectClosed(5 * time.Second)
-			eventually(t, "dev1 gone", func() bool { return !h.Connected(dev1) })
+			testutil.Eventually(t, "dev1 gone", func() bool { return !h.Connected(dev1) })
 		})
 	}
 }

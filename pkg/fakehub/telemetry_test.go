@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/hubkit/hubkit/internal/mqttraw"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
@@ -145,7 +146,7 @@ func TestRetainDupAndWill(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectClosedSilently(t, c)
-		eventually(t, "session gone", func() bool { return !h.Connected(dev2) })
+		testutil.Eventually(t, "session gone", func() bool { return !h.Connected(dev2) })
 		if n := len(h.TelemetrySince(0).All()); n != before {
 			t.Errorf("%d messages after DISCONNECT, want %d", n, before)
 		}

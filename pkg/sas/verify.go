@@ -169,8 +169,7 @@ func (t Token) checkAudience(c *verifyConfig) *Rejection {
 	if c.exact && sameResource(plain, c.audience, c.foldIDs) || !c.exact && covers(plain, c.audience, c.foldIDs) {
 		return nil
 	}
-	th, _, _ := strings.Cut(plain, "/")
-	ah, _, _ := strings.Cut(c.audience, "/")
+	th, ah := ParsePlainResource(plain).Authority(), ParsePlainResource(c.audience).Authority()
 	if !strings.EqualFold(th, ah) {
 		r := Reject(ReasonHostMismatch, fmt.Sprintf("token is for host %s but the connection is for host %s", th, ah))
 		r.Hints = scopeHints(plain, c.audience)
@@ -192,13 +191,12 @@ func (t Token) checkAudience(c *verifyConfig) *Rejection {
 // identityKind names the key a token for audience is signed with, and what
 // only policy tokens may cover, for the scope-mismatch detail.
 func identityKind(audience string) (kind, several string) {
-	_, p, _ := strings.Cut(audience, "/")
-	switch {
-	case strings.Contains(p, "/modules/"):
+	switch ParsePlainResource(audience).Kind {
+	case ResourceModule:
 		return "module key", "several identities"
-	case strings.HasPrefix(p, "devices/"):
+	case ResourceDevice:
 		return "device key", "several devices"
-	case strings.Contains(p, "registrations/"):
+	case ResourceDPS:
 		return "device's own key", "several registrations"
 	}
 	return "identity's own key", "several identities"
@@ -218,7 +216,7 @@ func pathOf(plain string) string {
 // or a trailing slash. Each is one sentence without secrets; nil if none.
 func (t Token) Warnings(now time.Time) []string {
 	var w []string
-	if t.Expiry > 1e11 {
+	if t.ExpiryInMilliseconds() {
 		w = append(w, msHint(t.Expiry))
 	} else if left := t.ExpiresAt().Sub(now); left > 366*24*time.Hour {
 		w = append(w, fmt.Sprintf("the token is valid for %s more; prefer short-lived tokens (SDKs use about 1 hour)", human(left)))
@@ -230,12 +228,11 @@ func (t Token) Warnings(now time.Time) []string {
 	case recaseEscapes(x, true) != x:
 		w = append(w, "sr uses lower-case escapes (%2f); the hub accepts them if the signature was computed over the same text, the SDKs send upper-case %2F")
 	}
-	if plain, err := t.PlainResource(); err == nil {
-		host, _, _ := strings.Cut(plain, "/")
-		if strings.Contains(host, ":") {
-			w = append(w, "sr includes a port ("+host+"); IoT Hub resources use the host name only")
+	if r, err := ParseResource(t.Resource); err == nil {
+		if r.Port != "" {
+			w = append(w, "sr includes a port ("+r.Authority()+"); IoT Hub resources use the host name only")
 		}
-		if strings.HasSuffix(plain, "/") {
+		if r.TrailingSlash {
 			w = append(w, "sr ends with '/'")
 		}
 	}

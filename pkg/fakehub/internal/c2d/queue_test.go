@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
@@ -17,23 +18,10 @@ var (
 	t0   = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
-// fakeClock is a clock that moves only when told.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // newQueue returns a queue on a fake clock with IDs "m1", "m2", ...
-func newQueue(t *testing.T, opts Options) (*Queue, *fakeClock) {
+func newQueue(t *testing.T, opts Options) (*Queue, *testutil.Clock) {
 	t.Helper()
-	clock := &fakeClock{t: t0}
+	clock := testutil.NewClock(t0)
 	var mu sync.Mutex
 	n := 0
 	opts.Now = clock.Now

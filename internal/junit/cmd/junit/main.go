@@ -2,16 +2,18 @@
 // offline and with the standard library only, for CI systems that read JUnit:
 //
 //	go test -json ./pkg/conformance > test.json
-//	go run ./internal/junit < test.json > report.xml
+//	go run ./internal/junit/cmd/junit < test.json > report.xml
 //
 // or in one pipe (the exit status of go test is lost in a pipe; keep the
 // JSON file if the job must fail on test failures):
 //
-//	go test -json ./pkg/conformance | go run ./internal/junit > report.xml
+//	go test -json ./pkg/conformance | go run ./internal/junit/cmd/junit > report.xml
 //
 // Each package becomes a testsuite and each test or subtest a testcase named
 // as -run names it (TestConformance/connect/sas/expired), so a failing
 // conformance case shows up under its stable ID with the "want/got" message.
+//
+// The conversion is package internal/junit (junit.Convert).
 //
 // Exit status: 0 report written, 1 unreadable input, 2 usage.
 package main
@@ -20,6 +22,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/hubkit/hubkit/internal/junit"
 )
 
 func main() {
@@ -34,7 +38,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if err := convert(stdin, stdout); err != nil {
+	if err := junit.Convert(stdin, stdout); err != nil {
 		fmt.Fprintf(stderr, "junit: error: %v\n", err)
 		return 1
 	}
