@@ -40,6 +40,9 @@ type CA struct {
 	CertPEM []byte // Cert, PEM-encoded
 	// Rand is the source of serial numbers for Issue; nil means crypto/rand.
 	Rand io.Reader
+	// Parents are the CA certificates above an intermediate CA, up to but not including
+	// its self-signed root (NewIntermediate sets them); leaves present them after the CA.
+	Parents []*x509.Certificate
 }
 
 // NewCA creates a self-signed CA with an ECDSA P-256 key, valid from
@@ -112,16 +115,8 @@ func (ca *CA) Issue(hosts []string, validity time.Duration, now time.Time) (tls.
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	for _, h := range hosts {
-		h = strings.TrimSpace(h)
-		if h == "" {
-			return tls.Certificate{}, errors.New("certs: Issue: empty host name")
-		}
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
+	if err := addHosts(tmpl, hosts); err != nil {
+		return tls.Certificate{}, err
 	}
 	der, err := x509.CreateCertificate(rand, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
@@ -131,7 +126,27 @@ func (ca *CA) Issue(hosts []string, validity time.Duration, now time.Time) (tls.
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("certs: parsing new leaf certificate: %w", err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+	tc := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	for _, c := range ca.chain() {
+		tc.Certificate = append(tc.Certificate, c.Raw)
+	}
+	return tc, nil
+}
+
+// addHosts adds each host as an IP SAN (when it parses as an IP address) or a DNS SAN.
+func addHosts(tmpl *x509.Certificate, hosts []string) error {
+	for _, h := range hosts {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			return errors.New("certs: empty host name")
+		}
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	return nil
 }
 
 // Pool returns a new pool holding only the CA certificate.
