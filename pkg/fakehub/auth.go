@@ -42,7 +42,7 @@ func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (_ packets.P
 		return pk, nil
 	}
 	s := h.s
-	if g, ok := cl.Net.Conn.(*guardConn); ok {
+	if g := guardOf(cl.Net.Conn); g != nil {
 		g.connected.Store(true)
 	}
 	rj := iothub.Rejection{RemoteAddr: cl.Net.Remote, ClientID: pk.Connect.ClientIdentifier, UserName: string(pk.Connect.Username)}
@@ -178,8 +178,18 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 	if un.Identity != id {
 		return fail(sas.ReasonUserNameMismatch, fmt.Sprintf("client ID %q but the user name is for %q", id.ClientID(), un.Identity.ClientID()))
 	}
+	if cred, ok := s.opts.Registry.lookup(id); ok && cred.auth.IsX509() {
+		if !cred.enabled {
+			return fail(sas.ReasonDisabled, "device "+id.DeviceID+" is disabled")
+		}
+		v := h.s.checkX509(cl, pk, id, cred.auth, now)
+		if v.rejection != nil {
+			return fail(v.rejection.Reason, v.rejection.Detail, v.rejection.Hints...)
+		}
+		return h.accept(cl, pk, id, un, x509AuthScope(id), x509AuthMethodJSON(x509AuthScope(id)), cred.generationID, time.Time{}, now, rj)
+	}
 	if !pk.Connect.PasswordFlag || len(pk.Connect.Password) == 0 {
-		return fail(sas.ReasonNoPassword, "no password: a SAS token is required (X.509 is not supported)")
+		return fail(sas.ReasonNoPassword, "no password: a SAS token is required (or register the identity for X.509 and connect with its certificate)", noPasswordHints(cl, id, s.opts.Registry)...)
 	}
 	tok, err := sas.Parse(string(pk.Connect.Password))
 	if err != nil {
@@ -248,6 +258,19 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		reason, detail, hints := rejectionFrom(err, sas.ReasonSignatureMismatch)
 		return fail(reason, detail, hints...)
 	}
+	return h.accept(cl, pk, id, un, scope, authMethodJSON(scope), cred.generationID, tok.ExpiresAt(), now, rj)
+}
+
+// accept finishes an authenticated CONNECT: the will's rules, then the pending session.
+// expiry is the token's (zero for an X.509 identity: nothing expires while connected).
+func (h *authHook) accept(cl *mqtt.Client, pk packets.Packet, id iothub.Identity, un iothub.UserName, scope, authMethod, generation string,
+	expiry, now time.Time, rj *iothub.Rejection) (*session, *iothub.Rejection) {
+	s := h.s
+	user := string(pk.Connect.Username)
+	fail := func(reason sas.Reason, detail string, hints ...string) (*session, *iothub.Rejection) {
+		rj.Reason, rj.Detail, rj.Hints = reason, detail, hints
+		return nil, rj
+	}
 	if pk.Connect.WillFlag {
 		if p, werr := iothub.ClassifyPublish(id, pk.Connect.WillTopic); werr != nil || p.Kind != iothub.TopicTelemetry {
 			if !s.opts.Quirks.DropInvalidWill {
@@ -263,7 +286,7 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 	}
 	return &session{
 		srv: s, cl: cl, id: id, userName: un, rawUserName: user, remote: cl.Net.Remote,
-		authScope: scope, authMethod: authMethodJSON(scope), generation: cred.generationID, expiry: tok.ExpiresAt(), connectedAt: now,
+		authScope: scope, authMethod: authMethod, generation: generation, expiry: expiry, connectedAt: now,
 		done: make(chan struct{}),
 	}, nil
 }

@@ -3,6 +3,7 @@ package fakehub
 import (
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -20,6 +21,9 @@ type guardListener struct {
 	tls       *tls.Config
 	timeout   time.Duration
 	onTimeout func(remote string)
+	// onHandshake, when set, is told about TLS handshakes that failed (not a plain EOF):
+	// a device that refused the server's certificate, or offered no common version.
+	onHandshake func(remote string, err error)
 
 	mu    sync.Mutex
 	conns map[*guardConn]struct{}
@@ -68,14 +72,37 @@ type guardConn struct {
 	idle      atomic.Int64 // time.Duration; > 0: the keep-alive time-out replacing mochi's deadlines
 	reported  atomic.Bool
 	closeOnce sync.Once
+	// noClientCert: the WebSocket request carried ?iothub-no-client-cert=true (for hints).
+	noClientCert atomic.Bool
 }
 
 func (c *guardConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if err != nil && !c.connected.Load() && errors.Is(err, os.ErrDeadlineExceeded) && c.reported.CompareAndSwap(false, true) {
-		c.l.onTimeout(c.RemoteAddr().String())
+	if err != nil && !c.connected.Load() {
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if c.reported.CompareAndSwap(false, true) {
+				c.l.onTimeout(c.RemoteAddr().String())
+			}
+		case c.l.onHandshake != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed):
+			if tc, ok := c.Conn.(*tls.Conn); ok && !tc.ConnectionState().HandshakeComplete && c.reported.CompareAndSwap(false, true) {
+				c.l.onHandshake(c.RemoteAddr().String(), err)
+			}
+		}
 	}
 	return n, err
+}
+
+// guardOf returns the guardConn under a connection mochi serves (directly, or under the
+// WebSocket adapter), or nil.
+func guardOf(c net.Conn) *guardConn {
+	switch v := c.(type) {
+	case *guardConn:
+		return v
+	case *wsConn:
+		return v.g
+	}
+	return nil
 }
 
 // SetDeadline is how mochi applies keep-alive: before each packet it sets
@@ -98,7 +125,7 @@ func (c *guardConn) Close() error {
 	return c.Conn.Close()
 }
 
-// ConnectionState exposes the TLS state (for X.509 identities later).
+// ConnectionState exposes the TLS state (the client certificate of an X.509 identity).
 func (c *guardConn) ConnectionState() (tls.ConnectionState, bool) {
 	if tc, ok := c.Conn.(*tls.Conn); ok {
 		return tc.ConnectionState(), true

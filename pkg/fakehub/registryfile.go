@@ -22,6 +22,17 @@ type registryFile struct {
 	HostName string            `json:"hostname"`
 	Devices  []json.RawMessage `json:"devices"`
 	Policies []json.RawMessage `json:"policies"`
+	// Certificates are CA certificates for certificateAuthority identities (a hubkit
+	// extension: the real hub keeps them in Azure Resource Manager).
+	Certificates []fileCertificate `json:"certificates"`
+}
+
+// fileCertificate is a CA certificate entry of the devices file: its name, its PEM text
+// (or base64 DER) and whether it is verified (as az's --verified on upload).
+type fileCertificate struct {
+	Name        string `json:"name"`
+	Certificate string `json:"certificate"`
+	IsVerified  bool   `json:"isVerified"`
 }
 
 // RegistryFile is the content of a devices file.
@@ -139,6 +150,18 @@ func LoadRegistry(r io.Reader, rnd io.Reader) (RegistryFile, error) {
 			}
 		}
 	}
+	for i, c := range f.Certificates {
+		where := fmt.Sprintf("certificates[%d] (name %q)", i, c.Name)
+		if c.Name == "" {
+			return RegistryFile{}, fmt.Errorf("certificates[%d]: name: missing", i)
+		}
+		if _, err := reg.Certificate(c.Name); err == nil {
+			return RegistryFile{}, fmt.Errorf("%s: name: duplicate", where)
+		}
+		if _, err := reg.PutCertificate(c.Name, c.Certificate, c.IsVerified, ""); err != nil {
+			return RegistryFile{}, fmt.Errorf("%s: %w", where, err)
+		}
+	}
 	return RegistryFile{HostName: f.HostName, Registry: reg}, nil
 }
 
@@ -161,8 +184,23 @@ func strictJSON(data []byte, v any) error {
 }
 
 func checkAuth(a iothub.Authentication) error {
-	if t := strings.ToLower(string(a.Type)); t != "" && t != string(iothub.AuthSAS) {
-		return fmt.Errorf("authentication.type: %q is not supported (fakehub does symmetric keys only)", a.Type)
+	t, err := iothub.ParseAuthType(string(a.Type))
+	if err != nil {
+		return err
+	}
+	switch {
+	case t == iothub.AuthNone:
+		return fmt.Errorf("authentication.type: %q is not supported (fakehub does %s, %s and %s)", a.Type, iothub.AuthSAS, iothub.AuthSelfSigned, iothub.AuthCertificateAuthority)
+	case a.IsX509():
+		for _, f := range []struct{ name, v string }{{"primaryThumbprint", a.X509Thumbprint.PrimaryThumbprint}, {"secondaryThumbprint", a.X509Thumbprint.SecondaryThumbprint}} {
+			if f.v == "" {
+				continue
+			}
+			if _, err := iothub.NormalizeThumbprint(f.v); err != nil {
+				return fmt.Errorf("authentication.x509Thumbprint.%s: %w", f.name, err)
+			}
+		}
+		return nil
 	}
 	return checkKeys(a.SymmetricKey.PrimaryKey, a.SymmetricKey.SecondaryKey, "authentication.symmetricKey.")
 }
