@@ -703,8 +703,8 @@ func TestAPIVersion(t *testing.T) {
 func TestRoutes(t *testing.T) {
 	t.Parallel()
 	routes := restapi.Routes()
-	if len(routes) != 23 {
-		t.Errorf("restapi.Routes() = %d routes, want 23", len(routes))
+	if len(routes) != 29 {
+		t.Errorf("restapi.Routes() = %d routes, want 29", len(routes))
 	}
 	need := map[string]iothub.Rights{}
 	for _, rt := range routes {
@@ -715,6 +715,8 @@ func TestRoutes(t *testing.T) {
 	}
 	for pattern, want := range map[string]iothub.Rights{
 		"GET /devices":                            iothub.RegistryRead,
+		"GET /hubkit/certificates":                iothub.RegistryRead,
+		"PUT /hubkit/certificates/{name}":         iothub.RegistryWrite,
 		"PUT /devices/{id}":                       iothub.RegistryWrite,
 		"DELETE /devices/{id}/modules/{mid}":      iothub.RegistryWrite,
 		"PATCH /twins/{id}":                       iothub.ServiceConnect,
