@@ -10,13 +10,18 @@ import (
 
 // hintsFor suggests what to do about common connection failures; run prints them after the
 // error's own hints.
-func hintsFor(err error) []string {
+func hintsFor(err error, x509Device bool) []string {
 	if err == nil {
 		return nil
 	}
 	var unknownCA x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
 	switch {
+	case errors.Is(err, device.ErrNotAuthorized) && x509Device:
+		return []string{
+			"the hub refused the certificate: the identity must be registered for X.509 (selfSigned with this certificate's thumbprint, or certificateAuthority with a verified CA and CN = device ID)",
+			`against fakehub, "fakehub rejections" says why (unknown thumbprint, expired, CN mismatch, untrusted chain, CA not verified)`,
+		}
 	case errors.Is(err, device.ErrNotAuthorized):
 		return []string{
 			"the hub refused the SAS token: check the key, the device ID and this machine's clock",

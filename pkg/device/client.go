@@ -256,14 +256,23 @@ func networkCause(err error) error {
 
 func (c *Client) pahoOptions(sess *session) *paho.ClientOptions {
 	s := c.s
+	tlsConf := &tls.Config{RootCAs: s.RootCAs, ServerName: s.tlsName, MinVersion: tls.VersionTLS12}
+	if s.Certificate != nil {
+		tlsConf.Certificates = []tls.Certificate{*s.Certificate}
+	}
 	o := paho.NewClientOptions().
-		AddBroker("tls://" + s.dialAddr).
+		AddBroker(s.broker).
 		SetClientID(s.id.ClientID()).
 		SetProtocolVersion(4). // never fall back to MQTT 3.1: IoT Hub speaks 3.1.1 only
-		SetTLSConfig(&tls.Config{RootCAs: s.RootCAs, ServerName: s.tlsName, MinVersion: tls.VersionTLS12}).
+		SetTLSConfig(tlsConf).
+		SetWebsocketOptions(&paho.WebsocketOptions{Proxy: s.proxy()}).
 		SetCredentialsProvider(func() (string, string) {
 			pw, exp := s.password()
-			c.log.Debug("presenting SAS token", "resource", s.resource, "expiry", exp.UTC().Format(time.RFC3339))
+			if s.x509 {
+				c.log.Debug("presenting the client certificate", "cn", s.certSubject)
+			} else {
+				c.log.Debug("presenting SAS token", "resource", s.resource, "expiry", exp.UTC().Format(time.RFC3339))
+			}
 			return s.userName, pw
 		}).
 		SetCleanSession(s.CleanSession).

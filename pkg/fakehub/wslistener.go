@@ -36,7 +36,7 @@ const (
 
 // WebSocketPath is the one path of IoT Hub's MQTT-over-WebSockets endpoint
 // (docs/iothub-behavior.md §1.2).
-const WebSocketPath = "/$iothub/websocket"
+const WebSocketPath = iothub.WebSocketPath
 
 // wsListener is the MQTT-over-WebSockets listener: a mochi listener of its own, because
 // mochi's accepts every path and sub-protocol (mochi-and-paho.md §2k). gorilla/websocket
@@ -127,7 +127,7 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	offered := websocket.Subprotocols(r)
 	proto := ""
 	for _, p := range offered {
-		if strings.EqualFold(p, "mqtt") { // the C SDK sends "MQTT" (docs/iothub-behavior.md §1.3)
+		if strings.EqualFold(p, iothub.WebSocketSubprotocol) { // the C SDK sends "MQTT" (docs/iothub-behavior.md §1.3)
 			proto = p
 			break
 		}
