@@ -3,16 +3,13 @@ package device_test
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/device"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
@@ -92,51 +89,17 @@ func TestX509Transports(t *testing.T) {
 	}
 }
 
-// connectProxy is an HTTP proxy that tunnels CONNECT requests, as corporate proxies do.
-type connectProxy struct {
-	mu      sync.Mutex
-	targets []string
-}
-
-func (p *connectProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodConnect {
-		http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
-		return
-	}
-	p.mu.Lock()
-	p.targets = append(p.targets, r.Host)
-	p.mu.Unlock()
-	up, err := net.DialTimeout("tcp", r.Host, 5*time.Second)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
-	conn, buf, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		up.Close()
-		return
-	}
-	go func() { _, _ = io.Copy(up, buf); up.Close() }()
-	_, _ = io.Copy(conn, up)
-	conn.Close()
-}
-
 // TestWebSocketThroughProxy: MQTT over WebSockets through an HTTP CONNECT proxy, the way a
 // device behind a corporate firewall reaches the hub (docs/iothub-behavior.md §1.27).
 func TestWebSocketThroughProxy(t *testing.T) {
 	t.Parallel()
 	hub, cs := hubDevice(t, fakehub.Options{})
-	p := &connectProxy{}
-	ps := httptest.NewServer(p)
-	t.Cleanup(ps.Close)
-	pu, _ := url.Parse(ps.URL)
+	p := testutil.StartConnectProxy(t, nil)
+	pu, _ := url.Parse(p.URL)
 	c := hubClient(t, hub, cs, device.WithEndpoint(hub.WebSocketAddr()), device.WithTransport(device.TransportWebSocket), device.WithProxy(http.ProxyURL(pu)))
 	roundTrip(t, hub, c, iothub.Identity{DeviceID: "dev1"})
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.targets) == 0 || p.targets[0] != hub.WebSocketAddr() {
-		t.Errorf("proxy tunnelled %v, want %s", p.targets, hub.WebSocketAddr())
+	if got := p.Targets(); len(got) == 0 || got[0] != hub.WebSocketAddr() {
+		t.Errorf("proxy tunnelled %v, want %s", got, hub.WebSocketAddr())
 	}
 }
 
