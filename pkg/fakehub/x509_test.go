@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -295,5 +296,50 @@ func TestX509Registry(t *testing.T) {
 	got, _, err = reg.Put(iothub.Device{DeviceID: "x"}, "*")
 	if err != nil || got.Authentication.Type != iothub.AuthSAS || got.Authentication.SymmetricKey.PrimaryKey == "" || got.Authentication.X509Thumbprint.PrimaryThumbprint != "" {
 		t.Errorf("switch to SAS = %+v, %v", got.Authentication, err)
+	}
+}
+
+// TestLoadRegistryX509 loads az's output for X.509 devices as is, and the hubkit
+// extension's certificates section; errors name the entry.
+func TestLoadRegistryX509(t *testing.T) {
+	az, err := os.ReadFile("../iothub/testdata/wire/device_az_create_x509_ca.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	selfSigned := `{"deviceId":"cam2","authentication":{"symmetricKey":{"primaryKey":null,"secondaryKey":null},"type":"selfSigned",
+		"x509Thumbprint":{"primaryThumbprint":"97388663832D0393C9246CAB4FBA2C8677185A25","secondaryThumbprint":null}}}`
+	rf, err := fakehub.LoadRegistry(strings.NewReader("["+string(az)+","+selfSigned+"]"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, ok := rf.Registry.Get(iothub.Identity{DeviceID: "OT-105783B5AA8C"})
+	if !ok || ca.Authentication.Type != iothub.AuthCertificateAuthority || ca.GenerationID != "637347212881300554" {
+		t.Errorf("az x509_ca device = %+v", ca)
+	}
+	self, ok := rf.Registry.Get(iothub.Identity{DeviceID: "cam2"})
+	if !ok || self.Authentication.X509Thumbprint.PrimaryThumbprint != "97388663832D0393C9246CAB4FBA2C8677185A25" {
+		t.Errorf("selfSigned device = %+v", self)
+	}
+
+	caPEM, err := os.ReadFile("../../testdata/certs/ca.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	indented := "    " + strings.ReplaceAll(strings.TrimSpace(string(caPEM)), "\n", "\n    ")
+	yaml := "devices:\n- deviceId: cam3\n  authentication: {type: certificateAuthority}\ncertificates:\n- name: maker-ca\n  isVerified: true\n  certificate: |\n" + indented + "\n"
+	rf, err = fakehub.LoadRegistry(strings.NewReader(yaml), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := rf.Registry.Certificate("maker-ca"); err != nil || !c.Properties.IsVerified || c.Properties.Subject != "CN=hubkit test CA (PUBLIC KEY MATERIAL, TESTS ONLY)" {
+		t.Errorf("certificate = %+v, %v", c, err)
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"certificates:\n- name: a\n  certificate: nope\n", `certificates[0] (name "a"): 400004 ArgumentInvalid: certificate "a": no certificate`},
+		{"certificates:\n- certificate: nope\n", "certificates[0]: name: missing"},
+	} {
+		if _, err := fakehub.LoadRegistry(strings.NewReader(tc.in), nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("LoadRegistry(%q) = %v, want %q", tc.in, err, tc.want)
+		}
 	}
 }

@@ -142,7 +142,7 @@ func ParseCertificate(text string) (*x509.Certificate, error) {
 	}
 	c, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("certificate: %w", err)
+		return nil, fmt.Errorf("%w (the text is not PEM, and as base64 it is no DER certificate: %v)", ErrNoCertificate, err)
 	}
 	return c, nil
 }
