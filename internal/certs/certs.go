@@ -52,34 +52,7 @@ func NewCA(commonName string, validity time.Duration, now time.Time, rand io.Rea
 	if validity <= 0 {
 		return nil, fmt.Errorf("certs: CA validity must be positive, got %v", validity)
 	}
-	rand = orCryptoRand(rand)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand)
-	if err != nil {
-		return nil, fmt.Errorf("certs: generating CA key: %w", err)
-	}
-	serial, err := newSerial(rand)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: commonName, Organization: []string{"hubkit"}},
-		NotBefore:             now.Add(-backdate).UTC(),
-		NotAfter:              now.Add(validity).UTC(),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true, // issues leaves only
-	}
-	der, err := x509.CreateCertificate(rand, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, fmt.Errorf("certs: creating CA certificate: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("certs: parsing new CA certificate: %w", err)
-	}
-	return &CA{Cert: cert, Key: key, CertPEM: encodePEM("CERTIFICATE", der), Rand: rand}, nil
+	return NewCAWith(CAOptions{CommonName: commonName, Validity: validity}, now, rand) // P-256, issues leaves only
 }
 
 // Issue mints a server certificate for hosts, signed by the CA. Each host

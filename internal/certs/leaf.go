@@ -33,7 +33,11 @@ type CAOptions struct {
 // NewCAWith creates a self-signed CA as opts describe, valid from opts.NotBefore (default
 // now minus one hour). rand supplies serial numbers and RSA keys; nil means crypto/rand.
 func NewCAWith(opts CAOptions, now time.Time, rand io.Reader) (*CA, error) {
-	rand = orCryptoRand(rand)
+	return newCA(opts, now, orCryptoRand(rand), nil)
+}
+
+// newCA creates a CA signed by parent, or self-signed when parent is nil.
+func newCA(opts CAOptions, now time.Time, rand io.Reader, parent *CA) (*CA, error) {
 	key, err := NewKey(opts.KeyType, rand)
 	if err != nil {
 		return nil, err
@@ -42,15 +46,23 @@ func NewCAWith(opts CAOptions, now time.Time, rand io.Reader) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.CreateCertificate(rand, tmpl, tmpl, key.Public(), key)
+	issuer, signer, what := tmpl, crypto.Signer(key), "CA"
+	var parents []*x509.Certificate
+	if parent != nil {
+		issuer, signer, what, parents = parent.Cert, parent.Key, fmt.Sprintf("intermediate CA %q", opts.CommonName), parent.chain()
+		if tmpl.NotAfter.After(parent.Cert.NotAfter) {
+			tmpl.NotAfter = parent.Cert.NotAfter
+		}
+	}
+	der, err := x509.CreateCertificate(rand, tmpl, issuer, key.Public(), signer)
 	if err != nil {
-		return nil, fmt.Errorf("certs: creating CA certificate: %w", err)
+		return nil, fmt.Errorf("certs: creating %s certificate: %w", what, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("certs: parsing new CA certificate: %w", err)
+		return nil, fmt.Errorf("certs: parsing new %s certificate: %w", what, err)
 	}
-	return &CA{Cert: cert, Key: key, CertPEM: encodePEM("CERTIFICATE", der), Rand: rand}, nil
+	return &CA{Cert: cert, Key: key, CertPEM: encodePEM("CERTIFICATE", der), Rand: rand, Parents: parents}, nil
 }
 
 func caTemplate(opts CAOptions, now time.Time, rand io.Reader) (*x509.Certificate, error) {
@@ -105,27 +117,12 @@ func validity(notBefore time.Time, d time.Duration, now time.Time) (time.Time, t
 // Leaves it issues carry it and ca's own chain, so that a client trusting the root verifies
 // them.
 func (ca *CA) NewIntermediate(opts CAOptions, now time.Time) (*CA, error) {
-	rand := orCryptoRand(ca.Rand)
-	key, err := NewKey(opts.KeyType, rand)
+	inter, err := newCA(opts, now, orCryptoRand(ca.Rand), ca)
 	if err != nil {
 		return nil, err
 	}
-	tmpl, err := caTemplate(opts, now, rand)
-	if err != nil {
-		return nil, err
-	}
-	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
-		tmpl.NotAfter = ca.Cert.NotAfter
-	}
-	der, err := x509.CreateCertificate(rand, tmpl, ca.Cert, key.Public(), ca.Key)
-	if err != nil {
-		return nil, fmt.Errorf("certs: creating intermediate CA %q: %w", opts.CommonName, err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("certs: parsing new intermediate CA: %w", err)
-	}
-	return &CA{Cert: cert, Key: key, CertPEM: encodePEM("CERTIFICATE", der), Rand: ca.Rand, Parents: ca.chain()}, nil
+	inter.Rand = ca.Rand
+	return inter, nil
 }
 
 // chain is what a leaf issued by ca presents after itself: ca (unless it is a self-signed

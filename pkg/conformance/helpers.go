@@ -100,28 +100,16 @@ func hostOnly(h string) string {
 // case ends. err reports a hub that sent no CONNACK.
 func (e *env) dial(p mqttraw.ConnectPacket) (mqttraw.Connack, *mqttraw.Conn, error) {
 	e.t.Helper()
-	ctx, cancel := e.waitCtx(answerWithin)
-	defer cancel()
-	c, err := e.rawDial(ctx)
-	if err != nil {
-		return mqttraw.Connack{}, nil, err
-	}
-	e.onClose(func() { _ = c.Close() })
-	ack, err := c.ConnectAndWait(ctx, p)
-	if err != nil {
-		return mqttraw.Connack{}, nil, err
-	}
-	return ack, c, nil
+	return e.dialCert(p, nil)
 }
 
 // dialCert is dial presenting cert (nil: none) as the TLS client certificate.
 func (e *env) dialCert(p mqttraw.ConnectPacket, cert *tls.Certificate) (mqttraw.Connack, *mqttraw.Conn, error) {
 	e.t.Helper()
-	if cert == nil {
-		return e.dial(p)
-	}
 	cfg := e.rawTLS()
-	cfg.Certificates = []tls.Certificate{*cert}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
 	ctx, cancel := e.waitCtx(answerWithin)
 	defer cancel()
 	c, err := rawDialTLS(ctx, e.ep, cfg)

@@ -68,6 +68,18 @@ func checkIfMatch(e *caEntry, ifMatch string) error {
 	return nil
 }
 
+// certForUpdate returns the CA called name if ifMatch allows changing it. Call with r.mu held.
+func (r *Registry) certForUpdate(name, ifMatch string) (*caEntry, error) {
+	e, ok := r.cas[name]
+	if !ok {
+		return nil, certNotFound(name)
+	}
+	if err := checkIfMatch(e, ifMatch); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
 // PutCertificate registers (or replaces) the CA certificate called name: text is its PEM or
 // base64 DER, as `az iot hub certificate create --path` uploads it. verified marks it
 // verified on upload (az's --verified); otherwise it must be verified by proof of possession
@@ -135,11 +147,7 @@ func (r *Registry) Certificates() []iothub.Certificate {
 func (r *Registry) DeleteCertificate(name, ifMatch string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e, ok := r.cas[name]
-	if !ok {
-		return certNotFound(name)
-	}
-	if err := checkIfMatch(e, ifMatch); err != nil {
+	if _, err := r.certForUpdate(name, ifMatch); err != nil {
 		return err
 	}
 	delete(r.cas, name)
@@ -158,11 +166,8 @@ func (r *Registry) GenerateVerificationCode(name, ifMatch string) (iothub.Certif
 	now := r.clock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e, ok := r.cas[name]
-	if !ok {
-		return iothub.Certificate{}, certNotFound(name)
-	}
-	if err := checkIfMatch(e, ifMatch); err != nil {
+	e, err := r.certForUpdate(name, ifMatch)
+	if err != nil {
 		return iothub.Certificate{}, err
 	}
 	e.code = strings.ToUpper(hex.EncodeToString(b[:]))
@@ -183,11 +188,8 @@ func (r *Registry) VerifyCertificate(name, ifMatch, proof string) (iothub.Certif
 	now := r.clock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e, ok := r.cas[name]
-	if !ok {
-		return iothub.Certificate{}, certNotFound(name)
-	}
-	if err := checkIfMatch(e, ifMatch); err != nil {
+	e, err := r.certForUpdate(name, ifMatch)
+	if err != nil {
 		return iothub.Certificate{}, err
 	}
 	switch {

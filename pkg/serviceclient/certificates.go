@@ -33,14 +33,7 @@ func (c *Client) Certificate(ctx context.Context, name string) (iothub.Certifica
 // DER; verified marks it verified on upload (az's --verified); otherwise prove possession
 // with GenerateVerificationCode and VerifyCertificate.
 func (c *Client) PutCertificate(ctx context.Context, name, pemText string, verified bool) (iothub.Certificate, error) {
-	r, err := jsonRequest(http.MethodPut, certPath(name), iothub.Certificate{Properties: iothub.CertificateProperties{Certificate: pemText, IsVerified: verified}})
-	if err != nil {
-		return iothub.Certificate{}, err
-	}
-	r.hubkit = true
-	var out iothub.Certificate
-	err = c.call(ctx, r, &out)
-	return out, err
+	return c.certCall(ctx, http.MethodPut, certPath(name), iothub.Certificate{Properties: iothub.CertificateProperties{Certificate: pemText, IsVerified: verified}})
 }
 
 // DeleteCertificate removes a registered CA certificate.
@@ -51,20 +44,27 @@ func (c *Client) DeleteCertificate(ctx context.Context, name string) error {
 // GenerateVerificationCode returns the CA's properties with a fresh verification code: the
 // common name of the proof-of-possession certificate to sign with the CA's key.
 func (c *Client) GenerateVerificationCode(ctx context.Context, name string) (iothub.Certificate, error) {
-	var out iothub.Certificate
-	err := c.call(ctx, request{method: http.MethodPost, path: certPath(name, "generateVerificationCode"), hubkit: true}, &out)
-	return out, err
+	return c.certCall(ctx, http.MethodPost, certPath(name, "generateVerificationCode"), nil)
 }
 
 // VerifyCertificate completes proof of possession with the certificate (PEM or base64 DER)
 // whose CN is the verification code, signed by the CA.
 func (c *Client) VerifyCertificate(ctx context.Context, name, proofPEM string) (iothub.Certificate, error) {
-	r, err := jsonRequest(http.MethodPost, certPath(name, "verify"), iothub.CertificateVerification{Certificate: proofPEM})
-	if err != nil {
-		return iothub.Certificate{}, err
+	return c.certCall(ctx, http.MethodPost, certPath(name, "verify"), iothub.CertificateVerification{Certificate: proofPEM})
+}
+
+// certCall sends body (JSON; nil: none) to a /hubkit/certificates route and decodes the
+// certificate it answers.
+func (c *Client) certCall(ctx context.Context, method, p string, body any) (iothub.Certificate, error) {
+	r := request{method: method, path: p}
+	if body != nil {
+		var err error
+		if r, err = jsonRequest(method, p, body); err != nil {
+			return iothub.Certificate{}, err
+		}
 	}
 	r.hubkit = true
 	var out iothub.Certificate
-	err = c.call(ctx, r, &out)
+	err := c.call(ctx, r, &out)
 	return out, err
 }
