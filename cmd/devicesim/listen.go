@@ -39,7 +39,9 @@ arrive right after connecting.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return lf.listen(cmd.Context(), st, &conn, "cloud-to-device messages", func(c *device.Client, q *quota) {
 				c.OnC2D(func(hctx context.Context, m device.C2DMessage) {
-					if !q.take(func() { printC2D(st, m, asJSON) }) {
+					// Complete before take counts it: the last message's count lets the
+					// program Close, which would otherwise leave it unacknowledged.
+					if !q.take(func() { printC2D(st, m, asJSON); complete(hctx, st, m) }) {
 						<-hctx.Done() // past --count: leave it on the hub
 					}
 				})
@@ -52,6 +54,14 @@ arrive right after connecting.`,
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object per message")
 	conn.register(fs)
 	return cmd
+}
+
+// complete acknowledges m at once; a failure (the connection dropped) means the hub
+// delivers it again.
+func complete(ctx context.Context, st *streams, m device.C2DMessage) {
+	if err := m.Complete(ctx); err != nil {
+		fmt.Fprintf(st.err, "devicesim: warning: %v (the hub delivers it again)\n", err)
+	}
 }
 
 func printC2D(st *streams, m device.C2DMessage, asJSON bool) {
