@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -112,6 +113,9 @@ func (f *connFlags) client(ctx context.Context, st *streams, setup func(*device.
 				fmt.Fprintf(st.err, "devicesim: connected as %s to %s\n", id, cfg.HostName)
 			case err != nil:
 				fmt.Fprintf(st.err, "devicesim: disconnected: %v\n", err)
+				if errors.Is(err, device.ErrReplaced) {
+					fmt.Fprintf(st.err, "devicesim: hint: is another client connected as %s? the hub allows one connection per identity (fakehub rejections shows its reason)\n", id)
+				}
 			}
 		}
 	}
