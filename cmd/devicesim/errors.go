@@ -23,7 +23,7 @@ func hintsFor(err error) []string {
 			`"sastool verify -c CONNECTION_STRING TOKEN" explains a rejected token`,
 		}
 	case errors.As(err, &unknownCA):
-		return []string{"the server certificate is not signed by a trusted CA: pass the hub's CA with --ca FILE (fakehub: --ca testdata/certs)"}
+		return []string{"the server certificate is not signed by a trusted CA: pass the hub's CA with --ca PATH (a folder holding ca.pem, or a PEM file; fakehub: --ca testdata/certs)"}
 	case errors.As(err, &hostErr):
 		return []string{"the server certificate does not name the host: use --endpoint HOST:PORT to dial another address while keeping HostName for TLS"}
 	case strings.Contains(err.Error(), "connection refused"):

@@ -68,7 +68,7 @@ type connFlags struct {
 func (f *connFlags) register(fs *pflag.FlagSet) {
 	fs.SortFlags = false
 	fs.StringVarP(&f.connStr, "connection-string", "c", "", "device or module connection string (default $"+envConnectionString+")")
-	fs.StringVar(&f.ca, "ca", "", "PEM file of the CA to trust instead of the system roots; a directory means DIR/ca.pem")
+	fs.StringVar(&f.ca, "ca", "", cli.CAFlagUsage+"; default: the system roots")
 	fs.StringVar(&f.endpoint, "endpoint", "", "address to dial, HOST:PORT, when it differs from HostName (TLS still checks HostName)")
 	fs.DurationVar(&f.timeout, "connect-timeout", 30*time.Second, "give up connecting after this long")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log the client's protocol steps on stderr")
@@ -91,7 +91,7 @@ func (f *connFlags) client(ctx context.Context, st *streams, setup func(*device.
 	if f.ca != "" {
 		pool, err := certs.LoadPool(f.ca)
 		if err != nil {
-			return nil, fmt.Errorf("reading the CA: %w", err)
+			return nil, fmt.Errorf("--ca: %w", err)
 		}
 		cfg.RootCAs = pool
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -30,8 +31,9 @@ expiry, keep-alive) and logs WHY it refused or closed a connection.
 
 The --ca folder holds ca.pem and ca-key.pem; fakehub mints its server
 certificate from it at start for the host names plus localhost, 127.0.0.1 and
-::1. If the folder has no CA, fakehub creates one there and says so. Devices
-trust DIR/ca.pem.
+::1. A new CA is made (and announced) only in an empty folder, or with
+--ca-create (which also makes the folder): a mistyped --ca is an error, not a
+new CA. Devices trust DIR/ca.pem.
 
 Devices come from --devices FILE (YAML or JSON: top-level hostname, devices,
 policies, in IoT Hub's own JSON shapes, so "az iot hub device-identity list"
@@ -78,6 +80,7 @@ const serveExample = `  # the committed test CA, one device with a generated key
 
 type serveFlags struct {
 	ca             string
+	caCreate       bool
 	hostNames      []string
 	listen         string
 	http           string
@@ -114,7 +117,8 @@ func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd.CompletionOptions.HiddenDefaultCmd = false
 	fs := cmd.Flags()
 	fs.SortFlags = false
-	fs.StringVar(&f.ca, "ca", "", "`DIR` holding ca.pem and ca-key.pem (created if missing)")
+	fs.StringVar(&f.ca, "ca", "", "`DIR` holding ca.pem and ca-key.pem (a new CA only in an empty folder, or with --ca-create)")
+	fs.BoolVar(&f.caCreate, "ca-create", false, "create the --ca folder and a new CA in it if it has none")
 	fs.StringArrayVar(&f.hostNames, "hostname", nil, "host `NAME` devices use (repeatable; default the devices file's hostname, else localhost)")
 	fs.StringVar(&f.listen, "listen", ":8883", "MQTT over TLS listen `ADDR`")
 	fs.StringVar(&f.http, "http", ":8443", "service REST API (HTTPS) listen `ADDR`, or off (off without --ca)")
@@ -225,12 +229,12 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 	caFile := ""
 	caNote := ""
 	if f.ca != "" {
-		ca, created, err := certs.LoadOrCreateCA(f.ca, now)
+		ca, created, err := certs.LoadOrCreateCA(f.ca, now, f.caCreate)
 		if err != nil {
-			return fmt.Errorf("CA in %s: %w", f.ca, err)
+			return caError(f.ca, err)
 		}
 		if created {
-			caNote = " (new CA created in " + f.ca + ")"
+			caNote = " (new CA created in " + f.ca + ": clients must trust this one)"
 			log.Warn("created a new CA", "dir", f.ca)
 		}
 		caFile = filepath.Join(f.ca, "ca.pem")
@@ -264,6 +268,15 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 	<-ctx.Done()
 	log.Info("stopping")
 	return nil
+}
+
+// caError explains why --ca DIR gave no CA.
+func caError(dir string, err error) error {
+	msg := fmt.Errorf("--ca %s: %s", dir, strings.TrimPrefix(err.Error(), "certs: "))
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, certs.ErrNoCA) {
+		return cli.WithHints(msg, "--ca testdata/certs is the committed test CA; --ca-create makes a new CA (and its folder), which clients must then trust")
+	}
+	return msg
 }
 
 func addDevice(reg *fakehub.Registry, d deviceFlag) error {
