@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -21,7 +22,9 @@ import (
 // TestServeScripts runs testdata/serve_*.txtar: flag errors, the start
 // banner (with the hidden --exit-after-start), devices files. Scripts get
 // $CA_DIR (the committed test CA) and the commands "fakehub ARGS" (run
-// in-process) and "exit N" (the code of the last fakehub run).
+// in-process), "exit N" (the code of the last fakehub run) and "holdport
+// VAR" (listen on a free loopback port until the script ends; $VAR is its
+// address).
 func TestServeScripts(t *testing.T) {
 	caDir, err := filepath.Abs("../../testdata/certs")
 	if err != nil {
@@ -43,6 +46,15 @@ func TestServeScripts(t *testing.T) {
 				if neg != (code != 0) {
 					ts.Fatalf("fakehub exited %d", code)
 				}
+			},
+			"holdport": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 || neg {
+					ts.Fatalf("usage: holdport VAR")
+				}
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				ts.Check(err)
+				ts.Defer(func() { ln.Close() })
+				ts.Setenv(args[0], ln.Addr().String())
 			},
 			"exit": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 1 || neg {
