@@ -6,12 +6,16 @@ RUN_ARGS  ?= --ca $(CA_DIR) --device demo-device
 FUZZTIME  ?= 10s
 PKGS      := ./...
 
-.PHONY: all build test vet lint fmt run certs fuzz bench cover tidy clean
+.PHONY: all build install test vet lint fmt run certs fuzz bench cover tidy clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
+
+## install: sastool, fakehub and devicesim into $(go env GOBIN), else $(go env GOPATH)/bin
+install:
+	$(GO) install ./cmd/...
 
 ## test: vet + the whole suite under the race detector (what CI runs)
 test: vet

@@ -23,8 +23,21 @@ import (
 
 func scriptCmds() map[string]func(*testscript.TestScript, bool, []string) {
 	return map[string]func(*testscript.TestScript, bool, []string){
-		"exits": clitest.Exits,
-		"hub":   cmdHub,
+		"exits":   clitest.Exits,
+		"hub":     cmdHub,
+		"mode600": cmdMode600,
+	}
+}
+
+// cmdMode600 is "mode600 FILE": FILE is readable and writable by its owner only.
+func cmdMode600(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: mode600 FILE")
+	}
+	fi, err := os.Stat(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if fi.Mode().Perm() != 0o600 {
+		ts.Fatalf("%s has mode %v, want 0600", args[0], fi.Mode().Perm())
 	}
 }
 

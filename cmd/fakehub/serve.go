@@ -264,7 +264,7 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 			log.Warn("created a new CA", "dir", f.ca)
 		}
 		caFile = filepath.Join(f.ca, "ca.pem")
-		tlsConf, err := ca.ServerTLS(append(append([]string(nil), hosts...), "localhost", "127.0.0.1", "::1"), 90*24*time.Hour, now)
+		tlsConf, err := ca.ServerTLS(certNames(hosts), 90*24*time.Hour, now)
 		if err != nil {
 			return fmt.Errorf("server certificate: %w", err)
 		}
@@ -362,6 +362,22 @@ func checkListen(addrs []listenAddr) error {
 		hints = append([]string{fmt.Sprintf("see what holds the port: ss -ltnp 'sport = :%s' (or lsof -i :%s)", inUsePort, inUsePort)}, hints...)
 	}
 	return cli.WithHints(errors.Join(errs...), hints...)
+}
+
+// certNames are the names of the server certificate: the host names, then
+// localhost and the loopback addresses, each once (TLS errors list them).
+func certNames(hosts []string) []string {
+	var names []string
+	for _, h := range append(slices.Clone(hosts), "localhost", "127.0.0.1", "::1") {
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			h = host
+		}
+		h = strings.ToLower(h)
+		if !slices.Contains(names, h) {
+			names = append(names, h)
+		}
+	}
+	return names
 }
 
 // caError explains why --ca DIR gave no CA.

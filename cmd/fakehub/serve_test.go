@@ -6,6 +6,7 @@ import (
 	"net"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -165,5 +166,20 @@ func TestServeUntilSignal(t *testing.T) {
 	}
 	if strings.Contains(log, key) {
 		t.Error("stderr leaks the device key")
+	}
+}
+
+// TestCertNames: each name once (TLS errors list them), ports dropped, host names first.
+func TestCertNames(t *testing.T) {
+	for _, tc := range []struct {
+		hosts []string
+		want  []string
+	}{
+		{[]string{"localhost"}, []string{"localhost", "127.0.0.1", "::1"}},
+		{[]string{"MyHub.azure-devices.net:8883", "myhub.azure-devices.net", "LOCALHOST"}, []string{"myhub.azure-devices.net", "localhost", "127.0.0.1", "::1"}},
+	} {
+		if got := certNames(tc.hosts); !slices.Equal(got, tc.want) {
+			t.Errorf("certNames(%q) = %q, want %q", tc.hosts, got, tc.want)
+		}
 	}
 }

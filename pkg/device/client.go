@@ -270,6 +270,9 @@ func (c *Client) pahoOptions(sess *session) *paho.ClientOptions {
 		SetCredentialsProvider(func() (string, string) {
 			pw, exp := s.password()
 			sess.expiry.Store(exp.Unix())
+			if s.OnToken != nil {
+				s.OnToken(pw)
+			}
 			c.log.Debug("presenting SAS token", "resource", s.resource, "expiry", exp.UTC().Format(time.RFC3339))
 			return s.userName, pw
 		}).
