@@ -125,6 +125,13 @@ type Quirks struct {
 	// DISCONNECT for any other reason (network loss, keep-alive, protocol
 	// violation), as "the network connection closes" reads in iothub-mqtt.md §4.1.
 	WillOnHubClose bool
+	// TwinPatchWithoutAPIVersion accepts a reported-properties PATCH from a
+	// connection whose user name carries no api-version ("{host}/{device}",
+	// the form of the SAS doc and the classic Paho sample). IoT Hub answered
+	// such a PATCH with 400 (observed: andriyadi/AzureIoTHubMQTTClient#5;
+	// docs/iothub-behavior.md §1.11), so by default fakehub does too; a twin
+	// GET is answered either way (no source shows it refused).
+	TwinPatchWithoutAPIVersion bool
 	// KeepC2DWithoutSubscription keeps a C2D message sent while its device
 	// is connected without a C2D subscription queued (until the device
 	// subscribes or the message expires). By default it is rejected (state

@@ -43,6 +43,10 @@ const (
 	ReasonKeepAlive sas.Reason = "keepalive-timeout"
 	// ReasonReplaced: a newer connection for the same identity; this one closed.
 	ReasonReplaced sas.Reason = "connection-replaced"
+	// ReasonTwinPatchRefused: a reported-properties PATCH the hub answered
+	// with an error status (400: invalid JSON, a broken limit, no
+	// api-version in the user name); the connection stays open.
+	ReasonTwinPatchRefused sas.Reason = "twin-patch-refused"
 	// ReasonServerClosing: the hub was shutting down; CONNACK 3.
 	ReasonServerClosing sas.Reason = "server-closing"
 )
