@@ -221,7 +221,7 @@ func (st *streams) genHints(ri resourceInfo, keyName string, expiry, now time.Ti
 	}
 	switch {
 	case (ri.Kind == "hub" || ri.Kind == "devices") && keyName == "":
-		hint("a token for %s must be signed with a policy key and name it with --policy (skn); a device key signs only its own device", ri.describe())
+		hint("without --policy the token for %s has no skn: the hub checks it against a device's (or module's) own key, so it opens only that identity's connection (IoT Hub accepts this scope from a device key; IoT Edge hub does not); a service API token needs --policy NAME", ri.describe())
 	case ri.Kind == "dps" && keyName != "registration":
 		hint("DPS tokens carry skn=registration (add --policy registration)")
 	}

@@ -286,7 +286,7 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		}
 		scope = "hub"
 	} else {
-		// A device or module key signs for exactly its own resource.
+		// A device or module key signs for its own resource or a prefix of it.
 		idOpts := append(opts, h.identityAudience(audience))
 		err = verify(tok, cred.keys, now, append(idOpts, sas.WithoutDiagnosis()))
 		if err != nil && id.IsModule() && s.opts.Quirks.AllowDeviceKeyForModule {
@@ -324,13 +324,13 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 }
 
 // identityAudience is the audience rule for a token signed with an
-// identity's own key: exactly its resource, or (Quirks.AllowBroadDeviceKeyScope)
-// any prefix of it.
+// identity's own key: IoT Hub's prefix rule (sr={host} covers the device),
+// or exactly its resource with Quirks.ExactDeviceKeyScope (IoT Edge hub).
 func (h *authHook) identityAudience(res string) sas.VerifyOption {
-	if h.s.opts.Quirks.AllowBroadDeviceKeyScope {
-		return sas.WithAudience(res)
+	if h.s.opts.Quirks.ExactDeviceKeyScope {
+		return sas.WithExactAudience(res)
 	}
-	return sas.WithExactAudience(res)
+	return sas.WithAudience(res)
 }
 
 func rightsOrNone(r Rights) string {

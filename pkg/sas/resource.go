@@ -36,8 +36,9 @@ func DPSResource(idScope, registrationID string) string {
 // exactly what "h/devices/dev1" covers, and "h/" what "h" covers (a second
 // one is an empty segment that matches nothing).
 //
-// Prefix coverage is the rule for shared access policy tokens (skn). A
-// token signed with a device's or module's own key must name exactly that
+// Prefix coverage is IoT Hub's rule for every token (a policy's, and a
+// device's or module's own, whose key binds it to that identity). IoT Edge
+// hub requires a device or module key's token to name exactly that
 // identity: see WithExactAudience.
 func Covers(tokenResource, target string) bool {
 	return covers(tokenResource, target, false)
