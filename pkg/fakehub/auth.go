@@ -223,6 +223,11 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		return fail(sas.ReasonUserNameMalformed, "the user name is a SAS token: user name and password look swapped",
 			"the user name is "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion+"; the token goes in the password")
 	}
+	if dps, err := iothub.ParseDPSUserName(user); err == nil {
+		return fail(ReasonDPSConnect, fmt.Sprintf("a Device Provisioning Service CONNECT (ID scope %s, registration %s) at an IoT hub: this endpoint is the hub, and fakehub has no DPS", dps.IDScope, dps.RegistrationID),
+			"DPS (global.azure-devices-provisioning.net) assigns the device to a hub; against fakehub skip provisioning and connect to the hub itself: client ID "+id.ClientID()+", user name "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion,
+			"a group enrollment's device key is sastool derive --group-key KEY --registration-id "+dps.RegistrationID)
+	}
 	un, err := iothub.ParseUserName(user)
 	if err != nil {
 		return fail(sas.ReasonUserNameMalformed, err.Error(), "want "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion)

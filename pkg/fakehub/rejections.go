@@ -47,6 +47,20 @@ const (
 	// with an error status (400: invalid JSON, a broken limit, no
 	// api-version in the user name); the connection stays open.
 	ReasonTwinPatchRefused sas.Reason = "twin-patch-refused"
+	// ReasonWebSocket: a WebSocket upgrade (MQTT over WebSocket, IoT Hub's
+	// port 443) on the MQTT port; closed.
+	ReasonWebSocket sas.Reason = "websocket-upgrade"
+	// ReasonHTTPRequest: an HTTP request (the device or service REST API)
+	// on the MQTT port; closed.
+	ReasonHTTPRequest sas.Reason = "http-request"
+	// ReasonNotTLS: plaintext (MQTT or HTTP without TLS) on the TLS port;
+	// the handshake fails and the connection is closed.
+	ReasonNotTLS sas.Reason = "not-tls"
+	// ReasonFirstPacketNotConnect: the first packet is not a CONNECT; closed.
+	ReasonFirstPacketNotConnect sas.Reason = "first-packet-not-connect"
+	// ReasonDPSConnect: a Device Provisioning Service CONNECT (user name
+	// {idScope}/registrations/{registrationId}/...) at the hub; CONNACK 5.
+	ReasonDPSConnect sas.Reason = "dps-connect"
 	// ReasonServerClosing: the hub was shutting down; CONNACK 3.
 	ReasonServerClosing sas.Reason = "server-closing"
 )

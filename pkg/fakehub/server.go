@@ -106,7 +106,7 @@ func NewServer(opts Options) (*Server, error) {
 		}
 		cfg := opts.TLS.Clone()
 		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12) // IoT Hub: TLS 1.2 and up
-		s.tlsLn = newGuardListener(raw, cfg, opts.ConnectTimeout, s.connectTimedOut)
+		s.tlsLn = newGuardListener(raw, cfg, opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
 		if err := s.mochi.AddListener(listeners.NewNet("mqtts", s.tlsLn)); err != nil {
 			_ = raw.Close()
 			return nil, err
@@ -120,7 +120,7 @@ func NewServer(opts Options) (*Server, error) {
 			}
 			return nil, fmt.Errorf("fakehub: listen %s: %w", opts.InsecureAddr, err)
 		}
-		s.plainLn = newGuardListener(raw, nil, opts.ConnectTimeout, s.connectTimedOut)
+		s.plainLn = newGuardListener(raw, nil, opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
 		if err := s.mochi.AddListener(listeners.NewNet("mqtt", s.plainLn)); err != nil {
 			_ = raw.Close()
 			return nil, err
