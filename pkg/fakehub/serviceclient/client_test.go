@@ -45,9 +45,9 @@ func wantCode(t *testing.T, err error, status int, code string) *serviceclient.E
 
 func TestNew(t *testing.T) {
 	for _, tc := range []struct{ name, cs, opt, want string }{
-		{"device-string", "HostName=h;DeviceId=d;SharedAccessKey=AAAA", "", "need a service (shared access policy) connection string"},
+		{"device-string", "HostName=h;DeviceId=d;SharedAccessKey=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "", "need a service (shared access policy) connection string"},
 		{"garbage", "nonsense", "", "connection string"},
-		{"bad-url", "HostName=h;SharedAccessKeyName=p;SharedAccessKey=AAAA", "ftp://x", "want https://host:port"},
+		{"bad-url", "HostName=h;SharedAccessKeyName=p;SharedAccessKey=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "ftp://x", "want https://host:port"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var opts []serviceclient.Option
@@ -63,7 +63,7 @@ func TestNew(t *testing.T) {
 			}
 		})
 	}
-	c, err := serviceclient.New("HostName=myhub.local;SharedAccessKeyName=iothubowner;SharedAccessKey=AAAA")
+	c, err := serviceclient.New("HostName=myhub.local;SharedAccessKeyName=iothubowner;SharedAccessKey=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
 	if err != nil || c.URL() != "https://myhub.local:8443" || c.HostName() != "myhub.local" {
 		t.Errorf("default URL = %v %v", c, err)
 	}
