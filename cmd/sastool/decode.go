@@ -156,7 +156,7 @@ func tokenNotes(t sas.Token, ri resourceInfo, now time.Time) []string {
 	}
 	switch {
 	case (ri.Kind == "hub" || ri.Kind == "devices") && t.KeyName == "":
-		notes = append(notes, "a token for "+ri.describe()+" without skn cannot be verified: name the policy the key belongs to")
+		notes = append(notes, "a token for "+ri.describe()+" without skn is checked against a device's own key: it opens only that device (IoT Edge hub refuses this scope); a policy token names its policy in skn")
 	case ri.Kind == "dps" && t.KeyName != "registration":
 		notes = append(notes, "DPS expects skn=registration")
 	}

@@ -35,6 +35,16 @@ type C2DMessage struct {
 	Payload    []byte
 }
 
+// The time-to-live range of a C2D message, as on IoT Hub (1 minute to 2
+// days; docs/iothub-behavior.md §4.2).
+const (
+	MinC2DTTL = c2d.MinTTL
+	MaxC2DTTL = c2d.MaxTTL
+)
+
+// C2DAcks are the feedback values a C2D message may ask for (iothub-ack).
+var C2DAcks = []string{"none", "positive", "negative", "full"}
+
 // C2DState is where a C2D message is in its life.
 type C2DState string
 
