@@ -28,7 +28,9 @@ func newListenCmd(st *streams) *cobra.Command {
 		Use:   "listen",
 		Short: "Receive cloud-to-device messages and print them",
 		Long: `Subscribe to cloud-to-device messages (QoS 1) and print each one: its topic, its
-properties (decoded) and its payload. A message is acknowledged, which completes it on the
+properties (decoded) and its payload. With --json, one object per message: a payload with
+content type application/json (or +json) is a JSON value, other text a string, anything
+else base64 in payloadBase64. A message is acknowledged, which completes it on the
 hub, once it is printed. With --count, messages after the last one stay on the hub.
 
 With a persistent session (the default), messages queued while the device was offline
@@ -74,7 +76,7 @@ func printC2D(st *streams, m device.C2DMessage, asJSON bool) {
 			}
 		}
 		obj["properties"] = props
-		putPayload(obj, m.Payload)
+		putPayload(obj, m.Payload, m.ContentType)
 		b, _ := json.Marshal(obj)
 		fmt.Fprintf(st.out, "%s\n", b)
 		return
@@ -90,11 +92,19 @@ func printC2D(st *streams, m device.C2DMessage, asJSON bool) {
 	fmt.Fprintf(st.out, "topic: %s\nproperties: %s\npayload: %s\n\n", m.Topic, strings.Join(props, " "), printable(m.Payload))
 }
 
-// putPayload stores a payload as "payload" (UTF-8 text) or "payloadBase64".
-func putPayload(obj map[string]any, b []byte) {
-	if utf8.Valid(b) {
+// putPayload stores a payload by its content type ($.ct): JSON (application/json or
+// +json, when it parses) as a JSON value in "payload", other UTF-8 text as a string in
+// "payload", anything else as base64 in "payloadBase64".
+func putPayload(obj map[string]any, b []byte, contentType string) {
+	mediaType, _, _ := strings.Cut(strings.ToLower(contentType), ";")
+	mediaType = strings.TrimSpace(mediaType)
+	isJSON := mediaType == "application/json" || strings.HasSuffix(mediaType, "+json")
+	switch {
+	case isJSON && json.Valid(b):
+		obj["payload"] = json.RawMessage(b)
+	case utf8.Valid(b):
 		obj["payload"] = string(b)
-	} else {
+	default:
 		obj["payloadBase64"] = b
 	}
 }

@@ -237,6 +237,9 @@ func (f *listenFlags) check() error {
 	if f.count < 0 {
 		return cli.Usagef("--count must not be negative")
 	}
+	if f.timeout < 0 {
+		return cli.Usagef("--timeout %v: want a positive duration such as 30s (0: wait forever)", f.timeout)
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package device
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
@@ -36,9 +37,16 @@ type c2dAck struct {
 	once sync.Once
 	send func() // paho's Ack: hands the PUBACK to the connection's writer
 	sess *session
+	log  *slog.Logger
+	mid  string // the message ID, for the log
 }
 
-func (a *c2dAck) ack() { a.once.Do(a.send) }
+func (a *c2dAck) ack() {
+	a.once.Do(func() {
+		a.send()
+		a.log.Debug("PUBACK sent", "messageId", a.mid)
+	})
+}
 
 // Complete acknowledges the message now (PUBACK, which completes it on the hub) instead of
 // when its handler returns; the handler's return then sends nothing more. It is for a handler

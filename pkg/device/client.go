@@ -238,7 +238,7 @@ func (c *Client) dial(ctx context.Context, resync bool) (*session, error) {
 		}
 		return nil, fmt.Errorf("device: connecting to %s: %w", c.s.dialAddr, networkCause(err))
 	}
-	c.log.Debug("connected", "addr", c.s.dialAddr)
+	c.log.Debug("CONNACK 0: connected", "addr", c.s.dialAddr)
 	sess.upAt = c.s.Now()
 	if err := c.setup(ctx, sess, resync); err != nil {
 		sess.pc.Disconnect(0)
@@ -273,7 +273,7 @@ func (c *Client) pahoOptions(sess *session) *paho.ClientOptions {
 			if s.OnToken != nil {
 				s.OnToken(pw)
 			}
-			c.log.Debug("presenting SAS token", "resource", s.resource, "expiry", exp.UTC().Format(time.RFC3339))
+			c.log.Debug("CONNECT", "addr", s.dialAddr, "userName", s.userName, "clean", s.CleanSession, "keepAlive", s.KeepAlive, "tokenResource", s.resource, "tokenExpiry", exp.UTC().Format(time.RFC3339))
 			return s.userName, pw
 		}).
 		SetCleanSession(s.CleanSession).
@@ -539,7 +539,11 @@ func (c *Client) publish(ctx context.Context, topic string, qos byte, payload []
 		if err != nil {
 			return err
 		}
+		c.log.Debug("PUBLISH", "topic", topic, "qos", qos, "bytes", len(payload))
 		err = c.await(ctx, sess, sess.pc.Publish(topic, qos, false, payload), "publishing")
+		if err == nil && qos > 0 {
+			c.log.Debug("PUBACK received", "topic", topic)
+		}
 		c.release()
 		if errors.Is(err, errNotSent) || resend && errors.Is(err, errSessionLost) {
 			c.log.Debug("resending after a lost connection", "topic", topic)
@@ -627,11 +631,13 @@ func (c *Client) subscribe(ctx context.Context, sess *session) error {
 	if len(missing) == 0 {
 		return nil
 	}
+	c.log.Debug("SUBSCRIBE", "filters", missing)
 	tok := sess.pc.SubscribeMultiple(missing, nil) // nil: every message goes to onMessage
 	if err := c.await(ctx, sess, tok, "subscribing"); err != nil {
 		return err
 	}
 	granted := tok.(*paho.SubscribeToken).Result()
+	c.log.Debug("SUBACK", "granted", granted)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, f := range sortedKeys(missing) {

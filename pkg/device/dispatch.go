@@ -85,6 +85,7 @@ func (c *Client) onMessage(sess *session) paho.MessageHandler {
 func (c *Client) route(sess *session, m paho.Message) {
 	topic := m.Topic()
 	body := slices.Clone(m.Payload())
+	c.log.Debug("PUBLISH received", "topic", topic, "qos", m.Qos(), "dup", m.Duplicate(), "bytes", len(body))
 	if status, rid, version, err := iothub.ParseTwinResponseTopic(topic); err == nil {
 		m.Ack()
 		c.deliverTwin(rid, twinResult{status: status, version: version, body: body})
@@ -102,7 +103,7 @@ func (c *Client) route(sess *session, m paho.Message) {
 	}
 	if id, props, err := iothub.ParseC2DTopic(topic); err == nil && id == c.s.id {
 		msg := newC2DMessage(topic, props, body, m.Duplicate())
-		msg.ack = &c2dAck{send: m.Ack, sess: sess}
+		msg.ack = &c2dAck{send: m.Ack, sess: sess, log: c.log, mid: msg.MessageID}
 		c.c2d.push(c2dItem{msg: msg, sess: sess})
 		return
 	}
