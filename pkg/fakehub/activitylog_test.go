@@ -84,3 +84,15 @@ func TestActivityLoggedAtInfo(t *testing.T) {
 		t.Errorf("a payload reached the log:\n%s", got)
 	}
 }
+
+// A hub-initiated close is a WARN "closed" line with its reason (a refusal is "refused").
+func TestCloseLoggedAtWarn(t *testing.T) {
+	logs := &logBuffer{}
+	h := startHub(t, fakehub.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	connectDevice(t, h, dev1, keyDev1A, true)
+	connectDevice(t, h, dev1, keyDev1A, true) // replaces the first
+	waitRejection(t, h, 0, fakehub.ReasonReplaced)
+	if got := logs.String(); !strings.Contains(got, "level=WARN msg=closed reason=connection-replaced detail=\"a newer connection for dev1 from ") {
+		t.Errorf("log lacks the WARN close of the replaced connection:\n%s", got)
+	}
+}

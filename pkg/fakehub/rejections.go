@@ -166,9 +166,16 @@ func (s *Server) WaitRejection(ctx context.Context, match func(Rejection) bool) 
 	}
 }
 
-// reject records r and logs it at WARN (no secrets). Client-supplied text
-// can be 64 KB per field: every text field is cut to maxRejectionField bytes.
-func (s *Server) reject(r Rejection) {
+// reject records a refusal and logs it at WARN as "refused" (no secrets).
+// Client-supplied text can be 64 KB per field: every text field is cut to
+// maxRejectionField bytes.
+func (s *Server) reject(r Rejection) { s.record(r, "refused") }
+
+// closedFor records why the hub closed an established connection and logs
+// it at WARN as "closed".
+func (s *Server) closedFor(r Rejection) { s.record(r, "closed") }
+
+func (s *Server) record(r Rejection, msg string) {
 	if r.Time.IsZero() {
 		r.Time = s.opts.Now().UTC()
 	}
@@ -192,7 +199,7 @@ func (s *Server) reject(r Rejection) {
 	if len(r.Hints) > 0 {
 		attrs = append(attrs, "hints", r.Hints)
 	}
-	s.log.Warn("refused", attrs...)
+	s.log.Warn(msg, attrs...)
 }
 
 func rejectionFrom(err error, reason sas.Reason) (sas.Reason, string, []string) {

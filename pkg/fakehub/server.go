@@ -304,7 +304,7 @@ func (s *Server) hubClose(ss *session, reason sas.Reason, detail string) {
 		s.captureWill(ss, ss.will.topic, ss.will.payload)
 	}
 	if ss.closeReason.CompareAndSwap(nil, &reason) {
-		s.reject(ss.rejection(reason, detail))
+		s.closedFor(ss.rejection(reason, detail))
 	}
 	ss.cl.Stop(errors.New(string(reason)))
 }
