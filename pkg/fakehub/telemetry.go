@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"time"
 
@@ -61,6 +62,16 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (_ packets
 		return pk, packets.CodeSuccessIgnore
 	}
 	if p.Kind == iothub.TopicTelemetry {
+		if s.injectFault(ss, p.Properties) {
+			return pk, packets.ErrRejectPacket // no PUBACK: the fault closes the connection
+		}
+		noPuback := false
+		switch err := s.telemetryGate(ss, p.Properties, len(pk.Payload)+p.Properties.Size()); {
+		case errors.Is(err, errNoPuback):
+			noPuback = true
+		case err != nil:
+			return pk, packets.ErrRejectPacket // refused: the connection is closed, no PUBACK
+		}
 		extra := map[string]string{}
 		if pk.FixedHeader.Retain {
 			extra[iothub.PropMQTTRetain] = "true"
@@ -69,6 +80,9 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (_ packets
 			extra[iothub.PropMQTTDup] = "true"
 		}
 		s.capture(ss, pk.TopicName, p.Properties, pk.Payload, extra)
+		if noPuback {
+			return pk, packets.ErrRejectPacket
+		}
 		return pk, packets.CodeSuccessIgnore
 	}
 	s.cloudEvents.devicePublish(ss, p, pk.Payload)
