@@ -71,7 +71,7 @@ type Config struct {
 	// every loss (false, cause; ErrTokenRenewal for a planned renewal) and on Close (false, nil).
 	OnConnectionChange func(connected bool, err error)
 
-	Now    func() time.Time // clock for token expiry; default time.Now
+	Now    func() time.Time // clock for token expiry and renewal (RenewAfter runs on it); default time.Now
 	Logger *slog.Logger     // nil discards
 }
 

@@ -21,7 +21,7 @@ type Clock struct {
 	mu     sync.Mutex
 	base   func() time.Time
 	offset time.Duration
-	moved  func() // the Server's reaction to a move (nil until NewServer sets it)
+	moved  func()        // the Server's reaction to a move (nil until NewServer sets it)
 	ch     chan struct{} // closed and replaced on every move
 }
 

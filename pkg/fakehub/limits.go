@@ -135,11 +135,25 @@ func throttledError(op string, t Throttle, retry time.Duration) *iothub.Error {
 // the *iothub.Error 429002 when the backlog is full. done closing ends a wait early with
 // errWaitEnded.
 func (lm *limiter) admit(done <-chan struct{}, op string, cost float64) error {
+	at, err := lm.reserve(op, cost)
+	if err != nil || at.IsZero() {
+		return err
+	}
+	if !lm.waitUntil(done, at) {
+		return errWaitEnded
+	}
+	return nil
+}
+
+// reserve takes cost tokens of op's throttle and returns when (by the hub's clock) the
+// operation may proceed: the zero time for at once, a later time when it is queued in the
+// backlog, or the *iothub.Error 429002 when the backlog is full.
+func (lm *limiter) reserve(op string, cost float64) (time.Time, error) {
 	lm.mu.Lock()
 	t := lm.throttle(op)
 	if !t.On() {
 		lm.mu.Unlock()
-		return nil
+		return time.Time{}, nil
 	}
 	now := lm.now()
 	b := lm.buckets[op]
@@ -154,7 +168,7 @@ func (lm *limiter) admit(done <-chan struct{}, op string, cost float64) error {
 	if b.tokens-cost < -t.backlog()-1e-9 {
 		retry := time.Duration((cost - b.tokens - t.backlog()) / t.PerSecond * float64(time.Second))
 		lm.mu.Unlock()
-		return throttledError(op, t, max(retry, time.Second))
+		return time.Time{}, throttledError(op, t, max(retry, time.Second))
 	}
 	b.tokens -= cost
 	var at time.Time
@@ -162,13 +176,7 @@ func (lm *limiter) admit(done <-chan struct{}, op string, cost float64) error {
 		at = now.Add(time.Duration(-b.tokens / t.PerSecond * float64(time.Second)))
 	}
 	lm.mu.Unlock()
-	if at.IsZero() {
-		return nil
-	}
-	if !lm.waitUntil(done, at) {
-		return errWaitEnded
-	}
-	return nil
+	return at, nil
 }
 
 // errWaitEnded: the operation's wait for its turn ended with its connection or context.

@@ -117,7 +117,9 @@ const (
 // lint returns the strict profile's warnings for an accepted CONNECT.
 func lint(un iothub.UserName, tok sas.Token, res sas.Resource) []iothub.Rejection {
 	var out []iothub.Rejection
-	add := func(r sas.Reason, detail string) { out = append(out, iothub.Rejection{Reason: r, Detail: detail, Warning: true}) }
+	add := func(r sas.Reason, detail string) {
+		out = append(out, iothub.Rejection{Reason: r, Detail: detail, Warning: true})
+	}
 	raw := tok.Resource
 	switch {
 	case !strings.Contains(raw, "%") && strings.Contains(raw, "/"):

@@ -40,10 +40,10 @@ type Server struct {
 	lifecycle *lifecycleHook
 	unwatch   func() // stops registry notifications
 
-	clock   *Clock           // Options.Now moved by tests; opts.Now reads it
-	realNow func() time.Time // Options.Now itself: the service API's token checks
-	limits  *limiter         // Options.Limits (throttles, daily quota)
-	faults  faultTable       // service-side faults and the devices' fault windows
+	clock     *Clock           // Options.Now moved by tests; opts.Now reads it
+	realNow   func() time.Time // Options.Now itself: the service API's token checks
+	limits    *limiter         // Options.Limits (throttles, daily quota)
+	faults    faultTable       // service-side faults and the devices' fault windows
 	closing   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error

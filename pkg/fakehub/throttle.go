@@ -14,45 +14,49 @@ import (
 // connection closed), CONNECT (CONNACK late, or refused), twin requests (res/429, or no
 // answer) and the service API (late, or 429 with Retry-After).
 
-// telemetryGate runs before a telemetry message is captured. It returns nil to capture and
-// acknowledge it, errNoPuback to capture it without PUBACK, or errFaultClosed when the
-// message was refused and the connection closed (nothing captured).
-func (s *Server) telemetryGate(ss *session, props iothub.Properties, size int) error {
+// telemetryPlan is what telemetryGate decided for an accepted message: when it may be
+// captured (zero: now; later: queued by the D2C throttle, the PUBACK late), when its PUBACK
+// may go out (zero: right after), or no PUBACK at all.
+type telemetryPlan struct {
+	admitAt  time.Time
+	pubackAt time.Time
+	noPuback bool
+}
+
+// telemetryGate runs before a telemetry message is captured. It returns the plan for it,
+// or errFaultClosed when the message was refused and the connection closed (nothing
+// captured, no PUBACK).
+func (s *Server) telemetryGate(ss *session, props iothub.Properties, size int) (telemetryPlan, error) {
+	var plan telemetryPlan
 	if w, ok := s.faultWindowFor(ss.id); ok {
 		s.hubCloseCode(ss, ReasonFaultInjection, w.code, fmt.Sprintf("%s=%s is in force until %s: telemetry is refused with %s and, MQTT 3.1.1 having no negative PUBACK, the connection is closed",
 			PropFaultOperationType, w.kind, w.until.UTC().Format(time.RFC3339), w.code))
-		return errFaultClosed
+		return plan, errFaultClosed
 	}
 	if err := s.limits.charge("telemetry", size); err != nil {
 		s.closeForLimit(ss, err, "telemetry")
-		return errFaultClosed
+		return plan, errFaultClosed
 	}
-	if err := s.limits.admit(ss.done, opD2C, 1); err != nil {
-		if errors.Is(err, errWaitEnded) {
-			return errFaultClosed // the connection ended while the message waited its turn
-		}
+	at, err := s.limits.reserve(opD2C, 1)
+	if err != nil {
 		s.closeForLimit(ss, err, "telemetry")
-		return errFaultClosed
+		return plan, errFaultClosed
 	}
+	plan.admitAt = at
 	if d, ok := lookupFault(&s.faults, s.faults.pubackDelay, ss.id); ok && d > 0 {
 		rj := ss.rejection(ReasonFaultPuback, fmt.Sprintf("PUBACK held for %s (Server.DelayPubacks)", d))
 		rj.Warning = true
 		s.reject(rj)
-		if !s.limits.waitUntil(ss.done, s.opts.Now().Add(d)) {
-			return errFaultClosed
-		}
+		plan.pubackAt = s.opts.Now().Add(d)
 	}
 	if drop, _ := lookupFault(&s.faults, s.faults.pubackDrop, ss.id); drop {
 		rj := ss.rejection(ReasonFaultPuback, "telemetry captured but its PUBACK withheld (Server.DropPubacks)")
 		rj.Warning = true
 		s.reject(rj)
-		return errNoPuback
+		plan.noPuback = true
 	}
-	return nil
+	return plan, nil
 }
-
-// errNoPuback: capture the message but send no PUBACK.
-var errNoPuback = errors.New("fakehub: PUBACK withheld")
 
 // closeForLimit closes a connection whose message a limit refused (429002 or 403002,
 // docs/iothub-behavior.md §6.2: MQTT 3.1.1 has no negative PUBACK).
