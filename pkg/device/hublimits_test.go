@@ -107,16 +107,28 @@ func (d *drill) send(t *testing.T, payload string) {
 	}
 }
 
-// sendAsync sends in the background; the channel gets SendEvent's result.
-func (d *drill) sendAsync(payload string) <-chan error {
-	ch := make(chan error, 1)
-	go func() { ch <- d.c.SendEvent(d.ctx, device.Event{Payload: []byte(payload)}) }()
-	return ch
+// result is a SendEvent running in the background.
+type result struct {
+	done chan struct{}
+	err  error
 }
 
-func pending(ch <-chan error) bool {
+// sendAsync sends in the background.
+func (d *drill) sendAsync(payload string) *result {
+	r := &result{done: make(chan struct{})}
+	go func() { r.err = d.c.SendEvent(d.ctx, device.Event{Payload: []byte(payload)}); close(r.done) }()
+	return r
+}
+
+// wait returns the send's error (or the test's deadline).
+func (r *result) wait() error {
+	<-r.done
+	return r.err
+}
+
+func pending(r *result) bool {
 	select {
-	case <-ch:
+	case <-r.done:
 		return false
 	default:
 		return true
@@ -190,8 +202,8 @@ func TestD2CTrafficShaping(t *testing.T) {
 	}
 	// The client resends what was not acknowledged; the hub serves it at the limit rate.
 	d.advanceUntil(t, "both sends acknowledged after the reconnect", time.Second, func() bool { return !pending(queued) && !pending(third) })
-	for _, ch := range []<-chan error{queued, third} {
-		if err := <-ch; err != nil {
+	for _, r := range []*result{queued, third} {
+		if err := r.wait(); err != nil {
 			t.Errorf("SendEvent: %v", err)
 		}
 	}
@@ -220,10 +232,10 @@ func TestDailyQuotaUntilMidnightUTC(t *testing.T) {
 		t.Errorf("quota recorded with %v, want 403002", r.ErrorCode)
 	}
 	if !pending(after) {
-		t.Fatalf("the message over the quota was acknowledged: %v", <-after)
+		t.Fatalf("the message over the quota was acknowledged: %v", after.wait())
 	}
 	d.hub.Clock().Advance(3 * time.Minute) // past 00:00 UTC
-	if err := <-after; err != nil {
+	if err := after.wait(); err != nil {
 		t.Fatalf("SendEvent after midnight: %v", err)
 	}
 	if day, used := d.hub.QuotaUsed(); day != "2030-01-02" || used != 1 {
@@ -330,7 +342,7 @@ func TestServiceFaults(t *testing.T) {
 		res := d.sendAsync("late")
 		testutil.Eventually(t, "the message captured, its PUBACK held", func() bool { return len(stream.All()) == 1 && pending(res) })
 		d.hub.Clock().Advance(10 * time.Second)
-		if err := <-res; err != nil {
+		if err := res.wait(); err != nil {
 			t.Fatalf("SendEvent: %v", err)
 		}
 	})
@@ -345,7 +357,7 @@ func TestServiceFaults(t *testing.T) {
 		if err := d.hub.Drop(d.c.Identity(), fakehub.DropOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		if err := <-res; err != nil {
+		if err := res.wait(); err != nil {
 			t.Fatalf("SendEvent: %v", err)
 		}
 		if n := len(stream.All()); n != 2 {
@@ -433,7 +445,7 @@ func TestFaultInjectionProperties(t *testing.T) {
 				return false
 			})
 			d.hub.Clock().Advance(5 * time.Second) // DurationInSecs
-			if err := <-res; err != nil {
+			if err := res.wait(); err != nil {
 				t.Fatalf("SendEvent after the window: %v", err)
 			}
 			if !d.downThenUp(m) {

@@ -83,10 +83,10 @@ func faultSeconds(props iothub.Properties, key string, def time.Duration) (time.
 // device's telemetry is refused as the real limits refuse it (the connection closed with
 // 429001, 403002 or 401003 recorded) and, for InvokeAuthError, its CONNECTs with CONNACK 5.
 // Types that only exist on AMQP links are acknowledged and recorded as not applicable.
-func (s *Server) injectFault(ss *session, props iothub.Properties) (closes bool) {
+func (s *Server) injectFault(ss *session, props iothub.Properties) (closes, opened bool) {
 	typ, ok := props.Get(PropFaultOperationType)
 	if !ok {
-		return false
+		return false, false
 	}
 	reason, _ := props.Get(PropFaultCloseReason)
 	record := func(code iothub.ErrorCode, warning bool, detail string) {
@@ -106,21 +106,21 @@ func (s *Server) injectFault(ss *session, props iothub.Properties) (closes bool)
 			s.faults.mu.Unlock()
 			record(w.code, true, fmt.Sprintf("%s=%s: from %s for %s the device's telemetry is refused with %s (close reason %q)",
 				PropFaultOperationType, typ, w.from.UTC().Format(time.RFC3339), dur, w.code, reason))
-			return false
+			return false, true // the fault message itself is acknowledged
 		}
 	}
 	if err != nil {
 		record(0, true, "fault injection ignored: "+err.Error())
-		return false
+		return false, false
 	}
 	kind, known := faultKinds[typ]
 	switch {
 	case !known:
 		record(0, true, fmt.Sprintf("%s=%q is not a fault type of the Azure IoT SDKs' suites; the message is ordinary telemetry", PropFaultOperationType, typ))
-		return false
+		return false, false
 	case kind == "n/a":
 		record(0, true, fmt.Sprintf("%s=%s kills an AMQP link, which MQTT does not have; the message is ordinary telemetry", PropFaultOperationType, typ))
-		return false
+		return false, false
 	}
 	abort := kind == "abort"
 	switch strings.ToLower(strings.TrimSpace(reason)) {
@@ -137,7 +137,7 @@ func (s *Server) injectFault(ss *session, props iothub.Properties) (closes bool)
 		s.dropSession(ss, ReasonFaultInjection, DropOptions{Abort: abort,
 			Reason: fmt.Sprintf("%s=%s asked for by the device (close reason %q, delay %s)", PropFaultOperationType, typ, reason, delay)})
 	}()
-	return true
+	return true, false
 }
 
 // faultWindowFor returns the Invoke* window in force for id now, if any.

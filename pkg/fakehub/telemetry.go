@@ -61,10 +61,11 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (_ packets
 		return pk, packets.CodeSuccessIgnore
 	}
 	if p.Kind == iothub.TopicTelemetry {
-		if s.injectFault(ss, p.Properties) {
+		closes, opened := s.injectFault(ss, p.Properties)
+		if closes {
 			return pk, packets.ErrRejectPacket // no PUBACK: the fault closes the connection
 		}
-		plan, err := s.telemetryGate(ss, p.Properties, len(pk.Payload)+p.Properties.Size())
+		plan, err := s.telemetryGate(ss, !opened, len(pk.Payload)+p.Properties.Size())
 		if err != nil {
 			return pk, packets.ErrRejectPacket // refused: the connection is closed, no PUBACK
 		}

@@ -26,9 +26,9 @@ type telemetryPlan struct {
 // telemetryGate runs before a telemetry message is captured. It returns the plan for it,
 // or errFaultClosed when the message was refused and the connection closed (nothing
 // captured, no PUBACK).
-func (s *Server) telemetryGate(ss *session, props iothub.Properties, size int) (telemetryPlan, error) {
+func (s *Server) telemetryGate(ss *session, windows bool, size int) (telemetryPlan, error) {
 	var plan telemetryPlan
-	if w, ok := s.faultWindowFor(ss.id); ok {
+	if w, ok := s.faultWindowFor(ss.id); ok && windows {
 		s.hubCloseCode(ss, ReasonFaultInjection, w.code, fmt.Sprintf("%s=%s is in force until %s: telemetry is refused with %s and, MQTT 3.1.1 having no negative PUBACK, the connection is closed",
 			PropFaultOperationType, w.kind, w.until.UTC().Format(time.RFC3339), w.code))
 		return plan, errFaultClosed
