@@ -14,7 +14,7 @@ func (s *Server) Twin(id iothub.Identity) (iothub.Twin, error) {
 	if err := s.opts.Registry.Exists(id); err != nil {
 		return iothub.Twin{}, err
 	}
-	if err := s.serviceGate(nil, opTwinRead, 1, "", 0); err != nil {
+	if err := s.serviceGate(context.Background(), opTwinRead, 1, "", 0); err != nil {
 		return iothub.Twin{}, err
 	}
 	return s.cloud.twinOf(id), nil
