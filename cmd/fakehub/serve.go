@@ -99,6 +99,7 @@ type serveFlags struct {
 	connectTimeout time.Duration
 	tokenGrace     time.Duration
 	exitAfterStart bool
+	limitFlags
 }
 
 // newRootCmd returns the root command, which serves when no verb is given,
@@ -156,6 +157,7 @@ func serveFlagSet(f *serveFlags) *pflag.FlagSet {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", fakehub.DefaultConnectTimeout, "close connections without TLS handshake and CONNECT within this `DURATION`")
 	fs.DurationVar(&f.tokenGrace, "token-grace", sas.DefaultSkew, "clock skew allowed at CONNECT and delay after token expiry before the drop (0: none)")
+	f.limitFlags.register(fs)
 	fs.BoolVar(&f.exitAfterStart, "exit-after-start", false, "print the banner and exit (for tests)")
 	_ = fs.MarkHidden("exit-after-start")
 	return fs
@@ -251,6 +253,9 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 	}
 	if f.tokenGrace == 0 {
 		opts.TokenExpiryGrace = -1
+	}
+	if err := f.limitFlags.apply(&opts); err != nil {
+		return err
 	}
 	caFile := ""
 	caNote := ""

@@ -114,6 +114,16 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 		_ = s.mochi.SendConnack(cl, code, false, nil)
 		return errRefused
 	}
+	if rj, code := s.connectGate(ss); rj != nil {
+		s.reject(*rj)
+		_ = s.mochi.SendConnack(cl, connackCode(code), false, nil)
+		return errRefused
+	}
+	for _, w := range ss.warnings {
+		rj := ss.rejection(w.Reason, w.Detail)
+		rj.Warning = true
+		s.reject(rj)
+	}
 	ss.idle = h.s.capKeepAlive(cl, pk.Connect.Keepalive)
 	if bytes.Equal(cl.Properties.Will.Payload, emptyWill) {
 		cl.Properties.Will.Payload = []byte{}
@@ -177,6 +187,10 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 	if err != nil {
 		return fail(sas.ReasonUserNameMalformed, err.Error(), "want "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion)
 	}
+	if s.opts.Quirks.RequireAPIVersion && un.APIVersion == "" {
+		return fail(sas.ReasonUserNameMalformed, "the user name has no api-version (IoT Edge hub's rule, Quirks.RequireAPIVersion)",
+			"want "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion)
+	}
 	if !s.isOurHost(un.Host) {
 		return fail(sas.ReasonHostMismatch, fmt.Sprintf("user name names host %q but this hub is %q", un.Host, s.opts.HostName))
 	}
@@ -197,6 +211,10 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 	plain, srHost := res.Plain, res.Authority()
 	if !s.isOurHost(srHost) {
 		return fail(sas.ReasonHostMismatch, fmt.Sprintf("token is for host %q but this hub is %q", srHost, s.opts.HostName))
+	}
+	if s.opts.Quirks.CaseSensitiveHostInSR && !s.isOurHostExactly(srHost) {
+		return fail(sas.ReasonHostMismatch, fmt.Sprintf("token is for host %q but this hub is %q: IoT Edge hub compares host names exactly (Quirks.CaseSensitiveHostInSR)", srHost, s.opts.HostName),
+			"write the host name in sr exactly as the hub's: "+s.opts.HostName)
 	}
 	cred, ok := s.opts.Registry.lookup(id)
 	if !ok {
@@ -266,11 +284,15 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		}
 		cl.Properties.Will.Retain = false
 	}
-	return &session{
+	ss := &session{
 		srv: s, cl: cl, id: id, userName: un, rawUserName: user, remote: cl.Net.Remote,
 		authScope: scope, authMethod: authMethodJSON(scope), generation: cred.generationID, expiry: tok.ExpiresAt(), connectedAt: now,
-		done: make(chan struct{}),
-	}, nil
+		done: make(chan struct{}), token: tok,
+	}
+	if s.opts.Quirks.WarnDocumentedMistakes {
+		ss.warnings = lint(un, tok, res)
+	}
+	return ss, nil
 }
 
 // identityAudience is the audience rule for a token signed with an
