@@ -10,12 +10,16 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 NODE_DEVICE ?= testdata/node-device
 
-.PHONY: all build test vet lint staticcheck fmt run certs fuzz bench cover tidy clean node-deps
+.PHONY: all build install test vet lint staticcheck fmt run certs fuzz bench cover tidy clean node-deps
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
+
+## install: sastool, fakehub and devicesim into $(go env GOBIN), else $(go env GOPATH)/bin
+install:
+	$(GO) install ./cmd/...
 
 ## test: lint + the whole suite under the race detector (what CI runs)
 test: lint

@@ -114,6 +114,16 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 		_ = s.mochi.SendConnack(cl, code, false, nil)
 		return errRefused
 	}
+	if rj, code := s.connectGate(ss); rj != nil {
+		s.reject(*rj)
+		_ = s.mochi.SendConnack(cl, connackCode(code), false, nil)
+		return errRefused
+	}
+	for _, w := range ss.warnings {
+		rj := ss.rejection(w.Reason, w.Detail)
+		rj.Warning = true
+		s.reject(rj)
+	}
 	ss.idle = h.s.capKeepAlive(cl, pk.Connect.Keepalive)
 	if bytes.Equal(cl.Properties.Will.Payload, emptyWill) {
 		cl.Properties.Will.Payload = []byte{}
@@ -168,9 +178,18 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		return fail(sas.ReasonUserNameMalformed, "the user name is a SAS token: user name and password look swapped",
 			"the user name is "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion+"; the token goes in the password")
 	}
+	if dps, err := iothub.ParseDPSUserName(user); err == nil {
+		return fail(ReasonDPSConnect, fmt.Sprintf("a Device Provisioning Service CONNECT (ID scope %s, registration %s) at an IoT hub: this endpoint is the hub, and fakehub has no DPS", dps.IDScope, dps.RegistrationID),
+			"DPS (global.azure-devices-provisioning.net) assigns the device to a hub; against fakehub skip provisioning and connect to the hub itself: client ID "+id.ClientID()+", user name "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion,
+			"a group enrollment's device key is sastool derive --group-key KEY --registration-id "+dps.RegistrationID)
+	}
 	un, err := iothub.ParseUserName(user)
 	if err != nil {
 		return fail(sas.ReasonUserNameMalformed, err.Error(), "want "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion)
+	}
+	if s.opts.Quirks.RequireAPIVersion && un.APIVersion == "" {
+		return fail(sas.ReasonUserNameMalformed, "the user name has no api-version (IoT Edge hub's rule, Quirks.RequireAPIVersion)",
+			"want "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion)
 	}
 	if !s.isOurHost(un.Host) {
 		return fail(sas.ReasonHostMismatch, fmt.Sprintf("user name names host %q but this hub is %q", un.Host, s.opts.HostName))
@@ -186,7 +205,7 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		if v.rejection != nil {
 			return fail(v.rejection.Reason, v.rejection.Detail, v.rejection.Hints...)
 		}
-		return h.accept(cl, pk, id, un, x509AuthScope(id), x509AuthMethodJSON(x509AuthScope(id)), cred.generationID, time.Time{}, now, rj)
+		return h.accept(cl, pk, id, un, x509AuthScope(id), x509AuthMethodJSON(x509AuthScope(id)), cred.generationID, nil, sas.Resource{}, now, rj)
 	}
 	if !pk.Connect.PasswordFlag || len(pk.Connect.Password) == 0 {
 		return fail(sas.ReasonNoPassword, "no password: a SAS token is required (or register the identity for X.509 and connect with its certificate)", noPasswordHints(cl, id, s.opts.Registry)...)
@@ -202,6 +221,10 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 	plain, srHost := res.Plain, res.Authority()
 	if !s.isOurHost(srHost) {
 		return fail(sas.ReasonHostMismatch, fmt.Sprintf("token is for host %q but this hub is %q", srHost, s.opts.HostName))
+	}
+	if s.opts.Quirks.CaseSensitiveHostInSR && !s.isOurHostExactly(srHost) {
+		return fail(sas.ReasonHostMismatch, fmt.Sprintf("token is for host %q but this hub is %q: IoT Edge hub compares host names exactly (Quirks.CaseSensitiveHostInSR)", srHost, s.opts.HostName),
+			"write the host name in sr exactly as the hub's: "+s.opts.HostName)
 	}
 	cred, ok := s.opts.Registry.lookup(id)
 	if !ok {
@@ -241,7 +264,7 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		}
 		scope = "hub"
 	} else {
-		// A device or module key signs for exactly its own resource.
+		// A device or module key signs for its own resource or a prefix of it.
 		idOpts := append(opts, h.identityAudience(audience))
 		err = verify(tok, cred.keys, now, append(idOpts, sas.WithoutDiagnosis()))
 		if err != nil && id.IsModule() && s.opts.Quirks.AllowDeviceKeyForModule {
@@ -258,13 +281,14 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		reason, detail, hints := rejectionFrom(err, sas.ReasonSignatureMismatch)
 		return fail(reason, detail, hints...)
 	}
-	return h.accept(cl, pk, id, un, scope, authMethodJSON(scope), cred.generationID, tok.ExpiresAt(), now, rj)
+	return h.accept(cl, pk, id, un, scope, authMethodJSON(scope), cred.generationID, &tok, res, now, rj)
 }
 
-// accept finishes an authenticated CONNECT: the will's rules, then the pending session.
-// expiry is the token's (zero for an X.509 identity: nothing expires while connected).
+// accept finishes an authenticated CONNECT: the will's rules, then the pending session. tok
+// and res are the SAS token and its resource (nil for an X.509 identity: nothing expires
+// while connected).
 func (h *authHook) accept(cl *mqtt.Client, pk packets.Packet, id iothub.Identity, un iothub.UserName, scope, authMethod, generation string,
-	expiry, now time.Time, rj *iothub.Rejection) (*session, *iothub.Rejection) {
+	tok *sas.Token, res sas.Resource, now time.Time, rj *iothub.Rejection) (*session, *iothub.Rejection) {
 	s := h.s
 	user := string(pk.Connect.Username)
 	fail := func(reason sas.Reason, detail string, hints ...string) (*session, *iothub.Rejection) {
@@ -284,21 +308,28 @@ func (h *authHook) accept(cl *mqtt.Client, pk packets.Packet, id iothub.Identity
 		}
 		cl.Properties.Will.Retain = false
 	}
-	return &session{
+	ss := &session{
 		srv: s, cl: cl, id: id, userName: un, rawUserName: user, remote: cl.Net.Remote,
-		authScope: scope, authMethod: authMethod, generation: generation, expiry: expiry, connectedAt: now,
+		authScope: scope, authMethod: authMethod, generation: generation, connectedAt: now,
 		done: make(chan struct{}),
-	}, nil
+	}
+	if tok != nil {
+		ss.expiry, ss.token = tok.ExpiresAt(), *tok
+		if s.opts.Quirks.WarnDocumentedMistakes {
+			ss.warnings = lint(un, *tok, res)
+		}
+	}
+	return ss, nil
 }
 
 // identityAudience is the audience rule for a token signed with an
-// identity's own key: exactly its resource, or (Quirks.AllowBroadDeviceKeyScope)
-// any prefix of it.
+// identity's own key: IoT Hub's prefix rule (sr={host} covers the device),
+// or exactly its resource with Quirks.ExactDeviceKeyScope (IoT Edge hub).
 func (h *authHook) identityAudience(res string) sas.VerifyOption {
-	if h.s.opts.Quirks.AllowBroadDeviceKeyScope {
-		return sas.WithAudience(res)
+	if h.s.opts.Quirks.ExactDeviceKeyScope {
+		return sas.WithExactAudience(res)
 	}
-	return sas.WithExactAudience(res)
+	return sas.WithAudience(res)
 }
 
 func rightsOrNone(r iothub.Rights) string {

@@ -21,16 +21,21 @@ type guardListener struct {
 	tls       *tls.Config
 	timeout   time.Duration
 	onTimeout func(remote string)
-	// onHandshake, when set, is told about TLS handshakes that failed (not a plain EOF):
-	// a device that refused the server's certificate, or offered no common version.
+	// onFirstRead sees what the first Read of a connection returned (the
+	// start of the first packet, or the TLS handshake's error), so that
+	// what is not MQTT can be named (firstcontact.go).
+	onFirstRead func(remote string, b []byte, err error)
+	// onHandshake, when set, is told about TLS handshakes that failed for another reason
+	// than plaintext or a plain EOF: a device that refused the server's certificate, or
+	// offered no common version.
 	onHandshake func(remote string, err error)
 
 	mu    sync.Mutex
 	conns map[*guardConn]struct{}
 }
 
-func newGuardListener(raw net.Listener, cfg *tls.Config, timeout time.Duration, onTimeout func(string)) *guardListener {
-	return &guardListener{Listener: raw, tls: cfg, timeout: timeout, onTimeout: onTimeout, conns: map[*guardConn]struct{}{}}
+func newGuardListener(raw net.Listener, cfg *tls.Config, timeout time.Duration, onTimeout func(string), onFirstRead func(string, []byte, error)) *guardListener {
+	return &guardListener{Listener: raw, tls: cfg, timeout: timeout, onTimeout: onTimeout, onFirstRead: onFirstRead, conns: map[*guardConn]struct{}{}}
 }
 
 func (l *guardListener) Accept() (net.Conn, error) {
@@ -71,6 +76,7 @@ type guardConn struct {
 	connected atomic.Bool  // CONNECT seen
 	idle      atomic.Int64 // time.Duration; > 0: the keep-alive time-out replacing mochi's deadlines
 	reported  atomic.Bool
+	readOnce  atomic.Bool // the first Read has happened
 	closeOnce sync.Once
 	// noClientCert: the WebSocket request carried ?iothub-no-client-cert=true (for hints).
 	noClientCert atomic.Bool
@@ -78,19 +84,32 @@ type guardConn struct {
 
 func (c *guardConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if err != nil && !c.connected.Load() {
-		switch {
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			if c.reported.CompareAndSwap(false, true) {
-				c.l.onTimeout(c.RemoteAddr().String())
-			}
-		case c.l.onHandshake != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed):
-			if tc, ok := c.Conn.(*tls.Conn); ok && !tc.ConnectionState().HandshakeComplete && c.reported.CompareAndSwap(false, true) {
-				c.l.onHandshake(c.RemoteAddr().String(), err)
-			}
+	if err != nil && !c.connected.Load() && errors.Is(err, os.ErrDeadlineExceeded) && c.reported.CompareAndSwap(false, true) {
+		c.l.onTimeout(c.RemoteAddr().String())
+		return n, err
+	}
+	if c.readOnce.CompareAndSwap(false, true) {
+		if c.l.onFirstRead != nil {
+			c.l.onFirstRead(c.RemoteAddr().String(), b[:n], err)
+		}
+		if c.l.onHandshake != nil && c.handshakeFailed(err) && c.reported.CompareAndSwap(false, true) {
+			c.l.onHandshake(c.RemoteAddr().String(), err)
 		}
 	}
 	return n, err
+}
+
+// handshakeFailed reports whether err ended an incomplete TLS handshake for a reason
+// firstRead does not name (plaintext on the TLS port) and that is not a plain close.
+func (c *guardConn) handshakeFailed(err error) bool {
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	if _, ok := errors.AsType[tls.RecordHeaderError](err); ok {
+		return false
+	}
+	tc, ok := c.Conn.(*tls.Conn)
+	return ok && !tc.ConnectionState().HandshakeComplete
 }
 
 // guardOf returns the guardConn under a connection mochi serves (directly, or under the

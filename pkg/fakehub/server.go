@@ -39,6 +39,11 @@ type Server struct {
 
 	lifecycle *lifecycleHook
 	unwatch   func() // stops registry notifications
+
+	clock     *Clock           // Options.Now moved by tests; opts.Now reads it
+	realNow   func() time.Time // Options.Now itself: the service API's token checks
+	limits    *limiter         // Options.Limits (throttles, daily quota)
+	faults    faultTable       // service-side faults and the devices' fault windows
 	closing   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -51,6 +56,11 @@ var ErrClosed = errors.New("fakehub: server closed")
 // opts.InsecureAddr (plaintext).
 func NewServer(opts Options) (*Server, error) {
 	opts.setDefaults()
+	clock, realNow := newClock(opts.Now), opts.Now
+	opts.Now = clock.Now // everything in the hub reads the movable clock
+	if err := opts.applyProfile(); err != nil {
+		return nil, err
+	}
 	if opts.TLS == nil && opts.InsecureAddr == "" {
 		return nil, errors.New("fakehub: Options.TLS is required (or set InsecureAddr for a plaintext-only hub)")
 	}
@@ -63,7 +73,13 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.WebSocketAddr != "" && opts.TLS == nil {
 		return nil, errors.New("fakehub: Options.WebSocketAddr needs Options.TLS: IoT Hub's WebSocket endpoint is wss:// only")
 	}
-	s := &Server{opts: opts, log: opts.Logger, telemetry: newRing(opts.TelemetryBuffer, opts.TelemetryBufferBytes)}
+	s := &Server{opts: opts, log: opts.Logger, telemetry: newRing(opts.TelemetryBuffer, opts.TelemetryBufferBytes),
+		clock: clock, realNow: realNow, limits: newLimiter(opts.Limits, opts.Now)}
+	s.limits.changed = clock.changes
+	s.faults.init()
+	clock.mu.Lock()
+	clock.moved = s.clockMoved
+	clock.mu.Unlock()
 	s.lifecycle = &lifecycleHook{s: s}
 	names := append([]string{opts.HostName}, opts.Aliases...)
 	if opts.DeviceHostName != "" {
@@ -125,7 +141,7 @@ func NewServer(opts Options) (*Server, error) {
 		if err != nil {
 			return fail(fmt.Errorf("fakehub: listen %s: %w", opts.Addr, err))
 		}
-		s.tlsLn = newGuardListener(raw, s.deviceTLS(), opts.ConnectTimeout, s.connectTimedOut)
+		s.tlsLn = newGuardListener(raw, s.deviceTLS(), opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
 		s.tlsLn.onHandshake = s.tlsHandshakeFailed
 		if err := s.mochi.AddListener(listeners.NewNet("mqtts", s.tlsLn)); err != nil {
 			return fail(err)
@@ -136,7 +152,7 @@ func NewServer(opts Options) (*Server, error) {
 		if err != nil {
 			return fail(fmt.Errorf("fakehub: listen %s (MQTT over WebSockets): %w", opts.WebSocketAddr, err))
 		}
-		ln := newGuardListener(raw, s.deviceTLS(), opts.ConnectTimeout, s.connectTimedOut)
+		ln := newGuardListener(raw, s.deviceTLS(), opts.ConnectTimeout, s.connectTimedOut, s.wsFirstRead)
 		ln.onHandshake = s.tlsHandshakeFailed
 		s.wsLn = newWSListener(s, ln)
 		if err := s.mochi.AddListener(s.wsLn); err != nil {
@@ -148,7 +164,7 @@ func NewServer(opts Options) (*Server, error) {
 		if err != nil {
 			return fail(fmt.Errorf("fakehub: listen %s: %w", opts.InsecureAddr, err))
 		}
-		s.plainLn = newGuardListener(raw, nil, opts.ConnectTimeout, s.connectTimedOut)
+		s.plainLn = newGuardListener(raw, nil, opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
 		if err := s.mochi.AddListener(listeners.NewNet("mqtt", s.plainLn)); err != nil {
 			return fail(err) // closes the TLS listener too
 		}
@@ -279,6 +295,18 @@ func (s *Server) isOurHost(h string) bool {
 	return false
 }
 
+// isOurHostExactly reports whether h (possibly "host:port") is the hub's host name or an
+// alias exactly as configured (case included).
+func (s *Server) isOurHostExactly(h string) bool {
+	h = stripPort(h)
+	for _, n := range append([]string{s.opts.HostName}, s.opts.Aliases...) {
+		if h == stripPort(n) {
+			return true
+		}
+	}
+	return false
+}
+
 func stripPort(h string) string {
 	if host, _, err := net.SplitHostPort(h); err == nil {
 		return host
@@ -294,6 +322,10 @@ func (s *Server) connectTimedOut(remote string) {
 // registryChanged drops the connections of an identity that was disabled or
 // removed (a device change covers its modules).
 func (s *Server) registryChanged(c change) {
+	if c.reason == reasonKeysChanged {
+		s.keysChanged(c.id)
+		return
+	}
 	covers := func(id iothub.Identity) bool {
 		return id == c.id || (!c.id.IsModule() && id.DeviceID == c.id.DeviceID)
 	}
@@ -336,19 +368,38 @@ func (s *Server) forgetSession(cl *mqtt.Client) {
 // what mochi publishes for the closed connection (mochi routes it nowhere:
 // no device may read a telemetry topic, see OnACLCheck).
 func (s *Server) hubClose(ss *session, reason sas.Reason, detail string) {
+	s.hubCloseCode(ss, reason, closeCode(reason), detail)
+}
+
+// hubCloseCode is hubClose recording the IoT Hub error code the real hub logs for the close.
+func (s *Server) hubCloseCode(ss *session, reason sas.Reason, code iothub.ErrorCode, detail string) {
 	if ss.willSettled.CompareAndSwap(false, true) && ss.will != nil && s.opts.Quirks.WillOnHubClose {
 		// Captured here, not from mochi: mochi drops the will when its read
 		// loop ends without an error, which a Stop can cause.
 		s.captureWill(ss, ss.will.topic, ss.will.payload)
 	}
 	if ss.closeReason.CompareAndSwap(nil, &reason) {
-		s.reject(ss.rejection(reason, detail))
+		rj := ss.rejection(reason, detail)
+		rj.ErrorCode = code
+		s.closedFor(rj)
 	}
 	ss.cl.Stop(errors.New(string(reason)))
 }
 
+// closeCode is the error code the real hub logs when it closes a connection for reason
+// (docs/iothub-behavior.md §1.19, §2.5), or 0 when none is documented.
+func closeCode(reason sas.Reason) iothub.ErrorCode {
+	switch reason {
+	case sas.ReasonExpired:
+		return iothub.CodeIotHubUnauthorized
+	case ReasonReplaced:
+		return iothub.CodeConnectionForcefullyClosedOnNewConnection
+	}
+	return 0
+}
+
 func (s *Server) expire(ss *session) {
-	s.hubClose(ss, sas.ReasonExpired, fmt.Sprintf("token expired at %s (grace %s); connection closed",
+	s.hubClose(ss, sas.ReasonExpired, fmt.Sprintf("401003 IoTHubUnauthorized: token expired at %s (grace %s); the hub closes the connection, then logs 404104 DeviceConnectionClosedRemotely; reconnect with a fresh token",
 		ss.expiry.UTC().Format(time.RFC3339), s.opts.TokenExpiryGrace))
 }
 

@@ -121,7 +121,7 @@ func TestWebSocketRefusals(t *testing.T) {
 	} else {
 		t.Errorf("plain GET: %v", err)
 	}
-	waitRejection(t, h, since, "websocket-upgrade")
+	waitRejection(t, h, since, fakehub.ReasonWebSocketNoUpgrade)
 }
 
 // TestWebSocketConnectTimeout: the CONNECT time-out applies after the WebSocket upgrade.

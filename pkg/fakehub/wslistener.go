@@ -2,6 +2,7 @@ package fakehub
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -26,9 +27,9 @@ const (
 	ReasonWebSocketPath sas.Reason = "websocket-path"
 	// ReasonWebSocketSubprotocol: a WebSocket request without the sub-protocol mqtt.
 	ReasonWebSocketSubprotocol sas.Reason = "websocket-subprotocol"
-	// ReasonWebSocketUpgrade: an HTTP request on the WebSocket port that is not a WebSocket
+	// ReasonWebSocketNoUpgrade: an HTTP request on the WebSocket port that is not a WebSocket
 	// upgrade (GET with Upgrade: websocket).
-	ReasonWebSocketUpgrade sas.Reason = "websocket-upgrade"
+	ReasonWebSocketNoUpgrade sas.Reason = "websocket-no-upgrade"
 	// ReasonTLSHandshake: the TLS handshake failed (the device refused the server's
 	// certificate, or offered no TLS version or cipher suite the hub accepts).
 	ReasonTLSHandshake sas.Reason = "tls-handshake"
@@ -120,7 +121,7 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"IoT Hub serves MQTT over WebSockets only on wss://{host}:443"+WebSocketPath)
 		return
 	case !websocket.IsWebSocketUpgrade(r) || r.Method != http.MethodGet:
-		refuse(ReasonWebSocketUpgrade, fmt.Sprintf("%s %s without a WebSocket upgrade (Upgrade: websocket)", r.Method, WebSocketPath),
+		refuse(ReasonWebSocketNoUpgrade, fmt.Sprintf("%s %s without a WebSocket upgrade (Upgrade: websocket)", r.Method, WebSocketPath),
 			"this port speaks MQTT over WebSockets; the service REST API has its own listener")
 		return
 	}
@@ -140,7 +141,7 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws, err := l.upgrader.Upgrade(w, r, http.Header{"Sec-Websocket-Protocol": {proto}})
 	if err != nil { // gorilla has answered with an HTTP error
 		settle(r)
-		l.s.reject(iothub.Rejection{RemoteAddr: r.RemoteAddr, Reason: ReasonWebSocketUpgrade, Detail: clip(err.Error())})
+		l.s.reject(iothub.Rejection{RemoteAddr: r.RemoteAddr, Reason: ReasonWebSocketNoUpgrade, Detail: clip(err.Error())})
 		return
 	}
 	g, ok := ws.NetConn().(*guardConn)
@@ -227,6 +228,20 @@ func (s *Server) WebSocketURL() string {
 		return ""
 	}
 	return "wss://" + s.wsLn.Address() + WebSocketPath
+}
+
+// wsFirstRead is the WebSocket listener's onFirstRead: plaintext (ws:// instead of wss://)
+// is named; an HTTP request is what the listener expects and ServeHTTP judges it.
+func (s *Server) wsFirstRead(remote string, _ []byte, err error) {
+	if rh, ok := errors.AsType[tls.RecordHeaderError](err); ok {
+		r := iothub.Rejection{RemoteAddr: remote, Reason: ReasonNotTLS,
+			Detail: fmt.Sprintf("the first bytes (%q) are not a TLS handshake: the WebSocket listener speaks wss:// (WebSockets over TLS) only", rh.RecordHeader[:])}
+		if looksHTTP(rh.RecordHeader[:]) {
+			r.Detail = "a plain HTTP request (ws://, no TLS) on the WebSocket listener: IoT Hub's WebSocket endpoint is wss:// only"
+			r.Hints = []string{"use wss://HOST:PORT/$iothub/websocket and trust the hub's CA"}
+		}
+		s.reject(r)
+	}
 }
 
 // tlsHandshakeFailed records a failed TLS handshake on a device listener.

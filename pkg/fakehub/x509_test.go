@@ -343,3 +343,10 @@ func TestLoadRegistryX509(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadRegistryCertificateTypo(t *testing.T) {
+	_, err := fakehub.LoadRegistry(strings.NewReader("certificates:\n- name: a\n  isverified: true\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), `certificates[0]: unknown field "isverified" (did you mean isVerified?)`) {
+		t.Errorf("LoadRegistry = %v", err)
+	}
+}
