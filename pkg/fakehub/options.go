@@ -64,6 +64,9 @@ type Options struct {
 	C2DDefaultTTL time.Duration
 	// Quirks switch the behaviours that are inferred, not documented.
 	Quirks Quirks
+	// DPS, when set, also runs a Device Provisioning Service that assigns devices to this
+	// hub (Server.DPS; it needs TLS).
+	DPS *DPSOptions
 
 	// cloudEvents, when set (tests in this package), replaces what the hooks
 	// tell the cloud side.

@@ -102,13 +102,6 @@ type AttestationResult struct {
 	EnrollmentGroupID string `json:"enrollmentGroupId,omitempty"`
 }
 
-// Resource returns the plain resource a device registration token is signed for,
-// "{idScope}/registrations/{registrationId}" (docs/iothub-behavior.md §7.2); the token's sr
-// is its percent-encoding (sas.EncodeResource).
-func Resource(idScope, registrationID string) string {
-	return idScope + "/registrations/" + registrationID
-}
-
 // ValidateIDScope checks the shape of an ID scope: 1 to 64 ASCII letters and digits (real
 // ones are "0ne" and 8 hexadecimal digits, such as 0ne00000A0A).
 func ValidateIDScope(s string) error {
