@@ -135,7 +135,9 @@ func (d *DPS) Handler() http.Handler {
 // SetEnrollment creates or replaces an individual enrollment (missing symmetric keys are
 // generated) and returns it as stored. Errors are *dps.Error (400 for a bad enrollment,
 // wrapping ErrTPMUnsupported or ErrX509Unsupported in its message for those attestations).
-func (d *DPS) SetEnrollment(en dps.Enrollment) (dps.Enrollment, error) { return d.e.PutEnrollment(en, "*") }
+func (d *DPS) SetEnrollment(en dps.Enrollment) (dps.Enrollment, error) {
+	return d.e.PutEnrollment(en, "*")
+}
 
 // Enrollment returns an individual enrollment with its registration state (dps.ErrNotFound).
 func (d *DPS) Enrollment(registrationID string) (dps.Enrollment, error) {
@@ -151,7 +153,9 @@ func (d *DPS) DeleteEnrollment(registrationID string) error {
 }
 
 // SetGroup creates or replaces an enrollment group (missing keys are generated).
-func (d *DPS) SetGroup(g dps.EnrollmentGroup) (dps.EnrollmentGroup, error) { return d.e.PutGroup(g, "*") }
+func (d *DPS) SetGroup(g dps.EnrollmentGroup) (dps.EnrollmentGroup, error) {
+	return d.e.PutGroup(g, "*")
+}
 
 // Group returns an enrollment group (dps.ErrNotFound).
 func (d *DPS) Group(id string) (dps.EnrollmentGroup, error) { return d.e.Group(id) }
@@ -169,7 +173,9 @@ func (d *DPS) Registration(registrationID string) (dps.RegistrationState, error)
 
 // Registrations returns the registration records (of one enrollment group when groupID is
 // set).
-func (d *DPS) Registrations(groupID string) []dps.RegistrationState { return d.e.Registrations(groupID) }
+func (d *DPS) Registrations(groupID string) []dps.RegistrationState {
+	return d.e.Registrations(groupID)
+}
 
 // DeleteRegistration removes a registration record: the device's next registration is an
 // initial assignment. The device stays in the hub.

@@ -149,7 +149,9 @@ func (e *Engine) Enrollments() []dps.Enrollment {
 	for _, en := range e.enrollments {
 		out = append(out, *copyEnrollment(en))
 	}
-	slices.SortFunc(out, func(a, b dps.Enrollment) int { return strings.Compare(regKey(a.RegistrationID), regKey(b.RegistrationID)) })
+	slices.SortFunc(out, func(a, b dps.Enrollment) int {
+		return strings.Compare(regKey(a.RegistrationID), regKey(b.RegistrationID))
+	})
 	return out
 }
 
@@ -288,7 +290,9 @@ func (e *Engine) Registrations(groupID string) []dps.RegistrationState {
 		}
 		out = append(out, *st)
 	}
-	slices.SortFunc(out, func(a, b dps.RegistrationState) int { return strings.Compare(regKey(a.RegistrationID), regKey(b.RegistrationID)) })
+	slices.SortFunc(out, func(a, b dps.RegistrationState) int {
+		return strings.Compare(regKey(a.RegistrationID), regKey(b.RegistrationID))
+	})
 	return out
 }
 
