@@ -40,7 +40,7 @@ func (m *mqttProvisioning) connect(ctx context.Context) error {
 	m.pending = map[string]chan mqttAnswer{}
 	user := iothub.DPSUserName{IDScope: s.IDScope, RegistrationID: s.RegistrationID, APIVersion: s.APIVersion, ClientVersion: s.ClientVersion}.String()
 	o := paho.NewClientOptions().
-		AddBroker("tls://"+s.dialAddr).
+		AddBroker("tls://" + s.dialAddr).
 		SetClientID(s.RegistrationID).
 		SetProtocolVersion(4).
 		SetTLSConfig(&tls.Config{RootCAs: s.RootCAs, ServerName: s.tlsName, MinVersion: tls.VersionTLS12}).
