@@ -17,7 +17,7 @@ import (
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
-// The group key and its derived key of docs/iothub-behavior.md §7.3.1 (Microsoft's vector).
+// The group key and its derived key of docs/iothub-behavior.md §7.3.1: Microsoft's vector.
 const (
 	groupKey   = "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw=="
 	groupRegID = "sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6"
