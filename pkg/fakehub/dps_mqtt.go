@@ -86,7 +86,7 @@ func (d *DPS) startMQTT(addr string) error {
 	d.tlsLn = newGuardListener(raw, cfg, s.opts.ConnectTimeout, func(remote string) {
 		s.reject(iothub.Rejection{RemoteAddr: remote, Reason: ReasonConnectTimeout,
 			Detail: fmt.Sprintf("DPS: no TLS handshake and CONNECT within %s", s.opts.ConnectTimeout)})
-	})
+	}, nil)
 	if err := d.mochi.AddListener(listeners.NewNet("dps-mqtts", d.tlsLn)); err != nil {
 		_ = d.tlsLn.Close()
 		return err

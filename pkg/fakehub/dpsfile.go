@@ -21,6 +21,9 @@ type dpsFile struct {
 	Policies         []json.RawMessage `json:"policies"`
 }
 
+// fileDPSFields are the keys of a devices file's "dps" section.
+var fileDPSFields = []string{"idScope", "hostname", "enrollments", "enrollmentGroups", "policies"}
+
 // LoadDPS reads the "dps" section of a devices file (YAML or JSON) into DPSOptions: idScope,
 // hostname, enrollments, enrollmentGroups and policies. It returns nil when the file has no
 // such section. Errors name the entry and the field, e.g. `dps.enrollments[1]
