@@ -78,6 +78,17 @@ func (f *dpsServiceFlags) client(env *serviceEnv) (*serviceclient.DPSClient, err
 	return c, nil
 }
 
+// run wraps a verb that needs the DPS client.
+func (f *dpsServiceFlags) run(env *serviceEnv, verb func(cmd *cobra.Command, c *serviceclient.DPSClient, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := f.client(env)
+		if err != nil {
+			return err
+		}
+		return verb(cmd, c, args)
+	}
+}
+
 // explainDPS turns a DPS client error into a cli.Error with hints.
 func explainDPS(err error, c *serviceclient.DPSClient, what string) error {
 	var de *dps.Error
@@ -178,11 +189,7 @@ func newDPSEnrollmentsCmd(env *serviceEnv, sf *dpsServiceFlags) *cobra.Command {
 	cmd := nounCmd("enrollments", "List, show, add and remove individual enrollments", "list, show, add or remove")
 	var asJSON bool
 	list := &cobra.Command{Use: "list", Short: "List the individual enrollments", Args: argsExactly(),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := sf.client(env)
-			if err != nil {
-				return err
-			}
+		RunE: sf.run(env, func(cmd *cobra.Command, c *serviceclient.DPSClient, _ []string) error {
 			ens, err := c.Enrollments(cmd.Context())
 			if err != nil {
 				return explainDPS(err, c, "listing enrollments")
@@ -200,20 +207,16 @@ func newDPSEnrollmentsCmd(env *serviceEnv, sf *dpsServiceFlags) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", en.RegistrationID, orString(en.DeviceID, en.RegistrationID), en.Attestation.Type, en.ProvisioningStatus, reg)
 			}
 			return tw.Flush()
-		}}
+		})}
 	list.Flags().BoolVar(&asJSON, "json", false, "print the service API's JSON array (keys included)")
 	show := &cobra.Command{Use: "show ID", Short: "Print an individual enrollment (JSON, keys included)", Args: argsExactly("ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := sf.client(env)
-			if err != nil {
-				return err
-			}
+		RunE: sf.run(env, func(cmd *cobra.Command, c *serviceclient.DPSClient, args []string) error {
 			en, err := c.Enrollment(cmd.Context(), args[0])
 			if err != nil {
 				return explainDPS(err, c, "reading enrollment "+args[0])
 			}
 			return printJSON(cmd.OutOrStdout(), en)
-		}}
+		})}
 	var ef enrollmentFlags
 	var deviceID string
 	add := &cobra.Command{Use: "add ID", Short: "Create a symmetric-key individual enrollment and print it (JSON)", Args: argsExactly("ID"),
@@ -240,16 +243,12 @@ func newDPSEnrollmentsCmd(env *serviceEnv, sf *dpsServiceFlags) *cobra.Command {
 	ef.register(add)
 	add.Flags().StringVar(&deviceID, "device-id", "", "the hub device `ID` (default the registration ID)")
 	remove := &cobra.Command{Use: "remove ID", Short: "Delete an individual enrollment (its device stays in the hub)", Args: argsExactly("ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := sf.client(env)
-			if err != nil {
-				return err
-			}
+		RunE: sf.run(env, func(cmd *cobra.Command, c *serviceclient.DPSClient, args []string) error {
 			if err := c.DeleteEnrollment(cmd.Context(), args[0], ""); err != nil {
 				return explainDPS(err, c, "removing enrollment "+args[0])
 			}
 			return nil
-		}}
+		})}
 	cmd.AddCommand(list, show, add, remove)
 	return cmd
 }
@@ -258,11 +257,7 @@ func newDPSGroupsCmd(env *serviceEnv, sf *dpsServiceFlags) *cobra.Command {
 	cmd := nounCmd("groups", "List, show, add and remove enrollment groups", "list, show, add or remove")
 	var asJSON bool
 	list := &cobra.Command{Use: "list", Short: "List the enrollment groups", Args: argsExactly(),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := sf.client(env)
-			if err != nil {
-				return err
-			}
+		RunE: sf.run(env, func(cmd *cobra.Command, c *serviceclient.DPSClient, _ []string) error {
 			gs, err := c.Groups(cmd.Context())
 			if err != nil {
 				return explainDPS(err, c, "listing enrollment groups")
@@ -276,20 +271,16 @@ func newDPSGroupsCmd(env *serviceEnv, sf *dpsServiceFlags) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.EnrollmentGroupID, g.Attestation.Type, g.ProvisioningStatus, orString(string(g.AllocationPolicy), "hashed"))
 			}
 			return tw.Flush()
-		}}
+		})}
 	list.Flags().BoolVar(&asJSON, "json", false, "print the service API's JSON array (keys included)")
 	show := &cobra.Command{Use: "show ID", Short: "Print an enrollment group (JSON, keys included)", Args: argsExactly("ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := sf.client(env)
-			if err != nil {
-				return err
-			}
+		RunE: sf.run(env, func(cmd *cobra.Command, c *serviceclient.DPSClient, args []string) error {
 			g, err := c.Group(cmd.Context(), args[0])
 			if err != nil {
 				return explainDPS(err, c, "reading enrollment group "+args[0])
 			}
 			return printJSON(cmd.OutOrStdout(), g)
-		}}
+		})}
 	var ef enrollmentFlags
 	add := &cobra.Command{Use: "add ID", Short: "Create a symmetric-key enrollment group and print it (JSON)", Args: argsExactly("ID"),
 		Example: `  fakehub dps groups add fleet --key "$GROUP_KEY"
@@ -312,16 +303,12 @@ func newDPSGroupsCmd(env *serviceEnv, sf *dpsServiceFlags) *cobra.Command {
 		}}
 	ef.register(add)
 	remove := &cobra.Command{Use: "remove ID", Short: "Delete an enrollment group and its registration records", Args: argsExactly("ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := sf.client(env)
-			if err != nil {
-				return err
-			}
+		RunE: sf.run(env, func(cmd *cobra.Command, c *serviceclient.DPSClient, args []string) error {
 			if err := c.DeleteGroup(cmd.Context(), args[0], ""); err != nil {
 				return explainDPS(err, c, "removing enrollment group "+args[0])
 			}
 			return nil
-		}}
+		})}
 	cmd.AddCommand(list, show, add, remove)
 	return cmd
 }
@@ -356,28 +343,20 @@ func newDPSRegistrationsCmd(env *serviceEnv, sf *dpsServiceFlags) *cobra.Command
 	list.Flags().StringVar(&group, "group", "", "enrollment group `ID`")
 	list.Flags().BoolVar(&asJSON, "json", false, "print the service API's JSON array")
 	show := &cobra.Command{Use: "show ID", Short: "Print a registration record (JSON)", Args: argsExactly("ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := sf.client(env)
-			if err != nil {
-				return err
-			}
+		RunE: sf.run(env, func(cmd *cobra.Command, c *serviceclient.DPSClient, args []string) error {
 			r, err := c.Registration(cmd.Context(), args[0])
 			if err != nil {
 				return explainDPS(err, c, "reading the registration of "+args[0])
 			}
 			return printJSON(cmd.OutOrStdout(), r)
-		}}
+		})}
 	remove := &cobra.Command{Use: "remove ID", Short: "Delete a registration record (the next registration is an initial assignment)", Args: argsExactly("ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := sf.client(env)
-			if err != nil {
-				return err
-			}
+		RunE: sf.run(env, func(cmd *cobra.Command, c *serviceclient.DPSClient, args []string) error {
 			if err := c.DeleteRegistration(cmd.Context(), args[0], ""); err != nil {
 				return explainDPS(err, c, "removing the registration of "+args[0])
 			}
 			return nil
-		}}
+		})}
 	cmd.AddCommand(list, show, remove)
 	return cmd
 }
