@@ -51,6 +51,12 @@ events, invoke, twin, devices, rejections) use it. Without --ca it is off:
 --http-insecure ADDR serves it over plain HTTP, where policy tokens and
 device keys cross the network in the clear.
 
+--dps ADDR also runs a Device Provisioning Service (MQTT over TLS on ADDR, the
+HTTPS registration and service APIs on --dps-http) that assigns devices to this
+hub: enrollments come from the devices file's "dps" section and from "fakehub
+dps enrollments|groups add"; a device that registers is created in the registry
+with its (derived) key and initial twin, so its next CONNECT works.
+
 stdout carries the start banner: the listen address, the CA to trust, the
 service API URL and its connection string (iothubowner) and, per device, a
 connection string and a ready "sastool mqtt" command. Logs (each
@@ -79,6 +85,9 @@ const serveExample = `  # the committed test CA, one device with a generated key
   fakehub send demo-device 'hello' --ca testdata/certs
   fakehub events --follow --ca testdata/certs
 
+  # with a Device Provisioning Service (MQTT :8884, HTTPS :8444, ID scope 0ne00000000)
+  fakehub --ca testdata/certs --dps :8884
+
   # ready mosquitto_pub/mosquitto_sub commands for a device
   sastool mqtt -c "HostName=localhost;DeviceId=demo-device;SharedAccessKey=..." \
     --ca testdata/certs/ca.pem --format mosquitto`
@@ -100,6 +109,7 @@ type serveFlags struct {
 	tokenGrace     time.Duration
 	exitAfterStart bool
 	limitFlags
+	dps dpsFlags
 }
 
 // newRootCmd returns the root command, which serves when no verb is given,
@@ -158,6 +168,7 @@ func serveFlagSet(f *serveFlags) *pflag.FlagSet {
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", fakehub.DefaultConnectTimeout, "close connections without TLS handshake and CONNECT within this `DURATION`")
 	fs.DurationVar(&f.tokenGrace, "token-grace", sas.DefaultSkew, "clock skew allowed at CONNECT and delay after token expiry before the drop (0: none)")
 	f.limitFlags.register(fs)
+	f.dps.register(fs)
 	fs.BoolVar(&f.exitAfterStart, "exit-after-start", false, "print the banner and exit (for tests)")
 	_ = fs.MarkHidden("exit-after-start")
 	return fs
@@ -286,6 +297,9 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 	case f.ca != "" && f.http != "off" && f.http != "":
 		opts.ServiceAddr = f.http
 	}
+	if opts.DPS, err = f.dps.options(f.devicesFile, f.ca != ""); err != nil {
+		return err
+	}
 	if err := checkListen(listenFlags(f, opts)); err != nil {
 		return err
 	}
@@ -295,6 +309,7 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 	}
 	defer srv.Close()
 	printBanner(stdout, srv, reg, caFile, caNote, f.ca != "")
+	printDPSBanner(stdout, srv, caFile)
 	if f.exitAfterStart {
 		return nil
 	}
@@ -322,6 +337,9 @@ func listenFlags(f *serveFlags, opts fakehub.Options) []listenAddr {
 			flag = "--http-insecure"
 		}
 		l = append(l, listenAddr{flag, opts.ServiceAddr})
+	}
+	if opts.DPS != nil {
+		l = append(l, listenAddr{"--dps", opts.DPS.Addr}, listenAddr{"--dps-http", opts.DPS.HTTPAddr})
 	}
 	return l
 }

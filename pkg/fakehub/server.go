@@ -36,6 +36,7 @@ type Server struct {
 	cloud       *cloud    // the cloud side: C2D queues, twins, direct methods
 	cloudEvents cloudSide // what the hooks tell the cloud side (cloud, or a test's stand-in)
 	service     *serviceListener
+	dps         *DPS // the Device Provisioning Service, with Options.DPS
 
 	lifecycle *lifecycleHook
 	unwatch   func() // stops registry notifications
@@ -166,6 +167,12 @@ func NewServer(opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	if opts.DPS != nil {
+		if err := s.startDPS(); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -213,6 +220,7 @@ func (s *Server) Close() error {
 			s.unwatch()
 		}
 		s.stopService()
+		s.stopDPS()
 		s.cloud.close()
 		// Drain first: mochi's Close races with connection set-up (mochi#424,
 		// #541) and can deadlock while clients come and go (mochi#488).
