@@ -197,10 +197,10 @@ func (h *handler) authorize(r *http.Request, need iothub.Rights) *sas.Rejection 
 		}
 		return sas.Reject(sas.ReasonMalformed, err.Error())
 	}
-	if p.Rights&need != need {
+	if !p.Rights.Grants(need) {
 		return sas.Reject(sas.ReasonPolicyPermission,
 			"policy "+quote(p.KeyName)+" has "+p.Rights.String()+"; "+r.Method+" "+r.URL.Path+" needs "+need.String(),
-			"use a policy with "+need.String()+" (iothubowner has every right)")
+			"use a policy with "+needText(need)+" (IoT Hub's built-in "+builtinWith(need)+")")
 	}
 	return nil
 }
@@ -211,6 +211,25 @@ func (h *handler) writeUnauthorized(w http.ResponseWriter, rej *sas.Rejection) {
 		msg += ": " + rej.Detail
 	}
 	h.writeError(w, &iothub.Error{Code: iothub.CodeIotHubUnauthorizedAccess, Message: msg, Reason: string(rej.Reason), Hints: rej.Hints})
+}
+
+// needText names what grants need: RegistryRead is also granted by RegistryWrite.
+func needText(need iothub.Rights) string {
+	if need == iothub.RegistryRead {
+		return "RegistryRead or RegistryWrite"
+	}
+	return need.String()
+}
+
+// builtinWith lists the built-in policies that grant need ("registryReadWrite or iothubowner").
+func builtinWith(need iothub.Rights) string {
+	var names []string
+	for _, p := range iothub.BuiltinPolicies() {
+		if p.Rights.Grants(need) {
+			names = append(names, p.KeyName)
+		}
+	}
+	return strings.Join(names, " or ")
 }
 
 func quote(s string) string { return `"` + s + `"` }

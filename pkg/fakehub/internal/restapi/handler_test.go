@@ -661,6 +661,9 @@ func TestAuthorization(t *testing.T) {
 	for _, tc := range []struct{ method, path, auth string }{
 		{"GET", "/devices/dev1", token("registryRead", regReadKey, testNow.Add(time.Hour))},
 		{"PUT", "/devices/dev3", token("registryReadWrite", regRWKey, testNow.Add(time.Hour))},
+		// RegistryWrite includes RegistryRead: registryReadWrite holds only RegistryWrite.
+		{"GET", "/devices/dev1", token("registryReadWrite", regRWKey, testNow.Add(time.Hour))},
+		{"GET", "/devices", token("registryReadWrite", regRWKey, testNow.Add(time.Hour))},
 		{"GET", "/twins/dev1", token("service", serviceKey, testNow.Add(time.Hour))},
 		{"GET", "/devices/dev1", token("iothubowner", ownerKey2, testNow.Add(time.Hour))},   // secondary key
 		{"GET", "/devices/dev1", token("iothubowner", ownerKey, testNow.Add(-time.Minute))}, // within the hub's token grace
