@@ -41,6 +41,26 @@ func (b serviceBackend) DeleteDevice(_ context.Context, id iothub.Identity, ifMa
 	return b.s.opts.Registry.Delete(id, ifMatch)
 }
 
+func (b serviceBackend) Twins(_ context.Context, modules bool) ([]iothub.Twin, error) {
+	var out []iothub.Twin
+	for _, d := range b.s.opts.Registry.Devices() {
+		ids := []iothub.Identity{d.Identity()}
+		if modules {
+			ids = ids[:0]
+			ms, _ := b.s.opts.Registry.Modules(d.DeviceID) // the device may go meanwhile: then none
+			for _, m := range ms {
+				ids = append(ids, m.Identity())
+			}
+		}
+		for _, id := range ids {
+			if t, err := b.s.Twin(id); err == nil { // removed meanwhile: left out
+				out = append(out, t)
+			}
+		}
+	}
+	return out, nil
+}
+
 func (b serviceBackend) Twin(_ context.Context, id iothub.Identity) (iothub.Twin, error) {
 	return b.s.Twin(id)
 }

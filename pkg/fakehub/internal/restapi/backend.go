@@ -33,6 +33,9 @@ type Backend interface {
 	// rule ("" or "*" = unconditional).
 	DeleteDevice(ctx context.Context, id iothub.Identity, ifMatch string) error
 
+	// Twins returns every device twin (modules: every module twin), sorted by device ID then
+	// module ID, for the query endpoint.
+	Twins(ctx context.Context, modules bool) ([]iothub.Twin, error)
 	// Twin returns the identity's twin in the service's view.
 	Twin(ctx context.Context, id iothub.Identity) (iothub.Twin, error)
 	// UpdateTwin applies u and returns the new twin.

@@ -69,7 +69,9 @@ func NewHandler(b Backend, opts Options) http.Handler {
 	seen := map[string]bool{}
 	for _, rt := range h.routes() {
 		_, path, _ := strings.Cut(rt.pattern, " ")
-		if !seen[path] {
+		// /devices/query shares its shape with /devices/{id}: other methods on it are
+		// those of a device named "query", as on IoT Hub.
+		if !seen[path] && path != "/devices/query" {
 			seen[path] = true
 			h.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 				h.writeError(w, iothub.Errorf(iothub.CodeGenericMethodNotAllowed, "%s is not allowed on %s", r.Method, path))
@@ -110,6 +112,8 @@ func (h *handler) routes() []route {
 	return []route{
 		// Registry (IoT Hub service REST API).
 		{"GET /devices", iothub.RegistryRead, true, h.listDevices},
+		{"GET /devices/{$}", iothub.RegistryRead, true, h.listDevices}, // the Node service SDK's Registry.list
+		{"POST /devices/query", iothub.RegistryRead, true, h.queryTwins},
 		{"GET /devices/{id}", iothub.RegistryRead, true, h.getIdentity},
 		{"PUT /devices/{id}", iothub.RegistryWrite, true, h.putIdentity},
 		{"DELETE /devices/{id}", iothub.RegistryWrite, true, h.deleteIdentity},

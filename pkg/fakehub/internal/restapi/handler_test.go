@@ -706,8 +706,8 @@ func TestAPIVersion(t *testing.T) {
 func TestRoutes(t *testing.T) {
 	t.Parallel()
 	routes := restapi.Routes()
-	if len(routes) != 23 {
-		t.Errorf("restapi.Routes() = %d routes, want 23", len(routes))
+	if len(routes) != 25 {
+		t.Errorf("restapi.Routes() = %d routes, want 25", len(routes))
 	}
 	need := map[string]iothub.Rights{}
 	for _, rt := range routes {
@@ -718,6 +718,8 @@ func TestRoutes(t *testing.T) {
 	}
 	for pattern, want := range map[string]iothub.Rights{
 		"GET /devices":                            iothub.RegistryRead,
+		"GET /devices/{$}":                        iothub.RegistryRead,
+		"POST /devices/query":                     iothub.RegistryRead,
 		"PUT /devices/{id}":                       iothub.RegistryWrite,
 		"DELETE /devices/{id}/modules/{mid}":      iothub.RegistryWrite,
 		"PATCH /twins/{id}":                       iothub.ServiceConnect,
