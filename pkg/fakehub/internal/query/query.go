@@ -156,7 +156,7 @@ type parser struct {
 }
 
 func (p *parser) peek() token { return p.toks[p.i] }
-func (p *parser) next() token  { t := p.toks[p.i]; p.i++; return t }
+func (p *parser) next() token { t := p.toks[p.i]; p.i++; return t }
 
 func (p *parser) keyword(k string) bool {
 	if t := p.peek(); t.kind == kIdent && strings.EqualFold(t.text, k) {

@@ -84,7 +84,7 @@ func TestMatch(t *testing.T) {
 
 func TestRefused(t *testing.T) {
 	for _, tc := range []struct {
-		sql, want string
+		sql, want   string
 		unsupported bool
 	}{
 		{"SELECT deviceId FROM devices", `the projection "deviceId" at position 7`, true},
