@@ -98,19 +98,27 @@ func newEventsCmd(env *serviceEnv) *cobra.Command {
 line: time, device, payload (JSON as is, text quoted, binary as base64:...)
 and application properties. --json prints each message as one JSON object
 (deviceId, enqueuedTime, topic, systemProperties, properties, payload,
-bodyBase64). --follow keeps waiting for new messages until interrupted or
---count is reached.` + serviceLong,
+bodyBase64).
+
+One rule for every telemetry stream (this verb, GET /hubkit/telemetry and the
+Go Server.Telemetry): without --follow, events lists what the hub holds;
+--follow prints the messages that arrive from now on, until interrupted or
+--count is reached; --since TIME starts at TIME instead (an RFC 3339 time, or
+a duration such as 10m for "10 minutes ago"): with --follow, the messages
+since then and then the new ones. A --device the hub does not know (and that
+sent nothing) is an error.` + serviceLong,
 		Example: `  fakehub events --device dev1
-  fakehub events --follow --count 1 --json     # wait for the next message`,
+  fakehub events --follow --count 1 --json     # wait for the next message
+  fakehub events --follow --since 5m           # the last 5 minutes, then new ones`,
 		Args: argsExactly(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if q.Count < 0 {
 				return cli.Usagef("--count must not be negative, got %d", q.Count)
 			}
 			if since != "" {
-				t, err := time.Parse(time.RFC3339Nano, since)
+				t, err := parseSince(since, env.now())
 				if err != nil {
-					return cli.Usagef("--since %q: want an RFC 3339 time such as 2030-01-01T00:00:00Z", since)
+					return err
 				}
 				q.Since = t
 			}
@@ -137,9 +145,20 @@ bodyBase64). --follow keeps waiting for new messages until interrupted or
 	fs.StringVarP(&q.DeviceID, "device", "d", "", "only this device's messages")
 	fs.BoolVarP(&q.Follow, "follow", "f", false, "wait for new messages")
 	fs.IntVarP(&q.Count, "count", "n", 0, "stop after N messages (0: no limit)")
-	fs.StringVar(&since, "since", "", "only messages enqueued at or after this RFC 3339 time")
+	fs.StringVar(&since, "since", "", "start at this `TIME` (RFC 3339, or a duration ago such as 10m)")
 	fs.BoolVar(&asJSON, "json", false, "one JSON object per line")
 	return cmd
+}
+
+// parseSince reads --since: an RFC 3339 time, or a positive duration before now.
+func parseSince(v string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, cli.Usagef("--since %q: want an RFC 3339 time such as 2030-01-01T00:00:00Z or a duration ago such as 10m", v)
 }
 
 // eventLine is the human form: "TIME DEVICE[/MODULE] PAYLOAD [k=v ...]".

@@ -114,8 +114,23 @@ func (b serviceBackend) C2DFeedback(context.Context) ([]iothub.C2DFeedback, erro
 	return b.s.C2DFeedback(), nil
 }
 
+// Telemetry follows the one rule of telemetry streams (Server.Telemetry): a listing
+// (no Follow) shows the messages held, from Since if set; a Follow stream starts
+// where it is opened, or at Since when it is set (the messages since then, then the
+// new ones).
 func (b serviceBackend) Telemetry(_ context.Context, q restapi.TelemetryQuery) (restapi.TelemetryReader, error) {
-	st := b.s.TelemetrySince(1)
+	if q.DeviceID != "" {
+		if err := b.s.opts.Registry.Exists(iothub.Identity{DeviceID: q.DeviceID}); err != nil && len(b.s.TelemetrySince(1).ForDevice(q.DeviceID, "").All()) == 0 {
+			return nil, err // a device that is not registered and never sent anything: a typo
+		}
+	}
+	var st *Stream
+	switch {
+	case q.Follow && q.Since.IsZero():
+		st = b.s.Telemetry()
+	default:
+		st = b.s.TelemetryFrom(q.Since)
+	}
 	if q.DeviceID != "" {
 		st = st.ForDevice(q.DeviceID, "")
 	}

@@ -59,7 +59,9 @@ type Backend interface {
 
 	// Telemetry opens a reader over captured device-to-cloud messages that match q, oldest
 	// first. Without q.Follow, Next returns io.EOF once the messages captured so far are
-	// consumed; with it, Next waits for new ones until its context ends.
+	// consumed; with it, the reader starts where it is opened (or at q.Since) and Next waits
+	// for new ones until its context ends. An unknown device that sent nothing is
+	// iothub.ErrDeviceNotFound.
 	Telemetry(ctx context.Context, q TelemetryQuery) (TelemetryReader, error)
 
 	// Rejections lists refused connections, oldest first.
