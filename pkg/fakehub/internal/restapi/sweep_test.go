@@ -100,4 +100,3 @@ func FuzzServiceAPI(f *testing.F) {
 		}
 	})
 }
-
