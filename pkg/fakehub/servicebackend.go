@@ -3,6 +3,7 @@ package fakehub
 import (
 	"context"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/hubkit/hubkit/pkg/fakehub/internal/restapi"
@@ -139,6 +140,15 @@ func (b serviceBackend) Telemetry(_ context.Context, q restapi.TelemetryQuery) (
 		r.backlog = st.All()
 	}
 	return r, nil
+}
+
+func (b serviceBackend) Reset(_ context.Context, parts []string) error {
+	ps, err := ParseResetParts(strings.Join(parts, ","))
+	if err != nil {
+		return iothub.Errorf(iothub.CodeArgumentInvalid, "%v", err)
+	}
+	b.s.Reset(ps...)
+	return nil
 }
 
 func (b serviceBackend) Rejections(context.Context) ([]iothub.Rejection, error) {

@@ -64,6 +64,10 @@ type Backend interface {
 	// iothub.ErrDeviceNotFound.
 	Telemetry(ctx context.Context, q TelemetryQuery) (TelemetryReader, error)
 
+	// Reset clears run-time state between tests: the parts named ("telemetry",
+	// "rejections", "c2d", "twins"; none = all). An unknown name is iothub.ErrInvalidArgument.
+	Reset(ctx context.Context, parts []string) error
+
 	// Rejections lists refused connections, oldest first.
 	Rejections(ctx context.Context) ([]iothub.Rejection, error)
 }

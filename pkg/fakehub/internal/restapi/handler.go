@@ -139,6 +139,7 @@ func (h *handler) routes() []route {
 		// Extensions: what the real hub offers through Event Hubs or not at all.
 		{"GET /hubkit/telemetry", iothub.ServiceConnect, false, h.telemetry},
 		{"GET /hubkit/rejections", iothub.ServiceConnect, false, h.rejections},
+		{"POST /hubkit/reset", iothub.ServiceConnect, false, h.reset},
 	}
 }
 

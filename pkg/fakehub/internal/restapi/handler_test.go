@@ -706,8 +706,8 @@ func TestAPIVersion(t *testing.T) {
 func TestRoutes(t *testing.T) {
 	t.Parallel()
 	routes := restapi.Routes()
-	if len(routes) != 25 {
-		t.Errorf("restapi.Routes() = %d routes, want 25", len(routes))
+	if len(routes) != 26 {
+		t.Errorf("restapi.Routes() = %d routes, want 26", len(routes))
 	}
 	need := map[string]iothub.Rights{}
 	for _, rt := range routes {
