@@ -78,6 +78,13 @@ func NewHandler(b Backend, opts Options) http.Handler {
 			})
 		}
 	}
+	// Readiness for scripts and CI: unauthenticated, no secrets (a hubkit extension).
+	h.mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "hostName": h.host})
+	})
+	h.mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		h.writeError(w, iothub.Errorf(iothub.CodeGenericMethodNotAllowed, "%s is not allowed on /health (GET is)", r.Method))
+	})
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, iothub.Errorf(iothub.CodeGenericNotFound, "no service API route for %s", r.URL.Path))
 	})

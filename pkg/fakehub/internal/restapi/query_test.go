@@ -106,3 +106,16 @@ func TestQueryTwins(t *testing.T) {
 		t.Errorf("GET /devices/query = %d %s", r.status, r.body)
 	}
 }
+
+// TestHealth: GET /health answers without a token and without secrets.
+func TestHealth(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	r := f.do("GET", "/health", "")
+	if r.status != 200 || r.body != `{"hostName":"localhost","status":"ready"}` {
+		t.Errorf("GET /health = %d %s", r.status, r.body)
+	}
+	if r := f.do("POST", "/health", ""); r.status != 405 {
+		t.Errorf("POST /health = %d, want 405", r.status)
+	}
+}
