@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"runtime"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,15 +21,5 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func newVersionCmd(stdout io.Writer) *cobra.Command {
-	return &cobra.Command{
-		Use:     "version",
-		Short:   "Print the fakehub version",
-		Long:    "Print the module version fakehub was built from (\"devel\" for a source build) and the Go version.",
-		Example: "  fakehub version",
-		Args:    cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			_, err := fmt.Fprintf(stdout, "fakehub %s (%s)\n", cli.Version(), runtime.Version())
-			return err
-		},
-	}
+	return cli.NewVersionCmd("fakehub", stdout, cobra.NoArgs)
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"net/http"
 	"net/url"
 	"slices"
@@ -744,7 +745,7 @@ func TestRejections(t *testing.T) {
 	if ack.ReturnCode != mqttraw.ConnackNotAuthorized {
 		t.Fatalf("CONNACK %d, want %d", ack.ReturnCode, mqttraw.ConnackNotAuthorized)
 	}
-	eventually(t, "the rejection recorded", func() bool { return len(f.hub.Rejections()) == 1 })
+	testutil.Eventually(t, "the rejection recorded", func() bool { return len(f.hub.Rejections()) == 1 })
 	r := f.owner("GET", "/hubkit/rejections", "")
 	if r.status != 200 {
 		t.Fatalf("rejections = %d %s", r.status, r.body)
