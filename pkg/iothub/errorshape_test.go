@@ -48,21 +48,19 @@ func dotnetErrorCode(header http.Header, body string) int {
 	if fields, ok := newtonsoftStringMap(b.Message); ok {
 		code, _ = strconv.Atoi(fields["errorCode"])
 	} else {
-		for _, f := range strings.Split(b.Message, ";") {
-			if strings.Contains(strings.ToLower(f), "errorcode") && strings.Contains(f, ":") {
-				v := strings.Split(f, ":")[1]
-				if len(v) >= 6 {
-					if n, err := strconv.Atoi(v[:6]); err == nil {
-						v = strconv.Itoa(n)
-					}
-				}
-				if n, err := strconv.Atoi(v); err == nil {
-					code = n
-				} else if c, ok := iothub.CodeByName(v); ok {
-					code = int(c)
+		// The SDK looks at the first ';'-separated field only.
+		if f := strings.Split(b.Message, ";")[0]; strings.Contains(strings.ToLower(f), "errorcode") && strings.Contains(f, ":") {
+			v := strings.Split(f, ":")[1]
+			if len(v) >= 6 {
+				if n, err := strconv.Atoi(v[:6]); err == nil {
+					v = strconv.Itoa(n)
 				}
 			}
-			break // the SDK looks at the first field only
+			if n, err := strconv.Atoi(v); err == nil {
+				code = n
+			} else if c, ok := iothub.CodeByName(v); ok {
+				code = int(c)
+			}
 		}
 	}
 	if c, ok := iothub.CodeByName(header.Get(iothub.HeaderErrorCode)); ok && int(c) == code {
