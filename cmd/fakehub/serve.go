@@ -64,6 +64,12 @@ events, invoke, twin, devices, rejections) use it. Without --ca it is off:
 --http-insecure ADDR serves it over plain HTTP, where policy tokens and
 device keys cross the network in the clear.
 
+--dps ADDR also runs a Device Provisioning Service (MQTT over TLS on ADDR, the
+HTTPS registration and service APIs on --dps-http) that assigns devices to this
+hub: enrollments come from the devices file's "dps" section and from "fakehub
+dps enrollments|groups add"; a device that registers is created in the registry
+with its (derived) key and initial twin, so its next CONNECT works.
+
 stdout carries the start banner: the listen address, the CA to trust, the
 service API URL and its connection string (iothubowner) and, per device, a
 connection string and a ready "sastool mqtt" command. Logs (each
@@ -99,6 +105,9 @@ const serveExample = `  # the committed test CA, one device with a generated key
   # a TLS drill: the server presents an expired certificate
   fakehub --ca testdata/certs --tls-profile expired --device dev1
 
+  # with a Device Provisioning Service (MQTT :8884, HTTPS :8444, ID scope 0ne00000000)
+  fakehub --ca testdata/certs --dps :8884
+
   # ready mosquitto_pub/mosquitto_sub commands for a device
   sastool mqtt -c "HostName=localhost;DeviceId=demo-device;SharedAccessKey=..." \
     --ca testdata/certs/ca.pem --format mosquitto`
@@ -124,6 +133,9 @@ type serveFlags struct {
 	deviceHostName string
 	tlsProfile     string
 	limitFlags
+	dps        dpsFlags
+	stateDir   string // --state: keep the registry (keys) across restarts
+	bannerJSON string // --banner-json: the banner as JSON, for scripts
 }
 
 // newRootCmd returns the root command, which serves when no verb is given,
@@ -186,6 +198,9 @@ func serveFlagSet(f *serveFlags) *pflag.FlagSet {
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", fakehub.DefaultConnectTimeout, "close connections without TLS handshake and CONNECT within this `DURATION`")
 	fs.DurationVar(&f.tokenGrace, "token-grace", sas.DefaultSkew, "clock skew allowed at CONNECT and delay after token expiry before the drop (0: none)")
 	f.limitFlags.register(fs)
+	f.dps.register(fs)
+	fs.StringVar(&f.stateDir, "state", "", "keep devices, keys and policies in `DIR` across restarts (DIR/registry.json, mode 0600)")
+	fs.StringVar(&f.bannerJSON, "banner-json", "", "also write the banner as JSON to `FILE` (0600: it holds keys), once listening")
 	fs.BoolVar(&f.exitAfterStart, "exit-after-start", false, "print the banner and exit (for tests)")
 	_ = fs.MarkHidden("exit-after-start")
 	return fs
@@ -249,6 +264,20 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 
 	reg := fakehub.NewRegistry(rand.Reader)
 	fileHost := ""
+	stateLoaded := false
+	if f.stateDir != "" {
+		st, ok, err := loadState(f.stateDir)
+		if err != nil {
+			return err
+		}
+		if ok && f.devicesFile != "" {
+			return cli.Usage(fmt.Errorf("--devices %s: the --state folder %s already holds the registry", f.devicesFile, f.stateDir),
+				"drop --devices to use the kept registry, or remove "+filepath.Join(f.stateDir, stateFile)+" to start again from the file")
+		}
+		if ok {
+			reg, fileHost, stateLoaded = st.Registry, st.HostName, true
+		}
+	}
 	if f.devicesFile != "" {
 		fh, err := os.Open(f.devicesFile)
 		if err != nil {
@@ -335,6 +364,9 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 	case f.ca != "" && f.http != "off" && f.http != "":
 		opts.ServiceAddr = f.http
 	}
+	if opts.DPS, err = f.dps.options(f.devicesFile, f.ca != ""); err != nil {
+		return err
+	}
 	if err := checkListen(listenFlags(f, opts)); err != nil {
 		return err
 	}
@@ -351,9 +383,26 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer srv.Close()
+	if f.stateDir != "" {
+		if err := saveState(f.stateDir, hosts[0], reg); err != nil {
+			return fmt.Errorf("--state %s: %w", f.stateDir, err)
+		}
+		defer func() {
+			if err := saveState(f.stateDir, hosts[0], reg); err != nil {
+				log.Error("saving the state", "dir", f.stateDir, "err", err)
+			}
+		}()
+		log.Info("registry kept in the state folder", "dir", f.stateDir, "loaded", stateLoaded)
+	}
 	printBanner(stdout, srv, reg, caFile, caNote, f.ca != "")
 	if wsNote != "" {
 		fmt.Fprintf(stdout, "fakehub: MQTT over WebSockets %s\n", wsNote)
+	}
+	printDPSBanner(stdout, srv, caFile)
+	if f.bannerJSON != "" {
+		if err := writeBannerJSON(f.bannerJSON, srv, reg, caFile); err != nil {
+			return err
+		}
 	}
 	if f.exitAfterStart {
 		return nil
@@ -396,6 +445,9 @@ func listenFlags(f *serveFlags, opts fakehub.Options) []listenAddr {
 			flag = "--http-insecure"
 		}
 		l = append(l, listenAddr{flag, opts.ServiceAddr})
+	}
+	if opts.DPS != nil {
+		l = append(l, listenAddr{"--dps", opts.DPS.Addr}, listenAddr{"--dps-http", opts.DPS.HTTPAddr})
 	}
 	return l
 }

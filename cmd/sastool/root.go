@@ -97,6 +97,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		newConnstrCmd(st),
 		newMQTTCmd(st),
 		newCertCmd(st),
+		newDPSCmd(st),
 		newVersionCmd(st),
 	)
 	root.InitDefaultCompletionCmd()

@@ -179,8 +179,12 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 			"the user name is "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion+"; the token goes in the password")
 	}
 	if dps, err := iothub.ParseDPSUserName(user); err == nil {
-		return fail(ReasonDPSConnect, fmt.Sprintf("a Device Provisioning Service CONNECT (ID scope %s, registration %s) at an IoT hub: this endpoint is the hub, and fakehub has no DPS", dps.IDScope, dps.RegistrationID),
-			"DPS (global.azure-devices-provisioning.net) assigns the device to a hub; against fakehub skip provisioning and connect to the hub itself: client ID "+id.ClientID()+", user name "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion,
+		where := "this fakehub runs no DPS (fakehub --dps ADDR, Options.DPS, runs one)"
+		if s.dps != nil {
+			where = "this fakehub's DPS listens on " + s.dps.Addr()
+		}
+		return fail(ReasonDPSConnect, fmt.Sprintf("a Device Provisioning Service CONNECT (ID scope %s, registration %s) at an IoT hub: this endpoint is the hub; %s", dps.IDScope, dps.RegistrationID, where),
+			"DPS (global.azure-devices-provisioning.net) assigns the device to a hub; point the provisioning client at the DPS, or skip provisioning and connect to the hub itself: client ID "+id.ClientID()+", user name "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion,
 			"a group enrollment's device key is sastool derive --group-key KEY --registration-id "+dps.RegistrationID)
 	}
 	un, err := iothub.ParseUserName(user)

@@ -72,6 +72,9 @@ type Options struct {
 	// rules) or ProfileStrict (azure, plus a warning record for what Microsoft's docs call
 	// wrong). Its quirks are added to Quirks (see Profile.Quirks).
 	Profile Profile
+	// DPS, when set, also runs a Device Provisioning Service that assigns devices to this
+	// hub (Server.DPS; it needs TLS).
+	DPS *DPSOptions
 
 	// WebSocketAddr, when set, is the listen address of MQTT over WebSockets: TLS with the
 	// same configuration as Addr, answering only on path /$iothub/websocket with

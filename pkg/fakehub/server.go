@@ -36,6 +36,7 @@ type Server struct {
 	cloud       *cloud    // the cloud side: C2D queues, twins, direct methods
 	cloudEvents cloudSide // what the hooks tell the cloud side (cloud, or a test's stand-in)
 	service     *serviceListener
+	dps         *DPS // the Device Provisioning Service, with Options.DPS
 
 	lifecycle *lifecycleHook
 	unwatch   func() // stops registry notifications
@@ -182,6 +183,12 @@ func NewServer(opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	if opts.DPS != nil {
+		if err := s.startDPS(); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -229,6 +236,7 @@ func (s *Server) Close() error {
 			s.unwatch()
 		}
 		s.stopService()
+		s.stopDPS()
 		s.cloud.close()
 		// Drain first: mochi's Close races with connection set-up (mochi#424,
 		// #541) and can deadlock while clients come and go (mochi#488).
@@ -378,12 +386,19 @@ func (s *Server) hubCloseCode(ss *session, reason sas.Reason, code iothub.ErrorC
 		// loop ends without an error, which a Stop can cause.
 		s.captureWill(ss, ss.will.topic, ss.will.payload)
 	}
+	s.claimClose(ss, reason, code, detail)
+	ss.cl.Stop(errors.New(string(reason)))
+}
+
+// claimClose records why the hub closes ss, unless another close (a takeover, an
+// expiry) claimed it first. It runs before the connection goes, so that a device
+// reconnecting at once cannot turn the record into its own takeover.
+func (s *Server) claimClose(ss *session, reason sas.Reason, code iothub.ErrorCode, detail string) {
 	if ss.closeReason.CompareAndSwap(nil, &reason) {
 		rj := ss.rejection(reason, detail)
 		rj.ErrorCode = code
 		s.closedFor(rj)
 	}
-	ss.cl.Stop(errors.New(string(reason)))
 }
 
 // closeCode is the error code the real hub logs when it closes a connection for reason
