@@ -151,6 +151,8 @@ func (s *Server) reject(r iothub.Rejection) {
 		r.Hints = hints
 	}
 	s.rejections.add(r)
+	s.metrics.rejected(r.Reason)
+	s.activity.changed()
 	attrs := []any{"reason", string(r.Reason), "detail", r.Detail, "clientId", r.ClientID, "remoteAddr", r.RemoteAddr}
 	if r.DeviceID != "" {
 		attrs = append(attrs, "deviceId", r.DeviceID)

@@ -42,6 +42,10 @@ type Server struct {
 	closing   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
+
+	metrics   *hubMetrics // Prometheus metrics (metrics.go)
+	activity  activity    // change signal and last-seen times for the dashboard (activity.go)
+	dashboard *dashboardState
 }
 
 // ErrClosed is returned by operations on a closed Server.
@@ -62,6 +66,8 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger, telemetry: newRing(opts.TelemetryBuffer, opts.TelemetryBufferBytes)}
 	s.lifecycle = &lifecycleHook{s: s}
+	s.metrics = newHubMetrics(s)
+	s.dashboard = newDashboardState(s)
 	for _, h := range append([]string{opts.HostName}, opts.Aliases...) {
 		s.hostNames = append(s.hostNames, strings.ToLower(stripPort(h)))
 	}
@@ -112,6 +118,9 @@ func NewServer(opts Options) (*Server, error) {
 		return fail(err)
 	}
 	if err := s.mochi.AddHook(&telemetryHook{s: s}, nil); err != nil {
+		return fail(err)
+	}
+	if err := s.mochi.AddHook(&activityHook{s: s}, nil); err != nil {
 		return fail(err)
 	}
 

@@ -62,6 +62,8 @@ type session struct {
 
 	tag   string     // unique per connection (set by establish): tags C2D deliveries
 	c2dMu sync.Mutex // serialises C2D flushes (service and connection goroutines) for FIFO order
+
+	lastActive atomic.Int64 // Unix nanoseconds of the latest telemetry (0: none yet), for the dashboard
 }
 
 // willMessage is a device's will (topic and payload).

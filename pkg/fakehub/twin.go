@@ -52,9 +52,15 @@ func (s *Server) UpdateTwin(ctx context.Context, id iothub.Identity, u iothub.Tw
 	}
 	c := s.cloud
 	c.touch(id)
-	if _, err := c.twins.Update(id, u.Tags, u.Desired, u.Replace, u.IfMatch); err != nil {
+	start := s.metrics.clock()
+	_, err := c.twins.Update(id, u.Tags, u.Desired, u.Replace, u.IfMatch)
+	s.metrics.twinOp("update", start)
+	if err != nil {
+		s.metrics.message(kindTwinDesired, "refused")
 		return iothub.Twin{}, err
 	}
+	s.metrics.message(kindTwinDesired, "accepted")
+	s.activity.changed()
 	return c.twinOf(id), nil
 }
 
@@ -86,19 +92,27 @@ func (c *cloud) twinOf(id iothub.Identity) iothub.Twin {
 // with {"desired":{...},"reported":{...}}.
 func (c *cloud) twinGet(ss *session, rid string) {
 	c.touch(ss.id)
+	start := c.s.metrics.clock()
 	c.twinRespond(ss, iothub.TwinResponseTopic(200, rid, 0), c.twins.Get(ss.id))
+	c.s.metrics.twinOp("get", start)
+	c.s.metrics.message(kindTwinGet, "answered")
 }
 
 // twinPatchReported applies a reported-properties patch and answers 204
 // with the new $version, or the error status (400) with no version.
 func (c *cloud) twinPatchReported(ss *session, rid string, patch []byte) {
 	c.touch(ss.id)
+	start := c.s.metrics.clock()
 	v, err := c.twins.PatchReported(ss.id, patch)
+	c.s.metrics.twinOp("patch_reported", start)
 	var te *iothub.Error
 	switch {
 	case err == nil:
+		c.s.metrics.message(kindTwinReported, "accepted")
+		c.s.activity.changed()
 		c.twinRespond(ss, iothub.TwinResponseTopic(204, rid, v), nil)
 	case errors.As(err, &te):
+		c.s.metrics.message(kindTwinReported, "refused")
 		c.s.log.Info("reported properties refused", append(idAttrs(ss.id), "rid", rid, "status", te.Status(), "reason", te.Message)...)
 		c.twinRespond(ss, iothub.TwinResponseTopic(te.Status(), rid, 0), nil)
 	default:
