@@ -51,4 +51,3 @@ func run(out, tag, arch, version, revision string) error {
 	fmt.Printf("%s: %s (%s), load with: docker load -i %s\n", out, tag, d, out)
 	return nil
 }
-
