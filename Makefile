@@ -8,7 +8,7 @@ PKGS      := ./...
 # staticcheck, pinned; `go run pkg@version` builds it outside this module's graph (see lint).
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test vet lint staticcheck fmt run certs fuzz bench cover tidy clean image screenshots
+.PHONY: all build test vet lint staticcheck fmt run certs fuzz bench cover tidy clean image screenshots bench-dashboard
 
 all: build
 
@@ -66,6 +66,10 @@ image:
 ## screenshots: refresh docs/screenshots (the README's) from a run of the dashboard's browser test
 screenshots:
 	HUBKIT_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestBrowser$$' ./pkg/fakehub/internal/dashboard
+
+## bench-dashboard: 10,000 connected devices: dashboard page loads, telemetry throughput with and without live views
+bench-dashboard:
+	HUBKIT_DASHBOARD_LOAD=10000 $(GO) test -count=1 -timeout 20m -run '^TestDashboardLoad$$' -v ./pkg/fakehub | grep -v '^=== '
 
 cover:
 	$(GO) test -coverprofile=coverage.out $(PKGS)
