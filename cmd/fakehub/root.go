@@ -13,8 +13,8 @@ import (
 // run is main without the process: it parses args, runs the command and
 // returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	root := newServeCmd(stdout, stderr)
-	root.AddCommand(newVersionCmd(stdout))
+	root, serveCmd := newRootCmd(stdout, stderr)
+	root.AddCommand(serveCmd, newVersionCmd(stdout))
 	root.AddCommand(serviceCommands(getenv, time.Now)...)
 	cmd, err := cli.Execute(ctx, root, args, stdin, stdout, stderr)
 	return cli.Report(stderr, cmd, err)

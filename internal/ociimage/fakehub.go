@@ -26,7 +26,7 @@ func FakehubConfig(binary, arch, version, revision string, created time.Time) Co
 	}
 	return Config{
 		Binary: binary, Arch: arch,
-		Cmd:          []string{"--ca", StateDir + "/ca", "--device", "demo-device"},
+		Cmd:          []string{"--ca", StateDir + "/ca", "--ca-create", "--device", "demo-device"},
 		ExposedPorts: []string{"8883/tcp", "8443/tcp"},
 		Labels:       labels, User: "65532:65532", StateDir: StateDir, Created: created,
 	}

@@ -61,7 +61,7 @@ func TestImage(t *testing.T) {
 	if diff := cmp.Diff([]string{"/fakehub"}, c.Entrypoint); diff != "" {
 		t.Errorf("entrypoint (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"--ca", "/var/lib/fakehub/ca", "--device", "demo-device"}, c.Cmd); diff != "" {
+	if diff := cmp.Diff([]string{"--ca", "/var/lib/fakehub/ca", "--ca-create", "--device", "demo-device"}, c.Cmd); diff != "" {
 		t.Errorf("cmd (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(map[string]struct{}{"8883/tcp": {}, "8443/tcp": {}}, c.ExposedPorts); diff != "" {
@@ -133,7 +133,7 @@ func TestImage(t *testing.T) {
 		t.Errorf("fakehub version = %v:\n%s", err, out)
 	}
 	// The image's default command, with loopback ports, starts and prints the banner.
-	args := []string{"--ca", filepath.Join(dir, "state", "ca"), "--device", "demo-device", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--exit-after-start"}
+	args := []string{"--ca", filepath.Join(dir, "state", "ca"), "--ca-create", "--device", "demo-device", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--exit-after-start"}
 	out, err = exec.Command(exe, args...).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "demo-device") || !strings.Contains(string(out), "dashboard: https://") {
 		t.Errorf("fakehub %s = %v:\n%s", strings.Join(args, " "), err, out)

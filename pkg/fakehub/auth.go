@@ -168,6 +168,11 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		return fail(sas.ReasonUserNameMalformed, "the user name is a SAS token: user name and password look swapped",
 			"the user name is "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion+"; the token goes in the password")
 	}
+	if dps, err := iothub.ParseDPSUserName(user); err == nil {
+		return fail(ReasonDPSConnect, fmt.Sprintf("a Device Provisioning Service CONNECT (ID scope %s, registration %s) at an IoT hub: this endpoint is the hub, and fakehub has no DPS", dps.IDScope, dps.RegistrationID),
+			"DPS (global.azure-devices-provisioning.net) assigns the device to a hub; against fakehub skip provisioning and connect to the hub itself: client ID "+id.ClientID()+", user name "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion,
+			"a group enrollment's device key is sastool derive --group-key KEY --registration-id "+dps.RegistrationID)
+	}
 	un, err := iothub.ParseUserName(user)
 	if err != nil {
 		return fail(sas.ReasonUserNameMalformed, err.Error(), "want "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion)
@@ -231,7 +236,7 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		}
 		scope = "hub"
 	} else {
-		// A device or module key signs for exactly its own resource.
+		// A device or module key signs for its own resource or a prefix of it.
 		idOpts := append(opts, h.identityAudience(audience))
 		err = verify(tok, cred.keys, now, append(idOpts, sas.WithoutDiagnosis()))
 		if err != nil && id.IsModule() && s.opts.Quirks.AllowDeviceKeyForModule {
@@ -269,13 +274,13 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 }
 
 // identityAudience is the audience rule for a token signed with an
-// identity's own key: exactly its resource, or (Quirks.AllowBroadDeviceKeyScope)
-// any prefix of it.
+// identity's own key: IoT Hub's prefix rule (sr={host} covers the device),
+// or exactly its resource with Quirks.ExactDeviceKeyScope (IoT Edge hub).
 func (h *authHook) identityAudience(res string) sas.VerifyOption {
-	if h.s.opts.Quirks.AllowBroadDeviceKeyScope {
-		return sas.WithAudience(res)
+	if h.s.opts.Quirks.ExactDeviceKeyScope {
+		return sas.WithExactAudience(res)
 	}
-	return sas.WithExactAudience(res)
+	return sas.WithAudience(res)
 }
 
 func rightsOrNone(r iothub.Rights) string {

@@ -125,7 +125,11 @@ func (c *cloud) sendC2D(id iothub.Identity, m iothub.C2DMessage) (string, error)
 			c.flushC2D(ss)
 		} else if !c.s.opts.Quirks.KeepC2DWithoutSubscription {
 			c.c2d.RejectPending(id, "device connected without a subscription to "+iothub.C2DFilter(id))
+			c.s.log.Info("C2D rejected: the device is connected without a subscription to "+iothub.C2DFilter(id),
+				append(idAttrs(id), "messageId", msgID)...)
 		}
+	} else {
+		c.s.log.Info("C2D queued: the device is offline", append(idAttrs(id), "messageId", msgID, "bytes", len(m.Payload))...)
 	}
 	c.notify()
 	return msgID, nil
@@ -183,7 +187,7 @@ func (c *cloud) flushOnce(ss *session) bool {
 			if qos == 0 {
 				c.c2d.CompleteMessage(ss.id, d.Message.MessageID)
 			}
-			c.s.log.Debug("C2D delivered", append(idAttrs(ss.id), "messageId", d.Message.MessageID, "qos", qos, "packetId", pk.PacketID)...)
+			c.s.log.Info("C2D delivered", append(idAttrs(ss.id), "messageId", d.Message.MessageID, "qos", qos, "bytes", len(d.Message.Payload))...)
 		}
 	}
 }

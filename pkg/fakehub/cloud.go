@@ -99,7 +99,8 @@ func (c *cloud) devicePublish(ss *session, p iothub.DevicePublish, payload []byt
 }
 
 func (c *cloud) puback(ss *session, packetID uint16) {
-	if _, ok := c.c2d.Complete(ss.id, packetID); ok {
+	if m, ok := c.c2d.Complete(ss.id, packetID); ok {
+		c.s.log.Info("C2D completed", append(idAttrs(ss.id), "messageId", m.MessageID)...)
 		c.notify()
 	}
 }

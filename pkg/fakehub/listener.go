@@ -20,13 +20,17 @@ type guardListener struct {
 	tls       *tls.Config
 	timeout   time.Duration
 	onTimeout func(remote string)
+	// onFirstRead sees what the first Read of a connection returned (the
+	// start of the first packet, or the TLS handshake's error), so that
+	// what is not MQTT can be named (firstcontact.go).
+	onFirstRead func(remote string, b []byte, err error)
 
 	mu    sync.Mutex
 	conns map[*guardConn]struct{}
 }
 
-func newGuardListener(raw net.Listener, cfg *tls.Config, timeout time.Duration, onTimeout func(string)) *guardListener {
-	return &guardListener{Listener: raw, tls: cfg, timeout: timeout, onTimeout: onTimeout, conns: map[*guardConn]struct{}{}}
+func newGuardListener(raw net.Listener, cfg *tls.Config, timeout time.Duration, onTimeout func(string), onFirstRead func(string, []byte, error)) *guardListener {
+	return &guardListener{Listener: raw, tls: cfg, timeout: timeout, onTimeout: onTimeout, onFirstRead: onFirstRead, conns: map[*guardConn]struct{}{}}
 }
 
 func (l *guardListener) Accept() (net.Conn, error) {
@@ -67,6 +71,7 @@ type guardConn struct {
 	connected atomic.Bool  // CONNECT seen
 	idle      atomic.Int64 // time.Duration; > 0: the keep-alive time-out replacing mochi's deadlines
 	reported  atomic.Bool
+	readOnce  atomic.Bool // the first Read has happened
 	closeOnce sync.Once
 }
 
@@ -74,6 +79,10 @@ func (c *guardConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if err != nil && !c.connected.Load() && errors.Is(err, os.ErrDeadlineExceeded) && c.reported.CompareAndSwap(false, true) {
 		c.l.onTimeout(c.RemoteAddr().String())
+		return n, err
+	}
+	if c.l.onFirstRead != nil && c.readOnce.CompareAndSwap(false, true) {
+		c.l.onFirstRead(c.RemoteAddr().String(), b[:n], err)
 	}
 	return n, err
 }

@@ -105,13 +105,16 @@ type Quirks struct {
 	// its device's key over the device resource, like IoT Edge hub's opt-in
 	// allowDeviceAuthForModule (docs/iothub-behavior.md §11.4; IoT Hub: unknown).
 	AllowDeviceKeyForModule bool
-	// AllowBroadDeviceKeyScope accepts a token signed with a device's (or
-	// module's) own key whose sr is a prefix of its resource ("{host}",
-	// "{host}/devices") instead of exactly "{host}/devices/{id}" (or the
-	// module's). IoT Hub's behaviour is unknown (docs/iothub-behavior.md §11.4); the
-	// resource table of docs/iothub-behavior.md §2.4 and IoT Edge hub require the exact resource, so
-	// by default such a token is refused with sas.ReasonScopeMismatch.
-	AllowBroadDeviceKeyScope bool
+	// ExactDeviceKeyScope requires a token signed with a device's (or
+	// module's) own key to name exactly "{host}/devices/{id}" (or the
+	// module's resource), as IoT Edge hub does, and refuses a broader sr
+	// ("{host}", "{host}/devices") with sas.ReasonScopeMismatch. IoT Hub
+	// applies its prefix rule to these tokens too (the key already binds the
+	// identity): github.com/amenzhinsky/iothub signs sr={host} with the
+	// device key and its end-to-end suite passes against real hubs
+	// (docs/iothub-behavior.md §2.4, §11.4), so by default fakehub accepts
+	// them.
+	ExactDeviceKeyScope bool
 	// CaseInsensitiveIDsInSR compares device and module IDs in the token's
 	// sr without regard to case, as IoT Edge hub does (docs/iothub-behavior.md §2.4,
 	// §11.3; registry IDs are case-sensitive).
@@ -140,6 +143,13 @@ type Quirks struct {
 	// DISCONNECT for any other reason (network loss, keep-alive, protocol
 	// violation), as "the network connection closes" reads in docs/iothub-behavior.md §4.1.
 	WillOnHubClose bool
+	// TwinPatchWithoutAPIVersion accepts a reported-properties PATCH from a
+	// connection whose user name carries no api-version ("{host}/{device}",
+	// the form of the SAS doc and the classic Paho sample). IoT Hub answered
+	// such a PATCH with 400 (observed: andriyadi/AzureIoTHubMQTTClient#5;
+	// docs/iothub-behavior.md §1.11), so by default fakehub does too; a twin
+	// GET is answered either way (no source shows it refused).
+	TwinPatchWithoutAPIVersion bool
 	// KeepC2DWithoutSubscription keeps a C2D message sent while its device
 	// is connected without a C2D subscription queued (until the device
 	// subscribes or the message expires). By default it is rejected (state

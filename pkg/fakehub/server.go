@@ -131,7 +131,7 @@ func NewServer(opts Options) (*Server, error) {
 		}
 		cfg := opts.TLS.Clone()
 		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12) // IoT Hub: TLS 1.2 and up
-		s.tlsLn = newGuardListener(raw, cfg, opts.ConnectTimeout, s.connectTimedOut)
+		s.tlsLn = newGuardListener(raw, cfg, opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
 		if err := s.mochi.AddListener(listeners.NewNet("mqtts", s.tlsLn)); err != nil {
 			return fail(err)
 		}
@@ -141,7 +141,7 @@ func NewServer(opts Options) (*Server, error) {
 		if err != nil {
 			return fail(fmt.Errorf("fakehub: listen %s: %w", opts.InsecureAddr, err))
 		}
-		s.plainLn = newGuardListener(raw, nil, opts.ConnectTimeout, s.connectTimedOut)
+		s.plainLn = newGuardListener(raw, nil, opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
 		if err := s.mochi.AddListener(listeners.NewNet("mqtt", s.plainLn)); err != nil {
 			return fail(err) // closes the TLS listener too
 		}
@@ -325,7 +325,7 @@ func (s *Server) hubClose(ss *session, reason sas.Reason, detail string) {
 		s.captureWill(ss, ss.will.topic, ss.will.payload)
 	}
 	if ss.closeReason.CompareAndSwap(nil, &reason) {
-		s.reject(ss.rejection(reason, detail))
+		s.closedFor(ss.rejection(reason, detail))
 	}
 	ss.cl.Stop(errors.New(string(reason)))
 }

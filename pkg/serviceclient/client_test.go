@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/internal/mqttraw"
@@ -454,7 +455,7 @@ func TestC2D(t *testing.T) {
 		ContentType: "application/json", ContentEncoding: "utf-8", Ack: "full", Payload: []byte(`{"on":true}`),
 		Application: map[string]string{"alertLevel": "high", "with space&amp": "a=b"},
 	}
-	if diff := cmp.Diff(want, m, cmpIgnore("Topic", "Properties", "Expiry")); diff != "" {
+	if diff := cmp.Diff(want, m, cmpIgnore("Topic", "Properties", "Expiry"), cmpopts.IgnoreUnexported(device.C2DMessage{})); diff != "" {
 		t.Errorf("message the device got (-want +got):\n%s", diff)
 	}
 	if exp, err := time.Parse(time.RFC3339Nano, m.Expiry); err != nil || !exp.Equal(expiry) {
