@@ -111,24 +111,26 @@ func (b dashboardBackend) Overview() dashboard.Overview {
 func (b dashboardBackend) Devices(q dashboard.DeviceQuery) ([]dashboard.DeviceRow, int) {
 	s := b.s
 	search := strings.ToLower(q.Search)
-	all := s.opts.Registry.Devices()
-	match := all[:0]
-	for _, d := range all {
-		if search != "" && !strings.Contains(strings.ToLower(d.DeviceID), search) {
+	ids := s.opts.Registry.deviceIDs() // sorted; records are read for the page only
+	match := ids[:0]
+	for _, id := range ids {
+		if search != "" && !strings.Contains(strings.ToLower(id), search) {
 			continue
 		}
-		if q.State != "" && (q.State == "connected") != s.Connected(d.Identity()) {
+		if q.State != "" && (q.State == "connected") != s.Connected(iothub.Identity{DeviceID: id}) {
 			continue
 		}
-		match = append(match, d)
+		match = append(match, id)
 	}
 	if q.Limit <= 0 || q.Offset >= len(match) {
 		return nil, len(match)
 	}
 	page := match[q.Offset:min(q.Offset+q.Limit, len(match))]
-	rows := make([]dashboard.DeviceRow, len(page))
-	for i, d := range page {
-		rows[i] = b.row(d)
+	rows := make([]dashboard.DeviceRow, 0, len(page))
+	for _, id := range page {
+		if d, ok := s.opts.Registry.Get(iothub.Identity{DeviceID: id}); ok {
+			rows = append(rows, b.row(d))
+		}
 	}
 	return rows, len(match)
 }
@@ -215,47 +217,72 @@ func (b dashboardBackend) InvokeMethod(ctx context.Context, id iothub.Identity, 
 
 func (b dashboardBackend) Rejections() []iothub.Rejection { return b.s.Rejections() }
 
-// Telemetry samples the capture buffer without walking it: unfiltered, it
-// reads only the newest max messages; filtered, at most maxScan.
+// Telemetry samples the capture buffer from its newest message back: it
+// copies at most max messages and looks at no more than maxScan, so that a
+// live view holds the buffer's lock (which every captured message takes)
+// only briefly, whatever the traffic.
 func (b dashboardBackend) Telemetry(since uint64, deviceID string, max int) dashboard.TelemetryBatch {
-	const maxScan = 20000
-	next := b.s.telemetry.nextSeq()
-	since = min(since, next)
-	if since == 0 {
-		since = 1
-	}
-	out := dashboard.TelemetryBatch{Next: next}
-	if max <= 0 || since >= next {
-		return out
-	}
-	start := since
-	window := uint64(max)
-	if deviceID != "" {
-		window = maxScan
-	}
-	if next-since > window {
-		start = next - window
-	}
-	st := b.s.TelemetrySince(start)
-	if deviceID != "" {
-		st = st.ForDevice(deviceID, "")
-	}
-	evs := st.All()
-	evs = slices.DeleteFunc(evs, func(e iothub.Event) bool { return e.SequenceNumber >= next })
-	if len(evs) > max {
-		out.Skipped = uint64(len(evs) - max)
-		evs = evs[len(evs)-max:]
-	}
-	if deviceID == "" {
-		out.Skipped += start - since
-	}
-	out.Events = evs
-	return out
+	const maxScan = 2000
+	return b.s.telemetry.sample(since, deviceID, max, maxScan)
 }
 
 func (b dashboardBackend) Changes() <-chan struct{} {
 	_, ch := b.s.activity.changes()
 	return ch
+}
+
+// sample returns the newest messages from sequence number since on (of
+// deviceID only, when not ""), at most max of them, oldest first, looking
+// at no more than maxScan messages; Skipped counts the matching messages
+// left out (unfiltered: exactly; filtered: those seen).
+func (r *ring) sample(since uint64, deviceID string, max, maxScan int) dashboard.TelemetryBatch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := dashboard.TelemetryBatch{Next: r.next}
+	since = min(maxSeq(since, r.oldest()), r.next)
+	if max <= 0 {
+		return out
+	}
+	var picked []uint64
+	scanned := 0
+	for seq := r.next; seq > since && scanned < maxScan; scanned++ {
+		seq--
+		if deviceID != "" && r.at(seq).DeviceID != deviceID {
+			continue
+		}
+		if len(picked) == max {
+			out.Skipped++
+			continue
+		}
+		picked = append(picked, seq)
+	}
+	if deviceID == "" {
+		out.Skipped = r.next - since - uint64(len(picked))
+	}
+	out.Events = make([]iothub.Event, len(picked))
+	for i, seq := range picked {
+		out.Events[len(picked)-1-i] = r.at(seq)
+	}
+	return out
+}
+
+func maxSeq(a, b uint64) uint64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// deviceIDs returns the registry's device IDs, sorted.
+func (r *Registry) deviceIDs() []string {
+	r.mu.RLock()
+	ids := make([]string, 0, len(r.devices))
+	for id := range r.devices {
+		ids = append(ids, id)
+	}
+	r.mu.RUnlock()
+	slices.Sort(ids)
+	return ids
 }
 
 // nextSeq returns the sequence number the next captured message gets.

@@ -140,11 +140,14 @@ func (h *Handler) devicesData(r *http.Request) devicesData {
 	if q.State != "connected" && q.State != "disconnected" {
 		q.State = ""
 	}
-	_, total := h.b.Devices(DeviceQuery{Search: q.Search, State: q.State, Limit: 0})
-	p := newPager(r, total)
-	q.Offset = (p.Page - 1) * pageSize
+	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	q.Offset = max(page-1, 0) * pageSize
 	rows, total := h.b.Devices(q)
-	p.Total = total
+	p := newPager(r, total)
+	if want := (p.Page - 1) * pageSize; want != q.Offset { // past the last page: show the last
+		q.Offset = want
+		rows, _ = h.b.Devices(q)
+	}
 	return devicesData{Query: q, Rows: rows, Pager: p}
 }
 
