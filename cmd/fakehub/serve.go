@@ -54,6 +54,12 @@ pasting the service connection string) and Prometheus metrics at /metrics
 --http-insecure ADDR serves it over plain HTTP, where policy tokens and
 device keys cross the network in the clear.
 
+--dps ADDR also runs a Device Provisioning Service (MQTT over TLS on ADDR, the
+HTTPS registration and service APIs on --dps-http) that assigns devices to this
+hub: enrollments come from the devices file's "dps" section and from "fakehub
+dps enrollments|groups add"; a device that registers is created in the registry
+with its (derived) key and initial twin, so its next CONNECT works.
+
 stdout carries the start banner: the listen address, the CA to trust, the
 service API URL and its connection string (iothubowner) and, per device, a
 connection string and a ready "sastool mqtt" command. Logs (each
@@ -82,6 +88,9 @@ const serveExample = `  # the committed test CA, one device with a generated key
   fakehub send demo-device 'hello' --ca testdata/certs
   fakehub events --follow --ca testdata/certs
 
+  # with a Device Provisioning Service (MQTT :8884, HTTPS :8444, ID scope 0ne00000000)
+  fakehub --ca testdata/certs --dps :8884
+
   # ready mosquitto_pub/mosquitto_sub commands for a device
   sastool mqtt -c "HostName=localhost;DeviceId=demo-device;SharedAccessKey=..." \
     --ca testdata/certs/ca.pem --format mosquitto`
@@ -104,6 +113,8 @@ type serveFlags struct {
 	exitAfterStart bool
 	dashboard      bool
 	metricsPublic  bool
+	limitFlags
+	dps dpsFlags
 }
 
 // newRootCmd returns the root command, which serves when no verb is given,
@@ -163,6 +174,8 @@ func serveFlagSet(f *serveFlags) *pflag.FlagSet {
 	fs.DurationVar(&f.tokenGrace, "token-grace", sas.DefaultSkew, "clock skew allowed at CONNECT and delay after token expiry before the drop (0: none)")
 	fs.BoolVar(&f.dashboard, "dashboard", true, "serve the web dashboard on the service port (/; log in with the link in the banner)")
 	fs.BoolVar(&f.metricsPublic, "metrics-public", false, "serve /metrics to every client, not only loopback ones (for a Prometheus in another container)")
+	f.limitFlags.register(fs)
+	f.dps.register(fs)
 	fs.BoolVar(&f.exitAfterStart, "exit-after-start", false, "print the banner and exit (for tests)")
 	_ = fs.MarkHidden("exit-after-start")
 	return fs
@@ -260,6 +273,9 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 	if f.tokenGrace == 0 {
 		opts.TokenExpiryGrace = -1
 	}
+	if err := f.limitFlags.apply(&opts); err != nil {
+		return err
+	}
 	caFile := ""
 	caNote := ""
 	if f.ca != "" {
@@ -289,6 +305,9 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 	case f.ca != "" && f.http != "off" && f.http != "":
 		opts.ServiceAddr = f.http
 	}
+	if opts.DPS, err = f.dps.options(f.devicesFile, f.ca != ""); err != nil {
+		return err
+	}
 	if err := checkListen(listenFlags(f, opts)); err != nil {
 		return err
 	}
@@ -298,6 +317,7 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 	}
 	defer srv.Close()
 	printBanner(stdout, srv, reg, caFile, caNote, f.ca != "")
+	printDPSBanner(stdout, srv, caFile)
 	if f.exitAfterStart {
 		return nil
 	}
@@ -325,6 +345,9 @@ func listenFlags(f *serveFlags, opts fakehub.Options) []listenAddr {
 			flag = "--http-insecure"
 		}
 		l = append(l, listenAddr{flag, opts.ServiceAddr})
+	}
+	if opts.DPS != nil {
+		l = append(l, listenAddr{"--dps", opts.DPS.Addr}, listenAddr{"--dps-http", opts.DPS.HTTPAddr})
 	}
 	return l
 }

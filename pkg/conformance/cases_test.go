@@ -16,7 +16,7 @@ func TestCases(t *testing.T) {
 		conformance.NeedCloudToDevice, conformance.NeedTelemetryReader, conformance.NeedMethodInvoker,
 		conformance.NeedTwinEditor, conformance.NeedModuleProvisioner, conformance.NeedDeviceDisabler,
 		conformance.NeedPolicyProvider, conformance.NeedTwin, conformance.NeedC2D, conformance.NeedMethods,
-		conformance.NeedKeepAlive, conformance.NeedTokenExpiry,
+		conformance.NeedKeepAlive, conformance.NeedTokenExpiry, conformance.NeedProvisioning,
 	}
 	seen := map[string]bool{}
 	cases := conformance.Cases()

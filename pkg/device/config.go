@@ -77,7 +77,7 @@ type Config struct {
 	// devicesim --token-file, so that sastool verify can explain a refusal.
 	OnToken func(token string)
 
-	Now    func() time.Time // clock for token expiry; default time.Now
+	Now    func() time.Time // clock for token expiry and renewal (RenewAfter runs on it); default time.Now
 	Logger *slog.Logger     // nil discards
 }
 

@@ -39,6 +39,9 @@ func (s *Server) SendC2DTo(ctx context.Context, id iothub.Identity, m iothub.C2D
 	if err := s.opts.Registry.Exists(id); err != nil {
 		return "", err
 	}
+	if err := s.serviceGate(ctx, opC2D, 1, "a cloud-to-device message", len(m.Payload)); err != nil {
+		return "", err
+	}
 	return s.cloud.sendC2D(id, m)
 }
 

@@ -30,6 +30,9 @@ func (s *Server) InvokeMethodOn(ctx context.Context, id iothub.Identity, name st
 	if err := s.opts.Registry.Exists(id); err != nil {
 		return iothub.MethodResult{}, err
 	}
+	if err := s.serviceGate(ctx, opMethods, chunks(len(payload), MethodMeterSize), "a direct method", len(payload)); err != nil {
+		return iothub.MethodResult{}, err
+	}
 	start := s.metrics.clock()
 	res, err := s.cloud.methods.Invoke(ctx, id, name, payload, timeout)
 	s.metrics.methodDone(start, err)

@@ -166,6 +166,6 @@ func (m *hubMetrics) methodDone(start time.Time, err error) {
 }
 
 // throttle counts an operation that a hub limit refused or delayed; limit
-// names the limit (for example "d2c-send", "connect"). It is the seam for
-// throttling: nothing in this build throttles yet.
+// names the throttled operation as limits.go does ("device-to-cloud sends",
+// "new connections", ...).
 func (m *hubMetrics) throttle(limit string) { m.throttled.WithLabelValues(limit).Inc() }

@@ -56,7 +56,7 @@ func TestMetricsCountTelemetryAndThrottling(t *testing.T) {
 	if _, err := st.Next(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	s.metrics.throttle("d2c-send") // the seam the throttling branch calls
+	s.metrics.throttle("d2c-send") // what limits.go calls for a refused or delayed operation
 	_, body := scrape(t, s, "127.0.0.1:1")
 	for _, want := range []string{
 		`hubkit_messages_total{kind="telemetry",result="accepted"} 1`,

@@ -64,6 +64,17 @@ type Options struct {
 	C2DDefaultTTL time.Duration
 	// Quirks switch the behaviours that are inferred, not documented.
 	Quirks Quirks
+	// Limits are the throttles and the daily message quota (TierLimits gives IoT Hub's for
+	// a tier); the zero value has none, so a hub without them never throttles.
+	Limits Limits
+	// Profile picks the rules where the anchors disagree: ProfileAzure (the default, what
+	// IoT Hub accepts), ProfileEdgeHub (IoT Edge hub's audience, case and re-authentication
+	// rules) or ProfileStrict (azure, plus a warning record for what Microsoft's docs call
+	// wrong). Its quirks are added to Quirks (see Profile.Quirks).
+	Profile Profile
+	// DPS, when set, also runs a Device Provisioning Service that assigns devices to this
+	// hub (Server.DPS; it needs TLS).
+	DPS *DPSOptions
 
 	// NoDashboard turns off the web dashboard the service listener serves at
 	// "/" and "/ui/" (DashboardHandler).
@@ -155,6 +166,26 @@ type Quirks struct {
 	// subscribes or the message expires). By default it is rejected (state
 	// rejected, feedback Rejected), as IoT Hub does (docs/iothub-behavior.md §4.2).
 	KeepC2DWithoutSubscription bool
+	// CaseSensitiveHostInSR compares the host name in the token's sr with Options.HostName
+	// (and Aliases) exactly, as IoT Edge hub's DeviceScopeTokenAuthenticator does; by
+	// default without regard to case (docs/iothub-behavior.md §11.2). Part of ProfileEdgeHub.
+	CaseSensitiveHostInSR bool
+	// RequireAPIVersion refuses a user name without api-version (the bare form), as IoT Edge
+	// hub's user-name parser does; IoT Hub accepts it (docs/iothub-behavior.md §1.11, §1.12).
+	// Part of ProfileEdgeHub.
+	RequireAPIVersion bool
+	// DropOnKeyChange re-checks the tokens of an identity's live connections when its keys
+	// change (Registry.Put, SetKeys, the service API's device PUT) and drops those that no
+	// longer verify, as IoT Edge hub's ConnectionReauthenticator does. By default a live
+	// connection stays until its token expires: IoT Hub checks a token at CONNECT and at
+	// expiry, and documents nothing about key changes (docs/iothub-behavior.md §14.3).
+	// Part of ProfileEdgeHub.
+	DropOnKeyChange bool
+	// WarnDocumentedMistakes records a warning (a Rejection with Warning set, logged at WARN)
+	// for each accepted thing Microsoft's documentation calls wrong: lower-case or missing
+	// escapes in sr, a hub-scoped device token, a user name without api-version or '?'.
+	// Nothing is refused. Part of ProfileStrict.
+	WarnDocumentedMistakes bool
 }
 
 func (q Quirks) disabledCode() byte {

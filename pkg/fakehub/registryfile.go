@@ -191,7 +191,7 @@ func checkKeys(primary, secondary, prefix string) error {
 // "statuss") is an error. Objects under the opaque keys (capabilities, tags,
 // properties, x509Thumbprint, ...) are not checked.
 var (
-	fileTopFields    = []string{"hostname", "devices", "policies"}
+	fileTopFields    = []string{"hostname", "devices", "policies", "dps"}
 	fileDeviceFields = []string{"deviceId", "status", "generationId", "authentication", "modules",
 		"etag", "deviceEtag", "connectionState", "statusReason", "connectionStateUpdatedTime", "statusUpdatedTime",
 		"statusUpdateTime", "lastActivityTime", "cloudToDeviceMessageCount", "capabilities", "deviceScope",
@@ -225,6 +225,8 @@ func checkFields(data []byte) error {
 			return checkList(v, "policies", func(n *yamlv3.Node, path string) error {
 				return checkMapping(n, path, filePolicyFields, nil)
 			})
+		case "dps":
+			return checkMapping(v, "dps", fileDPSFields, nil) // its entries: LoadDPS
 		}
 		return nil
 	})

@@ -35,7 +35,7 @@ func (s *Server) ServiceHandler() http.Handler {
 		skew = -1 // restapi reads 0 as its default
 	}
 	return restapi.NewHandler(serviceBackend{s}, restapi.Options{
-		HostName: s.opts.HostName, Now: s.opts.Now, Rand: s.opts.Rand, Skew: skew, Logger: s.log,
+		HostName: s.opts.HostName, Now: s.opts.Now, TokenNow: s.realNow, Rand: s.opts.Rand, Skew: skew, Logger: s.log,
 	})
 }
 

@@ -15,6 +15,9 @@ func (s *Server) Twin(id iothub.Identity) (iothub.Twin, error) {
 	if err := s.opts.Registry.Exists(id); err != nil {
 		return iothub.Twin{}, err
 	}
+	if err := s.serviceGate(context.Background(), opTwinRead, 1, "", 0); err != nil {
+		return iothub.Twin{}, err
+	}
 	return s.cloud.twinOf(id), nil
 }
 
@@ -49,6 +52,9 @@ func (s *Server) UpdateTwin(ctx context.Context, id iothub.Identity, u iothub.Tw
 		return iothub.Twin{}, err
 	}
 	if err := s.opts.Registry.Exists(id); err != nil {
+		return iothub.Twin{}, err
+	}
+	if err := s.serviceGate(ctx, opTwinUpdate, 1, "", 0); err != nil {
 		return iothub.Twin{}, err
 	}
 	c := s.cloud
