@@ -91,6 +91,16 @@ type Options struct {
 	// 0 means TLS 1.2, as IoT Hub's classic endpoints (docs/iothub-behavior.md §1.4);
 	// tls.VersionTLS13 offers TLS 1.3 there too.
 	ClassicTLSMaxVersion uint16
+	// NoDashboard turns off the web dashboard the service listener serves at
+	// "/" and "/ui/" (DashboardHandler).
+	NoDashboard bool
+	// MetricsPublic serves /metrics (MetricsHandler) on the service
+	// listener to every client; by default only loopback clients and
+	// logged-in dashboard browsers get it.
+	MetricsPublic bool
+	// DashboardSections are pages other parts of the hub add to the
+	// dashboard (see DashboardSection).
+	DashboardSections []DashboardSection
 
 	// cloudEvents, when set (tests in this package), replaces what the hooks
 	// tell the cloud side.
