@@ -8,9 +8,7 @@ PKGS      := ./...
 # staticcheck, pinned; `go run pkg@version` builds it outside this module's graph (see lint).
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-NODE_DEVICE ?= testdata/node-device
-
-.PHONY: all build install test vet lint staticcheck fmt run certs fuzz bench cover tidy clean node-deps image screenshots bench-dashboard
+.PHONY: all build install test vet lint staticcheck fmt run certs fuzz bench cover tidy clean image screenshots bench-dashboard
 
 all: build
 
@@ -46,14 +44,6 @@ fmt:
 ## run: a fake IoT Hub on :8883 (TLS, CA in testdata/certs) with one demo device
 run:
 	$(GO) run ./cmd/fakehub $(RUN_ARGS)
-
-## node-deps: install the Node device SDK for the interop tests into $(NODE_DEVICE)/node_modules
-## (npm ci from the lock file; skipped when the stamp says it is current; the tests do the same)
-node-deps:
-	@cd $(NODE_DEVICE) && want=$$(sha256sum package-lock.json | cut -d' ' -f1) && \
-	  if [ "$$(cat node_modules/.hubkit-lock-sha256 2>/dev/null)" != "$$want" ]; then \
-	    npm ci --no-audit --no-fund --loglevel=error && echo "$$want" > node_modules/.hubkit-lock-sha256; \
-	  else echo "node-deps: $(NODE_DEVICE)/node_modules is current"; fi
 
 ## certs: (re)create the committed test CA in testdata/certs (pure Go)
 certs:

@@ -1,153 +1,33 @@
 package fakehub_test
 
 import (
-	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/hubkit/hubkit/internal/nodetest"
 	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
-// The official Azure IoT Node device SDK (azure-iot-device, azure-iot-device-mqtt) against
-// fakehub: testdata/node-device holds its package.json, package-lock.json and the client
-// (device.js). npm ci installs it into testdata/node-device/node_modules (git-ignored) once;
-// a stamp with the lock file's SHA-256 says it is current, so later runs install nothing
-// (`make node-deps` does the same ahead of time).
+// The official Azure IoT Node device SDK (azure-iot-device, azure-iot-device-mqtt, with
+// https-proxy-agent for the proxy) against fakehub over both MQTT transports: the script is
+// testdata/node/transport.js, run by internal/nodetest from the one npm project testdata/node
+// (versions pinned in its package-lock.json, installed once per lock file).
 
-// nodeDeviceDir is the npm folder of the Node device interop client.
-const nodeDeviceDir = "../../testdata/node-device"
-
-// nodeStamp is written into node_modules after a successful npm ci.
-const nodeStamp = ".hubkit-lock-sha256"
-
-var nodeInstall = struct {
-	sync.Mutex
-	done bool
-}{}
-
-// nodeDevice returns the node executable with the SDK installed, installing it when the
-// stamp is missing or stale; it skips (fails under HUBKIT_REQUIRE_INTEROP=1) without node,
-// npm or the registry.
-func nodeDevice(t *testing.T) string {
-	t.Helper()
-	node := testutil.LookTool(t, "node", "nodejs")
-	nodeInstall.Lock()
-	defer nodeInstall.Unlock()
-	if nodeInstall.done {
-		return node
-	}
-	lock, err := os.ReadFile(filepath.Join(nodeDeviceDir, "package-lock.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(lock)
-	want := hex.EncodeToString(sum[:])
-	stamp := filepath.Join(nodeDeviceDir, "node_modules", nodeStamp)
-	if got, err := os.ReadFile(stamp); err != nil || strings.TrimSpace(string(got)) != want {
-		npm := testutil.LookTool(t, "npm", "npm")
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")
-		cmd.Dir = nodeDeviceDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			testutil.MissingTool(t, "npm ci in %s failed (%v): %s", nodeDeviceDir, err, out)
-		}
-		if err := os.WriteFile(stamp, []byte(want+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	nodeInstall.done = true
-	return node
-}
-
-// nodeRun is a running device.js: its JSON lines arrive on lines.
-type nodeRun struct {
-	lines  chan map[string]any
-	done   chan struct{}
-	err    error
-	stderr strings.Builder
-}
-
-func startNode(t *testing.T, node string, env ...string) *nodeRun {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, node, "device.js")
-	cmd.Dir = nodeDeviceDir
-	cmd.Env = append(os.Environ(), env...)
-	r := &nodeRun{lines: make(chan map[string]any, 16), done: make(chan struct{})}
-	cmd.Stderr = &r.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				r.lines <- m
-			}
-		}
-		r.err = cmd.Wait()
-		close(r.done)
-	}()
-	t.Cleanup(func() { cancel(); <-r.done })
-	return r
-}
-
-// expect waits for the next line holding key.
-func (r *nodeRun) expect(t *testing.T, key string) any {
-	t.Helper()
-	timeout := time.After(45 * time.Second)
-	for {
-		select {
-		case m := <-r.lines:
-			if v, ok := m[key]; ok {
-				return v
-			}
-		case <-r.done:
-			t.Fatalf("device.js ended (%v) before printing %q; stderr:\n%s", r.err, key, r.stderr.String())
-		case <-timeout:
-			t.Fatalf("device.js printed no %q in 45 s; stderr:\n%s", key, r.stderr.String())
-		}
-	}
-}
-
-func (r *nodeRun) wait(t *testing.T) {
-	t.Helper()
-	select {
-	case <-r.done:
-		if r.err != nil {
-			t.Fatalf("device.js: %v; stderr:\n%s", r.err, r.stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("device.js did not exit")
-	}
-}
+// nodeFlowTimeout bounds one SDK flow (node start-up, TLS, a few round trips) on a loaded machine.
+const nodeFlowTimeout = 90 * time.Second
 
 // TestInteropNodeSDK runs the Node device SDK with MqttWs (through an HTTP proxy, with a
 // SAS key and with an X.509 certificate) and with Mqtt and X.509: connect, telemetry, a
 // reported-properties patch, a direct method and a C2D message, each seen by the hub.
 func TestInteropNodeSDK(t *testing.T) {
 	t.Parallel()
-	node := nodeDevice(t)
+	nodetest.Install(t)
 	h := fakehubtest.Start(t, fakehub.Options{})
 	key := keyDev1A
 	for _, id := range []string{"node-sas-ws", "node-sas-tcp"} {
@@ -163,7 +43,7 @@ func TestInteropNodeSDK(t *testing.T) {
 	sasCS := func(host, id string) string {
 		return "HostName=" + host + ";DeviceId=" + id + ";SharedAccessKey=" + base64.StdEncoding.EncodeToString(key)
 	}
-	t.Run("devices", func(t *testing.T) { nodeDevices(t, node, h, proxy, tcpHost, sasCS, caCert, selfCert) })
+	t.Run("devices", func(t *testing.T) { nodeDevices(t, h, proxy, tcpHost, sasCS, caCert, selfCert) })
 	if got := proxy.Targets(); len(got) < 2 || got[0] != "localhost:443" {
 		t.Errorf("the proxy tunnelled %v, want CONNECT localhost:443 for each MqttWs device", got)
 	}
@@ -171,26 +51,30 @@ func TestInteropNodeSDK(t *testing.T) {
 
 // nodeDevices runs the Node SDK devices of TestInteropNodeSDK in parallel, each with its
 // own identity.
-func nodeDevices(t *testing.T, node string, h *fakehubtest.Hub, proxy *testutil.ConnectProxy, tcpHost string,
+func nodeDevices(t *testing.T, h *fakehubtest.Hub, proxy *testutil.ConnectProxy, tcpHost string,
 	sasCS func(host, id string) string, caCert, selfCert fakehubtest.DeviceCert) {
 	for _, tc := range []struct {
 		name, id string
-		env      []string
+		env      map[string]string
 	}{
-		{"mqttws-sas-proxy", "node-sas-ws", []string{"HUB_TRANSPORT=mqttws", "HUB_PROXY=" + proxy.URL, "HUB_CS=" + sasCS("localhost", "node-sas-ws")}},
-		{"mqttws-x509-proxy", "node-ca", []string{"HUB_TRANSPORT=mqttws", "HUB_PROXY=" + proxy.URL, "HUB_CS=HostName=localhost;DeviceId=node-ca;x509=true",
-			"HUB_CERT=" + caCert.CertFile, "HUB_KEY=" + caCert.KeyFile}},
-		{"mqtt-x509-self-signed", "node-self", []string{"HUB_TRANSPORT=mqtt", "HUB_CS=HostName=" + tcpHost + ";DeviceId=node-self;x509=true",
-			"HUB_CERT=" + selfCert.CertFile, "HUB_KEY=" + selfCert.KeyFile}},
-		{"mqtt-sas", "node-sas-tcp", []string{"HUB_TRANSPORT=mqtt", "HUB_CS=" + sasCS(tcpHost, "node-sas-tcp")}},
+		{"mqttws-sas-proxy", "node-sas-ws", map[string]string{"HUBKIT_TRANSPORT": "mqttws", "HUBKIT_PROXY": proxy.URL,
+			"HUBKIT_DEVICE_CS": sasCS("localhost", "node-sas-ws")}},
+		{"mqttws-x509-proxy", "node-ca", map[string]string{"HUBKIT_TRANSPORT": "mqttws", "HUBKIT_PROXY": proxy.URL,
+			"HUBKIT_DEVICE_CS": "HostName=localhost;DeviceId=node-ca;x509=true", "HUBKIT_DEVICE_CERT": caCert.CertFile, "HUBKIT_DEVICE_KEY": caCert.KeyFile}},
+		{"mqtt-x509-self-signed", "node-self", map[string]string{"HUBKIT_TRANSPORT": "mqtt",
+			"HUBKIT_DEVICE_CS": "HostName=" + tcpHost + ";DeviceId=node-self;x509=true", "HUBKIT_DEVICE_CERT": selfCert.CertFile, "HUBKIT_DEVICE_KEY": selfCert.KeyFile}},
+		{"mqtt-sas", "node-sas-tcp", map[string]string{"HUBKIT_TRANSPORT": "mqtt", "HUBKIT_DEVICE_CS": sasCS(tcpHost, "node-sas-tcp")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			id := iothub.Identity{DeviceID: tc.id}
 			st := h.TelemetrySince(0).ForDevice(tc.id, "")
-			r := startNode(t, node, append(tc.env, "HUB_CA="+h.CAFile)...)
-			r.expect(t, "connected")
-			r.expect(t, "sent")
+			ctx, cancel := context.WithTimeout(context.Background(), nodeFlowTimeout)
+			defer cancel()
+			tc.env["NODE_EXTRA_CA_CERTS"] = h.CAFile
+			p := nodetest.Start(t, "transport.js", tc.env)
+			p.Next(ctx, "connected")
+			p.Next(ctx, "sent")
 			m := nextMessage(t, st)
 			if m.Identity() != id || !strings.Contains(string(m.Payload), `"node"`) {
 				t.Errorf("captured %+v", m)
@@ -202,7 +86,7 @@ func nodeDevices(t *testing.T, node string, h *fakehubtest.Hub, proxy *testutil.
 			if am := m.Annotations[iothub.PropConnectionAuthMethod]; !strings.Contains(am, wantType) {
 				t.Errorf("auth method %s, want %s", am, wantType)
 			}
-			r.expect(t, "twin")
+			p.Next(ctx, "twin")
 			tw, err := h.Twin(id)
 			if err != nil || !strings.Contains(string(tw.Properties.Reported), `"sdk":"node"`) {
 				t.Errorf("reported properties %v, %v", tw.Properties.Reported, err)
@@ -215,35 +99,35 @@ func nodeDevices(t *testing.T, node string, h *fakehubtest.Hub, proxy *testutil.
 				}
 				return false
 			})
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
 			res, err := h.InvokeMethodOn(ctx, id, "reboot", []byte(`{"delay":1}`), 10*time.Second)
 			if err != nil || res.Status != 200 || !strings.Contains(string(res.Payload), "rebooting") {
 				t.Errorf("method reboot = %+v, %v", res, err)
 			}
-			r.expect(t, "method")
+			if ev := p.Next(ctx, "method"); ev.Fields["name"] != "reboot" {
+				t.Errorf("method event %s, want reboot", ev.Raw)
+			}
 			msgID, err := h.SendC2DTo(ctx, id, iothub.C2DMessage{Payload: []byte("hello node")})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := r.expect(t, "c2d"); got != "hello node" {
-				t.Errorf("C2D = %v", got)
+			if ev := p.Next(ctx, "c2d"); ev.Fields["body"] != "hello node" {
+				t.Errorf("C2D event %s, want body \"hello node\"", ev.Raw)
 			}
-			r.wait(t)
+			p.Wait(ctx)
 			waitState(t, h, msgID, iothub.C2DCompleted)
 		})
 	}
 	// A certificate for a device registered for another certificate: CONNACK 5, "not authorized".
 	t.Run("wrong-certificate-refused", func(t *testing.T) {
 		t.Parallel()
-		r := startNode(t, node, "HUB_TRANSPORT=mqtt", "HUB_CS=HostName="+tcpHost+";DeviceId=node-self;x509=true",
-			"HUB_CERT="+caCert.CertFile, "HUB_KEY="+caCert.KeyFile, "HUB_CA="+h.CAFile)
-		<-r.done
-		if r.err == nil || !strings.Contains(strings.ToLower(r.stderr.String()), "not authorized") {
-			t.Errorf("device.js with the wrong certificate: %v; stderr:\n%s", r.err, r.stderr.String())
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), nodeFlowTimeout)
 		defer cancel()
+		p := nodetest.Start(t, "transport.js", map[string]string{"HUBKIT_TRANSPORT": "mqtt", "NODE_EXTRA_CA_CERTS": h.CAFile,
+			"HUBKIT_DEVICE_CS":   "HostName=" + tcpHost + ";DeviceId=node-self;x509=true",
+			"HUBKIT_DEVICE_CERT": caCert.CertFile, "HUBKIT_DEVICE_KEY": caCert.KeyFile})
+		if err := p.Exit(ctx); err == nil || !strings.Contains(strings.ToLower(p.Stderr()), "not authorized") {
+			t.Errorf("transport.js with the wrong certificate: %v; stderr:\n%s", err, p.Stderr())
+		}
 		if _, err := h.WaitRejection(ctx, func(r iothub.Rejection) bool {
 			return r.DeviceID == "node-self" && r.Reason == fakehub.ReasonX509UnknownThumbprint
 		}); err != nil {
