@@ -72,11 +72,10 @@ func DrillNames() string {
 
 // A rootShape is a test root and intermediate shaped like a real pair.
 type rootShape struct {
-	name         string // store name
-	root, inter  CAOptions
-	leafKey      KeyType
-	leafSigAlgo  x509.SignatureAlgorithm
-	rootValidity time.Duration
+	name        string // store name
+	root, inter CAOptions
+	leafKey     KeyType
+	leafSigAlgo x509.SignatureAlgorithm
 }
 
 const testCopy = " (hubkit test copy)"
