@@ -53,7 +53,7 @@ type ProvisionConfig struct {
 	GroupKey     string
 	// Certificate, instead of a key, attests an X.509 enrollment: the device certificate
 	// (leaf first, then any intermediates) and its private key, sent in the TLS handshake;
-	// the leaf's common name must be RegistrationID (docs/iothub-behavior.md §7.13).
+	// the leaf's common name must be RegistrationID (docs/iothub-behavior.md §7.14).
 	// LoadCertificate reads one. The assigned hub device authenticates with the same
 	// certificate (Provisioned.Config).
 	Certificate *tls.Certificate

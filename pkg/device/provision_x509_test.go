@@ -26,7 +26,7 @@ func x509Attestation(individual bool, pem string) dps.Attestation {
 // a device of an X.509 enrollment group (signed through an intermediate) register over MQTT
 // and HTTPS with their certificate only, and connect to the assigned hub with the same
 // certificate: selfSigned and certificateAuthority hub devices (docs/iothub-behavior.md
-// §7.13-§7.15).
+// §7.14–§7.17).
 func TestProvisionX509ThenConnect(t *testing.T) {
 	hub := dpsHub(t)
 	now := time.Now()

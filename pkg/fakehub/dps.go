@@ -261,7 +261,7 @@ func (h dpsHub) Exists(deviceID string) bool {
 // gives an existing one those credentials (its status stays), then applies the initial
 // twin. A certificateAuthority device's group CA is registered on the hub, verified, as
 // "dps-{enrollmentGroupId}" unless the hub already has it verified (docs/iothub-behavior.md
-// §7.15): the hub trusts what its DPS attested.
+// §7.16): the hub trusts what its DPS attested.
 func (h dpsHub) Assign(ctx context.Context, a provisioning.Assignment) (bool, error) {
 	reg := h.s.opts.Registry
 	id := iothub.Identity{DeviceID: a.DeviceID}

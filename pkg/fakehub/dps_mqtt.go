@@ -84,7 +84,7 @@ func (d *DPS) startMQTT(addr string) error {
 	cfg := s.opts.TLS.Clone()
 	cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12) // DPS: TLS 1.2 and up (§7.1)
 	// An X.509 device attests with its client certificate: requested, not required, and
-	// judged at CONNECT, where the refusal can say why (§7.13).
+	// judged at CONNECT, where the refusal can say why (§7.14).
 	if cfg.ClientAuth == tls.NoClientCert {
 		cfg.ClientAuth = tls.RequestClientCert
 	}

@@ -37,7 +37,7 @@ type Assignment struct {
 	Keys     iothub.SymmetricKey // symmetric-key attestation: the device's keys (derived for a group)
 	// Auth is the hub authentication of an X.509 device (zero for symmetric keys): selfSigned
 	// with the individual enrollment's thumbprints, or certificateAuthority for a group, whose
-	// signing certificate TrustCA the hub must then trust (docs/iothub-behavior.md §7.15).
+	// signing certificate TrustCA the hub must then trust (docs/iothub-behavior.md §7.16).
 	Auth    iothub.Authentication
 	TrustCA *x509.Certificate
 	// GroupID names the enrollment group of a certificateAuthority device.

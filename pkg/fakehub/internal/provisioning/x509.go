@@ -13,7 +13,7 @@ import (
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
-// X.509 attestation (docs/iothub-behavior.md §7.13-§7.16): the device presents its
+// X.509 attestation (docs/iothub-behavior.md §7.14–§7.17): the device presents its
 // certificate chain in the TLS handshake (no SAS token); the leaf's subject common name is
 // its registration ID. An individual enrollment holds the device's own certificate
 // (attestation.x509.clientCertificates); an enrollment group holds the root or intermediate

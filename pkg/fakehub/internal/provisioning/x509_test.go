@@ -23,7 +23,7 @@ func chain(l *certs.Leaf) []*x509.Certificate { return append([]*x509.Certificat
 // TestX509Attestation: an individual enrollment admits its own certificate (the hub device
 // becomes selfSigned with its thumbprint); a group admits a certificate signed by its root
 // or through its intermediate (certificateAuthority); every other certificate is refused
-// with a named reason (docs/iothub-behavior.md §7.13-§7.15).
+// with a named reason (docs/iothub-behavior.md §7.14–§7.17).
 func TestX509Attestation(t *testing.T) {
 	e, hub, clk := newEngine(t, Options{})
 	now := clk.Now()
