@@ -177,7 +177,7 @@ func (e *Engine) attestX509(c Credential, enr *dps.Enrollment, groups []*dps.Enr
 			}
 		}
 	}
-	hints := []string{"create an individual enrollment with this certificate, or an enrollment group whose signingCertificates hold the root or intermediate CA that signed it (fakehub dps enrollments add --cert / groups add --ca)"}
+	hints := []string{"create an individual enrollment with this certificate, or an enrollment group whose signingCertificates hold the root or intermediate CA that signed it (fakehub dps enrollments add ID --cert DEVICE_PEM, fakehub dps groups add ID --cert CA_PEM)"}
 	if len(c.Certificates) == 1 && leaf.Issuer.String() != leaf.Subject.String() {
 		hints = append(hints, "a device signed by an intermediate CA sends the intermediate after its own certificate (one PEM file, leaf first)")
 	}
