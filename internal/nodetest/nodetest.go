@@ -40,8 +40,14 @@ import (
 // os.UserCacheDir()/hubkit).
 const CacheEnv = "HUBKIT_NODE_CACHE"
 
-// installTimeout bounds npm ci (a cold cache downloads ~250 small packages).
+// installTimeout bounds npm ci, all tries (a cold cache downloads ~270 small packages).
 const installTimeout = 8 * time.Minute
+
+// installTries and installRetryPause: how often npm ci is tried, and the pause between tries.
+const (
+	installTries      = 3
+	installRetryPause = 10 * time.Second
+)
 
 // ProjectDir returns the npm project folder, testdata/node at the module root.
 func ProjectDir() string {
@@ -118,10 +124,21 @@ func install() (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), installTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("npm ci in %s: %v: %s", dir, err, lastLines(out, 5))
+	// The registry or a mirror can fail for a moment: npm ci is tried three times.
+	for try := 1; ; try++ {
+		cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error")
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			break
+		}
+		if try == installTries || ctx.Err() != nil {
+			return "", fmt.Errorf("npm ci in %s (%d tries): %v: %s", dir, try, err, lastLines(out, 5))
+		}
+		select {
+		case <-time.After(installRetryPause):
+		case <-ctx.Done():
+		}
 	}
 	if err := os.WriteFile(done, nil, 0o644); err != nil {
 		return "", err
