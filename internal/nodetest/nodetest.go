@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -283,21 +284,27 @@ func copyScripts(from, to string) error {
 // names are kept for Events. It fails the test when the script exits first (with its stderr).
 func (p *Process) Next(ctx context.Context, name string) Event {
 	p.t.Helper()
+	return p.NextOf(ctx, name)
+}
+
+// NextOf is Next for the first event named any of names.
+func (p *Process) NextOf(ctx context.Context, names ...string) Event {
+	p.t.Helper()
 	for {
 		select {
 		case ev, ok := <-p.events:
 			if !ok {
 				<-p.exited
-				p.t.Fatalf("node %s ended before the %q event: %v\nstderr: %s\nevents: %s", p.name, name, p.err, p.stderr, p.history())
+				p.t.Fatalf("node %s ended before the %q event: %v\nstderr: %s\nevents: %s", p.name, names, p.err, p.stderr, p.history())
 			}
 			p.mu.Lock()
 			p.seen = append(p.seen, ev)
 			p.mu.Unlock()
-			if ev.Name == name {
+			if slices.Contains(names, ev.Name) {
 				return ev
 			}
 		case <-ctx.Done():
-			p.t.Fatalf("node %s: no %q event: %v\nstderr: %s\nevents: %s", p.name, name, ctx.Err(), p.stderr, p.history())
+			p.t.Fatalf("node %s: no %q event: %v\nstderr: %s\nevents: %s", p.name, names, ctx.Err(), p.stderr, p.history())
 		}
 	}
 }
