@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -210,9 +211,7 @@ func TestD2CTrafficShaping(t *testing.T) {
 			t.Errorf("SendEvent: %v", err)
 		}
 	}
-	if !d.downThenUp(m) {
-		t.Errorf("connection changes %v: want the close and a reconnect", d.changes)
-	}
+	testutil.Eventually(t, "the close and a reconnect", func() bool { return d.downThenUp(m) })
 	got := map[string]bool{}
 	for _, e := range stream.All() {
 		got[string(e.Payload)] = true
@@ -244,8 +243,38 @@ func TestDailyQuotaUntilMidnightUTC(t *testing.T) {
 	if day, used := d.hub.QuotaUsed(); day != "2030-01-02" || used != 1 {
 		t.Errorf("QuotaUsed = %s %d, want 2030-01-02 1", day, used)
 	}
-	if !d.downThenUp(m) {
-		t.Errorf("connection changes %v: want the cut and a reconnect", d.changes)
+	testutil.Eventually(t, "the cut and a reconnect", func() bool { return d.downThenUp(m) })
+}
+
+func TestLimitsAtRunTime(t *testing.T) {
+	// Server.SetLimits (PUT /hubkit/limits) while the device is connected
+	// (docs/iothub-behavior.md §14.8): a new throttle applies to the next message, and
+	// removing it lets the resent message through at once, with the clock standing still.
+	d := newDrill(t, fakehub.Options{})
+	for i := range 3 {
+		d.send(t, fmt.Sprint("unlimited ", i))
+	}
+	if err := d.hub.SetLimits(fakehub.Limits{D2C: fakehub.Throttle{PerSecond: 0.01, Burst: 1, Backlog: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	d.send(t, "the new burst of one")
+	m := d.mark()
+	refused := d.sendAsync("over the new limit")
+	if r := d.rejection(t, fakehub.ReasonThrottled); r.ErrorCode != iothub.CodeThrottleBacklogLimitExceeded {
+		t.Errorf("recorded %v, want 429002", r.ErrorCode)
+	}
+	if !pending(refused) {
+		t.Fatalf("the message over the new limit was acknowledged: %v", refused.wait())
+	}
+	if err := d.hub.SetLimits(fakehub.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := refused.wait(); err != nil {
+		t.Fatalf("SendEvent after the limit was removed: %v", err)
+	}
+	testutil.Eventually(t, "the close and a reconnect", func() bool { return d.downThenUp(m) })
+	if err := d.hub.SetLimits(fakehub.Limits{D2C: fakehub.Throttle{PerSecond: -1}}); err == nil || !errors.Is(err, iothub.ErrInvalidArgument) {
+		t.Errorf("SetLimits with a negative rate = %v, want ErrInvalidArgument", err)
 	}
 }
 
@@ -451,9 +480,8 @@ func TestFaultInjectionProperties(t *testing.T) {
 			if err := res.wait(); err != nil {
 				t.Fatalf("SendEvent after the window: %v", err)
 			}
-			if !d.downThenUp(m) {
-				t.Errorf("connection changes %v: want the close and a reconnect", d.changes)
-			}
+			// The reconnect's OnConnectionChange may run just after the resent message's PUBACK.
+			testutil.Eventually(t, "the close and a reconnect", func() bool { return d.downThenUp(m) })
 		})
 	}
 }

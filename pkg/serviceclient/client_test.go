@@ -727,3 +727,52 @@ func TestRootCAs(t *testing.T) {
 		t.Errorf("WithHTTPClient: %v", err)
 	}
 }
+
+func TestLimits(t *testing.T) {
+	t.Parallel()
+	hub, c := startHub(t)
+	ctx := testCtx(t)
+	st, err := c.Limits(ctx)
+	if err != nil || st.Limits.D2C.On() || st.Limits.DailyMessages != 0 || st.QuotaDay == "" {
+		t.Fatalf("Limits of a hub without limits = %+v, %v", st, err)
+	}
+
+	want := iothub.Limits{C2D: iothub.Throttle{PerSecond: 0.01, Burst: 1, Backlog: -1}, DailyMessages: 10, MeterSize: 512}
+	st, err = c.SetLimits(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Limits != want || hub.Limits() != want {
+		t.Errorf("SetLimits answered %+v, the hub holds %+v; want %+v", st.Limits, hub.Limits(), want)
+	}
+	// In force at once: the burst of one C2D send, then 429002 with Retry-After; the quota
+	// counts the sent message in 512-byte chunks (a 600-byte payload is 2).
+	create(t, c, iothub.Device{DeviceID: "dev1"})
+	if _, err := c.SendC2D(ctx, "dev1", iothub.C2DMessage{Payload: []byte(strings.Repeat("x", 600))}); err != nil {
+		t.Fatalf("first SendC2D under the new limits: %v", err)
+	}
+	_, err = c.SendC2D(ctx, "dev1", iothub.C2DMessage{Payload: []byte("2")})
+	if e := wantErr(t, err, iothub.ErrThrottleBacklog, 429); e.RetryAfter < time.Second {
+		t.Errorf("429 Retry-After %v, want whole seconds", e.RetryAfter)
+	}
+	if st, err := c.Limits(ctx); err != nil || st.QuotaUsed != 2 {
+		t.Errorf("after one 600-byte C2D message: quota used %d, %v; want 2 (512-byte meter)", st.QuotaUsed, err)
+	}
+
+	// Refused: a negative rate. Nothing changes.
+	_, err = c.SetLimits(ctx, iothub.Limits{D2C: iothub.Throttle{PerSecond: -1}})
+	if e := wantErr(t, err, iothub.ErrInvalidArgument, 400); !strings.Contains(e.Message, "d2c: perSecond -1") {
+		t.Errorf("negative rate refused with %q, want the field named", e.Message)
+	}
+	if hub.Limits() != want {
+		t.Errorf("a refused PUT changed the limits to %+v", hub.Limits())
+	}
+
+	// The zero Limits removes them: the next C2D send goes through at once.
+	if _, err := c.SetLimits(ctx, iothub.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SendC2D(ctx, "dev1", iothub.C2DMessage{Payload: []byte("3")}); err != nil {
+		t.Errorf("SendC2D after the limits were removed: %v", err)
+	}
+}

@@ -78,6 +78,10 @@ type Backend interface {
 	// Fault injects a service-side fault (iothub.ErrInvalidArgument for a bad request,
 	// iothub.ErrDeviceNotOnline when the identity to drop is not connected).
 	Fault(ctx context.Context, f iothub.FaultRequest) (iothub.FaultResult, error)
+	// Limits reads the hub's throttles, quota and the quota used today; SetLimits replaces
+	// them (iothub.ErrInvalidArgument for limits that fail iothub.Limits.Validate).
+	Limits(ctx context.Context) iothub.LimitsStatus
+	SetLimits(ctx context.Context, l iothub.Limits) (iothub.LimitsStatus, error)
 }
 
 // TelemetryQuery selects captured telemetry.
