@@ -776,3 +776,47 @@ func TestLimits(t *testing.T) {
 		t.Errorf("SendC2D after the limits were removed: %v", err)
 	}
 }
+
+func TestHubClock(t *testing.T) {
+	t.Parallel()
+	hub, _ := startHub(t)
+	ctx := testCtx(t)
+	local := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	hc, err := serviceclient.NewHubClock(hub.ServiceURL(), serviceclient.WithRootCAs(hub.CAPool), serviceclient.WithNow(func() time.Time { return local }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hc.Sync(ctx); err != nil || hc.Offset() != 0 || !hc.Now().Equal(local) {
+		t.Fatalf("Sync of an unmoved hub: offset %v, now %v, %v", hc.Offset(), hc.Now(), err)
+	}
+	hub.Clock().Advance(55 * time.Minute)
+	if err := hc.Sync(ctx); err != nil || hc.Offset() != 55*time.Minute || !hc.Now().Equal(local.Add(55*time.Minute)) {
+		t.Errorf("after the hub's clock advanced 55m: offset %v, now %v, %v", hc.Offset(), hc.Now(), err)
+	}
+
+	// Follow keeps up with later moves.
+	fctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go hc.Follow(fctx, 10*time.Millisecond)
+	hub.Clock().Set(local.Add(-time.Hour)) // moved back: the offset is measured from the hub's real clock
+	testutil.Eventually(t, "Follow taking the new offset", func() bool { return hc.Offset() != 55*time.Minute })
+	if want := hub.Clock().Offset(); hc.Offset().Round(time.Millisecond) != want.Round(time.Millisecond) {
+		t.Errorf("followed offset %v, want the hub's %v", hc.Offset(), want)
+	}
+	stop()
+
+	// Not a fakehub clock: a clear error, no offset.
+	bad, err := serviceclient.NewHubClock(hub.ServiceURL()+"/devices", serviceclient.WithRootCAs(hub.CAPool))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.Sync(ctx); err == nil || !strings.Contains(err.Error(), "is it a fakehub's service API?") || bad.Err() == nil {
+		t.Errorf("Sync of %s/devices/hubkit/clock = %v, want an error naming the URL", hub.ServiceURL(), err)
+	}
+	if bad.Offset() != 0 {
+		t.Errorf("offset %v after a failed Sync, want 0", bad.Offset())
+	}
+	if _, err := serviceclient.NewHubClock("localhost:8443"); err == nil {
+		t.Error("NewHubClock(localhost:8443) = nil error, want one asking for https://host:port")
+	}
+}
