@@ -175,14 +175,35 @@ func (lm *limiter) waitUntil(done <-chan struct{}, at time.Time) bool {
 // returns the *iothub.Error 403002 when the day's quota cannot hold it (it is not counted
 // then). Without a quota nothing is refused, but the use is still counted (QuotaUsed), so a
 // test can read what its device would cost on a real hub.
-func (lm *limiter) charge(what string, size int) error { return lm.meter(what, size, false) }
+func (lm *limiter) charge(what string, size int) error {
+	_, err := lm.meter(what, size, false)
+	return err
+}
+
+// chargeDay is charge that also returns the quota day the operation was counted on, for
+// refund.
+func (lm *limiter) chargeDay(what string, size int) (string, error) {
+	return lm.meter(what, size, false)
+}
+
+// refund takes back an operation of size bytes charged on day that the hub did not carry
+// out after all (a queued message whose connection ended before its turn: the device
+// resends it, and only the message the hub accepts counts, docs/iothub-behavior.md §14.9).
+// A day that is over is left alone.
+func (lm *limiter) refund(day string, size int) {
+	lm.mu.Lock()
+	defer lm.mu.Unlock()
+	if day == lm.day {
+		lm.used = max(0, lm.used-int64(chunks(size, lm.l.MeterSize)))
+	}
+}
 
 // chargeAfter counts an operation the hub has already carried out (a direct method's
 // response): it is never refused, and may take the day's count past the quota, so the next
 // operation is refused.
-func (lm *limiter) chargeAfter(size int) { _ = lm.meter("", size, true) }
+func (lm *limiter) chargeAfter(size int) { _, _ = lm.meter("", size, true) }
 
-func (lm *limiter) meter(what string, size int, always bool) error {
+func (lm *limiter) meter(what string, size int, always bool) (string, error) {
 	lm.mu.Lock()
 	defer lm.mu.Unlock()
 	now := lm.now().UTC()
@@ -192,12 +213,12 @@ func (lm *limiter) meter(what string, size int, always bool) error {
 	units := int64(chunks(size, lm.l.MeterSize))
 	if !always && lm.l.DailyMessages > 0 && lm.used+units > lm.l.DailyMessages {
 		reset := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
-		return &iothub.Error{Code: iothub.CodeIotHubQuotaExceeded, RetryAfter: reset.Sub(now),
+		return lm.day, &iothub.Error{Code: iothub.CodeIotHubQuotaExceeded, RetryAfter: reset.Sub(now),
 			Message: fmt.Sprintf("the daily message quota of %d messages (%d-byte meter) is used up; %s is refused until %s (00:00 UTC)",
 				lm.l.DailyMessages, lm.l.MeterSize, what, reset.Format(time.RFC3339))}
 	}
 	lm.used += units
-	return nil
+	return lm.day, nil
 }
 
 // Usage reports the quota day (UTC date) and how many meter units of it are used.

@@ -36,6 +36,9 @@ type Backend interface {
 	// Twins returns every device twin (modules: every module twin), sorted by device ID then
 	// module ID, for the query endpoint.
 	Twins(ctx context.Context, modules bool) ([]iothub.Twin, error)
+	// MeterQuery charges a query's result of size bytes (its JSON) to the daily quota: nil,
+	// or iothub.ErrQuotaExceeded when the quota cannot hold it.
+	MeterQuery(ctx context.Context, size int) error
 	// Twin returns the identity's twin in the service's view.
 	Twin(ctx context.Context, id iothub.Identity) (iothub.Twin, error)
 	// UpdateTwin applies u and returns the new twin.
