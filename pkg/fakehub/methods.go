@@ -33,7 +33,9 @@ func (s *Server) InvokeMethodOn(ctx context.Context, id iothub.Identity, name st
 	if err := s.serviceGate(ctx, opMethods, chunks(len(payload), MethodMeterSize), "a direct method", len(payload)); err != nil {
 		return iothub.MethodResult{}, err
 	}
+	start := s.metrics.clock()
 	res, err := s.cloud.methods.Invoke(ctx, id, name, payload, timeout)
+	s.metrics.methodDone(start, err)
 	// The quota meters the response as more messages: the device's payload, or one message
 	// for the hub's answer that the device is not online (docs/iothub-behavior.md §14.9).
 	switch {

@@ -74,9 +74,15 @@ func (s *Server) UpdateTwin(ctx context.Context, id iothub.Identity, u iothub.Tw
 	}
 	c := s.cloud
 	c.touch(id)
-	if _, err := c.twins.Update(id, u.Tags, u.Desired, u.Replace, u.IfMatch); err != nil {
+	start := s.metrics.clock()
+	_, err := c.twins.Update(id, u.Tags, u.Desired, u.Replace, u.IfMatch)
+	s.metrics.twinOp("update", start)
+	if err != nil {
+		s.metrics.message(kindTwinDesired, "refused")
 		return iothub.Twin{}, err
 	}
+	s.metrics.message(kindTwinDesired, "accepted")
+	s.activity.changed()
 	return c.twinOf(id), nil
 }
 
@@ -108,20 +114,24 @@ func (c *cloud) twinOf(id iothub.Identity) iothub.Twin {
 // with {"desired":{...},"reported":{...}}.
 func (c *cloud) twinGet(ss *session, rid string) {
 	c.touch(ss.id)
+	start := c.s.metrics.clock()
 	v := c.twins.Versions(ss.id)
 	doc := c.twins.Get(ss.id)
-	if c.quotaRefusesTwin(ss, rid, "twin GET", len(doc)) {
+	if c.quotaRefusesTwin(ss, rid, kindTwinGet, "twin GET", len(doc)) {
 		return
 	}
 	c.s.log.Info("twin GET", append(idAttrs(ss.id), "rid", rid, "desiredVersion", v.Desired, "reportedVersion", v.Reported)...)
 	c.twinRespond(ss, iothub.TwinResponseTopic(200, rid, 0), doc)
+	c.s.metrics.twinOp("get", start)
+	c.s.metrics.message(kindTwinGet, "answered")
 }
 
 // quotaRefusesTwin charges a device's twin operation of size bytes to the daily quota
 // (docs/iothub-behavior.md §14.9). When the quota cannot hold it, the request is answered
 // $iothub/twin/res/403/?$rid= ([I]: 403 is 403002's HTTP status; the connection stays, as
-// for a twin throttle's 429), recorded as quota-exceeded with 403002, and it reports true.
-func (c *cloud) quotaRefusesTwin(ss *session, rid, what string, size int) bool {
+// for a twin throttle's 429), recorded as quota-exceeded with 403002, counted as refused
+// under kind, and it reports true.
+func (c *cloud) quotaRefusesTwin(ss *session, rid, kind, what string, size int) bool {
 	err := c.s.limits.charge("a device's "+what, size)
 	if err == nil {
 		return false
@@ -130,6 +140,7 @@ func (c *cloud) quotaRefusesTwin(ss *session, rid, what string, size int) bool {
 	rj.ErrorCode, rj.Warning = iothub.CodeIotHubQuotaExceeded, true
 	c.s.reject(rj)
 	c.twinRespond(ss, iothub.TwinResponseTopic(iothub.CodeIotHubQuotaExceeded.HTTPStatus(), rid, 0), nil)
+	c.s.metrics.message(kind, "refused")
 	return true
 }
 
@@ -141,7 +152,9 @@ func (c *cloud) quotaRefusesTwin(ss *session, rid, what string, size int) bool {
 // Quirks.TwinPatchWithoutAPIVersion.
 func (c *cloud) twinPatchReported(ss *session, rid string, patch []byte) {
 	c.touch(ss.id)
+	start := c.s.metrics.clock()
 	if ss.userName.APIVersion == "" && !c.s.opts.Quirks.TwinPatchWithoutAPIVersion {
+		c.s.metrics.message(kindTwinReported, "refused")
 		rj := ss.rejection(ReasonTwinPatchRefused, "reported-properties PATCH answered 400: the user name "+ss.rawUserName+" has no api-version")
 		rj.Hints = []string{"put the api-version in the user name: " + iothub.UserName{Host: ss.userName.Host, Identity: ss.id,
 			APIVersion: iothub.DefaultAPIVersion, Form: iothub.FormQuery}.String()}
@@ -149,16 +162,20 @@ func (c *cloud) twinPatchReported(ss *session, rid string, patch []byte) {
 		c.twinRespond(ss, iothub.TwinResponseTopic(400, rid, 0), nil)
 		return
 	}
-	if c.quotaRefusesTwin(ss, rid, "reported-properties PATCH", len(patch)) {
+	if c.quotaRefusesTwin(ss, rid, kindTwinReported, "reported-properties PATCH", len(patch)) {
 		return
 	}
 	v, err := c.twins.PatchReported(ss.id, patch)
+	c.s.metrics.twinOp("patch_reported", start)
 	var te *iothub.Error
 	switch {
 	case err == nil:
+		c.s.metrics.message(kindTwinReported, "accepted")
+		c.s.activity.changed()
 		c.s.log.Info("reported properties updated", append(idAttrs(ss.id), "rid", rid, "version", v, "bytes", len(patch))...)
 		c.twinRespond(ss, iothub.TwinResponseTopic(204, rid, v), nil)
 	case errors.As(err, &te):
+		c.s.metrics.message(kindTwinReported, "refused")
 		c.s.reject(ss.rejection(ReasonTwinPatchRefused, fmt.Sprintf("reported-properties PATCH answered %d: %s", te.Status(), te.Message)))
 		c.twinRespond(ss, iothub.TwinResponseTopic(te.Status(), rid, 0), nil)
 	default:
