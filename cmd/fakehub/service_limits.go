@@ -161,7 +161,7 @@ func printLimits(w io.Writer, st iothub.LimitsStatus, asJSON bool) error {
 			fmt.Fprintf(tw, "%s\toff\n", nt.Name)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%g/s\tburst %g\tbacklog %g\n", nt.Name, t.PerSecond, t.BurstSize(), t.BacklogSize())
+		fmt.Fprintf(tw, "%s\t%.4g/s\tburst %g\tbacklog %g\n", nt.Name, t.PerSecond, t.BurstSize(), t.BacklogSize())
 	}
 	daily := "no quota"
 	if st.Limits.DailyMessages > 0 {
