@@ -66,6 +66,9 @@ func NewServer(opts Options) (*Server, error) {
 	if err := opts.applyProfile(); err != nil {
 		return nil, err
 	}
+	if err := opts.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("fakehub: Options.Limits: %w", err)
+	}
 	if opts.TLS == nil && opts.InsecureAddr == "" {
 		return nil, errors.New("fakehub: Options.TLS is required (or set InsecureAddr for a plaintext-only hub)")
 	}

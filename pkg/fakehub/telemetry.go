@@ -310,6 +310,7 @@ func (st *Stream) Dropped() uint64 {
 func (s *Server) deferTelemetry(ss *session, pk packets.Packet, props iothub.Properties, extra map[string]string, plan telemetryPlan) {
 	defer s.recoverHook("queued telemetry", ss.cl, nil)
 	if !plan.admitAt.IsZero() && !s.limits.waitUntil(ss.done, plan.admitAt) {
+		s.limits.refund(plan.quotaDay, plan.size)
 		return
 	}
 	s.capture(ss, pk.TopicName, props, pk.Payload, extra)
