@@ -1,6 +1,7 @@
 package fakehub_test
 
 import (
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -143,5 +144,26 @@ func TestDashboardWithoutDPS(t *testing.T) {
 	}
 	if resp, page := b.get("/ui/dps"); resp.StatusCode != http.StatusNotFound || !strings.Contains(page, "--dps") {
 		t.Errorf("GET /ui/dps without DPS = %d, want 404 saying how to start one", resp.StatusCode)
+	}
+}
+
+// TestDashboardSections: the seam later pages (the device grader's reports)
+// plug into: a navigation entry and /ui/x/{id} with the section's HTML.
+func TestDashboardSections(t *testing.T) {
+	sec := fakehub.DashboardSection{ID: "grades", Title: "Grader reports", Render: func(r *http.Request) (template.HTML, error) {
+		return template.HTML("<p id=\"grade-body\">" + template.HTMLEscapeString(r.URL.Query().Get("report")) + "</p>"), nil
+	}}
+	h := startHub(t, fakehub.Options{ServiceAddr: "127.0.0.1:0", DashboardSections: []fakehub.DashboardSection{sec}})
+	b := newBrowser(t, h)
+	b.login(h.DashboardLoginURL())
+	if _, page := b.get("/"); !strings.Contains(page, `href="/ui/x/grades"`) || !strings.Contains(page, "Grader reports") {
+		t.Error("the navigation has no entry for the section")
+	}
+	resp, page := b.get("/ui/x/grades?report=%3Cb%3Er1")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `<p id="grade-body">&lt;b&gt;r1</p>`) || !strings.Contains(page, `aria-current="page">Grader reports`) {
+		t.Errorf("GET /ui/x/grades = %d, want 200 with the section's HTML, its entry current", resp.StatusCode)
+	}
+	if resp, _ := b.get("/ui/x/nothing"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /ui/x/nothing = %d, want 404", resp.StatusCode)
 	}
 }
