@@ -128,6 +128,17 @@ func (b dashboardBackend) DPS() (dashboard.DPSState, bool) {
 	}
 	st := dashboard.DPSState{IDScope: d.IDScope(), HostName: d.HostName(), MQTTAddr: d.Addr(), URL: d.URL(),
 		Enrollments: d.Enrollments(), Groups: d.Groups(), Registrations: d.Registrations("")}
+	group := map[string]string{} // registration ID -> the group it registered through
+	for _, g := range st.Groups {
+		for _, r := range d.Registrations(g.EnrollmentGroupID) {
+			group[r.RegistrationID] = g.EnrollmentGroupID
+		}
+	}
+	for i, r := range st.Registrations {
+		if g := group[r.RegistrationID]; g != "" && r.SymmetricKey == nil && r.X509 == nil {
+			st.Registrations[i].SymmetricKey = &dps.AttestationResult{EnrollmentGroupID: g}
+		}
+	}
 	for i := range st.Enrollments { // the pages never show keys
 		st.Enrollments[i].Attestation = withoutKeys(st.Enrollments[i].Attestation)
 	}
