@@ -69,7 +69,7 @@ image:
 
 ## screenshots: refresh docs/screenshots (the README's) from a run of the dashboard's browser test
 screenshots:
-	HUBKIT_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestBrowser$$' ./pkg/fakehub/internal/dashboard
+	HUBKIT_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestBrowser' ./pkg/fakehub/internal/dashboard
 
 ## bench-dashboard: 10,000 connected devices: dashboard page loads, telemetry throughput with and without live views
 bench-dashboard:

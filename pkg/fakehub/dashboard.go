@@ -19,7 +19,7 @@ type dashboardState struct {
 
 func newDashboardState(s *Server) *dashboardState {
 	return &dashboardState{h: dashboard.New(dashboardBackend{s}, dashboard.Options{
-		HostName: s.opts.HostName, Now: s.opts.Now, Rand: s.opts.Rand, Logger: s.log,
+		HostName: s.opts.HostName, Now: s.realNow, Rand: s.opts.Rand, Logger: s.log, // sessions outlive clock moves, as service tokens do
 		Sections: s.opts.DashboardSections,
 	})}
 }
