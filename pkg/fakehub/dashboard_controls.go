@@ -34,7 +34,7 @@ func (b dashboardBackend) Controls() dashboard.Controls {
 	} {
 		row := dashboard.Limit{Operation: t.op, PerSecond: t.t.PerSecond, Throttled: s.metrics.throttledCount(t.op)}
 		if t.t.On() {
-			row.Burst, row.Backlog = int(t.t.burst()), int(t.t.backlog())
+			row.Burst, row.Backlog = int(t.t.BurstSize()), int(t.t.BacklogSize())
 			if t.t.Backlog < 0 {
 				row.Backlog = -1
 			}
