@@ -3,6 +3,7 @@ module github.com/hubkit/hubkit
 go 1.26
 
 require (
+	github.com/amenzhinsky/iothub v0.9.1
 	github.com/eclipse/paho.mqtt.golang v1.5.1
 	github.com/google/go-cmp v0.7.0
 	github.com/mochi-mqtt/server/v2 v2.7.9
@@ -14,6 +15,7 @@ require (
 )
 
 require (
+	github.com/Azure/go-amqp v0.18.1 // indirect
 	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/rs/xid v1.4.0 // indirect
