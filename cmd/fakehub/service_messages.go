@@ -87,11 +87,40 @@ subscribes. Prints the message ID (--json: the message state).` + serviceLong,
 	return cmd
 }
 
+// streamFlags are the flags the stream verbs (events, rejections) share.
+type streamFlags struct {
+	q     serviceclient.EventQuery
+	since string
+}
+
+func (f *streamFlags) register(cmd *cobra.Command, what, device string) {
+	fs := cmd.Flags()
+	fs.StringVarP(&f.q.DeviceID, "device", "d", "", device)
+	fs.BoolVarP(&f.q.Follow, "follow", "f", false, "wait for new "+what)
+	fs.IntVarP(&f.q.Count, "count", "n", 0, "stop after N "+what+" (0: no limit)")
+	fs.StringVar(&f.since, "since", "", "start at this `TIME` (RFC 3339, or a duration ago such as 10m)")
+}
+
+// query checks the flags and returns the query they make.
+func (f *streamFlags) query(now time.Time) (serviceclient.EventQuery, error) {
+	q := f.q
+	if q.Count < 0 {
+		return q, cli.Usagef("--count must not be negative, got %d", q.Count)
+	}
+	if f.since != "" {
+		t, err := parseSince(f.since, now)
+		if err != nil {
+			return q, err
+		}
+		q.Since = t
+	}
+	return q, nil
+}
+
 func newEventsCmd(env *serviceEnv) *cobra.Command {
 	var (
 		sf     serviceFlags
-		q      serviceclient.EventQuery
-		since  string
+		stf    streamFlags
 		asJSON bool
 	)
 	cmd := &cobra.Command{
@@ -115,15 +144,9 @@ sent nothing) is an error.` + serviceLong,
   fakehub events --follow --since 5m           # the last 5 minutes, then new ones`,
 		Args: argsExactly(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if q.Count < 0 {
-				return cli.Usagef("--count must not be negative, got %d", q.Count)
-			}
-			if since != "" {
-				t, err := parseSince(since, env.now())
-				if err != nil {
-					return err
-				}
-				q.Since = t
+			q, err := stf.query(env.now())
+			if err != nil {
+				return err
 			}
 			c, err := sf.client(env)
 			if err != nil {
@@ -146,12 +169,8 @@ sent nothing) is an error.` + serviceLong,
 		},
 	}
 	sf.register(cmd)
-	fs := cmd.Flags()
-	fs.StringVarP(&q.DeviceID, "device", "d", "", "only this device's messages")
-	fs.BoolVarP(&q.Follow, "follow", "f", false, "wait for new messages")
-	fs.IntVarP(&q.Count, "count", "n", 0, "stop after N messages (0: no limit)")
-	fs.StringVar(&since, "since", "", "start at this `TIME` (RFC 3339, or a duration ago such as 10m)")
-	fs.BoolVar(&asJSON, "json", false, "one JSON object per line")
+	stf.register(cmd, "messages", "only this device's messages")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
 	return cmd
 }
 
@@ -182,46 +201,75 @@ func eventLine(e iothub.Event) string {
 func newRejectionsCmd(env *serviceEnv) *cobra.Command {
 	var (
 		sf     serviceFlags
+		stf    streamFlags
 		asJSON bool
 	)
 	cmd := &cobra.Command{
 		Use:   "rejections",
-		Short: "List refused device connections and why",
-		Long: `List the connections the hub refused, oldest first: time, client ID, the
-pkg/sas reason code and detail, then the hints (the same verdicts as
-"sastool verify"). --json prints the list as one JSON array.` + serviceLong,
+		Short: "List refused and closed device connections and why (--follow to wait for more)",
+		Long: `List the connections the hub refused or closed, oldest first: time, client
+ID, the pkg/sas reason code and detail, then the hints (the same verdicts as
+"sastool verify"). --json prints the list as one JSON array.
+
+The rule of "fakehub events" holds here too: without --follow, rejections
+lists what the hub holds; --follow prints the records made from now on, until
+interrupted or --count is reached (--json: one JSON object per line);
+--since TIME starts at TIME instead (an RFC 3339 time, or a duration such as
+10m for "10 minutes ago"). --device ID keeps the records of one device (and
+its modules), registered or not: an unknown device ID is what many refusals
+are about. Records made before the hub read a CONNECT (a TLS failure, plain
+HTTP) name no device.` + serviceLong,
 		Example: `  fakehub rejections
+  fakehub rejections --device dev1 --since 10m
+  fakehub rejections --follow --device dev1           # wait for dev1's next refusal or close
   fakehub rejections --json | jq -r '.[].reason'`,
 		Args: argsExactly(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			q, err := stf.query(env.now())
+			if err != nil {
+				return err
+			}
 			c, err := sf.client(env)
 			if err != nil {
 				return err
 			}
-			rs, err := c.Rejections(cmd.Context())
-			if err != nil {
-				return explain(err, c, "listing rejections")
-			}
 			out := cmd.OutOrStdout()
-			if asJSON {
-				if rs == nil {
-					rs = []iothub.Rejection{}
+			list := []iothub.Rejection{} // --json without --follow: one array, as the service API's listing
+			err = c.WatchRejections(cmd.Context(), q, func(r iothub.Rejection) error {
+				switch {
+				case asJSON && !q.Follow:
+					list = append(list, r)
+					return nil
+				case asJSON:
+					return printJSON(out, r)
 				}
-				return printJSON(out, rs)
+				_, err := fmt.Fprint(out, rejectionLines(r))
+				return err
+			})
+			if err != nil && !(q.Follow && cmd.Context().Err() != nil) { // an interrupted --follow is a normal end
+				return explain(err, c, "reading rejections")
 			}
-			for _, r := range rs {
-				who := orString(r.ClientID, r.RemoteAddr)
-				fmt.Fprintf(out, "%s %s %s: %s\n", r.Time.UTC().Format(time.RFC3339), who, r.Reason, r.Detail)
-				for _, h := range r.Hints {
-					fmt.Fprintf(out, "  hint: %s\n", h)
-				}
+			if asJSON && !q.Follow {
+				return printJSON(out, list)
 			}
 			return nil
 		},
 	}
 	sf.register(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	stf.register(cmd, "records", "only this device's records (and its modules')")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "a JSON array (with --follow: one JSON object per line)")
 	return cmd
+}
+
+// rejectionLines is the human form: "TIME WHO REASON: DETAIL", then one "  hint: ..." line
+// per hint.
+func rejectionLines(r iothub.Rejection) string {
+	who := orString(r.ClientID, r.RemoteAddr)
+	s := fmt.Sprintf("%s %s %s: %s\n", r.Time.UTC().Format(time.RFC3339), who, r.Reason, r.Detail)
+	for _, h := range r.Hints {
+		s += "  hint: " + h + "\n"
+	}
+	return s
 }
 
 // printJSON writes v as one line of JSON.

@@ -628,6 +628,40 @@ func TestRejections(t *testing.T) {
 	if diff := cmp.Diff(hub.Rejections(), rs); diff != "" {
 		t.Errorf("Rejections differ from the hub's record (-hub +client):\n%s", diff)
 	}
+
+	// WatchRejections: a filtered listing, then a follow stream that waits for the next one.
+	var got []iothub.Rejection
+	collect := func(r iothub.Rejection) error { got = append(got, r); return nil }
+	if err := c.WatchRejections(ctx, serviceclient.EventQuery{DeviceID: "dev1"}, collect); err != nil || len(got) != 1 {
+		t.Errorf("WatchRejections(dev1) = %+v, %v", got, err)
+	}
+	got = nil
+	if err := c.WatchRejections(ctx, serviceclient.EventQuery{DeviceID: "dev2"}, collect); err != nil || len(got) != 0 {
+		t.Errorf("WatchRejections(dev2) = %+v, %v; want none", got, err)
+	}
+	followed := make(chan error, 1)
+	got = nil
+	go func() {
+		followed <- c.WatchRejections(ctx, serviceclient.EventQuery{Follow: true, Since: r.Time}, func(r iothub.Rejection) error {
+			if got = append(got, r); len(got) == 2 {
+				return serviceclient.ErrStop
+			}
+			return nil
+		})
+	}()
+	st := hub.RejectionStream()
+	ack, conn2, err := mqttraw.ConnectAndWait(ctx, hub.Addr(), hub.ClientTLS(), mqttraw.ConnectPacket{ClientID: "dev1",
+		UserName: mqttraw.String(hub.HostName() + "/dev1/?api-version=" + iothub.DefaultAPIVersion), Password: mqttraw.String(tok.String()), CleanSession: true})
+	if err != nil || ack.ReturnCode != mqttraw.ConnackNotAuthorized {
+		t.Fatalf("second CONNECT: %v, %v", ack, err)
+	}
+	defer conn2.Close()
+	if _, err := st.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-followed; err != nil || len(got) != 2 || !cmp.Equal(got[0], rs[0]) {
+		t.Errorf("WatchRejections(follow, since the first) = %+v, %v; want the first, then the second", got, err)
+	}
 }
 
 func TestUnauthorized(t *testing.T) {

@@ -68,8 +68,12 @@ type Backend interface {
 	// "rejections", "c2d", "twins"; none = all). An unknown name is iothub.ErrInvalidArgument.
 	Reset(ctx context.Context, parts []string) error
 
-	// Rejections lists refused connections, oldest first.
-	Rejections(ctx context.Context) ([]iothub.Rejection, error)
+	// Rejections opens a reader over the rejection log (refusals and hub-initiated closes)
+	// that match q, under the rule of Telemetry: without q.Follow, Next returns io.EOF once
+	// the records held are consumed; with it, the reader starts where it is opened (or at
+	// q.Since) and waits for new ones. A q.DeviceID the registry does not know is no error:
+	// unknown identities are what many rejections are about.
+	Rejections(ctx context.Context, q StreamQuery) (RejectionReader, error)
 
 	// Clock reads the hub's movable clock; MoveClock moves it (iothub.ErrInvalidArgument for
 	// a change that is not exactly one of advance, set, reset).
@@ -80,16 +84,25 @@ type Backend interface {
 	Fault(ctx context.Context, f iothub.FaultRequest) (iothub.FaultResult, error)
 }
 
-// TelemetryQuery selects captured telemetry.
-type TelemetryQuery struct {
+// StreamQuery selects records of a stream route: captured telemetry, the rejection log.
+type StreamQuery struct {
 	DeviceID string    // "" = every device
-	Since    time.Time // zero = from the oldest message kept
-	Follow   bool      // wait for new messages instead of ending at the newest
+	Since    time.Time // zero = from the oldest record kept
+	Follow   bool      // wait for new records instead of ending at the newest
 }
 
-// TelemetryReader yields captured messages one at a time. Next returns io.EOF at the end
-// (never with Follow) and ctx.Err() when ctx ends.
-type TelemetryReader interface {
-	Next(ctx context.Context) (iothub.Event, error)
+// TelemetryQuery selects captured telemetry.
+type TelemetryQuery = StreamQuery
+
+// Reader yields records one at a time. Next returns io.EOF at the end (never with Follow)
+// and ctx.Err() when ctx ends.
+type Reader[T any] interface {
+	Next(ctx context.Context) (T, error)
 	Close() error
 }
+
+// TelemetryReader yields captured messages.
+type TelemetryReader = Reader[iothub.Event]
+
+// RejectionReader yields rejection records.
+type RejectionReader = Reader[iothub.Rejection]
