@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -23,17 +24,27 @@ func newSendCmd(env *serviceEnv) *cobra.Command {
 		sf                                                       serviceFlags
 		props                                                    []string
 		msgID, corrID, userID, contentType, contentEncoding, ack string
-		ttl                                                      time.Duration
-		asJSON                                                   bool
+		ttl, waitTimeout                                         time.Duration
+		asJSON, wait                                             bool
 	)
 	cmd := &cobra.Command{
 		Use:   "send DEVICE PAYLOAD",
-		Short: "Send a cloud-to-device message (PAYLOAD - reads stdin)",
+		Short: "Send a cloud-to-device message (PAYLOAD - reads stdin; --wait for its outcome)",
 		Long: `Send a cloud-to-device message to DEVICE through the hub's queue. The device
 receives it on devices/DEVICE/messages/devicebound/{properties} once it
-subscribes. Prints the message ID (--json: the message state).` + serviceLong,
+subscribes. Prints the message ID (--json: the message state).
+
+--wait then waits until the message is final and prints its outcome with the
+time: "completed" (the device's PUBACK), "rejected" (the device was connected
+without a C2D subscription), "expired" (its time to live passed first) or
+"purged", how many times it was delivered, and the feedback record when --ack
+asked for one; --json prints the final state instead. A device on MQTT cannot
+abandon or reject a message: a connection that ends before the PUBACK puts it
+back in the queue, and it is delivered again. --wait-timeout D gives up after
+D. Exit code 1 unless the message was completed.` + serviceLong,
 		Example: `  fakehub send dev1 '{"led":"on"}' --property severity=high --content-type application/json
-  echo hello | fakehub send dev1 - --message-id m-42 --ack full --ttl 10m`,
+  echo hello | fakehub send dev1 - --message-id m-42 --ack full --ttl 10m
+  fakehub send dev1 reboot --wait --wait-timeout 1m     # prints the ID, then e.g. "completed 2030-01-01T00:00:00Z (delivered 1 time)"`,
 		Args: argsExactly("DEVICE", "PAYLOAD"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body, err := readArg(cmd, args[1])
@@ -52,8 +63,12 @@ subscribes. Prints the message ID (--json: the message state).` + serviceLong,
 			if ttl != 0 && (ttl < iothub.MinC2DTTL || ttl > iothub.MaxC2DTTL) {
 				return cli.Usagef("--ttl %v: a C2D message lives %s to %s on IoT Hub (default 1h)", ttl, shortDuration(iothub.MinC2DTTL), shortDuration(iothub.MaxC2DTTL))
 			}
-			if _, err := iothub.ParseC2DAck(ack); err != nil {
+			parsedAck, err := iothub.ParseC2DAck(ack)
+			if err != nil {
 				return cli.Usagef("--ack %q: want one of none, positive, negative, full", ack)
+			}
+			if waitTimeout < 0 || waitTimeout > 0 && !wait {
+				return cli.Usagef("--wait-timeout %v: want a positive duration, with --wait", waitTimeout)
 			}
 			if ttl > 0 {
 				m.ExpiryTime = env.now().Add(ttl)
@@ -66,11 +81,16 @@ subscribes. Prints the message ID (--json: the message state).` + serviceLong,
 			if err != nil {
 				return explain(err, c, "sending to "+args[0])
 			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), st)
+			out := cmd.OutOrStdout()
+			switch {
+			case !wait && asJSON:
+				return printJSON(out, st)
+			case !asJSON:
+				if _, err := fmt.Fprintln(out, st.MessageID); err != nil || !wait {
+					return err
+				}
 			}
-			_, err = fmt.Fprintln(cmd.OutOrStdout(), st.MessageID)
-			return err
+			return waitC2D(cmd.Context(), c, out, st, parsedAck, waitTimeout, asJSON)
 		},
 	}
 	sf.register(cmd)
@@ -84,7 +104,79 @@ subscribes. Prints the message ID (--json: the message state).` + serviceLong,
 	fs.StringVar(&ack, "ack", "", "feedback requested: none, positive, negative or full")
 	fs.DurationVar(&ttl, "ttl", 0, "time to live (default: the hub's, 1h)")
 	fs.BoolVar(&asJSON, "json", false, "print the message state as JSON")
+	fs.BoolVarP(&wait, "wait", "w", false, "wait for the outcome: completed, rejected, expired or purged")
+	fs.DurationVar(&waitTimeout, "wait-timeout", 0, "with --wait: give up after this long (default: until the outcome)")
 	return cmd
+}
+
+// waitC2D waits for the outcome of the message sent (st), prints it (and its feedback record
+// when ack asks for one), and returns an error with hints unless it was completed.
+func waitC2D(ctx context.Context, c *serviceclient.Client, out io.Writer, st iothub.C2DStatus, ack iothub.C2DAck, timeout time.Duration, asJSON bool) error {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	fin, err := c.WaitC2D(ctx, st.DeviceID, st.MessageID)
+	if err != nil {
+		if ctx.Err() == nil {
+			return explain(err, c, "waiting for message "+st.MessageID)
+		}
+		if fin.State == "" {
+			fin = st
+		}
+		hint := "the device is offline or not subscribed to " + iothub.C2DFilter(fin.Identity()) + " (the message waits in its queue until it expires)"
+		if fin.State == iothub.C2DDelivered {
+			hint = "the device received it but has not acknowledged it (PUBACK)"
+		}
+		return cli.NewError(cli.ExitError, fmt.Errorf("stopped waiting: message %s is still %s", fin.MessageID, fin.State), hint)
+	}
+	if asJSON {
+		if err := printJSON(out, fin); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(out, c2dOutcome(fin))
+		if ack != iothub.AckNone {
+			if fbs, err := c.Feedback(ctx); err == nil {
+				for _, fb := range slices.Backward(fbs) {
+					if fb.OriginalMessageID == fin.MessageID && fb.DeviceID == fin.DeviceID {
+						fmt.Fprintf(out, "feedback: %s %s\n", fb.StatusCode, fb.EnqueuedTime.UTC().Format(time.RFC3339))
+						break
+					}
+				}
+			}
+		}
+	}
+	var hint string
+	switch fin.State {
+	case iothub.C2DCompleted:
+		return nil
+	case iothub.C2DRejected:
+		hint = "subscribe to " + iothub.C2DFilter(fin.Identity()) + " before the cloud sends (a message sent while the device is offline waits in its queue)"
+	case iothub.C2DExpired:
+		hint = "the device did not take it within its time to live (--ttl, default 1h)"
+	case iothub.C2DPurged:
+		hint = "its queue was purged (DELETE /devices/{id}/commands, fakehub reset c2d) or the device was deleted"
+	}
+	return cli.NewError(cli.ExitError, fmt.Errorf("message %s was %s", fin.MessageID, fin.State), hint)
+}
+
+// c2dOutcome is the human form of a final state: "STATE TIME (delivered N times)[: detail]".
+func c2dOutcome(st iothub.C2DStatus) string {
+	s := string(st.State) + " " + st.FinishedTime.UTC().Format(time.RFC3339)
+	switch st.DeliveryCount {
+	case 0:
+		s += " (never delivered)"
+	case 1:
+		s += " (delivered 1 time)"
+	default:
+		s += fmt.Sprintf(" (delivered %d times)", st.DeliveryCount)
+	}
+	if st.Detail != "" && st.State != iothub.C2DCompleted {
+		s += ": " + st.Detail
+	}
+	return s
 }
 
 // streamFlags are the flags the stream verbs (events, rejections) share.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/hubkit/hubkit/internal/certs"
+	"github.com/hubkit/hubkit/internal/mqttraw"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/device"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/iothub"
@@ -44,6 +47,7 @@ const hubKey = "fakehub-hub"
 //	hub c2d DEV                   bring DEV online, wait until it settled every C2D message the hub holds for it,
 //	                              and print what it received, one JSON object per message (topic properties decoded)
 //
+//	hub silent DEV                connect DEV with a raw MQTT client that subscribes to nothing (until the script ends)
 //	hub follows N                 wait until N follow streams (?follow=true) of the service API are open,
 //	                              their answers' headers sent: a stream started in the background is positioned
 //
@@ -371,6 +375,26 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 			case <-ctx.Done():
 				ts.Fatalf("hub follows %d: %d open", n, got)
 			}
+		}
+	case "silent": // hub silent DEV: connected, no subscriptions
+		if len(args) != 2 {
+			ts.Fatalf("usage: hub silent DEV")
+		}
+		cfg, err := h.deviceConfig(args[1])
+		ts.Check(err)
+		key, err := sas.DecodeKey(cfg.SharedAccessKey)
+		ts.Check(err)
+		tok := sas.Sign(sas.EncodeResource(sas.DeviceResource(cfg.HostName, args[1])), "", key, h.now.Add(time.Hour))
+		tlsConf := &tls.Config{RootCAs: h.ca.Pool(), ServerName: cfg.HostName}
+		ack, conn, err := mqttraw.ConnectAndWait(ctx, h.srv.Addr(), tlsConf, mqttraw.ConnectPacket{ClientID: args[1], CleanSession: true, KeepAlive: 60,
+			UserName: mqttraw.String(cfg.HostName + "/" + args[1] + "/?api-version=" + iothub.DefaultAPIVersion), Password: mqttraw.String(tok.String())})
+		ts.Check(err)
+		ts.Defer(func() { _ = conn.Close() })
+		if ack.ReturnCode != 0 {
+			ts.Fatalf("hub silent %s: CONNACK %d", args[1], ack.ReturnCode)
+		}
+		if !testutil.Poll(10*time.Second, func() bool { return h.srv.Connected(iothub.Identity{DeviceID: args[1]}) }) {
+			ts.Fatalf("hub silent %s: the hub has no connection for it", args[1])
 		}
 	case "provision": // hub provision REGISTRATION_ID KEY: register with the DPS (pkg/device.Provision)
 		if len(args) != 3 {

@@ -114,6 +114,20 @@ func (b serviceBackend) C2DStatus(_ context.Context, id iothub.Identity, message
 	return st, nil
 }
 
+func (b serviceBackend) WaitC2DStatus(ctx context.Context, id iothub.Identity, messageID string, wait time.Duration) (iothub.C2DStatus, error) {
+	st, err := b.C2DStatus(ctx, id, messageID) // the identity and the message must exist
+	if err != nil || st.State.Finished() {
+		return st, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	st, err = b.s.WaitC2DState(wctx, messageID, nil)
+	if err != nil && ctx.Err() == nil { // the wait is over: the state it is in now
+		return b.C2DStatus(ctx, id, messageID)
+	}
+	return st, err
+}
+
 func (b serviceBackend) C2DStatuses(_ context.Context, id iothub.Identity) ([]iothub.C2DStatus, error) {
 	if err := b.s.opts.Registry.Exists(id); err != nil {
 		return nil, err

@@ -490,6 +490,43 @@ func cmpIgnore(names ...string) cmp.Option {
 	}, cmp.Ignore())
 }
 
+// TestWaitC2D: WaitC2D returns a message's final state (here: expired by the hub's movable
+// clock), and when ctx ends first the last state seen with ctx's error.
+func TestWaitC2D(t *testing.T) {
+	t.Parallel()
+	hub, c := startHub(t)
+	ctx := testCtx(t)
+	create(t, c, iothub.Device{DeviceID: "dev1"})
+	st, err := c.SendC2D(ctx, "dev1", iothub.C2DMessage{MessageID: "short", Ack: iothub.AckNegative, ExpiryTime: hub.Clock().Now().Add(2 * time.Minute), Payload: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan iothub.C2DStatus, 1)
+	go func() {
+		fin, err := c.WaitC2D(ctx, "dev1", st.MessageID)
+		if err != nil {
+			t.Errorf("WaitC2D: %v", err)
+		}
+		got <- fin
+	}()
+	hub.Clock().Advance(3 * time.Minute) // the device stays offline past the message's expiry
+	if fin := <-got; fin.State != iothub.C2DExpired || fin.MessageID != "short" || fin.FinishedTime.IsZero() {
+		t.Errorf("WaitC2D = %+v, want expired", fin)
+	}
+
+	// The device stays offline: the wait ends with ctx.
+	if _, err := c.SendC2D(ctx, "dev1", iothub.C2DMessage{MessageID: "long", Payload: []byte("y")}); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := c.WaitC2D(short, "dev1", "long"); !errors.Is(err, context.Canceled) {
+		t.Errorf("WaitC2D with an ended context = %v, want context.Canceled", err)
+	}
+	_, err = c.WaitC2D(ctx, "dev1", "nope")
+	wantErr(t, err, iothub.ErrNotFound, 404)
+}
+
 func TestEvents(t *testing.T) {
 	t.Parallel()
 	hub, c := startHub(t)

@@ -109,6 +109,28 @@ func (c *Client) C2DStatus(ctx context.Context, deviceID, messageID string) (iot
 	return st, err
 }
 
+// WaitC2D waits until a message sent to a device is in a final state (completed, rejected,
+// expired, purged) and returns it: it asks GET .../devicebound/{messageId}?wait=SECONDS (a
+// hubkit extension) again every iothub.MaxC2DWait until then. When ctx ends first it returns
+// the last state seen with ctx's error.
+func (c *Client) WaitC2D(ctx context.Context, deviceID, messageID string) (iothub.C2DStatus, error) {
+	wait := url.Values{"wait": {strconv.Itoa(int(iothub.MaxC2DWait / time.Second))}}
+	var last iothub.C2DStatus
+	for {
+		var st iothub.C2DStatus
+		err := c.call(ctx, request{method: http.MethodGet, path: path("devices", deviceID, "messages", "devicebound", messageID), query: wait}, &st)
+		switch {
+		case ctx.Err() != nil:
+			return last, ctx.Err()
+		case err != nil:
+			return last, err
+		case st.State.Finished():
+			return st, nil
+		}
+		last = st
+	}
+}
+
 // C2DStatuses lists the messages sent to a device, oldest first.
 func (c *Client) C2DStatuses(ctx context.Context, deviceID string) ([]iothub.C2DStatus, error) {
 	var sts []iothub.C2DStatus

@@ -50,6 +50,9 @@ type Backend interface {
 	SendC2D(ctx context.Context, id iothub.Identity, m iothub.C2DMessage) (iothub.C2DStatus, error)
 	// C2DStatus returns the state of one message sent to id (iothub.ErrNotFound).
 	C2DStatus(ctx context.Context, id iothub.Identity, messageID string) (iothub.C2DStatus, error)
+	// WaitC2DStatus is C2DStatus once the message is in a final state, or after wait with the
+	// state it is in then (or when ctx ends, with ctx's error).
+	WaitC2DStatus(ctx context.Context, id iothub.Identity, messageID string, wait time.Duration) (iothub.C2DStatus, error)
 	// C2DStatuses lists the messages sent to id, oldest first.
 	C2DStatuses(ctx context.Context, id iothub.Identity) ([]iothub.C2DStatus, error)
 	// PurgeC2D removes the messages waiting for id and returns how many there were.

@@ -795,6 +795,37 @@ func openStream[T any](ctx context.Context, f *fixture, path string) func() T {
 	}
 }
 
+// TestC2DWait: GET .../devicebound/{msgId}?wait=SECONDS answers once the message is final,
+// or after SECONDS with its state then (docs/iothub-behavior.md §13.10).
+func TestC2DWait(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.addDevice("dev1")
+	const path = "/devices/dev1/messages/devicebound/w-1" + av
+	if r := f.owner("POST", "/devices/dev1/messages/devicebound"+av, "hi", "iothub-messageid", "w-1"); r.status != 201 {
+		t.Fatalf("send = %d %s", r.status, r.body)
+	}
+	// The device is offline: after a second the answer is the state then.
+	if r := f.owner("GET", path+"&wait=1", ""); r.status != 200 || decode[iothub.C2DStatus](t, r.body).State != iothub.C2DQueued {
+		t.Errorf("wait=1 while offline = %d %s, want queued", r.status, r.body)
+	}
+	// A long poll returns when the device's PUBACK completes the message.
+	done := f.async("GET", path+"&wait=10", "")
+	dc := f.connect(dev1)
+	dc.subscribe(iothub.C2DFilter(dev1), 1)
+	if err := dc.c.Puback(dc.nextPublish().PacketID); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if st := decode[iothub.C2DStatus](t, r.body); r.status != 200 || st.State != iothub.C2DCompleted || st.DeliveryCount != 1 {
+		t.Errorf("wait=10 = %d %s, want completed", r.status, r.body)
+	}
+	for _, q := range []string{"&wait=21", "&wait=-1", "&wait=1s"} {
+		wantError(t, f.owner("GET", path+q, ""), 400, "ArgumentInvalid")
+	}
+	wantError(t, f.owner("GET", "/devices/dev1/messages/devicebound/nope"+av+"&wait=1", ""), 404, "GenericNotFound")
+}
+
 // refuseAt makes the hub refuse a CONNECT of id (a key that is not its own) with the hub's
 // clock at t, and waits for the record.
 func (f *fixture) refuseAt(id iothub.Identity, at time.Time) {
