@@ -451,9 +451,8 @@ func TestFaultInjectionProperties(t *testing.T) {
 			if err := res.wait(); err != nil {
 				t.Fatalf("SendEvent after the window: %v", err)
 			}
-			if !d.downThenUp(m) {
-				t.Errorf("connection changes %v: want the close and a reconnect", d.changes)
-			}
+			// The reconnect's OnConnectionChange may run just after the resent message's PUBACK.
+			testutil.Eventually(t, "the close and a reconnect", func() bool { return d.downThenUp(m) })
 		})
 	}
 }
