@@ -69,7 +69,9 @@ func (h twinAnswerCounter) WithGroup(string) slog.Handler      { return h }
 // cmdHub drives an in-process fakehub:
 //
 //	hub start               start one (TLS, fresh CA) with device dev1; sets
-//	                        HUBKIT_DEVICE_CONNECTION_STRING, HUB_ENDPOINT and HUB_CA
+//	                        HUBKIT_DEVICE_CONNECTION_STRING, HUB_ENDPOINT, HUB_WS_ENDPOINT
+//	                        (MQTT over WebSockets) and HUB_CA; and the X.509 CA device
+//	                        cam1: HUB_X509_CS, HUB_CERT, HUB_KEY
 //	hub telemetry N FILE    wait (10 s) for N telemetry messages and write them to FILE,
 //	                        one JSON object per line: deviceId, payload, properties, system
 //	hub mark                sessions connected before now no longer satisfy waitsub
@@ -94,7 +96,7 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 		tlsCfg, err := ca.ServerTLS([]string{"localhost", "127.0.0.1"}, time.Hour, now)
 		ts.Check(err)
 		answers := new(atomic.Int64)
-		srv, err := fakehub.NewServer(fakehub.Options{TLS: tlsCfg, Addr: "127.0.0.1:0",
+		srv, err := fakehub.NewServer(fakehub.Options{TLS: tlsCfg, Addr: "127.0.0.1:0", WebSocketAddr: "127.0.0.1:0",
 			Logger: slog.New(twinAnswerCounter{answers})})
 		ts.Check(err)
 		hubsMu.Lock()
@@ -117,7 +119,20 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(os.WriteFile(caFile, ca.CertPEM, 0o644))
 		ts.Setenv(envConnectionString, "HostName="+srv.HostName()+";DeviceId=dev1;SharedAccessKey="+base64.StdEncoding.EncodeToString(key))
 		ts.Setenv("HUB_ENDPOINT", srv.Addr())
+		ts.Setenv("HUB_WS_ENDPOINT", srv.WebSocketAddr())
 		ts.Setenv("HUB_CA", caFile)
+		// cam1: an X.509 CA device, its certificate in cam1.pem and cam1-key.pem.
+		_, err = srv.Registry().PutCertificate("devicesim-ca", string(ca.CertPEM), true, "")
+		ts.Check(err)
+		_, err = srv.Registry().Add(iothub.Device{DeviceID: "cam1", Authentication: iothub.CAAuth()})
+		ts.Check(err)
+		leaf, err := ca.IssueDevice("cam1", time.Hour, certs.ECDSAP256, now)
+		ts.Check(err)
+		certFile, keyFile, err := leaf.Save(work, "cam1")
+		ts.Check(err)
+		ts.Setenv("HUB_X509_CS", "HostName="+srv.HostName()+";DeviceId=cam1;x509=true")
+		ts.Setenv("HUB_CERT", certFile)
+		ts.Setenv("HUB_KEY", keyFile)
 		return
 	}
 	hubsMu.Lock()

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -94,6 +95,17 @@ func TestServiceScripts(t *testing.T) {
 			"fakehubwait": cmdFakehubWait,
 			"exitcode":    cmdExitCode,
 			"hub":         cmdHub,
+			// sign CODE_FILE OUT: a proof-of-possession certificate (CN = the code in
+			// CODE_FILE) signed by the committed test CA, written to OUT.
+			"sign": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 || neg {
+					ts.Fatalf("usage: sign CODE_FILE OUT")
+				}
+				code := strings.TrimSpace(ts.ReadFile(args[0]))
+				l, err := ca.IssueVerification(code, time.Now())
+				ts.Check(err)
+				ts.Check(os.WriteFile(ts.MkAbs(args[1]), l.CertPEM(), 0o644))
+			},
 		},
 	})
 }

@@ -315,6 +315,16 @@ func (p *Process) Send(cmd any) {
 // Wait waits for the script to exit on its own and fails the test unless it exits 0.
 func (p *Process) Wait(ctx context.Context) {
 	p.t.Helper()
+	if err := p.Exit(ctx); err != nil {
+		p.t.Fatalf("node %s: %v\nstderr: %s\nevents: %s", p.name, err, p.stderr, p.history())
+	}
+}
+
+// Exit waits for the script to exit on its own and returns its exit status (nil for 0), for
+// scripts that are meant to fail; it fails the test when the script does not exit before ctx
+// ends.
+func (p *Process) Exit(ctx context.Context) error {
+	p.t.Helper()
 	go func() {
 		for ev := range p.events { // keep reading what is left
 			p.mu.Lock()
@@ -327,9 +337,7 @@ func (p *Process) Wait(ctx context.Context) {
 	case <-ctx.Done():
 		p.t.Fatalf("node %s did not exit: %v\nstderr: %s\nevents: %s", p.name, ctx.Err(), p.stderr, p.history())
 	}
-	if p.err != nil {
-		p.t.Fatalf("node %s: %v\nstderr: %s\nevents: %s", p.name, p.err, p.stderr, p.history())
-	}
+	return p.err
 }
 
 // Close closes stdin (the scripts' signal to finish) and waits for a clean exit.

@@ -2,7 +2,6 @@ package fakehub
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -29,6 +28,7 @@ type Server struct {
 	hostNames []string // lower-case, without port
 
 	tlsLn, plainLn *guardListener
+	wsLn           *wsListener // MQTT over WebSockets (Options.WebSocketAddr)
 
 	sessions    sessionTable
 	telemetry   *ring
@@ -75,6 +75,9 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.TLS != nil && len(opts.TLS.Certificates) == 0 && opts.TLS.GetCertificate == nil && opts.TLS.GetConfigForClient == nil {
 		return nil, errors.New("fakehub: Options.TLS has no certificate")
 	}
+	if opts.WebSocketAddr != "" && opts.TLS == nil {
+		return nil, errors.New("fakehub: Options.WebSocketAddr needs Options.TLS: IoT Hub's WebSocket endpoint is wss:// only")
+	}
 	s := &Server{opts: opts, log: opts.Logger, telemetry: newRing(opts.TelemetryBuffer, opts.TelemetryBufferBytes),
 		clock: clock, realNow: realNow, limits: newLimiter(opts.Limits, opts.Now)}
 	s.limits.changed = clock.changes
@@ -86,7 +89,11 @@ func NewServer(opts Options) (*Server, error) {
 	s.metrics = newHubMetrics(s)
 	s.limits.throttled = s.metrics.throttle
 	s.dashboard = newDashboardState(s)
-	for _, h := range append([]string{opts.HostName}, opts.Aliases...) {
+	names := append([]string{opts.HostName}, opts.Aliases...)
+	if opts.DeviceHostName != "" {
+		names = append(names, opts.DeviceHostName)
+	}
+	for _, h := range names {
 		s.hostNames = append(s.hostNames, strings.ToLower(stripPort(h)))
 	}
 	s.sessions.init()
@@ -118,10 +125,8 @@ func NewServer(opts Options) (*Server, error) {
 	// fail undoes what NewServer has set up so far: every listener it opened is
 	// closed (its port free again) and the cloud side stopped.
 	fail := func(err error) (*Server, error) {
-		for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
-			if ln != nil {
-				_ = ln.Close()
-			}
+		for _, ln := range s.guards() {
+			_ = ln.Close()
 		}
 		s.cloud.close()
 		return nil, err
@@ -147,10 +152,21 @@ func NewServer(opts Options) (*Server, error) {
 		if err != nil {
 			return fail(fmt.Errorf("fakehub: listen %s: %w", opts.Addr, err))
 		}
-		cfg := opts.TLS.Clone()
-		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12) // IoT Hub: TLS 1.2 and up
-		s.tlsLn = newGuardListener(raw, cfg, opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
+		s.tlsLn = newGuardListener(raw, s.deviceTLS(), opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
+		s.tlsLn.onHandshake = s.tlsHandshakeFailed
 		if err := s.mochi.AddListener(listeners.NewNet("mqtts", s.tlsLn)); err != nil {
+			return fail(err)
+		}
+	}
+	if opts.WebSocketAddr != "" {
+		raw, err := net.Listen("tcp", opts.WebSocketAddr)
+		if err != nil {
+			return fail(fmt.Errorf("fakehub: listen %s (MQTT over WebSockets): %w", opts.WebSocketAddr, err))
+		}
+		ln := newGuardListener(raw, s.deviceTLS(), opts.ConnectTimeout, s.connectTimedOut, s.wsFirstRead)
+		ln.onHandshake = s.tlsHandshakeFailed
+		s.wsLn = newWSListener(s, ln)
+		if err := s.mochi.AddListener(s.wsLn); err != nil {
 			return fail(err)
 		}
 	}
@@ -234,11 +250,9 @@ func (s *Server) Close() error {
 		s.cloud.close()
 		// Drain first: mochi's Close races with connection set-up (mochi#424,
 		// #541) and can deadlock while clients come and go (mochi#488).
-		for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
-			if ln != nil {
-				_ = ln.Close()
-				ln.closeAll()
-			}
+		for _, ln := range s.guards() {
+			_ = ln.Close()
+			ln.closeAll()
 		}
 		for _, cl := range s.mochi.Clients.GetAll() {
 			cl.Stop(ErrClosed)
@@ -256,12 +270,24 @@ func (s *Server) Close() error {
 
 func (s *Server) pendingConns() int {
 	n := 0
-	for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
-		if ln != nil {
-			n += ln.open()
-		}
+	for _, ln := range s.guards() {
+		n += ln.open()
 	}
 	return n
+}
+
+// guards returns the listeners that are open.
+func (s *Server) guards() []*guardListener {
+	var out []*guardListener
+	for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
+		if ln != nil {
+			out = append(out, ln)
+		}
+	}
+	if s.wsLn != nil {
+		out = append(out, s.wsLn.ln)
+	}
+	return out
 }
 
 // CheckTokens drops every connection whose token expired (plus the grace)
@@ -270,7 +296,7 @@ func (s *Server) pendingConns() int {
 func (s *Server) CheckTokens() {
 	now := s.opts.Now()
 	for _, ss := range s.sessions.all() {
-		if !now.Before(ss.deadline()) {
+		if !ss.expiry.IsZero() && !now.Before(ss.deadline()) {
 			s.expire(ss)
 		}
 	}

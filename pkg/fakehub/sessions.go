@@ -181,6 +181,9 @@ func (t *sessionTable) stopAll() {
 // deadline. The timer runs on the real clock; when it fires before the
 // injected clock says the deadline has come, it waits again.
 func (ss *session) armExpiry() {
+	if ss.expiry.IsZero() {
+		return // an X.509 connection: no token to expire
+	}
 	s := ss.srv
 	d := ss.deadline().Sub(s.opts.Now())
 	ss.timerMu.Lock()

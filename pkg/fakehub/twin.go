@@ -78,7 +78,7 @@ func (c *cloud) twinOf(id iothub.Identity) iothub.Twin {
 	t := c.twins.ServiceView(id)
 	t.Status, t.ConnectionState, t.AuthenticationType = iothub.StatusEnabled, iothub.StateDisconnected, iothub.AuthSAS
 	if d, ok := c.s.opts.Registry.Get(id); ok {
-		t.DeviceETag = d.ETag
+		t.DeviceETag, t.AuthenticationType = d.ETag, d.Authentication.EffectiveType()
 		if !id.IsModule() {
 			t.Status, t.StatusReason, t.StatusUpdateTime = d.Status, d.StatusReason, d.StatusUpdatedTime
 			t.Capabilities = &iothub.Capabilities{IoTEdge: d.Capabilities.IoTEdge}

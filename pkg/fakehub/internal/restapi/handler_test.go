@@ -707,8 +707,8 @@ func TestAPIVersion(t *testing.T) {
 func TestRoutes(t *testing.T) {
 	t.Parallel()
 	routes := restapi.Routes()
-	if len(routes) != 29 {
-		t.Errorf("restapi.Routes() = %d routes, want 29", len(routes))
+	if len(routes) != 35 {
+		t.Errorf("restapi.Routes() = %d routes, want 35", len(routes))
 	}
 	need := map[string]iothub.Rights{}
 	for _, rt := range routes {
@@ -719,6 +719,8 @@ func TestRoutes(t *testing.T) {
 	}
 	for pattern, want := range map[string]iothub.Rights{
 		"GET /devices":                            iothub.RegistryRead,
+		"GET /hubkit/certificates":                iothub.RegistryRead,
+		"PUT /hubkit/certificates/{name}":         iothub.RegistryWrite,
 		"GET /devices/{$}":                        iothub.RegistryRead,
 		"POST /devices/query":                     iothub.RegistryRead,
 		"PUT /devices/{id}":                       iothub.RegistryWrite,
