@@ -152,6 +152,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		newListenCmd(st),
 		newTwinCmd(st),
 		newMethodsCmd(st),
+		newLoadCmd(st),
 		newVersionCmd(st),
 	)
 	cmd, err := cli.Execute(ctx, root, args, stdin, stdout, stderr)
