@@ -6,7 +6,7 @@ RUN_ARGS  ?= --ca $(CA_DIR) --device demo-device
 FUZZTIME  ?= 10s
 PKGS      := ./...
 
-.PHONY: all build test vet lint fmt run certs fuzz bench cover tidy clean
+.PHONY: all build test vet lint fmt run certs fuzz bench bench-compare bench-fleet cover tidy clean
 
 all: build
 
@@ -45,6 +45,14 @@ fuzz:
 ## bench: benchmarks (report ratios, not absolute times)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+
+## bench-compare: fakehub vs bare mochi vs Mosquitto, same load, interleaved rounds (minutes; not in test)
+bench-compare:
+	./scripts/bench-compare $(BENCH_ARGS)
+
+## bench-fleet: 19,000 TLS devices on one fakehub, one message each per 10 s (minutes; not in test)
+bench-fleet:
+	./scripts/bench-compare -fleet 19000 $(BENCH_ARGS)
 
 cover:
 	$(GO) test -coverprofile=coverage.out $(PKGS)
