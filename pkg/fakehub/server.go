@@ -107,6 +107,7 @@ func NewServer(opts Options) (*Server, error) {
 		cfg := opts.TLS.Clone()
 		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12) // IoT Hub: TLS 1.2 and up
 		s.tlsLn = newGuardListener(raw, cfg, opts.ConnectTimeout, s.connectTimedOut)
+		s.watchAccept(s.tlsLn)
 		if err := s.mochi.AddListener(listeners.NewNet("mqtts", s.tlsLn)); err != nil {
 			_ = raw.Close()
 			return nil, err
@@ -121,6 +122,7 @@ func NewServer(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("fakehub: listen %s: %w", opts.InsecureAddr, err)
 		}
 		s.plainLn = newGuardListener(raw, nil, opts.ConnectTimeout, s.connectTimedOut)
+		s.watchAccept(s.plainLn)
 		if err := s.mochi.AddListener(listeners.NewNet("mqtt", s.plainLn)); err != nil {
 			_ = raw.Close()
 			return nil, err
@@ -246,6 +248,44 @@ func stripPort(h string) string {
 		return host
 	}
 	return strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+}
+
+// ListenerStats counts what the MQTT listeners met besides connections.
+type ListenerStats struct {
+	// AcceptErrors are temporary accept failures (out of file descriptors,
+	// buffers or memory), each retried.
+	AcceptErrors uint64
+	// Refused are connections closed at once because the process had no
+	// file descriptor left for them (ReasonOutOfDescriptors).
+	Refused uint64
+}
+
+// ListenerStats returns the listeners' counts so far.
+func (s *Server) ListenerStats() ListenerStats {
+	var st ListenerStats
+	for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
+		if ln != nil {
+			st.AcceptErrors += ln.acceptErrors.Load()
+			st.Refused += ln.refused.Load()
+		}
+	}
+	return st
+}
+
+// watchAccept logs a listener's accept errors (at most one WARN a second)
+// and records its refusals.
+func (s *Server) watchAccept(ln *guardListener) {
+	var last atomic.Int64
+	ln.onAcceptError = func(err error, retryIn time.Duration) {
+		now := time.Now().UnixNano()
+		if prev := last.Load(); now-prev >= int64(time.Second) && last.CompareAndSwap(prev, now) {
+			s.log.Warn("accept failed; retrying", "addr", ln.Addr().String(), "error", err.Error(), "retryIn", retryIn, "acceptErrors", ln.acceptErrors.Load())
+		}
+	}
+	ln.onRefused = func(remote string) {
+		s.reject(Rejection{RemoteAddr: remote, Reason: ReasonOutOfDescriptors,
+			Detail: "no file descriptor left (the open-files limit is reached): the connection was closed at once; the hub accepts again as descriptors free up"})
+	}
 }
 
 func (s *Server) connectTimedOut(remote string) {
