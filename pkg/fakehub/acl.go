@@ -1,7 +1,6 @@
 package fakehub
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 
@@ -23,7 +22,7 @@ type aclHook struct {
 func (h *aclHook) ID() string { return "fakehub-acl" }
 
 func (h *aclHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnPacketRead, mqtt.OnACLCheck, mqtt.OnPacketSent}, []byte{b})
+	return b == mqtt.OnPacketRead || b == mqtt.OnACLCheck || b == mqtt.OnPacketSent
 }
 
 // classifyPublish applies the grammar of pkg/iothub (and the bag quirk).

@@ -26,12 +26,15 @@ type authHook struct {
 
 func (h *authHook) ID() string { return "fakehub-auth" }
 
+// Provides is asked for every hook event of every packet: a switch, not a search.
 func (h *authHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{
-		mqtt.OnPacketRead, mqtt.OnConnect, mqtt.OnConnectAuthenticate,
+	switch b {
+	case mqtt.OnPacketRead, mqtt.OnConnect, mqtt.OnConnectAuthenticate,
 		mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
-		mqtt.OnPacketEncode,
-	}, []byte{b})
+		mqtt.OnPacketEncode:
+		return true
+	}
+	return false
 }
 
 // OnPacketEncode marks the session live when its CONNACK is about to be
@@ -143,9 +146,7 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 	if cl.Properties.Will.Flag != 0 {
 		ss.will = &willMessage{topic: cl.Properties.Will.TopicName, payload: cl.Properties.Will.Payload}
 	}
-	s.sessions.mu.Lock()
-	s.sessions.pending[cl] = ss
-	s.sessions.mu.Unlock()
+	s.sessions.addPending(ss)
 	return nil
 }
 

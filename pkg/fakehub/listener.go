@@ -175,8 +175,9 @@ func (l *guardListener) open() int {
 type guardConn struct {
 	net.Conn
 	l         *guardListener
-	connected atomic.Bool  // CONNECT seen
-	idle      atomic.Int64 // time.Duration; > 0: the keep-alive time-out replacing mochi's deadlines
+	connected atomic.Bool             // CONNECT seen
+	session   atomic.Pointer[session] // the session it authenticated, from OnConnect to OnDisconnect
+	idle      atomic.Int64            // time.Duration; > 0: the keep-alive time-out replacing mochi's deadlines
 	reported  atomic.Bool
 	closeOnce sync.Once
 }

@@ -62,6 +62,8 @@ type session struct {
 
 	tag   string     // unique per connection (set by establish): tags C2D deliveries
 	c2dMu sync.Mutex // serialises C2D flushes (service and connection goroutines) for FIFO order
+
+	capInfo atomic.Pointer[connInfo] // what its telemetry records share (telemetryInfo)
 }
 
 // willMessage is a device's will (topic and payload).
@@ -113,13 +115,30 @@ func (t *sessionTable) init() {
 	t.pending = map[*mqtt.Client]*session{}
 }
 
+// get returns the session of a connection, pending or established. Hooks
+// call it several times per packet: the session is found on the connection
+// itself, without the table's lock, for every connection that came through a
+// guardListener (all but the inline client's).
 func (t *sessionTable) get(cl *mqtt.Client) *session {
+	if g, ok := cl.Net.Conn.(*guardConn); ok {
+		return g.session.Load()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if ss := t.byClient[cl]; ss != nil {
 		return ss
 	}
 	return t.pending[cl]
+}
+
+// addPending records the session OnConnect authenticated.
+func (t *sessionTable) addPending(ss *session) {
+	t.mu.Lock()
+	t.pending[ss.cl] = ss
+	t.mu.Unlock()
+	if g, ok := ss.cl.Net.Conn.(*guardConn); ok {
+		g.session.Store(ss)
+	}
 }
 
 func (t *sessionTable) lookup(id iothub.Identity) *session {
@@ -154,6 +173,9 @@ func (t *sessionTable) establish(ss *session) (old *session) {
 func (t *sessionTable) remove(cl *mqtt.Client) *session {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if g, ok := cl.Net.Conn.(*guardConn); ok {
+		g.session.Store(nil)
+	}
 	delete(t.pending, cl)
 	ss := t.byClient[cl]
 	if ss == nil {
