@@ -348,25 +348,3 @@ func printBanner(w io.Writer, srv *fakehub.Server, reg *fakehub.Registry, caFile
 		}
 	}
 }
-
-// logTelemetry logs each captured message at INFO (properties, not bodies).
-func logTelemetry(ctx context.Context, srv *fakehub.Server, log *slog.Logger) {
-	st := srv.Telemetry()
-	for {
-		m, err := st.Next(ctx)
-		if err != nil {
-			return
-		}
-		attrs := []any{"deviceId", m.DeviceID, "bytes", len(m.Payload), "seq", m.SequenceNumber}
-		if m.ModuleID != "" {
-			attrs = append(attrs, "moduleId", m.ModuleID)
-		}
-		if len(m.SystemProperties) > 0 {
-			attrs = append(attrs, "system", m.SystemProperties)
-		}
-		if len(m.Properties) > 0 {
-			attrs = append(attrs, "properties", m.Properties)
-		}
-		log.Info("telemetry", attrs...)
-	}
-}
