@@ -162,6 +162,9 @@ func (t Token) checkExpiry(now time.Time, c *verifyConfig) *Rejection {
 }
 
 func (t Token) checkAudience(c *verifyConfig) *Rejection {
+	if encodesExactly(t.Resource, c.audience) {
+		return nil // the common case, decided without decoding
+	}
 	plain, err := t.PlainResource()
 	if err != nil {
 		return Reject(ReasonMalformed, err.Error())
@@ -187,6 +190,36 @@ func (t Token) checkAudience(c *verifyConfig) *Rejection {
 	r := Reject(ReasonScopeMismatch, fmt.Sprintf("token is for %s but the connection is for %s", pathOf(plain), pathOf(c.audience)))
 	r.Hints = scopeHints(plain, c.audience)
 	return r
+}
+
+// encodesExactly reports whether the wire resource enc decodes to exactly
+// plain in the spelling SDKs use: each '/' as %2F, %2f or '/', every other
+// byte of plain unreserved and written as is. false means "not cheaply
+// decided", not "different".
+func encodesExactly(enc, plain string) bool {
+	j := 0
+	for i := 0; i < len(plain); i++ {
+		switch c := plain[i]; {
+		case c == '/':
+			switch {
+			case len(enc)-j >= 3 && enc[j] == '%' && enc[j+1] == '2' && (enc[j+2] == 'F' || enc[j+2] == 'f'):
+				j += 3
+			case j < len(enc) && enc[j] == '/':
+				j++
+			default:
+				return false
+			}
+		case unreserved(c) && j < len(enc) && enc[j] == c:
+			j++
+		default:
+			return false
+		}
+	}
+	return j == len(enc)
+}
+
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 // identityKind names the key a token for audience is signed with, and what
