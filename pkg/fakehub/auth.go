@@ -41,8 +41,11 @@ func (h *authHook) Provides(b byte) bool {
 // written: mochi has inherited any stored session by then, and a device
 // that sees the CONNACK must find the hub treating it as connected.
 func (h *authHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type != packets.Connack {
+		return pk // every packet written comes here: the others skip the deferred recover
+	}
 	defer h.s.recoverHook("OnPacketEncode", cl, nil)
-	if pk.FixedHeader.Type == packets.Connack && pk.ReasonCode == packets.CodeSuccess.Code {
+	if pk.ReasonCode == packets.CodeSuccess.Code {
 		if ss := h.s.sessions.get(cl); ss != nil {
 			ss.acked.Store(true)
 		}
@@ -56,6 +59,9 @@ var errRefused = errors.New("fakehub: connection refused")
 // OnPacketRead checks the CONNECT header before mochi validates it: mochi
 // would answer a wrong name or level with codes that 3.1.1 does not define.
 func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (_ packets.Packet, err error) {
+	if t := pk.FixedHeader.Type; t != packets.Connect && t != packets.Disconnect {
+		return pk, nil // every packet read comes here: the others skip the deferred recover
+	}
 	defer h.s.recoverHook("OnPacketRead", cl, &err)
 	if pk.FixedHeader.Type == packets.Disconnect {
 		if ss := h.s.sessions.get(cl); ss != nil {

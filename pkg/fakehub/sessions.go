@@ -42,9 +42,10 @@ type session struct {
 	// (capture what mochi published after a network loss).
 	willSettled atomic.Bool
 
-	// lastPublish is the classification of the PUBLISH being processed, made
-	// in OnPacketRead and reused by OnPublish (both run on the connection's
-	// read goroutine, one packet at a time).
+	// lastPublish is the classification of lastTopic, the last PUBLISH
+	// topic that classified without error, made in OnPacketRead and reused by
+	// OnPublish and by the next PUBLISH to the same topic (all on the
+	// connection's read goroutine, one packet at a time).
 	lastTopic   string
 	lastPublish iothub.DevicePublish
 

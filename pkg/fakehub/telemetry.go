@@ -73,7 +73,6 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (_ packets
 	if ss.lastTopic != pk.TopicName || pk.TopicName == "" {
 		p, err = s.classifyPublish(ss.id, pk.TopicName)
 	}
-	ss.lastTopic = ""
 	if err != nil { // only with Quirks.IgnoreForbiddenPublish
 		s.log.Debug("forbidden publish ignored", "deviceId", ss.id.DeviceID, "moduleId", ss.id.ModuleID, "topic", pk.TopicName, "reason", err.Error())
 		return pk, packets.CodeSuccessIgnore
@@ -86,6 +85,8 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (_ packets
 		if pk.FixedHeader.Dup {
 			flags |= flagDup
 		}
+		// Kept as is: mochi decodes every packet from a buffer of its own
+		// (Client.ReadPacket) and, with CodeSuccessIgnore, never touches it again.
 		s.capture(ss, pk.TopicName, p.Properties, pk.Payload, flags)
 		return pk, packets.CodeSuccessIgnore
 	}
@@ -108,7 +109,7 @@ func (s *Server) captureWill(ss *session, topic string, payload []byte) {
 	if err != nil || p.Kind != iothub.TopicTelemetry {
 		return
 	}
-	s.capture(ss, topic, p.Properties, payload, flagWill)
+	s.capture(ss, topic, p.Properties, bytes.Clone(payload), flagWill) // the will belongs to mochi's client
 }
 
 // captureFlags are the application properties the hub adds to a message.
@@ -152,8 +153,10 @@ func (ss *session) telemetryInfo() *connInfo {
 	return ss.capInfo.Load()
 }
 
+// capture keeps a message; payload becomes the ring's (the caller does not
+// touch it again).
 func (s *Server) capture(ss *session, topic string, props iothub.Properties, payload []byte, flags captureFlags) {
-	rec := record{conn: ss.telemetryInfo(), topic: topic, payload: bytes.Clone(payload), props: props, flags: flags, at: s.opts.Now()}
+	rec := record{conn: ss.telemetryInfo(), topic: topic, payload: payload, props: props, flags: flags, at: s.opts.Now()}
 	rec.size = recordOverhead + len(topic) + len(payload)
 	for _, p := range props {
 		rec.size += len(p.Key) + len(p.Value) + propertyOverhead
