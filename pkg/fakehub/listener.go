@@ -154,6 +154,11 @@ func (l *guardListener) guard(c net.Conn) net.Conn {
 	l.mu.Lock()
 	l.conns[g] = struct{}{}
 	l.mu.Unlock()
+	select {
+	case <-l.done: // accepted as Close ran: closeAll may have missed it
+		_ = g.Conn.Close()
+	default:
+	}
 	return g
 }
 

@@ -43,6 +43,11 @@ type Server struct {
 	closeErr  error
 }
 
+// readBufferSize is each connection's bufio size: a PUBACK or a telemetry
+// message of a few hundred bytes fits, 1.5 KiB less per connection than
+// mochi's default; longer packets cost one more read call.
+const readBufferSize = 512
+
 // ErrClosed is returned by operations on a closed Server.
 var ErrClosed = errors.New("fakehub: server closed")
 
@@ -76,7 +81,11 @@ func NewServer(opts Options) (*Server, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1                                        // SUBSCRIBE QoS 2 is granted 1; QoS 2 PUBLISH is refused in OnPacketRead
 	caps.MaximumPacketSize = iothub.MaxTelemetrySize + 64*1024 // exact size rule in OnPacketRead; this bounds garbage
-	caps.MaximumClientWritesPending = 1024
+	// mochi's queue of writes routed through its topic tree. Nothing reaches
+	// a device that way (the cloud side writes straight to the connection,
+	// see deliver), so 16 slots: a channel of 1024 pointers cost 8 KiB per
+	// connection (mochi's default of 8192, 64 KiB; mochi#461).
+	caps.MaximumClientWritesPending = 16
 	caps.MaximumMessageExpiryInterval = 0
 	// MaximumSessionExpiryInterval stays mochi's default (2^32-1 s): a
 	// CleanSession=0 session is kept until a CleanSession=1 connection or the
@@ -88,6 +97,9 @@ func NewServer(opts Options) (*Server, error) {
 		Capabilities:           caps,
 		Logger:                 slog.New(mochiLogHandler{s.log.Handler()}),
 		SysTopicResendInterval: 3600,
+		// A connection's read buffer (mochi: 2 KiB). Device packets are
+		// small; a larger one is read through the buffer, not into it.
+		ClientNetReadBufferSize: readBufferSize,
 	})
 	if err := s.mochi.AddHook(&authHook{s: s}, nil); err != nil {
 		return nil, err

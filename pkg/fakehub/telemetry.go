@@ -41,10 +41,18 @@ type authMethod struct {
 	AcceptingIPFilterRule *string `json:"acceptingIpFilterRule"`
 }
 
+// authMethodJSON returns the annotation for a scope ("device", "module",
+// "hub"): one string per scope, shared by every session.
 func authMethodJSON(scope string) string {
-	am, _ := json.Marshal(authMethod{Scope: scope, Type: "sas", Issuer: "iothub"})
-	return string(am)
+	if am, ok := authMethods.Load(scope); ok {
+		return am.(string)
+	}
+	b, _ := json.Marshal(authMethod{Scope: scope, Type: "sas", Issuer: "iothub"})
+	am, _ := authMethods.LoadOrStore(scope, string(b))
+	return am.(string)
 }
+
+var authMethods sync.Map // scope -> JSON
 
 // telemetryHook captures accepted device publishes. Nothing a device
 // publishes is routed through mochi's topic tree: telemetry goes to the
