@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -200,6 +201,7 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s: %w", f.devicesFile, err)
 		}
 		reg, fileHost = rf.Registry, rf.HostName
+		debug.FreeOSMemory() // the file's parsing garbage: the hub's idle RSS is its registry, not that
 	}
 	for _, d := range devs {
 		if err := addDevice(reg, d); err != nil {
