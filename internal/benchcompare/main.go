@@ -50,6 +50,7 @@ type options struct {
 	bin, ca, mosquitto, servers, out string
 	rounds                           int
 	connectDevices, concurrency      int
+	memDevices                       int
 	hold                             time.Duration
 	teleDevices, payload, window     int
 	teleDuration                     time.Duration
@@ -68,9 +69,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.servers, "servers", "fakehub,mochi,mosquitto", "servers to compare, in the first round's order")
 	fs.StringVar(&o.out, "json", "", "also write every round's raw figures to this JSON file")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every server once, the order rotating")
-	fs.IntVar(&o.connectDevices, "connect-devices", 10000, "devices connected (and held idle) in the connect phase")
-	fs.IntVar(&o.concurrency, "concurrency", 50, "connections set up at once in the connect phase")
-	fs.DurationVar(&o.hold, "hold", 3*time.Second, "how long the connect phase holds its devices idle before the memory sample")
+	fs.IntVar(&o.connectDevices, "connect-devices", 1000, "devices connected (then disconnected at once) in the connect phase")
+	fs.IntVar(&o.concurrency, "concurrency", 50, "connections set up at once in the connect and memory phases")
+	fs.IntVar(&o.memDevices, "memory-devices", 10000, "devices connected and held idle in the memory phase (0: no memory phase)")
+	fs.DurationVar(&o.hold, "hold", 3*time.Second, "how long the memory phase holds its devices idle before it ends")
 	fs.IntVar(&o.teleDevices, "telemetry-devices", 100, "devices in the telemetry phase")
 	fs.DurationVar(&o.teleDuration, "telemetry-duration", 10*time.Second, "length of the telemetry phase")
 	fs.IntVar(&o.payload, "payload", 256, "telemetry payload bytes")
@@ -111,14 +113,15 @@ type result struct {
 	Server string `json:"server"`
 	Round  int    `json:"round"`
 
-	IdleRSS      int64          `json:"idleRssBytes"`      // started, nothing connected
-	ConnectedRSS int64          `json:"connectedRssBytes"` // highest while the connect phase's devices were connected
-	PeakRSS      int64          `json:"peakRssBytes"`      // VmHWM at the end
 	Connect      loadgen.Report `json:"connect"`
-	ConnectCPU   time.Duration  `json:"connectCpuNs"` // server CPU over the connect phase (connect, hold, disconnect)
+	ConnectCPU   time.Duration  `json:"connectCpuNs"` // server CPU over the connect phase (connects and disconnects)
 	Telemetry    loadgen.Report `json:"telemetry"`
 	TelemetryCPU time.Duration  `json:"telemetryCpuNs"`
 	TelemetryRSS int64          `json:"telemetryRssBytes"`
+	IdleRSS      int64          `json:"idleRssBytes"` // before the memory phase, nothing connected
+	Memory       loadgen.Report `json:"memory"`
+	ConnectedRSS int64          `json:"connectedRssBytes"` // highest while the memory phase's devices were connected
+	PeakRSS      int64          `json:"peakRssBytes"`      // VmHWM at the end
 }
 
 func runCompare(ctx context.Context, o options, stdout, stderr io.Writer) error {
@@ -128,7 +131,7 @@ func runCompare(ctx context.Context, o options, stdout, stderr io.Writer) error 
 			return fmt.Errorf("-servers: unknown server %q (want fakehub, mochi, mosquitto)", n)
 		}
 	}
-	w, err := newWorkdir(o.bin, o.ca, o.mosquitto, max(o.connectDevices, o.teleDevices))
+	w, err := newWorkdir(o.bin, o.ca, o.mosquitto, max(o.connectDevices, o.teleDevices, o.memDevices))
 	if err != nil {
 		return err
 	}
@@ -164,8 +167,11 @@ func runCompare(ctx context.Context, o options, stdout, stderr io.Writer) error 
 	return nil
 }
 
-// runRound starts a server, measures the connect phase (with its memory)
-// and the telemetry phase, and stops it.
+// runRound starts a server and runs the three phases on it: connect
+// (connects/s, CONNACK latency, CPU per connect), telemetry (msgs/s,
+// PUBACK latency, CPU per message) and memory (RSS per idle connected
+// device); it waits for the server to be idle before each phase, so that
+// each phase's CPU is its own.
 func runRound(ctx context.Context, w *workdir, o options, k kind, stderr io.Writer) (result, error) {
 	p, err := startServer(ctx, w, k)
 	if err != nil {
@@ -173,41 +179,45 @@ func runRound(ctx context.Context, w *workdir, o options, k kind, stderr io.Writ
 	}
 	defer p.stop()
 	r := result{Server: k.name}
-	time.Sleep(time.Second) // let it settle after start (fakehub: the devices file's garbage)
-	if r.IdleRSS, err = procfs.Memory(p.pid(), "VmRSS"); err != nil {
-		return r, err
+	pid := p.pid()
+	phase := func(args ...string) (loadgen.Report, time.Duration, int64, error) {
+		settle(pid)
+		cpu0, err := procfs.CPUTime(pid)
+		if err != nil {
+			return loadgen.Report{}, 0, 0, err
+		}
+		rss := sampleRSS(pid, 100*time.Millisecond)
+		rep, err := load(ctx, w, p, stderr, args...)
+		peak := rss.Max()
+		if err != nil {
+			return rep, 0, peak, err
+		}
+		settle(pid) // the server's side of the disconnects belongs to this phase
+		cpu1, err := procfs.CPUTime(pid)
+		return rep, cpu1 - cpu0, peak, err
 	}
-
-	cpu0, err := procfs.CPUTime(p.pid())
-	if err != nil {
-		return r, err
-	}
-	rss := sampleRSS(p.pid(), 100*time.Millisecond)
-	r.Connect, err = load(ctx, w, p, stderr, "--devices", strconv.Itoa(o.connectDevices), "--idle", "--duration", o.hold.String(),
+	r.Connect, r.ConnectCPU, _, err = phase("--devices", strconv.Itoa(o.connectDevices), "--idle", "--duration", "0",
 		"--concurrency", strconv.Itoa(o.concurrency))
-	r.ConnectedRSS = rss.Max()
 	if err != nil {
 		return r, err
 	}
-	cpu1, err := procfs.CPUTime(p.pid())
-	if err != nil {
-		return r, err
-	}
-	r.ConnectCPU = cpu1 - cpu0
-
-	rss = sampleRSS(p.pid(), 100*time.Millisecond)
-	r.Telemetry, err = load(ctx, w, p, stderr, "--devices", strconv.Itoa(o.teleDevices), "--interval", "0", "--qos", "1",
+	r.Telemetry, r.TelemetryCPU, r.TelemetryRSS, err = phase("--devices", strconv.Itoa(o.teleDevices), "--interval", "0", "--qos", "1",
 		"--payload-size", strconv.Itoa(o.payload), "--window", strconv.Itoa(o.window), "--duration", o.teleDuration.String())
-	r.TelemetryRSS = rss.Max()
 	if err != nil {
 		return r, err
 	}
-	cpu2, err := procfs.CPUTime(p.pid())
-	if err != nil {
-		return r, err
+	if o.memDevices > 0 {
+		settle(pid)
+		if r.IdleRSS, err = procfs.Memory(pid, "VmRSS"); err != nil {
+			return r, err
+		}
+		r.Memory, _, r.ConnectedRSS, err = phase("--devices", strconv.Itoa(o.memDevices), "--idle", "--duration", o.hold.String(),
+			"--concurrency", strconv.Itoa(o.concurrency))
+		if err != nil {
+			return r, err
+		}
 	}
-	r.TelemetryCPU = cpu2 - cpu1
-	r.PeakRSS, err = procfs.Memory(p.pid(), "VmHWM")
+	r.PeakRSS, err = procfs.Memory(pid, "VmHWM")
 	return r, err
 }
 

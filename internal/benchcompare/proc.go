@@ -39,3 +39,23 @@ func (s *rssSampler) Max() int64 {
 	<-s.done
 	return s.max
 }
+
+// settle waits (at most 15 s) until pid is idle: under 2 % of a core over a
+// quarter of a second. A server still closes the connections of the phase
+// before (devicesim has exited, the server's side has not caught up), and
+// that CPU belongs to that phase, not to the next one.
+func settle(pid int) {
+	const every = 250 * time.Millisecond
+	prev, err := procfs.CPUTime(pid)
+	if err != nil {
+		return
+	}
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(every)
+		cur, err := procfs.CPUTime(pid)
+		if err != nil || cur-prev < every/50 {
+			return
+		}
+		prev = cur
+	}
+}

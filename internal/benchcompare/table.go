@@ -27,17 +27,19 @@ func figures(o options) []figure {
 		{fmt.Sprintf("connects/s (%d devices, %d at a time)", o.connectDevices, o.concurrency), func(r result) float64 { return r.Connect.ConnectsPerSec }, "n", false},
 		{"CONNACK p50 (dial to CONNACK)", func(r result) float64 { return ms(r.Connect.Connack.P50) }, "ms", true},
 		{"CONNACK p99", func(r result) float64 { return ms(r.Connect.Connack.P99) }, "ms", true},
-		{"server CPU per connect (connect, idle hold, disconnect)", perConnect, "us", true},
+		{"server CPU per connect (TLS handshake, CONNECT, disconnect)", perConnect, "us", true},
 		{fmt.Sprintf("QoS 1 msgs/s (%d devices, %d B, %d in flight each)", o.teleDevices, o.payload, o.window), func(r result) float64 { return r.Telemetry.MsgsPerSec }, "n", false},
 		{"server CPU per message", perMessage, "us", true},
 		{"PUBACK p50", func(r result) float64 { return ms(r.Telemetry.Puback.P50) }, "ms", true},
 		{"PUBACK p99", func(r result) float64 { return ms(r.Telemetry.Puback.P99) }, "ms", true},
-		{fmt.Sprintf("RSS per idle connected device (%d devices)", o.connectDevices), func(r result) float64 {
-			return float64(r.ConnectedRSS-r.IdleRSS) / 1024 / float64(max(r.Connect.LiveAtStop, 1))
+		{fmt.Sprintf("RSS per idle connected device (%d devices)", o.memDevices), func(r result) float64 {
+			return float64(r.ConnectedRSS-r.IdleRSS) / 1024 / float64(max(r.Memory.LiveAtStop, 1))
 		}, "KiB", true},
-		{fmt.Sprintf("RSS idle before connects (registry of %d devices for fakehub)", max(o.connectDevices, o.teleDevices)), func(r result) float64 { return float64(r.IdleRSS) / (1 << 20) }, "MiB", true},
+		{fmt.Sprintf("RSS with nothing connected (fakehub: a registry of %d devices)", max(o.connectDevices, o.teleDevices, o.memDevices)), func(r result) float64 { return float64(r.IdleRSS) / (1 << 20) }, "MiB", true},
 		{"peak RSS", func(r result) float64 { return float64(r.PeakRSS) / (1 << 20) }, "MiB", true},
-		{"errors (all phases, all rounds: sum)", func(r result) float64 { return float64(r.Connect.ErrorCount() + r.Telemetry.ErrorCount()) }, "sum", true},
+		{"errors (all phases, all rounds: sum)", func(r result) float64 {
+			return float64(r.Connect.ErrorCount() + r.Telemetry.ErrorCount() + r.Memory.ErrorCount())
+		}, "sum", true},
 	}
 }
 
