@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"testing"
+	"time"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
@@ -79,4 +80,43 @@ func TestTelemetryRingWrapsInOrder(t *testing.T) {
 			t.Fatalf("All()[%d] has seq %d, want %d", i, m.SequenceNumber, want)
 		}
 	}
+}
+
+// BenchmarkCapture is the hub's cost of keeping one telemetry message
+// (OnPublish's share after the classification); BenchmarkCaptureAndRead adds
+// what a reader pays to get it as a Message (maps and the formatted time).
+//
+//	go test -run '^$' -bench Capture -benchmem ./pkg/fakehub/
+func BenchmarkCapture(b *testing.B) {
+	s, ss, topic, props := benchCaptureSetup(b)
+	payload := make([]byte, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.capture(ss, topic, props, payload, 0)
+	}
+}
+
+func BenchmarkCaptureAndRead(b *testing.B) {
+	s, ss, topic, props := benchCaptureSetup(b)
+	payload := make([]byte, 256)
+	st := s.Telemetry()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		s.capture(ss, topic, props, payload, 0)
+		if _, err := st.Next(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchCaptureSetup(b *testing.B) (*Server, *session, string, iothub.Properties) {
+	s := &Server{opts: Options{Now: time.Now}, telemetry: newRing(DefaultTelemetryBuffer, DefaultTelemetryBufferBytes)}
+	ss := &session{id: iothub.Identity{DeviceID: "dev1"}, authMethod: authMethodJSON("device"), generation: "638000000000000000"}
+	topic := "devices/dev1/messages/events/%24.ct=application%2Fjson&%24.ce=utf-8&alert=high"
+	p, err := iothub.ClassifyPublish(ss.id, topic)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s, ss, topic, p.Properties
 }
