@@ -1,9 +1,11 @@
 package loadgen
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
@@ -19,6 +21,12 @@ type Config struct {
 	TLS *tls.Config
 	// HostName is the hub host name written in user names.
 	HostName string
+	// Dial, when set, opens the connection instead of TCP to Addr (then TLS
+	// with the TLS configuration, if any): the seam for other transports
+	// (MQTT over WebSocket) and for dialling from a given address. A client
+	// certificate (X.509 devices) goes in TLS.Certificates, with an empty
+	// Credential.Password.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 
 	// First and Count select devices [First, First+Count) (after sharding).
 	First, Count int

@@ -91,7 +91,13 @@ func (r *runner) connect(ctx context.Context, i int) (*device, string, error) {
 	start := time.Now()
 	ctx, cancel := context.WithDeadline(ctx, start.Add(cfg.ConnectTimeout))
 	defer cancel()
-	raw, err := (&net.Dialer{}).DialContext(ctx, "tcp", cfg.Addr)
+	dial := cfg.Dial
+	if dial == nil {
+		dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		}
+	}
+	raw, err := dial(ctx, cfg.Addr)
 	if err != nil {
 		return nil, ErrDial, err
 	}
