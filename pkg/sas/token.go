@@ -49,7 +49,11 @@ func stringToSign(resource string, expiry int64) string {
 // mac returns HMAC-SHA256(key, t.StringToSign()) without building the string.
 // The string to sign's buffer then holds the sum: one allocation for both.
 func (t Token) mac(key []byte) []byte {
-	buf := make([]byte, 0, max(len(t.Resource)+21, sha256.Size))
+	return t.macTo(key, make([]byte, 0, max(len(t.Resource)+21, sha256.Size)))
+}
+
+// macTo is mac building the string to sign, and then the MAC, in buf.
+func (t Token) macTo(key, buf []byte) []byte {
 	buf = append(buf, t.Resource...)
 	buf = append(buf, '\n')
 	buf = strconv.AppendInt(buf, t.Expiry, 10)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -119,34 +120,56 @@ func (t Token) Verify(key []byte, now time.Time, opts ...VerifyOption) error {
 	if len(key) == 0 {
 		return ErrEmptyKey
 	}
-	c := verifyConfig{skew: DefaultSkew}
+	// The options write into the configuration through a pointer, so it
+	// would escape to the heap on every call: it is pooled instead, with the
+	// buffer for the string to sign and the MAC, and wiped on return (it
+	// holds keys and a MAC).
+	st := verifyStates.Get().(*verifyState)
+	defer st.release()
+	c := &st.c
+	*c = verifyConfig{skew: DefaultSkew}
 	for _, o := range opts {
-		o(&c)
+		o(c)
 	}
 	if len(c.secondary) == 0 {
 		c.secondary = nil
 	}
 	if c.hasAudience {
-		if r := t.checkAudience(&c); r != nil {
+		if r := t.checkAudience(c); r != nil {
 			return r
 		}
 	}
-	if !t.signedWith(key) && (c.secondary == nil || !t.signedWith(c.secondary)) {
-		return t.signatureRejection(key, now, &c)
+	if !t.signedWithBuf(key, st.buf[:0]) && (c.secondary == nil || !t.signedWithBuf(c.secondary, st.buf[:0])) {
+		return t.signatureRejection(key, now, c)
 	}
-	if r := t.checkExpiry(now, &c); r != nil {
+	if r := t.checkExpiry(now, c); r != nil {
 		return r
 	}
 	return nil
 }
 
-// signedWith reports whether t.Signature is the HMAC of t under key. Like
-// IoT Edge hub, it compares the base64 text (constant time), so only the
-// canonical, padded standard encoding is accepted.
-func (t Token) signedWith(key []byte) bool {
-	var buf [44]byte
-	base64.StdEncoding.Encode(buf[:], t.mac(key))
-	return hmac.Equal([]byte(t.Signature), buf[:])
+// verifyState is Verify's scratch space.
+type verifyState struct {
+	c   verifyConfig
+	buf [160]byte // the string to sign of a usual sr, then its MAC
+}
+
+var verifyStates = sync.Pool{New: func() any { return new(verifyState) }}
+
+func (st *verifyState) release() {
+	st.c = verifyConfig{}
+	clear(st.buf[:])
+	verifyStates.Put(st)
+}
+
+// signedWithBuf reports whether t.Signature is the HMAC of t under key,
+// computed in buf (grown if sr is long). Like IoT Edge hub, it compares the
+// base64 text (constant time), so only the canonical, padded standard
+// encoding is accepted.
+func (t Token) signedWithBuf(key, buf []byte) bool {
+	var sig [44]byte
+	base64.StdEncoding.Encode(sig[:], t.macTo(key, buf))
+	return hmac.Equal([]byte(t.Signature), sig[:])
 }
 
 func (t Token) checkExpiry(now time.Time, c *verifyConfig) *Rejection {
