@@ -74,7 +74,6 @@ func printTable(w io.Writer, o options, env string, names []string, all []result
 	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(header, " | "), strings.Repeat("---|", len(header)))
 	for _, f := range figures(o) {
 		row := []string{f.name}
-		med := map[string]float64{}
 		for _, n := range names {
 			var vals []float64
 			for _, r := range byServer[n] {
@@ -90,12 +89,10 @@ func printTable(w io.Writer, o options, env string, names []string, all []result
 				for _, v := range vals {
 					s += v
 				}
-				med[n] = s
 				row = append(row, format(s, f.unit))
 				continue
 			}
 			m := median(vals)
-			med[n] = m
 			cell := format(m, f.unit)
 			if len(vals) > 1 {
 				cell += " (" + format(vals[0], f.unit) + "–" + format(vals[len(vals)-1], f.unit) + ")"
@@ -104,17 +101,42 @@ func printTable(w io.Writer, o options, env string, names []string, all []result
 		}
 		if hasFakehub {
 			for _, n := range others {
-				if f.unit == "sum" || med[n] == 0 {
-					row = append(row, "")
-					continue
-				}
-				row = append(row, fmt.Sprintf("%.2f×", med["fakehub"]/med[n]))
+				row = append(row, pairedRatio(f, byServer["fakehub"], byServer[n]))
 			}
 		}
 		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
 	}
-	fmt.Fprintf(w, "\nRatios are fakehub's median over the other's: above 1 is better for rates, below 1 for latency, CPU and memory.\n")
+	fmt.Fprintf(w, "\nRatios: the median over rounds of fakehub's figure over the other's in the same round (range in parentheses);\nabove 1 is better for rates, below 1 for latency, CPU and memory.\n")
 	fmt.Fprintf(w, "RSS per device = (highest RSS while the devices were connected − RSS before) / devices connected.\n")
+}
+
+// pairedRatio is the median over rounds of fakehub's figure over the other
+// server's in the same round (the range in parentheses): a machine shared
+// with others drifts between rounds, and within a round both servers ran
+// minutes apart at most.
+func pairedRatio(f figure, fake, other []result) string {
+	if f.unit == "sum" {
+		return ""
+	}
+	byRound := map[int]float64{}
+	for _, r := range other {
+		byRound[r.Round] = f.value(r)
+	}
+	var ratios []float64
+	for _, r := range fake {
+		if o, ok := byRound[r.Round]; ok && o != 0 {
+			ratios = append(ratios, f.value(r)/o)
+		}
+	}
+	if len(ratios) == 0 {
+		return ""
+	}
+	slices.Sort(ratios)
+	cell := fmt.Sprintf("%.2f×", median(ratios))
+	if len(ratios) > 1 {
+		cell += fmt.Sprintf(" (%.2f–%.2f)", ratios[0], ratios[len(ratios)-1])
+	}
+	return cell
 }
 
 func median(sorted []float64) float64 {
