@@ -217,9 +217,6 @@ func runLoad(cmd *cobra.Command, f *loadFlags, st *streams) error {
 	case f.interval == 0:
 		cfg.Telemetry = loadgen.TelemetryFlood
 	}
-	if f.payloadSize == 0 {
-		cfg.PayloadSize = 0 // loadgen's default is 256; 0 bytes is a legal payload but not a useful load
-	}
 	ttl := f.tokenTTL
 	if ttl == 0 {
 		ttl = max(time.Hour, f.duration+time.Hour)

@@ -57,7 +57,8 @@ type Config struct {
 	// whenever it has fewer; with TelemetryInterval, a due message waits
 	// for a free slot.
 	Window int
-	// PayloadSize is the telemetry payload size in bytes (default 256).
+	// PayloadSize is the telemetry payload size in bytes: a JSON object of
+	// that size, or a run of 'x' under 12 bytes (0: an empty payload).
 	PayloadSize int
 	// QoS of telemetry: 0 or 1 (default 1 when QoSSet is false).
 	QoS    byte
@@ -137,9 +138,6 @@ func (c *Config) setDefaults() error {
 	}
 	if c.PayloadSize < 0 {
 		return fmt.Errorf("loadgen: payload size %d is negative", c.PayloadSize)
-	}
-	if c.PayloadSize == 0 {
-		c.PayloadSize = 256
 	}
 	if !c.QoSSet {
 		c.QoS = 1
