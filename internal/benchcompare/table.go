@@ -36,7 +36,7 @@ func figures(o options) []figure {
 			return float64(r.ConnectedRSS-r.IdleRSS) / 1024 / float64(max(r.Memory.LiveAtStop, 1))
 		}, "KiB", true},
 		{fmt.Sprintf("RSS with nothing connected (fakehub: a registry of %d devices)", max(o.connectDevices, o.teleDevices, o.memDevices)), func(r result) float64 { return float64(r.IdleRSS) / (1 << 20) }, "MiB", true},
-		{"peak RSS", func(r result) float64 { return float64(r.PeakRSS) / (1 << 20) }, "MiB", true},
+		{"peak RSS (either process)", func(r result) float64 { return float64(r.PeakRSS) / (1 << 20) }, "MiB", true},
 		{"errors (all phases, all rounds: sum)", func(r result) float64 {
 			return float64(r.Connect.ErrorCount() + r.Telemetry.ErrorCount() + r.Memory.ErrorCount())
 		}, "sum", true},
@@ -107,7 +107,7 @@ func printTable(w io.Writer, o options, env string, names []string, all []result
 		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
 	}
 	fmt.Fprintf(w, "\nRatios: the median over rounds of fakehub's figure over the other's in the same round (range in parentheses);\nabove 1 is better for rates, below 1 for latency, CPU and memory.\n")
-	fmt.Fprintf(w, "RSS per device = (highest RSS while the devices were connected − RSS before) / devices connected.\n")
+	fmt.Fprintf(w, "RSS per device = (highest RSS while the devices were connected − RSS before), in a fresh process, / devices connected.\n")
 }
 
 // pairedRatio is the median over rounds of fakehub's figure over the other
