@@ -43,15 +43,15 @@ func readKeysFile(path string) (keysFile, error) {
 	}
 	kf := keysFile{hostName: rf.HostName, policies: map[string][]byte{}}
 	for _, d := range rf.Registry.Devices() {
-		k, err := sas.DecodeKey(d.Keys.Primary)
+		k, err := sas.DecodeKey(d.Authentication.SymmetricKey.PrimaryKey)
 		if err != nil {
-			return keysFile{}, fmt.Errorf("%s: device %s: %w", path, d.ID, err)
+			return keysFile{}, fmt.Errorf("%s: device %s: %w", path, d.DeviceID, err)
 		}
-		kf.keys = append(kf.keys, loadgen.DeviceKey{Identity: iothub.Identity{DeviceID: d.ID}, Key: k})
+		kf.keys = append(kf.keys, loadgen.DeviceKey{Identity: iothub.Identity{DeviceID: d.DeviceID}, Key: k})
 	}
 	for _, p := range rf.Registry.Policies() {
-		if k, err := sas.DecodeKey(p.Keys.Primary); err == nil {
-			kf.policies[p.Name] = k
+		if k, err := sas.DecodeKey(p.PrimaryKey); err == nil {
+			kf.policies[p.KeyName] = k
 		}
 	}
 	return kf, nil

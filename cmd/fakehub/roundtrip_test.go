@@ -11,6 +11,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/hubkit/hubkit/internal/certs"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
@@ -33,17 +34,21 @@ func startFakehub(t *testing.T, args ...string) string {
 			t.Error("fakehub did not stop")
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(stdout.String(), "devices:") {
+	exited, code := false, 0
+	if !testutil.Poll(10*time.Second, func() bool {
 		select {
-		case code := <-done:
-			t.Fatalf("fakehub exited %d: %s", code, stderr.String())
+		case code = <-done:
+			exited = true
+			return true
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no banner; stdout %q stderr %q", stdout.String(), stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+		return strings.Contains(stdout.String(), "devices:")
+	}) {
+		t.Fatalf("no banner; stdout %q stderr %q", stdout.String(), stderr.String())
+	}
+	if exited {
+		done <- code // for the cleanup, which waits for the exit
+		t.Fatalf("fakehub exited %d: %s", code, stderr.String())
 	}
 	return stdout.String()
 }
@@ -127,7 +132,7 @@ func TestCLIRoundTrip(t *testing.T) {
 		if tok := c.Publish("devices/dev1/messages/events/unit=C", 1, false, `{"temp":21.5}`); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatal(tok.Error())
 		}
-		code, out, errOut := fakehubCLI(t, append([]string{"events", "--device", "dev1", "--follow", "--count", "1"}, svc...)...)
+		code, out, errOut := fakehubCLI(t, append([]string{"events", "--device", "dev1", "--follow", "--since", "1h", "--count", "1"}, svc...)...)
 		if code != 0 || !strings.Contains(out, `"temp":21.5`) || !strings.Contains(out, "dev1") {
 			t.Errorf("events: exit %d: %s %s", code, out, errOut)
 		}

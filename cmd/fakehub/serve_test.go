@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,13 +17,16 @@ import (
 
 	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/internal/mqttraw"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
 // TestServeScripts runs testdata/serve_*.txtar: flag errors, the start
 // banner (with the hidden --exit-after-start), devices files. Scripts get
 // $CA_DIR (the committed test CA) and the commands "fakehub ARGS" (run
-// in-process) and "exit N" (the code of the last fakehub run).
+// in-process), "exit N" (the code of the last fakehub run) and "holdport
+// VAR" (listen on a free loopback port until the script ends; $VAR is its
+// address).
 func TestServeScripts(t *testing.T) {
 	caDir, err := filepath.Abs("../../testdata/certs")
 	if err != nil {
@@ -42,6 +47,33 @@ func TestServeScripts(t *testing.T) {
 				ts.Setenv("FAKEHUB_EXIT", strconv.Itoa(code))
 				if neg != (code != 0) {
 					ts.Fatalf("fakehub exited %d", code)
+				}
+			},
+			"holdport": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 || neg {
+					ts.Fatalf("usage: holdport VAR")
+				}
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				ts.Check(err)
+				ts.Defer(func() { ln.Close() })
+				ts.Setenv(args[0], ln.Addr().String())
+			},
+			// samekeys A B: the files (two banners) show the same dev1 key and iothubowner key.
+			"samekeys": func(ts *testscript.TestScript, neg bool, args []string) {
+				keys := func(name string) string {
+					text := ts.ReadFile(name)
+					var out []string
+					for _, re := range []*regexp.Regexp{regexp.MustCompile(`DeviceId=dev1;SharedAccessKey=(\S+)`), regexp.MustCompile(`SharedAccessKeyName=iothubowner;SharedAccessKey=([^'\s]+)`)} {
+						m := re.FindStringSubmatch(text)
+						if m == nil {
+							ts.Fatalf("%s: no %s", name, re)
+						}
+						out = append(out, m[1])
+					}
+					return strings.Join(out, " ")
+				}
+				if same := keys(args[0]) == keys(args[1]); same == neg {
+					ts.Fatalf("keys of %s and %s: same = %v", args[0], args[1], same)
 				}
 			},
 			"exit": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -89,15 +121,13 @@ func TestServeUntilSignal(t *testing.T) {
 	}()
 	addrRE := regexp.MustCompile(`on (127\.0\.0\.1:[0-9]+) `)
 	var addr string
-	deadline := time.Now().Add(10 * time.Second)
-	for addr == "" {
+	if !testutil.Poll(10*time.Second, func() bool {
 		if m := addrRE.FindStringSubmatch(stdout.String()); m != nil {
 			addr = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no banner; stdout %q stderr %q", stdout.String(), stderr.String())
-		} else {
-			time.Sleep(10 * time.Millisecond)
 		}
+		return addr != ""
+	}) {
+		t.Fatalf("no banner; stdout %q stderr %q", stdout.String(), stderr.String())
 	}
 	ca, err := certs.LoadCA("../../testdata/certs")
 	if err != nil {
@@ -130,11 +160,8 @@ func TestServeUntilSignal(t *testing.T) {
 	if p, err := c.ReadPacket(5 * time.Second); err != nil || p.Type != mqttraw.TypePuback {
 		t.Fatalf("got %v %v, want PUBACK", p, err)
 	}
-	for !strings.Contains(stderr.String(), "msg=telemetry") {
-		if time.Now().After(deadline) {
-			t.Fatalf("telemetry not logged: %s", stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testutil.Poll(10*time.Second, func() bool { return strings.Contains(stderr.String(), "msg=telemetry") }) {
+		t.Fatalf("telemetry not logged: %s", stderr.String())
 	}
 	cancel()
 	select {
@@ -153,5 +180,20 @@ func TestServeUntilSignal(t *testing.T) {
 	}
 	if strings.Contains(log, key) {
 		t.Error("stderr leaks the device key")
+	}
+}
+
+// TestCertNames: each name once (TLS errors list them), ports dropped, host names first.
+func TestCertNames(t *testing.T) {
+	for _, tc := range []struct {
+		hosts []string
+		want  []string
+	}{
+		{[]string{"localhost"}, []string{"localhost", "127.0.0.1", "::1"}},
+		{[]string{"MyHub.azure-devices.net:8883", "myhub.azure-devices.net", "LOCALHOST"}, []string{"myhub.azure-devices.net", "localhost", "127.0.0.1", "::1"}},
+	} {
+		if got := certNames(tc.hosts); !slices.Equal(got, tc.want) {
+			t.Errorf("certNames(%q) = %q, want %q", tc.hosts, got, tc.want)
+		}
 	}
 }

@@ -18,7 +18,8 @@ import (
 
 	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/internal/cli"
-	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
+	"github.com/hubkit/hubkit/pkg/iothub"
+	"github.com/hubkit/hubkit/pkg/serviceclient"
 )
 
 // envServiceConnectionString is the environment variable the service verbs
@@ -40,7 +41,7 @@ func serviceCommands(getenv func(string) string, now func() time.Time) []*cobra.
 	env := &serviceEnv{getenv: getenv, now: now}
 	return []*cobra.Command{
 		newSendCmd(env), newEventsCmd(env), newInvokeCmd(env), newTwinCmd(env),
-		newDevicesCmd(env), newRejectionsCmd(env),
+		newDevicesCmd(env), newRejectionsCmd(env), newClockCmd(env), newDPSCmd(env), newResetCmd(env),
 	}
 }
 
@@ -70,7 +71,7 @@ func (f *serviceFlags) register(cmd *cobra.Command) {
 	fs.SortFlags = false
 	fs.StringVarP(&f.connectionString, "connection-string", "c", "", "service connection string (default $"+envServiceConnectionString+")")
 	fs.StringVar(&f.hubURL, "hub-url", "", "service API URL (default https://{HostName}:8443)")
-	fs.StringVar(&f.ca, "ca", "", "CA to trust: a folder holding ca.pem (fakehub serve --ca) or a PEM file")
+	fs.StringVar(&f.ca, "ca", "", cli.CAFlagUsage)
 }
 
 // client builds the service client from the flags and environment.
@@ -90,7 +91,7 @@ func (f *serviceFlags) client(env *serviceEnv) (*serviceclient.Client, error) {
 	if f.ca != "" {
 		pool, err := certs.LoadPool(f.ca)
 		if err != nil {
-			return nil, cli.NewError(cli.ExitError, fmt.Errorf("reading the CA: %w", err))
+			return nil, cli.NewError(cli.ExitError, fmt.Errorf("--ca: %w", err))
 		}
 		opts = append(opts, serviceclient.WithRootCAs(pool))
 	}
@@ -104,18 +105,22 @@ func (f *serviceFlags) client(env *serviceEnv) (*serviceclient.Client, error) {
 // explain turns a client error into a cli.Error with hints; what names the
 // operation ("invoking reboot on dev1").
 func explain(err error, c *serviceclient.Client, what string) error {
-	var se *serviceclient.Error
+	var se *iothub.Error
 	var ne net.Error
 	switch {
 	case errors.As(err, &se):
-		switch se.StatusCode {
+		switch se.Status() {
 		case 401:
 			return cli.NewError(cli.ExitError,
-				fmt.Errorf("%s: the hub refused the token (401 %s): %s", what, se.Code, orString(se.Reason, "unauthorized")), se.Hints...)
+				fmt.Errorf("%s: the hub refused the token (%v): %s", what, se.Code, orString(se.Reason, "unauthorized")), se.Hints...)
 		case 404:
-			if se.Code == serviceclient.CodeDeviceNotOnline {
+			if se.Code == iothub.CodeDeviceNotOnline {
 				return cli.NewError(cli.ExitError, fmt.Errorf("%s: %w", what, err),
 					"the device must be connected and subscribed to $iothub/methods/POST/# (or pass --connect-timeout to wait for it)")
+			}
+			if se.Code == iothub.CodeDeviceNotFound {
+				return cli.NewError(cli.ExitError, fmt.Errorf("%s: %w", what, err),
+					"fakehub devices list shows the registered devices (IDs are case-sensitive)")
 			}
 		case 504:
 			return cli.NewError(cli.ExitError, fmt.Errorf("%s: %w", what, err),

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hubkit/hubkit/internal/cli"
-	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
+	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
 func newDevicesCmd(env *serviceEnv) *cobra.Command {
@@ -25,16 +25,17 @@ func newDevicesCmd(env *serviceEnv) *cobra.Command {
   fakehub devices remove dev1`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return cli.Usagef("%s needs a verb: list, show, add, remove, disable or enable", cmd.CommandPath())
+				return cli.Usagef("%s needs a verb: list, show, add, remove, disable, enable or rotate", cmd.CommandPath())
 			}
-			return cli.Usagef("%s: unknown verb %q (want list, show, add, remove, disable or enable)", cmd.CommandPath(), args[0])
+			return cli.Usagef("%s: unknown verb %q (want list, show, add, remove, disable, enable or rotate)", cmd.CommandPath(), args[0])
 		},
 		RunE: func(*cobra.Command, []string) error { return nil }, // Args always fails first
 	}
 	sf.register(cmd)
 	cmd.AddCommand(newDevicesListCmd(env, &sf), newDevicesShowCmd(env, &sf), newDevicesAddCmd(env, &sf), newDevicesRemoveCmd(env, &sf),
-		newDevicesStatusCmd(env, &sf, "disable", serviceclient.StatusDisabled, "Disable a device: it can no longer connect"),
-		newDevicesStatusCmd(env, &sf, "enable", serviceclient.StatusEnabled, "Enable a disabled device"))
+		newDevicesStatusCmd(env, &sf, "disable", iothub.StatusDisabled, "Disable a device: it can no longer connect"),
+		newDevicesStatusCmd(env, &sf, "enable", iothub.StatusEnabled, "Enable a disabled device"),
+		newDevicesRotateCmd(env, &sf))
 	return cmd
 }
 
@@ -55,11 +56,10 @@ func newDevicesListCmd(env *serviceEnv, sf *serviceFlags) *cobra.Command {
 				return explain(err, c, "listing devices")
 			}
 			if asJSON {
-				out := make([]deviceOut, 0, len(ds))
-				for _, d := range ds {
-					out = append(out, toDeviceOut(d))
+				if ds == nil {
+					ds = []iothub.Device{}
 				}
-				return printJSON(cmd.OutOrStdout(), out)
+				return printJSON(cmd.OutOrStdout(), ds)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "DEVICE\tSTATUS\tCONNECTION\tC2D QUEUED\tLAST ACTIVITY")
@@ -73,32 +73,14 @@ func newDevicesListCmd(env *serviceEnv, sf *serviceFlags) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array (keys included)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print IoT Hub's registry JSON array (keys included)")
 	return cmd
-}
-
-// deviceOut is the --json form of a device.
-type deviceOut struct {
-	DeviceID        string `json:"deviceId"`
-	Status          string `json:"status"`
-	StatusReason    string `json:"statusReason,omitempty"`
-	ConnectionState string `json:"connectionState"`
-	ETag            string `json:"etag"`
-	GenerationID    string `json:"generationId"`
-	C2DQueued       int    `json:"cloudToDeviceMessageCount"`
-	PrimaryKey      string `json:"primaryKey"`
-	SecondaryKey    string `json:"secondaryKey"`
-}
-
-func toDeviceOut(d serviceclient.Device) deviceOut {
-	return deviceOut{DeviceID: d.DeviceID, Status: d.Status, StatusReason: d.StatusReason, ConnectionState: d.ConnectionState,
-		ETag: d.ETag, GenerationID: d.GenerationID, C2DQueued: d.CloudToDeviceMessageCount, PrimaryKey: d.PrimaryKey, SecondaryKey: d.SecondaryKey}
 }
 
 func newDevicesShowCmd(env *serviceEnv, sf *serviceFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:     "show ID",
-		Short:   "Print one device identity as JSON (keys included)",
+		Short:   "Print one device identity as IoT Hub's registry JSON (keys included)",
 		Example: `  fakehub devices show dev1`,
 		Args:    argsExactly("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -110,7 +92,7 @@ func newDevicesShowCmd(env *serviceEnv, sf *serviceFlags) *cobra.Command {
 			if err != nil {
 				return explain(err, c, "reading device "+args[0])
 			}
-			return printJSON(cmd.OutOrStdout(), toDeviceOut(d))
+			return printJSON(cmd.OutOrStdout(), d)
 		},
 	}
 }
@@ -142,11 +124,11 @@ stdin): a --key argument is visible in the process list.`,
 			if err != nil {
 				return err
 			}
-			d, err := c.CreateDevice(cmd.Context(), serviceclient.Device{DeviceID: args[0], PrimaryKey: key, SecondaryKey: secondary})
+			d, err := c.CreateDevice(cmd.Context(), iothub.Device{DeviceID: args[0], Authentication: iothub.SASAuth(key, secondary)})
 			if err != nil {
 				return explain(err, c, "adding device "+args[0])
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "HostName=%s;DeviceId=%s;SharedAccessKey=%s\n", c.HostName(), d.DeviceID, d.PrimaryKey)
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "HostName=%s;DeviceId=%s;SharedAccessKey=%s\n", c.HostName(), d.DeviceID, d.Authentication.SymmetricKey.PrimaryKey)
 			return err
 		},
 	}
@@ -190,7 +172,7 @@ func newDevicesRemoveCmd(env *serviceEnv, sf *serviceFlags) *cobra.Command {
 	}
 }
 
-func newDevicesStatusCmd(env *serviceEnv, sf *serviceFlags, verb, status, short string) *cobra.Command {
+func newDevicesStatusCmd(env *serviceEnv, sf *serviceFlags, verb string, status iothub.DeviceStatus, short string) *cobra.Command {
 	var reason string
 	cmd := &cobra.Command{
 		Use:     verb + " ID",

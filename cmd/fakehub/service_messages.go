@@ -14,7 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hubkit/hubkit/internal/cli"
-	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
+	"github.com/hubkit/hubkit/pkg/iothub"
+	"github.com/hubkit/hubkit/pkg/serviceclient"
 )
 
 func newSendCmd(env *serviceEnv) *cobra.Command {
@@ -39,23 +40,23 @@ subscribes. Prints the message ID (--json: the message state).` + serviceLong,
 			if err != nil {
 				return err
 			}
-			m := serviceclient.Message{MessageID: msgID, CorrelationID: corrID, UserID: userID, ContentType: contentType,
-				ContentEncoding: contentEncoding, Ack: ack, Body: body}
-			if len(props) > 0 {
-				m.Properties = map[string]string{}
-			}
+			m := iothub.C2DMessage{MessageID: msgID, CorrelationID: corrID, UserID: userID, ContentType: contentType,
+				ContentEncoding: contentEncoding, Ack: iothub.C2DAck(ack), Payload: body}
 			for _, p := range props {
 				k, v, ok := strings.Cut(p, "=")
 				if !ok || k == "" {
 					return cli.Usagef("--property %q: want NAME=VALUE", p)
 				}
-				m.Properties[k] = v
+				m.Properties = m.Properties.Set(k, v)
 			}
-			if ttl < 0 {
-				return cli.Usagef("--ttl must be positive, got %v", ttl)
+			if ttl != 0 && (ttl < iothub.MinC2DTTL || ttl > iothub.MaxC2DTTL) {
+				return cli.Usagef("--ttl %v: a C2D message lives %s to %s on IoT Hub (default 1h)", ttl, shortDuration(iothub.MinC2DTTL), shortDuration(iothub.MaxC2DTTL))
+			}
+			if _, err := iothub.ParseC2DAck(ack); err != nil {
+				return cli.Usagef("--ack %q: want one of none, positive, negative, full", ack)
 			}
 			if ttl > 0 {
-				m.Expiry = env.now().Add(ttl)
+				m.ExpiryTime = env.now().Add(ttl)
 			}
 			c, err := sf.client(env)
 			if err != nil {
@@ -100,19 +101,27 @@ func newEventsCmd(env *serviceEnv) *cobra.Command {
 line: time, device, payload (JSON as is, text quoted, binary as base64:...)
 and application properties. --json prints each message as one JSON object
 (deviceId, enqueuedTime, topic, systemProperties, properties, payload,
-bodyBase64). --follow keeps waiting for new messages until interrupted or
---count is reached.` + serviceLong,
+bodyBase64).
+
+One rule for every telemetry stream (this verb, GET /hubkit/telemetry and the
+Go Server.Telemetry): without --follow, events lists what the hub holds;
+--follow prints the messages that arrive from now on, until interrupted or
+--count is reached; --since TIME starts at TIME instead (an RFC 3339 time, or
+a duration such as 10m for "10 minutes ago"): with --follow, the messages
+since then and then the new ones. A --device the hub does not know (and that
+sent nothing) is an error.` + serviceLong,
 		Example: `  fakehub events --device dev1
-  fakehub events --follow --count 1 --json     # wait for the next message`,
+  fakehub events --follow --count 1 --json     # wait for the next message
+  fakehub events --follow --since 5m           # the last 5 minutes, then new ones`,
 		Args: argsExactly(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if q.Count < 0 {
 				return cli.Usagef("--count must not be negative, got %d", q.Count)
 			}
 			if since != "" {
-				t, err := time.Parse(time.RFC3339Nano, since)
+				t, err := parseSince(since, env.now())
 				if err != nil {
-					return cli.Usagef("--since %q: want an RFC 3339 time such as 2030-01-01T00:00:00Z", since)
+					return err
 				}
 				q.Since = t
 			}
@@ -121,7 +130,9 @@ bodyBase64). --follow keeps waiting for new messages until interrupted or
 				return err
 			}
 			out := cmd.OutOrStdout()
-			err = c.Events(cmd.Context(), q, func(e serviceclient.Event) error {
+			n := 0
+			err = c.Events(cmd.Context(), q, func(e iothub.Event) error {
+				n++
 				if asJSON {
 					return printJSON(out, e) // the service API's own line shape
 				}
@@ -139,27 +150,29 @@ bodyBase64). --follow keeps waiting for new messages until interrupted or
 	fs.StringVarP(&q.DeviceID, "device", "d", "", "only this device's messages")
 	fs.BoolVarP(&q.Follow, "follow", "f", false, "wait for new messages")
 	fs.IntVarP(&q.Count, "count", "n", 0, "stop after N messages (0: no limit)")
-	fs.StringVar(&since, "since", "", "only messages enqueued at or after this RFC 3339 time")
+	fs.StringVar(&since, "since", "", "start at this `TIME` (RFC 3339, or a duration ago such as 10m)")
 	fs.BoolVar(&asJSON, "json", false, "one JSON object per line")
 	return cmd
 }
 
+// parseSince reads --since: an RFC 3339 time, or a positive duration before now.
+func parseSince(v string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, cli.Usagef("--since %q: want an RFC 3339 time such as 2030-01-01T00:00:00Z or a duration ago such as 10m", v)
+}
+
 // eventLine is the human form: "TIME DEVICE[/MODULE] PAYLOAD [k=v ...]".
-func eventLine(e serviceclient.Event) string {
-	who := e.DeviceID
-	if e.ModuleID != "" {
-		who += "/" + e.ModuleID
+func eventLine(e iothub.Event) string {
+	payload := string(e.PayloadJSON()) // JSON as is, text quoted
+	if payload == "" {
+		payload = "base64:" + base64.StdEncoding.EncodeToString(e.Payload)
 	}
-	var payload string
-	switch {
-	case len(e.Payload) > 0 && e.Payload[0] == '"':
-		payload = string(e.Payload) // text, already quoted by JSON
-	case len(e.Payload) > 0:
-		payload = string(e.Payload)
-	default:
-		payload = "base64:" + base64.StdEncoding.EncodeToString(e.Body)
-	}
-	line := e.EnqueuedTime.UTC().Format(time.RFC3339Nano) + " " + who + " " + payload
+	line := e.EnqueuedTime.UTC().Format(time.RFC3339Nano) + " " + e.Identity().String() + " " + payload
 	for _, k := range slices.Sorted(maps.Keys(e.Properties)) {
 		line += " " + k + "=" + e.Properties[k]
 	}
@@ -192,7 +205,7 @@ pkg/sas reason code and detail, then the hints (the same verdicts as
 			out := cmd.OutOrStdout()
 			if asJSON {
 				if rs == nil {
-					rs = []serviceclient.Rejection{}
+					rs = []iothub.Rejection{}
 				}
 				return printJSON(out, rs)
 			}
@@ -219,4 +232,13 @@ func printJSON(w io.Writer, v any) error {
 		return errors.New("writing the result: " + err.Error())
 	}
 	return nil
+}
+
+// shortDuration writes whole minutes and hours without their zero tails: 1m, 48h.
+func shortDuration(d time.Duration) string {
+	s := strings.TrimSuffix(d.String(), "0s")
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -2,13 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hubkit/hubkit/internal/cli"
-	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
+	"github.com/hubkit/hubkit/pkg/iothub"
+	"github.com/hubkit/hubkit/pkg/serviceclient"
 )
 
 func newInvokeCmd(env *serviceEnv) *cobra.Command {
@@ -30,7 +32,7 @@ connected (404 DeviceNotOnline) or does not answer within --timeout
   fakehub invoke dev1 getConfig --timeout 10s --connect-timeout 30s`,
 		Args: argsBetween(2, "DEVICE", "METHOD", "[PAYLOAD]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			call := serviceclient.MethodCall{Name: args[1], ResponseTimeout: timeout, ConnectTimeout: connectTimeout}
+			var payload json.RawMessage
 			if len(args) == 3 {
 				p, err := readArg(cmd, args[2])
 				if err != nil {
@@ -39,7 +41,7 @@ connected (404 DeviceNotOnline) or does not answer within --timeout
 				if !json.Valid(p) {
 					return cli.Usage(fmt.Errorf("PAYLOAD %q is not JSON", p), `a direct method payload is JSON: quote text as '"text"'`)
 				}
-				call.Payload = p
+				payload = p
 			}
 			if timeout%time.Second != 0 || timeout < 5*time.Second || timeout > 300*time.Second {
 				return cli.Usagef("--timeout must be whole seconds from 5s to 5m0s (IoT Hub's limits), got %v", timeout)
@@ -47,11 +49,12 @@ connected (404 DeviceNotOnline) or does not answer within --timeout
 			if connectTimeout%time.Second != 0 || connectTimeout < 0 || connectTimeout > 300*time.Second {
 				return cli.Usagef("--connect-timeout must be whole seconds from 0s to 5m0s, got %v", connectTimeout)
 			}
+			call := iothub.NewMethodRequest(args[1], payload, timeout, connectTimeout)
 			c, err := sf.client(env)
 			if err != nil {
 				return err
 			}
-			var res serviceclient.MethodResult
+			var res iothub.MethodResult
 			target := args[0]
 			if module == "" {
 				res, err = c.InvokeMethod(cmd.Context(), args[0], call)
@@ -60,7 +63,7 @@ connected (404 DeviceNotOnline) or does not answer within --timeout
 				res, err = c.InvokeModuleMethod(cmd.Context(), args[0], module, call)
 			}
 			if err != nil {
-				return explainInvoke(err, c, call.Name, target, timeout)
+				return explainInvoke(err, c, call.MethodName, target, timeout)
 			}
 			return printJSON(cmd.OutOrStdout(), res)
 		},
@@ -77,11 +80,11 @@ connected (404 DeviceNotOnline) or does not answer within --timeout
 func explainInvoke(err error, c *serviceclient.Client, method, target string, timeout time.Duration) error {
 	e := explain(err, c, "invoking "+method+" on "+target)
 	var msg error
-	switch serviceclient.ErrorCode(err) {
-	case serviceclient.CodeDeviceNotOnline:
-		msg = fmt.Errorf("invoking %s on %s: the device is not online (404 DeviceNotOnline)", method, target)
-	case serviceclient.CodeGatewayTimeout:
-		msg = fmt.Errorf("invoking %s on %s: no answer within %v (504 GatewayTimeout)", method, target, timeout)
+	switch {
+	case errors.Is(err, iothub.ErrDeviceNotOnline):
+		msg = fmt.Errorf("invoking %s on %s: the device is not online (%v)", method, target, iothub.CodeDeviceNotOnline)
+	case errors.Is(err, iothub.ErrGatewayTimeout):
+		msg = fmt.Errorf("invoking %s on %s: no answer within %v (%v)", method, target, timeout, iothub.CodeGatewayTimeout)
 	}
 	ce, ok := e.(*cli.Error)
 	if !ok || msg == nil {
@@ -101,7 +104,7 @@ func newTwinCmd(env *serviceEnv) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "twin DEVICE",
 		Short: "Show a twin, or change its desired properties and tags",
-		Long: `Print DEVICE's twin (or --module's) as JSON. With --desired or --tags, first
+		Long: `Print DEVICE's twin (or --module's) as IoT Hub's REST API renders it. With --desired or --tags, first
 apply them as a JSON merge patch (null deletes a key; --replace replaces the
 sections instead), which bumps the desired $version and notifies the device
 if it subscribed to $iothub/twin/PATCH/properties/desired/#.` + serviceLong,
@@ -109,7 +112,7 @@ if it subscribed to $iothub/twin/PATCH/properties/desired/#.` + serviceLong,
   fakehub twin dev1 --desired '{"interval":5,"old":null}' --tags '{"site":"lab"}'`,
 		Args: argsExactly("DEVICE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var p serviceclient.TwinPatch
+			var p iothub.TwinUpdate
 			for _, f := range []struct {
 				name, v string
 				dst     *json.RawMessage
@@ -131,7 +134,7 @@ if it subscribed to $iothub/twin/PATCH/properties/desired/#.` + serviceLong,
 				return err
 			}
 			ctx := cmd.Context()
-			var tw serviceclient.Twin
+			var tw iothub.Twin
 			switch {
 			case p.Desired == nil && p.Tags == nil && module == "":
 				tw, err = c.Twin(ctx, args[0])
@@ -145,8 +148,7 @@ if it subscribed to $iothub/twin/PATCH/properties/desired/#.` + serviceLong,
 			if err != nil {
 				return explain(err, c, "twin of "+args[0])
 			}
-			return printJSON(cmd.OutOrStdout(), twinOut{DeviceID: tw.DeviceID, ModuleID: tw.ModuleID, ETag: tw.ETag,
-				Version: tw.Version, Tags: tw.Tags, Properties: twinPropsOut{Desired: tw.Desired, Reported: tw.Reported}})
+			return printJSON(cmd.OutOrStdout(), tw)
 		},
 	}
 	sf.register(cmd)
@@ -157,20 +159,4 @@ if it subscribed to $iothub/twin/PATCH/properties/desired/#.` + serviceLong,
 	fs.BoolVar(&replace, "replace", false, "replace the desired properties and tags instead of merging")
 	fs.StringVar(&ifMatch, "if-match", "", "only change the twin if its etag is still this")
 	return cmd
-}
-
-// twinOut is the printed twin: IoT Hub's twin JSON, reduced to what the
-// twin holds (the registry fields are in "fakehub devices").
-type twinOut struct {
-	DeviceID   string          `json:"deviceId"`
-	ModuleID   string          `json:"moduleId,omitempty"`
-	ETag       string          `json:"etag"`
-	Version    int64           `json:"version"`
-	Tags       json.RawMessage `json:"tags,omitempty"`
-	Properties twinPropsOut    `json:"properties"`
-}
-
-type twinPropsOut struct {
-	Desired  json.RawMessage `json:"desired"`
-	Reported json.RawMessage `json:"reported"`
 }

@@ -4,28 +4,45 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/hubkit/hubkit/internal/certs"
-	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
-	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient/servicetest"
+	"github.com/hubkit/hubkit/pkg/device"
+	"github.com/hubkit/hubkit/pkg/fakehub"
+	"github.com/hubkit/hubkit/pkg/iothub"
+	"github.com/hubkit/hubkit/pkg/sas"
 )
 
-const hubKey = "servicetest-hub"
+const hubKey = "fakehub-hub"
 
-// TestServiceScripts runs testdata/service_*.txtar against servicetest's
-// in-memory hub served over TLS with a leaf of the committed test CA
-// (testdata/certs), so --ca DIR is exercised. Scripts get $HUB_URL,
-// $SERVICE_CS (iothubowner), $READ_CS (registryRead), $CA_DIR and commands to
-// drive the hub: hub online DEV, hub method NAME STATUS JSON, hub publish DEV
-// BODY [k=v...], hub reject CLIENTID REASON DETAIL [HINT...], hub c2d DEV
-// (prints what the hub received), and exitcode N (of the last fakehub run).
+// TestServiceScripts runs testdata/service_*.txtar against an in-process
+// fakehub (MQTT and the service API) served over TLS with a leaf of the
+// committed test CA (testdata/certs), so --ca DIR is exercised. The hub's
+// clock stands still at the second the script starts, so the times it stamps
+// are known: scripts get them as $NOW and $YESTERDAY (24 h earlier), with
+// $HUB_URL, $SERVICE_CS (iothubowner), $READ_CS (registryRead), $RW_CS (registryReadWrite,
+// which holds only RegistryWrite, as on IoT Hub) and $CA_DIR.
+//
+// The hub command drives real devices (pkg/device clients) against it:
+//
+//	hub online DEV                connect DEV (added to the registry if missing) until the script ends;
+//	                              ! hub online DEV expects the hub to refuse it (CONNACK 5, not authorized)
+//	hub method NAME STATUS JSON   the connected devices answer method NAME so (unknown methods: no answer)
+//	hub publish DEV BODY [k=v...] DEV sends telemetry with those application properties; waits until the hub captured it
+//	hub reject DEV expired        DEV connects with a token that expired at $YESTERDAY; waits for the hub's rejection
+//	hub c2d DEV                   bring DEV online, wait until it settled every C2D message the hub holds for it,
+//	                              and print what it received, one JSON object per message (topic properties decoded)
+//
+// exitcode N checks the exit code of the last fakehub run.
 func TestServiceScripts(t *testing.T) {
 	caDir, err := filepath.Abs("../../testdata/certs")
 	if err != nil {
@@ -39,17 +56,26 @@ func TestServiceScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Files: files,
 		Setup: func(env *testscript.Env) error {
-			tlsConf, err := ca.ServerTLS([]string{"localhost", "127.0.0.1"}, time.Hour, time.Now())
+			h, err := startScriptHub(ca)
 			if err != nil {
 				return err
 			}
-			s := servicetest.NewServer(servicetest.Options{TLS: tlsConf})
-			env.Defer(s.Close)
-			env.Values[hubKey] = s
-			env.Setenv("HUB_URL", s.URL())
-			env.Setenv("SERVICE_CS", s.ConnectionString("iothubowner"))
-			env.Setenv("READ_CS", s.ConnectionString("registryRead"))
+			env.Defer(h.close)
+			env.Values[hubKey] = h
+			read, ok := h.srv.Registry().Policy("registryRead")
+			if !ok {
+				return errors.New("the hub has no registryRead policy")
+			}
+			env.Setenv("HUB_URL", h.srv.ServiceURL())
+			env.Setenv("SERVICE_CS", h.srv.ServiceConnectionString())
+			env.Setenv("READ_CS", sas.ConnectionString{HostName: h.srv.HostName(), SharedAccessKeyName: read.KeyName, SharedAccessKey: read.PrimaryKey}.String())
+			rw, _ := h.srv.Registry().Policy("registryReadWrite")
+			env.Setenv("RW_CS", sas.ConnectionString{HostName: h.srv.HostName(), SharedAccessKeyName: rw.KeyName, SharedAccessKey: rw.PrimaryKey}.String())
 			env.Setenv("CA_DIR", caDir)
+			env.Setenv("DPS_CS", h.srv.DPS().ServiceConnectionString())
+			env.Setenv("DPS_URL", h.srv.DPS().URL())
+			env.Setenv("NOW", h.now.Format(time.RFC3339))
+			env.Setenv("YESTERDAY", h.now.Add(-24*time.Hour).Format(time.RFC3339))
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -58,6 +84,112 @@ func TestServiceScripts(t *testing.T) {
 			"hub":      cmdHub,
 		},
 	})
+}
+
+// scriptHub is one script's fakehub and the devices the script brought online.
+type scriptHub struct {
+	srv *fakehub.Server
+	ca  *certs.CA
+	now time.Time // the hub's clock
+
+	mu      sync.Mutex
+	devices map[string]*scriptDevice
+	answers map[string]methodAnswer // by method name
+}
+
+type methodAnswer struct {
+	status  int
+	payload json.RawMessage
+}
+
+// scriptDevice is a connected device and the C2D messages it received.
+type scriptDevice struct {
+	c   *device.Client
+	mu  sync.Mutex
+	c2d []device.C2DMessage
+}
+
+func startScriptHub(ca *certs.CA) (*scriptHub, error) {
+	tlsConf, err := ca.ServerTLS([]string{"localhost", "127.0.0.1"}, time.Hour, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	srv, err := fakehub.NewServer(fakehub.Options{TLS: tlsConf, ServiceAddr: "127.0.0.1:0", Now: func() time.Time { return now },
+		DPS: &fakehub.DPSOptions{RetryAfter: time.Second}})
+	if err != nil {
+		return nil, err
+	}
+	return &scriptHub{srv: srv, ca: ca, now: now, devices: map[string]*scriptDevice{}, answers: map[string]methodAnswer{}}, nil
+}
+
+func (h *scriptHub) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h.mu.Lock()
+	devs := h.devices
+	h.devices = nil
+	h.mu.Unlock()
+	for _, d := range devs {
+		_ = d.c.Close(ctx)
+	}
+	_ = h.srv.Close()
+}
+
+// deviceConfig returns the configuration of a client for id, adding id to
+// the registry when it is not there.
+func (h *scriptHub) deviceConfig(id string) (device.Config, error) {
+	d, err := h.srv.Device(iothub.Identity{DeviceID: id})
+	if errors.Is(err, iothub.ErrDeviceNotFound) {
+		d, err = h.srv.AddDevice(id)
+	}
+	if err != nil {
+		return device.Config{}, err
+	}
+	return device.Config{HostName: h.srv.HostName(), DeviceID: id, SharedAccessKey: d.Authentication.SymmetricKey.PrimaryKey,
+		Endpoint: h.srv.Addr(), RootCAs: h.ca.Pool(), ConnectTimeout: 10 * time.Second}, nil
+}
+
+// online returns the connected client of id, connecting it first if needed.
+func (h *scriptHub) online(ctx context.Context, id string) (*scriptDevice, error) {
+	h.mu.Lock()
+	d, ok := h.devices[id]
+	h.mu.Unlock()
+	if ok {
+		return d, nil
+	}
+	cfg, err := h.deviceConfig(id)
+	if err != nil {
+		return nil, err
+	}
+	c, err := device.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d = &scriptDevice{c: c}
+	c.OnC2D(func(_ context.Context, m device.C2DMessage) {
+		d.mu.Lock()
+		d.c2d = append(d.c2d, m)
+		d.mu.Unlock()
+	})
+	c.OnAnyMethod(func(ctx context.Context, name string, _ []byte) (int, any, error) {
+		h.mu.Lock()
+		a, ok := h.answers[name]
+		h.mu.Unlock()
+		if !ok { // stay silent: the caller meets its timeout
+			<-ctx.Done()
+			return 0, nil, ctx.Err()
+		}
+		return a.status, a.payload, nil
+	})
+	if err := c.Connect(ctx); err != nil {
+		_ = c.Close(ctx)
+		return nil, fmt.Errorf("connecting %s: %w", id, err)
+	}
+	h.mu.Lock()
+	h.devices[id] = d
+	h.mu.Unlock()
+	return d, nil
 }
 
 func cmdFakehub(ts *testscript.TestScript, neg bool, args []string) {
@@ -83,50 +215,110 @@ func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
-	s := ts.Value(hubKey).(*servicetest.Server)
-	if neg || len(args) < 2 {
-		ts.Fatalf("usage: hub online|method|publish|reject|c2d ARGS")
+	h := ts.Value(hubKey).(*scriptHub)
+	if len(args) < 2 || neg && args[0] != "online" {
+		ts.Fatalf("usage: hub online|method|publish|reject|c2d|provision ARGS (only online may be negated)")
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
 	switch args[0] {
+	case "provision": // hub provision REGISTRATION_ID KEY: register with the DPS (pkg/device.Provision)
+		if len(args) != 3 {
+			ts.Fatalf("usage: hub provision REGISTRATION_ID KEY")
+		}
+		d := h.srv.DPS()
+		p, err := device.Provision(ctx, device.ProvisionConfig{GlobalEndpoint: "localhost", Endpoint: d.Addr(), RootCAs: h.ca.Pool(),
+			IDScope: d.IDScope(), RegistrationID: args[1], SymmetricKey: args[2]})
+		ts.Check(err)
+		ts.Logf("provisioned %s: %s on %s", args[1], p.DeviceID, p.AssignedHub)
 	case "online":
-		s.SetOnline(args[1], true)
+		if len(args) != 2 {
+			ts.Fatalf("usage: [!] hub online DEV")
+		}
+		_, err := h.online(ctx, args[1])
+		switch {
+		case neg && err == nil:
+			ts.Fatalf("hub online %s: connected, want a refusal", args[1])
+		case neg && !errors.Is(err, device.ErrNotAuthorized):
+			ts.Fatalf("hub online %s: %v, want %v", args[1], err, device.ErrNotAuthorized)
+		case !neg:
+			ts.Check(err)
+		}
 	case "method":
 		if len(args) != 4 {
 			ts.Fatalf("usage: hub method NAME STATUS JSON")
 		}
 		status, err := strconv.Atoi(args[2])
 		ts.Check(err)
-		s.HandleMethod(args[1], status, json.RawMessage(args[3]))
+		if !json.Valid([]byte(args[3])) {
+			ts.Fatalf("hub method: %q is not JSON", args[3])
+		}
+		h.mu.Lock()
+		h.answers[args[1]] = methodAnswer{status, json.RawMessage(args[3])}
+		h.mu.Unlock()
 	case "publish":
-		e := serviceclient.Event{DeviceID: args[1], Body: []byte(args[2]), EnqueuedTime: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+		if len(args) < 3 {
+			ts.Fatalf("usage: hub publish DEV BODY [k=v...]")
+		}
+		d, err := h.online(ctx, args[1])
+		ts.Check(err)
+		e := device.Event{Payload: []byte(args[2])}
 		for _, kv := range args[3:] {
-			k, v, _ := strings.Cut(kv, "=")
-			if e.Properties == nil {
-				e.Properties = map[string]string{}
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				ts.Fatalf("hub publish: property %q: want k=v", kv)
 			}
-			e.Properties[k] = v
+			e.Properties = e.Properties.Set(k, v)
 		}
-		s.Publish(e)
+		captured := h.srv.Telemetry().ForDevice(args[1], "")
+		ts.Check(d.c.SendEvent(ctx, e))
+		_, err = captured.Next(ctx)
+		ts.Check(err)
 	case "reject":
-		if len(args) < 4 {
-			ts.Fatalf("usage: hub reject CLIENTID REASON DETAIL [HINT...]")
+		if len(args) != 3 || args[2] != "expired" {
+			ts.Fatalf("usage: hub reject DEV expired")
 		}
-		s.AddRejection(serviceclient.Rejection{Time: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC), ClientID: args[1],
-			DeviceID: args[1], Reason: args[2], Detail: args[3], Hints: args[4:]})
+		cfg, err := h.deviceConfig(args[1])
+		ts.Check(err)
+		// A token minted 25 h before the hub's clock with a 1 h lifetime.
+		cfg.Now = func() time.Time { return h.now.Add(-25 * time.Hour) }
+		cfg.TokenTTL = time.Hour
+		c, err := device.New(cfg)
+		ts.Check(err)
+		err = c.Connect(ctx)
+		_ = c.Close(ctx)
+		if !errors.Is(err, device.ErrNotAuthorized) {
+			ts.Fatalf("hub reject: connect = %v, want %v", err, device.ErrNotAuthorized)
+		}
+		_, err = h.srv.WaitRejection(ctx, func(r iothub.Rejection) bool {
+			return r.ClientID == args[1] && r.Reason == sas.ReasonExpired
+		})
+		ts.Check(err)
 	case "c2d":
+		if len(args) != 2 {
+			ts.Fatalf("usage: hub c2d DEV")
+		}
+		d, err := h.online(ctx, args[1])
+		ts.Check(err)
+		for _, m := range h.srv.C2DMessages(iothub.Identity{DeviceID: args[1]}) {
+			st, err := h.srv.WaitC2DState(ctx, m.MessageID, nil)
+			ts.Check(err)
+			if st.State != iothub.C2DCompleted {
+				ts.Fatalf("hub c2d: message %s is %s, want %s", st.MessageID, st.State, iothub.C2DCompleted)
+			}
+		}
+		d.mu.Lock()
+		got := append([]device.C2DMessage(nil), d.c2d...)
+		d.mu.Unlock()
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false)
-		for _, m := range s.C2DMessages(args[1]) {
-			exp := ""
-			if !m.Expiry.IsZero() {
-				exp = m.Expiry.UTC().Format(time.RFC3339)
-			}
+		for _, m := range got {
 			ts.Check(enc.Encode(map[string]any{"messageId": m.MessageID, "correlationId": m.CorrelationID, "userId": m.UserID,
-				"to": m.To, "ack": m.Ack, "expiry": exp, "contentType": m.ContentType, "contentEncoding": m.ContentEncoding,
-				"properties": m.Properties, "body": string(m.Body)}))
+				"to": m.To, "ack": m.Ack, "expiry": m.Expiry, "contentType": m.ContentType, "contentEncoding": m.ContentEncoding,
+				"properties": m.Application, "body": string(m.Payload)}))
 		}
-		_, err := ts.Stdout().Write(buf.Bytes())
+		_, err = ts.Stdout().Write(buf.Bytes())
 		ts.Check(err)
 	default:
 		ts.Fatalf("hub: unknown subcommand %q", args[0])

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hubkit/hubkit/pkg/fakehub"
+	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
 // The telemetry log: one INFO line per message (properties, not bodies) up
@@ -99,7 +100,7 @@ func skipped(unlogged *uint64, since *time.Time, n uint64, now time.Time) {
 	*unlogged += n
 }
 
-func logMessage(log *slog.Logger, m fakehub.Message) {
+func logMessage(log *slog.Logger, m iothub.Event) {
 	attrs := []any{"deviceId", m.DeviceID, "bytes", len(m.Payload), "seq", m.SequenceNumber}
 	if m.ModuleID != "" {
 		attrs = append(attrs, "moduleId", m.ModuleID)

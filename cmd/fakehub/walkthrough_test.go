@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
@@ -17,14 +17,8 @@ import (
 // "fakehub events". It skips without the mosquitto clients unless
 // HUBKIT_REQUIRE_INTEROP=1, where it fails.
 func TestWalkthroughMosquitto(t *testing.T) {
-	_, errSub := exec.LookPath("mosquitto_sub")
-	_, errPub := exec.LookPath("mosquitto_pub")
-	if errSub != nil || errPub != nil {
-		if os.Getenv("HUBKIT_REQUIRE_INTEROP") == "1" {
-			t.Fatal("mosquitto_sub/mosquitto_pub are not installed and HUBKIT_REQUIRE_INTEROP=1 (apt-get install mosquitto-clients)")
-		}
-		t.Skip("mosquitto_sub/mosquitto_pub are not installed (set HUBKIT_REQUIRE_INTEROP=1 to make this a failure)")
-	}
+	testutil.LookTool(t, "mosquitto_sub", "mosquitto-clients")
+	testutil.LookTool(t, "mosquitto_pub", "mosquitto-clients")
 	const key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 	caDir := "../../testdata/certs"
 	banner := startFakehub(t, "--ca", caDir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--device", "demo-device="+key)

@@ -104,17 +104,21 @@ func runDecode(st *streams, o *decodeOptions, arg string) error {
 		return err
 	}
 	now := clock(&o.now)
-	plain, err := t.PlainResource()
+	ri, err := sas.ParseResource(t.Resource)
 	if err != nil {
 		return cleanError{err}
 	}
-	ri := classifyResource(plain)
+	plain := ri.Plain
+	host := ri.Authority() // with the port, as written
+	if ri.Kind == sas.ResourceDPS {
+		host = "" // the first segment is the ID scope
+	}
 	exp := t.ExpiresAt()
 	notes := tokenNotes(t, ri, now)
 
 	if o.json {
 		return writeJSON(st.out, decodeJSON{
-			SR: t.Resource, Resource: plain, Kind: ri.Kind, Host: ri.Host,
+			SR: t.Resource, Resource: plain, Kind: string(ri.Kind), Host: host,
 			DeviceID: ri.DeviceID, ModuleID: ri.ModuleID, IDScope: ri.IDScope, RegistrationID: ri.RegistrationID,
 			KeyName: t.KeyName, Signature: t.Signature, SE: t.Expiry, Expiry: utc(exp),
 			Expired: !exp.After(now), ExpiresIn: int64(exp.Sub(now) / time.Second), Notes: notes,
@@ -126,7 +130,7 @@ func runDecode(st *streams, o *decodeOptions, arg string) error {
 	}
 	fields := []field{
 		{"resource", plain},
-		{"scope", ri.describe()},
+		{"scope", describe(ri)},
 		{"sr", t.Resource},
 		{"sr encoding", srEncoding(t.Resource)},
 		{"skn", skn},
@@ -142,7 +146,7 @@ func runDecode(st *streams, o *decodeOptions, arg string) error {
 }
 
 // tokenNotes lists what is odd about a token, without a key.
-func tokenNotes(t sas.Token, ri resourceInfo, now time.Time) []string {
+func tokenNotes(t sas.Token, ri sas.Resource, now time.Time) []string {
 	notes := []string{}
 	if strings.Contains(t.Signature, " ") {
 		notes = append(notes, "sig contains a space: a '+' in the base64 signature was not percent-encoded as %2B; the hub decodes it to a space and rejects the token")
@@ -151,16 +155,16 @@ func tokenNotes(t sas.Token, ri resourceInfo, now time.Time) []string {
 	} else if len(b) != 32 {
 		notes = append(notes, fmt.Sprintf("sig decodes to %d bytes, an HMAC-SHA256 has 32", len(b)))
 	}
-	if ri.Problem != "" {
-		notes = append(notes, "resource: "+ri.Problem)
+	if p := resourceProblem(ri); p != "" {
+		notes = append(notes, "resource: "+p)
 	}
 	switch {
-	case (ri.Kind == "hub" || ri.Kind == "devices") && t.KeyName == "":
-		notes = append(notes, "a token for "+ri.describe()+" without skn cannot be verified: name the policy the key belongs to")
-	case ri.Kind == "dps" && t.KeyName != "registration":
+	case (ri.Kind == sas.ResourceHub || ri.Kind == sas.ResourceDevices) && t.KeyName == "":
+		notes = append(notes, "a token for "+describe(ri)+" without skn is checked against a device's own key: it opens only that device (IoT Edge hub refuses this scope); a policy token names its policy in skn")
+	case ri.Kind == sas.ResourceDPS && t.KeyName != "registration":
 		notes = append(notes, "DPS expects skn=registration")
 	}
-	if t.Expiry > 1e11 {
+	if t.ExpiryInMilliseconds() {
 		notes = append(notes, "se looks like milliseconds; it must be seconds since 1970")
 	}
 	exp := t.ExpiresAt()

@@ -2,11 +2,15 @@ package main
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hubkit/hubkit/internal/cli"
+	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
@@ -48,7 +52,7 @@ The token expires --ttl after now (default 1h; 90m, 7d and 3600 work) or at --ex
 (Unix seconds or RFC 3339). --now fixes "now" for reproducible output. An expiry in the past
 is allowed (for negative tests) and noted on stderr.`
 
-const genExample = `  # the known-answer vector of iothub-mqtt.md §2.6
+const genExample = `  # the known-answer vector of docs/iothub-behavior.md §2.6.1
   sastool gen --uri contoso.azure-devices.net/devices/MyDevice01 \
     --key AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8= --expiry 1893456000
 
@@ -132,7 +136,7 @@ func runGen(st *streams, o *genOptions) error {
 	}
 	tok := sas.Sign(sr, keyName, key, expiry)
 
-	ri := classifyResource(plain)
+	ri := sas.ParsePlainResource(plain)
 	st.genHints(ri, keyName, tok.ExpiresAt(), now)
 
 	if o.json {
@@ -177,12 +181,11 @@ func (o *genOptions) resource(st *streams, cs sas.ConnectionString, haveCS bool)
 	case o.uri != "":
 		if looksEncoded(o.uri) {
 			fmt.Fprintf(st.err, "sastool: hint: --uri %s looks percent-encoded already; using it as sr unchanged (give the plain resource to let sastool encode it)\n", o.uri)
-			t := sas.Token{Resource: o.uri}
-			p, err := t.PlainResource()
+			r, err := sas.ParseResource(o.uri)
 			if err != nil {
 				return "", "", cli.Usage(fmt.Errorf("--uri: %s", trimPkg(err)))
 			}
-			return o.uri, p, nil
+			return o.uri, r.Plain, nil
 		}
 		return sas.EncodeResource(o.uri), o.uri, nil
 	case o.hub != "" || o.device != "" || o.module != "":
@@ -214,18 +217,40 @@ func (o *genOptions) resource(st *streams, cs sas.ConnectionString, haveCS bool)
 }
 
 // genHints warns, on stderr, about tokens that will not work as probably intended.
-func (st *streams) genHints(ri resourceInfo, keyName string, expiry, now time.Time) {
+func (st *streams) genHints(ri sas.Resource, keyName string, expiry, now time.Time) {
 	hint := func(format string, args ...any) { fmt.Fprintf(st.err, "sastool: hint: "+format+"\n", args...) }
-	if ri.Problem != "" {
-		hint("the resource looks wrong: %s", ri.Problem)
+	if p := resourceProblem(ri); p != "" {
+		hint("the resource looks wrong: %s", p)
+	}
+	for _, id := range []struct{ what, v string }{{"device", ri.DeviceID}, {"module", ri.ModuleID}} {
+		if bad := badIDChars(id.v); len(bad) > 0 {
+			hint("the %s ID %q holds %s, which IoT Hub does not allow in IDs (allowed: %s): no %s can have this ID",
+				id.what, id.v, strings.Join(bad, ", "), iothub.AllowedIDCharacters(), id.what)
+		}
 	}
 	switch {
-	case (ri.Kind == "hub" || ri.Kind == "devices") && keyName == "":
-		hint("a token for %s must be signed with a policy key and name it with --policy (skn); a device key signs only its own device", ri.describe())
-	case ri.Kind == "dps" && keyName != "registration":
+	case (ri.Kind == sas.ResourceHub || ri.Kind == sas.ResourceDevices) && keyName == "":
+		hint("without --policy the token for %s has no skn: the hub checks it against a device's (or module's) own key, so it opens only that identity's connection (IoT Hub accepts this scope from a device key; IoT Edge hub does not); a service API token needs --policy NAME", describe(ri))
+	case ri.Kind == sas.ResourceDPS && keyName != "registration":
 		hint("DPS tokens carry skn=registration (add --policy registration)")
 	}
 	if !expiry.After(now) {
 		hint("this token is already expired (at %s, %s ago); fine for negative tests", utc(expiry), humanDuration(now.Sub(expiry)))
 	}
+}
+
+// badIDChars lists the characters of id, each once, that IoT Hub does not allow in a device
+// or module ID (iothub.ValidateID decides), quoted: '+', ' ' (U+0020).
+func badIDChars(id string) []string {
+	var bad []string
+	for _, r := range id {
+		q := strconv.QuoteRune(r)
+		if r <= ' ' || r > '~' {
+			q += fmt.Sprintf(" (U+%04X)", r)
+		}
+		if iothub.ValidateID(string(r)) != nil && !slices.Contains(bad, q) {
+			bad = append(bad, q)
+		}
+	}
+	return bad
 }

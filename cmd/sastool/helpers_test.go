@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/hubkit/hubkit/internal/cli"
+	"github.com/hubkit/hubkit/pkg/sas"
 )
 
 func TestParseTime(t *testing.T) {
@@ -156,26 +157,27 @@ func TestShellQuoteRoundTrip(t *testing.T) {
 	}
 }
 
-func TestClassifyResource(t *testing.T) {
-	tests := []struct {
-		in   string
-		want resourceInfo
-	}{
-		{"h.azure-devices.net/devices/d1", resourceInfo{Kind: "device", Host: "h.azure-devices.net", DeviceID: "d1"}},
-		{"h/devices/d1/modules/m", resourceInfo{Kind: "module", Host: "h", DeviceID: "d1", ModuleID: "m"}},
-		{"h/devices", resourceInfo{Kind: "devices", Host: "h"}},
-		{"h/devices/", resourceInfo{Kind: "devices", Host: "h"}},
-		{"h", resourceInfo{Kind: "hub", Host: "h"}},
-		{"0ne0/registrations/r1", resourceInfo{Kind: "dps", IDScope: "0ne0", RegistrationID: "r1"}},
-		{"https://ns.servicebus.windows.net/eh", resourceInfo{Kind: "servicebus", Host: "ns.servicebus.windows.net"}},
-		{"h/devices/d1/module/m", resourceInfo{Kind: "unknown", Host: "h", DeviceID: "d1", ModuleID: "m", Problem: `"/module/" should be "/modules/"`}},
-		{"h/device/d1", resourceInfo{Kind: "unknown", Host: "h", Problem: `"/device/" should be "/devices/"`}},
-		{"h/things/x", resourceInfo{Kind: "unknown", Host: "h"}},
-		{"", resourceInfo{Kind: "unknown", Problem: "empty host"}},
+// TestDescribe pins the human names of scopes and shape problems (the parsing itself is
+// sas.ParseResource's, tested in pkg/sas).
+func TestDescribe(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"h.azure-devices.net/devices/d1", "device d1 on hub h.azure-devices.net"},
+		{"h:8883/devices/d1", "device d1 on hub h:8883"},
+		{"h/devices/d1/modules/m", "module m of device d1 on hub h"},
+		{"h/devices/d1/modules", "every module of device d1 on hub h"},
+		{"h/devices/", "every device on hub h"},
+		{"h", "the whole hub h"},
+		{"0ne0/registrations/r1", "DPS registration r1 in ID scope 0ne0"},
+		{"https://ns.servicebus.windows.net/eh", "Event Hubs/Service Bus entity on ns.servicebus.windows.net"},
+		{"h/devices/d1/module/m", `unrecognised resource: "/module/" should be "/modules/"`},
+		{"h/device/d1", `unrecognised resource: "/device/" should be "/devices/"`},
+		{"h/things/x", "unrecognised resource"},
+		{"h/devices//", "unrecognised resource"},
+		{"", "unrecognised resource: empty host"},
 	}
 	for _, tt := range tests {
-		if diff := cmp.Diff(tt.want, classifyResource(tt.in), cmp.AllowUnexported(resourceInfo{})); diff != "" {
-			t.Errorf("classifyResource(%q) (-want +got):\n%s", tt.in, diff)
+		if got := describe(sas.ParsePlainResource(tt.in)); got != tt.want {
+			t.Errorf("describe(ParsePlainResource(%q)) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"os"
 	"os/exec"
 	"sync"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/hubkit/hubkit/internal/cli/clitest"
+	"github.com/hubkit/hubkit/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the cmp golden files in testdata/*.txtar from the actual output")
@@ -33,8 +33,8 @@ func TestScripts(t *testing.T) {
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond == "paho" {
-				if pahoPython() == "" && os.Getenv("HUBKIT_REQUIRE_INTEROP") == "1" {
-					return false, fmt.Errorf("python3 with paho-mqtt is not installed and HUBKIT_REQUIRE_INTEROP=1")
+				if pahoPython() == "" && testutil.InteropRequired() {
+					return false, fmt.Errorf("python3 with paho-mqtt is not installed and %s=1", testutil.RequireInteropEnv)
 				}
 				return pahoPython() != "", nil
 			}

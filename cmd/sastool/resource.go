@@ -3,74 +3,46 @@ package main
 import (
 	"fmt"
 	"strings"
+
+	"github.com/hubkit/hubkit/pkg/sas"
 )
 
-// resourceInfo is what a plain (decoded) token resource says about its scope. pkg/sas only
-// needs "does this cover that" (sas.Covers); naming the scope is for people, so it lives here.
-type resourceInfo struct {
-	Kind           string // device, module, devices (every device of a hub), hub, dps, servicebus, unknown
-	Host           string
-	DeviceID       string
-	ModuleID       string
-	IDScope        string
-	RegistrationID string
-	Problem        string // a likely typo, e.g. "/module/" for "/modules/"
-}
-
-func classifyResource(plain string) resourceInfo {
-	s := plain
-	if i := strings.Index(s, "://"); i >= 0 { // Event Hubs/Service Bus audiences are URLs
-		return resourceInfo{Kind: "servicebus", Host: strings.SplitN(s[i+3:], "/", 2)[0]}
+// describe is the one-line human form of a resource's scope: "device dev1 on hub h",
+// "DPS registration r in ID scope s". pkg/sas reads the resource (sas.ParseResource);
+// naming the scope is for people, so it lives here.
+func describe(r sas.Resource) string {
+	host := r.Authority() // with the port, if the resource has one
+	switch r.Kind {
+	case sas.ResourceDevice:
+		return fmt.Sprintf("device %s on hub %s", r.DeviceID, host)
+	case sas.ResourceModule:
+		return fmt.Sprintf("module %s of device %s on hub %s", r.ModuleID, r.DeviceID, host)
+	case sas.ResourceModules:
+		return fmt.Sprintf("every module of device %s on hub %s", r.DeviceID, host)
+	case sas.ResourceDevices:
+		return fmt.Sprintf("every device on hub %s", host)
+	case sas.ResourceHub:
+		return fmt.Sprintf("the whole hub %s", host)
+	case sas.ResourceDPS:
+		return fmt.Sprintf("DPS registration %s in ID scope %s", r.RegistrationID, r.IDScope)
+	case sas.ResourceServiceBus:
+		return fmt.Sprintf("Event Hubs/Service Bus entity on %s", host)
 	}
-	s = strings.TrimSuffix(s, "/")
-	seg := strings.Split(s, "/")
-	host := seg[0]
-	if strings.Contains(strings.ToLower(host), ".servicebus.") {
-		return resourceInfo{Kind: "servicebus", Host: host}
-	}
-	ri := resourceInfo{Kind: "unknown", Host: host}
-	switch {
-	case host == "":
-		ri.Problem = "empty host"
-	case len(seg) == 1:
-		ri.Kind = "hub"
-	case len(seg) == 2 && seg[1] == "devices":
-		ri.Kind = "devices"
-	case len(seg) == 3 && seg[1] == "devices":
-		ri.Kind, ri.DeviceID = "device", seg[2]
-	case len(seg) == 5 && seg[1] == "devices" && seg[3] == "modules":
-		ri.Kind, ri.DeviceID, ri.ModuleID = "module", seg[2], seg[4]
-	case len(seg) == 3 && seg[1] == "registrations":
-		ri = resourceInfo{Kind: "dps", IDScope: host, RegistrationID: seg[2]}
-	case len(seg) == 5 && seg[1] == "devices" && seg[3] == "module":
-		ri.DeviceID, ri.ModuleID = seg[2], seg[4]
-		ri.Problem = `"/module/" should be "/modules/"`
-	case len(seg) >= 2 && seg[1] == "device":
-		ri.Problem = `"/device/" should be "/devices/"`
-	}
-	return ri
-}
-
-// describe is the one-line human form: "device dev1 on hub h", "DPS registration r in scope s".
-func (ri resourceInfo) describe() string {
-	switch ri.Kind {
-	case "device":
-		return fmt.Sprintf("device %s on hub %s", ri.DeviceID, ri.Host)
-	case "module":
-		return fmt.Sprintf("module %s of device %s on hub %s", ri.ModuleID, ri.DeviceID, ri.Host)
-	case "devices":
-		return fmt.Sprintf("every device on hub %s", ri.Host)
-	case "hub":
-		return fmt.Sprintf("the whole hub %s", ri.Host)
-	case "dps":
-		return fmt.Sprintf("DPS registration %s in ID scope %s", ri.RegistrationID, ri.IDScope)
-	case "servicebus":
-		return fmt.Sprintf("Event Hubs/Service Bus entity on %s", ri.Host)
-	}
-	if ri.Problem != "" {
-		return "unrecognised resource: " + ri.Problem
+	if p := resourceProblem(r); p != "" {
+		return "unrecognised resource: " + p
 	}
 	return "unrecognised resource"
+}
+
+// resourceProblem names a likely mistake in the shape of a resource ("" if none seen).
+func resourceProblem(r sas.Resource) string {
+	switch {
+	case r.Typo != (sas.Typo{}):
+		return fmt.Sprintf("%q should be %q", "/"+r.Typo.Got+"/", "/"+r.Typo.Want+"/")
+	case r.Kind == sas.ResourceUnknown && r.Authority() == "":
+		return "empty host"
+	}
+	return ""
 }
 
 // looksEncoded reports whether a resource given as plain already contains percent-escapes

@@ -1,4 +1,4 @@
-package main
+package junit
 
 import (
 	"bufio"
@@ -81,14 +81,14 @@ type testState struct {
 	output  strings.Builder
 }
 
-// convert reads `go test -json` output from r and writes a JUnit XML report
+// Convert reads `go test -json` output from r and writes a JUnit XML report
 // to w: one testsuite per package, one testcase per test and subtest (named
 // as `go test -run` names them, e.g. TestConformance/connect/sas/expired),
 // with the test's output as the failure or skip body. Lines that are not
 // JSON (e.g. build errors printed around it) go to the first suite's
 // system-out. A package that failed without a failing test (a build error,
 // a panic, a timeout) gets a failing testcase named "(package)".
-func convert(r io.Reader, w io.Writer) error {
+func Convert(r io.Reader, w io.Writer) error {
 	pkgs := map[string]*pkgState{}
 	var order []string
 	var stray strings.Builder

@@ -1,4 +1,4 @@
-package main
+package junit
 
 import (
 	"bytes"
@@ -32,7 +32,7 @@ q/q.go:3:1: syntax error
 
 func TestConvert(t *testing.T) {
 	var out bytes.Buffer
-	if err := convert(strings.NewReader(sample), &out); err != nil {
+	if err := Convert(strings.NewReader(sample), &out); err != nil {
 		t.Fatalf("convert: %v", err)
 	}
 	var got testSuites
@@ -73,21 +73,7 @@ func TestConvert(t *testing.T) {
 }
 
 func TestConvertRejectsNonJSON(t *testing.T) {
-	if err := convert(strings.NewReader("ok  \texample.com/p\t0.1s\n"), new(bytes.Buffer)); err == nil {
-		t.Error("convert(plain go test output) = nil, want an error saying -json is needed")
-	}
-}
-
-func TestRun(t *testing.T) {
-	var out, errb bytes.Buffer
-	if code := run(nil, strings.NewReader(sample), &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "<?xml") {
-		t.Errorf("run = %d, stdout %q, stderr %q; want 0 and an XML report", code, out.String()[:min(40, out.Len())], errb.String())
-	}
-	if code := run([]string{"extra"}, strings.NewReader(""), &out, &errb); code != 2 {
-		t.Errorf("run(extra) = %d, want 2 (usage)", code)
-	}
-	errb.Reset()
-	if code := run(nil, strings.NewReader("not json\n"), &out, &errb); code != 1 || !strings.Contains(errb.String(), "junit: error:") {
-		t.Errorf("run(garbage) = %d, stderr %q; want 1 and a junit: error: line", code, errb.String())
+	if err := Convert(strings.NewReader("ok  \texample.com/p\t0.1s\n"), new(bytes.Buffer)); err == nil {
+		t.Error("Convert(plain go test output) = nil, want an error saying -json is needed")
 	}
 }

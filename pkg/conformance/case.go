@@ -7,7 +7,7 @@ import (
 )
 
 // Certainty of the requirement a case checks, as tagged in the reference
-// (iothub-mqtt.md): documented, observed, or inferred.
+// (docs/iothub-behavior.md): documented, observed, or inferred.
 const (
 	Certain  = "C" // stated in Microsoft documentation or identical in every SDK
 	Observed = "O" // seen in SDK source, captured traffic or maintainers' statements
@@ -42,7 +42,7 @@ type Case struct {
 	// against the cited section.
 	Requirement string
 	// Section cites where the requirement comes from, e.g.
-	// "iothub-mqtt.md §2.5; learn.microsoft.com/azure/iot-hub/authenticate-authorize-sas".
+	// "docs/iothub-behavior.md §2.5; learn.microsoft.com/azure/iot-hub/authenticate-authorize-sas".
 	Section string
 	// Certainty is Certain, Observed or Inferred (weakest involved);
 	// "C/I" style pairs are allowed.
@@ -58,7 +58,7 @@ type Case struct {
 // Cases returns the suite's cases, in run order. The slice is a copy.
 func Cases() []Case {
 	var all []Case
-	for _, group := range [][]Case{connectCases, keepAliveCases, d2cCases, topicCases, c2dCases, twinCases, methodCases} {
+	for _, group := range [][]Case{connectCases, keepAliveCases, d2cCases, topicCases, c2dCases, twinCases, methodCases, dpsCases} {
 		all = append(all, group...)
 	}
 	return slices.Clone(all)
@@ -101,6 +101,8 @@ func (c Case) missing(target Target) string {
 			_, ok = target.(PolicyProvider)
 		case NeedTokenExpiry:
 			_, ok = target.(TokenExpiryEnforcer)
+		case NeedProvisioning:
+			_, ok = target.(Provisioning)
 		}
 		if !ok {
 			lacks = append(lacks, "target does not implement conformance."+n)

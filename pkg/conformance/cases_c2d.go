@@ -19,7 +19,7 @@ var c2dCases = []Case{
 	{
 		ID:          "c2d/receive",
 		Requirement: "After subscribing devices/{deviceId}/messages/devicebound/#, a C2D message arrives on devices/{deviceId}/messages/devicebound/{bag} with its body, $.mid, $.to and application properties.",
-		Section:     "iothub-mqtt.md §4.2, §10.11; " + docMQTT + " (Receiving cloud-to-device messages)",
+		Section:     "docs/iothub-behavior.md §4.2, §10.11; " + docMQTT + " (Receiving cloud-to-device messages)",
 		Certainty:   "C/O",
 		Needs:       c2dNeeds,
 		run: func(e *env) {
@@ -27,7 +27,7 @@ var c2dCases = []Case{
 			cl := e.newClient(e.dev, nil)
 			cl.OnC2D(func(_ context.Context, m device.C2DMessage) { got <- m })
 			e.connectClient(cl, "reference client subscribed to C2D")
-			sent := e.sendC2D("hello", map[string]string{"color": "blue"})
+			sent := e.sendC2D("hello", iothub.Properties{{Key: "color", Value: "blue"}})
 			select {
 			case m := <-got:
 				e.checkC2D(m.Topic, m.Payload, sent)
@@ -48,7 +48,7 @@ var c2dCases = []Case{
 	{
 		ID:          "c2d/receive-plus-filter",
 		Requirement: "The filter devices/+/messages/devicebound/# (Azure SDK for Embedded C) is accepted at QoS 1 and receives the device's C2D messages.",
-		Section:     "iothub-mqtt.md §4.2 ('+' in the device segment), §10.11",
+		Section:     "docs/iothub-behavior.md §4.2 ('+' in the device segment), §10.11",
 		Certainty:   "O",
 		Needs:       c2dNeeds,
 		run: func(e *env) {
@@ -65,7 +65,7 @@ var c2dCases = []Case{
 	{
 		ID:          "c2d/complete-on-puback",
 		Requirement: "The device's PUBACK completes a C2D message: after it, a reconnect (CleanSession=0) does not deliver the message again.",
-		Section:     "iothub-mqtt.md §4.2 (Completion), §10.11; " + docC2D,
+		Section:     "docs/iothub-behavior.md §4.2 (Completion), §10.11; " + docC2D,
 		Certainty:   "C",
 		Needs:       c2dNeeds,
 		run: func(e *env) {
@@ -89,7 +89,7 @@ var c2dCases = []Case{
 	{
 		ID:          "c2d/redelivery-after-disconnect",
 		Requirement: "A C2D message not acknowledged before the connection drops is delivered again after reconnecting with CleanSession=0.",
-		Section:     "iothub-mqtt.md §1.16, §4.2, §10.12; " + docC2D,
+		Section:     "docs/iothub-behavior.md §1.16, §4.2, §10.12; " + docC2D,
 		Certainty:   "C/O",
 		Needs:       c2dNeeds,
 		run: func(e *env) {
@@ -109,7 +109,7 @@ var c2dCases = []Case{
 	{
 		ID:          "c2d/session-present-and-early-delivery",
 		Requirement: "Reconnecting with CleanSession=0 after subscribing gives CONNACK session-present=1, and C2D queued while offline flows right after CONNACK, before any SUBSCRIBE.",
-		Section:     "iothub-mqtt.md §1.16, §10.12; Azure-Samples/iot-middleware-freertos-samples#397",
+		Section:     "docs/iothub-behavior.md §1.16, §10.12; Azure-Samples/iot-middleware-freertos-samples#397",
 		Certainty:   "C/O",
 		Needs:       c2dNeeds,
 		run: func(e *env) {
@@ -127,7 +127,7 @@ var c2dCases = []Case{
 	{
 		ID:          "c2d/clean-session-drops-subscription",
 		Requirement: "Reconnecting with CleanSession=1 discards the stored session: CONNACK session-present=0 and no C2D is delivered before the device subscribes again.",
-		Section:     "iothub-mqtt.md §1.16, §10.12; " + docMQTT,
+		Section:     "docs/iothub-behavior.md §1.16, §10.12; " + docMQTT,
 		Certainty:   "C/O",
 		Needs:       c2dNeeds,
 		run: func(e *env) {
@@ -144,22 +144,22 @@ var c2dCases = []Case{
 	{
 		ID:          "c2d/queue-limit-50",
 		Requirement: "A device queue holds at most 50 C2D messages: the 51st send to an offline device is refused to the sender (403004 DeviceMaximumQueueDepthExceeded).",
-		Section:     "iothub-mqtt.md §4.2 (Queue/lifetime), §10.11; " + docC2D + "; learn.microsoft.com/azure/iot-hub/troubleshoot-error-codes",
+		Section:     "docs/iothub-behavior.md §4.2 (Queue/lifetime), §10.11; " + docC2D + "; learn.microsoft.com/azure/iot-hub/troubleshoot-error-codes",
 		Certainty:   "C",
 		Needs:       c2dNeeds,
 		run: func(e *env) {
 			c2d := e.target.(CloudToDevice)
 			for i := 1; i <= 50; i++ {
-				if err := c2d.SendC2D(e.ctx, e.dev.DeviceID, C2DMessage{MessageID: randomID("conf-q-"), Payload: []byte("q")}); err != nil {
+				if err := c2d.SendC2D(e.ctx, e.dev.DeviceID, iothub.C2DMessage{MessageID: randomID("conf-q-"), Payload: []byte("q")}); err != nil {
 					e.Fatalf("send #%d to an offline device: %v, want it queued (limit 50)", i, err)
 				}
 			}
-			err := c2d.SendC2D(e.ctx, e.dev.DeviceID, C2DMessage{MessageID: randomID("conf-q-"), Payload: []byte("q")})
-			var se *ServiceError
+			err := c2d.SendC2D(e.ctx, e.dev.DeviceID, iothub.C2DMessage{MessageID: randomID("conf-q-"), Payload: []byte("q")})
+			var se *iothub.Error
 			switch {
 			case err == nil:
 				e.Errorf("send #51 to a device with 50 queued messages: accepted, want 403 DeviceMaximumQueueDepthExceeded")
-			case !errors.As(err, &se) || se.StatusCode != 403:
+			case !errors.As(err, &se) || se.Status() != 403:
 				e.Errorf("send #51 to a device with 50 queued messages: %v, want a 403 DeviceMaximumQueueDepthExceeded answer", err)
 			}
 		},
@@ -167,7 +167,7 @@ var c2dCases = []Case{
 	{
 		ID:          "c2d/no-subscription-rejected",
 		Requirement: "A C2D message arriving while the device is connected without a C2D subscription is rejected, not kept: subscribing later does not deliver it.",
-		Section:     "iothub-mqtt.md §4.2 (Device connected without a matching subscription), §10.11; MicrosoftDocs/azure-docs#98930",
+		Section:     "docs/iothub-behavior.md §4.2 (Device connected without a matching subscription), §10.11; MicrosoftDocs/azure-docs#98930",
 		Certainty:   "O/I",
 		Needs:       c2dNeeds,
 		run: func(e *env) {
@@ -187,9 +187,9 @@ var c2dCases = []Case{
 }
 
 // sendC2D sends a message with a fresh $.mid to the case device.
-func (e *env) sendC2D(body string, props map[string]string) C2DMessage {
+func (e *env) sendC2D(body string, props iothub.Properties) iothub.C2DMessage {
 	e.t.Helper()
-	m := C2DMessage{MessageID: randomID("conf-c2d-"), Payload: []byte(body), Properties: props}
+	m := iothub.C2DMessage{MessageID: randomID("conf-c2d-"), Payload: []byte(body), Properties: props}
 	ctx, cancel := e.waitCtx(answerWithin)
 	defer cancel()
 	if err := e.target.(CloudToDevice).SendC2D(ctx, e.dev.DeviceID, m); err != nil {
@@ -218,7 +218,7 @@ func (e *env) readC2D(c *mqttraw.Conn, what string) mqttraw.PublishPacket {
 }
 
 // checkC2D checks a delivered message's topic and body against what was sent.
-func (e *env) checkC2D(topic string, payload []byte, sent C2DMessage) {
+func (e *env) checkC2D(topic string, payload []byte, sent iothub.C2DMessage) {
 	e.t.Helper()
 	id, props, err := iothub.ParseC2DTopic(topic)
 	if err != nil {
@@ -265,7 +265,7 @@ func (e *env) c2dSubscribed(clean bool) *mqttraw.Conn {
 }
 
 // receiveC2D reads the next C2D PUBLISH and checks it is sent.
-func (e *env) receiveC2D(c *mqttraw.Conn, sent C2DMessage, what string) mqttraw.PublishPacket {
+func (e *env) receiveC2D(c *mqttraw.Conn, sent iothub.C2DMessage, what string) mqttraw.PublishPacket {
 	e.t.Helper()
 	p := e.readC2D(c, what)
 	e.checkC2D(p.Topic, p.Payload, sent)

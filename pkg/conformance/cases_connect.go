@@ -31,7 +31,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/ok/query-username",
 		Requirement: "CONNECT with client ID {deviceId}, user name {host}/{deviceId}/?api-version=2021-04-12 and a valid device SAS token is accepted (CONNACK 0).",
-		Section:     "iothub-mqtt.md §1.8, §1.9, §10.1; " + docMQTT,
+		Section:     "docs/iothub-behavior.md §1.8, §1.9, §10.1; " + docMQTT,
 		Certainty:   "C",
 		run: func(e *env) {
 			cl := e.newClient(e.dev, nil)
@@ -41,7 +41,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/ok/legacy-username",
 		Requirement: "The legacy user name without '?' ({host}/{deviceId}/api-version=2016-11-14) is accepted (CONNACK 0).",
-		Section:     "iothub-mqtt.md §1.11(a), §10.1; " + docSAS + " (Protocol specifics)",
+		Section:     "docs/iothub-behavior.md §1.11(a), §10.1; " + docSAS + " (Protocol specifics)",
 		Certainty:   "C/O",
 		run: func(e *env) {
 			e.expectAccepted(e.ep.HostName + "/" + e.dev.DeviceID + "/api-version=2016-11-14")
@@ -50,7 +50,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/ok/bare-username",
 		Requirement: "The legacy user name with no property bag at all ({host}/{deviceId}) is accepted (CONNACK 0).",
-		Section:     "iothub-mqtt.md §1.11(b); " + docSAS + " (Protocol specifics)",
+		Section:     "docs/iothub-behavior.md §1.11(b); " + docSAS + " (Protocol specifics)",
 		Certainty:   "C/O",
 		run: func(e *env) {
 			e.expectAccepted(e.ep.HostName + "/" + e.dev.DeviceID)
@@ -59,7 +59,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/ok/secondary-key",
 		Requirement: "A token signed with the device's secondary key is accepted, like one signed with the primary key.",
-		Section:     "iothub-mqtt.md §2.2, §10.3; " + docSAS,
+		Section:     "docs/iothub-behavior.md §2.2, §10.3; " + docSAS,
 		Certainty:   "C",
 		run: func(e *env) {
 			if e.dev.SecondaryKey == "" {
@@ -72,7 +72,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/ok/module",
 		Requirement: "A module connects with client ID {deviceId}/{moduleId}, user name {host}/{deviceId}/{moduleId}/?api-version=... and a token over {host}/devices/{deviceId}/modules/{moduleId} signed with the module key.",
-		Section:     "iothub-mqtt.md §1.8, §1.10, §2.4; " + docMQTT + " (as a module)",
+		Section:     "docs/iothub-behavior.md §1.8, §1.10, §2.4; " + docMQTT + " (as a module)",
 		Certainty:   "C",
 		Needs:       []string{NeedModuleProvisioner},
 		run: func(e *env) {
@@ -84,7 +84,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/ok/policy-token-device-scoped",
 		Requirement: "A token signed with a policy key holding DeviceConnect (skn=device) over sr={host}/devices/{deviceId} opens that device's connection.",
-		Section:     "iothub-mqtt.md §2.4, §10.4; " + docSAS + " (token service pattern)",
+		Section:     "docs/iothub-behavior.md §2.4, §10.4; " + docSAS + " (token service pattern)",
 		Certainty:   "C",
 		Needs:       []string{NeedPolicyProvider},
 		run: func(e *env) {
@@ -99,7 +99,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/ok/policy-token-hub-scoped",
 		Requirement: "A token signed with a DeviceConnect policy key over sr={host} (the whole hub) opens any device's connection.",
-		Section:     "iothub-mqtt.md §2.4 (gateway row), §10.4; " + docSAS,
+		Section:     "docs/iothub-behavior.md §2.4 (gateway row), §10.4; " + docSAS,
 		Certainty:   "C/I",
 		Needs:       []string{NeedPolicyProvider},
 		run: func(e *env) {
@@ -113,9 +113,23 @@ var connectCases = []Case{
 		},
 	},
 	{
+		ID:          "connect/ok/device-key-hub-scoped",
+		Requirement: "A token signed with the device's own key over sr={host} (a prefix of its resource, no skn) opens that device's connection: the hub's prefix rule applies to device keys too.",
+		Section:     "docs/iothub-behavior.md §2.4, §11.4; github.com/amenzhinsky/iothub iotdevice/transport/mqtt (signs sr={host})",
+		Certainty:   "O",
+		run: func(e *env) {
+			tok := e.sign(sas.EncodeResource(sas.HubResource(e.ep.HostName)), "", e.dev.PrimaryKey, e.now().Add(tokenLifetime))
+			cl := e.newClient(e.dev, func(c *device.Config) {
+				c.SharedAccessKey = ""
+				c.SharedAccessSignature = tok
+			})
+			e.connectClient(cl, "hub-scoped token signed with the device's own key")
+		},
+	},
+	{
 		ID:          "connect/sas/raw-sr-lowercase-escapes",
 		Requirement: "The signature is checked over sr exactly as sent: a token whose sr uses lower-case escapes (%2f), signed as sent, is accepted.",
-		Section:     "iothub-mqtt.md §2.2, §2.3, §10.2; " + docSAS + " (lower case URL-encoding)",
+		Section:     "docs/iothub-behavior.md §2.2, §2.3, §10.2; " + docSAS + " (lower case URL-encoding)",
 		Certainty:   "I",
 		run: func(e *env) {
 			sr := strings.ReplaceAll(sas.EncodeResource(e.resource(identityOf(e.dev))), "%2F", "%2f")
@@ -133,7 +147,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/sas/recased-after-signing",
 		Requirement: "A token whose sr was re-cased (%2F -> %2f) after signing is refused with CONNACK 5: the hub does not normalise sr before checking the HMAC.",
-		Section:     "iothub-mqtt.md §2.2, §10.2",
+		Section:     "docs/iothub-behavior.md §2.2, §10.2",
 		Certainty:   "I",
 		run: func(e *env) {
 			signed := sas.EncodeResource(e.resource(identityOf(e.dev)))
@@ -145,7 +159,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/sas/wrong-key",
 		Requirement: "A token signed with a key that is not the device's is refused with CONNACK 5, then the connection is closed.",
-		Section:     "iothub-mqtt.md §3, §10.3; " + docSAS,
+		Section:     "docs/iothub-behavior.md §3, §10.3; " + docSAS,
 		Certainty:   "C",
 		run: func(e *env) {
 			tok := e.sign(sas.EncodeResource(e.resource(identityOf(e.dev))), "", randomKey(), e.now().Add(tokenLifetime))
@@ -155,7 +169,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/sas/expired",
 		Requirement: "A token whose se is an hour in the past (beyond any clock-skew allowance) is refused with CONNACK 5.",
-		Section:     "iothub-mqtt.md §2.5, §3, §10.3; " + docSAS,
+		Section:     "docs/iothub-behavior.md §2.5, §3, §10.3; " + docSAS,
 		Certainty:   "C/I",
 		run: func(e *env) {
 			tok := e.sign(sas.EncodeResource(e.resource(identityOf(e.dev))), "", e.dev.PrimaryKey, e.now().Add(-time.Hour))
@@ -165,13 +179,13 @@ var connectCases = []Case{
 	{
 		ID:          "connect/sas/expiry-disconnects",
 		Requirement: "When a connected device's token expires the hub severs the connection (not before the expiry; within the target's stated grace after it).",
-		Section:     "iothub-mqtt.md §2.5 (Token expiry while connected); " + docSAS,
+		Section:     "docs/iothub-behavior.md §2.5 (Token expiry while connected); " + docSAS,
 		Certainty:   "C",
 		Needs:       []string{NeedTokenExpiry},
 		Timeout:     30 * time.Second,
 		run: func(e *env) {
 			grace := e.target.(TokenExpiryEnforcer).TokenExpiryGrace()
-			expiry := e.now().Add(2 * time.Second).Truncate(time.Second)
+			expiry := e.now().Add(3 * time.Second).Truncate(time.Second) // at least 2 s away: the CONNECT must land before it on a loaded machine
 			tok := e.sign(sas.EncodeResource(e.resource(identityOf(e.dev))), "", e.dev.PrimaryKey, expiry)
 			ack, c, err := e.dial(e.connectPacket(e.dev, tok))
 			if err != nil || ack.ReturnCode != 0 {
@@ -189,7 +203,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/sas/other-device-token",
 		Requirement: "A valid token of another device (sr and key of device B) presented as device A is refused with CONNACK 5.",
-		Section:     "iothub-mqtt.md §2.4, §10.3; " + docSAS,
+		Section:     "docs/iothub-behavior.md §2.4, §10.3; " + docSAS,
 		Certainty:   "C",
 		run: func(e *env) {
 			other := e.target.NewDevice(e.t)
@@ -200,7 +214,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/sas/prefix-device-token",
 		Requirement: "sr covers by whole path segments: a token over {host}/devices/dev1 does not open devices/dev10, neither signed with dev10's key nor with dev1's.",
-		Section:     "iothub-mqtt.md §2.4 (prefix by segment); " + docSAS,
+		Section:     "docs/iothub-behavior.md §2.4 (prefix by segment); " + docSAS,
 		Certainty:   "C",
 		run: func(e *env) {
 			long := e.dev // "...10"-style: the connecting device
@@ -223,7 +237,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/client-id-mismatch",
 		Requirement: "A client ID other than the device ID named by the user name and token is refused with CONNACK 5.",
-		Section:     "iothub-mqtt.md §1.8, §10.3; " + docMQTT,
+		Section:     "docs/iothub-behavior.md §1.8, §10.3; " + docMQTT,
 		Certainty:   "C/I",
 		run: func(e *env) {
 			p := e.connectPacket(e.dev, e.token(e.dev))
@@ -234,7 +248,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/policy-without-deviceconnect",
 		Requirement: "A token signed with a policy lacking DeviceConnect (built-in registryRead) is refused with CONNACK 5.",
-		Section:     "iothub-mqtt.md §2.4, §10.4; " + docSAS + " (permissions)",
+		Section:     "docs/iothub-behavior.md §2.4, §10.4; " + docSAS + " (permissions)",
 		Certainty:   "C",
 		Needs:       []string{NeedPolicyProvider},
 		run: func(e *env) {
@@ -246,7 +260,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/unknown-device",
 		Requirement: "CONNECT as a device the registry does not hold is refused with CONNACK 5.",
-		Section:     "iothub-mqtt.md §3",
+		Section:     "docs/iothub-behavior.md §3",
 		Certainty:   "C/O",
 		run: func(e *env) {
 			ghost := DeviceIdentity{DeviceID: randomID("conf-ghost-"), PrimaryKey: randomKey()}
@@ -256,7 +270,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/disabled-device",
 		Requirement: "A disabled device is refused (CONNACK 5; 3 is tolerated, the code is not settled) and the connection closed.",
-		Section:     "iothub-mqtt.md §1.21, §3, §11.1",
+		Section:     "docs/iothub-behavior.md §1.21, §3, §11.1",
 		Certainty:   "C/I",
 		Needs:       []string{NeedDeviceDisabler},
 		run: func(e *env) {
@@ -267,7 +281,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/no-password",
 		Requirement: "CONNECT without a password (and no client certificate) is refused with CONNACK 5.",
-		Section:     "iothub-mqtt.md §1.15, §3",
+		Section:     "docs/iothub-behavior.md §1.15, §3",
 		Certainty:   "C/I",
 		run: func(e *env) {
 			p := e.connectPacket(e.dev, "")
@@ -278,7 +292,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/protocol-level-3",
 		Requirement: "CONNECT with protocol level 3 (MQTT 3.1) is answered CONNACK 1 (unacceptable protocol version), then closed.",
-		Section:     "iothub-mqtt.md §1.6, §3",
+		Section:     "docs/iothub-behavior.md §1.6, §3",
 		Certainty:   "I",
 		run: func(e *env) {
 			p := e.connectPacket(e.dev, e.token(e.dev))
@@ -289,7 +303,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/protocol-name-closes",
 		Requirement: "CONNECT with a protocol name other than MQTT (MQTT 3.1's MQIsdp) is closed without CONNACK.",
-		Section:     "iothub-mqtt.md §1.6; MQTT 3.1.1 §3.1.2.1",
+		Section:     "docs/iothub-behavior.md §1.6; MQTT 3.1.1 §3.1.2.1",
 		Certainty:   "I",
 		run: func(e *env) {
 			p := e.connectPacket(e.dev, e.token(e.dev))
@@ -303,7 +317,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/first-packet-not-connect-closes",
 		Requirement: "A connection whose first packet is not CONNECT (here a telemetry PUBLISH) is closed without an answer.",
-		Section:     "iothub-mqtt.md §1.7; MQTT 3.1.1 §3.1",
+		Section:     "docs/iothub-behavior.md §1.7; MQTT 3.1.1 §3.1",
 		Certainty:   "I",
 		run: func(e *env) {
 			ctx, cancel := e.waitCtx(answerWithin)
@@ -320,7 +334,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/second-connect-closes",
 		Requirement: "A second CONNECT on an established connection makes the hub close it.",
-		Section:     "iothub-mqtt.md §1.7; MQTT 3.1.1 §3.1.0",
+		Section:     "docs/iothub-behavior.md §1.7; MQTT 3.1.1 §3.1.0",
 		Certainty:   "I",
 		run: func(e *env) {
 			c, _ := e.connect(e.dev, true)
@@ -333,7 +347,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/takeover",
 		Requirement: "A second connection for the same identity is accepted and the hub closes the first one.",
-		Section:     "iothub-mqtt.md §1.19, §10.5; " + docMQTT,
+		Section:     "docs/iothub-behavior.md §1.19, §10.5; " + docMQTT,
 		Certainty:   "C",
 		run: func(e *env) {
 			first, _ := e.connect(e.dev, true)
@@ -348,7 +362,7 @@ var connectCases = []Case{
 	{
 		ID:          "connect/device-and-module-coexist",
 		Requirement: "A device and its module are separate identities: both connections stay open side by side.",
-		Section:     "iothub-mqtt.md §1.19, §10.5",
+		Section:     "docs/iothub-behavior.md §1.19, §10.5",
 		Certainty:   "C",
 		Needs:       []string{NeedModuleProvisioner},
 		run: func(e *env) {

@@ -16,7 +16,7 @@ var d2cCases = []Case{
 	{
 		ID:          "d2c/telemetry/puback",
 		Requirement: "Telemetry published at QoS 1 on devices/{deviceId}/messages/events/ is acknowledged with PUBACK (and, when the target can read it, arrives with its body).",
-		Section:     "iothub-mqtt.md §4.1, §5, §10.7; " + docMQTT + " (Sending device-to-cloud messages)",
+		Section:     "docs/iothub-behavior.md §4.1, §5, §10.7; " + docMQTT + " (Sending device-to-cloud messages)",
 		Certainty:   "C",
 		run: func(e *env) {
 			cl := e.newClient(e.dev, nil)
@@ -38,7 +38,7 @@ var d2cCases = []Case{
 	{
 		ID:          "d2c/property-bag/system",
 		Requirement: "System properties in the telemetry topic ($.mid or %24.mid, $.ct, $.ce) are decoded, and the hub stamps iothub-connection-device-id, iothub-connection-auth-method and iothub-enqueuedtime.",
-		Section:     "iothub-mqtt.md §4.1 (system-property keys, hub-added properties), §10.7; learn.microsoft.com/azure/iot-hub/iot-hub-devguide-messages-construct",
+		Section:     "docs/iothub-behavior.md §4.1 (system-property keys, hub-added properties), §10.7; learn.microsoft.com/azure/iot-hub/iot-hub-devguide-messages-construct",
 		Certainty:   "C/O",
 		Needs:       []string{NeedTelemetryReader},
 		run: func(e *env) {
@@ -76,7 +76,7 @@ var d2cCases = []Case{
 	{
 		ID:          "d2c/property-bag/application",
 		Requirement: "Application properties in the telemetry topic are percent-decoded (%20 is a space, %25 a percent sign) and 'k=' is an empty value.",
-		Section:     "iothub-mqtt.md §4.1 (property bag); " + docMQTT,
+		Section:     "docs/iothub-behavior.md §4.1 (property bag); " + docMQTT,
 		Certainty:   "C",
 		Needs:       []string{NeedTelemetryReader},
 		run: func(e *env) {
@@ -93,7 +93,7 @@ var d2cCases = []Case{
 	{
 		ID:          "d2c/qos2-closes",
 		Requirement: "A PUBLISH at QoS 2 makes the hub close the connection (no PUBREC).",
-		Section:     "iothub-mqtt.md §5, §10.8; " + docMQTT,
+		Section:     "docs/iothub-behavior.md §5, §10.8; " + docMQTT,
 		Certainty:   "C",
 		run: func(e *env) {
 			c, _ := e.connect(e.dev, true)
@@ -104,7 +104,7 @@ var d2cCases = []Case{
 	{
 		ID:          "d2c/retain-mqtt-retain",
 		Requirement: "Telemetry with RETAIN=1 is acknowledged and forwarded with the application property mqtt-retain=true.",
-		Section:     "iothub-mqtt.md §4.1, §5, §10.9; " + docMQTT,
+		Section:     "docs/iothub-behavior.md §4.1, §5, §10.9; " + docMQTT,
 		Certainty:   "C",
 		Needs:       []string{NeedTelemetryReader},
 		run: func(e *env) {
@@ -122,7 +122,7 @@ var d2cCases = []Case{
 	{
 		ID:          "d2c/will-as-telemetry",
 		Requirement: "A will on the telemetry topic is sent as telemetry stamped iothub-MessageType=Will when the connection drops without DISCONNECT.",
-		Section:     "iothub-mqtt.md §4.1 (Will), §10.9; " + docMQTT,
+		Section:     "docs/iothub-behavior.md §4.1 (Will), §10.9; " + docMQTT,
 		Certainty:   "C",
 		Needs:       []string{NeedTelemetryReader},
 		run: func(e *env) {
@@ -145,7 +145,7 @@ var d2cCases = []Case{
 	{
 		ID:          "d2c/oversize-closes",
 		Requirement: "Telemetry larger than 256 KB (body plus properties) makes the hub close the connection without PUBACK.",
-		Section:     "iothub-mqtt.md §4.1 (message size), §10.10; learn.microsoft.com/azure/iot-hub/iot-hub-devguide-quotas-throttling",
+		Section:     "docs/iothub-behavior.md §4.1 (message size), §10.10; learn.microsoft.com/azure/iot-hub/iot-hub-devguide-quotas-throttling",
 		Certainty:   "O",
 		run: func(e *env) {
 			c, _ := e.connect(e.dev, true)
@@ -159,7 +159,7 @@ var d2cCases = []Case{
 	{
 		ID:          "d2c/module-telemetry",
 		Requirement: "A module publishes on devices/{deviceId}/modules/{moduleId}/messages/events/; the hub stamps iothub-connection-device-id and iothub-connection-module-id.",
-		Section:     "iothub-mqtt.md §4.1 (modules; hub-added properties); " + docMQTT + " (as a module)",
+		Section:     "docs/iothub-behavior.md §4.1 (modules; hub-added properties); " + docMQTT + " (as a module)",
 		Certainty:   "C",
 		Needs:       []string{NeedModuleProvisioner, NeedTelemetryReader},
 		run: func(e *env) {
@@ -179,7 +179,7 @@ var topicCases = []Case{
 	{
 		ID:          "topic/publish-other-device-closes",
 		Requirement: "A PUBLISH to another device's telemetry topic makes the hub close the connection without PUBACK.",
-		Section:     "iothub-mqtt.md §4.5, §10.15",
+		Section:     "docs/iothub-behavior.md §4.5, §10.15",
 		Certainty:   "I",
 		run: func(e *env) {
 			e.publishExpectClose(iothub.TelemetryTopic(iothub.Identity{DeviceID: e.dev.DeviceID + "-other"}, nil), []byte("spoof"))
@@ -188,7 +188,7 @@ var topicCases = []Case{
 	{
 		ID:          "topic/subscribe-unsupported-closes",
 		Requirement: "A SUBSCRIBE to a filter IoT Hub does not support makes the hub close the connection (no SUBACK, not even 0x80).",
-		Section:     "iothub-mqtt.md §4.5, §10.15; Azure/azure-iot-middleware-freertos#89",
+		Section:     "docs/iothub-behavior.md §4.5, §10.15; Azure/azure-iot-middleware-freertos#89",
 		Certainty:   "O",
 		run: func(e *env) {
 			c, _ := e.connect(e.dev, true)
@@ -202,7 +202,7 @@ var topicCases = []Case{
 	{
 		ID:          "topic/wildcard-in-topic-name-closes",
 		Requirement: "A PUBLISH whose topic name contains a wildcard ('#') makes the hub close the connection.",
-		Section:     "iothub-mqtt.md §4.5 (wildcards); MQTT 3.1.1 §4.7.1",
+		Section:     "docs/iothub-behavior.md §4.5 (wildcards); MQTT 3.1.1 §4.7.1",
 		Certainty:   "C/I",
 		run: func(e *env) {
 			e.publishExpectClose("devices/"+e.dev.DeviceID+"/messages/events/#", []byte("w"))
@@ -211,7 +211,7 @@ var topicCases = []Case{
 	{
 		ID:          "subscribe/iothub-filters",
 		Requirement: "The documented $iothub filters (twin responses, desired-property patches, methods) are accepted with a SUBACK that grants them (not 0x80) and the connection stays open.",
-		Section:     "iothub-mqtt.md §4.3, §4.4; " + docMQTT,
+		Section:     "docs/iothub-behavior.md §4.3, §4.4; " + docMQTT,
 		Certainty:   "C",
 		run: func(e *env) {
 			c, _ := e.connect(e.dev, true)
@@ -230,7 +230,7 @@ var topicCases = []Case{
 	{
 		ID:          "subscribe/unsubscribe-unsuback",
 		Requirement: "UNSUBSCRIBE of the C2D filter is answered with UNSUBACK.",
-		Section:     "iothub-mqtt.md §4.5 (UNSUBSCRIBE)",
+		Section:     "docs/iothub-behavior.md §4.5 (UNSUBSCRIBE)",
 		Certainty:   "I",
 		run: func(e *env) {
 			c, _ := e.connect(e.dev, true)
@@ -247,7 +247,7 @@ var topicCases = []Case{
 	{
 		ID:          "subscribe/qos2-granted-1",
 		Requirement: "A SUBSCRIBE to the C2D filter at QoS 2 is granted QoS 1.",
-		Section:     "iothub-mqtt.md §4.2, §5, §10.8; " + docMQTT,
+		Section:     "docs/iothub-behavior.md §4.2, §5, §10.8; " + docMQTT,
 		Certainty:   "C",
 		run: func(e *env) {
 			c, _ := e.connect(e.dev, true)
@@ -257,12 +257,12 @@ var topicCases = []Case{
 }
 
 // nextTelemetry reads the case device's next telemetry message.
-func (e *env) nextTelemetry(tr TelemetryReader, what string) Telemetry {
+func (e *env) nextTelemetry(tr TelemetryReader, what string) iothub.Event {
 	e.t.Helper()
 	return e.nextTelemetryOf(tr, e.dev.DeviceID, what)
 }
 
-func (e *env) nextTelemetryOf(tr TelemetryReader, deviceID, what string) Telemetry {
+func (e *env) nextTelemetryOf(tr TelemetryReader, deviceID, what string) iothub.Event {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(e.ctx, answerWithin)
 	defer cancel()

@@ -10,7 +10,7 @@ var keepAliveCases = []Case{
 	{
 		ID:          "keepalive/close-after-1.5x",
 		Requirement: "A client that goes silent is disconnected once 1.5 × its keep-alive passes, not before (keep-alive 2 s: closed between 3 s and 3 s plus a margin).",
-		Section:     "iothub-mqtt.md §1.17, §10.6; " + docMQTT + " (Default keep-alive timeout); MQTT 3.1.1 §3.1.2.10",
+		Section:     "docs/iothub-behavior.md §1.17, §10.6; " + docMQTT + " (Default keep-alive timeout); MQTT 3.1.1 §3.1.2.10",
 		Certainty:   "C",
 		Needs:       []string{NeedKeepAlive},
 		run: func(e *env) {
@@ -39,7 +39,7 @@ var keepAliveCases = []Case{
 	{
 		ID:          "keepalive/traffic-resets-timer",
 		Requirement: "Inbound traffic resets the keep-alive timer: a client with keep-alive 2 s that sends PINGREQ every second stays connected past 1.5 × keep-alive.",
-		Section:     "iothub-mqtt.md §1.17 (any inbound traffic resets the timer); MQTT 3.1.1 §3.1.2.10",
+		Section:     "docs/iothub-behavior.md §1.17 (any inbound traffic resets the timer); MQTT 3.1.1 §3.1.2.10",
 		Certainty:   "C",
 		Needs:       []string{NeedKeepAlive},
 		run: func(e *env) {

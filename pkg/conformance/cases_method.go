@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/hubkit/hubkit/pkg/iothub"
 	"time"
 )
 
@@ -14,7 +15,7 @@ var methodCases = []Case{
 	{
 		ID:          "method/invoke/roundtrip",
 		Requirement: "A direct method reaches the subscribed device on $iothub/methods/POST/{name}/?$rid=..., and the device's answer on $iothub/methods/res/{status}/?$rid=... is returned to the caller with its status and payload.",
-		Section:     "iothub-mqtt.md §4.4, §10.14; " + docMethods,
+		Section:     "docs/iothub-behavior.md §4.4, §10.14; " + docMethods,
 		Certainty:   "C",
 		Needs:       []string{NeedMethodInvoker, NeedMethods},
 		run: func(e *env) {
@@ -48,7 +49,7 @@ var methodCases = []Case{
 	{
 		ID:          "method/device-offline-404",
 		Requirement: "Invoking a method on a device that is not connected answers 404 (404103 DeviceNotOnline).",
-		Section:     "iothub-mqtt.md §4.4, §10.14; " + docMethods,
+		Section:     "docs/iothub-behavior.md §4.4, §10.14; " + docMethods,
 		Certainty:   "C",
 		Needs:       []string{NeedMethodInvoker, NeedMethods},
 		run: func(e *env) {
@@ -59,7 +60,7 @@ var methodCases = []Case{
 	{
 		ID:          "method/timeout-504",
 		Requirement: "A method the device does not answer within the response timeout (5 s) answers 504 (504101 GatewayTimeout).",
-		Section:     "iothub-mqtt.md §4.4, §10.14; " + docMethods,
+		Section:     "docs/iothub-behavior.md §4.4, §10.14; " + docMethods,
 		Certainty:   "C",
 		Needs:       []string{NeedMethodInvoker, NeedMethods},
 		Timeout:     30 * time.Second,
@@ -78,8 +79,8 @@ var methodCases = []Case{
 
 func (e *env) expectServiceStatus(err error, want int, what string) {
 	e.t.Helper()
-	var se *ServiceError
-	if !errors.As(err, &se) || se.StatusCode != want {
+	var se *iothub.Error
+	if !errors.As(err, &se) || se.Status() != want {
 		e.Errorf("%s: %v, want a %d answer", what, errOrNil(err), want)
 	}
 }

@@ -16,7 +16,7 @@ var twinCases = []Case{
 	{
 		ID:          "twin/get/initial",
 		Requirement: "A twin GET on a new device answers 200 with {\"desired\":{\"$version\":1},\"reported\":{\"$version\":1}}.",
-		Section:     "iothub-mqtt.md §4.3, §10.13; " + docMQTT + " (Retrieving a device twin's properties)",
+		Section:     "docs/iothub-behavior.md §4.3, §10.13; " + docMQTT + " (Retrieving a device twin's properties)",
 		Certainty:   "C/O",
 		Needs:       []string{NeedTwin},
 		run: func(e *env) {
@@ -41,7 +41,7 @@ var twinCases = []Case{
 	{
 		ID:          "twin/patch/version",
 		Requirement: "A reported-properties PATCH answers 204 with $version=2 on a new twin, and a later GET shows the property.",
-		Section:     "iothub-mqtt.md §4.3, §10.13; " + docMQTT + " (Update device twin's reported properties)",
+		Section:     "docs/iothub-behavior.md §4.3, §10.13; " + docMQTT + " (Update device twin's reported properties)",
 		Certainty:   "C/O",
 		Needs:       []string{NeedTwin},
 		run: func(e *env) {
@@ -67,7 +67,7 @@ var twinCases = []Case{
 	{
 		ID:          "twin/patch/invalid-400",
 		Requirement: "A reported PATCH that is not valid JSON, or uses a key with '.', is answered 400.",
-		Section:     "iothub-mqtt.md §4.3 (Status codes, Validation); " + docTwin,
+		Section:     "docs/iothub-behavior.md §4.3 (Status codes, Validation); " + docTwin,
 		Certainty:   "C",
 		Needs:       []string{NeedTwin},
 		run: func(e *env) {
@@ -87,7 +87,7 @@ var twinCases = []Case{
 	{
 		ID:          "twin/desired/notification",
 		Requirement: "A desired-properties change made by the service reaches the connected device on $iothub/twin/PATCH/properties/desired/?$version=n, the body carrying the change and $version.",
-		Section:     "iothub-mqtt.md §4.3 (Desired updates), §10.13; " + docMQTT,
+		Section:     "docs/iothub-behavior.md §4.3 (Desired updates), §10.13; " + docMQTT,
 		Certainty:   "C",
 		Needs:       []string{NeedTwin, NeedTwinEditor},
 		run: func(e *env) {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/hubkit/hubkit/pkg/iothub"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -50,6 +51,11 @@ var deviants = []struct {
 		name:     "fakehub-day-of-skew",
 		target:   quirkyFakehub(func(o *fakehub.Options) { o.TokenExpiryGrace = 24 * time.Hour }),
 		mustFail: []string{"connect/sas/expired"},
+	},
+	{
+		name:     "fakehub-exact-device-key-scope",
+		target:   quirkyFakehub(func(o *fakehub.Options) { o.Quirks.ExactDeviceKeyScope = true }),
+		mustFail: []string{"connect/ok/device-key-hub-scoped"},
 	},
 	{
 		name:     "fakehub-keeps-c2d-without-subscription",
@@ -166,7 +172,7 @@ func quirkyFakehub(adjust func(*fakehub.Options)) func(t *testing.T) conformance
 // lostC2D accepts C2D messages and drops them.
 type lostC2D struct{ *fakeTarget }
 
-func (lostC2D) SendC2D(context.Context, string, conformance.C2DMessage) error { return nil }
+func (lostC2D) SendC2D(context.Context, string, iothub.C2DMessage) error { return nil }
 
 type plainBroker struct {
 	ep conformance.Endpoint

@@ -60,14 +60,14 @@
 // JUnit XML without network access:
 //
 //	go test -json ./pkg/conformance > test.json
-//	go run ./internal/junit < test.json > report.xml
+//	go run ./internal/junit/cmd/junit < test.json > report.xml
 //
 // (gotestsum --junitfile report.xml --raw-command -- go test -json ./pkg/conformance
 // does the same if gotestsum is installed.)
 //
 // Like nettest, the suite aims for no false positives (a pass means the hub
 // showed the behaviour) and may have false negatives on a slow network.
-// Cases cite the section of the behaviour reference (iothub-mqtt.md) and the
+// Cases cite the section of the behaviour reference (docs/iothub-behavior.md) and the
 // Microsoft documentation they check, with a certainty: C (documented),
 // O (observed) or I (inferred); see Cases. Happy paths use the reference
 // client (pkg/device); what real clients refuse to send goes through a raw

@@ -18,9 +18,9 @@ func ExampleCases() {
 		}
 	}
 	// Output:
-	// connect/sas/recased-after-signing [I] iothub-mqtt.md §2.2, §10.2
+	// connect/sas/recased-after-signing [I] docs/iothub-behavior.md §2.2, §10.2
 	//   A token whose sr was re-cased (%2F -> %2f) after signing is refused with CONNACK 5: the hub does not normalise sr before checking the HMAC.
-	// connect/sas/expired [C/I] iothub-mqtt.md §2.5, §3, §10.3
+	// connect/sas/expired [C/I] docs/iothub-behavior.md §2.5, §3, §10.3
 	//   A token whose se is an hour in the past (beyond any clock-skew allowance) is refused with CONNACK 5.
 }
 

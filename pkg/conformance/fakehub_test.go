@@ -2,12 +2,9 @@ package conformance_test
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"maps"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -45,7 +42,7 @@ func (f *fakeTarget) TokenExpiryGrace() time.Duration { return f.grace }
 var hubLog = flag.Bool("hublog", false, "log what the in-process fakehub does (with -v)")
 
 func newFakeTarget(t testing.TB) *fakeTarget {
-	opts := fakehub.Options{HostName: fakeHostName, TokenExpiryGrace: fakeExpiryGrace}
+	opts := fakehub.Options{HostName: fakeHostName, TokenExpiryGrace: fakeExpiryGrace, DPS: &fakehub.DPSOptions{RetryAfter: time.Second}}
 	if !*hubLog {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -71,27 +68,27 @@ func (f *fakeTarget) NewDevice(t testing.TB) conformance.DeviceIdentity {
 
 func (f *fakeTarget) NewDeviceWithID(t testing.TB, id string) conformance.DeviceIdentity {
 	t.Helper()
-	d, err := f.hub.Registry().AddDevice(fakehub.Device{ID: id})
+	d, err := f.hub.Registry().Add(iothub.Device{DeviceID: id})
 	if err != nil {
 		t.Fatalf("fakehub: adding device %q: %v", id, err)
 	}
-	return conformance.DeviceIdentity{DeviceID: d.ID, PrimaryKey: d.Keys.Primary, SecondaryKey: d.Keys.Secondary}
+	return conformance.DeviceIdentity{DeviceID: d.DeviceID, PrimaryKey: d.Authentication.SymmetricKey.PrimaryKey, SecondaryKey: d.Authentication.SymmetricKey.SecondaryKey}
 }
 
 func (f *fakeTarget) NewModule(t testing.TB) (conformance.DeviceIdentity, conformance.DeviceIdentity) {
 	t.Helper()
 	dev := f.NewDevice(t)
-	m, err := f.hub.Registry().AddModule(fakehub.Module{DeviceID: dev.DeviceID, ID: "mod1"})
+	m, err := f.hub.Registry().Add(iothub.Device{DeviceID: dev.DeviceID, ModuleID: "mod1"})
 	if err != nil {
 		t.Fatalf("fakehub: adding module: %v", err)
 	}
-	return dev, conformance.DeviceIdentity{DeviceID: dev.DeviceID, ModuleID: m.ID, PrimaryKey: m.Keys.Primary, SecondaryKey: m.Keys.Secondary}
+	return dev, conformance.DeviceIdentity{DeviceID: dev.DeviceID, ModuleID: m.ModuleID, PrimaryKey: m.Authentication.SymmetricKey.PrimaryKey, SecondaryKey: m.Authentication.SymmetricKey.SecondaryKey}
 }
 
 func (f *fakeTarget) NewDisabledDevice(t testing.TB) conformance.DeviceIdentity {
 	t.Helper()
 	d := f.NewDevice(t)
-	if err := f.hub.Registry().SetStatus(d.DeviceID, fakehub.StatusDisabled); err != nil {
+	if err := f.hub.Registry().SetStatus(d.DeviceID, iothub.StatusDisabled); err != nil {
 		t.Fatalf("fakehub: disabling %s: %v", d.DeviceID, err)
 	}
 	return d
@@ -106,18 +103,14 @@ func (f *fakeTarget) Policy(t testing.TB, deviceConnect bool) (conformance.Polic
 	if !ok {
 		return conformance.Policy{}, false
 	}
-	return conformance.Policy{Name: p.Name, Key: p.Keys.Primary}, true
+	return conformance.Policy{Name: p.KeyName, Key: p.PrimaryKey}, true
 }
 
-func (f *fakeTarget) Rejection(ctx context.Context, clientID string) (conformance.Rejection, error) {
-	r, err := f.hub.WaitRejection(ctx, func(r fakehub.Rejection) bool { return r.ClientID == clientID })
-	if err != nil {
-		return conformance.Rejection{}, err
-	}
-	return conformance.Rejection{Reason: string(r.Reason), Detail: r.Detail}, nil
+func (f *fakeTarget) Rejection(ctx context.Context, clientID string) (iothub.Rejection, error) {
+	return f.hub.WaitRejection(ctx, func(r iothub.Rejection) bool { return r.ClientID == clientID })
 }
 
-func (f *fakeTarget) NextTelemetry(ctx context.Context, deviceID string) (conformance.Telemetry, error) {
+func (f *fakeTarget) NextTelemetry(ctx context.Context, deviceID string) (iothub.Event, error) {
 	f.mu.Lock()
 	st, ok := f.streams[deviceID]
 	if !ok {
@@ -125,44 +118,21 @@ func (f *fakeTarget) NextTelemetry(ctx context.Context, deviceID string) (confor
 		f.streams[deviceID] = st
 	}
 	f.mu.Unlock()
-	m, err := st.Next(ctx)
-	if err != nil {
-		return conformance.Telemetry{}, err
-	}
-	return conformance.Telemetry{
-		DeviceID: m.DeviceID, ModuleID: m.ModuleID, Payload: m.Payload,
-		SystemProperties: m.SystemProperties, Properties: m.Properties, Annotations: m.Annotations,
-	}, nil
+	return st.Next(ctx)
 }
 
-func (f *fakeTarget) SendC2D(ctx context.Context, deviceID string, m conformance.C2DMessage) error {
-	var props iothub.Properties
-	for _, k := range slices.Sorted(maps.Keys(m.Properties)) {
-		props = append(props, iothub.Property{Key: k, Value: m.Properties[k]})
-	}
-	_, err := f.hub.SendC2D(ctx, deviceID, fakehub.C2DMessage{MessageID: m.MessageID, Payload: m.Payload, Properties: props})
-	return fakeServiceError(err)
+func (f *fakeTarget) SendC2D(ctx context.Context, deviceID string, m iothub.C2DMessage) error {
+	_, err := f.hub.SendC2D(ctx, deviceID, m)
+	return err
 }
 
 func (f *fakeTarget) InvokeMethod(ctx context.Context, deviceID, name string, payload []byte, timeout time.Duration) (int, []byte, error) {
 	res, err := f.hub.InvokeMethod(ctx, deviceID, name, payload, timeout)
-	if err != nil {
-		return 0, nil, fakeServiceError(err)
-	}
-	return res.Status, res.Payload, nil
+	return res.Status, res.Payload, err
 }
 
 func (f *fakeTarget) UpdateDesired(ctx context.Context, deviceID string, patch []byte) error {
 	_, err := f.hub.UpdateDesired(ctx, iothub.Identity{DeviceID: deviceID}, patch)
-	return fakeServiceError(err)
-}
-
-// fakeServiceError maps fakehub's service errors to the suite's.
-func fakeServiceError(err error) error {
-	var se *fakehub.ServiceError
-	if errors.As(err, &se) {
-		return &conformance.ServiceError{StatusCode: se.Status, Code: se.Code.String(), Message: se.Message}
-	}
 	return err
 }
 

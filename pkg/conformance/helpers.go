@@ -171,7 +171,7 @@ func (e *env) expectRefused(p mqttraw.ConnectPacket, want []byte, reasons ...str
 		e.Errorf("refusal of client ID %q: no reason recorded (%v), want %s", p.ClientID, err, strings.Join(reasons, " or "))
 		return
 	}
-	if !slices.Contains(reasons, r.Reason) {
+	if !slices.Contains(reasons, string(r.Reason)) {
 		e.Errorf("refusal reason = %q (%s), want %s: CONNACK %d was sent for another cause", r.Reason, r.Detail, strings.Join(reasons, " or "), ack.ReturnCode)
 	}
 }

@@ -5,17 +5,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/conformance"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/iothub"
@@ -26,28 +25,8 @@ import (
 // A missing tool skips the test, except with HUBKIT_REQUIRE_INTEROP=1 (set
 // by .ci/run), where it fails: CI must really run them.
 
-const requireInteropEnv = "HUBKIT_REQUIRE_INTEROP"
-
 // processTimeout bounds every external process.
 const processTimeout = 30 * time.Second
-
-func missingTool(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv(requireInteropEnv) == "1" {
-		t.Fatalf("%s (%s=1: interop clients must run)", msg, requireInteropEnv)
-	}
-	t.Skip(msg)
-}
-
-func lookTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		missingTool(t, "%s not found: apt-get install %s", name, pkg)
-	}
-	return p
-}
 
 // connectionString is the device connection string for d on the fake hub.
 func connectionString(host string, d conformance.DeviceIdentity) string {
@@ -55,7 +34,7 @@ func connectionString(host string, d conformance.DeviceIdentity) string {
 }
 
 // waitTelemetry reads the device's next telemetry from the fake hub.
-func waitTelemetry(t *testing.T, f *fakeTarget, deviceID string) conformance.Telemetry {
+func waitTelemetry(t *testing.T, f *fakeTarget, deviceID string) iothub.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -69,7 +48,7 @@ func waitTelemetry(t *testing.T, f *fakeTarget, deviceID string) conformance.Tel
 // waitSubscribed waits until the fake hub holds filter for deviceID.
 func waitSubscribed(t *testing.T, f *fakeTarget, deviceID, filter string) {
 	t.Helper()
-	if !eventually(10*time.Second, func() bool {
+	if !testutil.Poll(10*time.Second, func() bool {
 		return slices.ContainsFunc(f.hub.Sessions(), func(s fakehub.Session) bool {
 			_, ok := s.Subscriptions[filter]
 			return ok && s.Identity.DeviceID == deviceID
@@ -77,19 +56,6 @@ func waitSubscribed(t *testing.T, f *fakeTarget, deviceID, filter string) {
 	}) {
 		t.Fatalf("%s did not subscribe %s within 10s", deviceID, filter)
 	}
-}
-
-// eventually polls cond every 20 ms until it holds or d passes: the one way
-// these tests wait for another process's effect on the hub.
-func eventually(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
 }
 
 // lines runs cmd and delivers its stdout line by line.
@@ -144,12 +110,12 @@ func TestInteropPahoPython(t *testing.T) {
 	t.Parallel()
 	const python = "/usr/bin/python3"
 	if _, err := os.Stat(python); err != nil {
-		missingTool(t, "%s not found: apt-get install python3 python3-paho-mqtt", python)
+		testutil.MissingTool(t, "%s not found: apt-get install python3 python3-paho-mqtt", python)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, python, "-c", "import paho.mqtt.client").CombinedOutput(); err != nil {
-		missingTool(t, "Paho for Python is missing (%v: %s): apt-get install python3-paho-mqtt", err, bytes.TrimSpace(out))
+		testutil.MissingTool(t, "Paho for Python is missing (%v: %s): apt-get install python3-paho-mqtt", err, bytes.TrimSpace(out))
 	}
 	f := newFakeTarget(t)
 	dev := f.NewDevice(t)
@@ -162,7 +128,7 @@ func TestInteropPahoPython(t *testing.T) {
 	out := startLines(t, cmd)
 	if hasC2D {
 		if _, ok := out.await("READY"); ok {
-			if err := c2d.SendC2D(ctx, dev.DeviceID, conformance.C2DMessage{MessageID: "c2d-py", Payload: []byte("hello python")}); err != nil {
+			if err := c2d.SendC2D(ctx, dev.DeviceID, iothub.C2DMessage{MessageID: "c2d-py", Payload: []byte("hello python")}); err != nil {
 				t.Errorf("SendC2D: %v", err)
 			}
 		}
@@ -197,17 +163,12 @@ func TestInteropPahoPython(t *testing.T) {
 // buildSastool builds cmd/sastool into a temporary directory.
 func buildSastool(t *testing.T) string {
 	t.Helper()
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		if goTool, err = exec.LookPath("go"); err != nil {
-			t.Skip("no go command to build cmd/sastool with")
-		}
-	}
+	goTool := testutil.GoTool(t)
 	bin := filepath.Join(t.TempDir(), "sastool")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, goTool, "build", "-o", bin, "github.com/hubkit/hubkit/cmd/sastool").CombinedOutput(); err != nil {
-		missingTool(t, "cmd/sastool does not build yet: %v\n%s", err, out)
+		testutil.MissingTool(t, "cmd/sastool does not build yet: %v\n%s", err, out)
 	}
 	return bin
 }
@@ -295,8 +256,8 @@ func flagValue(args []string, name string) string {
 
 func TestInteropMosquitto(t *testing.T) {
 	t.Parallel()
-	pubTool := lookTool(t, "mosquitto_pub", "mosquitto-clients")
-	subTool := lookTool(t, "mosquitto_sub", "mosquitto-clients")
+	pubTool := testutil.LookTool(t, "mosquitto_pub", "mosquitto-clients")
+	subTool := testutil.LookTool(t, "mosquitto_sub", "mosquitto-clients")
 	sastool := buildSastool(t)
 	f := newFakeTarget(t)
 
@@ -332,7 +293,7 @@ func TestInteropMosquitto(t *testing.T) {
 			t.Fatalf("mosquitto_pub with a wrongly signed token: %v, want exit status 5 (CONNACK 5, not authorised)\n%s", err, out)
 		}
 		r, err := f.Rejection(ctx, dev.DeviceID)
-		if err != nil || r.Reason != string(sas.ReasonSignatureMismatch) {
+		if err != nil || r.Reason != sas.ReasonSignatureMismatch {
 			t.Errorf("fakehub's recorded refusal = %+v, %v; want reason %s", r, err, sas.ReasonSignatureMismatch)
 		}
 	})
@@ -349,7 +310,7 @@ func TestInteropMosquitto(t *testing.T) {
 		cmd := exec.CommandContext(ctx, subTool, append(sub, "-C", "1", "-W", "20")...)
 		out := startLines(t, cmd)
 		waitSubscribed(t, f, dev.DeviceID, flagValue(sub, "-t"))
-		if err := c2d.SendC2D(ctx, dev.DeviceID, conformance.C2DMessage{MessageID: "c2d-mosquitto", Payload: []byte("hello mosquitto")}); err != nil {
+		if err := c2d.SendC2D(ctx, dev.DeviceID, iothub.C2DMessage{MessageID: "c2d-mosquitto", Payload: []byte("hello mosquitto")}); err != nil {
 			t.Fatalf("SendC2D: %v", err)
 		}
 		for range out.ch {

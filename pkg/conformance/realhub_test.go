@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/hubkit/hubkit/pkg/iothub"
 	"log/slog"
 	"net"
 	"os"
@@ -18,8 +19,8 @@ import (
 
 	"github.com/hubkit/hubkit/pkg/conformance"
 	"github.com/hubkit/hubkit/pkg/fakehub"
-	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
 	"github.com/hubkit/hubkit/pkg/sas"
+	"github.com/hubkit/hubkit/pkg/serviceclient"
 )
 
 // Real-hub configuration: either a JSON file named by HUBKIT_CONFORMANCE_CONFIG,
@@ -66,6 +67,21 @@ type realHubConfig struct {
 		DeviceConnect   *conformance.Policy `json:"deviceConnect"`
 		NoDeviceConnect *conformance.Policy `json:"noDeviceConnect"`
 	} `json:"policies"`
+	// DPS, when set, runs the dps/ cases against a Device Provisioning Service linked to the
+	// hub: {"idScope":"0ne…","service":"HostName={dps}.azure-devices-provisioning.net;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=…"}
+	// (each case creates its enrollment there and deletes it afterwards). globalEndpoint
+	// (default global.azure-devices-provisioning.net), addr and httpsAddr (default its ports
+	// 8883 and 443) and serviceUrl (default https://{HostName}) are optional.
+	DPS *realDPSConfig `json:"dps"`
+}
+
+type realDPSConfig struct {
+	IDScope        string `json:"idScope"`
+	Service        string `json:"service"`
+	ServiceURL     string `json:"serviceUrl"`
+	GlobalEndpoint string `json:"globalEndpoint"`
+	Addr           string `json:"addr"`
+	HTTPSAddr      string `json:"httpsAddr"`
 }
 
 func loadRealHubConfig() (realHubConfig, bool, error) {
@@ -103,6 +119,8 @@ type realHub struct {
 	policies map[bool]*conformance.Policy
 	keep     bool // KeepDevices
 
+	dps *realDPS // nil: the dps/ cases skip
+
 	mu      sync.Mutex
 	devices []conformance.DeviceIdentity
 	used    int
@@ -139,23 +157,24 @@ func (h *realHubService) NewDevice(t testing.TB) conformance.DeviceIdentity {
 }
 
 func (h *realHubService) NewDeviceWithID(t testing.TB, id string) conformance.DeviceIdentity {
-	return h.create(t, serviceclient.Device{DeviceID: id})
+	return h.create(t, iothub.Device{DeviceID: id})
 }
 
 func (h *realHubService) NewDisabledDevice(t testing.TB) conformance.DeviceIdentity {
-	return h.create(t, serviceclient.Device{DeviceID: "hubkit-conf-" + randomHex(6), Status: serviceclient.StatusDisabled})
+	return h.create(t, iothub.Device{DeviceID: "hubkit-conf-" + randomHex(6), Status: iothub.StatusDisabled})
 }
 
 func (h *realHubService) NewModule(t testing.TB) (conformance.DeviceIdentity, conformance.DeviceIdentity) {
 	dev := h.NewDevice(t)
-	return dev, h.create(t, serviceclient.Device{DeviceID: dev.DeviceID, ModuleID: "conformance"})
+	return dev, h.create(t, iothub.Device{DeviceID: dev.DeviceID, ModuleID: "conformance"})
 }
 
-func (h *realHubService) create(t testing.TB, d serviceclient.Device) conformance.DeviceIdentity {
+func (h *realHubService) create(t testing.TB, d iothub.Device) conformance.DeviceIdentity {
 	t.Helper()
 	// Keys are made here: a real hub accepts given keys, and whether it
 	// generates missing ones from empty strings is not something to rely on.
-	for _, k := range []*string{&d.PrimaryKey, &d.SecondaryKey} {
+	d.Authentication.Type = iothub.AuthSAS
+	for _, k := range []*string{&d.Authentication.SymmetricKey.PrimaryKey, &d.Authentication.SymmetricKey.SecondaryKey} {
 		key, err := sas.NewKey(rand.Reader)
 		if err != nil {
 			t.Fatal(err)
@@ -177,7 +196,7 @@ func (h *realHubService) create(t testing.TB, d serviceclient.Device) conformanc
 			}
 		})
 	}
-	return conformance.DeviceIdentity{DeviceID: got.DeviceID, ModuleID: got.ModuleID, PrimaryKey: got.PrimaryKey, SecondaryKey: got.SecondaryKey}
+	return conformance.DeviceIdentity{DeviceID: got.DeviceID, ModuleID: got.ModuleID, PrimaryKey: got.Authentication.SymmetricKey.PrimaryKey, SecondaryKey: got.Authentication.SymmetricKey.SecondaryKey}
 }
 
 func newRealHub(c realHubConfig) (conformance.Target, error) {
@@ -227,6 +246,13 @@ func newRealHub(c realHubConfig) (conformance.Target, error) {
 		h.ep.Addr = net.JoinHostPort(h.ep.HostName, "8883")
 	}
 	h.ep.TLS = &tls.Config{ServerName: h.ep.HostName, MinVersion: tls.VersionTLS12, RootCAs: roots}
+	if c.DPS != nil {
+		d, err := newRealDPS(*c.DPS, roots)
+		if err != nil {
+			return nil, err
+		}
+		h.dps = d
+	}
 	switch {
 	case svc == nil:
 		return h, nil
@@ -270,8 +296,12 @@ func TestConformanceRealHub(t *testing.T) {
 // hub uses, checked offline.
 func TestRealHubTargetOnFakehub(t *testing.T) {
 	t.Parallel()
-	f := startFakeTarget(t, fakehub.Options{HostName: fakeHostName, ServiceAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	f := startFakeTarget(t, fakehub.Options{HostName: fakeHostName, ServiceAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
+		DPS: &fakehub.DPSOptions{RetryAfter: time.Second}})
+	d := f.hub.DPS()
 	target, err := newRealHub(realHubConfig{
+		DPS: &realDPSConfig{IDScope: d.IDScope(), Service: d.ServiceConnectionString(), ServiceURL: "https://" + d.HTTPAddr(),
+			GlobalEndpoint: fakeHostName, Addr: d.Addr(), HTTPSAddr: d.HTTPAddr()},
 		Service:       f.hub.ServiceConnectionString(),
 		ServiceURL:    "https://" + f.hub.ServiceAddr(),
 		Addr:          f.hub.Addr(),

@@ -150,21 +150,3 @@ func (e *env) now() time.Time {
 func (e *env) waitCtx(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(e.ctx, d)
 }
-
-// eventually polls cond every 20 ms until it holds or d passes; it is the
-// suite's one way to wait for a state (never a bare sleep).
-func (e *env) eventually(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) || e.ctx.Err() != nil {
-			return false
-		}
-		select {
-		case <-e.ctx.Done():
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}

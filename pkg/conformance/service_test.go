@@ -2,13 +2,12 @@ package conformance_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"github.com/hubkit/hubkit/pkg/iothub"
 	"sync"
 	"time"
 
-	"github.com/hubkit/hubkit/pkg/conformance"
-	"github.com/hubkit/hubkit/pkg/fakehub/serviceclient"
+	"github.com/hubkit/hubkit/pkg/serviceclient"
 )
 
 // serviceCaps implements the service-side capabilities over IoT Hub's REST
@@ -18,16 +17,13 @@ type serviceCaps struct {
 }
 
 func (s serviceCaps) InvokeMethod(ctx context.Context, deviceID, name string, payload []byte, timeout time.Duration) (int, []byte, error) {
-	res, err := s.svc.InvokeMethod(ctx, deviceID, serviceclient.MethodCall{Name: name, Payload: json.RawMessage(payload), ResponseTimeout: timeout})
-	if err != nil {
-		return 0, nil, serviceError(err)
-	}
-	return res.Status, res.Payload, nil
+	res, err := s.svc.InvokeMethod(ctx, deviceID, iothub.NewMethodRequest(name, payload, timeout, 0))
+	return res.Status, res.Payload, err
 }
 
 func (s serviceCaps) UpdateDesired(ctx context.Context, deviceID string, patch []byte) error {
-	_, err := s.svc.UpdateTwin(ctx, deviceID, serviceclient.TwinPatch{Desired: patch})
-	return serviceError(err)
+	_, err := s.svc.UpdateTwin(ctx, deviceID, iothub.TwinUpdate{Desired: patch})
+	return err
 }
 
 // c2dCaps adds cloud-to-device sends, which only fakehub's service API
@@ -36,9 +32,9 @@ type c2dCaps struct {
 	svc *serviceclient.Client
 }
 
-func (s c2dCaps) SendC2D(ctx context.Context, deviceID string, m conformance.C2DMessage) error {
-	_, err := s.svc.SendC2D(ctx, deviceID, serviceclient.Message{MessageID: m.MessageID, Body: m.Payload, Properties: m.Properties})
-	return serviceError(err)
+func (s c2dCaps) SendC2D(ctx context.Context, deviceID string, m iothub.C2DMessage) error {
+	_, err := s.svc.SendC2D(ctx, deviceID, m)
+	return err
 }
 
 // hubkitReaders reads captured telemetry and refusals through fakehub's
@@ -49,13 +45,14 @@ type hubkitReaders struct {
 	read map[string]int // messages already returned, per device
 }
 
-func (h *hubkitReaders) NextTelemetry(ctx context.Context, deviceID string) (conformance.Telemetry, error) {
+func (h *hubkitReaders) NextTelemetry(ctx context.Context, deviceID string) (iothub.Event, error) {
 	h.mu.Lock()
 	skip := h.read[deviceID]
 	h.mu.Unlock()
-	var got *serviceclient.Event
+	var got *iothub.Event
 	n := 0
-	err := h.svc.Events(ctx, serviceclient.EventQuery{DeviceID: deviceID, Follow: true, Count: skip + 1}, func(ev serviceclient.Event) error {
+	err := h.svc.Events(ctx, serviceclient.EventQuery{DeviceID: deviceID, Follow: true, Count: skip + 1,
+		Since: time.Unix(0, 0)}, func(ev iothub.Event) error {
 		if n++; n > skip {
 			got = &ev
 			return serviceclient.ErrStop
@@ -66,39 +63,29 @@ func (h *hubkitReaders) NextTelemetry(ctx context.Context, deviceID string) (con
 		if err == nil {
 			err = errors.New("telemetry stream ended")
 		}
-		return conformance.Telemetry{}, err
+		return iothub.Event{}, err
 	}
 	h.mu.Lock()
 	h.read[deviceID] = skip + 1
 	h.mu.Unlock()
-	return conformance.Telemetry{DeviceID: got.DeviceID, ModuleID: got.ModuleID, Payload: got.Body,
-		SystemProperties: got.SystemProperties, Properties: got.Properties, Annotations: got.Annotations}, nil
+	return *got, nil
 }
 
-func (h *hubkitReaders) Rejection(ctx context.Context, clientID string) (conformance.Rejection, error) {
+func (h *hubkitReaders) Rejection(ctx context.Context, clientID string) (iothub.Rejection, error) {
 	for {
 		rs, err := h.svc.Rejections(ctx)
 		if err != nil {
-			return conformance.Rejection{}, err
+			return iothub.Rejection{}, err
 		}
 		for _, r := range rs {
 			if r.ClientID == clientID {
-				return conformance.Rejection{Reason: r.Reason, Detail: r.Detail}, nil
+				return r, nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return conformance.Rejection{}, ctx.Err()
+			return iothub.Rejection{}, ctx.Err()
 		case <-time.After(50 * time.Millisecond): // polling the hub's record
 		}
 	}
-}
-
-// serviceError maps a serviceclient error answer to a conformance.ServiceError.
-func serviceError(err error) error {
-	var se *serviceclient.Error
-	if errors.As(err, &se) {
-		return &conformance.ServiceError{StatusCode: se.StatusCode, Code: se.Code, Message: se.Message}
-	}
-	return err
 }

@@ -3,7 +3,7 @@ package conformance
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
+	"github.com/hubkit/hubkit/pkg/iothub"
 	"testing"
 	"time"
 )
@@ -48,45 +48,27 @@ type Target interface {
 // Optional capabilities, found by type assertion on the Target. A case that
 // needs a capability the target lacks is skipped, never passed.
 
-// CloudToDevice sends cloud-to-device messages (the service side of C2D).
-// When the device queue is full, SendC2D returns a *ServiceError with
-// StatusCode 403 (IoT Hub's 403004 DeviceMaximumQueueDepthExceeded).
+// CloudToDevice sends cloud-to-device messages (the service side of C2D):
+// cases always set MessageID, Payload and perhaps application Properties.
+// When the device queue is full, SendC2D returns an *iothub.Error of code
+// 403004 (DeviceMaximumQueueDepthExceeded, HTTP 403).
 type CloudToDevice interface {
-	SendC2D(ctx context.Context, deviceID string, m C2DMessage) error
-}
-
-// C2DMessage is a cloud-to-device message.
-type C2DMessage struct {
-	MessageID  string // $.mid; cases always set it
-	Payload    []byte
-	Properties map[string]string // application properties
+	SendC2D(ctx context.Context, deviceID string, m iothub.C2DMessage) error
 }
 
 // TelemetryReader reads the telemetry the hub received, as its service side
 // (Event Hubs endpoint) would see it. NextTelemetry returns the messages of
 // deviceID in arrival order, starting with the first the device ever sent,
-// waiting until ctx ends for the next one.
+// waiting until ctx ends for the next one. The cases read DeviceID, ModuleID,
+// Payload, SystemProperties (keyed "$.mid", "$.ct", ...), Properties
+// (application properties, including the hub-added mqtt-retain and
+// iothub-MessageType) and Annotations (iothub-connection-device-id, ...).
 type TelemetryReader interface {
-	NextTelemetry(ctx context.Context, deviceID string) (Telemetry, error)
+	NextTelemetry(ctx context.Context, deviceID string) (iothub.Event, error)
 }
 
-// Telemetry is one device-to-cloud message as the service side sees it.
-type Telemetry struct {
-	DeviceID, ModuleID string
-	Payload            []byte
-	// SystemProperties are keyed like the MQTT wire form after decoding:
-	// "$.mid", "$.ct", "$.ce", ...
-	SystemProperties map[string]string
-	// Properties are the application properties, including hub-added ones
-	// (mqtt-retain, iothub-MessageType).
-	Properties map[string]string
-	// Annotations are what the hub stamps: iothub-connection-device-id,
-	// iothub-connection-auth-method, iothub-enqueuedtime, ...
-	Annotations map[string]string
-}
-
-// MethodInvoker invokes direct methods. A hub error answer (404 device not
-// online, 504 timeout) is returned as a *ServiceError.
+// MethodInvoker invokes direct methods. A hub error answer (404103 device
+// not online, 504101 timeout) is returned as an *iothub.Error.
 type MethodInvoker interface {
 	InvokeMethod(ctx context.Context, deviceID, name string, payload []byte, timeout time.Duration) (status int, response []byte, err error)
 }
@@ -133,13 +115,7 @@ type Policy struct {
 // are pkg/sas codes ("expired", "signature-mismatch", ...). With it, a case
 // checks that CONNACK 5 was sent for the right reason, not just sent.
 type RejectionReader interface {
-	Rejection(ctx context.Context, clientID string) (Rejection, error)
-}
-
-// Rejection is a refusal the hub recorded.
-type Rejection struct {
-	Reason string
-	Detail string
+	Rejection(ctx context.Context, clientID string) (iothub.Rejection, error)
 }
 
 // TokenExpiryEnforcer is implemented by targets that say how soon after a
@@ -166,18 +142,3 @@ const (
 	FeatureMethods   = "methods"   // direct methods
 	FeatureKeepAlive = "keepalive" // closing silent connections after 1.5 × keep-alive
 )
-
-// ServiceError is returned by capability implementations when the hub's
-// service side answers with an error status.
-type ServiceError struct {
-	StatusCode int    // HTTP status, e.g. 404
-	Code       string // IoT Hub error code name, e.g. "DeviceNotOnline"
-	Message    string
-}
-
-func (e *ServiceError) Error() string {
-	if e.Code != "" {
-		return fmt.Sprintf("hub answered %d %s: %s", e.StatusCode, e.Code, e.Message)
-	}
-	return fmt.Sprintf("hub answered %d: %s", e.StatusCode, e.Message)
-}

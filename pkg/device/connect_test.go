@@ -11,6 +11,7 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
@@ -77,6 +78,8 @@ func TestConnectParameters(t *testing.T) {
 			p.now = func() time.Time { return fixed }
 			cfg := p.config()
 			cfg.Now = func() time.Time { return fixed }
+			var presented []string
+			cfg.OnToken = func(tok string) { presented = append(presented, tok) }
 			if tt.edit != nil {
 				tt.edit(&cfg)
 			}
@@ -94,6 +97,9 @@ func TestConnectParameters(t *testing.T) {
 			}
 			if r.VerifyErr != nil {
 				t.Errorf("token does not verify for %s: %v", tt.wantResource, r.VerifyErr)
+			}
+			if len(presented) != 1 || presented[0] != r.Password {
+				t.Errorf("OnToken saw %d tokens, want the one password the hub read", len(presented))
 			}
 			tok, err := sas.Parse(r.Password)
 			if err != nil {
@@ -133,23 +139,13 @@ func TestConnectRefused(t *testing.T) {
 	}
 }
 
-// steppingClock returns a clock that advances by step on every call.
-func steppingClock(start time.Time, step time.Duration) func() time.Time {
-	var mu sync.Mutex
-	now := start
-	return func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		now = now.Add(step)
-		return now
-	}
-}
-
 func TestFreshTokenOnReconnect(t *testing.T) {
 	p := newPeer(t)
 	p.now = func() time.Time { return time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) }
 	cfg := p.config()
-	cfg.Now = steppingClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), 10*time.Minute)
+	clock := testutil.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	clock.SetStep(10 * time.Minute) // every token is minted 10 minutes after the last
+	cfg.Now = clock.Now
 	var mu sync.Mutex
 	var changes []string
 	cfg.OnConnectionChange = func(up bool, err error) {
@@ -159,7 +155,7 @@ func TestFreshTokenOnReconnect(t *testing.T) {
 	}
 	connect(t, cfg)
 	p.kick()
-	eventually(t, "a second CONNECT", func() bool { return len(p.connectRecords()) >= 2 })
+	testutil.Eventually(t, "a second CONNECT", func() bool { return len(p.connectRecords()) >= 2 })
 	recs := p.connectRecords()
 	first, _ := sas.Parse(recs[0].Password)
 	second, _ := sas.Parse(recs[1].Password)
@@ -169,7 +165,7 @@ func TestFreshTokenOnReconnect(t *testing.T) {
 	if recs[1].VerifyErr != nil {
 		t.Errorf("second token does not verify: %v", recs[1].VerifyErr)
 	}
-	eventually(t, "connected, lost, connected", func() bool {
+	testutil.Eventually(t, "connected, lost, connected", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(changes) >= 3
@@ -186,11 +182,13 @@ func TestRenewalReconnectsGracefully(t *testing.T) {
 	p := newPeer(t)
 	cfg := p.config()
 	cfg.RenewAfter = 150 * time.Millisecond
-	cfg.Now = steppingClock(time.Now(), time.Minute)
+	clock := testutil.NewClock(time.Now())
+	clock.SetStep(time.Minute)
+	cfg.Now = clock.Now
 	cfg.Will = &Event{Payload: []byte("gone"), Properties: nil}
 	c := connect(t, cfg)
-	eventually(t, "a renewal CONNECT", func() bool { return len(p.connectRecords()) >= 2 })
-	eventually(t, "connected again", c.IsConnected)
+	testutil.Eventually(t, "a renewal CONNECT", func() bool { return len(p.connectRecords()) >= 2 })
+	testutil.Eventually(t, "connected again", c.IsConnected)
 	recs := p.connectRecords()
 	if recs[0].Password == recs[1].Password {
 		t.Error("renewal presented the same token")

@@ -84,7 +84,7 @@ func TestFakehubRefusesWrongKey(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rej, err := hub.WaitRejection(ctx, func(fakehub.Rejection) bool { return true })
+	rej, err := hub.WaitRejection(ctx, func(iothub.Rejection) bool { return true })
 	if err != nil || rej.Reason != sas.ReasonSignatureMismatch {
 		t.Errorf("hub rejection = %+v, %v; want %s", rej, err, sas.ReasonSignatureMismatch)
 	}
@@ -150,7 +150,7 @@ func TestFakehubC2DCompletedAfterHandler(t *testing.T) {
 	if err := c.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	id, err := hub.SendC2D(ctx, "dev1", fakehub.C2DMessage{
+	id, err := hub.SendC2D(ctx, "dev1", iothub.C2DMessage{
 		MessageID: "c2d-1", Payload: []byte("hello"), Ack: "full",
 		Properties: iothub.Properties{{Key: "color", Value: "red"}},
 	})
@@ -161,11 +161,11 @@ func TestFakehubC2DCompletedAfterHandler(t *testing.T) {
 	if m.MessageID != "c2d-1" || string(m.Payload) != "hello" || m.Application["color"] != "red" || m.Ack != "full" {
 		t.Errorf("device got %+v", m)
 	}
-	if rec, _ := hub.C2DState(id); rec.State != fakehub.C2DDelivered {
+	if rec, _ := hub.C2DState(id); rec.State != iothub.C2DDelivered {
 		t.Errorf("state while the handler runs = %s, want delivered", rec.State)
 	}
 	close(release)
-	if _, err := hub.WaitC2DState(ctx, id, func(s fakehub.C2DState) bool { return s == fakehub.C2DCompleted }); err != nil {
+	if _, err := hub.WaitC2DState(ctx, id, func(s iothub.C2DState) bool { return s == iothub.C2DCompleted }); err != nil {
 		t.Fatalf("C2D not completed after the handler returned: %v", err)
 	}
 }
@@ -183,7 +183,7 @@ func TestFakehubC2DQueuedWhileOffline(t *testing.T) {
 	if err := first.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	id, err := hub.SendC2D(ctx, "dev1", fakehub.C2DMessage{Payload: []byte("while you were away")})
+	id, err := hub.SendC2D(ctx, "dev1", iothub.C2DMessage{Payload: []byte("while you were away")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestFakehubC2DQueuedWhileOffline(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("queued C2D not delivered after reconnecting")
 	}
-	if _, err := hub.WaitC2DState(ctx, id, func(s fakehub.C2DState) bool { return s == fakehub.C2DCompleted }); err != nil {
+	if _, err := hub.WaitC2DState(ctx, id, func(s iothub.C2DState) bool { return s == iothub.C2DCompleted }); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -268,5 +268,59 @@ func TestFakehubMethods(t *testing.T) {
 	res, err = hub.InvokeMethod(ctx, "dev1", "nope", nil, 5*time.Second)
 	if err != nil || res.Status != 404 {
 		t.Errorf("InvokeMethod(nope) = %+v, %v; want status 404", res, err)
+	}
+}
+
+// Two clients with the same device ID: the hub closes the older connection each time the other
+// connects (docs/iothub-behavior.md §1.19). Each client must say so and wait before it
+// reconnects, so they do not take over from each other in a tight loop.
+func TestFakehubReplacedBacksOff(t *testing.T) {
+	hub, cs := hubDevice(t, fakehub.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	causes := make(chan error, 16)
+	onChange := device.WithOnConnectionChange(func(up bool, err error) {
+		if !up && err != nil {
+			select {
+			case causes <- err:
+			default:
+			}
+		}
+	})
+	a, b := hubClient(t, hub, cs, onChange), hubClient(t, hub, cs, onChange)
+	if err := a.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-causes:
+		if !errors.Is(err, device.ErrReplaced) || !strings.Contains(err.Error(), "replaced by another connection with the same identity") {
+			t.Errorf("cause of the first loss = %v, want ErrReplaced", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("no client lost its connection")
+	}
+	// Three takeovers: between two of them the client replaced last waited at least 1 s.
+	n := 0
+	if _, err := hub.WaitRejection(ctx, func(r iothub.Rejection) bool {
+		if r.Reason == fakehub.ReasonReplaced {
+			n++
+		}
+		return n == 3
+	}); err != nil {
+		t.Fatalf("waiting for 3 takeovers: %v", err)
+	}
+	var times []time.Time
+	for _, r := range hub.Rejections() {
+		if r.Reason == fakehub.ReasonReplaced {
+			times = append(times, r.Time)
+		}
+	}
+	for i := 1; i < len(times) && i < 3; i++ {
+		if gap := times[i].Sub(times[i-1]); gap < 900*time.Millisecond {
+			t.Errorf("takeover %d came %v after takeover %d, want at least 1 s (a reconnect loop); takeovers at %v", i+1, gap, i, times)
+		}
 	}
 }

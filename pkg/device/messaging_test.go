@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	mqtt "github.com/mochi-mqtt/server/v2"
 
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
@@ -142,7 +144,7 @@ func TestC2DAckedAfterHandler(t *testing.T) {
 		t.Fatal("PUBACK sent while the handler was still running")
 	}
 	close(release)
-	eventually(t, "the PUBACK after the handler returned", func() bool { return p.hasPuback(id) })
+	testutil.Eventually(t, "the PUBACK after the handler returned", func() bool { return p.hasPuback(id) })
 	want := C2DMessage{
 		Topic: topic, Payload: []byte("hello"), MessageID: "mid-1", To: "/devices/dev1/messages/devicebound",
 		Ack: "full", Application: map[string]string{"color": "red blue"},
@@ -152,7 +154,54 @@ func TestC2DAckedAfterHandler(t *testing.T) {
 	}
 }
 
-var cmpIgnoreProps = cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Properties" }, cmp.Ignore())
+// A handler that completes its message and then lets its program Close (as devicesim listen
+// --count does) must see the PUBACK go out, though it returns only after Close began.
+func TestC2DCompleteBeforeClose(t *testing.T) {
+	p := newPeer(t)
+	completed := make(chan error, 1)
+	c := connect(t, p.config(), func(c *Client) {
+		c.OnC2D(func(ctx context.Context, m C2DMessage) {
+			err := m.Complete(ctx)
+			if err == nil {
+				err = m.Complete(ctx) // a second call sends nothing more
+			}
+			completed <- err
+			<-ctx.Done() // returns after Close began: without Complete, no PUBACK
+		})
+	})
+	id := p.write(iothub.C2DTopic(c.Identity(), nil), 1, []byte("last one"))
+	select {
+	case err := <-completed:
+		if err != nil {
+			t.Fatalf("Complete = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the C2D handler was not called")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	testutil.Eventually(t, "the PUBACK of the completed message", func() bool { return p.hasPuback(id) })
+	n := 0
+	for _, e := range p.readOrder() {
+		if e == "puback" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("PUBACKs = %d, want 1 (read order %q)", n, p.readOrder())
+	}
+	if err := (C2DMessage{MessageID: "m"}).Complete(ctx); err == nil {
+		t.Error("Complete on a message the client did not deliver = nil, want an error")
+	}
+}
+
+var cmpIgnoreProps = cmp.Options{
+	cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Properties" }, cmp.Ignore()),
+	cmpopts.IgnoreUnexported(C2DMessage{}),
+}
 
 func TestC2DBeforeSubscribeOnPersistentReconnect(t *testing.T) {
 	p := newPeer(t)
@@ -178,7 +227,7 @@ func TestC2DBeforeSubscribeOnPersistentReconnect(t *testing.T) {
 		t.Fatal("the C2D message delivered before SUBSCRIBE was not handled")
 	}
 	id := <-ids
-	eventually(t, "the PUBACK", func() bool { return p.hasPuback(id) })
+	testutil.Eventually(t, "the PUBACK", func() bool { return p.hasPuback(id) })
 	order := p.readOrder()
 	if i := slices.Index(order, "subscribe"); i >= 0 && i < slices.Index(order, "puback") {
 		t.Logf("read order %v: the SUBSCRIBE came before the PUBACK (fine, but the message was sent before it)", order)
@@ -290,7 +339,7 @@ func TestDesiredOrdering(t *testing.T) {
 	for _, v := range []int64{4, 6, 7, 7, 8} {
 		p.write(iothub.TwinDesiredPatchTopic(v), 0, fmt.Appendf(nil, `{"a":%d,"$version":%d}`, v, v))
 	}
-	eventually(t, "desired v8", func() bool { return slices.Contains(rec.got(), 8) })
+	testutil.Eventually(t, "desired v8", func() bool { return slices.Contains(rec.got(), 8) })
 	if got, want := rec.got(), []int64{6, 7, 8}; !slices.Equal(got, want) {
 		t.Errorf("desired handler saw versions %v, want %v (stale and duplicate versions dropped)", got, want)
 	}
@@ -299,7 +348,7 @@ func TestDesiredOrdering(t *testing.T) {
 	// when they moved while it was away.
 	p.setDesired(9, map[string]any{"a": 9})
 	p.kick()
-	eventually(t, "desired v9 after the reconnect", func() bool { return slices.Contains(rec.got(), 9) })
+	testutil.Eventually(t, "desired v9 after the reconnect", func() bool { return slices.Contains(rec.got(), 9) })
 	rec.mu.Lock()
 	last := rec.bodies[len(rec.bodies)-1]
 	rec.mu.Unlock()
@@ -376,7 +425,7 @@ func waitMethodResponse(t *testing.T, p *peer, rid string) (int, string) {
 	t.Helper()
 	var status int
 	var body string
-	eventually(t, "the method response for rid "+rid, func() bool {
+	testutil.Eventually(t, "the method response for rid "+rid, func() bool {
 		for _, pk := range p.publishes() {
 			if s, r, err := iothub.ParseMethodResponseTopic(pk.TopicName); err == nil && r == rid {
 				status, body = s, string(pk.Payload)
@@ -415,13 +464,9 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	if err := c.SendEvent(context.Background(), Event{}); !errors.Is(err, ErrClosed) {
 		t.Errorf("SendEvent after Close = %v, want ErrClosed", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines after Close, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testutil.Poll(testutil.DefaultTimeout, func() bool { return runtime.NumGoroutine() <= before }) {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines after Close, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
 	}
 }
 
@@ -429,7 +474,7 @@ func TestHandlerRegisteredAfterConnect(t *testing.T) {
 	p := newPeer(t)
 	c := connect(t, p.config())
 	c.OnMethod("late", func(context.Context, []byte) (int, any, error) { return 201, nil, nil })
-	eventually(t, "the methods subscription", func() bool {
+	testutil.Eventually(t, "the methods subscription", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		for _, fs := range p.subscribes {

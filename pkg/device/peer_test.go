@@ -17,12 +17,13 @@ import (
 
 	"github.com/hubkit/hubkit/internal/brokertest"
 	"github.com/hubkit/hubkit/internal/certs"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
 // The scripted peer: a mochi broker on 127.0.0.1:0 (internal/brokertest: allowing everything,
-// TLS with a throwaway CA) with one hook that plays the IoT Hub side the way iothub-mqtt.md §4
+// TLS with a throwaway CA) with one hook that plays the IoT Hub side the way docs/iothub-behavior.md §4
 // describes it: twin GET/PATCH answers, desired notifications, method requests and C2D written
 // straight to the device's connection.
 
@@ -111,7 +112,7 @@ func (p *peer) config() Config {
 func (p *peer) current() *mqtt.Client {
 	p.t.Helper()
 	var cl *mqtt.Client
-	eventually(p.t, "the device session", func() bool {
+	testutil.Eventually(p.t, "the device session", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		cl = p.cl
@@ -344,16 +345,4 @@ func (w tWriter) Write(b []byte) (int, error) {
 	w.t.Helper()
 	w.t.Log(string(bytes.TrimRight(b, "\n")))
 	return len(b), nil
-}
-
-// eventually polls cond until it holds or 5 s pass.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

@@ -142,6 +142,7 @@ func (c *Client) roundTrip(ctx context.Context, sess *session, topic func(rid st
 		delete(c.pending, rid)
 		c.mu.Unlock()
 	}()
+	c.log.Debug("PUBLISH", "topic", topic(rid), "qos", 0, "bytes", len(body))
 	if err := c.await(ctx, sess, sess.pc.Publish(topic(rid), 0, false, body), "publishing"); err != nil {
 		if errors.Is(err, errSessionLost) {
 			return twinResult{}, ErrConnectionLost
@@ -207,7 +208,7 @@ func versionOf(doc []byte) int64 {
 }
 
 // resyncTwin GETs the twin on connection. Notifications arriving meanwhile are held, then
-// delivered only if newer than the GET (iothub-mqtt.md §4.3).
+// delivered only if newer than the GET (docs/iothub-behavior.md §4.3).
 func (c *Client) resyncTwin(ctx context.Context, sess *session, deliver bool) error {
 	c.mu.Lock()
 	c.twin.resyncing = true

@@ -59,7 +59,7 @@ func TestPublishRules(t *testing.T) {
 			if tt.reason != "" {
 				expectClosedSilently(t, c)
 				r := waitRejection(t, h, mark, tt.reason)
-				if r.Identity != tt.id || r.Detail == "" {
+				if r.Identity() != tt.id || r.Detail == "" {
 					t.Errorf("rejection %+v", r)
 				}
 				return

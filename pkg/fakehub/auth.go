@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -16,9 +14,10 @@ import (
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
-// authHook authenticates CONNECTs the way IoT Hub does and owns the
-// connection lifecycle: one connection per identity, token expiry,
-// keep-alive cap, and the reasons for every refusal.
+// authHook checks CONNECTs the way IoT Hub does: the packet header, the
+// client ID and user name grammar, and the credentials (SAS tokens of
+// identities and policies), with the reason for every refusal. What happens
+// to an accepted connection afterwards is lifecycleHook's (lifecycle.go).
 type authHook struct {
 	mqtt.HookBase
 	s *Server
@@ -28,29 +27,7 @@ func (h *authHook) ID() string { return "fakehub-auth" }
 
 // Provides is asked for every hook event of every packet: a switch, not a search.
 func (h *authHook) Provides(b byte) bool {
-	switch b {
-	case mqtt.OnPacketRead, mqtt.OnConnect, mqtt.OnConnectAuthenticate,
-		mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
-		mqtt.OnPacketEncode:
-		return true
-	}
-	return false
-}
-
-// OnPacketEncode marks the session live when its CONNACK is about to be
-// written: mochi has inherited any stored session by then, and a device
-// that sees the CONNACK must find the hub treating it as connected.
-func (h *authHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	if pk.FixedHeader.Type != packets.Connack {
-		return pk // every packet written comes here: the others skip the deferred recover
-	}
-	defer h.s.recoverHook("OnPacketEncode", cl, nil)
-	if pk.ReasonCode == packets.CodeSuccess.Code {
-		if ss := h.s.sessions.get(cl); ss != nil {
-			ss.acked.Store(true)
-		}
-	}
-	return pk
+	return b == mqtt.OnPacketRead || b == mqtt.OnConnect || b == mqtt.OnConnectAuthenticate
 }
 
 // errRefused ends attachClient after our own CONNACK (mochi sends none).
@@ -59,31 +36,22 @@ var errRefused = errors.New("fakehub: connection refused")
 // OnPacketRead checks the CONNECT header before mochi validates it: mochi
 // would answer a wrong name or level with codes that 3.1.1 does not define.
 func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (_ packets.Packet, err error) {
-	if t := pk.FixedHeader.Type; t != packets.Connect && t != packets.Disconnect {
+	if pk.FixedHeader.Type != packets.Connect {
 		return pk, nil // every packet read comes here: the others skip the deferred recover
 	}
 	defer h.s.recoverHook("OnPacketRead", cl, &err)
-	if pk.FixedHeader.Type == packets.Disconnect {
-		if ss := h.s.sessions.get(cl); ss != nil {
-			ss.sentDisconn.Store(true)
-		}
-		return pk, nil
-	}
-	if pk.FixedHeader.Type != packets.Connect {
-		return pk, nil
-	}
 	s := h.s
 	if g, ok := cl.Net.Conn.(*guardConn); ok {
 		g.connected.Store(true)
 	}
-	rj := Rejection{RemoteAddr: cl.Net.Remote, ClientID: pk.Connect.ClientIdentifier, UserName: string(pk.Connect.Username)}
+	rj := iothub.Rejection{RemoteAddr: cl.Net.Remote, ClientID: pk.Connect.ClientIdentifier, UserName: string(pk.Connect.Username)}
 	if ss := s.sessions.get(cl); ss != nil {
-		rj.Identity, rj.Reason, rj.Detail = ss.id, ReasonDuplicateConnect, "a second CONNECT on an established connection"
+		rj.DeviceID, rj.ModuleID, rj.Reason, rj.Detail = ss.id.DeviceID, ss.id.ModuleID, ReasonDuplicateConnect, "a second CONNECT on an established connection"
 		s.reject(rj)
 		return pk, packets.ErrRejectPacket
 	}
 	if id, err := iothub.ParseClientID(rj.ClientID); err == nil {
-		rj.Identity = id
+		rj.DeviceID, rj.ModuleID = id.DeviceID, id.ModuleID
 	}
 	switch {
 	case pk.Connect.ProtocolName == nil || string(pk.Connect.ProtocolName) != "MQTT":
@@ -145,7 +113,17 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 		_ = s.mochi.SendConnack(cl, code, false, nil)
 		return errRefused
 	}
-	ss.idle = h.capKeepAlive(cl, pk.Connect.Keepalive)
+	if rj, code := s.connectGate(ss); rj != nil {
+		s.reject(*rj)
+		_ = s.mochi.SendConnack(cl, connackCode(code), false, nil)
+		return errRefused
+	}
+	for _, w := range ss.warnings {
+		rj := ss.rejection(w.Reason, w.Detail)
+		rj.Warning = true
+		s.reject(rj)
+	}
+	ss.idle = h.s.capKeepAlive(cl, pk.Connect.Keepalive)
 	if bytes.Equal(cl.Properties.Will.Payload, emptyWill) {
 		cl.Properties.Will.Payload = []byte{}
 	}
@@ -172,46 +150,13 @@ func connackCode(c byte) packets.Code {
 	}
 }
 
-// capKeepAlive sets the keep-alive time-out: 1.5 × keep-alive, exactly
-// (guardConn replaces mochi's deadline, which rounds down to whole seconds),
-// at most the cap; keep-alive 0 gets the cap unless
-// Quirks.KeepAliveZeroNoTimeout. It returns the time-out (0: none).
-// cl.State.Keepalive is capped too, so mochi's own deadline stays non-zero
-// and bounded.
-func (h *authHook) capKeepAlive(cl *mqtt.Client, ka uint16) time.Duration {
-	q := h.s.opts.Quirks
-	capD := max(q.keepAliveCap(), time.Second)
-	if ka == 0 && q.KeepAliveZeroNoTimeout {
-		return 0
-	}
-	idle := capD
-	if ka != 0 {
-		idle = min(time.Duration(ka)*time.Second*3/2, capD)
-	}
-	if g, ok := cl.Net.Conn.(*guardConn); ok {
-		g.idle.Store(int64(idle))
-	}
-	capSec := int(capD / time.Second)
-	if ka != 0 && int(ka)+int(ka)/2 <= capSec {
-		return idle
-	}
-	// Largest k with k + k/2 <= cap (1767 s -> 1178).
-	k := capSec * 2 / 3
-	for (k+1)+(k+1)/2 <= capSec {
-		k++
-	}
-	k = max(min(k, 65535), 1)
-	cl.State.Keepalive = uint16(k)
-	return idle
-}
-
 // authenticate returns the pending session, or the refusal.
-func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *Rejection) {
+func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *iothub.Rejection) {
 	s := h.s
 	now := s.opts.Now()
 	user := string(pk.Connect.Username)
-	rj := &Rejection{RemoteAddr: cl.Net.Remote, ClientID: cl.ID, UserName: user}
-	fail := func(reason sas.Reason, detail string, hints ...string) (*session, *Rejection) {
+	rj := &iothub.Rejection{RemoteAddr: cl.Net.Remote, ClientID: cl.ID, UserName: user}
+	fail := func(reason sas.Reason, detail string, hints ...string) (*session, *iothub.Rejection) {
 		rj.Reason, rj.Detail, rj.Hints = reason, detail, hints
 		return nil, rj
 	}
@@ -222,7 +167,7 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 	if err != nil {
 		return fail(sas.ReasonClientIDMismatch, fmt.Sprintf("client ID %q is not a device ID or deviceId/moduleId: %v", cl.ID, err))
 	}
-	rj.Identity = id
+	rj.DeviceID, rj.ModuleID = id.DeviceID, id.ModuleID
 	if !pk.Connect.UsernameFlag || user == "" {
 		return fail(sas.ReasonUserNameMalformed, "no user name; want "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion)
 	}
@@ -230,9 +175,22 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		return fail(sas.ReasonUserNameMalformed, "the user name is a SAS token: user name and password look swapped",
 			"the user name is "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion+"; the token goes in the password")
 	}
+	if dps, err := iothub.ParseDPSUserName(user); err == nil {
+		where := "this fakehub runs no DPS (fakehub --dps ADDR, Options.DPS, runs one)"
+		if s.dps != nil {
+			where = "this fakehub's DPS listens on " + s.dps.Addr()
+		}
+		return fail(ReasonDPSConnect, fmt.Sprintf("a Device Provisioning Service CONNECT (ID scope %s, registration %s) at an IoT hub: this endpoint is the hub; %s", dps.IDScope, dps.RegistrationID, where),
+			"DPS (global.azure-devices-provisioning.net) assigns the device to a hub; point the provisioning client at the DPS, or skip provisioning and connect to the hub itself: client ID "+id.ClientID()+", user name "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion,
+			"a group enrollment's device key is sastool derive --group-key KEY --registration-id "+dps.RegistrationID)
+	}
 	un, err := iothub.ParseUserName(user)
 	if err != nil {
 		return fail(sas.ReasonUserNameMalformed, err.Error(), "want "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion)
+	}
+	if s.opts.Quirks.RequireAPIVersion && un.APIVersion == "" {
+		return fail(sas.ReasonUserNameMalformed, "the user name has no api-version (IoT Edge hub's rule, Quirks.RequireAPIVersion)",
+			"want "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion)
 	}
 	if !s.isOurHost(un.Host) {
 		return fail(sas.ReasonHostMismatch, fmt.Sprintf("user name names host %q but this hub is %q", un.Host, s.opts.HostName))
@@ -247,13 +205,17 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 	if err != nil {
 		return fail(sas.ReasonMalformed, err.Error())
 	}
-	plain, err := tok.PlainResource()
+	res, err := sas.ParseResource(tok.Resource)
 	if err != nil {
 		return fail(sas.ReasonMalformed, err.Error())
 	}
-	srHost, _, _ := strings.Cut(plain, "/")
+	plain, srHost := res.Plain, res.Authority()
 	if !s.isOurHost(srHost) {
 		return fail(sas.ReasonHostMismatch, fmt.Sprintf("token is for host %q but this hub is %q", srHost, s.opts.HostName))
+	}
+	if s.opts.Quirks.CaseSensitiveHostInSR && !s.isOurHostExactly(srHost) {
+		return fail(sas.ReasonHostMismatch, fmt.Sprintf("token is for host %q but this hub is %q: IoT Edge hub compares host names exactly (Quirks.CaseSensitiveHostInSR)", srHost, s.opts.HostName),
+			"write the host name in sr exactly as the hub's: "+s.opts.HostName)
 	}
 	cred, ok := s.opts.Registry.lookup(id)
 	if !ok {
@@ -286,14 +248,14 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 			return fail(sas.ReasonUnknownPolicy, fmt.Sprintf("token names policy %q (skn), which this hub does not have", tok.KeyName))
 		}
 		// A policy token may cover the hub or a prefix of the resource.
-		err = h.verify(tok, pol.Keys, now, append(opts, sas.WithAudience(audience)), id, plain)
-		if err == nil && pol.Rights&DeviceConnect == 0 {
-			return fail(sas.ReasonPolicyPermission, fmt.Sprintf("policy %q has %s but not DeviceConnect", pol.Name, rightsOrNone(pol.Rights)),
+		err = h.verify(tok, iothub.SymmetricKey{PrimaryKey: pol.PrimaryKey, SecondaryKey: pol.SecondaryKey}, now, append(opts, sas.WithAudience(audience)), id, plain)
+		if err == nil && pol.Rights&iothub.DeviceConnect == 0 {
+			return fail(sas.ReasonPolicyPermission, fmt.Sprintf("policy %q has %s but not DeviceConnect", pol.KeyName, rightsOrNone(pol.Rights)),
 				"use a policy with DeviceConnect (device or iothubowner), or the device's own key")
 		}
 		scope = "hub"
 	} else {
-		// A device or module key signs for exactly its own resource.
+		// A device or module key signs for its own resource or a prefix of it.
 		idOpts := append(opts, h.identityAudience(audience))
 		err = verify(tok, cred.keys, now, append(idOpts, sas.WithoutDiagnosis()))
 		if err != nil && id.IsModule() && s.opts.Quirks.AllowDeviceKeyForModule {
@@ -323,24 +285,28 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		}
 		cl.Properties.Will.Retain = false
 	}
-	return &session{
+	ss := &session{
 		srv: s, cl: cl, id: id, userName: un, rawUserName: user, remote: cl.Net.Remote,
 		authScope: scope, authMethod: authMethodJSON(scope), generation: cred.generationID, expiry: tok.ExpiresAt(), connectedAt: now,
-		done: make(chan struct{}),
-	}, nil
+		done: make(chan struct{}), token: tok,
+	}
+	if s.opts.Quirks.WarnDocumentedMistakes {
+		ss.warnings = lint(un, tok, res)
+	}
+	return ss, nil
 }
 
 // identityAudience is the audience rule for a token signed with an
-// identity's own key: exactly its resource, or (Quirks.AllowBroadDeviceKeyScope)
-// any prefix of it.
+// identity's own key: IoT Hub's prefix rule (sr={host} covers the device),
+// or exactly its resource with Quirks.ExactDeviceKeyScope (IoT Edge hub).
 func (h *authHook) identityAudience(res string) sas.VerifyOption {
-	if h.s.opts.Quirks.AllowBroadDeviceKeyScope {
-		return sas.WithAudience(res)
+	if h.s.opts.Quirks.ExactDeviceKeyScope {
+		return sas.WithExactAudience(res)
 	}
-	return sas.WithExactAudience(res)
+	return sas.WithAudience(res)
 }
 
-func rightsOrNone(r Rights) string {
+func rightsOrNone(r iothub.Rights) string {
 	if r == 0 {
 		return "no rights"
 	}
@@ -350,7 +316,7 @@ func rightsOrNone(r Rights) string {
 // verify checks tok against k without the differential diagnosis; only a
 // signature mismatch pays for the suspect keys (a registry walk) and a
 // second check that explains it.
-func (h *authHook) verify(tok sas.Token, k Keys, now time.Time, opts []sas.VerifyOption, id iothub.Identity, plainSR string) error {
+func (h *authHook) verify(tok sas.Token, k iothub.SymmetricKey, now time.Time, opts []sas.VerifyOption, id iothub.Identity, plainSR string) error {
 	opts = opts[:len(opts):len(opts)]
 	err := verify(tok, k, now, append(opts, sas.WithoutDiagnosis()))
 	if !errors.Is(err, sas.ErrSignature) {
@@ -360,12 +326,12 @@ func (h *authHook) verify(tok sas.Token, k Keys, now time.Time, opts []sas.Verif
 }
 
 // verify checks tok against a key pair.
-func verify(tok sas.Token, k Keys, now time.Time, opts []sas.VerifyOption) error {
-	primary, err := sas.DecodeKey(k.Primary)
+func verify(tok sas.Token, k iothub.SymmetricKey, now time.Time, opts []sas.VerifyOption) error {
+	primary, err := sas.DecodeKey(k.PrimaryKey)
 	if err != nil {
 		return sas.Reject(sas.ReasonSignatureMismatch, "the identity has no usable symmetric key")
 	}
-	if sec, err := sas.DecodeKey(k.Secondary); err == nil {
+	if sec, err := sas.DecodeKey(k.SecondaryKey); err == nil {
 		opts = append(opts, sas.WithSecondaryKey(sec))
 	}
 	return tok.Verify(primary, now, opts...)
@@ -375,126 +341,6 @@ func verify(tok sas.Token, k Keys, now time.Time, opts []sas.VerifyOption) error
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 	defer h.s.recoverHook("OnConnectAuthenticate", cl, nil)
 	return h.s.sessions.get(cl) != nil
-}
-
-// testHookEstablish, when set, runs in OnSessionEstablish before the session
-// enters the table (where registry changes find it); testHookInTable just
-// after, before mochi inherits a stored session and sends the CONNACK.
-var testHookEstablish, testHookInTable func(*session)
-
-// OnSessionEstablish runs before mochi's own takeover, which would send the
-// MQTT 5 DISCONNECT e0 00 to a 3.1.1 client: the older connection of the
-// identity is closed here first, silently, so mochi's write fails.
-func (h *authHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
-	defer h.s.recoverHook("OnSessionEstablish", cl, nil)
-	s := h.s
-	ss := s.sessions.get(cl)
-	if ss == nil {
-		return
-	}
-	if testHookEstablish != nil {
-		testHookEstablish(ss)
-	}
-	old := s.sessions.establish(ss)
-	if testHookInTable != nil {
-		testHookInTable(ss)
-	}
-	if old == nil {
-		return
-	}
-	// An old connection that has already ended (the device sent DISCONNECT,
-	// or the connection is closed) was not replaced: it is only waited for
-	// below, so its session is stored before the CONNACK's session-present
-	// is decided. sentDisconn is set before mochi closes the socket, hence
-	// before a device that saw the close can CONNECT again.
-	if !old.sentDisconn.Load() && !old.cl.Closed() {
-		s.hubClose(old, ReasonReplaced, fmt.Sprintf("a newer connection for %s from %s replaced this one", ss.id, ss.remote))
-	}
-	if !old.established.Load() {
-		// Its CONNACK failed: mochi gave up on it before OnSessionEstablished
-		// and will not call OnDisconnect.
-		s.sessions.remove(old.cl)
-		return
-	}
-	// Wait for the old connection to finish, so mochi's bookkeeping for it
-	// (which deletes by client ID) cannot remove the new one.
-	select {
-	case <-old.done:
-	case <-time.After(2 * time.Second):
-	}
-	if old.cl.Properties.Clean {
-		for i := 0; i < 500; i++ {
-			if cur, ok := s.mochi.Clients.Get(cl.ID); !ok || cur != old.cl {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-}
-
-// OnSessionEstablished starts the token timer and tells the cloud side.
-func (h *authHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
-	defer h.s.recoverHook("OnSessionEstablished", cl, nil)
-	s := h.s
-	ss := s.sessions.get(cl)
-	if ss == nil {
-		return
-	}
-	ss.established.Store(true)
-	// A removal or disabling between authenticate and now found no session
-	// to drop: check again, now that registryChanged can see this one.
-	switch cred, ok := s.opts.Registry.lookup(ss.id); {
-	case !ok || cred.generationID != ss.generation:
-		s.hubClose(ss, sas.ReasonUnknownIdentity, ss.id.String()+" was removed from the registry while connecting")
-		return
-	case !cred.enabled:
-		s.hubClose(ss, sas.ReasonDisabled, "device "+ss.id.DeviceID+" was disabled while connecting")
-		return
-	}
-	ss.armExpiry()
-	s.log.Info("connected", append(idAttrs(ss.id), "remoteAddr", ss.remote,
-		"auth", ss.authScope, "tokenExpiry", ss.expiry.UTC().Format(time.RFC3339))...)
-	s.cloud.established(ss)
-}
-
-// OnDisconnect clears the session and records keep-alive time-outs.
-func (h *authHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
-	defer h.s.recoverHook("OnDisconnect", nil, nil) // the connection is already gone
-	s := h.s
-	ss := s.sessions.remove(cl)
-	if ss == nil {
-		return
-	}
-	ss.stopExpiry()
-	var ne net.Error
-	if ss.closeReason.Load() == nil && err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())) {
-		r := ReasonKeepAlive
-		if ss.closeReason.CompareAndSwap(nil, &r) {
-			s.reject(ss.rejection(ReasonKeepAlive, fmt.Sprintf("nothing received for %s (1.5 × keep-alive, capped)", ss.idle)))
-		}
-	}
-	if ss.closeReason.Load() == nil && errors.Is(err, packets.ErrPacketTooLarge) {
-		r := ReasonMessageTooLarge
-		if ss.closeReason.CompareAndSwap(nil, &r) {
-			s.reject(ss.rejection(r, fmt.Sprintf("a packet over %d bytes", s.mochi.Options.Capabilities.MaximumPacketSize)))
-		}
-	}
-	replaced := false
-	if r := ss.closeReason.Load(); r != nil && *r == ReasonReplaced {
-		replaced = true
-	}
-	attrs := append(idAttrs(ss.id), "remoteAddr", ss.remote)
-	if r := ss.closeReason.Load(); r != nil {
-		attrs = append(attrs, "reason", string(*r))
-	} else if err != nil {
-		attrs = append(attrs, "error", err.Error())
-	}
-	s.log.Info("disconnected", attrs...)
-	s.cloud.disconnected(ss, replaced)
-	if r := ss.closeReason.Load(); r != nil && *r == sas.ReasonUnknownIdentity {
-		s.forgetSession(cl) // a removed identity keeps no stored session
-	}
-	close(ss.done)
 }
 
 // idAttrs are the log attributes naming an identity.

@@ -6,12 +6,12 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hubkit/hubkit/internal/mqttraw"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
@@ -21,8 +21,8 @@ func TestConnectAccepted(t *testing.T) {
 	h := startHub(t, fakehub.Options{})
 	pol, _ := h.Registry().Policy("device")
 	owner, _ := h.Registry().Policy("iothubowner")
-	polKey, _ := sas.DecodeKey(pol.Keys.Primary)
-	ownerKey, _ := sas.DecodeKey(owner.Keys.Secondary)
+	polKey, _ := sas.DecodeKey(pol.PrimaryKey)
+	ownerKey, _ := sas.DecodeKey(owner.SecondaryKey)
 	hour := time.Now().Add(time.Hour)
 	tests := []struct {
 		name     string
@@ -49,9 +49,9 @@ func TestConnectAccepted(t *testing.T) {
 			if err != nil {
 				t.Fatalf("connect: %v; rejections %+v", err, h.Rejections())
 			}
-			eventually(t, "session", func() bool { return h.Connected(tt.id) })
+			testutil.Eventually(t, "session", func() bool { return h.Connected(tt.id) })
 			r.c.Disconnect(100)
-			eventually(t, "disconnect", func() bool { return !h.Connected(tt.id) })
+			testutil.Eventually(t, "disconnect", func() bool { return !h.Connected(tt.id) })
 		})
 	}
 }
@@ -61,9 +61,9 @@ func TestConnectRefused(t *testing.T) {
 	// policy, mod1, dev10 and dev2, so other-device-key is diagnosed.
 	h := startHub(t, fakehub.Options{})
 	reader, _ := h.Registry().Policy("registryRead")
-	readerKey, _ := sas.DecodeKey(reader.Keys.Primary)
+	readerKey, _ := sas.DecodeKey(reader.PrimaryKey)
 	owner, _ := h.Registry().Policy("iothubowner")
-	ownerKey, _ := sas.DecodeKey(owner.Keys.Primary)
+	ownerKey, _ := sas.DecodeKey(owner.PrimaryKey)
 	hour := time.Now().Add(time.Hour)
 	tests := []struct {
 		name   string
@@ -91,13 +91,8 @@ func TestConnectRefused(t *testing.T) {
 			p.Password = mqttraw.String(token("localhost/devices/dev1", "iothubowner", ownerKey, hour))
 			p.ClientID, p.UserName = "dev10", mqttraw.String(userName("localhost", iothub.Identity{DeviceID: "dev10"}))
 		}, sas.ReasonScopeMismatch, ""},
-		{"device-key-hub-wide", asDev2(token("localhost", "", keyDev2A, hour)), sas.ReasonScopeMismatch, "devices/dev2"},
-		{"device-key-hub-wide-slash", asDev2(token("localhost/", "", keyDev2A, hour)), sas.ReasonScopeMismatch, "devices/dev2"},
-		{"device-key-devices-prefix", asDev2(token("localhost/devices", "", keyDev2A, hour)), sas.ReasonScopeMismatch, "devices/dev2"},
-		{"module-key-device-resource", func(p *mqttraw.ConnectPacket) {
-			p.ClientID, p.UserName = mod1.ClientID(), mqttraw.String(userName("localhost", mod1))
-			p.Password = mqttraw.String(token("localhost/devices/dev1", "", keyModA, hour))
-		}, sas.ReasonScopeMismatch, "modules/mod1"},
+		// A device key's token for the whole hub opens only its own device (the signature).
+		{"device-key-hub-wide-other-device", asDev2(token("localhost", "", keyDev1A, hour)), sas.ReasonSignatureMismatch, ""},
 		{"client-id-other-than-user-name", func(p *mqttraw.ConnectPacket) { p.ClientID = "dev2" }, sas.ReasonUserNameMismatch, ""},
 		{"client-id-invalid", func(p *mqttraw.ConnectPacket) { p.ClientID = "a/b/c" }, sas.ReasonClientIDMismatch, ""},
 		{"client-id-empty", func(p *mqttraw.ConnectPacket) { p.ClientID, p.CleanSession = "", false }, sas.ReasonClientIDMismatch, ""},
@@ -112,7 +107,7 @@ func TestConnectRefused(t *testing.T) {
 		{"module-with-device-key", func(p *mqttraw.ConnectPacket) {
 			p.ClientID, p.UserName = mod1.ClientID(), mqttraw.String(userName("localhost", mod1))
 			p.Password = mqttraw.String(deviceToken("localhost", dev1, keyDev1A))
-		}, sas.ReasonScopeMismatch, "dev1"},
+		}, sas.ReasonSignatureMismatch, ""},
 		{"no-password", func(p *mqttraw.ConnectPacket) { p.Password = nil }, sas.ReasonNoPassword, ""},
 		{"empty-password", func(p *mqttraw.ConnectPacket) { p.Password = mqttraw.String("") }, sas.ReasonNoPassword, ""},
 		{"no-user-name", func(p *mqttraw.ConnectPacket) { p.UserName = nil }, sas.ReasonUserNameMalformed, ""},
@@ -213,7 +208,7 @@ func TestSwappedUserNameAndPasswordLeakNothing(t *testing.T) {
 	if !strings.Contains(r.Detail, "swapped") {
 		t.Errorf("detail %q does not say the fields look swapped", r.Detail)
 	}
-	eventually(t, "WARN line", func() bool { return strings.Contains(lb.String(), "level=WARN") })
+	testutil.Eventually(t, "WARN line", func() bool { return strings.Contains(lb.String(), "level=WARN") })
 	if leak := secretIn(lb.String(), tok); leak != "" {
 		t.Errorf("log leaks the token's %s: %s", leak, lb.String())
 	}
@@ -306,7 +301,7 @@ func TestProtocolChecks(t *testing.T) {
 
 func TestDisabledDeviceRefused(t *testing.T) {
 	h := startHub(t, fakehub.Options{})
-	if err := h.Registry().SetStatus("dev10", fakehub.StatusDisabled); err != nil {
+	if err := h.Registry().SetStatus("dev10", iothub.StatusDisabled); err != nil {
 		t.Fatal(err)
 	}
 	id := iothub.Identity{DeviceID: "dev10"}
@@ -320,7 +315,7 @@ func TestDisabledDeviceRefused(t *testing.T) {
 
 func TestDisabledDeviceCodeQuirk(t *testing.T) {
 	h := startHub(t, fakehub.Options{Quirks: fakehub.Quirks{DisabledDeviceCode: 3}})
-	if err := h.Registry().SetStatus("dev1", fakehub.StatusDisabled); err != nil {
+	if err := h.Registry().SetStatus("dev1", iothub.StatusDisabled); err != nil {
 		t.Fatal(err)
 	}
 	ack, c := rawConnect(t, h, goodConnect(dev1, keyDev1A))
@@ -337,8 +332,8 @@ func TestAuthQuirks(t *testing.T) {
 		p.Password = mqttraw.String(token("localhost/devices/dev1", "", keyDev1A, time.Now().Add(time.Hour)))
 		rawSession(t, h, p)
 	})
-	t.Run("device-key-for-module-needs-exact-device-resource", func(t *testing.T) {
-		h := startHub(t, fakehub.Options{Quirks: fakehub.Quirks{AllowDeviceKeyForModule: true}})
+	t.Run("device-key-for-module-exact-scope-needs-device-resource", func(t *testing.T) {
+		h := startHub(t, fakehub.Options{Quirks: fakehub.Quirks{AllowDeviceKeyForModule: true, ExactDeviceKeyScope: true}})
 		p := goodConnect(mod1, keyModA)
 		p.Password = mqttraw.String(token("localhost/devices", "", keyDev1A, time.Now().Add(time.Hour)))
 		ack, _ := rawConnect(t, h, p)
@@ -347,12 +342,48 @@ func TestAuthQuirks(t *testing.T) {
 		}
 		waitRejection(t, h, 0, sas.ReasonScopeMismatch)
 	})
-	t.Run("broad-device-key-scope", func(t *testing.T) {
-		h := startHub(t, fakehub.Options{Quirks: fakehub.Quirks{AllowBroadDeviceKeyScope: true}})
+	// IoT Hub's prefix rule holds for a device key's token too (amenzhinsky/iothub signs
+	// sr={host}); the key still binds it to its own device.
+	t.Run("hub-scoped-device-key-by-default", func(t *testing.T) {
+		h := startHub(t, fakehub.Options{})
 		for _, sr := range []string{"localhost", "localhost/", "localhost/devices"} {
 			p := goodConnect(dev2, keyDev2A)
 			p.Password = mqttraw.String(token(sr, "", keyDev2A, time.Now().Add(time.Hour)))
 			rawSession(t, h, p)
+		}
+		p := goodConnect(mod1, keyModA)
+		p.Password = mqttraw.String(token("localhost", "", keyModA, time.Now().Add(time.Hour)))
+		rawSession(t, h, p)
+		// dev2's hub-scoped token does not open dev1: the signature is dev2's.
+		p = goodConnect(dev1, keyDev1A)
+		p.Password = mqttraw.String(token("localhost", "", keyDev2A, time.Now().Add(time.Hour)))
+		if ack, _ := rawConnect(t, h, p); ack.ReturnCode != 5 {
+			t.Errorf("dev2's hub-scoped token as dev1: CONNACK %d, want 5", ack.ReturnCode)
+		}
+		waitRejection(t, h, 0, sas.ReasonSignatureMismatch)
+		// A prefix by whole segment only: devices/dev1 does not cover devices/dev10.
+		p = goodConnect(iothub.Identity{DeviceID: "dev10"}, keyDev10)
+		p.Password = mqttraw.String(token("localhost/devices/dev1", "", keyDev10, time.Now().Add(time.Hour)))
+		if ack, _ := rawConnect(t, h, p); ack.ReturnCode != 5 {
+			t.Errorf("sr=devices/dev1 as dev10: CONNACK %d, want 5", ack.ReturnCode)
+		}
+		waitRejection(t, h, 0, sas.ReasonScopeMismatch)
+	})
+	t.Run("exact-device-key-scope", func(t *testing.T) {
+		h := startHub(t, fakehub.Options{Quirks: fakehub.Quirks{ExactDeviceKeyScope: true}})
+		for i, sr := range []string{"localhost", "localhost/", "localhost/devices", "localhost/devices/dev1"} {
+			p := goodConnect(dev2, keyDev2A)
+			key := keyDev2A
+			if sr == "localhost/devices/dev1" { // a module key over its device's resource
+				p, key = goodConnect(mod1, keyModA), keyModA
+			}
+			p.Password = mqttraw.String(token(sr, "", key, time.Now().Add(time.Hour)))
+			if ack, _ := rawConnect(t, h, p); ack.ReturnCode != 5 {
+				t.Errorf("sr=%s with ExactDeviceKeyScope: CONNACK %d, want 5", sr, ack.ReturnCode)
+			}
+			if r := waitRejection(t, h, i, sas.ReasonScopeMismatch); !strings.Contains(r.Detail, "must be scoped exactly") {
+				t.Errorf("rejection detail %q, want the exact-scope rule", r.Detail)
+			}
 		}
 	})
 	t.Run("case-insensitive-ids-in-sr", func(t *testing.T) {
@@ -390,10 +421,10 @@ func TestTakeover(t *testing.T) {
 		rawSession(t, h, goodConnect(dev1, keyDev1B))
 		expectClosedSilently(t, old)
 		r := waitRejection(t, h, 0, fakehub.ReasonReplaced)
-		if r.Identity != dev1 {
-			t.Errorf("identity %v, want dev1", r.Identity)
+		if r.Identity() != dev1 {
+			t.Errorf("identity %v, want dev1", r.Identity())
 		}
-		eventually(t, "dev1 connected", func() bool { return h.Connected(dev1) })
+		testutil.Eventually(t, "dev1 connected", func() bool { return h.Connected(dev1) })
 	})
 	t.Run("persistent-session-takeover", func(t *testing.T) {
 		p := goodConnect(dev2, keyDev2A)
@@ -430,22 +461,9 @@ func TestTakeover(t *testing.T) {
 	})
 }
 
-// fakeClock is an injectable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func TestTokenExpiry(t *testing.T) {
 	t.Run("fake-clock-and-check", func(t *testing.T) {
-		clock := &fakeClock{t: time.Now()}
+		clock := testutil.NewClock(time.Now())
 		h := startHub(t, fakehub.Options{Now: clock.Now})
 		p := goodConnect(dev1, keyDev1A)
 		p.Password = mqttraw.String(token("localhost/devices/dev1", "", keyDev1A, clock.Now().Add(time.Hour)))
@@ -455,24 +473,24 @@ func TestTokenExpiry(t *testing.T) {
 		if !h.Connected(dev1) {
 			t.Fatal("dropped before expiry")
 		}
-		clock.Add(time.Hour + 4*time.Minute) // within the 5 min grace
+		clock.Advance(time.Hour + 4*time.Minute) // within the 5 min grace
 		h.CheckTokens()
 		if !h.Connected(dev1) {
 			t.Fatal("dropped within the grace")
 		}
-		clock.Add(2 * time.Minute)
+		clock.Advance(2 * time.Minute)
 		h.CheckTokens()
 		expectClosedSilently(t, c)
 		r := waitRejection(t, h, 0, sas.ReasonExpired)
-		if r.Identity != dev1 {
-			t.Errorf("identity %v", r.Identity)
+		if r.Identity() != dev1 {
+			t.Errorf("identity %v", r.Identity())
 		}
 		if n := len(h.TelemetrySince(0).All()); n != 0 {
 			t.Errorf("%d telemetry messages (the will?), want none on expiry", n)
 		}
 	})
 	t.Run("timer-waits-for-the-injected-clock", func(t *testing.T) {
-		clock := &fakeClock{t: time.Now().Truncate(time.Second)}
+		clock := testutil.NewClock(time.Now().Truncate(time.Second))
 		start := clock.Now()
 		reads := make(chan struct{}, 1)
 		var watch atomic.Bool
@@ -489,7 +507,7 @@ func TestTokenExpiry(t *testing.T) {
 		p := goodConnect(dev1, keyDev1A)
 		p.Password = mqttraw.String(token("localhost/devices/dev1", "", keyDev1A, start.Add(time.Second)))
 		c := rawSession(t, h, p)
-		eventually(t, "session", func() bool { return h.Connected(dev1) })
+		testutil.Eventually(t, "session", func() bool { return h.Connected(dev1) })
 		watch.Store(true)
 		// The real-time timer fires after 1 s and reads the clock, which has
 		// not moved: the token has not expired by it.
@@ -498,7 +516,7 @@ func TestTokenExpiry(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("the expiry timer never read the clock")
 		}
-		clock.Add(10 * time.Second)
+		clock.Advance(10 * time.Second)
 		expectClosedSilently(t, c)
 		r := waitRejection(t, h, 0, sas.ReasonExpired)
 		if !r.Time.After(start.Add(time.Second)) {
@@ -566,7 +584,7 @@ func TestDisableConnectedDevice(t *testing.T) {
 	d := rawSession(t, h, goodConnect(dev1, keyDev1A))
 	m := rawSession(t, h, goodConnect(mod1, keyModA))
 	other := rawSession(t, h, goodConnect(dev2, keyDev2A))
-	if err := h.Registry().SetStatus("dev1", fakehub.StatusDisabled); err != nil {
+	if err := h.Registry().SetStatus("dev1", iothub.StatusDisabled); err != nil {
 		t.Fatal(err)
 	}
 	expectClosedSilently(t, d)
@@ -582,7 +600,7 @@ func TestDisableConnectedDevice(t *testing.T) {
 	if ack.ReturnCode != 5 {
 		t.Errorf("reconnect of a disabled device: CONNACK %d, want 5", ack.ReturnCode)
 	}
-	if err := h.Registry().RemoveDevice("dev2"); err != nil {
+	if err := h.Registry().Delete(iothub.Identity{DeviceID: "dev2"}, ""); err != nil {
 		t.Fatal(err)
 	}
 	expectClosedSilently(t, other)

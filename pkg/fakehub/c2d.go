@@ -12,112 +12,60 @@ import (
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
-// C2DMessage is a cloud-to-device message as the service sends it. Only
-// Payload is needed; the hub fills the rest as IoT Hub does.
-type C2DMessage struct {
-	MessageID       string // $.mid; a UUID is generated when empty (at most 128 characters)
-	CorrelationID   string // $.cid
-	UserID          string // $.uid
-	To              string // $.to; default "/devices/{id}/messages/deviceBound"
-	ContentType     string // $.ct
-	ContentEncoding string // $.ce
-	// Ack is the feedback asked for (iothub-ack): "none" (default),
-	// "positive", "negative" or "full".
-	Ack string
-	// ExpiryTime is the absolute expiry ($.exp, sent to the device). When
-	// zero, the message expires TTL after it is enqueued, or
-	// Options.C2DDefaultTTL (1 h) when TTL is zero too (then no $.exp is sent).
-	ExpiryTime time.Time
-	TTL        time.Duration
-	// Properties are the application properties, in order (system keys,
-	// "$."-prefixed and iothub-*, are refused).
-	Properties iothub.Properties
-	Payload    []byte
-}
-
-// C2DState is where a C2D message is in its life.
-type C2DState string
-
-// The C2D message states.
-const (
-	C2DQueued    C2DState = "queued"    // waiting for the device or its C2D subscription
-	C2DDelivered C2DState = "delivered" // published at QoS 1, waiting for the device's PUBACK
-	C2DCompleted C2DState = "completed" // PUBACK received (or published at QoS 0)
-	C2DExpired   C2DState = "expired"   // its expiry passed before it was completed
-	C2DRejected  C2DState = "rejected"  // the device was connected without a C2D subscription
-	C2DPurged    C2DState = "purged"    // removed by a purge or by deleting the identity
-)
-
-// Finished reports whether the state is final.
-func (s C2DState) Finished() bool { return s != C2DQueued && s != C2DDelivered }
-
-// C2DRecord is what the hub knows about one C2D message.
-type C2DRecord struct {
-	Identity      iothub.Identity
-	MessageID     string
-	State         C2DState
-	Reason        string // why it was rejected, expired or purged
-	DeliveryCount int    // how many times it was published to the device
-	EnqueuedTime  time.Time
-	DeliveredTime time.Time // the last delivery (zero if never)
-	FinishedTime  time.Time // when it reached a final state (zero if not yet)
-	ExpiryTime    time.Time
-}
-
 // SendC2D enqueues a cloud-to-device message for a device and returns its
 // message ID. A connected device subscribed to its C2D topic gets it at
 // once; otherwise it waits in the device's queue (FIFO, 50 messages, TTL).
-// Errors are *ServiceError: ErrDeviceNotFound, ErrQueueFull (the 51st
-// pending message), ErrMessageTooLarge (over 64 KB), ErrInvalidArgument.
+// Errors are *iothub.Error: iothub.ErrDeviceNotFound, iothub.ErrQueueFull
+// (the 51st pending message), iothub.ErrMessageTooLarge (over 64 KB),
+// iothub.ErrInvalidArgument, iothub.ErrServiceUnavailable (the hub is closing).
 //
 // When the device is connected WITHOUT a C2D subscription the message is
 // accepted and then rejected (state C2DRejected), as IoT Hub does, unless
 // Quirks.KeepC2DWithoutSubscription. Follow a message with C2DState or
 // WaitC2DState.
-func (s *Server) SendC2D(ctx context.Context, deviceID string, m C2DMessage) (string, error) {
+func (s *Server) SendC2D(ctx context.Context, deviceID string, m iothub.C2DMessage) (string, error) {
 	return s.SendC2DTo(ctx, iothub.Identity{DeviceID: deviceID}, m)
 }
 
 // SendC2DTo is SendC2D for any identity: a device, or a module
 // (devices/{d}/modules/{m}/messages/devicebound/...).
-func (s *Server) SendC2DTo(ctx context.Context, id iothub.Identity, m C2DMessage) (string, error) {
+func (s *Server) SendC2DTo(ctx context.Context, id iothub.Identity, m iothub.C2DMessage) (string, error) {
 	if err := ctxErr(ctx); err != nil {
 		return "", err
 	}
 	if s.closing.Load() {
-		return "", ErrClosed
+		return "", &iothub.Error{Code: iothub.CodeServiceUnavailable, Message: "the hub is shutting down", Err: ErrClosed}
 	}
-	if err := s.identityExists(id); err != nil {
+	if err := s.opts.Registry.Exists(id); err != nil {
 		return "", err
 	}
-	return s.svc.sendC2D(id, c2d.Message{
-		ID: m.MessageID, CorrelationID: m.CorrelationID, UserID: m.UserID, To: m.To,
-		ContentType: m.ContentType, ContentEncoding: m.ContentEncoding, Ack: c2d.Ack(m.Ack),
-		ExpiryTime: m.ExpiryTime, TTL: m.TTL, Properties: slices.Clone(m.Properties), Payload: m.Payload,
-	})
+	if err := s.serviceGate(ctx, opC2D, 1, "a cloud-to-device message", len(m.Payload)); err != nil {
+		return "", err
+	}
+	return s.cloud.sendC2D(id, m)
 }
 
-// C2DState returns the record of a message by ID (the latest one sent with
+// C2DState returns the status of a message by ID (the latest one sent with
 // that ID); finished messages are kept for the last 1000.
-func (s *Server) C2DState(msgID string) (C2DRecord, bool) {
-	rec, ok := s.svc.c2d.State(msgID)
+func (s *Server) C2DState(msgID string) (iothub.C2DStatus, bool) {
+	rec, ok := s.cloud.c2d.State(msgID)
 	if !ok {
-		return C2DRecord{}, false
+		return iothub.C2DStatus{}, false
 	}
-	return c2dRecord(rec), true
+	return rec.Status(), true
 }
 
 // WaitC2DState waits until the message reaches a state for which match
 // returns true (nil: any final state) and returns its record, or ctx's
 // error with the last record seen.
-func (s *Server) WaitC2DState(ctx context.Context, msgID string, match func(C2DState) bool) (C2DRecord, error) {
+func (s *Server) WaitC2DState(ctx context.Context, msgID string, match func(iothub.C2DState) bool) (iothub.C2DStatus, error) {
 	if match == nil {
-		match = C2DState.Finished
+		match = iothub.C2DState.Finished
 	}
 	tick := time.NewTicker(20 * time.Millisecond) // expiry is computed when read: poll for it
 	defer tick.Stop()
 	for {
-		ch := s.svc.changes()
+		ch := s.cloud.changes()
 		rec, ok := s.C2DState(msgID)
 		if ok && match(rec.State) {
 			return rec, nil
@@ -136,39 +84,35 @@ func (s *Server) WaitC2DState(ctx context.Context, msgID string, match func(C2DS
 
 // C2DMessages returns the records of the messages sent to id, oldest first
 // (the last 1000 per identity).
-func (s *Server) C2DMessages(id iothub.Identity) []C2DRecord {
-	s.svc.mu.Lock()
-	ids := slices.Clone(s.svc.sent[id])
-	s.svc.mu.Unlock()
-	out := make([]C2DRecord, 0, len(ids))
+func (s *Server) C2DMessages(id iothub.Identity) []iothub.C2DStatus {
+	s.cloud.mu.Lock()
+	ids := slices.Clone(s.cloud.sent[id])
+	s.cloud.mu.Unlock()
+	out := make([]iothub.C2DStatus, 0, len(ids))
 	for _, mid := range ids {
-		if rec, ok := s.svc.c2d.State(mid); ok && rec.Identity == id && !slices.ContainsFunc(out, func(r C2DRecord) bool { return r.MessageID == mid }) {
-			out = append(out, c2dRecord(rec))
+		if rec, ok := s.cloud.c2d.State(mid); ok && rec.Identity == id && !slices.ContainsFunc(out, func(r iothub.C2DStatus) bool { return r.MessageID == mid }) {
+			out = append(out, rec.Status())
 		}
 	}
 	return out
 }
 
+// C2DFeedback returns the delivery feedback records of messages sent with an
+// Ack other than none, oldest first (the last 1000).
+func (s *Server) C2DFeedback() []iothub.C2DFeedback { return s.cloud.c2d.Feedback() }
+
 // PurgeC2D removes the messages waiting for id (not those awaiting a PUBACK)
 // and returns how many there were.
 func (s *Server) PurgeC2D(id iothub.Identity) int {
-	n := s.svc.c2d.Purge(id)
-	s.svc.notify()
+	n := s.cloud.c2d.Purge(id)
+	s.cloud.notify()
 	return n
 }
 
-func c2dRecord(r c2d.Record) C2DRecord {
-	return C2DRecord{
-		Identity: r.Identity, MessageID: r.Message.ID, State: C2DState(r.State), Reason: r.Reason,
-		DeliveryCount: r.Message.DeliveryCount, EnqueuedTime: r.Message.EnqueuedTime,
-		DeliveredTime: r.Delivered, FinishedTime: r.Finished, ExpiryTime: r.Message.ExpiryTime,
-	}
-}
-
-func (c *cloud) sendC2D(id iothub.Identity, m c2d.Message) (string, error) {
+func (c *cloud) sendC2D(id iothub.Identity, m iothub.C2DMessage) (string, error) {
 	msgID, err := c.c2d.Enqueue(id, m)
 	if err != nil {
-		return "", asServiceError(err)
+		return "", err
 	}
 	c.mu.Lock()
 	c.known[id] = true
@@ -183,7 +127,11 @@ func (c *cloud) sendC2D(id iothub.Identity, m c2d.Message) (string, error) {
 			c.flushC2D(ss)
 		} else if !c.s.opts.Quirks.KeepC2DWithoutSubscription {
 			c.c2d.RejectPending(id, "device connected without a subscription to "+iothub.C2DFilter(id))
+			c.s.log.Info("C2D rejected: the device is connected without a subscription to "+iothub.C2DFilter(id),
+				append(idAttrs(id), "messageId", msgID)...)
 		}
+	} else {
+		c.s.log.Info("C2D queued: the device is offline", append(idAttrs(id), "messageId", msgID, "bytes", len(m.Payload))...)
 	}
 	c.notify()
 	return msgID, nil
@@ -234,14 +182,14 @@ func (c *cloud) flushOnce(ss *session) bool {
 				pk.PacketID = d.PacketID
 			}
 			if err := ss.cl.WritePacket(pk); err != nil {
-				c.s.log.Debug("C2D delivery failed; requeued", append(idAttrs(ss.id), "messageId", d.Message.ID, "error", err)...)
+				c.s.log.Debug("C2D delivery failed; requeued", append(idAttrs(ss.id), "messageId", d.Message.MessageID, "error", err)...)
 				c.c2d.RequeueSession(ss.id, ss.tag)
 				return false
 			}
 			if qos == 0 {
-				c.c2d.CompleteMessage(ss.id, d.Message.ID)
+				c.c2d.CompleteMessage(ss.id, d.Message.MessageID)
 			}
-			c.s.log.Debug("C2D delivered", append(idAttrs(ss.id), "messageId", d.Message.ID, "qos", qos, "packetId", pk.PacketID)...)
+			c.s.log.Info("C2D delivered", append(idAttrs(ss.id), "messageId", d.Message.MessageID, "qos", qos, "bytes", len(d.Message.Payload))...)
 		}
 	}
 }

@@ -25,8 +25,6 @@ type cloud struct {
 	known   map[iothub.Identity]bool     // identities with cloud state, for purges
 	sent    map[iothub.Identity][]string // message IDs sent to each identity, oldest first (bounded)
 	changed chan struct{}                // closed and replaced when a C2D state may have changed
-
-	regMu sync.Mutex // serialises the service API's registry writes (etag check, then change)
 }
 
 // maxSentIDs bounds the per-identity list of message IDs behind C2DMessages.
@@ -35,7 +33,8 @@ const maxSentIDs = 1000
 func newCloud(s *Server) (*cloud, error) {
 	c := &cloud{s: s, known: map[iothub.Identity]bool{}, sent: map[iothub.Identity][]string{}, changed: make(chan struct{})}
 	var err error
-	c.c2d, err = c2d.New(c2d.Options{Now: s.opts.Now, DefaultTTL: s.opts.C2DDefaultTTL, Logger: s.log})
+	c.c2d, err = c2d.New(c2d.Options{Now: s.opts.Now, DefaultTTL: s.opts.C2DDefaultTTL, Logger: s.log,
+		GenerationID: func(id iothub.Identity) string { d, _ := s.opts.Registry.Get(id); return d.GenerationID }})
 	if err != nil {
 		return nil, err
 	}
@@ -90,8 +89,20 @@ func (c *cloud) subscribed(ss *session, filters []string, granted []byte) {
 func (c *cloud) devicePublish(ss *session, p iothub.DevicePublish, payload []byte) {
 	switch p.Kind {
 	case iothub.TopicTwinGet:
+		if answer, status := c.s.twinGate(ss, opTwinRead); !answer {
+			return
+		} else if status != 0 {
+			c.twinRespond(ss, iothub.TwinResponseTopic(status, p.RID, 0), nil)
+			return
+		}
 		c.twinGet(ss, p.RID)
 	case iothub.TopicTwinPatchReported:
+		if answer, status := c.s.twinGate(ss, opTwinUpdate); !answer {
+			return
+		} else if status != 0 {
+			c.twinRespond(ss, iothub.TwinResponseTopic(status, p.RID, 0), nil)
+			return
+		}
 		c.twinPatchReported(ss, p.RID, payload)
 	case iothub.TopicMethodResponse:
 		c.methodResponse(ss, p.RID, p.Status, payload)
@@ -99,7 +110,8 @@ func (c *cloud) devicePublish(ss *session, p iothub.DevicePublish, payload []byt
 }
 
 func (c *cloud) puback(ss *session, packetID uint16) {
-	if _, ok := c.c2d.Complete(ss.id, packetID); ok {
+	if m, ok := c.c2d.Complete(ss.id, packetID); ok {
+		c.s.log.Info("C2D completed", append(idAttrs(ss.id), "messageId", m.MessageID)...)
 		c.notify()
 	}
 }

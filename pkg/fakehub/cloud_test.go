@@ -66,9 +66,7 @@ func (r *recorder) wait(t *testing.T, want string) {
 
 func TestCloudSideExtensionPoint(t *testing.T) {
 	rec := &recorder{ch: make(chan struct{}, 1)}
-	newCloudSide = func(*Server) cloudSide { return rec }
-	t.Cleanup(func() { newCloudSide = nil }) // restores the default (the cloud half)
-	s, err := NewServer(Options{InsecureAddr: "127.0.0.1:0"})
+	s, err := NewServer(Options{InsecureAddr: "127.0.0.1:0", cloudEvents: func(*Server) cloudSide { return rec }})
 	if err != nil {
 		t.Fatal(err)
 	}

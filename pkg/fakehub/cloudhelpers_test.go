@@ -7,7 +7,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/hubkit/hubkit/pkg/fakehub"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
@@ -76,11 +76,11 @@ func (d *device) next(t testing.TB) paho.Message {
 func (d *device) disconnect(t testing.TB, h *fakehubtest.Hub) {
 	t.Helper()
 	d.c.Disconnect(0)
-	eventually(t, d.id.String()+" gone", func() bool { return !h.Connected(d.id) })
+	testutil.Eventually(t, d.id.String()+" gone", func() bool { return !h.Connected(d.id) })
 }
 
 // sendC2D sends m to id and fails the test on error.
-func sendC2D(t testing.TB, h *fakehubtest.Hub, id iothub.Identity, m fakehub.C2DMessage) string {
+func sendC2D(t testing.TB, h *fakehubtest.Hub, id iothub.Identity, m iothub.C2DMessage) string {
 	t.Helper()
 	msgID, err := h.SendC2DTo(context.Background(), id, m)
 	if err != nil {
@@ -90,11 +90,11 @@ func sendC2D(t testing.TB, h *fakehubtest.Hub, id iothub.Identity, m fakehub.C2D
 }
 
 // waitState waits until message msgID is in state want.
-func waitState(t testing.TB, h *fakehubtest.Hub, msgID string, want fakehub.C2DState) fakehub.C2DRecord {
+func waitState(t testing.TB, h *fakehubtest.Hub, msgID string, want iothub.C2DState) iothub.C2DStatus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rec, err := h.WaitC2DState(ctx, msgID, func(s fakehub.C2DState) bool { return s == want })
+	rec, err := h.WaitC2DState(ctx, msgID, func(s iothub.C2DState) bool { return s == want })
 	if err != nil {
 		t.Fatalf("state of %s: %v, want %s", msgID, err, want)
 	}

@@ -50,15 +50,18 @@
 //   - The service REST API (ServiceHandler, Options.ServiceAddr) exposes all
 //     of it over HTTPS with IoT Hub's paths and SAS policy tokens.
 //
-// Service errors are *ServiceError values matched with errors.Is against
-// ErrDeviceNotOnline, ErrGatewayTimeout, ErrQueueFull and the other
-// sentinels in serviceerrors.go.
+// The service side speaks pkg/iothub's service vocabulary: records are
+// iothub.Device, iothub.Twin, iothub.MethodResult, iothub.C2DStatus,
+// iothub.Event and iothub.Rejection (the same types the REST API serves and
+// pkg/serviceclient decodes), and errors are *iothub.Error values matched
+// with errors.Is against iothub.ErrDeviceNotOnline, iothub.ErrGatewayTimeout,
+// iothub.ErrQueueFull and the other sentinels.
 //
 // # Extension points
 //
 // The cloud half plugs into the device side through the unexported
-// cloudSide interface (sessions.go); a test may replace it by setting
-// newCloudSide. Each Server calls it with:
+// cloudSide interface (sessions.go); a test in this package may replace it
+// with the unexported Options.cloudEvents. Each Server calls it with:
 // established (after CONNACK and inflight resend: flush queued C2D),
 // subscribed (after the SUBACK is written, with the filters and granted
 // codes), devicePublish (twin GET, reported PATCH, method response, with

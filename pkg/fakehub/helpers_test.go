@@ -45,8 +45,10 @@ func startHub(t testing.TB, opts fakehub.Options) *fakehubtest.Hub {
 	h := fakehubtest.Start(t, opts)
 	reg := h.Registry()
 	mustDo(t, func() error {
-		_, err := reg.AddDevice(fakehub.Device{ID: "dev1", Keys: b64keys(keyDev1A, keyDev1B),
-			Modules: []fakehub.Module{{ID: "mod1", Keys: b64keys(keyModA, keyModB)}}})
+		_, err := reg.Add(iothub.Device{DeviceID: "dev1", Authentication: b64auth(keyDev1A, keyDev1B)})
+		if err == nil {
+			_, err = reg.Add(iothub.Device{DeviceID: "dev1", ModuleID: "mod1", Authentication: b64auth(keyModA, keyModB)})
+		}
 		return err
 	})
 	mustDo(t, func() error { _, err := h.AddDevice("dev2", keyDev2A, keyDev2B); return err })
@@ -61,8 +63,8 @@ func mustDo(t testing.TB, f func() error) {
 	}
 }
 
-func b64keys(a, b []byte) fakehub.Keys {
-	return fakehub.Keys{Primary: base64.StdEncoding.EncodeToString(a), Secondary: base64.StdEncoding.EncodeToString(b)}
+func b64auth(a, b []byte) iothub.Authentication {
+	return iothub.SASAuth(base64.StdEncoding.EncodeToString(a), base64.StdEncoding.EncodeToString(b))
 }
 
 // token signs plainResource (encoded the SDK way) with key.
@@ -148,29 +150,16 @@ func expectClosedSilently(t testing.TB, c *mqttraw.Conn) {
 
 // waitRejection waits for a rejection with that reason among those recorded
 // after the first `since` (len(h.Rejections()) before the action).
-func waitRejection(t testing.TB, h *fakehubtest.Hub, since int, reason sas.Reason) fakehub.Rejection {
+func waitRejection(t testing.TB, h *fakehubtest.Hub, since int, reason sas.Reason) iothub.Rejection {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	seen := 0
-	r, err := h.WaitRejection(ctx, func(r fakehub.Rejection) bool { seen++; return seen > since && r.Reason == reason })
+	r, err := h.WaitRejection(ctx, func(r iothub.Rejection) bool { seen++; return seen > since && r.Reason == reason })
 	if err != nil {
 		t.Fatalf("no rejection %q: %v; have %+v", reason, err, h.Rejections())
 	}
 	return r
-}
-
-// eventually polls cond until it holds or 5 s pass: the one helper for
-// conditions that have no event to wait on.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // pahoClient connects a paho client (MQTT 3.1.1) for id with password.
@@ -222,7 +211,7 @@ func waitLost(t testing.TB, r *pahoResult) {
 	}
 }
 
-func nextMessage(t testing.TB, st *fakehub.Stream) fakehub.Message {
+func nextMessage(t testing.TB, st *fakehub.Stream) iothub.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

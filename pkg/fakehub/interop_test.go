@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
 	"github.com/hubkit/hubkit/pkg/iothub"
@@ -17,19 +18,6 @@ import (
 
 // Interop tests drive fakehub with third-party clients. They skip when the
 // client is missing, unless HUBKIT_REQUIRE_INTEROP=1 (CI), where they fail.
-
-func requireInterop(t *testing.T, what string, ok bool) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("HUBKIT_REQUIRE_INTEROP") == "1" {
-		t.Fatalf("%s is not installed and HUBKIT_REQUIRE_INTEROP=1 (apt-get install mosquitto-clients python3-paho-mqtt)", what)
-	}
-	t.Skipf("%s is not installed (set HUBKIT_REQUIRE_INTEROP=1 to make this a failure)", what)
-}
-
-func lookPath(name string) bool { _, err := exec.LookPath(name); return err == nil }
 
 // runTool runs a client and returns its exit code and combined output.
 func runTool(t *testing.T, name string, args ...string) (int, string) {
@@ -52,7 +40,7 @@ func runTool(t *testing.T, name string, args ...string) (int, string) {
 // waitSubscribed waits until id holds filter, then delivers one C2D message.
 func deliverWhenSubscribed(t *testing.T, h *fakehubtest.Hub, id iothub.Identity, filter string, props iothub.Properties, body string) {
 	t.Helper()
-	eventually(t, id.String()+" subscribed to "+filter, func() bool {
+	testutil.Eventually(t, id.String()+" subscribed to "+filter, func() bool {
 		for _, s := range h.Sessions() {
 			if _, ok := s.Subscriptions[filter]; ok && s.Identity == id {
 				return true
@@ -71,7 +59,8 @@ func mosquittoArgs(h *fakehubtest.Hub, id iothub.Identity, password string) []st
 }
 
 func TestInteropMosquitto(t *testing.T) {
-	requireInterop(t, "mosquitto_pub/mosquitto_sub", lookPath("mosquitto_pub") && lookPath("mosquitto_sub"))
+	testutil.LookTool(t, "mosquitto_pub", "mosquitto-clients")
+	testutil.LookTool(t, "mosquitto_sub", "mosquitto-clients")
 	h := startHub(t, fakehub.Options{})
 	good := deviceToken("localhost", dev1, keyDev1A)
 
@@ -179,7 +168,9 @@ func TestInteropPahoPython(t *testing.T) {
 	if _, err := os.Stat(python); err == nil {
 		haveIt = exec.Command(python, "-c", "import paho.mqtt.client").Run() == nil
 	}
-	requireInterop(t, "python3-paho-mqtt", haveIt)
+	if !haveIt {
+		testutil.MissingTool(t, "Paho for Python is not installed (apt-get install python3-paho-mqtt)")
+	}
 	h := startHub(t, fakehub.Options{})
 	args := func(id iothub.Identity, pw string) []string {
 		return []string{"-c", pahoPython, "localhost", h.Port, h.CAFile, id.ClientID(), userName("localhost", id), pw}

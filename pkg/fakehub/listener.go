@@ -29,6 +29,10 @@ type guardListener struct {
 	tls       *tls.Config
 	timeout   time.Duration
 	onTimeout func(remote string)
+	// onFirstRead sees what the first Read of a connection returned (the
+	// start of the first packet, or the TLS handshake's error), so that
+	// what is not MQTT can be named (firstcontact.go).
+	onFirstRead func(remote string, b []byte, err error)
 	// onAcceptError is told of each temporary Accept error before the wait;
 	// onRefused of each connection closed for want of a descriptor.
 	onAcceptError func(err error, retryIn time.Duration)
@@ -45,8 +49,8 @@ type guardListener struct {
 	closeOnce sync.Once
 }
 
-func newGuardListener(raw net.Listener, cfg *tls.Config, timeout time.Duration, onTimeout func(string)) *guardListener {
-	l := &guardListener{Listener: raw, tls: cfg, timeout: timeout, onTimeout: onTimeout, conns: map[*guardConn]struct{}{},
+func newGuardListener(raw net.Listener, cfg *tls.Config, timeout time.Duration, onTimeout func(string), onFirstRead func(string, []byte, error)) *guardListener {
+	l := &guardListener{Listener: raw, tls: cfg, timeout: timeout, onTimeout: onTimeout, onFirstRead: onFirstRead, conns: map[*guardConn]struct{}{},
 		onAcceptError: func(error, time.Duration) {}, onRefused: func(string) {}, done: make(chan struct{})}
 	l.spare, _ = os.Open(os.DevNull) // nil where there is no null device: back-off only
 	return l
@@ -184,6 +188,7 @@ type guardConn struct {
 	session   atomic.Pointer[session] // the session it authenticated, from OnConnect to OnDisconnect
 	idle      atomic.Int64            // time.Duration; > 0: the keep-alive time-out replacing mochi's deadlines
 	reported  atomic.Bool
+	readOnce  atomic.Bool // the first Read has happened
 	closeOnce sync.Once
 }
 
@@ -191,6 +196,10 @@ func (c *guardConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if err != nil && !c.connected.Load() && errors.Is(err, os.ErrDeadlineExceeded) && c.reported.CompareAndSwap(false, true) {
 		c.l.onTimeout(c.RemoteAddr().String())
+		return n, err
+	}
+	if c.l.onFirstRead != nil && !c.readOnce.Load() && c.readOnce.CompareAndSwap(false, true) {
+		c.l.onFirstRead(c.RemoteAddr().String(), b[:n], err)
 	}
 	return n, err
 }

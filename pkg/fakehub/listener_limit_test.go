@@ -20,6 +20,7 @@ import (
 
 	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/internal/mqttraw"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
@@ -103,26 +104,24 @@ func TestAcceptAtDescriptorLimit(t *testing.T) {
 			c.Close()
 		}
 	}()
+	// A connection left waiting would end in connect's 10 s time-out, not in
+	// a close: the hub's CONNECT time-out is a minute (runLimitedHub).
 	refused := 0
 	for i := 0; i < 2*limit && refused < 3; i++ {
-		start := time.Now()
 		c, err := connect(i)
 		if err == nil {
 			held = append(held, c)
 			continue
 		}
 		if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
-			t.Fatalf("connection %d (after %d held): %v; want the hub to close it (EOF or reset)\nhub log:\n%s", i, len(held), err, logs.String())
-		}
-		if d := time.Since(start); d > 5*time.Second {
-			t.Errorf("connection %d was refused after %v; want at once", i, d)
+			t.Fatalf("connection %d (after %d held): %v; want the hub to close it at once (EOF or reset)\nhub log:\n%s", i, len(held), err, logs.String())
 		}
 		refused++
 	}
 	if refused < 3 || len(held) < limit/2 || len(held) >= limit {
 		t.Fatalf("held %d connections and saw %d refusals under a limit of %d files; want most of the limit held, then refusals", len(held), refused, limit)
 	}
-	eventually(t, "the refusal logged with its reason", func() bool {
+	testutil.Eventually(t, "the refusal logged with its reason", func() bool {
 		return strings.Contains(logs.String(), `"reason":"out-of-file-descriptors"`)
 	})
 
@@ -132,7 +131,7 @@ func TestAcceptAtDescriptorLimit(t *testing.T) {
 	}
 	held = held[:0]
 	var err2 error
-	eventually(t, "a connection accepted once descriptors are free", func() bool {
+	testutil.Eventually(t, "a connection accepted once descriptors are free", func() bool {
 		var c *mqttraw.Conn
 		if c, err2 = connect(0); err2 != nil {
 			return false
@@ -165,7 +164,8 @@ func runLimitedHub(t *testing.T, limit string) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		t.Fatal(err)
 	}
-	h := startHub(t, fakehub.Options{Logger: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	h := startHub(t, fakehub.Options{ConnectTimeout: time.Minute,
+		Logger: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	for i := range 200 {
 		if _, err := h.AddDevice("dev-"+strconv.Itoa(i), keyDev1A); err != nil {
 			t.Fatal(err)

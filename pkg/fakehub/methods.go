@@ -2,27 +2,11 @@ package fakehub
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/hubkit/hubkit/pkg/fakehub/internal/methods"
 	"github.com/hubkit/hubkit/pkg/iothub"
-)
-
-// MethodResult is a device's answer to a direct method: the status it
-// published on $iothub/methods/res/{status}/?$rid= and its payload
-// (JSON; "null" when the device sent an empty body).
-type MethodResult struct {
-	Status  int             `json:"status"`
-	Payload json.RawMessage `json:"payload"`
-}
-
-// Direct-method response timeouts of the service API (the Go API accepts
-// any positive timeout up to MaxMethodTimeout).
-const (
-	DefaultMethodTimeout = 30 * time.Second  // when the caller gives 0
-	MinMethodTimeout     = 5 * time.Second   // the service API's minimum (responseTimeoutInSeconds)
-	MaxMethodTimeout     = 300 * time.Second // the largest accepted
 )
 
 // InvokeMethod calls direct method name on a device with a JSON payload
@@ -32,38 +16,48 @@ const (
 //
 // timeout is the response timeout: 0 means 30 s; unlike the service API
 // (5-300 s), any positive value up to 300 s is accepted so that tests can
-// provoke a 504 quickly. Errors are *ServiceError: ErrDeviceNotOnline (404:
-// not connected, or not subscribed to $iothub/methods/POST/#),
-// ErrDeviceDisconnected (it left before answering), ErrGatewayTimeout (504:
-// no answer in time), ErrInvalidArgument; or ctx's error.
-func (s *Server) InvokeMethod(ctx context.Context, deviceID, name string, payload []byte, timeout time.Duration) (MethodResult, error) {
+// provoke a 504 quickly. Errors are *iothub.Error: iothub.ErrDeviceNotOnline
+// (404: not connected, or not subscribed to $iothub/methods/POST/#),
+// iothub.ErrDeviceDisconnected (it left before answering),
+// iothub.ErrGatewayTimeout (504: no answer in time),
+// iothub.ErrInvalidArgument; or ctx's error.
+func (s *Server) InvokeMethod(ctx context.Context, deviceID, name string, payload []byte, timeout time.Duration) (iothub.MethodResult, error) {
 	return s.InvokeMethodOn(ctx, iothub.Identity{DeviceID: deviceID}, name, payload, timeout)
 }
 
 // InvokeMethodOn is InvokeMethod for any identity, a device or a module.
-func (s *Server) InvokeMethodOn(ctx context.Context, id iothub.Identity, name string, payload []byte, timeout time.Duration) (MethodResult, error) {
-	if err := s.identityExists(id); err != nil {
-		return MethodResult{}, err
+func (s *Server) InvokeMethodOn(ctx context.Context, id iothub.Identity, name string, payload []byte, timeout time.Duration) (iothub.MethodResult, error) {
+	if err := s.opts.Registry.Exists(id); err != nil {
+		return iothub.MethodResult{}, err
 	}
-	res, err := s.svc.methods.Invoke(ctx, id, name, payload, timeout)
-	if err != nil {
-		return MethodResult{}, asServiceError(err)
+	if err := s.serviceGate(ctx, opMethods, chunks(len(payload), MethodMeterSize), "a direct method", len(payload)); err != nil {
+		return iothub.MethodResult{}, err
 	}
-	return MethodResult{Status: res.Status, Payload: res.Payload}, nil
+	return s.cloud.methods.Invoke(ctx, id, name, payload, timeout)
 }
+
+// errNotSubscribed is the cause of a 404103 for a connected identity
+// without a subscription to $iothub/methods/POST/#.
+var errNotSubscribed = errors.New("fakehub: device not subscribed to " + iothub.MethodsFilter)
 
 // sendMethod publishes a method request (QoS 0) to a connected identity
 // subscribed to $iothub/methods/POST/#, else fails (-> 404103).
-func (c *cloud) sendMethod(_ context.Context, req methods.Request) error {
+func (c *cloud) sendMethod(ctx context.Context, req methods.Request) error {
 	ss := c.sessionFor(req.Identity)
 	if ss == nil {
 		return ErrOffline
 	}
+	// Listed (Sessions) but its CONNACK not yet out: the moment is short, and a caller
+	// that saw the session listed expects the device online.
+	ss.waitEstablished(ctx, time.Second)
 	if _, ok := ss.subscribed(iothub.FilterMethods); !ok {
 		return errNotSubscribed
 	}
-	_, err := c.s.deliver(req.Identity, iothub.MethodRequestTopic(req.Name, req.RID), req.Payload, 0)
-	return err
+	if _, err := c.s.deliver(req.Identity, iothub.MethodRequestTopic(req.Name, req.RID), req.Payload, 0); err != nil {
+		return err
+	}
+	c.s.log.Info("method request sent", append(idAttrs(req.Identity), "method", req.Name, "rid", req.RID, "bytes", len(req.Payload))...)
+	return nil
 }
 
 // waitMethodsReady waits up to d (connectTimeoutInSeconds) for id to be
@@ -94,5 +88,7 @@ func (c *cloud) waitMethodsReady(ctx context.Context, id iothub.Identity, d time
 func (c *cloud) methodResponse(ss *session, rid string, status int, payload []byte) {
 	if !c.methods.Respond(ss.id, rid, status, payload) {
 		c.s.log.Info("method response matches no pending call (late, or unknown $rid)", append(idAttrs(ss.id), "rid", rid, "status", status)...)
+		return
 	}
+	c.s.log.Info("method response", append(idAttrs(ss.id), "rid", rid, "status", status, "bytes", len(payload))...)
 }

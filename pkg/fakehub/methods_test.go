@@ -58,37 +58,37 @@ func TestMethodErrors(t *testing.T) {
 	h := startHub(t, fakehub.Options{})
 	check := func(t *testing.T, err error, sentinel error, status int) {
 		t.Helper()
-		var se *fakehub.ServiceError
-		if !errors.Is(err, sentinel) || !errors.As(err, &se) || se.Status != status {
+		var se *iothub.Error
+		if !errors.Is(err, sentinel) || !errors.As(err, &se) || se.Status() != status {
 			t.Errorf("err = %v, want %v (status %d)", err, sentinel, status)
 		}
 	}
 	t.Run("offline-404", func(t *testing.T) {
 		_, err := h.InvokeMethod(context.Background(), "dev2", "m", nil, 0)
-		check(t, err, fakehub.ErrDeviceNotOnline, http.StatusNotFound)
+		check(t, err, iothub.ErrDeviceNotOnline, http.StatusNotFound)
 	})
 	t.Run("not-subscribed-404", func(t *testing.T) {
 		connectDevice(t, h, dev2, keyDev2A, true)
 		_, err := h.InvokeMethod(context.Background(), "dev2", "m", nil, 0)
-		check(t, err, fakehub.ErrDeviceNotOnline, http.StatusNotFound)
+		check(t, err, iothub.ErrDeviceNotOnline, http.StatusNotFound)
 	})
 	t.Run("no-answer-504", func(t *testing.T) {
 		d := connectDevice(t, h, dev1, keyDev1A, true)
 		d.subscribe(t, iothub.MethodsFilter, 0) // receives, never answers
 		_, err := h.InvokeMethod(context.Background(), "dev1", "slow", nil, 100*time.Millisecond)
-		check(t, err, fakehub.ErrGatewayTimeout, http.StatusGatewayTimeout)
+		check(t, err, iothub.ErrGatewayTimeout, http.StatusGatewayTimeout)
 		if m := d.next(t); !strings.HasPrefix(m.Topic(), "$iothub/methods/POST/slow/?$rid=") || m.Qos() != 0 {
 			t.Errorf("request %s QoS %d", m.Topic(), m.Qos())
 		}
 	})
 	t.Run("invalid", func(t *testing.T) {
 		_, err := h.InvokeMethod(context.Background(), "dev1", "m", []byte("{not json"), 0)
-		check(t, err, fakehub.ErrInvalidArgument, http.StatusBadRequest)
+		check(t, err, iothub.ErrInvalidArgument, http.StatusBadRequest)
 		_, err = h.InvokeMethod(context.Background(), "dev1", "m", nil, 301*time.Second)
-		check(t, err, fakehub.ErrInvalidArgument, http.StatusBadRequest)
+		check(t, err, iothub.ErrInvalidArgument, http.StatusBadRequest)
 	})
 	t.Run("unknown-device", func(t *testing.T) {
 		_, err := h.InvokeMethod(context.Background(), "nobody", "m", nil, 0)
-		check(t, err, fakehub.ErrDeviceNotFound, http.StatusNotFound)
+		check(t, err, iothub.ErrDeviceNotFound, http.StatusNotFound)
 	})
 }

@@ -41,10 +41,9 @@ func (l *lockedBuffer) String() string {
 }
 
 func TestPanicInCloudHandlerClosesOnlyItsConnection(t *testing.T) {
-	newCloudSide = func(s *Server) cloudSide { return panicky{s.svc} }
-	t.Cleanup(func() { newCloudSide = nil })
 	logs := &lockedBuffer{}
-	s := startPlain(t, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	s := startPlain(t, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		cloudEvents: func(s *Server) cloudSide { return panicky{s.cloud} }})
 	for _, id := range []string{"good", "boom"} {
 		if _, err := s.AddDevice(id, testKey); err != nil {
 			t.Fatal(err)

@@ -2,6 +2,8 @@ package fakehub
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,147 +12,61 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
-// Status is a device's registry status: enabled devices may connect,
-// disabled ones are refused (and dropped when disabled while connected).
-type Status string
-
-// Device statuses, spelled as IoT Hub's device identity JSON spells them.
-const (
-	StatusEnabled  Status = "enabled"
-	StatusDisabled Status = "disabled"
-)
-
-// Keys is a pair of symmetric keys, base64 as in connection strings.
-type Keys struct {
-	Primary   string `json:"primaryKey"`
-	Secondary string `json:"secondaryKey"`
-}
-
-// Device is a device identity. Values returned by the registry are copies.
-type Device struct {
-	ID           string
-	Status       Status
-	Keys         Keys
-	GenerationID string   // iothub-connection-auth-generation-id; generated when empty
-	Modules      []Module // sorted by ID
-}
-
-// Module is a module identity of a device.
-type Module struct {
-	DeviceID     string
-	ID           string
-	Keys         Keys
-	GenerationID string
-}
-
-// Rights are the permissions of a shared access policy.
-type Rights uint8
-
-// Policy rights, as IoT Hub names them.
-const (
-	RegistryRead Rights = 1 << iota
-	RegistryWrite
-	ServiceConnect
-	DeviceConnect
-)
-
-var rightNames = []struct {
-	r    Rights
-	name string
-}{{RegistryRead, "RegistryRead"}, {RegistryWrite, "RegistryWrite"}, {ServiceConnect, "ServiceConnect"}, {DeviceConnect, "DeviceConnect"}}
-
-// String returns the rights the way `az iot hub policy list` prints them:
-// "RegistryWrite, ServiceConnect, DeviceConnect".
-func (r Rights) String() string {
-	var names []string
-	for _, n := range rightNames {
-		if r&n.r != 0 {
-			names = append(names, n.name)
-		}
-	}
-	return strings.Join(names, ", ")
-}
-
-// ParseRights parses a comma-separated list of right names (case-insensitive).
-func ParseRights(s string) (Rights, error) {
-	var r Rights
-	for f := range strings.SplitSeq(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		i := slices.IndexFunc(rightNames, func(n struct {
-			r    Rights
-			name string
-		}) bool {
-			return strings.EqualFold(n.name, f)
-		})
-		if i < 0 {
-			return 0, fmt.Errorf("unknown right %q (want RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect)", f)
-		}
-		r |= rightNames[i].r
-	}
-	return r, nil
-}
-
-// Policy is a shared access policy of the hub.
-type Policy struct {
-	Name   string
-	Keys   Keys
-	Rights Rights
-}
-
-// BuiltinPolicies are the policies a new IoT hub has (iothub-mqtt.md §2.4).
-var builtinPolicies = []Policy{
-	{Name: "iothubowner", Rights: RegistryRead | RegistryWrite | ServiceConnect | DeviceConnect},
-	{Name: "service", Rights: ServiceConnect},
-	{Name: "device", Rights: DeviceConnect},
-	{Name: "registryRead", Rights: RegistryRead},
-	{Name: "registryReadWrite", Rights: RegistryRead | RegistryWrite},
-}
-
-// Registry errors.
-var (
-	// ErrNotFound means the device, module or policy does not exist.
-	ErrNotFound = errors.New("fakehub: not found")
-	// ErrExists means the device or module already exists.
-	ErrExists = errors.New("fakehub: already exists")
-)
-
-// Registry is the hub's identity registry: devices, their modules, and the
-// shared access policies. It is safe for concurrent use and may change while
-// a Server uses it; disabling or removing a connected identity drops its
-// connection.
+// Registry is the hub's identity registry: devices, their modules, and the shared access
+// policies, as IoT Hub's registry JSON describes them (iothub.Device, iothub.AccessPolicy).
+// It is safe for concurrent use and may change while a Server uses it; disabling or removing
+// a connected identity drops its connection. Values it returns are copies.
+//
+// The registry keeps what IoT Hub's registry keeps: identity, generation ID, etag, status and
+// keys. The live fields of a record (connection state, last activity, C2D queue depth) are
+// the Server's to fill (Server.Device).
+//
+// Errors are *iothub.Error where IoT Hub has a code for them: iothub.ErrDeviceNotFound,
+// iothub.ErrModuleNotFound, iothub.ErrDeviceAlreadyExists, iothub.ErrModuleAlreadyExists,
+// iothub.ErrPreconditionFailed, iothub.ErrInvalidArgument (a bad ID, status or key), and
+// iothub.ErrNotFound for an unknown policy.
 type Registry struct {
 	mu       sync.RWMutex
 	rand     io.Reader
-	devices  map[string]*Device
-	policies map[string]*Policy
+	devices  map[string]*entry
+	policies map[string]*iothub.AccessPolicy
 	watchers []*func(change) // pointers, so that unwatch can find its own
+
+	suspectLists atomic.Int64 // suspect key lists built (for tests: they must stay rare)
+
+	now atomic.Pointer[func() time.Time] // stamps statusUpdatedTime; a Server sets its Options.Now
 }
 
-// change tells a watching Server which identities lost the right to stay
-// connected ("" ModuleID with device=true: the device and all its modules).
+// entry is a device and its modules.
+type entry struct {
+	dev     iothub.Device
+	modules map[string]*iothub.Device
+}
+
+// change tells a watching Server which identities lost the right to stay connected (a
+// device: with all its modules).
 type change struct {
 	id     iothub.Identity
 	reason sas.Reason
 	detail string
 }
 
-// NewRegistry returns a registry with the built-in policies (iothubowner,
-// service, device, registryRead, registryReadWrite) and keys generated from
-// rand (nil: crypto/rand).
+// NewRegistry returns a registry with IoT Hub's built-in policies (iothubowner, service,
+// device, registryRead, registryReadWrite) and keys generated from rand (nil: crypto/rand).
 func NewRegistry(rnd io.Reader) *Registry {
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	r := &Registry{rand: rnd, devices: map[string]*Device{}, policies: map[string]*Policy{}}
-	for _, p := range builtinPolicies {
+	r := &Registry{rand: rnd, devices: map[string]*entry{}, policies: map[string]*iothub.AccessPolicy{}}
+	r.useClock(time.Now)
+	for _, p := range iothub.BuiltinPolicies() {
 		if _, err := r.SetPolicy(p); err != nil {
 			panic(err) // only a failing random source can get here
 		}
@@ -158,8 +74,14 @@ func NewRegistry(rnd io.Reader) *Registry {
 	return r
 }
 
-func (r *Registry) fillKeys(k *Keys) error {
-	for _, s := range []*string{&k.Primary, &k.Secondary} {
+// useClock sets the clock that stamps status changes (a Server passes its Options.Now).
+func (r *Registry) useClock(now func() time.Time) { r.now.Store(&now) }
+
+// fillKeys generates the empty keys and checks the others: standard base64 of 16 to 64
+// bytes, as IoT Hub requires. Errors name the key as prefix+"primaryKey".
+func (r *Registry) fillKeys(prefix string, primary, secondary *string) error {
+	for i, s := range []*string{primary, secondary} {
+		name := prefix + [2]string{"primaryKey", "secondaryKey"}[i]
 		if *s == "" {
 			key, err := sas.NewKey(r.rand)
 			if err != nil {
@@ -169,11 +91,11 @@ func (r *Registry) fillKeys(k *Keys) error {
 			continue
 		}
 		key, err := sas.DecodeKey(*s)
-		if err != nil {
-			return err
+		if err == nil {
+			err = sas.ValidateKeyLength(key)
 		}
-		if err := sas.ValidateKeyLength(key); err != nil {
-			return err // IoT Hub refuses keys under 16 bytes (or over 64)
+		if err != nil {
+			return &iothub.Error{Code: iothub.CodeArgumentInvalid, Message: name + ": " + err.Error(), Err: err}
 		}
 	}
 	return nil
@@ -188,173 +110,262 @@ func (r *Registry) generationID() (string, error) {
 	return strconv.FormatUint(637000000000000000+binary.BigEndian.Uint64(b[:])%999999999999999, 10), nil
 }
 
-// AddDevice adds d (Status "" means enabled; missing keys and generation ID
-// are generated) with its modules and returns the stored copy.
-func (r *Registry) AddDevice(d Device) (Device, error) {
-	if err := iothub.ValidateID(d.ID); err != nil {
-		return Device{}, fmt.Errorf("device %q: %w", d.ID, err)
-	}
-	switch Status(strings.ToLower(string(d.Status))) {
-	case "", StatusEnabled:
-		d.Status = StatusEnabled
-	case StatusDisabled:
-		d.Status = StatusDisabled
-	default:
-		return Device{}, fmt.Errorf("device %q: status %q: want enabled or disabled", d.ID, d.Status)
-	}
-	if err := r.fillKeys(&d.Keys); err != nil {
-		return Device{}, fmt.Errorf("device %q: %w", d.ID, err)
-	}
-	if d.GenerationID == "" {
-		g, err := r.generationID()
-		if err != nil {
-			return Device{}, err
-		}
-		d.GenerationID = g
-	}
-	mods := d.Modules
-	d.Modules = nil
-	seen := map[string]bool{}
-	for _, m := range mods {
-		if seen[m.ID] {
-			return Device{}, fmt.Errorf("device %q: module %q: %w", d.ID, m.ID, ErrExists)
-		}
-		seen[m.ID] = true
-		m.DeviceID = d.ID
-		if err := r.prepareModule(&m); err != nil {
-			return Device{}, err
-		}
-		d.Modules = append(d.Modules, m)
-	}
-	slices.SortFunc(d.Modules, func(a, b Module) int { return strings.Compare(a.ID, b.ID) })
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.devices[d.ID]; ok {
-		return Device{}, fmt.Errorf("device %q: %w", d.ID, ErrExists)
-	}
-	r.devices[d.ID] = &d
-	return d.clone(), nil
+// etagOf derives an identity's etag from what it keeps, so that it changes when they change.
+func etagOf(d *iothub.Device) string {
+	h := sha256.New()
+	a := d.Authentication
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s", d.DeviceID, d.ModuleID, d.GenerationID, d.Status,
+		d.StatusReason, a.SymmetricKey.PrimaryKey, a.SymmetricKey.SecondaryKey)
+	return base64.StdEncoding.EncodeToString(h.Sum(nil)[:9])
 }
 
-func (r *Registry) prepareModule(m *Module) error {
-	if err := iothub.ValidateID(m.ID); err != nil {
-		return fmt.Errorf("module %q of device %q: %w", m.ID, m.DeviceID, err)
+// prepare validates d for storing, generates its missing keys and generation ID, and sets
+// its etag. Only the fields the registry keeps survive.
+func (r *Registry) prepare(d iothub.Device) (iothub.Device, error) {
+	id := d.Identity()
+	if err := iothub.ValidateID(id.DeviceID); err != nil {
+		return iothub.Device{}, &iothub.Error{Code: iothub.CodeArgumentInvalid, Message: fmt.Sprintf("device %q: %v", id.DeviceID, err), Err: err}
 	}
-	if err := r.fillKeys(&m.Keys); err != nil {
-		return fmt.Errorf("module %q of device %q: %w", m.ID, m.DeviceID, err)
-	}
-	if m.GenerationID == "" {
-		g, err := r.generationID()
-		if err != nil {
-			return err
-		}
-		m.GenerationID = g
-	}
-	return nil
-}
-
-// AddModule adds a module to an existing device and returns the stored copy.
-func (r *Registry) AddModule(m Module) (Module, error) {
-	if err := r.prepareModule(&m); err != nil {
-		return Module{}, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	d, ok := r.devices[m.DeviceID]
-	if !ok {
-		return Module{}, fmt.Errorf("device %q: %w", m.DeviceID, ErrNotFound)
-	}
-	if _, ok := d.module(m.ID); ok {
-		return Module{}, fmt.Errorf("module %q of device %q: %w", m.ID, m.DeviceID, ErrExists)
-	}
-	d.Modules = append(d.Modules, m)
-	slices.SortFunc(d.Modules, func(a, b Module) int { return strings.Compare(a.ID, b.ID) })
-	return m, nil
-}
-
-// RemoveDevice deletes a device and its modules, dropping their connections.
-func (r *Registry) RemoveDevice(id string) error {
-	r.mu.Lock()
-	_, ok := r.devices[id]
-	delete(r.devices, id)
-	watchers := slices.Clone(r.watchers)
-	r.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("device %q: %w", id, ErrNotFound)
-	}
-	notify(watchers, change{id: iothub.Identity{DeviceID: id}, reason: sas.ReasonUnknownIdentity, detail: "device " + id + " was removed from the registry"})
-	return nil
-}
-
-// RemoveModule deletes a module, dropping its connection.
-func (r *Registry) RemoveModule(deviceID, moduleID string) error {
-	r.mu.Lock()
-	d, ok := r.devices[deviceID]
-	found := false
-	if ok {
-		if i := slices.IndexFunc(d.Modules, func(m Module) bool { return m.ID == moduleID }); i >= 0 {
-			d.Modules = slices.Delete(d.Modules, i, i+1)
-			found = true
+	if id.IsModule() {
+		if err := iothub.ValidateID(id.ModuleID); err != nil {
+			return iothub.Device{}, &iothub.Error{Code: iothub.CodeArgumentInvalid, Message: fmt.Sprintf("module %q of device %q: %v", id.ModuleID, id.DeviceID, err), Err: err}
 		}
 	}
-	watchers := slices.Clone(r.watchers)
-	r.mu.Unlock()
-	id := iothub.Identity{DeviceID: deviceID, ModuleID: moduleID}
-	if !found {
-		return fmt.Errorf("module %s: %w", id, ErrNotFound)
-	}
-	notify(watchers, change{id: id, reason: sas.ReasonUnknownIdentity, detail: "module " + id.String() + " was removed from the registry"})
-	return nil
-}
-
-// SetStatus enables or disables a device. Disabling a connected device drops
-// its connection and those of its modules (the client sees a plain network
-// loss, iothub-mqtt.md 1.21).
-func (r *Registry) SetStatus(deviceID string, st Status) error {
-	st = Status(strings.ToLower(string(st)))
-	if st != StatusEnabled && st != StatusDisabled {
-		return fmt.Errorf("status %q: want enabled or disabled", st)
-	}
-	r.mu.Lock()
-	d, ok := r.devices[deviceID]
-	if ok {
-		d.Status = st
-	}
-	watchers := slices.Clone(r.watchers)
-	r.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("device %q: %w", deviceID, ErrNotFound)
-	}
-	if st == StatusDisabled {
-		notify(watchers, change{id: iothub.Identity{DeviceID: deviceID}, reason: sas.ReasonDisabled, detail: "device " + deviceID + " was disabled while connected"})
-	}
-	return nil
-}
-
-// SetKeys replaces the keys of a device or module (empty keys are
-// generated), like regenerating keys in the portal. Connections already
-// open stay open until their token expires (IoT Hub's behaviour here is not
-// documented).
-func (r *Registry) SetKeys(id iothub.Identity, k Keys) (Keys, error) {
-	if err := r.fillKeys(&k); err != nil {
-		return Keys{}, fmt.Errorf("%s: %w", id, err)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	d, ok := r.devices[id.DeviceID]
-	if !ok {
-		return Keys{}, fmt.Errorf("device %q: %w", id.DeviceID, ErrNotFound)
-	}
+	out := iothub.Device{DeviceID: d.DeviceID, ModuleID: d.ModuleID, ManagedBy: d.ManagedBy, GenerationID: d.GenerationID,
+		StatusUpdatedTime: d.StatusUpdatedTime}
 	if !id.IsModule() {
-		d.Keys = k
-		return k, nil
+		st, err := iothub.ParseDeviceStatus(string(d.Status))
+		if err != nil {
+			return iothub.Device{}, iothub.Errorf(iothub.CodeArgumentInvalid, "%s: %v", describe(id), err)
+		}
+		out.Status, out.StatusReason = st, d.StatusReason
 	}
-	i := slices.IndexFunc(d.Modules, func(m Module) bool { return m.ID == id.ModuleID })
-	if i < 0 {
-		return Keys{}, fmt.Errorf("module %s: %w", id, ErrNotFound)
+	switch t := d.Authentication.Type; t {
+	case "", iothub.AuthSAS:
+	default:
+		return iothub.Device{}, iothub.Errorf(iothub.CodeArgumentInvalid,
+			"%s: authentication type %q is not supported (fakehub does symmetric keys, type %q)", describe(id), t, iothub.AuthSAS)
 	}
-	d.Modules[i].Keys = k
-	return k, nil
+	if d.Capabilities.IoTEdge {
+		return iothub.Device{}, iothub.Errorf(iothub.CodeArgumentInvalid, "%s: fakehub does not support IoT Edge devices (capabilities.iotEdge)", describe(id))
+	}
+	out.Authentication = iothub.SASAuth(d.Authentication.SymmetricKey.PrimaryKey, d.Authentication.SymmetricKey.SecondaryKey)
+	k := &out.Authentication.SymmetricKey
+	if err := r.fillKeys("authentication.symmetricKey.", &k.PrimaryKey, &k.SecondaryKey); err != nil {
+		return iothub.Device{}, prefixError(describe(id), err)
+	}
+	if out.GenerationID == "" {
+		g, err := r.generationID()
+		if err != nil {
+			return iothub.Device{}, err
+		}
+		out.GenerationID = g
+	}
+	out.ETag = etagOf(&out)
+	return out, nil
+}
+
+// describe names an identity in messages: `device "d"`, `module "d/m"`.
+func describe(id iothub.Identity) string {
+	if id.IsModule() {
+		return fmt.Sprintf("module %q", id.String())
+	}
+	return fmt.Sprintf("device %q", id.DeviceID)
+}
+
+func kindOf(id iothub.Identity) string {
+	if id.IsModule() {
+		return "module"
+	}
+	return "device"
+}
+
+// prefixError adds context to an error's message, keeping an *iothub.Error's code.
+func prefixError(prefix string, err error) error {
+	var e *iothub.Error
+	if errors.As(err, &e) {
+		return &iothub.Error{Code: e.Code, Message: prefix + ": " + e.Message, Err: e.Err}
+	}
+	return fmt.Errorf("%s: %w", prefix, err)
+}
+
+func notFound(id iothub.Identity, what string) error {
+	if id.IsModule() {
+		return iothub.Errorf(iothub.CodeModuleNotFound, "module %q %s", id.String(), what)
+	}
+	return iothub.Errorf(iothub.CodeDeviceNotFound, "device %q %s", id.DeviceID, what)
+}
+
+// Add adds an identity: a device when d.ModuleID is empty (status "" means enabled), else a
+// module of the existing device d.DeviceID. Missing keys and generation ID are generated.
+// It returns the stored record.
+func (r *Registry) Add(d iothub.Device) (iothub.Device, error) {
+	stored, _, err := r.Put(d, "")
+	return stored, err
+}
+
+// Put creates or updates an identity following IoT Hub's If-Match rules (Create Or Update
+// Identity):
+//
+//	ifMatch ""   create; ErrDeviceAlreadyExists (ErrModuleAlreadyExists) if it exists;
+//	ifMatch "*"  create or update;
+//	otherwise    update only if the stored etag equals ifMatch (quotes and W/ accepted);
+//	             ErrPreconditionFailed if not, ErrDeviceNotFound if there is none.
+//
+// An update keeps the generation ID, and the stored keys where d gives none. Disabling a
+// connected device drops its connections. created reports whether the identity is new.
+func (r *Registry) Put(d iothub.Device, ifMatch string) (stored iothub.Device, created bool, err error) {
+	ifMatch = iothub.UnquoteETag(ifMatch)
+	id := d.Identity()
+	r.mu.Lock()
+	e := r.devices[id.DeviceID]
+	old := copyOf(current(e, id))
+	switch {
+	case id.IsModule() && e == nil:
+		r.mu.Unlock()
+		return iothub.Device{}, false, notFound(iothub.Identity{DeviceID: id.DeviceID}, "is not in the registry: add the device before its modules")
+	case old != nil && ifMatch == "":
+		r.mu.Unlock()
+		if id.IsModule() {
+			return iothub.Device{}, false, iothub.Errorf(iothub.CodeModuleAlreadyExistsOnDevice, "module %q already exists", id.String())
+		}
+		return iothub.Device{}, false, iothub.Errorf(iothub.CodeDeviceAlreadyExists, "device %q already exists", id.DeviceID)
+	case old == nil && ifMatch != "" && ifMatch != "*":
+		r.mu.Unlock()
+		return iothub.Device{}, false, notFound(id, "is not in the registry (If-Match names an etag, so it must exist)")
+	case old != nil && ifMatch != "*" && ifMatch != old.ETag:
+		r.mu.Unlock()
+		return iothub.Device{}, false, iothub.Errorf(iothub.CodePreconditionFailed, "etag %q does not match %s's %q", ifMatch, describe(id), old.ETag)
+	}
+	d.StatusUpdatedTime = time.Time{} // the hub's to set: zero until the status changes
+	if old != nil {                   // an update: keep what the caller did not give
+		d.GenerationID = old.GenerationID
+		d.StatusUpdatedTime = old.StatusUpdatedTime
+		if st, err := iothub.ParseDeviceStatus(string(d.Status)); err == nil && st != old.Status && !id.IsModule() {
+			d.StatusUpdatedTime = (*r.now.Load())().UTC()
+		}
+		k, ok := &d.Authentication.SymmetricKey, old.Authentication.SymmetricKey
+		k.PrimaryKey = cmpOr(k.PrimaryKey, ok.PrimaryKey)
+		k.SecondaryKey = cmpOr(k.SecondaryKey, ok.SecondaryKey)
+	}
+	r.mu.Unlock()
+	// prepare may read the random source: do it unlocked, then check again.
+	p, err := r.prepare(d)
+	if err != nil {
+		return iothub.Device{}, false, err
+	}
+	r.mu.Lock()
+	e = r.devices[id.DeviceID]
+	now := current(e, id)
+	if (now == nil) != (old == nil) || (now != nil && now.ETag != old.ETag) || (id.IsModule() && e == nil) {
+		r.mu.Unlock()
+		return iothub.Device{}, false, iothub.Errorf(iothub.CodePreconditionFailed, "%s changed during the update; read it again", describe(id))
+	}
+	disabled := !id.IsModule() && p.Status == iothub.StatusDisabled && (old == nil || old.Status != iothub.StatusDisabled)
+	switch {
+	case id.IsModule():
+		e.modules[id.ModuleID] = &p
+	case e == nil:
+		r.devices[id.DeviceID] = &entry{dev: p, modules: map[string]*iothub.Device{}}
+	default:
+		e.dev = p
+	}
+	watchers := slices.Clone(r.watchers)
+	r.mu.Unlock()
+	if disabled && old != nil {
+		notify(watchers, change{id: iothub.Identity{DeviceID: id.DeviceID}, reason: sas.ReasonDisabled, detail: "device " + id.DeviceID + " was disabled while connected"})
+	}
+	if old != nil && old.Authentication.SymmetricKey != p.Authentication.SymmetricKey {
+		notify(watchers, change{id: id, reason: reasonKeysChanged, detail: describe(id) + "'s keys changed"})
+	}
+	return p, old == nil, nil
+}
+
+// current returns the stored record of id in e (nil: none).
+func current(e *entry, id iothub.Identity) *iothub.Device {
+	switch {
+	case e == nil:
+		return nil
+	case id.IsModule():
+		return e.modules[id.ModuleID]
+	}
+	return &e.dev
+}
+
+func copyOf(d *iothub.Device) *iothub.Device {
+	if d == nil {
+		return nil
+	}
+	c := *d
+	return &c
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// Delete removes an identity (a device: with its modules) and drops its connections. ifMatch
+// follows Put's rule ("" or "*": unconditional).
+func (r *Registry) Delete(id iothub.Identity, ifMatch string) error {
+	ifMatch = iothub.UnquoteETag(ifMatch)
+	r.mu.Lock()
+	e := r.devices[id.DeviceID]
+	cur := current(e, id)
+	if cur == nil {
+		r.mu.Unlock()
+		return notFound(id, "is not in the registry")
+	}
+	if ifMatch != "" && ifMatch != "*" && ifMatch != cur.ETag {
+		r.mu.Unlock()
+		return iothub.Errorf(iothub.CodePreconditionFailed, "etag %q does not match %s's %q", ifMatch, describe(id), cur.ETag)
+	}
+	if id.IsModule() {
+		delete(e.modules, id.ModuleID)
+	} else {
+		delete(r.devices, id.DeviceID)
+	}
+	watchers := slices.Clone(r.watchers)
+	r.mu.Unlock()
+	notify(watchers, change{id: id, reason: sas.ReasonUnknownIdentity, detail: kindOf(id) + " " + id.String() + " was removed from the registry"})
+	return nil
+}
+
+// SetStatus enables or disables a device. Disabling a connected device drops its connection
+// and those of its modules (the client sees a plain network loss, docs/iothub-behavior.md
+// §1.21).
+func (r *Registry) SetStatus(deviceID string, st iothub.DeviceStatus) error {
+	st, err := iothub.ParseDeviceStatus(string(st))
+	if err != nil {
+		return iothub.Errorf(iothub.CodeArgumentInvalid, "%v", err)
+	}
+	d, ok := r.Get(iothub.Identity{DeviceID: deviceID})
+	if !ok {
+		return notFound(iothub.Identity{DeviceID: deviceID}, "is not in the registry")
+	}
+	d.Status = st
+	_, _, err = r.Put(d, d.ETag)
+	return err
+}
+
+// SetKeys replaces the keys of a device or module (empty keys are generated), like
+// regenerating keys in the portal, and returns the new ones. Connections already open stay
+// open until their token expires (IoT Hub's behaviour here is not documented).
+func (r *Registry) SetKeys(id iothub.Identity, k iothub.SymmetricKey) (iothub.SymmetricKey, error) {
+	d, ok := r.Get(id)
+	if !ok {
+		return iothub.SymmetricKey{}, notFound(id, "is not in the registry")
+	}
+	if k.PrimaryKey == "" || k.SecondaryKey == "" { // generate the missing ones rather than keep them
+		if err := r.fillKeys("", &k.PrimaryKey, &k.SecondaryKey); err != nil {
+			return iothub.SymmetricKey{}, prefixError(describe(id), err)
+		}
+	}
+	d.Authentication.SymmetricKey = k
+	stored, _, err := r.Put(d, d.ETag)
+	return stored.Authentication.SymmetricKey, err
 }
 
 func notify(ws []*func(change), c change) {
@@ -363,9 +374,8 @@ func notify(ws []*func(change), c change) {
 	}
 }
 
-// watch calls f after each change that drops connections, until the
-// returned unwatch is called (a Server calls it on Close: the registry may
-// outlive it).
+// watch calls f after each change that drops connections, until the returned unwatch is
+// called (a Server calls it on Close: the registry may outlive it).
 func (r *Registry) watch(f func(change)) (unwatch func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -378,150 +388,162 @@ func (r *Registry) watch(f func(change)) (unwatch func()) {
 	}
 }
 
-// Device returns a copy of the device with that ID.
-func (r *Registry) Device(id string) (Device, bool) {
+// Get returns the record of a device or module.
+func (r *Registry) Get(id iothub.Identity) (iothub.Device, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	d, ok := r.devices[id]
+	e, ok := r.devices[id.DeviceID]
 	if !ok {
-		return Device{}, false
+		return iothub.Device{}, false
 	}
-	return d.clone(), true
+	if !id.IsModule() {
+		return e.dev, true
+	}
+	m, ok := e.modules[id.ModuleID]
+	if !ok {
+		return iothub.Device{}, false
+	}
+	return *m, true
 }
 
-// Module returns a copy of a module.
-func (r *Registry) Module(deviceID, moduleID string) (Module, bool) {
+// Exists returns nil if id is in the registry, else iothub.ErrDeviceNotFound or
+// iothub.ErrModuleNotFound (wrapped with the identity).
+func (r *Registry) Exists(id iothub.Identity) error {
 	r.mu.RLock()
-	defer r.mu.RUnlock()
-	d, ok := r.devices[deviceID]
-	if !ok {
-		return Module{}, false
+	e, ok := r.devices[id.DeviceID]
+	if ok && id.IsModule() {
+		_, ok = e.modules[id.ModuleID]
 	}
-	return d.module(moduleID)
+	r.mu.RUnlock()
+	switch {
+	case ok:
+		return nil
+	case id.IsModule() && r.Exists(iothub.Identity{DeviceID: id.DeviceID}) != nil:
+		return notFound(iothub.Identity{DeviceID: id.DeviceID}, "is not in the registry")
+	}
+	return notFound(id, "is not in the registry")
 }
 
-// Devices returns copies of all devices, sorted by ID.
-func (r *Registry) Devices() []Device {
+// Devices returns the device records (modules excluded), sorted by ID.
+func (r *Registry) Devices() []iothub.Device {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	out := make([]Device, 0, len(r.devices))
-	for _, d := range r.devices {
-		out = append(out, d.clone())
+	out := make([]iothub.Device, 0, len(r.devices))
+	for _, e := range r.devices {
+		out = append(out, e.dev)
 	}
-	slices.SortFunc(out, func(a, b Device) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b iothub.Device) int { return strings.Compare(a.DeviceID, b.DeviceID) })
 	return out
 }
 
-// SetPolicy adds or replaces a shared access policy (missing keys are
-// generated) and returns the stored copy.
-func (r *Registry) SetPolicy(p Policy) (Policy, error) {
-	if p.Name == "" {
-		return Policy{}, errors.New("policy: empty keyName")
+// Modules returns the module records of a device, sorted by ID (iothub.ErrDeviceNotFound if
+// there is no such device).
+func (r *Registry) Modules(deviceID string) ([]iothub.Device, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e, ok := r.devices[deviceID]
+	if !ok {
+		return nil, notFound(iothub.Identity{DeviceID: deviceID}, "is not in the registry")
 	}
-	if err := r.fillKeys(&p.Keys); err != nil {
-		return Policy{}, fmt.Errorf("policy %q: %w", p.Name, err)
+	out := make([]iothub.Device, 0, len(e.modules))
+	for _, m := range e.modules {
+		out = append(out, *m)
+	}
+	slices.SortFunc(out, func(a, b iothub.Device) int { return strings.Compare(a.ModuleID, b.ModuleID) })
+	return out, nil
+}
+
+// SetPolicy adds or replaces a shared access policy (missing keys are generated) and returns
+// the stored copy.
+func (r *Registry) SetPolicy(p iothub.AccessPolicy) (iothub.AccessPolicy, error) {
+	if p.KeyName == "" {
+		return iothub.AccessPolicy{}, iothub.Errorf(iothub.CodeArgumentInvalid, "policy: empty keyName")
+	}
+	if err := r.fillKeys("", &p.PrimaryKey, &p.SecondaryKey); err != nil {
+		return iothub.AccessPolicy{}, prefixError(fmt.Sprintf("policy %q", p.KeyName), err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.policies[p.Name] = &p
+	r.policies[p.KeyName] = &p
 	return p, nil
 }
 
-// RemovePolicy deletes a shared access policy.
+// RemovePolicy deletes a shared access policy (iothub.ErrNotFound if there is none).
 func (r *Registry) RemovePolicy(name string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.policies[name]; !ok {
-		return fmt.Errorf("policy %q: %w", name, ErrNotFound)
+		return iothub.Errorf(iothub.CodeGenericNotFound, "no shared access policy named %q", name)
 	}
 	delete(r.policies, name)
 	return nil
 }
 
-// Policy returns a copy of the named policy (names are case-sensitive).
-func (r *Registry) Policy(name string) (Policy, bool) {
+// Policy returns the named policy (names are case-sensitive).
+func (r *Registry) Policy(name string) (iothub.AccessPolicy, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	p, ok := r.policies[name]
 	if !ok {
-		return Policy{}, false
+		return iothub.AccessPolicy{}, false
 	}
 	return *p, true
 }
 
-// Policies returns copies of all policies, sorted by name.
-func (r *Registry) Policies() []Policy {
+// Policies returns all policies, sorted by name.
+func (r *Registry) Policies() []iothub.AccessPolicy {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	out := make([]Policy, 0, len(r.policies))
+	out := make([]iothub.AccessPolicy, 0, len(r.policies))
 	for _, p := range r.policies {
 		out = append(out, *p)
 	}
-	slices.SortFunc(out, func(a, b Policy) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b iothub.AccessPolicy) int { return strings.Compare(a.KeyName, b.KeyName) })
 	return out
-}
-
-func (d *Device) clone() Device {
-	c := *d
-	c.Modules = slices.Clone(d.Modules)
-	return c
-}
-
-func (d *Device) module(id string) (Module, bool) {
-	i := slices.IndexFunc(d.Modules, func(m Module) bool { return m.ID == id })
-	if i < 0 {
-		return Module{}, false
-	}
-	return d.Modules[i], true
 }
 
 // credential is what the authenticator needs about one identity.
 type credential struct {
-	keys         Keys
+	keys         iothub.SymmetricKey
 	enabled      bool
 	generationID string
-	deviceKeys   Keys // for a module: its device's keys (AllowDeviceKeyForModule)
+	deviceKeys   iothub.SymmetricKey // for a module: its device's keys (AllowDeviceKeyForModule)
 }
 
 // lookup returns the credential of id, or false when it is not registered.
 func (r *Registry) lookup(id iothub.Identity) (credential, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	d, ok := r.devices[id.DeviceID]
+	e, ok := r.devices[id.DeviceID]
 	if !ok {
 		return credential{}, false
 	}
-	c := credential{keys: d.Keys, enabled: d.Status != StatusDisabled, generationID: d.GenerationID}
+	d := &e.dev
+	c := credential{keys: d.Authentication.SymmetricKey, enabled: d.Status != iothub.StatusDisabled, generationID: d.GenerationID}
 	if id.IsModule() {
-		m, ok := d.module(id.ModuleID)
+		m, ok := e.modules[id.ModuleID]
 		if !ok {
 			return credential{}, false
 		}
-		c.deviceKeys = d.Keys
-		c.keys, c.generationID = m.Keys, m.GenerationID
+		c.deviceKeys = c.keys
+		c.keys, c.generationID = m.Authentication.SymmetricKey, m.GenerationID
 	}
 	return c, true
 }
 
-// testHookSuspects, when set, is called each time a suspect list is built.
-var testHookSuspects func()
-
-// suspects returns named keys for the differential diagnosis of a signature
-// mismatch on a connection claiming id with a token whose decoded sr is
-// plainSR: the identity named by sr first, then policies, then the device of
-// a module (or the modules of a device), then other devices in map order, at
-// most sas.MaxSuspectKeys. It stops as soon as it has them: the cost does not
-// grow with the registry.
+// suspects returns named keys for the differential diagnosis of a signature mismatch on a
+// connection claiming id with a token whose decoded sr is plainSR: the identity named by sr
+// first, then policies, then the device of a module (or the modules of a device), then other
+// devices in map order, at most sas.MaxSuspectKeys. It stops as soon as it has them: the
+// cost does not grow with the registry.
 func (r *Registry) suspects(id iothub.Identity, plainSR string) []sas.NamedKey {
-	if testHookSuspects != nil {
-		testHookSuspects()
-	}
+	r.suspectLists.Add(1)
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	var out []sas.NamedKey
 	seen := map[string]bool{}
-	add := func(name string, k Keys) {
-		for _, kk := range []struct{ which, key string }{{"primary", k.Primary}, {"secondary", k.Secondary}} {
+	add := func(name string, k iothub.SymmetricKey) {
+		for _, kk := range []struct{ which, key string }{{"primary", k.PrimaryKey}, {"secondary", k.SecondaryKey}} {
 			n := name + " " + kk.which + " key"
 			if seen[n] || len(out) >= sas.MaxSuspectKeys {
 				continue
@@ -536,26 +558,21 @@ func (r *Registry) suspects(id iothub.Identity, plainSR string) []sas.NamedKey {
 		if other == id {
 			return
 		}
-		d, ok := r.devices[other.DeviceID]
+		e, ok := r.devices[other.DeviceID]
 		if !ok {
 			return
 		}
 		if !other.IsModule() {
-			add("device "+d.ID, d.Keys)
+			add("device "+e.dev.DeviceID, e.dev.Authentication.SymmetricKey)
 			return
 		}
-		if m, ok := d.module(other.ModuleID); ok {
-			add("module "+other.String(), m.Keys)
+		if m, ok := e.modules[other.ModuleID]; ok {
+			add("module "+other.String(), m.Authentication.SymmetricKey)
 		}
 	}
 	// The identity the token names.
-	segs := strings.Split(plainSR, "/")
-	if len(segs) >= 3 && segs[1] == "devices" {
-		named := iothub.Identity{DeviceID: segs[2]}
-		if len(segs) >= 5 && segs[3] == "modules" {
-			named.ModuleID = segs[4]
-		}
-		addIdentity(named)
+	if named := sas.ParsePlainResource(plainSR); named.DeviceID != "" {
+		addIdentity(iothub.Identity{DeviceID: named.DeviceID, ModuleID: named.ModuleID})
 	}
 	names := make([]string, 0, len(r.policies))
 	for n := range r.policies {
@@ -563,16 +580,22 @@ func (r *Registry) suspects(id iothub.Identity, plainSR string) []sas.NamedKey {
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		add("policy "+n, r.policies[n].Keys)
+		p := r.policies[n]
+		add("policy "+n, iothub.SymmetricKey{PrimaryKey: p.PrimaryKey, SecondaryKey: p.SecondaryKey})
 	}
 	if id.IsModule() {
 		addIdentity(iothub.Identity{DeviceID: id.DeviceID})
-	} else if d, ok := r.devices[id.DeviceID]; ok {
-		for _, m := range d.Modules {
+	} else if e, ok := r.devices[id.DeviceID]; ok {
+		mods := make([]string, 0, len(e.modules))
+		for m := range e.modules {
+			mods = append(mods, m)
+		}
+		slices.Sort(mods)
+		for _, m := range mods {
 			if len(out) >= sas.MaxSuspectKeys {
 				break
 			}
-			addIdentity(iothub.Identity{DeviceID: d.ID, ModuleID: m.ID})
+			addIdentity(iothub.Identity{DeviceID: id.DeviceID, ModuleID: m})
 		}
 	}
 	for n := range r.devices {

@@ -2,6 +2,8 @@ package fakehub
 
 import (
 	"context"
+	"github.com/hubkit/hubkit/pkg/iothub"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -30,20 +32,20 @@ func TestCloseStopsRegistryWatch(t *testing.T) {
 func TestShortKeysRefused(t *testing.T) {
 	reg := NewRegistry(nil)
 	for _, k := range []string{"AA==", "AAAAAAAAAAAAAAAAAAAA"} { // 1 and 15 bytes
-		_, err := reg.AddDevice(Device{ID: "d", Keys: Keys{Primary: k}})
+		_, err := reg.Add(iothub.Device{DeviceID: "d", Authentication: iothub.SASAuth(k, "")})
 		if err == nil || !strings.Contains(err.Error(), "bytes") {
 			t.Errorf("AddDevice with key %q: %v, want a key-length error", k, err)
 		}
 		if err != nil && strings.Contains(err.Error(), k) {
 			t.Errorf("error echoes the key: %v", err)
 		}
-		if _, err := reg.SetPolicy(Policy{Name: "p", Keys: Keys{Primary: k}}); err == nil {
+		if _, err := reg.SetPolicy(iothub.AccessPolicy{KeyName: "p", PrimaryKey: k}); err == nil {
 			t.Errorf("SetPolicy with key %q accepted", k)
 		}
 	}
 }
 
-func TestServiceBackendUnusablePolicyKey(t *testing.T) {
+func TestServiceAPIUnusablePolicyKey(t *testing.T) {
 	s, err := NewServer(Options{InsecureAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
@@ -51,13 +53,17 @@ func TestServiceBackendUnusablePolicyKey(t *testing.T) {
 	defer s.Close()
 	reg := s.opts.Registry
 	reg.mu.Lock()
-	reg.policies["broken"] = &Policy{Name: "broken", Rights: ServiceConnect, Keys: Keys{Primary: "not base64!", Secondary: "not base64!"}}
+	reg.policies["broken"] = &iothub.AccessPolicy{KeyName: "broken", Rights: iothub.ServiceConnect, PrimaryKey: "not base64!", SecondaryKey: "not base64!"}
 	reg.mu.Unlock()
-	if p, ok := (serviceBackend{s}).Policy("broken"); ok {
-		t.Errorf("Policy(broken) = %+v, true; want unknown", p)
-	}
-	if _, ok := (serviceBackend{s}).Policy("iothubowner"); !ok {
-		t.Error("Policy(iothubowner) unknown")
+	for _, tc := range []struct{ policy, wantReason string }{{"broken", "unknown-policy"}, {"iothubowner", "signature-mismatch"}} {
+		tok := sas.Sign(sas.EncodeResource(s.HostName()), tc.policy, testKey, time.Now().Add(time.Hour))
+		req := httptest.NewRequest("GET", "/devices?api-version=2021-04-12", nil)
+		req.Header.Set("Authorization", tok.String())
+		rec := httptest.NewRecorder()
+		s.ServiceHandler().ServeHTTP(rec, req)
+		if got := rec.Header().Get(iothub.HeaderReason); rec.Code != 401 || got != tc.wantReason {
+			t.Errorf("policy %s: %d %q, want 401 %q (a policy whose keys do not decode is unknown)", tc.policy, rec.Code, got, tc.wantReason)
+		}
 	}
 }
 
@@ -67,13 +73,13 @@ func TestRemovedWhileConnectingIsDropped(t *testing.T) {
 		change func(r *Registry) error
 		reason sas.Reason
 	}{
-		{"removed", func(r *Registry) error { return r.RemoveDevice("d1") }, sas.ReasonUnknownIdentity},
-		{"disabled", func(r *Registry) error { return r.SetStatus("d1", StatusDisabled) }, sas.ReasonDisabled},
+		{"removed", func(r *Registry) error { return r.Delete(iothub.Identity{DeviceID: "d1"}, "") }, sas.ReasonUnknownIdentity},
+		{"disabled", func(r *Registry) error { return r.SetStatus("d1", iothub.StatusDisabled) }, sas.ReasonDisabled},
 		{"removed-and-added-again", func(r *Registry) error {
-			if err := r.RemoveDevice("d1"); err != nil {
+			if err := r.Delete(iothub.Identity{DeviceID: "d1"}, ""); err != nil {
 				return err
 			}
-			_, err := r.AddDevice(Device{ID: "d1", Keys: Keys{Primary: encodeKey(testKey)}})
+			_, err := r.Add(iothub.Device{DeviceID: "d1", Authentication: iothub.SASAuth(encodeKey(testKey), "")})
 			return err
 		}, sas.ReasonUnknownIdentity},
 	} {
@@ -83,16 +89,16 @@ func TestRemovedWhileConnectingIsDropped(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The change lands after authentication, before the session is visible.
-			testHookEstablish = func(*session) {
+			hook := func(*session) {
 				if err := tc.change(s.opts.Registry); err != nil {
 					t.Error(err)
 				}
 			}
-			t.Cleanup(func() { testHookEstablish = nil })
+			s.lifecycle.beforeTable.Store(&hook)
 			c := connectPlain(t, s, "d1")
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			r, err := s.WaitRejection(ctx, func(r Rejection) bool { return r.Reason == tc.reason })
+			r, err := s.WaitRejection(ctx, func(r iothub.Rejection) bool { return r.Reason == tc.reason })
 			if err != nil {
 				t.Fatalf("no %s rejection: %v (%+v)", tc.reason, err, s.Rejections())
 			}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/hubkit/hubkit/pkg/fakehub"
+	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
@@ -47,20 +49,20 @@ policies:
 	if f.HostName != "myhub.azure-devices.net" {
 		t.Errorf("HostName %q", f.HostName)
 	}
-	d, ok := f.Registry.Device("dev1")
-	if !ok || d.Keys.Primary != keyA || d.Keys.Secondary != keyB || d.Status != fakehub.StatusEnabled {
+	d, ok := f.Registry.Get(iothub.Identity{DeviceID: "dev1"})
+	if !ok || d.Authentication.SymmetricKey.PrimaryKey != keyA || d.Authentication.SymmetricKey.SecondaryKey != keyB || d.Status != iothub.StatusEnabled {
 		t.Errorf("dev1 = %+v", d)
 	}
-	m, ok := f.Registry.Module("dev1", "mod1")
-	if !ok || m.Keys.Primary != keyB || m.Keys.Secondary == "" {
+	m, ok := f.Registry.Get(iothub.Identity{DeviceID: "dev1", ModuleID: "mod1"})
+	if !ok || m.Authentication.SymmetricKey.PrimaryKey != keyB || m.Authentication.SymmetricKey.SecondaryKey == "" {
 		t.Errorf("mod1 = %+v (want a generated secondary key)", m)
 	}
-	if d, _ := f.Registry.Device("spare"); d.Status != fakehub.StatusDisabled || d.Keys.Primary == "" {
+	if d, _ := f.Registry.Get(iothub.Identity{DeviceID: "spare"}); d.Status != iothub.StatusDisabled || d.Authentication.SymmetricKey.PrimaryKey == "" {
 		t.Errorf("spare = %+v", d)
 	}
 	var names []string
 	for _, p := range f.Registry.Policies() {
-		names = append(names, p.Name+": "+p.Rights.String())
+		names = append(names, p.KeyName+": "+p.Rights.String())
 	}
 	if diff := cmp.Diff([]string{"device: DeviceConnect", "owner: RegistryWrite, ServiceConnect, DeviceConnect"}, names); diff != "" {
 		t.Errorf("policies (-want +got):\n%s", diff)
@@ -99,11 +101,11 @@ func TestLoadRegistryAzJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, ok := f.Registry.Device("thermostat-1")
-	if !ok || d.Keys.Primary != keyA || d.GenerationID != "638000000000000001" {
+	d, ok := f.Registry.Get(iothub.Identity{DeviceID: "thermostat-1"})
+	if !ok || d.Authentication.SymmetricKey.PrimaryKey != keyA || d.GenerationID != "638000000000000001" {
 		t.Errorf("thermostat-1 = %+v", d)
 	}
-	if d, _ := f.Registry.Device("thermostat-2"); d.Status != fakehub.StatusDisabled {
+	if d, _ := f.Registry.Get(iothub.Identity{DeviceID: "thermostat-2"}); d.Status != iothub.StatusDisabled {
 		t.Errorf("thermostat-2 = %+v", d)
 	}
 	if _, ok := f.Registry.Policy("iothubowner"); !ok {
@@ -130,6 +132,16 @@ func TestLoadRegistryErrors(t *testing.T) {
 		{"not-yaml", "devices: [", "devices file:"},
 		{"wrong-type", "devices: 3", "devices file:"},
 		{"yaml-boolean-id", "devices:\n- deviceId: off", "quote the value"},
+		// Typos are errors with the line, not silently ignored fields.
+		{"typo-in-key-field", "devices:\n- deviceId: d1\n  authentication:\n    symmetricKey:\n      primaryKye: " + keyA,
+			`devices file: line 5: devices[0].authentication.symmetricKey: unknown field "primaryKye" (did you mean primaryKey?)`},
+		{"typo-in-status", "devices:\n- deviceId: d1\n  statuss: disabled",
+			`devices file: line 3: devices[0]: unknown field "statuss" (did you mean status?)`},
+		{"typo-top-level", "hostname: h\ndevice:\n- deviceId: d1", `devices file: line 2: top level: unknown field "device" (did you mean devices?)`},
+		{"typo-in-module", "devices:\n- deviceId: d1\n  modules:\n  - modulId: m", `line 4: devices[0].modules[0]: unknown field "modulId" (did you mean moduleId?)`},
+		{"typo-in-policy", "policies:\n- keyName: p\n  right: DeviceConnect", `line 3: policies[0]: unknown field "right" (did you mean rights?)`},
+		{"typo-in-json", "[\n {\"deviceId\": \"d1\",\n  \"Authentication\": {}}]", `line 3: devices[0]: unknown field "Authentication" (did you mean authentication?)`},
+		{"unknown-field", "devices:\n- deviceId: d1\n  colour: red", `line 3: devices[0]: unknown field "colour" (want one of deviceId, status,`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,48 +155,77 @@ func TestLoadRegistryErrors(t *testing.T) {
 
 func TestRegistryOperations(t *testing.T) {
 	r := fakehub.NewRegistry(bytes.NewReader(bytes.Repeat([]byte{1}, 8192)))
-	if _, err := r.AddDevice(fakehub.Device{ID: "d"}); err != nil {
+	if _, err := r.Add(iothub.Device{DeviceID: "d"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.AddDevice(fakehub.Device{ID: "d"}); !errors.Is(err, fakehub.ErrExists) {
-		t.Errorf("second AddDevice: %v, want ErrExists", err)
+	if _, err := r.Add(iothub.Device{DeviceID: "d"}); !errors.Is(err, iothub.ErrDeviceAlreadyExists) {
+		t.Errorf("second Add: %v, want ErrDeviceAlreadyExists", err)
 	}
-	if _, err := r.AddModule(fakehub.Module{DeviceID: "nope", ID: "m"}); !errors.Is(err, fakehub.ErrNotFound) {
+	if _, err := r.Add(iothub.Device{DeviceID: "nope", ModuleID: "m"}); !errors.Is(err, iothub.ErrDeviceNotFound) {
 		t.Errorf("AddModule to a missing device: %v", err)
 	}
-	if _, err := r.AddModule(fakehub.Module{DeviceID: "d", ID: "m"}); err != nil {
+	if _, err := r.Add(iothub.Device{DeviceID: "d", ModuleID: "m"}); err != nil {
 		t.Fatal(err)
 	}
-	k, err := r.SetKeys(iothub.Identity{DeviceID: "d", ModuleID: "m"}, fakehub.Keys{Primary: keyA})
-	if m, _ := r.Module("d", "m"); err != nil || m.Keys != k || k.Primary != keyA || k.Secondary == "" {
-		t.Errorf("SetKeys = %+v, %v; module keys %+v", k, err, m.Keys)
+	if _, err := r.Add(iothub.Device{DeviceID: "d", ModuleID: "m"}); !errors.Is(err, iothub.ErrModuleAlreadyExists) {
+		t.Errorf("second module Add: %v, want ErrModuleAlreadyExists", err)
 	}
-	if _, err := r.SetKeys(iothub.Identity{DeviceID: "nope"}, fakehub.Keys{}); !errors.Is(err, fakehub.ErrNotFound) {
+	k, err := r.SetKeys(iothub.Identity{DeviceID: "d", ModuleID: "m"}, iothub.SymmetricKey{PrimaryKey: keyA})
+	if m, _ := r.Get(iothub.Identity{DeviceID: "d", ModuleID: "m"}); err != nil || m.Authentication.SymmetricKey != k || k.PrimaryKey != keyA || k.SecondaryKey == "" {
+		t.Errorf("SetKeys = %+v, %v; module keys %+v", k, err, m.Authentication.SymmetricKey)
+	}
+	if _, err := r.SetKeys(iothub.Identity{DeviceID: "nope"}, iothub.SymmetricKey{}); !errors.Is(err, iothub.ErrDeviceNotFound) {
 		t.Errorf("SetKeys on a missing device: %v", err)
 	}
 	if err := r.SetStatus("d", "sleeping"); err == nil {
 		t.Error("SetStatus(sleeping) succeeded")
 	}
-	if err := r.RemoveModule("d", "m"); err != nil {
+	if err := r.Delete(iothub.Identity{DeviceID: "d", ModuleID: "m"}, ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.RemoveDevice("d"); err != nil {
+	if err := r.Delete(iothub.Identity{DeviceID: "d"}, ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.RemoveDevice("d"); !errors.Is(err, fakehub.ErrNotFound) {
-		t.Errorf("RemoveDevice twice: %v", err)
+	if err := r.Delete(iothub.Identity{DeviceID: "d"}, ""); !errors.Is(err, iothub.ErrDeviceNotFound) {
+		t.Errorf("Delete twice: %v", err)
 	}
-	rights, err := fakehub.ParseRights("registryread,DeviceConnect")
-	if err != nil || rights != fakehub.RegistryRead|fakehub.DeviceConnect || rights.String() != "RegistryRead, DeviceConnect" {
+	rights, err := iothub.ParseRights("registryread,DeviceConnect")
+	if err != nil || rights != iothub.RegistryRead|iothub.DeviceConnect || rights.String() != "RegistryRead, DeviceConnect" {
 		t.Errorf("ParseRights = %v %v", rights, err)
 	}
 	var got []string
 	for _, p := range r.Policies() {
-		got = append(got, p.Name+": "+p.Rights.String())
+		got = append(got, p.KeyName+": "+p.Rights.String())
 	}
-	want := []string{"device: DeviceConnect", "iothubowner: RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect",
-		"registryRead: RegistryRead", "registryReadWrite: RegistryRead, RegistryWrite", "service: ServiceConnect"}
+	want := []string{"device: DeviceConnect", "iothubowner: RegistryWrite, ServiceConnect, DeviceConnect",
+		"registryRead: RegistryRead", "registryReadWrite: RegistryWrite", "service: ServiceConnect"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("built-in policies (-want +got):\n%s", diff)
+	}
+}
+
+// TestStatusUpdatedTime: a new identity shows the zero time, as IoT Hub's registry does, and
+// a status change stamps the hub's clock.
+func TestStatusUpdatedTime(t *testing.T) {
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	h := fakehubtest.Start(t, fakehub.Options{Now: func() time.Time { return now }})
+	reg := h.Registry()
+	d, err := reg.Add(iothub.Device{DeviceID: "d1"})
+	if err != nil || !d.StatusUpdatedTime.IsZero() {
+		t.Fatalf("new device: %v %v", d.StatusUpdatedTime, err)
+	}
+	if err := reg.SetStatus("d1", iothub.StatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = reg.Get(iothub.Identity{DeviceID: "d1"})
+	if !d.StatusUpdatedTime.Equal(now) || d.Status != iothub.StatusDisabled {
+		t.Errorf("after disable: %v %v, want %v", d.Status, d.StatusUpdatedTime, now)
+	}
+	before := d.StatusUpdatedTime
+	if _, err := reg.SetKeys(iothub.Identity{DeviceID: "d1"}, iothub.SymmetricKey{}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ = reg.Get(iothub.Identity{DeviceID: "d1"}); !d.StatusUpdatedTime.Equal(before) {
+		t.Errorf("a key change moved statusUpdatedTime to %v", d.StatusUpdatedTime)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
@@ -43,6 +42,24 @@ const (
 	ReasonKeepAlive sas.Reason = "keepalive-timeout"
 	// ReasonReplaced: a newer connection for the same identity; this one closed.
 	ReasonReplaced sas.Reason = "connection-replaced"
+	// ReasonTwinPatchRefused: a reported-properties PATCH the hub answered
+	// with an error status (400: invalid JSON, a broken limit, no
+	// api-version in the user name); the connection stays open.
+	ReasonTwinPatchRefused sas.Reason = "twin-patch-refused"
+	// ReasonWebSocket: a WebSocket upgrade (MQTT over WebSocket, IoT Hub's
+	// port 443) on the MQTT port; closed.
+	ReasonWebSocket sas.Reason = "websocket-upgrade"
+	// ReasonHTTPRequest: an HTTP request (the device or service REST API)
+	// on the MQTT port; closed.
+	ReasonHTTPRequest sas.Reason = "http-request"
+	// ReasonNotTLS: plaintext (MQTT or HTTP without TLS) on the TLS port;
+	// the handshake fails and the connection is closed.
+	ReasonNotTLS sas.Reason = "not-tls"
+	// ReasonFirstPacketNotConnect: the first packet is not a CONNECT; closed.
+	ReasonFirstPacketNotConnect sas.Reason = "first-packet-not-connect"
+	// ReasonDPSConnect: a Device Provisioning Service CONNECT (user name
+	// {idScope}/registrations/{registrationId}/...) at the hub; CONNACK 5.
+	ReasonDPSConnect sas.Reason = "dps-connect"
 	// ReasonServerClosing: the hub was shutting down; CONNACK 3.
 	ReasonServerClosing sas.Reason = "server-closing"
 	// ReasonOutOfDescriptors: the process had no file descriptor left (its
@@ -53,18 +70,6 @@ const (
 // Token expiry while connected is recorded with sas.ReasonExpired, disabling
 // or removing a connected identity with sas.ReasonDisabled or
 // sas.ReasonUnknownIdentity.
-
-// Rejection records why the hub refused a connection or closed one.
-type Rejection struct {
-	Time       time.Time
-	RemoteAddr string
-	ClientID   string          // as sent in CONNECT ("" before CONNECT)
-	Identity   iothub.Identity // the identity claimed or authenticated, when known
-	UserName   string          // as sent (never the password; signatures and keys redacted)
-	Reason     sas.Reason
-	Detail     string   // one sentence, no secrets (client-supplied text is cut to 256 bytes)
-	Hints      []string // most likely cause first
-}
 
 // Bounds of the history kept by Server.Rejections: entries, their total
 // size, and the size of each text field (longer ones are cut, see clip).
@@ -77,29 +82,29 @@ const (
 
 type rejectionLog struct {
 	mu      sync.Mutex
-	list    []Rejection
+	list    []iothub.Rejection
 	bytes   int // sum of size() over list
 	dropped int
 	changed chan struct{}
 }
 
 // size estimates the memory r holds.
-func (r *Rejection) size() int {
+func rejectionSize(r *iothub.Rejection) int {
 	n := rejectionOverhead + len(r.RemoteAddr) + len(r.ClientID) + len(r.UserName) + len(r.Detail) +
-		len(r.Identity.DeviceID) + len(r.Identity.ModuleID) + len(r.Reason)
+		len(r.DeviceID) + len(r.ModuleID) + len(r.Reason)
 	for _, h := range r.Hints {
 		n += len(h) + 16
 	}
 	return n
 }
 
-func (l *rejectionLog) add(r Rejection) {
+func (l *rejectionLog) add(r iothub.Rejection) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	sz := r.size()
+	sz := rejectionSize(&r)
 	for len(l.list) > 0 && (len(l.list) >= maxRejections || l.bytes+sz > maxRejectionBytes) {
-		l.bytes -= l.list[0].size()
-		l.list[0] = Rejection{} // release its strings before the array is reallocated
+		l.bytes -= rejectionSize(&l.list[0])
+		l.list[0] = iothub.Rejection{} // release its strings before the array is reallocated
 		l.list = l.list[1:]
 		l.dropped++
 	}
@@ -113,15 +118,15 @@ func (l *rejectionLog) add(r Rejection) {
 
 // Rejections returns the refusals and hub-initiated closes so far, oldest
 // first (at most the last 10000).
-func (s *Server) Rejections() []Rejection {
+func (s *Server) Rejections() []iothub.Rejection {
 	s.rejections.mu.Lock()
 	defer s.rejections.mu.Unlock()
-	return append([]Rejection(nil), s.rejections.list...)
+	return append([]iothub.Rejection(nil), s.rejections.list...)
 }
 
 // WaitRejection returns the first recorded rejection (past or future) for
 // which match returns true (nil matches any), or ctx's error.
-func (s *Server) WaitRejection(ctx context.Context, match func(Rejection) bool) (Rejection, error) {
+func (s *Server) WaitRejection(ctx context.Context, match func(iothub.Rejection) bool) (iothub.Rejection, error) {
 	l := &s.rejections
 	next := 0
 	for {
@@ -146,19 +151,26 @@ func (s *Server) WaitRejection(ctx context.Context, match func(Rejection) bool) 
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return Rejection{}, ctx.Err()
+			return iothub.Rejection{}, ctx.Err()
 		}
 	}
 }
 
-// reject records r and logs it at WARN (no secrets). Client-supplied text
-// can be 64 KB per field: every text field is cut to maxRejectionField bytes.
-func (s *Server) reject(r Rejection) {
+// reject records a refusal and logs it at WARN as "refused" (no secrets).
+// Client-supplied text can be 64 KB per field: every text field is cut to
+// maxRejectionField bytes.
+func (s *Server) reject(r iothub.Rejection) { s.record(r, "refused") }
+
+// closedFor records why the hub closed an established connection and logs
+// it at WARN as "closed".
+func (s *Server) closedFor(r iothub.Rejection) { s.record(r, "closed") }
+
+func (s *Server) record(r iothub.Rejection, msg string) {
 	if r.Time.IsZero() {
 		r.Time = s.opts.Now().UTC()
 	}
 	r.RemoteAddr, r.ClientID, r.UserName, r.Detail = clean(r.RemoteAddr), clean(r.ClientID), clean(r.UserName), clean(r.Detail)
-	r.Identity.DeviceID, r.Identity.ModuleID = clean(r.Identity.DeviceID), clean(r.Identity.ModuleID)
+	r.DeviceID, r.ModuleID = clean(r.DeviceID), clean(r.ModuleID)
 	if len(r.Hints) > 0 {
 		hints := make([]string, len(r.Hints))
 		for i, h := range r.Hints {
@@ -168,16 +180,16 @@ func (s *Server) reject(r Rejection) {
 	}
 	s.rejections.add(r)
 	attrs := []any{"reason", string(r.Reason), "detail", r.Detail, "clientId", r.ClientID, "remoteAddr", r.RemoteAddr}
-	if r.Identity.DeviceID != "" {
-		attrs = append(attrs, "deviceId", r.Identity.DeviceID)
+	if r.DeviceID != "" {
+		attrs = append(attrs, "deviceId", r.DeviceID)
 	}
-	if r.Identity.ModuleID != "" {
-		attrs = append(attrs, "moduleId", r.Identity.ModuleID)
+	if r.ModuleID != "" {
+		attrs = append(attrs, "moduleId", r.ModuleID)
 	}
 	if len(r.Hints) > 0 {
 		attrs = append(attrs, "hints", r.Hints)
 	}
-	s.log.Warn("refused", attrs...)
+	s.log.Warn(msg, attrs...)
 }
 
 func rejectionFrom(err error, reason sas.Reason) (sas.Reason, string, []string) {
@@ -187,7 +199,7 @@ func rejectionFrom(err error, reason sas.Reason) (sas.Reason, string, []string) 
 	return reason, err.Error(), nil
 }
 
-// clean makes client-supplied text fit for a Rejection and a WARN line:
+// clean makes client-supplied text fit for a iothub.Rejection and a WARN line:
 // secrets redacted, then cut to maxRejectionField bytes.
 func clean(s string) string { return clip(redactSecrets(s)) }
 

@@ -1,6 +1,7 @@
 package fakehub
 
 import (
+	"github.com/hubkit/hubkit/pkg/iothub"
 	"strings"
 	"testing"
 )
@@ -10,7 +11,7 @@ func TestRejectionLogByteBound(t *testing.T) {
 	big := strings.Repeat("x", 64<<10)
 	n := 2 * maxRejectionBytes / len(big)
 	for range n {
-		l.add(Rejection{Detail: big})
+		l.add(iothub.Rejection{Detail: big})
 	}
 	if l.bytes > maxRejectionBytes {
 		t.Errorf("log holds %d bytes, want at most %d", l.bytes, maxRejectionBytes)

@@ -2,6 +2,7 @@ package fakehub_test
 
 import (
 	"context"
+	"github.com/hubkit/hubkit/pkg/iothub"
 	"log/slog"
 	"strings"
 	"testing"
@@ -47,12 +48,12 @@ func TestWaitRejectionMatchMayCallTheServer(t *testing.T) {
 	h := startHub(t, fakehub.Options{})
 	p := goodConnect(dev1, keyWrong)
 	rawConnect(t, h, p)
-	done := make(chan fakehub.Rejection, 1)
+	done := make(chan iothub.Rejection, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		// match reads the log itself: it must not run under the log's lock.
-		r, _ := h.WaitRejection(ctx, func(r fakehub.Rejection) bool { return len(h.Rejections()) > 0 })
+		r, _ := h.WaitRejection(ctx, func(r iothub.Rejection) bool { return len(h.Rejections()) > 0 })
 		done <- r
 	}()
 	select {

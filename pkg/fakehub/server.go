@@ -30,14 +30,21 @@ type Server struct {
 
 	tlsLn, plainLn *guardListener
 
-	sessions   sessionTable
-	telemetry  *ring
-	rejections rejectionLog
-	cloud      cloudSide // the hooks' view of svc (a test may replace it)
-	svc        *cloud    // C2D, twins, methods
-	service    *serviceListener
+	sessions    sessionTable
+	telemetry   *ring
+	rejections  rejectionLog
+	cloud       *cloud    // the cloud side: C2D queues, twins, direct methods
+	cloudEvents cloudSide // what the hooks tell the cloud side (cloud, or a test's stand-in)
+	service     *serviceListener
+	dps         *DPS // the Device Provisioning Service, with Options.DPS
 
+	lifecycle *lifecycleHook
 	unwatch   func() // stops registry notifications
+
+	clock     *Clock           // Options.Now moved by tests; opts.Now reads it
+	realNow   func() time.Time // Options.Now itself: the service API's token checks
+	limits    *limiter         // Options.Limits (throttles, daily quota)
+	faults    faultTable       // service-side faults and the devices' fault windows
 	closing   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -55,6 +62,11 @@ var ErrClosed = errors.New("fakehub: server closed")
 // opts.InsecureAddr (plaintext).
 func NewServer(opts Options) (*Server, error) {
 	opts.setDefaults()
+	clock, realNow := newClock(opts.Now), opts.Now
+	opts.Now = clock.Now // everything in the hub reads the movable clock
+	if err := opts.applyProfile(); err != nil {
+		return nil, err
+	}
 	if opts.TLS == nil && opts.InsecureAddr == "" {
 		return nil, errors.New("fakehub: Options.TLS is required (or set InsecureAddr for a plaintext-only hub)")
 	}
@@ -64,18 +76,25 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.TLS != nil && len(opts.TLS.Certificates) == 0 && opts.TLS.GetCertificate == nil && opts.TLS.GetConfigForClient == nil {
 		return nil, errors.New("fakehub: Options.TLS has no certificate")
 	}
-	s := &Server{opts: opts, log: opts.Logger, telemetry: newRing(opts.TelemetryBuffer, opts.TelemetryBufferBytes)}
+	s := &Server{opts: opts, log: opts.Logger, telemetry: newRing(opts.TelemetryBuffer, opts.TelemetryBufferBytes),
+		clock: clock, realNow: realNow, limits: newLimiter(opts.Limits, opts.Now)}
+	s.limits.changed = clock.changes
+	s.faults.init()
+	clock.mu.Lock()
+	clock.moved = s.clockMoved
+	clock.mu.Unlock()
+	s.lifecycle = &lifecycleHook{s: s}
 	for _, h := range append([]string{opts.HostName}, opts.Aliases...) {
 		s.hostNames = append(s.hostNames, strings.ToLower(stripPort(h)))
 	}
 	s.sessions.init()
-	svc, err := newCloud(s)
+	cloud, err := newCloud(s)
 	if err != nil {
 		return nil, fmt.Errorf("fakehub: %w", err)
 	}
-	s.svc, s.cloud = svc, svc
-	if newCloudSide != nil {
-		s.cloud = newCloudSide(s)
+	s.cloud, s.cloudEvents = cloud, cloud
+	if opts.cloudEvents != nil {
+		s.cloudEvents = opts.cloudEvents(s)
 	}
 
 	caps := mqtt.NewDefaultServerCapabilities()
@@ -101,53 +120,69 @@ func NewServer(opts Options) (*Server, error) {
 		// small; a larger one is read through the buffer, not into it.
 		ClientNetReadBufferSize: readBufferSize,
 	})
-	if err := s.mochi.AddHook(&authHook{s: s}, nil); err != nil {
+	// fail undoes what NewServer has set up so far: every listener it opened is
+	// closed (its port free again) and the cloud side stopped.
+	fail := func(err error) (*Server, error) {
+		for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
+			if ln != nil {
+				_ = ln.Close()
+			}
+		}
+		s.cloud.close()
 		return nil, err
+	}
+	if err := s.mochi.AddHook(&authHook{s: s}, nil); err != nil {
+		return fail(err)
+	}
+	if err := s.mochi.AddHook(s.lifecycle, nil); err != nil {
+		return fail(err)
 	}
 	if err := s.mochi.AddHook(&aclHook{s: s}, nil); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	if err := s.mochi.AddHook(&telemetryHook{s: s}, nil); err != nil {
-		return nil, err
+		return fail(err)
 	}
 
 	if opts.TLS != nil {
 		raw, err := net.Listen("tcp", opts.Addr)
 		if err != nil {
-			return nil, fmt.Errorf("fakehub: listen %s: %w", opts.Addr, err)
+			return fail(fmt.Errorf("fakehub: listen %s: %w", opts.Addr, err))
 		}
 		cfg := opts.TLS.Clone()
 		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12) // IoT Hub: TLS 1.2 and up
-		s.tlsLn = newGuardListener(raw, cfg, opts.ConnectTimeout, s.connectTimedOut)
+		s.tlsLn = newGuardListener(raw, cfg, opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
 		s.watchAccept(s.tlsLn)
 		if err := s.mochi.AddListener(listeners.NewNet("mqtts", s.tlsLn)); err != nil {
-			_ = raw.Close()
-			return nil, err
+			return fail(err)
 		}
 	}
 	if opts.InsecureAddr != "" {
 		raw, err := net.Listen("tcp", opts.InsecureAddr)
 		if err != nil {
-			if s.tlsLn != nil {
-				_ = s.tlsLn.Close()
-			}
-			return nil, fmt.Errorf("fakehub: listen %s: %w", opts.InsecureAddr, err)
+			return fail(fmt.Errorf("fakehub: listen %s: %w", opts.InsecureAddr, err))
 		}
-		s.plainLn = newGuardListener(raw, nil, opts.ConnectTimeout, s.connectTimedOut)
+		s.plainLn = newGuardListener(raw, nil, opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
 		s.watchAccept(s.plainLn)
 		if err := s.mochi.AddListener(listeners.NewNet("mqtt", s.plainLn)); err != nil {
-			_ = raw.Close()
-			return nil, err
+			return fail(err) // closes the TLS listener too
 		}
 		s.log.Warn("plaintext MQTT listener enabled: IoT Hub has none, tokens cross the network in the clear", "addr", s.plainLn.Addr().String())
 	}
+	opts.Registry.useClock(opts.Now)
 	s.unwatch = opts.Registry.watch(s.registryChanged)
 	if err := s.mochi.Serve(); err != nil {
 		s.unwatch()
-		return nil, err
+		return fail(err) // mochi serves nothing yet: close the listeners ourselves
 	}
 	if opts.ServiceAddr != "" {
 		if err := s.startService(); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
+	if opts.DPS != nil {
+		if err := s.startDPS(); err != nil {
 			_ = s.Close()
 			return nil, err
 		}
@@ -180,15 +215,15 @@ func (s *Server) Registry() *Registry { return s.opts.Registry }
 
 // AddDevice registers an enabled device with the given keys (primary, then
 // secondary; missing ones are generated).
-func (s *Server) AddDevice(id string, keys ...[]byte) (Device, error) {
-	var k Keys
+func (s *Server) AddDevice(id string, keys ...[]byte) (iothub.Device, error) {
+	var primary, secondary string
 	if len(keys) > 0 {
-		k.Primary = encodeKey(keys[0])
+		primary = encodeKey(keys[0])
 	}
 	if len(keys) > 1 {
-		k.Secondary = encodeKey(keys[1])
+		secondary = encodeKey(keys[1])
 	}
-	return s.opts.Registry.AddDevice(Device{ID: id, Keys: k})
+	return s.opts.Registry.Add(iothub.Device{DeviceID: id, Authentication: iothub.SASAuth(primary, secondary)})
 }
 
 // Close disconnects every client and stops the listeners. It is idempotent.
@@ -199,7 +234,8 @@ func (s *Server) Close() error {
 			s.unwatch()
 		}
 		s.stopService()
-		s.svc.close()
+		s.stopDPS()
+		s.cloud.close()
 		// Drain first: mochi's Close races with connection set-up (mochi#424,
 		// #541) and can deadlock while clients come and go (mochi#488).
 		for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
@@ -255,6 +291,18 @@ func (s *Server) isOurHost(h string) bool {
 	return false
 }
 
+// isOurHostExactly reports whether h (possibly "host:port") is the hub's host name or an
+// alias exactly as configured (case included).
+func (s *Server) isOurHostExactly(h string) bool {
+	h = stripPort(h)
+	for _, n := range append([]string{s.opts.HostName}, s.opts.Aliases...) {
+		if h == stripPort(n) {
+			return true
+		}
+	}
+	return false
+}
+
 func stripPort(h string) string {
 	if host, _, err := net.SplitHostPort(h); err == nil {
 		return host
@@ -295,24 +343,28 @@ func (s *Server) watchAccept(ln *guardListener) {
 		}
 	}
 	ln.onRefused = func(remote string) {
-		s.reject(Rejection{RemoteAddr: remote, Reason: ReasonOutOfDescriptors,
+		s.reject(iothub.Rejection{RemoteAddr: remote, Reason: ReasonOutOfDescriptors,
 			Detail: "no file descriptor left (the open-files limit is reached): the connection was closed at once; the hub accepts again as descriptors free up"})
 	}
 }
 
 func (s *Server) connectTimedOut(remote string) {
-	s.reject(Rejection{RemoteAddr: remote, Reason: ReasonConnectTimeout,
+	s.reject(iothub.Rejection{RemoteAddr: remote, Reason: ReasonConnectTimeout,
 		Detail: fmt.Sprintf("no TLS handshake and CONNECT within %s", s.opts.ConnectTimeout)})
 }
 
 // registryChanged drops the connections of an identity that was disabled or
 // removed (a device change covers its modules).
 func (s *Server) registryChanged(c change) {
+	if c.reason == reasonKeysChanged {
+		s.keysChanged(c.id)
+		return
+	}
 	covers := func(id iothub.Identity) bool {
 		return id == c.id || (!c.id.IsModule() && id.DeviceID == c.id.DeviceID)
 	}
 	if c.reason == sas.ReasonUnknownIdentity {
-		s.svc.removed(c.id)
+		s.cloud.removed(c.id)
 	}
 	for _, ss := range s.sessions.all() {
 		if covers(ss.id) {
@@ -350,19 +402,45 @@ func (s *Server) forgetSession(cl *mqtt.Client) {
 // what mochi publishes for the closed connection (mochi routes it nowhere:
 // no device may read a telemetry topic, see OnACLCheck).
 func (s *Server) hubClose(ss *session, reason sas.Reason, detail string) {
+	s.hubCloseCode(ss, reason, closeCode(reason), detail)
+}
+
+// hubCloseCode is hubClose recording the IoT Hub error code the real hub logs for the close.
+func (s *Server) hubCloseCode(ss *session, reason sas.Reason, code iothub.ErrorCode, detail string) {
 	if ss.willSettled.CompareAndSwap(false, true) && ss.will != nil && s.opts.Quirks.WillOnHubClose {
 		// Captured here, not from mochi: mochi drops the will when its read
 		// loop ends without an error, which a Stop can cause.
 		s.captureWill(ss, ss.will.topic, ss.will.payload)
 	}
-	if ss.closeReason.CompareAndSwap(nil, &reason) {
-		s.reject(ss.rejection(reason, detail))
-	}
+	s.claimClose(ss, reason, code, detail)
 	ss.cl.Stop(errors.New(string(reason)))
 }
 
+// claimClose records why the hub closes ss, unless another close (a takeover, an
+// expiry) claimed it first. It runs before the connection goes, so that a device
+// reconnecting at once cannot turn the record into its own takeover.
+func (s *Server) claimClose(ss *session, reason sas.Reason, code iothub.ErrorCode, detail string) {
+	if ss.closeReason.CompareAndSwap(nil, &reason) {
+		rj := ss.rejection(reason, detail)
+		rj.ErrorCode = code
+		s.closedFor(rj)
+	}
+}
+
+// closeCode is the error code the real hub logs when it closes a connection for reason
+// (docs/iothub-behavior.md §1.19, §2.5), or 0 when none is documented.
+func closeCode(reason sas.Reason) iothub.ErrorCode {
+	switch reason {
+	case sas.ReasonExpired:
+		return iothub.CodeIotHubUnauthorized
+	case ReasonReplaced:
+		return iothub.CodeConnectionForcefullyClosedOnNewConnection
+	}
+	return 0
+}
+
 func (s *Server) expire(ss *session) {
-	s.hubClose(ss, sas.ReasonExpired, fmt.Sprintf("token expired at %s (grace %s); connection closed",
+	s.hubClose(ss, sas.ReasonExpired, fmt.Sprintf("401003 IoTHubUnauthorized: token expired at %s (grace %s); the hub closes the connection, then logs 404104 DeviceConnectionClosedRemotely; reconnect with a fresh token",
 		ss.expiry.UTC().Format(time.RFC3339), s.opts.TokenExpiryGrace))
 }
 

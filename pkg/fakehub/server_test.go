@@ -12,6 +12,7 @@ import (
 
 	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/internal/mqttraw"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
 	"github.com/hubkit/hubkit/pkg/sas"
@@ -103,14 +104,14 @@ func TestPacketOverMochiLimit(t *testing.T) {
 }
 
 func TestWillOnHubCloseQuirk(t *testing.T) {
-	clock := &fakeClock{t: time.Now()}
+	clock := testutil.NewClock(time.Now())
 	h := startHub(t, fakehub.Options{Now: clock.Now, Quirks: fakehub.Quirks{WillOnHubClose: true}})
 	st := h.Telemetry()
 	p := goodConnect(dev1, keyDev1A)
 	p.Password = mqttraw.String(token("localhost/devices/dev1", "", keyDev1A, clock.Now().Add(time.Minute)))
 	p.Will = &mqttraw.Will{Topic: "devices/dev1/messages/events/", Payload: []byte("expired")}
 	c := rawSession(t, h, p)
-	clock.Add(time.Hour)
+	clock.Advance(time.Hour)
 	h.CheckTokens()
 	expectClosedSilently(t, c)
 	if m := nextMessage(t, st); string(m.Payload) != "expired" || m.Properties["iothub-MessageType"] != "Will" {
@@ -128,7 +129,7 @@ func ExampleNewServer() {
 	}
 	defer s.Close()
 	d, _ := s.AddDevice("thermostat", bytes.Repeat([]byte{1}, 32))
-	fmt.Println(s.HostName(), d.ID, d.Status, d.Keys.Primary)
+	fmt.Println(s.HostName(), d.DeviceID, d.Status, d.Authentication.SymmetricKey.PrimaryKey)
 	// Devices connect to s.Addr(); then:
 	//   m, err := s.Telemetry().Next(ctx)      // the next telemetry message
 	//   r, err := s.WaitRejection(ctx, nil)    // why a connection was refused
@@ -145,8 +146,8 @@ func FuzzLoadRegistry(f *testing.F) {
 			return
 		}
 		for _, d := range r.Registry.Devices() {
-			if _, err := sas.DecodeKey(d.Keys.Primary); err != nil {
-				t.Errorf("device %q has an undecodable key: %v", d.ID, err)
+			if _, err := sas.DecodeKey(d.Authentication.SymmetricKey.PrimaryKey); err != nil {
+				t.Errorf("device %q has an undecodable key: %v", d.DeviceID, err)
 			}
 		}
 	})
@@ -176,4 +177,58 @@ func TestTLSBelow12Refused(t *testing.T) {
 		t.Fatalf("TLS 1.2+ handshake: %v", err)
 	}
 	c.Close()
+}
+
+// TestFailedNewServerFreesItsPorts: when NewServer fails after it has opened listeners,
+// it closes them: their ports can be bound again at once (a test that retries on a fixed
+// port, or fakehub started twice by a script, must not find them held).
+func TestFailedNewServerFreesItsPorts(t *testing.T) {
+	ca, err := certs.NewCA("test CA", time.Hour, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ca.ServerTLS([]string{"localhost", "127.0.0.1"}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0") // held for the whole test
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	// freeAddr returns a loopback address nobody listens on right now.
+	freeAddr := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	assertFree := func(what, addr string) {
+		t.Helper()
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("after the failed NewServer, %s %s is still held: %v", what, addr, err)
+			return
+		}
+		l.Close()
+	}
+	t.Run("plaintext-listener-fails", func(t *testing.T) {
+		addr := freeAddr()
+		_, err := fakehub.NewServer(fakehub.Options{TLS: cfg, Addr: addr, InsecureAddr: busy.Addr().String()})
+		if err == nil || !strings.Contains(err.Error(), "listen "+busy.Addr().String()) {
+			t.Fatalf("NewServer(InsecureAddr busy) = %v, want the listen error", err)
+		}
+		assertFree("the TLS listener", addr)
+	})
+	t.Run("service-listener-fails", func(t *testing.T) {
+		addr, plain := freeAddr(), freeAddr()
+		_, err := fakehub.NewServer(fakehub.Options{TLS: cfg, Addr: addr, InsecureAddr: plain, ServiceAddr: busy.Addr().String()})
+		if err == nil || !strings.Contains(err.Error(), "service API: listen") {
+			t.Fatalf("NewServer(ServiceAddr busy) = %v, want the service listen error", err)
+		}
+		assertFree("the TLS listener", addr)
+		assertFree("the plaintext listener", plain)
+	})
 }

@@ -2,9 +2,7 @@ package fakehub
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,7 +35,7 @@ func (s *Server) ServiceHandler() http.Handler {
 		skew = -1 // restapi reads 0 as its default
 	}
 	return restapi.NewHandler(serviceBackend{s}, restapi.Options{
-		HostName: s.opts.HostName, Now: s.opts.Now, Rand: s.opts.Rand, Skew: skew, Logger: s.log,
+		HostName: s.opts.HostName, Now: s.opts.Now, TokenNow: s.realNow, Rand: s.opts.Rand, Skew: skew, Logger: s.log,
 	})
 }
 
@@ -80,7 +78,9 @@ func (s *Server) stopService() {
 		return
 	}
 	sl.cancel()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	// Graceful for a moment, then closed: HTTP/2 connections would make Shutdown wait a
+	// whole second for their GOAWAY, and open streams have already been told to end.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	if err := sl.srv.Shutdown(ctx); err != nil {
 		_ = sl.srv.Close()
@@ -121,37 +121,46 @@ func (s *Server) ServiceConnectionString() string {
 	if !ok {
 		return ""
 	}
-	return sas.ConnectionString{HostName: s.opts.HostName, SharedAccessKeyName: p.Name, SharedAccessKey: p.Keys.Primary}.String()
+	return sas.ConnectionString{HostName: s.opts.HostName, SharedAccessKeyName: p.KeyName, SharedAccessKey: p.PrimaryKey}.String()
 }
 
-// identityExists returns ErrDeviceNotFound or ErrModuleNotFound unless id
-// is in the registry.
-func (s *Server) identityExists(id iothub.Identity) error {
-	d, ok := s.opts.Registry.Device(id.DeviceID)
+// Device returns the registry record of a device or module with its live
+// fields filled: connection state and time, last activity, and the C2D
+// queue depth (iothub.ErrDeviceNotFound, iothub.ErrModuleNotFound).
+func (s *Server) Device(id iothub.Identity) (iothub.Device, error) {
+	d, ok := s.opts.Registry.Get(id)
 	if !ok {
-		return serviceError(iothub.ErrorDeviceNotFound, "device %q is not in the registry", id.DeviceID)
+		return iothub.Device{}, s.opts.Registry.Exists(id)
 	}
-	if id.IsModule() {
-		if _, ok := d.module(id.ModuleID); !ok {
-			return serviceError(404010, "module %s is not in the registry", id)
-		}
-	}
-	return nil
+	return s.live(d), nil
 }
 
-// identityETag derives the registry etag of an identity from its status and
-// keys (the registry keeps none): it changes when they change.
-func (s *Server) identityETag(id iothub.Identity) (string, error) {
-	if err := s.identityExists(id); err != nil {
-		return "", err
+// Devices returns the device records (modules excluded) with their live
+// fields, sorted by ID.
+func (s *Server) Devices() []iothub.Device {
+	ds := s.opts.Registry.Devices()
+	for i := range ds {
+		ds[i] = s.live(ds[i])
 	}
-	d, _ := s.opts.Registry.Device(id.DeviceID)
-	h := sha256.New()
-	if id.IsModule() {
-		m, _ := d.module(id.ModuleID)
-		fmt.Fprintf(h, "module\x00%s\x00%s\x00%s\x00%s", m.ID, m.GenerationID, m.Keys.Primary, m.Keys.Secondary)
-	} else {
-		fmt.Fprintf(h, "device\x00%s\x00%s\x00%s\x00%s\x00%s", d.ID, d.GenerationID, d.Status, d.Keys.Primary, d.Keys.Secondary)
+	return ds
+}
+
+// Modules returns the module records of a device with their live fields.
+func (s *Server) Modules(deviceID string) ([]iothub.Device, error) {
+	ms, err := s.opts.Registry.Modules(deviceID)
+	for i := range ms {
+		ms[i] = s.live(ms[i])
 	}
-	return base64.StdEncoding.EncodeToString(h.Sum(nil)[:9]), nil
+	return ms, err
+}
+
+// live fills the fields of a registry record that the hub knows at run time.
+func (s *Server) live(d iothub.Device) iothub.Device {
+	id := d.Identity()
+	d.ConnectionState = iothub.StateDisconnected
+	if ss := s.cloud.sessionFor(id); ss != nil {
+		d.ConnectionState, d.ConnectionStateUpdatedTime, d.LastActivityTime = iothub.StateConnected, ss.connectedAt, ss.connectedAt
+	}
+	d.CloudToDeviceMessageCount = len(s.cloud.c2d.List(id))
+	return d
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
 	"github.com/hubkit/hubkit/pkg/iothub"
@@ -34,7 +35,7 @@ func newCurl(t *testing.T, h *fakehubtest.Hub) *curl {
 	if !ok {
 		t.Fatal("no iothubowner policy")
 	}
-	key, err := sas.DecodeKey(p.Keys.Primary)
+	key, err := sas.DecodeKey(p.PrimaryKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func TestServiceAPI(t *testing.T) {
 		if st != http.StatusOK || !strings.Contains(body, `"deviceId":"rest1"`) || !strings.Contains(body, `"primaryKey"`) {
 			t.Fatalf("PUT device = %d %s", st, body)
 		}
-		if _, ok := h.Registry().Device("rest1"); !ok {
+		if _, ok := h.Registry().Get(iothub.Identity{DeviceID: "rest1"}); !ok {
 			t.Fatal("PUT did not add the device to the registry")
 		}
 		if st, _, body := c.do("PUT", "/devices/rest1"+av, `{"deviceId":"rest1"}`, ctJSON); st != http.StatusConflict {
@@ -184,7 +185,7 @@ func TestServiceAPI(t *testing.T) {
 		} else if v, _ := props.Get("color"); v != "blue" {
 			t.Errorf("color = %q in %s", v, m.Topic())
 		}
-		waitState(t, h, "rest-m1", fakehub.C2DCompleted)
+		waitState(t, h, "rest-m1", iothub.C2DCompleted)
 		if st, _, body := c.do("GET", "/devices/dev1/messages/devicebound/rest-m1"+av, ""); st != 200 || !strings.Contains(body, `"state":"completed"`) {
 			t.Errorf("state = %d %s", st, body)
 		}
@@ -198,7 +199,7 @@ func TestServiceAPI(t *testing.T) {
 
 	t.Run("telemetry-ndjson", func(t *testing.T) {
 		d.publish(t, iothub.TelemetryTopic(dev1, iothub.Properties{{Key: "k", Value: "v"}}), `{"t":1}`)
-		eventually(t, "telemetry captured", func() bool { return len(h.TelemetrySince(1).All()) > 0 })
+		testutil.Eventually(t, "telemetry captured", func() bool { return len(h.TelemetrySince(1).All()) > 0 })
 		st, hd, body := c.do("GET", "/hubkit/telemetry"+av+"&device=dev1", "")
 		if st != 200 || hd.Get("Content-Type") != "application/x-ndjson" {
 			t.Fatalf("telemetry = %d %s", st, body)
@@ -252,7 +253,7 @@ func TestServiceAPITokenGrace(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := fakehubtest.Start(t, fakehub.Options{TokenExpiryGrace: tt.grace})
 			p, _ := h.Registry().Policy("iothubowner")
-			key, _ := sas.DecodeKey(p.Keys.Primary)
+			key, _ := sas.DecodeKey(p.PrimaryKey)
 			req := httptest.NewRequest("GET", "/devices"+av, nil)
 			req.Header.Set("Authorization", sas.Sign("localhost", "iothubowner", key, time.Now().Add(-time.Minute)).String())
 			rec := httptest.NewRecorder()

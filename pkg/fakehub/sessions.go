@@ -1,6 +1,7 @@
 package fakehub
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"sync"
@@ -64,6 +65,9 @@ type session struct {
 	tag   string     // unique per connection (set by establish): tags C2D deliveries
 	c2dMu sync.Mutex // serialises C2D flushes (service and connection goroutines) for FIFO order
 
+	token    sas.Token          // the CONNECT's token (re-verified when the identity's keys change)
+	warnings []iothub.Rejection // the strict profile's warnings for this CONNECT
+
 	capInfo atomic.Pointer[connInfo] // what its telemetry records share (telemetryInfo)
 }
 
@@ -76,8 +80,8 @@ type willMessage struct {
 // deadline is when the session is dropped for token expiry.
 func (ss *session) deadline() time.Time { return ss.expiry.Add(ss.srv.opts.TokenExpiryGrace) }
 
-func (ss *session) rejection(reason sas.Reason, detail string) Rejection {
-	return Rejection{RemoteAddr: ss.remote, ClientID: ss.cl.ID, Identity: ss.id, UserName: ss.rawUserName, Reason: reason, Detail: detail}
+func (ss *session) rejection(reason sas.Reason, detail string) iothub.Rejection {
+	return iothub.Rejection{RemoteAddr: ss.remote, ClientID: ss.cl.ID, DeviceID: ss.id.DeviceID, ModuleID: ss.id.ModuleID, UserName: ss.rawUserName, Reason: reason, Detail: detail}
 }
 
 // subscriptions returns the filters the device holds now (inherited ones
@@ -235,6 +239,16 @@ type Session struct {
 	Subscriptions map[string]byte // filter -> granted QoS
 }
 
+// waitEstablished waits up to d for OnSessionEstablished to have run on ss (its CONNACK
+// sent), for ss to close, or for ctx to end. mochi calls OnSessionEstablished before it
+// reads the connection's next packet, so the wait is as long as a CONNACK write.
+func (ss *session) waitEstablished(ctx context.Context, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for !ss.established.Load() && !ss.cl.Closed() && ctx.Err() == nil && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // Sessions returns the connected identities.
 func (s *Server) Sessions() []Session {
 	var out []Session
@@ -305,7 +319,3 @@ type cloudSide interface {
 	// connection of the same identity took over.
 	disconnected(ss *session, replaced bool)
 }
-
-// newCloudSide, when set (tests), replaces the cloud side the hooks call
-// (the Server's own *cloud, which then sees no device events).
-var newCloudSide func(*Server) cloudSide

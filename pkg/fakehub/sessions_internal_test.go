@@ -48,14 +48,14 @@ func TestC2DDuringReconnectHandshake(t *testing.T) {
 	}
 
 	sent := make(chan string, 1)
-	testHookInTable = func(*session) {
-		id, err := s.SendC2D(context.Background(), "d1", C2DMessage{Payload: []byte("handshake")})
+	hook := func(*session) {
+		id, err := s.SendC2D(context.Background(), "d1", iothub.C2DMessage{Payload: []byte("handshake")})
 		if err != nil {
 			t.Error(err)
 		}
 		sent <- id
 	}
-	t.Cleanup(func() { testHookInTable = nil })
+	s.lifecycle.inTable.Store(&hook)
 	ack, c2 := connect()
 	if !ack.SessionPresent {
 		t.Fatalf("CONNACK %+v, want session present", ack)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hubkit/hubkit/internal/mqttraw"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
@@ -26,12 +27,12 @@ func TestHubCloseDuringGracefulDisconnect(t *testing.T) {
 		close, reopen func(r *fakehub.Registry) error
 	}{
 		{"disable",
-			func(r *fakehub.Registry) error { return r.SetStatus("dev1", fakehub.StatusDisabled) },
-			func(r *fakehub.Registry) error { return r.SetStatus("dev1", fakehub.StatusEnabled) }},
+			func(r *fakehub.Registry) error { return r.SetStatus("dev1", iothub.StatusDisabled) },
+			func(r *fakehub.Registry) error { return r.SetStatus("dev1", iothub.StatusEnabled) }},
 		{"remove",
-			func(r *fakehub.Registry) error { return r.RemoveDevice("dev1") },
+			func(r *fakehub.Registry) error { return r.Delete(iothub.Identity{DeviceID: "dev1"}, "") },
 			func(r *fakehub.Registry) error {
-				_, err := r.AddDevice(fakehub.Device{ID: "dev1", Keys: b64keys(keyDev1A, keyDev1B)})
+				_, err := r.Add(iothub.Device{DeviceID: "dev1", Authentication: b64auth(keyDev1A, keyDev1B)})
 				return err
 			}},
 	} {
@@ -48,7 +49,7 @@ func TestHubCloseDuringGracefulDisconnect(t *testing.T) {
 					wg.Go(func() { mustDo(t, func() error { return tc.close(h.Registry()) }) })
 					wg.Wait()
 					_ = c.ExpectClosed(5 * time.Second)
-					eventually(t, "dev1 gone", func() bool { return !h.Connected(dev1) })
+					testutil.Eventually(t, "dev1 gone", func() bool { return !h.Connected(dev1) })
 					mustDo(t, func() error { return tc.reopen(h.Registry()) })
 				}
 				// Without the quirk no will is captured: the device either
@@ -82,7 +83,7 @@ func TestReconnectAfterDisconnectKeepsSession(t *testing.T) {
 			t.Fatalf("round %d: after DISCONNECT: %v", i, err)
 		}
 		_ = c.Close()
-		msgID := sendC2D(t, h, dev1, fakehub.C2DMessage{Payload: []byte(fmt.Sprint("offline-", i))})
+		msgID := sendC2D(t, h, dev1, iothub.C2DMessage{Payload: []byte(fmt.Sprint("offline-", i))})
 		var ack mqttraw.Connack
 		ack, c = rawConnect(t, h, p)
 		if ack.ReturnCode != 0 || !ack.SessionPresent {
@@ -96,7 +97,7 @@ func TestReconnectAfterDisconnectKeepsSession(t *testing.T) {
 			t.Fatalf("round %d: C2D %q, want %q", i, pk.Publish.Payload, want)
 		}
 		_ = c.Puback(pk.Publish.PacketID)
-		waitState(t, h, msgID, fakehub.C2DCompleted)
+		waitState(t, h, msgID, iothub.C2DCompleted)
 	}
 	if rs := h.Rejections(); len(rs) != 0 {
 		t.Errorf("rejections %+v, want none (every connection ended with DISCONNECT)", rs)
@@ -131,7 +132,7 @@ func TestStoredSessionOutlivesSeconds(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(2100 * time.Millisecond) // offline across at least two of mochi's expiry ticks
-	sendC2D(t, h, dev1, fakehub.C2DMessage{Payload: []byte("offline")})
+	sendC2D(t, h, dev1, iothub.C2DMessage{Payload: []byte("offline")})
 	ack, c2 := rawConnect(t, h, p)
 	if ack.ReturnCode != 0 || !ack.SessionPresent {
 		t.Fatalf("CONNACK %+v after 2 s offline, want 0 with session present", ack)
@@ -157,12 +158,12 @@ func TestRemovedIdentityLosesStoredSession(t *testing.T) {
 				if err := c.ExpectClosed(5 * time.Second); err != nil {
 					t.Fatal(err)
 				}
-				eventually(t, "dev1 gone", func() bool { return !h.Connected(dev1) })
+				testutil.Eventually(t, "dev1 gone", func() bool { return !h.Connected(dev1) })
 			}
-			mustDo(t, func() error { return h.Registry().RemoveDevice("dev1") })
+			mustDo(t, func() error { return h.Registry().Delete(iothub.Identity{DeviceID: "dev1"}, "") })
 			_ = c.ExpectClosed(5 * time.Second)
 			mustDo(t, func() error {
-				_, err := h.Registry().AddDevice(fakehub.Device{ID: "dev1", Keys: b64keys(keyDev1A, keyDev1B)})
+				_, err := h.Registry().Add(iothub.Device{DeviceID: "dev1", Authentication: b64auth(keyDev1A, keyDev1B)})
 				return err
 			})
 			ack, c2 := rawConnect(t, h, p)
@@ -171,7 +172,7 @@ func TestRemovedIdentityLosesStoredSession(t *testing.T) {
 			}
 			_ = c2.Disconnect()
 			_ = c2.ExpectClosed(5 * time.Second)
-			eventually(t, "dev1 gone", func() bool { return !h.Connected(dev1) })
+			testutil.Eventually(t, "dev1 gone", func() bool { return !h.Connected(dev1) })
 		})
 	}
 }

@@ -13,26 +13,6 @@ import (
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
-// Message is one device-to-cloud telemetry message as the service side of
-// IoT Hub would see it.
-type Message struct {
-	DeviceID string
-	ModuleID string // "" for a device
-	Topic    string // as published
-	Payload  []byte
-	// SystemProperties are the decoded "$."-properties of the topic's bag
-	// (keys as in iothub: "$.mid", "$.ct", ..., "iothub-ack").
-	SystemProperties map[string]string
-	// Properties are the application properties, including the hub-added
-	// mqtt-retain / mqtt-dup / iothub-MessageType=Will.
-	Properties map[string]string
-	// Annotations are what the hub stamps on the message (iothub-connection-*,
-	// iothub-enqueuedtime, iothub-message-source, dt-dataschema).
-	Annotations    map[string]string
-	EnqueuedTime   time.Time
-	SequenceNumber uint64 // 1, 2, ... in arrival order across the hub
-}
-
 // authMethod is the iothub-connection-auth-method annotation.
 type authMethod struct {
 	Scope                 string  `json:"scope"`
@@ -86,6 +66,14 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (_ packets
 		return pk, packets.CodeSuccessIgnore
 	}
 	if p.Kind == iothub.TopicTelemetry {
+		closes, opened := s.injectFault(ss, p.Properties)
+		if closes {
+			return pk, packets.ErrRejectPacket // no PUBACK: the fault closes the connection
+		}
+		plan, err := s.telemetryGate(ss, !opened, len(pk.Payload)+p.Properties.Size())
+		if err != nil {
+			return pk, packets.ErrRejectPacket // refused: the connection is closed, no PUBACK
+		}
 		var flags captureFlags
 		if pk.FixedHeader.Retain {
 			flags |= flagRetain
@@ -93,12 +81,22 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (_ packets
 		if pk.FixedHeader.Dup {
 			flags |= flagDup
 		}
-		// Kept as is: mochi decodes every packet from a buffer of its own
-		// (Client.ReadPacket) and, with CodeSuccessIgnore, never touches it again.
-		s.capture(ss, pk.TopicName, p.Properties, pk.Payload, flags)
-		return pk, packets.CodeSuccessIgnore
+		// The payload is kept as is: mochi decodes every packet from a buffer
+		// of its own (Client.ReadPacket) and, after CodeSuccessIgnore or
+		// ErrRejectPacket, never touches it again.
+		if plan.admitAt.IsZero() && plan.pubackAt.IsZero() {
+			s.capture(ss, pk.TopicName, p.Properties, pk.Payload, flags)
+			if plan.noPuback {
+				return pk, packets.ErrRejectPacket
+			}
+			return pk, packets.CodeSuccessIgnore
+		}
+		// Queued by the throttle or a PUBACK fault: the connection goes on reading while the
+		// message waits; the hub writes its PUBACK itself (mochi sends none after ErrRejectPacket).
+		go s.deferTelemetry(ss, pk, p.Properties, flags, plan)
+		return pk, packets.ErrRejectPacket
 	}
-	s.cloud.devicePublish(ss, p, pk.Payload)
+	s.cloudEvents.devicePublish(ss, p, pk.Payload)
 	return pk, packets.CodeSuccessIgnore
 }
 
@@ -130,7 +128,7 @@ const (
 )
 
 // record is a captured message as the ring keeps it: what the device sent,
-// when, and who sent it. The Message a Stream returns (its property and
+// when, and who sent it. The iothub.Event a Stream returns (its property and
 // annotation maps, the formatted enqueued time) is built from it when it is
 // read, so a message nobody reads costs one copy of its payload and no map.
 type record struct {
@@ -178,8 +176,8 @@ const (
 	propertyOverhead = 32
 )
 
-// message builds the service-side view of r, sequence number seq.
-func (r *record) message(seq uint64) Message {
+// event builds the service-side view of r, sequence number seq.
+func (r *record) event(seq uint64) iothub.Event {
 	app := r.props.Application()
 	if r.flags&flagRetain != 0 {
 		app[iothub.PropMQTTRetain] = "true"
@@ -205,7 +203,7 @@ func (r *record) message(seq uint64) Message {
 	if ci.modelID != "" {
 		ann[iothub.PropDataSchema] = ci.modelID
 	}
-	return Message{
+	return iothub.Event{
 		DeviceID: ci.id.DeviceID, ModuleID: ci.id.ModuleID, Topic: r.topic, Payload: r.payload,
 		SystemProperties: r.props.System(), Properties: app, Annotations: ann, EnqueuedTime: at, SequenceNumber: seq,
 	}
@@ -285,11 +283,28 @@ type Stream struct {
 }
 
 // Telemetry returns a Stream positioned after the last captured message: Next
-// waits for messages arriving from now on.
+// waits for messages arriving from now on. This is the rule of every telemetry
+// stream the hub offers (docs/iothub-behavior.md §13.6): a stream starts where it
+// is opened, so open it before the device sends; TelemetryFrom starts at a time
+// instead, TelemetrySince at a sequence number, and Stream.All lists what is held.
 func (s *Server) Telemetry() *Stream {
 	s.telemetry.mu.Lock()
 	defer s.telemetry.mu.Unlock()
 	return &Stream{r: s.telemetry, cursor: s.telemetry.next}
+}
+
+// TelemetryFrom returns a Stream starting at the first retained message enqueued
+// at or after t (by Options.Now's clock), so Next returns what arrived since t and
+// then waits for more. A zero t starts at the oldest message retained.
+func (s *Server) TelemetryFrom(t time.Time) *Stream {
+	r := s.telemetry
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seq := r.oldest()
+	for seq < r.next && r.at(seq).at.Before(t) { // arrival order is time order
+		seq++
+	}
+	return &Stream{r: r, cursor: seq}
 }
 
 // TelemetrySince returns a Stream starting at sequence number seq (0 or 1:
@@ -321,7 +336,7 @@ func (st *Stream) ForDevice(deviceID, moduleID string) *Stream {
 // Next returns the next message, waiting for it until ctx is done. Messages
 // evicted before they were read are skipped (see Dropped). A Stream may be
 // shared by goroutines; each message is returned once.
-func (st *Stream) Next(ctx context.Context) (Message, error) {
+func (st *Stream) Next(ctx context.Context) (iothub.Event, error) {
 	for {
 		st.mu.Lock()
 		st.r.mu.Lock()
@@ -335,7 +350,7 @@ func (st *Stream) Next(ctx context.Context) (Message, error) {
 				r := *rec
 				st.r.mu.Unlock()
 				st.mu.Unlock()
-				return r.message(seq), nil
+				return r.event(seq), nil
 			}
 		}
 		ch := st.r.wait()
@@ -344,14 +359,14 @@ func (st *Stream) Next(ctx context.Context) (Message, error) {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return Message{}, ctx.Err()
+			return iothub.Event{}, ctx.Err()
 		}
 	}
 }
 
 // All returns the retained messages from the stream's position on, without
 // moving it.
-func (st *Stream) All() []Message {
+func (st *Stream) All() []iothub.Event {
 	st.mu.Lock()
 	st.r.mu.Lock()
 	type entry struct {
@@ -366,15 +381,15 @@ func (st *Stream) All() []Message {
 	}
 	st.r.mu.Unlock()
 	st.mu.Unlock()
-	var out []Message
+	var out []iothub.Event
 	for i := range recs {
-		out = append(out, recs[i].rec.message(recs[i].seq))
+		out = append(out, recs[i].rec.event(recs[i].seq))
 	}
 	return out
 }
 
 // SkipToEnd moves the stream past the last captured message without
-// reading what it skips (no Message is built) and returns how many messages
+// reading what it skips (no Event is built) and returns how many messages
 // that was, filtered ones and evicted ones included: for a reader that
 // samples a fast stream, such as fakehub's log.
 func (st *Stream) SkipToEnd() uint64 {
@@ -392,4 +407,21 @@ func (st *Stream) Dropped() uint64 {
 	st.r.mu.Lock()
 	defer st.r.mu.Unlock()
 	return st.r.dropped
+}
+
+// deferTelemetry captures a queued message at its turn and acknowledges it when its plan
+// allows; a connection that ends first gets neither (the device resends).
+func (s *Server) deferTelemetry(ss *session, pk packets.Packet, props iothub.Properties, flags captureFlags, plan telemetryPlan) {
+	defer s.recoverHook("queued telemetry", ss.cl, nil)
+	if !plan.admitAt.IsZero() && !s.limits.waitUntil(ss.done, plan.admitAt) {
+		return
+	}
+	s.capture(ss, pk.TopicName, props, pk.Payload, flags)
+	if plan.noPuback || pk.FixedHeader.Qos == 0 {
+		return
+	}
+	if !plan.pubackAt.IsZero() && !s.limits.waitUntil(ss.done, plan.pubackAt) {
+		return
+	}
+	_ = ss.cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
 }

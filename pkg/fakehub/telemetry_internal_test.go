@@ -84,7 +84,7 @@ func TestTelemetryRingWrapsInOrder(t *testing.T) {
 
 // BenchmarkCapture is the hub's cost of keeping one telemetry message
 // (OnPublish's share after the classification); BenchmarkCaptureAndRead adds
-// what a reader pays to get it as a Message (maps and the formatted time).
+// what a reader pays to get it as an iothub.Event (maps and the formatted time).
 //
 //	go test -run '^$' -bench Capture -benchmem ./pkg/fakehub/
 func BenchmarkCapture(b *testing.B) {

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/hubkit/hubkit/internal/mqttraw"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
@@ -29,8 +30,8 @@ func TestTelemetryCapture(t *testing.T) {
 		t.Fatalf("publish: %v", tok.Error())
 	}
 	m := nextMessage(t, st)
-	gen, _ := h.Registry().Device("dev1")
-	want := fakehub.Message{
+	gen, _ := h.Registry().Get(iothub.Identity{DeviceID: "dev1"})
+	want := iothub.Event{
 		DeviceID:         "dev1",
 		Topic:            topic,
 		Payload:          []byte(`{"t":21.5}`),
@@ -61,7 +62,7 @@ func TestTelemetryCapture(t *testing.T) {
 func TestTelemetryAnnotationsByAuth(t *testing.T) {
 	h := startHub(t, fakehub.Options{})
 	pol, _ := h.Registry().Policy("device")
-	polKey, _ := sas.DecodeKey(pol.Keys.Primary)
+	polKey, _ := sas.DecodeKey(pol.PrimaryKey)
 	tests := []struct {
 		name, password string
 		id             iothub.Identity
@@ -145,7 +146,7 @@ func TestRetainDupAndWill(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectClosedSilently(t, c)
-		eventually(t, "session gone", func() bool { return !h.Connected(dev2) })
+		testutil.Eventually(t, "session gone", func() bool { return !h.Connected(dev2) })
 		if n := len(h.TelemetrySince(0).All()); n != before {
 			t.Errorf("%d messages after DISCONNECT, want %d", n, before)
 		}

@@ -15,5 +15,13 @@
 // names and filters). Both name what was expected and unwrap to a sentinel (ErrClientID,
 // ErrUserName, ErrProperties, ErrTopic) so callers can branch with errors.Is.
 //
-// The package imports only the standard library.
+// The service side shares the same vocabulary, written once here too: IoT Hub's error codes
+// (ErrorCode, one error type *Error, and a sentinel per code that errors.Is matches by
+// code), shared access policy rights (Rights, AccessPolicy, BuiltinPolicies), and the JSON
+// wire shapes of the service REST API (Device, Twin, TwinPatch, MethodRequest,
+// MethodResult, C2DStatus, C2DFeedback, PurgeResult) and of hubkit's documented extensions
+// (Event, Rejection), plus the header mapping of cloud-to-device messages (C2DMessage).
+// fakehub serves these types, the Go service client decodes them, and the CLIs print them.
+//
+// The package imports only the standard library and pkg/sas.
 package iothub

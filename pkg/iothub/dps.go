@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Device Provisioning Service (DPS) over MQTT (iothub-mqtt.md §7). The client ID is the
+// Device Provisioning Service (DPS) over MQTT (docs/iothub-behavior.md §7). The client ID is the
 // registration ID; the user name is "{idScope}/registrations/{registrationId}/api-version=...".
 const (
 	DPSGlobalHost        = "global.azure-devices-provisioning.net"

@@ -10,7 +10,7 @@ import (
 )
 
 func TestDPSTopics(t *testing.T) {
-	// The wire forms of iothub-mqtt.md §7.
+	// The wire forms of docs/iothub-behavior.md §7.
 	for _, tt := range []struct{ got, want string }{
 		{iothub.DPSRegisterTopic("1"), "$dps/registrations/PUT/iotdps-register/?$rid=1"},
 		{iothub.DPSPollTopic("2", "4.d0a6b1c2.6e5d"), "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=2&operationId=4.d0a6b1c2.6e5d"},

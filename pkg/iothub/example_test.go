@@ -101,7 +101,7 @@ func ExampleTelemetryTopic() {
 }
 
 func ExampleParseC2DTopic() {
-	// As captured from the hub (iothub-mqtt.md §4.2).
+	// As captured from the hub (docs/iothub-behavior.md §4.2).
 	id, props, err := iothub.ParseC2DTopic("devices/pubsub/messages/devicebound/%24.mid=2c2db32a&%24.to=%2Fdevices%2Fpubsub%2Fmessages%2Fdevicebound&%24.ce=utf-8&iothub-ack=none")
 	fmt.Println(id, err)
 	fmt.Println(props.System())

@@ -22,7 +22,7 @@ const (
 	PropAck             = "iothub-ack"
 )
 
-// Properties the hub adds to telemetry for the service side (iothub-mqtt.md §4.1); a device
+// Properties the hub adds to telemetry for the service side (docs/iothub-behavior.md §4.1); a device
 // cannot set them. Additions to the contract, so both sides spell them once.
 const (
 	PropConnectionDeviceID         = "iothub-connection-device-id"
@@ -130,6 +130,18 @@ func (p Properties) Encode() string {
 
 // Get returns the value of the first property with the given (decoded) key; a null property
 // gives "", true.
+// Set returns p with key set to value: an existing key keeps its place and takes the new
+// value, a new one is appended.
+func (p Properties) Set(key, value string) Properties {
+	for i := range p {
+		if p[i].Key == key {
+			p[i].Value = value
+			return p
+		}
+	}
+	return append(p, Property{Key: key, Value: value})
+}
+
 func (p Properties) Get(key string) (string, bool) {
 	for _, prop := range p {
 		if prop.Key == key {
@@ -169,7 +181,7 @@ func (p Properties) split(system bool) map[string]string {
 }
 
 // Size returns what the properties count towards the message size limit: the values of system
-// properties plus the names and values of application properties (iothub-mqtt.md §4.1).
+// properties plus the names and values of application properties (docs/iothub-behavior.md §4.1).
 func (p Properties) Size() int {
 	n := 0
 	for _, prop := range p {

@@ -98,7 +98,7 @@ func TestPropertiesGetSystemApplication(t *testing.T) {
 	if diff := cmp.Diff(wantSystem, props.System()); diff != "" {
 		t.Errorf("System() mismatch (-want +got):\n%s", diff)
 	}
-	// Unknown "$." keys are application properties (iothub-mqtt.md §4.1); the first value wins.
+	// Unknown "$." keys are application properties (docs/iothub-behavior.md §4.1); the first value wins.
 	wantApp := map[string]string{"$.cdid": "x", "color": "red", "n": ""}
 	if diff := cmp.Diff(wantApp, props.Application()); diff != "" {
 		t.Errorf("Application() mismatch (-want +got):\n%s", diff)

@@ -24,7 +24,7 @@ type parseConfig struct {
 
 // AllowQuestionMarkBag accepts a '?' before a telemetry property bag
 // ("devices/d/messages/events/?$.mid=1"), as the Python SDK wiki writes it. Whether the real
-// hub tolerates it is an open question (iothub-mqtt.md §11 q9), so it is rejected by default.
+// hub tolerates it is an open question (docs/iothub-behavior.md §11.9), so it is rejected by default.
 func AllowQuestionMarkBag() ParseOption {
 	return func(c *parseConfig) { c.questionMarkBag = true }
 }

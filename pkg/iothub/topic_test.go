@@ -142,7 +142,7 @@ func TestTelemetryTopicRoundTrip(t *testing.T) {
 	}
 }
 
-// Captured C2D topics (iothub-mqtt.md §4.2: Java/Python SDK unit tests, Azure-Samples
+// Captured C2D topics (docs/iothub-behavior.md §4.2: Java/Python SDK unit tests, Azure-Samples
 // IoTMQTTSample, azure-iot-sdk-node#1007). The message IDs, elided in the reference, are
 // filled in.
 func TestParseC2DTopicCaptured(t *testing.T) {

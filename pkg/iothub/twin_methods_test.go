@@ -7,7 +7,7 @@ import (
 )
 
 func TestTwinAndMethodBuilders(t *testing.T) {
-	// The documented wire forms (iothub-mqtt.md §4.3, §4.4).
+	// The documented wire forms (docs/iothub-behavior.md §4.3, §4.4).
 	for _, tt := range []struct{ got, want string }{
 		{iothub.TwinGetTopic("1"), "$iothub/twin/GET/?$rid=1"},
 		{iothub.TwinPatchReportedTopic("2"), "$iothub/twin/PATCH/properties/reported/?$rid=2"},

@@ -87,7 +87,7 @@ func (u UserName) HostName() string {
 	return u.Host
 }
 
-// ParseUserName parses an MQTT user name in any of the three forms (iothub-mqtt.md 1.9-1.12):
+// ParseUserName parses an MQTT user name in any of the three forms (docs/iothub-behavior.md §1.9–§1.12):
 //
 //	{host}/{deviceId}/?api-version={v}[&DeviceClientType={enc}][&model-id={enc}][&...]
 //	{host}/{deviceId}/{moduleId}/?api-version={v}...
@@ -227,7 +227,7 @@ func validateHost(h string) error {
 }
 
 // ValidateAPIVersion checks that v looks like an IoT Hub api-version: YYYY-MM-DD, optionally
-// followed by "-preview". The value itself is not checked against a list (iothub-mqtt.md 1.13).
+// followed by "-preview". The value itself is not checked against a list (docs/iothub-behavior.md §1.13).
 func ValidateAPIVersion(v string) error {
 	date := strings.TrimSuffix(v, "-preview")
 	ok := len(date) == 10 && date[4] == '-' && date[7] == '-'

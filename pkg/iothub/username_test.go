@@ -25,7 +25,7 @@ func TestParseUserName(t *testing.T) {
 			want: iothub.UserName{Host: host, Identity: dev, APIVersion: "2021-04-12"}},
 		{name: "documented-module", in: host + "/dev1/mod1/?api-version=2021-04-12", canonical: true,
 			want: iothub.UserName{Host: host, Identity: mod, APIVersion: "2021-04-12"}},
-		// iothub-mqtt.md 1.9: the C SDK's DeviceClientType as it surfaces in connection logs.
+		// docs/iothub-behavior.md §1.9: the C SDK's DeviceClientType as it surfaces in connection logs.
 		{name: "c-sdk-device-client-type",
 			in: host + "/dev1/?api-version=2020-09-30&DeviceClientType=iothubclient%2f1.9.0%20(native%3b%20Linux%3b%20aarch64)",
 			want: iothub.UserName{Host: host, Identity: dev, APIVersion: "2020-09-30",
@@ -38,12 +38,12 @@ func TestParseUserName(t *testing.T) {
 			canonical: true,
 			want: iothub.UserName{Host: host, Identity: mod, APIVersion: "2021-04-12", DeviceClientType: "hubkit/0.1",
 				ModelID: "dtmi:x;y;1", Extra: iothub.Properties{{Key: "auth-chain", Value: "edge1"}, {Key: "flag", Null: true}}}},
-		// iothub-mqtt.md 1.11 (a): old docs and amenzhinsky/iothub.
+		// docs/iothub-behavior.md §1.11(a): old docs and amenzhinsky/iothub.
 		{name: "legacy-no-question-mark", in: host + "/dev1/api-version=2016-11-14", canonical: true,
 			want: iothub.UserName{Host: host, Identity: dev, APIVersion: "2016-11-14", Form: iothub.FormLegacyNoQuestionMark}},
 		{name: "legacy-module", in: host + "/dev1/mod1/api-version=2020-09-30&DeviceClientType=x", canonical: true,
 			want: iothub.UserName{Host: host, Identity: mod, APIVersion: "2020-09-30", DeviceClientType: "x", Form: iothub.FormLegacyNoQuestionMark}},
-		// iothub-mqtt.md 1.11 (b): the SAS doc's "Protocol specifics".
+		// docs/iothub-behavior.md §1.11(b): the SAS doc's "Protocol specifics".
 		{name: "bare", in: host + "/dev1", canonical: true,
 			want: iothub.UserName{Host: host, Identity: dev, Form: iothub.FormBare}},
 		{name: "bare-module", in: host + "/dev1/mod1", canonical: true,

@@ -55,7 +55,7 @@ func (t Token) signatureRejection(key []byte, now time.Time, c *verifyConfig) *R
 			r.Hints = append(r.Hints, "no known mistake reproduces the signature: check that the key belongs to this identity and was not regenerated")
 		}
 	}
-	if t.Expiry > 1e11 {
+	if t.ExpiryInMilliseconds() {
 		r.Hints = append(r.Hints, msHint(t.Expiry))
 	}
 	if now.After(t.ExpiresAt().Add(c.skew)) {
@@ -300,7 +300,7 @@ func (t Token) variants() []msgForm {
 	}
 
 	// expiry differences
-	if t.Expiry < 1e11 {
+	if !t.ExpiryInMilliseconds() {
 		addMsg(x+"\n"+strconv.FormatInt(t.Expiry*1000, 10), fmt.Sprintf("se was signed in milliseconds (%d) but the token carries seconds: use one value", t.Expiry*1000))
 	} else {
 		addMsg(x+"\n"+strconv.FormatInt(t.Expiry/1000, 10), fmt.Sprintf("se was signed in seconds (%d) but the token carries milliseconds: send seconds", t.Expiry/1000))
@@ -374,32 +374,30 @@ func expiryHints(t Token, now time.Time) []string {
 
 func scopeHints(tokenPlain, audience string) []string {
 	var hints []string
-	th, tp, _ := strings.Cut(tokenPlain, "/")
-	ah, ap, _ := strings.Cut(audience, "/")
-	if i := strings.LastIndex(th, ":"); i > 0 && !strings.Contains(ah, ":") {
-		hints = append(hints, fmt.Sprintf("sr includes a port (%s); use the host name only (%s)", th, th[:i]))
-		th = th[:i]
+	tr, ar := ParsePlainResource(tokenPlain), ParsePlainResource(audience)
+	th, ah := tr.Authority(), ar.Authority()
+	if tr.Port != "" && ar.Port == "" {
+		hints = append(hints, fmt.Sprintf("sr includes a port (%s); use the host name only (%s)", th, tr.Host))
+		th = tr.Host
 	}
 	if !strings.EqualFold(th, ah) {
 		if strings.HasPrefix(strings.ToLower(ah), strings.ToLower(th)+".") {
 			hints = append(hints, fmt.Sprintf("sr host %q looks like the hub name without its domain; use the full host name %q", th, ah))
 		}
-		if strings.Contains(tp, "registrations/") && !strings.Contains(ap, "registrations/") {
+		if tr.Kind == ResourceDPS && ar.Kind != ResourceDPS {
 			hints = append(hints, "sr is a DPS resource (idScope/registrations/id) but this is an IoT Hub connection")
 		}
 	}
-	if strings.HasSuffix(tokenPlain, "/") {
+	if tr.TrailingSlash {
 		hints = append(hints, "sr ends with '/'; remove the trailing slash")
 	}
-	for _, typo := range []struct{ bad, good string }{{"/module/", "/modules/"}, {"/device/", "/devices/"}} {
-		if strings.Contains("/"+tp+"/", typo.bad) {
-			hints = append(hints, fmt.Sprintf("sr contains %q; the path segment is %q", strings.Trim(typo.bad, "/"), strings.Trim(typo.good, "/")))
-		}
+	if tr.Typo != (Typo{}) {
+		hints = append(hints, fmt.Sprintf("sr contains %q; the path segment is %q", tr.Typo.Got, tr.Typo.Want))
 	}
 	if strings.EqualFold(th, ah) && covers(strings.ToLower(tokenPlain), strings.ToLower(audience), false) {
 		hints = append(hints, "the IDs differ only in case: device and module IDs are case-sensitive")
 	}
-	if strings.Contains(tp, "/modules/") && !strings.Contains(ap, "/modules/") {
+	if tr.ModuleID != "" && tr.Typo == (Typo{}) && ar.ModuleID == "" {
 		hints = append(hints, "a module token cannot open a device connection; sign over the device resource, or connect as the module")
 	}
 	return hints

@@ -118,6 +118,11 @@ func (t Token) format(redact bool) string {
 // ExpiresAt returns se as a UTC time.
 func (t Token) ExpiresAt() time.Time { return time.Unix(t.Expiry, 0).UTC() }
 
+// ExpiryInMilliseconds reports whether se looks like milliseconds since the
+// epoch (a common mistake: JavaScript's Date.now()): above 10^11, which in
+// seconds is the year 5138.
+func (t Token) ExpiryInMilliseconds() bool { return t.Expiry > 1e11 }
+
 // PlainResource returns sr percent-decoded. A '+' stays a '+' (device IDs may
 // contain '+', never a space). The error wraps ErrMalformed.
 func (t Token) PlainResource() (string, error) {

@@ -44,11 +44,13 @@ func WithSecondaryKey(key []byte) VerifyOption {
 
 // WithAudience requires the token's sr to cover plainResource (see Covers),
 // for example DeviceResource(host, deviceID) for an MQTT connection. Covering
-// is by path prefix, so use it only for shared access policy tokens (skn set,
-// signed with a policy key), which may be scoped to the whole hub ("{host}")
-// or to all devices ("{host}/devices"). For a token signed with the device's
-// or module's own key use WithExactAudience: with WithAudience, a token with
-// sr={host} signed with dev2's key would be accepted for dev2.
+// is by path prefix: a token may be scoped to the whole hub ("{host}"), to
+// all devices ("{host}/devices") or to the identity. This is IoT Hub's rule
+// for policy tokens (skn) and for tokens signed with a device's or module's
+// own key alike: a token with sr={host} signed with dev2's key is accepted
+// for dev2, and for no other device, since its signature is dev2's
+// (github.com/amenzhinsky/iothub signs such tokens). For IoT Edge hub's
+// stricter rule for identity keys use WithExactAudience.
 func WithAudience(plainResource string) VerifyOption {
 	return func(c *verifyConfig) { c.audience, c.hasAudience, c.exact = plainResource, true, false }
 }
@@ -56,14 +58,14 @@ func WithAudience(plainResource string) VerifyOption {
 // WithExactAudience requires the token's sr to BE plainResource, not merely
 // cover it: the host (or DPS ID scope) is compared case-insensitively, the
 // rest exactly (case-sensitively unless WithCaseInsensitiveIDs), and a
-// trailing slash makes it a different resource. This is the rule for a
-// token signed with an identity's own key (no skn for a device or module;
-// skn=registration for DPS), which may only be scoped to that identity:
-// sr="{host}/devices/{id}" for a device key, "{host}/devices/{d}/modules/{m}"
-// for a module key (iothub-mqtt.md §2.4; IoT Edge hub's ValidateAudience).
-// Only shared access policy tokens (skn set, a policy key) may cover several
-// identities; verify those with WithAudience. A broader sr is refused with
-// ReasonScopeMismatch. The last of WithAudience and WithExactAudience wins.
+// trailing slash makes it a different resource. This is IoT Edge hub's rule
+// (its ValidateAudience) for a token signed with an identity's own key (no
+// skn for a device or module; skn=registration for DPS), which it lets name
+// only that identity: sr="{host}/devices/{id}" for a device key,
+// "{host}/devices/{d}/modules/{m}" for a module key (docs/iothub-behavior.md
+// §2.4). IoT Hub itself applies the prefix rule of WithAudience to such
+// tokens. A broader sr is refused with ReasonScopeMismatch. The last of
+// WithAudience and WithExactAudience wins.
 func WithExactAudience(plainResource string) VerifyOption {
 	return func(c *verifyConfig) { c.audience, c.hasAudience, c.exact = plainResource, true, true }
 }
@@ -110,12 +112,12 @@ const MaxSuspectKeys = 16
 // empty key is not a verdict on the token: Verify returns ErrEmptyKey
 // (wrapping ErrKey), never nil.
 //
-// Which audience option to use: a token without skn is signed with the
-// device's or module's own key and must name exactly that identity
-// (WithExactAudience); a token with skn is signed with a shared access
-// policy key and may cover a prefix (WithAudience). Verify cannot tell the
-// two apart by itself (a DPS token has skn=registration and a device key),
-// so the caller, which knows whose key it passes, chooses.
+// Which audience option to use: WithAudience is IoT Hub's rule for every
+// token (a prefix of the identity's resource); WithExactAudience is IoT Edge
+// hub's for a token signed with a device's or module's own key (exactly its
+// resource). Verify cannot tell a policy token from an identity's by itself
+// (a DPS token has skn=registration and a device key), so the caller, which
+// knows whose key it passes, chooses.
 func (t Token) Verify(key []byte, now time.Time, opts ...VerifyOption) error {
 	if len(key) == 0 {
 		return ErrEmptyKey
@@ -195,8 +197,7 @@ func (t Token) checkAudience(c *verifyConfig) *Rejection {
 	if c.exact && sameResource(plain, c.audience, c.foldIDs) || !c.exact && covers(plain, c.audience, c.foldIDs) {
 		return nil
 	}
-	th, _, _ := strings.Cut(plain, "/")
-	ah, _, _ := strings.Cut(c.audience, "/")
+	th, ah := ParsePlainResource(plain).Authority(), ParsePlainResource(c.audience).Authority()
 	if !strings.EqualFold(th, ah) {
 		r := Reject(ReasonHostMismatch, fmt.Sprintf("token is for host %s but the connection is for host %s", th, ah))
 		r.Hints = scopeHints(plain, c.audience)
@@ -204,7 +205,7 @@ func (t Token) checkAudience(c *verifyConfig) *Rejection {
 	}
 	if c.exact && covers(plain, c.audience, c.foldIDs) {
 		kind, several := identityKind(c.audience)
-		r := Reject(ReasonScopeMismatch, fmt.Sprintf("a token signed with a %s must be scoped exactly to %s, not %s (only shared access policy tokens, with skn, may cover %s)",
+		r := Reject(ReasonScopeMismatch, fmt.Sprintf("a token signed with a %s must be scoped exactly to %s, not %s (IoT Edge hub's rule: only shared access policy tokens, with skn, may cover %s)",
 			kind, c.audience, plain, several))
 		r.Hints = append(scopeHints(plain, c.audience),
 			fmt.Sprintf("sign over exactly %s (percent-encoded: %s), or sign with a policy key that has DeviceConnect and send its name as skn", c.audience, EncodeResource(c.audience)))
@@ -248,13 +249,12 @@ func unreserved(c byte) bool {
 // identityKind names the key a token for audience is signed with, and what
 // only policy tokens may cover, for the scope-mismatch detail.
 func identityKind(audience string) (kind, several string) {
-	_, p, _ := strings.Cut(audience, "/")
-	switch {
-	case strings.Contains(p, "/modules/"):
+	switch ParsePlainResource(audience).Kind {
+	case ResourceModule:
 		return "module key", "several identities"
-	case strings.HasPrefix(p, "devices/"):
+	case ResourceDevice:
 		return "device key", "several devices"
-	case strings.Contains(p, "registrations/"):
+	case ResourceDPS:
 		return "device's own key", "several registrations"
 	}
 	return "identity's own key", "several identities"
@@ -274,7 +274,7 @@ func pathOf(plain string) string {
 // or a trailing slash. Each is one sentence without secrets; nil if none.
 func (t Token) Warnings(now time.Time) []string {
 	var w []string
-	if t.Expiry > 1e11 {
+	if t.ExpiryInMilliseconds() {
 		w = append(w, msHint(t.Expiry))
 	} else if left := t.ExpiresAt().Sub(now); left > 366*24*time.Hour {
 		w = append(w, fmt.Sprintf("the token is valid for %s more; prefer short-lived tokens (SDKs use about 1 hour)", human(left)))
@@ -286,12 +286,11 @@ func (t Token) Warnings(now time.Time) []string {
 	case recaseEscapes(x, true) != x:
 		w = append(w, "sr uses lower-case escapes (%2f); the hub accepts them if the signature was computed over the same text, the SDKs send upper-case %2F")
 	}
-	if plain, err := t.PlainResource(); err == nil {
-		host, _, _ := strings.Cut(plain, "/")
-		if strings.Contains(host, ":") {
-			w = append(w, "sr includes a port ("+host+"); IoT Hub resources use the host name only")
+	if r, err := ParseResource(t.Resource); err == nil {
+		if r.Port != "" {
+			w = append(w, "sr includes a port ("+r.Authority()+"); IoT Hub resources use the host name only")
 		}
-		if strings.HasSuffix(plain, "/") {
+		if r.TrailingSlash {
 			w = append(w, "sr ends with '/'")
 		}
 	}

@@ -18,7 +18,7 @@ func BenchmarkEnqueueDispatchComplete(b *testing.B) {
 	props := iothub.Properties{{Key: "k", Value: "v"}}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := q.Enqueue(id, Message{Payload: payload, Properties: props}); err != nil {
+		if _, err := q.Enqueue(id, iothub.C2DMessage{Payload: payload, Properties: props}); err != nil {
 			b.Fatal(err)
 		}
 		for _, d := range q.Dispatch(id, "s", 0) {

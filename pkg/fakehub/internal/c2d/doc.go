@@ -4,15 +4,15 @@
 //
 // # Life of a message
 //
-// Queue.Enqueue validates a Message against the hub's limits and queues it (state queued):
+// Queue.Enqueue validates an iothub.C2DMessage against the hub's limits and queues it (state queued):
 //
 //   - at most 50 messages per identity (queued plus delivered-but-unacknowledged); the 51st is
-//     refused with *Error 403, code 403004 DeviceMaximumQueueDepthExceeded;
+//     refused with an *iothub.Error of code 403004 DeviceMaximumQueueDepthExceeded;
 //   - at most 64 KB per message, counting the payload, the system property values and the
-//     application property names and values; larger is refused with *Error 413, code 413001
+//     application property names and values; larger is refused with code 413001
 //     MessageTooLarge;
 //   - a time to live of 1 minute to 2 days (default 1 hour, Options.DefaultTTL); outside that
-//     range, or a bad Ack value, is *Error 400, code 400004 ArgumentInvalid.
+//     range, or a bad Ack value, is code 400004 ArgumentInvalid.
 //
 // The wiring takes messages for delivery with Dispatch (oldest first; expired messages are
 // skipped and become expired), which also assigns each an MQTT packet ID and tags it with the

@@ -22,8 +22,8 @@ func FuzzDeliveryTopic(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = q.Enqueue(id, Message{ID: mid, CorrelationID: cid, ContentType: ct, ContentEncoding: ce,
-			Ack: Ack(ack), Properties: iothub.Properties{{Key: key, Value: value}}})
+		_, err = q.Enqueue(id, iothub.C2DMessage{MessageID: mid, CorrelationID: cid, ContentType: ct, ContentEncoding: ce,
+			Ack: iothub.C2DAck(ack), Properties: iothub.Properties{{Key: key, Value: value}}})
 		if err != nil {
 			return
 		}

@@ -16,33 +16,17 @@ import (
 const (
 	MaxQueueDepth  = iothub.MaxC2DQueueDepth // 50 messages per identity
 	MaxMessageSize = iothub.MaxC2DSize       // 64 KB
-	DefaultTTL     = time.Hour
-	MinTTL         = time.Minute
-	MaxTTL         = 48 * time.Hour
+	DefaultTTL     = iothub.DefaultC2DTTL
+	MinTTL         = iothub.MinC2DTTL
+	MaxTTL         = iothub.MaxC2DTTL
 	MaxIDLength    = 128 // $.mid
 )
-
-// State is where a message is in its life.
-type State string
-
-// The message states.
-const (
-	StateQueued    State = "queued"    // waiting for delivery
-	StateDelivered State = "delivered" // sent to the device, waiting for its PUBACK
-	StateCompleted State = "completed" // acknowledged by the device (or sent at QoS 0)
-	StateExpired   State = "expired"   // ExpiryTime passed before delivery
-	StateRejected  State = "rejected"  // rejected (e.g. the device had no C2D subscription)
-	StatePurged    State = "purged"    // removed by Purge
-)
-
-// Finished reports whether the state is final.
-func (s State) Finished() bool { return s != StateQueued && s != StateDelivered }
 
 // Record is a message with its state, as State and List report it.
 type Record struct {
 	Identity  iothub.Identity
 	Message   Message
-	State     State
+	State     iothub.C2DState
 	PacketID  uint16    // MQTT packet ID of the delivery awaiting PUBACK (0: none recorded)
 	Session   string    // the session tag given to Dispatch for the delivery awaiting PUBACK
 	Reason    string    // why it was rejected, expired or purged
@@ -50,26 +34,28 @@ type Record struct {
 	Finished  time.Time // when it reached a final state
 }
 
-// FeedbackStatus is the outcome a feedback record reports, spelled as the hub's feedback
-// messages spell it.
-type FeedbackStatus string
+// Status returns the record as the service sees it.
+func (r Record) Status() iothub.C2DStatus {
+	upd := r.Message.EnqueuedTime
+	switch {
+	case !r.Finished.IsZero():
+		upd = r.Finished
+	case !r.Delivered.IsZero():
+		upd = r.Delivered
+	}
+	return iothub.C2DStatus{
+		DeviceID: r.Identity.DeviceID, ModuleID: r.Identity.ModuleID, MessageID: r.Message.MessageID,
+		State: r.State, Detail: r.Reason, DeliveryCount: r.Message.DeliveryCount,
+		EnqueuedTime: r.Message.EnqueuedTime.UTC(), UpdatedTime: upd.UTC(),
+		DeliveredTime: utc(r.Delivered), FinishedTime: utc(r.Finished), ExpiryTime: utc(r.Message.ExpiryTime),
+	}
+}
 
-// The feedback statuses.
-const (
-	FeedbackSuccess  FeedbackStatus = "Success"
-	FeedbackExpired  FeedbackStatus = "Expired"
-	FeedbackRejected FeedbackStatus = "Rejected"
-	FeedbackPurged   FeedbackStatus = "Purged"
-)
-
-// Feedback is one record of the hub's C2D feedback (the service's getFeedbackReceiver).
-type Feedback struct {
-	OriginalMessageID string
-	DeviceID          string
-	ModuleID          string // empty for devices
-	Status            FeedbackStatus
-	Description       string
-	EnqueuedTime      time.Time // when the outcome happened
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC()
 }
 
 // Options configure a Queue. Zero values mean the documented defaults.
@@ -81,7 +67,10 @@ type Options struct {
 	MaxSize       int              // default MaxMessageSize (64 KB)
 	HistoryLimit  int              // finished messages kept for State; default 1000
 	FeedbackLimit int              // feedback records kept; default 1000 (oldest dropped)
-	Logger        *slog.Logger     // nil = discard
+	// GenerationID, when set, gives the deviceGenerationId of feedback records (the
+	// registry's generation ID of the target identity).
+	GenerationID func(iothub.Identity) string
+	Logger       *slog.Logger // nil = discard
 }
 
 // Queue holds the C2D queues of every identity. It is safe for concurrent use.
@@ -93,7 +82,7 @@ type Queue struct {
 	queues   map[iothub.Identity]*queue
 	byID     map[string]*entry // the latest message with each ID
 	history  []*entry          // finished messages, oldest first
-	feedback []Feedback
+	feedback []iothub.C2DFeedback
 }
 
 type queue struct {
@@ -146,10 +135,11 @@ func randomUUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-// Enqueue validates m and appends it to the identity's queue. It returns the message ID
-// (generated when m.ID is empty) or an *Error (see the package documentation for the limits).
-func (q *Queue) Enqueue(id iothub.Identity, m Message) (string, error) {
-	m = m.clone()
+// Enqueue validates sent and appends it to the identity's queue. It returns the message ID
+// (generated when sent.MessageID is empty) or an *iothub.Error (see the package documentation
+// for the limits).
+func (q *Queue) Enqueue(id iothub.Identity, sent iothub.C2DMessage) (string, error) {
+	m := Message{C2DMessage: sent}.clone()
 	now := q.opts.Now()
 	if err := q.prepare(id, &m, now); err != nil {
 		return "", err
@@ -159,41 +149,41 @@ func (q *Queue) Enqueue(id iothub.Identity, m Message) (string, error) {
 	qu := q.queue(id)
 	q.expire(qu, now)
 	if n := len(qu.pending) + len(qu.inflight); n >= q.opts.MaxQueueDepth {
-		return "", newError(CodeQueueDepthExceeded, "the queue of %s already holds %d messages (the limit is %d)",
+		return "", iothub.Errorf(iothub.CodeDeviceMaximumQueueDepthExceeded, "the queue of %s already holds %d messages (the limit is %d)",
 			id.ClientID(), n, q.opts.MaxQueueDepth)
 	}
-	e := &entry{rec: Record{Identity: id, Message: m, State: StateQueued}}
+	e := &entry{rec: Record{Identity: id, Message: m, State: iothub.C2DQueued}}
 	qu.pending = append(qu.pending, e)
-	q.byID[m.ID] = e
-	q.log.Debug("c2d message queued", "clientId", id.ClientID(), "messageId", m.ID, "depth", len(qu.pending)+len(qu.inflight))
-	return m.ID, nil
+	q.byID[m.MessageID] = e
+	q.log.Debug("c2d message queued", "clientId", id.ClientID(), "messageId", m.MessageID, "depth", len(qu.pending)+len(qu.inflight))
+	return m.MessageID, nil
 }
 
 // prepare validates m and fills the fields Enqueue sets.
 func (q *Queue) prepare(id iothub.Identity, m *Message, now time.Time) error {
 	if id.DeviceID == "" {
-		return newError(CodeArgumentInvalid, "no device ID")
+		return iothub.Errorf(iothub.CodeArgumentInvalid, "no device ID")
 	}
-	ack, ok := parseAck(m.Ack)
-	if !ok {
-		return newError(CodeArgumentInvalid, "ack %q is not none, positive, negative or full", m.Ack)
+	ack, err := iothub.ParseC2DAck(string(m.Ack))
+	if err != nil {
+		return err
 	}
 	m.Ack = ack
-	if m.ID == "" {
-		m.ID = q.opts.NewID()
+	if m.MessageID == "" {
+		m.MessageID = q.opts.NewID()
 	}
-	if len(m.ID) > MaxIDLength {
-		return newError(CodeArgumentInvalid, "message ID is %d characters, more than %d", len(m.ID), MaxIDLength)
+	if len(m.MessageID) > MaxIDLength {
+		return iothub.Errorf(iothub.CodeArgumentInvalid, "message ID is %d characters, more than %d", len(m.MessageID), MaxIDLength)
 	}
 	if m.To == "" {
 		m.To = DefaultTo(id)
 	}
 	for _, p := range m.Properties {
 		if p.Key == "" {
-			return newError(CodeArgumentInvalid, "an application property has an empty name")
+			return iothub.Errorf(iothub.CodeArgumentInvalid, "an application property has an empty name")
 		}
 		if iothub.IsSystemProperty(p.Key) {
-			return newError(CodeArgumentInvalid, "application property %q is a system property name", p.Key)
+			return iothub.Errorf(iothub.CodeArgumentInvalid, "application property %q is a system property name", p.Key)
 		}
 	}
 	m.EnqueuedTime = now
@@ -206,10 +196,10 @@ func (q *Queue) prepare(id iothub.Identity, m *Message, now time.Time) error {
 		m.ExpiryTime = now.Add(m.TTL)
 	}
 	if ttl := m.ExpiryTime.Sub(now); ttl < MinTTL || ttl > MaxTTL {
-		return newError(CodeArgumentInvalid, "time to live %v is outside %v-%v", ttl, MinTTL, MaxTTL)
+		return iothub.Errorf(iothub.CodeArgumentInvalid, "time to live %v is outside %v-%v", ttl, MinTTL, MaxTTL)
 	}
 	if size := m.Size(); size > q.opts.MaxSize {
-		return newError(CodeMessageTooLarge, "message is %d bytes (payload and properties), more than the %d allowed", size, q.opts.MaxSize)
+		return iothub.Errorf(iothub.CodeMessageTooLarge, "message is %d bytes (payload and properties), more than the %d allowed", size, q.opts.MaxSize)
 	}
 	return nil
 }
@@ -230,47 +220,54 @@ func (q *Queue) expire(qu *queue, now time.Time) {
 		if now.Before(e.rec.Message.ExpiryTime) {
 			return false
 		}
-		q.finish(e, StateExpired, "expired at "+e.rec.Message.ExpiryTime.UTC().Format(time.RFC3339), now)
+		q.finish(e, iothub.C2DExpired, "expired at "+e.rec.Message.ExpiryTime.UTC().Format(time.RFC3339), now)
 		return true
 	})
 }
 
 // finish moves e to a final state, keeps it in the history and records feedback. Callers hold
 // q.mu and remove e from its queue.
-func (q *Queue) finish(e *entry, s State, reason string, now time.Time) {
+func (q *Queue) finish(e *entry, s iothub.C2DState, reason string, now time.Time) {
 	e.rec.State, e.rec.Reason, e.rec.Finished, e.rec.PacketID, e.rec.Session = s, reason, now, 0, ""
 	q.history = append(q.history, e)
 	if over := len(q.history) - q.opts.HistoryLimit; over > 0 {
 		for _, old := range q.history[:over] {
-			if q.byID[old.rec.Message.ID] == old {
-				delete(q.byID, old.rec.Message.ID)
+			if q.byID[old.rec.Message.MessageID] == old {
+				delete(q.byID, old.rec.Message.MessageID)
 			}
 		}
 		q.history = slices.Delete(q.history, 0, over)
 	}
-	q.log.Debug("c2d message finished", "clientId", e.rec.Identity.ClientID(), "messageId", e.rec.Message.ID, "state", s, "reason", reason)
+	q.log.Debug("c2d message finished", "clientId", e.rec.Identity.ClientID(), "messageId", e.rec.Message.MessageID, "state", s, "reason", reason)
 
 	ack := e.rec.Message.Ack
-	var status FeedbackStatus
+	var status iothub.C2DFeedbackStatus
 	switch s {
-	case StateCompleted:
-		if ack != AckPositive && ack != AckFull {
+	case iothub.C2DCompleted:
+		if ack != iothub.AckPositive && ack != iothub.AckFull {
 			return
 		}
-		status = FeedbackSuccess
-	case StateExpired, StateRejected, StatePurged:
-		if ack != AckNegative && ack != AckFull {
+		status = iothub.FeedbackSuccess
+	case iothub.C2DExpired, iothub.C2DRejected, iothub.C2DPurged:
+		if ack != iothub.AckNegative && ack != iothub.AckFull {
 			return
 		}
-		status = map[State]FeedbackStatus{StateExpired: FeedbackExpired, StateRejected: FeedbackRejected, StatePurged: FeedbackPurged}[s]
+		status = map[iothub.C2DState]iothub.C2DFeedbackStatus{iothub.C2DExpired: iothub.FeedbackExpired, iothub.C2DRejected: iothub.FeedbackRejected, iothub.C2DPurged: iothub.FeedbackPurged}[s]
 	}
-	q.feedback = append(q.feedback, Feedback{
-		OriginalMessageID: e.rec.Message.ID, DeviceID: e.rec.Identity.DeviceID, ModuleID: e.rec.Identity.ModuleID,
-		Status: status, Description: string(status), EnqueuedTime: now,
+	q.feedback = append(q.feedback, iothub.C2DFeedback{
+		OriginalMessageID: e.rec.Message.MessageID, DeviceID: e.rec.Identity.DeviceID, ModuleID: e.rec.Identity.ModuleID,
+		StatusCode: status, Description: string(status), EnqueuedTime: now.UTC(), DeviceGenerationID: q.generationID(e.rec.Identity),
 	})
 	if over := len(q.feedback) - q.opts.FeedbackLimit; over > 0 {
 		q.feedback = slices.Delete(q.feedback, 0, over)
 	}
+}
+
+func (q *Queue) generationID(id iothub.Identity) string {
+	if q.opts.GenerationID == nil {
+		return ""
+	}
+	return q.opts.GenerationID(id)
 }
 
 // Peek returns the message the next Take would hand out first, without taking it.
@@ -327,7 +324,7 @@ func (q *Queue) Dispatch(id iothub.Identity, session string, limit int) []Delive
 	}
 	out := make([]Delivery, 0, n)
 	for _, e := range qu.pending[:n] {
-		e.rec.State, e.rec.Delivered, e.rec.Session = StateDelivered, now, session
+		e.rec.State, e.rec.Delivered, e.rec.Session = iothub.C2DDelivered, now, session
 		e.rec.PacketID = 0
 		if session != "" {
 			e.rec.PacketID = qu.nextPacketID()
@@ -358,12 +355,12 @@ func (qu *queue) nextPacketID() uint16 {
 func (q *Queue) MarkDelivered(id iothub.Identity, msgID string, packetID uint16) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	e := q.inflight(id, func(e *entry) bool { return e.rec.Message.ID == msgID && e.rec.PacketID == 0 })
+	e := q.inflight(id, func(e *entry) bool { return e.rec.Message.MessageID == msgID && e.rec.PacketID == 0 })
 	if e == nil {
-		e = q.inflight(id, func(e *entry) bool { return e.rec.Message.ID == msgID })
+		e = q.inflight(id, func(e *entry) bool { return e.rec.Message.MessageID == msgID })
 	}
 	if e == nil {
-		return fmt.Errorf("marking %q delivered to %s: %w", msgID, id.ClientID(), ErrNotFound)
+		return iothub.Errorf(iothub.CodeGenericNotFound, "marking %q delivered to %s: no such message in flight", msgID, id.ClientID())
 	}
 	e.rec.PacketID = packetID
 	return nil
@@ -390,7 +387,7 @@ func (q *Queue) Complete(id iothub.Identity, packetID uint16) (Message, bool) {
 // CompleteMessage finishes an in-flight message by ID: the QoS 0 case, where a message counts
 // as completed once sent. It returns false if the message is not in flight.
 func (q *Queue) CompleteMessage(id iothub.Identity, msgID string) (Message, bool) {
-	return q.completeFunc(id, func(e *entry) bool { return e.rec.Message.ID == msgID })
+	return q.completeFunc(id, func(e *entry) bool { return e.rec.Message.MessageID == msgID })
 }
 
 func (q *Queue) completeFunc(id iothub.Identity, f func(*entry) bool) (Message, bool) {
@@ -402,7 +399,7 @@ func (q *Queue) completeFunc(id iothub.Identity, f func(*entry) bool) (Message, 
 	}
 	qu := q.queues[id]
 	qu.inflight = slices.DeleteFunc(qu.inflight, func(x *entry) bool { return x == e })
-	q.finish(e, StateCompleted, "", q.opts.Now())
+	q.finish(e, iothub.C2DCompleted, "", q.opts.Now())
 	return e.rec.Message.clone(), true
 }
 
@@ -431,7 +428,7 @@ func (q *Queue) requeue(id iothub.Identity, match func(*entry) bool) int {
 	var back, keep []*entry
 	for _, e := range qu.inflight {
 		if match(e) {
-			e.rec.State, e.rec.PacketID, e.rec.Session = StateQueued, 0, ""
+			e.rec.State, e.rec.PacketID, e.rec.Session = iothub.C2DQueued, 0, ""
 			back = append(back, e)
 		} else {
 			keep = append(keep, e)
@@ -452,30 +449,30 @@ func (q *Queue) Reject(id iothub.Identity, msgID, reason string) error {
 	qu := q.queues[id]
 	if qu != nil {
 		for _, list := range []*[]*entry{&qu.inflight, &qu.pending} {
-			if i := slices.IndexFunc(*list, func(e *entry) bool { return e.rec.Message.ID == msgID }); i >= 0 {
+			if i := slices.IndexFunc(*list, func(e *entry) bool { return e.rec.Message.MessageID == msgID }); i >= 0 {
 				e := (*list)[i]
 				*list = slices.Delete(*list, i, i+1)
-				q.finish(e, StateRejected, reason, q.opts.Now())
+				q.finish(e, iothub.C2DRejected, reason, q.opts.Now())
 				return nil
 			}
 		}
 	}
-	return fmt.Errorf("rejecting %q for %s: %w", msgID, id.ClientID(), ErrNotFound)
+	return iothub.Errorf(iothub.CodeGenericNotFound, "rejecting %q for %s: no such message queued or in flight", msgID, id.ClientID())
 }
 
 // RejectPending rejects every queued (not in-flight) message of the identity and returns how
 // many. Expired messages become expired, not rejected.
 func (q *Queue) RejectPending(id iothub.Identity, reason string) int {
-	return q.drain(id, StateRejected, reason)
+	return q.drain(id, iothub.C2DRejected, reason)
 }
 
 // Purge removes every queued (not in-flight) message of the identity, as the service's purge
 // operation does, and returns how many were removed.
 func (q *Queue) Purge(id iothub.Identity) int {
-	return q.drain(id, StatePurged, "queue purged")
+	return q.drain(id, iothub.C2DPurged, "queue purged")
 }
 
-func (q *Queue) drain(id iothub.Identity, s State, reason string) int {
+func (q *Queue) drain(id iothub.Identity, s iothub.C2DState, reason string) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	qu := q.queues[id]
@@ -533,8 +530,18 @@ func (q *Queue) List(id iothub.Identity) []Record {
 	return out
 }
 
+// Reset forgets every message (queued, in flight or finished) and all feedback, as if the
+// queue were new. A PUBACK for a message that was in flight then completes nothing.
+func (q *Queue) Reset() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.queues = map[iothub.Identity]*queue{}
+	q.byID = map[string]*entry{}
+	q.history, q.feedback = nil, nil
+}
+
 // Feedback returns the feedback records kept so far, oldest first.
-func (q *Queue) Feedback() []Feedback {
+func (q *Queue) Feedback() []iothub.C2DFeedback {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return slices.Clone(q.feedback)
@@ -542,7 +549,7 @@ func (q *Queue) Feedback() []Feedback {
 
 // TakeFeedback returns the feedback records kept so far and forgets them, as a service
 // feedback receiver that completes what it reads.
-func (q *Queue) TakeFeedback() []Feedback {
+func (q *Queue) TakeFeedback() []iothub.C2DFeedback {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	f := q.feedback

@@ -11,13 +11,13 @@
 //
 // Outcomes, as the service sees them on the real hub:
 //
-//   - the device answered: a Result{Status, Payload} (the device's status and its JSON payload;
+//   - the device answered: an iothub.MethodResult{Status, Payload} (the device's status and its JSON payload;
 //     an empty payload becomes null, a non-JSON payload is wrapped as a JSON string);
 //   - Send failed (device offline, or not subscribed to $iothub/methods/POST/#): *Error 404,
 //     code 404103 DeviceNotOnline;
-//   - no answer within the response timeout: *Error 504, code 504101 GatewayTimeout;
+//   - no answer within the response timeout: an *iothub.Error of code 504101 GatewayTimeout;
 //   - the caller's context ended first: the context's error;
-//   - invalid request: *Error 400, code 400004 ArgumentInvalid, before anything is sent.
+//   - invalid request: an *iothub.Error of code 400004 ArgumentInvalid, before anything is sent.
 //
 // An answer with an unknown $rid, one for another identity, or one arriving after the call
 // ended is ignored (Respond returns false). Invoke runs in the caller's goroutine; the

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -18,9 +19,9 @@ import (
 // Limits of direct methods on IoT Hub (learn.microsoft.com, "Understand and invoke direct
 // methods from IoT Hub").
 const (
-	DefaultTimeout = 30 * time.Second            // responseTimeoutInSeconds when the caller gives none
-	MinTimeout     = 5 * time.Second             // smallest responseTimeoutInSeconds accepted
-	MaxTimeout     = 300 * time.Second           // largest responseTimeoutInSeconds accepted
+	DefaultTimeout = iothub.DefaultMethodTimeout // responseTimeoutInSeconds when the caller gives none
+	MinTimeout     = iothub.MinMethodTimeout     // smallest responseTimeoutInSeconds accepted
+	MaxTimeout     = iothub.MaxMethodTimeout     // largest responseTimeoutInSeconds accepted
 	MaxPayloadSize = iothub.MaxMethodPayloadSize // request and response payloads, bytes (128 KB)
 )
 
@@ -31,13 +32,6 @@ type Request struct {
 	Name     string
 	RID      string // lower-case hex of a counter: "1", "2", ... "a", ...
 	Payload  []byte // the caller's payload as given (empty allowed)
-}
-
-// Result is the device's answer as the service caller sees it; its JSON form is the body of the
-// hub's REST answer: {"status":200,"payload":{...}}.
-type Result struct {
-	Status  int             `json:"status"`
-	Payload json.RawMessage `json:"payload"` // "null" when the device sent an empty body
 }
 
 // Call describes an invocation waiting for its answer (see Registry.Pending).
@@ -91,7 +85,7 @@ type call struct {
 }
 
 type outcome struct {
-	res Result
+	res iothub.MethodResult
 	err error
 }
 
@@ -122,7 +116,7 @@ func New(opts Options) (*Registry, error) {
 
 // ValidateRequest checks a method name, payload and response timeout the way the hub does
 // before anything reaches the device, and returns the timeout in force (DefaultTimeout for 0).
-// Errors are *Error with status 400 and code 400004.
+// Errors are *iothub.Error with code 400004.
 func ValidateRequest(name string, payload []byte, timeout time.Duration) (time.Duration, error) {
 	return validate(name, payload, timeout, MinTimeout)
 }
@@ -130,19 +124,19 @@ func ValidateRequest(name string, payload []byte, timeout time.Duration) (time.D
 func validate(name string, payload []byte, timeout, minTimeout time.Duration) (time.Duration, error) {
 	switch {
 	case name == "":
-		return 0, newError(CodeArgumentInvalid, nil, "method name is empty")
+		return 0, newError(iothub.CodeArgumentInvalid, nil, "method name is empty")
 	case strings.ContainsAny(name, "/+#\x00"):
-		return 0, newError(CodeArgumentInvalid, nil, "method name %q contains '/', '+', '#' or NUL", name)
+		return 0, newError(iothub.CodeArgumentInvalid, nil, "method name %q contains '/', '+', '#' or NUL", name)
 	case len(payload) > MaxPayloadSize:
-		return 0, newError(CodeArgumentInvalid, nil, "payload is %d bytes, more than the %d allowed", len(payload), MaxPayloadSize)
+		return 0, newError(iothub.CodeArgumentInvalid, nil, "payload is %d bytes, more than the %d allowed", len(payload), MaxPayloadSize)
 	case len(payload) > 0 && !json.Valid(payload):
-		return 0, newError(CodeArgumentInvalid, nil, "payload is not valid JSON")
+		return 0, newError(iothub.CodeArgumentInvalid, nil, "payload is not valid JSON")
 	}
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
 	if timeout < minTimeout || timeout > MaxTimeout {
-		return 0, newError(CodeArgumentInvalid, nil, "response timeout %v is outside %v-%v", timeout, minTimeout, MaxTimeout)
+		return 0, newError(iothub.CodeArgumentInvalid, nil, "response timeout %v is outside %v-%v", timeout, minTimeout, MaxTimeout)
 	}
 	return timeout, nil
 }
@@ -150,19 +144,19 @@ func validate(name string, payload []byte, timeout, minTimeout time.Duration) (t
 // Invoke calls method name on the identity and waits for the answer, the response timeout
 // (0 means DefaultTimeout) or the end of ctx, whichever comes first. See the package
 // documentation for the outcomes.
-func (r *Registry) Invoke(ctx context.Context, id iothub.Identity, name string, payload []byte, timeout time.Duration) (Result, error) {
+func (r *Registry) Invoke(ctx context.Context, id iothub.Identity, name string, payload []byte, timeout time.Duration) (iothub.MethodResult, error) {
 	timeout, err := validate(name, payload, timeout, r.min)
 	if err != nil {
-		return Result{}, err
+		return iothub.MethodResult{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return Result{}, err
+		return iothub.MethodResult{}, err
 	}
 
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return Result{}, newError(CodeServiceUnavailable, ErrClosed, "the hub is shutting down")
+		return iothub.MethodResult{}, newError(iothub.CodeServiceUnavailable, ErrClosed, "the hub is shutting down")
 	}
 	r.next++
 	c := &call{seq: r.next, done: make(chan outcome, 1), Call: Call{
@@ -179,9 +173,9 @@ func (r *Registry) Invoke(ctx context.Context, id iothub.Identity, name string, 
 			return o.res, o.err // answered, closed or disconnected before Send returned
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return Result{}, ctxErr
+			return iothub.MethodResult{}, ctxErr
 		}
-		return Result{}, newError(CodeDeviceNotOnline, err, "device %s is not online or not subscribed to direct methods", id.ClientID())
+		return iothub.MethodResult{}, newError(iothub.CodeDeviceNotOnline, err, "device %s is not online or not subscribed to direct methods", id.ClientID())
 	}
 
 	fire, stop := r.newTimer(timeout)
@@ -190,7 +184,7 @@ func (r *Registry) Invoke(ctx context.Context, id iothub.Identity, name string, 
 	case o := <-c.done:
 		return o.res, o.err
 	case <-fire:
-		o, _ := r.finish(c, outcome{err: newError(CodeGatewayTimeout, nil,
+		o, _ := r.finish(c, outcome{err: newError(iothub.CodeGatewayTimeout, nil,
 			"timed out after %v waiting for device %s to answer method %q", timeout, id.ClientID(), name)})
 		return o.res, o.err
 	case <-ctx.Done():
@@ -227,9 +221,9 @@ func (r *Registry) complete(c *call, o outcome) {
 // always receive valid JSON. A payload larger than MaxPayloadSize fails the call with *Error
 // 413 (code 413001); Respond still returns true.
 func (r *Registry) Respond(id iothub.Identity, rid string, status int, payload []byte) bool {
-	o := outcome{res: Result{Status: status, Payload: responsePayload(payload)}}
+	o := outcome{res: iothub.MethodResult{Status: status, Payload: responsePayload(payload)}}
 	if len(payload) > MaxPayloadSize {
-		o = outcome{err: newError(CodeMessageTooLarge, nil,
+		o = outcome{err: newError(iothub.CodeMessageTooLarge, nil,
 			"device response is %d bytes, more than the %d allowed", len(payload), MaxPayloadSize)}
 	}
 	r.mu.Lock()
@@ -255,7 +249,7 @@ func responsePayload(p []byte) json.RawMessage {
 	}
 }
 
-// Disconnected fails every call waiting on the identity with *Error 404 (code 404104
+// Disconnected fails every call waiting on the identity with *iothub.Error 404 (code 404104
 // DeviceConnectionClosedRemotely) and returns how many it failed. The wiring may call it when
 // the device's connection closes; the real hub's behaviour here is not documented (a call in
 // flight may instead run into its time-out), so this is a choice of the fake.
@@ -265,7 +259,7 @@ func (r *Registry) Disconnected(id iothub.Identity) int {
 	n := 0
 	for _, c := range r.calls {
 		if c.Identity == id {
-			r.complete(c, outcome{err: newError(CodeConnectionClosed, nil,
+			r.complete(c, outcome{err: newError(iothub.CodeDeviceConnectionClosedRemotely, nil,
 				"device %s disconnected before answering method %q", id.ClientID(), c.Name)})
 			n++
 		}
@@ -289,14 +283,19 @@ func (r *Registry) Pending() []Call {
 	return out
 }
 
-// Close fails every waiting call with *Error 503 (wrapping ErrClosed); later Invokes fail the
+// Close fails every waiting call with *iothub.Error 503 (wrapping ErrClosed); later Invokes fail the
 // same way. It is safe to call more than once.
 func (r *Registry) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
 	for _, c := range r.calls {
-		r.complete(c, outcome{err: newError(CodeServiceUnavailable, ErrClosed, "the hub is shutting down")})
+		r.complete(c, outcome{err: newError(iothub.CodeServiceUnavailable, ErrClosed, "the hub is shutting down")})
 	}
 	return nil
+}
+
+// newError returns an *iothub.Error with code and a formatted message, wrapping cause.
+func newError(code iothub.ErrorCode, cause error, format string, args ...any) *iothub.Error {
+	return &iothub.Error{Code: code, Message: fmt.Sprintf(format, args...), Err: cause}
 }

@@ -61,7 +61,7 @@ func newRegistry(t *testing.T, timers *fakeTimers) (*Registry, <-chan Request) {
 }
 
 type invokeResult struct {
-	res Result
+	res iothub.MethodResult
 	err error
 }
 
@@ -74,13 +74,13 @@ func goInvoke(ctx context.Context, r *Registry, id iothub.Identity, name, payloa
 	return ch
 }
 
-func wantCode(t *testing.T, err error, code iothub.ErrorCode) *Error {
+func wantCode(t *testing.T, err error, code iothub.ErrorCode) *iothub.Error {
 	t.Helper()
-	var e *Error
+	var e *iothub.Error
 	if !errors.As(err, &e) {
-		t.Fatalf("error = %v, want *Error with code %v", err, code)
+		t.Fatalf("error = %v, want *iothub.Error with code %v", err, code)
 	}
-	if e.Code != code || e.Status != code.HTTPStatus() {
+	if e.Code != code || e.Status() != code.HTTPStatus() {
 		t.Fatalf("error = %+v, want code %v status %d", e, code, code.HTTPStatus())
 	}
 	return e
@@ -145,7 +145,7 @@ func TestInvokeTimeout(t *testing.T) {
 	}
 	timers.FireAll()
 	got := <-done
-	wantCode(t, got.err, CodeGatewayTimeout)
+	wantCode(t, got.err, iothub.CodeGatewayTimeout)
 	if r.Respond(dev1, req.RID, 200, nil) {
 		t.Error("Respond after the time-out = true, want false")
 	}
@@ -158,7 +158,7 @@ func TestInvokeOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = r.Invoke(context.Background(), dev1, "m", nil, 0)
-	wantCode(t, err, CodeDeviceNotOnline)
+	wantCode(t, err, iothub.CodeDeviceNotOnline)
 	if !errors.Is(err, offline) {
 		t.Errorf("errors.Is(%v, send error) = false, want true", err)
 	}
@@ -259,7 +259,7 @@ func TestValidateRequest(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ValidateRequest(tt.method, []byte(tt.payload), tt.timeout)
 			if tt.want == 0 {
-				wantCode(t, err, CodeArgumentInvalid)
+				wantCode(t, err, iothub.CodeArgumentInvalid)
 				return
 			}
 			if err != nil || got != tt.want {
@@ -278,7 +278,7 @@ func TestInvalidRequestIsNotSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = r.Invoke(context.Background(), dev1, "m", []byte("{"), 0)
-	wantCode(t, err, CodeArgumentInvalid)
+	wantCode(t, err, iothub.CodeArgumentInvalid)
 }
 
 func TestResponsePayload(t *testing.T) {
@@ -292,7 +292,7 @@ func TestResponsePayload(t *testing.T) {
 		{"json-kept", `{"a":[1,2]}`, `{"a":[1,2]}`, 0},
 		{"json-string-kept", `"done"`, `"done"`, 0},
 		{"text-wrapped-as-string", `done "ok"`, `"done \"ok\""`, 0},
-		{"over-limit", strings.Repeat("1", MaxPayloadSize+1), "", CodeMessageTooLarge},
+		{"over-limit", strings.Repeat("1", MaxPayloadSize+1), "", iothub.CodeMessageTooLarge},
 		{"at-limit", strings.Repeat("1", MaxPayloadSize), strings.Repeat("1", MaxPayloadSize), 0},
 	}
 	for _, tt := range tests {
@@ -359,15 +359,15 @@ func TestDisconnectedAndClose(t *testing.T) {
 	if n := r.Disconnected(dev1); n != 1 {
 		t.Errorf("Disconnected(dev1) = %d, want 1", n)
 	}
-	wantCode(t, (<-a).err, CodeConnectionClosed)
+	wantCode(t, (<-a).err, iothub.CodeDeviceConnectionClosedRemotely)
 	r.Close()
 	got := (<-b).err
-	wantCode(t, got, CodeServiceUnavailable)
+	wantCode(t, got, iothub.CodeServiceUnavailable)
 	if !errors.Is(got, ErrClosed) {
 		t.Errorf("errors.Is(%v, ErrClosed) = false", got)
 	}
 	_, err := r.Invoke(context.Background(), dev1, "m", nil, 0)
-	wantCode(t, err, CodeServiceUnavailable)
+	wantCode(t, err, iothub.CodeServiceUnavailable)
 }
 
 func TestNewRequiresSend(t *testing.T) {

@@ -22,7 +22,7 @@
 // pkg/sas verdict in X-Hubkit-Reason and X-Hubkit-Hint headers.
 //
 // The handler holds no state: everything goes through the [Backend]
-// interface, which fakehub's Server implements. The interface speaks only in
-// this package's DTOs, so the handler can be tested against an in-memory
-// backend.
+// interface, which fakehub's Server provides. The interface speaks
+// pkg/iothub's service vocabulary, the same types the JSON carries, so the
+// handler translates nothing; its tests run against a real in-process hub.
 package restapi

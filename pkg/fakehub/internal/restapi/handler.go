@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
@@ -26,6 +27,10 @@ type Options struct {
 	// Skew is the clock-skew allowance for token expiry (default
 	// sas.DefaultSkew; negative means none).
 	Skew time.Duration
+	// TokenNow is the clock the Authorization tokens' expiry is checked against (default
+	// Now): fakehub passes the real clock, so that moving its test clock does not lock the
+	// service API's own clients out.
+	TokenNow func() time.Time
 	// Logger receives refused requests (Info) and backend failures (Error).
 	// nil discards.
 	Logger *slog.Logger
@@ -35,6 +40,7 @@ type handler struct {
 	b    Backend
 	host string
 	now  func() time.Time
+	tnow func() time.Time // token expiry
 	rand io.Reader
 	skew time.Duration
 	log  *slog.Logger
@@ -50,6 +56,10 @@ func NewHandler(b Backend, opts Options) http.Handler {
 	h := &handler{b: b, host: opts.HostName, now: opts.Now, rand: opts.Rand, skew: opts.Skew, log: opts.Logger, mux: http.NewServeMux()}
 	if h.now == nil {
 		h.now = time.Now
+	}
+	h.tnow = opts.TokenNow
+	if h.tnow == nil {
+		h.tnow = h.now
 	}
 	if h.rand == nil {
 		h.rand = rand.Reader
@@ -68,24 +78,33 @@ func NewHandler(b Backend, opts Options) http.Handler {
 	seen := map[string]bool{}
 	for _, rt := range h.routes() {
 		_, path, _ := strings.Cut(rt.pattern, " ")
-		if !seen[path] {
+		// /devices/query shares its shape with /devices/{id}: other methods on it are
+		// those of a device named "query", as on IoT Hub.
+		if !seen[path] && path != "/devices/query" {
 			seen[path] = true
 			h.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-				h.writeErrorCode(w, ErrMethodNotAllowed, r.Method+" is not allowed on "+path)
+				h.writeError(w, iothub.Errorf(iothub.CodeGenericMethodNotAllowed, "%s is not allowed on %s", r.Method, path))
 			})
 		}
 	}
+	// Readiness for scripts and CI: unauthenticated, no secrets (a hubkit extension).
+	h.mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "hostName": h.host})
+	})
+	h.mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		h.writeError(w, iothub.Errorf(iothub.CodeGenericMethodNotAllowed, "%s is not allowed on /health (GET is)", r.Method))
+	})
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		h.writeErrorCode(w, ErrRouteNotFound, "no service API route for "+r.URL.Path)
+		h.writeError(w, iothub.Errorf(iothub.CodeGenericNotFound, "no service API route for %s", r.URL.Path))
 	})
 	return h.mux
 }
 
 // route is one service API operation.
 type route struct {
-	pattern    string // http.ServeMux pattern
-	need       Rights // the policy permission it requires
-	apiVersion bool   // IoT Hub route: api-version query parameter required
+	pattern    string        // http.ServeMux pattern
+	need       iothub.Rights // the policy permission it requires
+	apiVersion bool          // IoT Hub route: api-version query parameter required
 	serve      func(w http.ResponseWriter, r *http.Request)
 }
 
@@ -93,7 +112,7 @@ type route struct {
 // policy rights it requires.
 type RouteInfo struct {
 	Pattern string
-	Rights  Rights
+	Rights  iothub.Rights
 }
 
 // Routes lists the operations, for documentation and tests.
@@ -108,38 +127,49 @@ func Routes() []RouteInfo {
 func (h *handler) routes() []route {
 	return []route{
 		// Registry (IoT Hub service REST API).
-		{"GET /devices", RegistryRead, true, h.listDevices},
-		{"GET /devices/{id}", RegistryRead, true, h.getIdentity},
-		{"PUT /devices/{id}", RegistryWrite, true, h.putIdentity},
-		{"DELETE /devices/{id}", RegistryWrite, true, h.deleteIdentity},
-		{"GET /devices/{id}/modules", RegistryRead, true, h.listModules},
-		{"GET /devices/{id}/modules/{mid}", RegistryRead, true, h.getIdentity},
-		{"PUT /devices/{id}/modules/{mid}", RegistryWrite, true, h.putIdentity},
-		{"DELETE /devices/{id}/modules/{mid}", RegistryWrite, true, h.deleteIdentity},
+		{"GET /devices", iothub.RegistryRead, true, h.listDevices},
+		{"GET /devices/{$}", iothub.RegistryRead, true, h.listDevices}, // the Node service SDK's Registry.list
+		{"POST /devices/query", iothub.RegistryRead, true, h.queryTwins},
+		{"GET /devices/{id}", iothub.RegistryRead, true, h.getIdentity},
+		{"PUT /devices/{id}", iothub.RegistryWrite, true, h.putIdentity},
+		{"DELETE /devices/{id}", iothub.RegistryWrite, true, h.deleteIdentity},
+		{"GET /devices/{id}/modules", iothub.RegistryRead, true, h.listModules},
+		{"GET /devices/{id}/modules/{mid}", iothub.RegistryRead, true, h.getIdentity},
+		{"PUT /devices/{id}/modules/{mid}", iothub.RegistryWrite, true, h.putIdentity},
+		{"DELETE /devices/{id}/modules/{mid}", iothub.RegistryWrite, true, h.deleteIdentity},
 		// Twins and direct methods.
-		{"GET /twins/{id}", ServiceConnect, true, h.getTwin},
-		{"PATCH /twins/{id}", ServiceConnect, true, h.updateTwin},
-		{"PUT /twins/{id}", ServiceConnect, true, h.updateTwin},
-		{"GET /twins/{id}/modules/{mid}", ServiceConnect, true, h.getTwin},
-		{"PATCH /twins/{id}/modules/{mid}", ServiceConnect, true, h.updateTwin},
-		{"PUT /twins/{id}/modules/{mid}", ServiceConnect, true, h.updateTwin},
-		{"POST /twins/{id}/methods", ServiceConnect, true, h.invokeMethod},
-		{"POST /twins/{id}/modules/{mid}/methods", ServiceConnect, true, h.invokeMethod},
+		{"GET /twins/{id}", iothub.ServiceConnect, true, h.getTwin},
+		{"PATCH /twins/{id}", iothub.ServiceConnect, true, h.updateTwin},
+		{"PUT /twins/{id}", iothub.ServiceConnect, true, h.updateTwin},
+		{"GET /twins/{id}/modules/{mid}", iothub.ServiceConnect, true, h.getTwin},
+		{"PATCH /twins/{id}/modules/{mid}", iothub.ServiceConnect, true, h.updateTwin},
+		{"PUT /twins/{id}/modules/{mid}", iothub.ServiceConnect, true, h.updateTwin},
+		{"POST /twins/{id}/methods", iothub.ServiceConnect, true, h.invokeMethod},
+		{"POST /twins/{id}/modules/{mid}/methods", iothub.ServiceConnect, true, h.invokeMethod},
 		// Extensions: cloud-to-device messages (AMQP-only on the real hub).
-		{"POST /devices/{id}/messages/devicebound", ServiceConnect, true, h.sendC2D},
-		{"GET /devices/{id}/messages/devicebound", ServiceConnect, true, h.listC2D},
-		{"GET /devices/{id}/messages/devicebound/{msgId}", ServiceConnect, true, h.getC2D},
-		{"DELETE /devices/{id}/commands", ServiceConnect, true, h.purgeC2D}, // IoT Hub's Purge Cloud To Device Message Queue
-		{"GET /hubkit/feedback", ServiceConnect, false, h.feedback},
+		{"POST /devices/{id}/messages/devicebound", iothub.ServiceConnect, true, h.sendC2D},
+		{"GET /devices/{id}/messages/devicebound", iothub.ServiceConnect, true, h.listC2D},
+		{"GET /devices/{id}/messages/devicebound/{msgId}", iothub.ServiceConnect, true, h.getC2D},
+		{"DELETE /devices/{id}/commands", iothub.ServiceConnect, true, h.purgeC2D}, // IoT Hub's Purge Cloud To Device Message Queue
+		{"GET /hubkit/feedback", iothub.ServiceConnect, false, h.feedback},
 		// Extensions: what the real hub offers through Event Hubs or not at all.
-		{"GET /hubkit/telemetry", ServiceConnect, false, h.telemetry},
-		{"GET /hubkit/rejections", ServiceConnect, false, h.rejections},
+		{"GET /hubkit/telemetry", iothub.ServiceConnect, false, h.telemetry},
+		{"GET /hubkit/rejections", iothub.ServiceConnect, false, h.rejections},
+		// Extensions that drive the hub in tests (hubkit.go): no rights = no token needed.
+		{"GET /hubkit/clock", 0, false, h.getClock},
+		{"POST /hubkit/clock", iothub.ServiceConnect, false, h.moveClock},
+		{"POST /hubkit/faults", iothub.ServiceConnect, false, h.fault},
+		{"POST /hubkit/reset", iothub.ServiceConnect, false, h.reset},
 	}
 }
 
 // guard authorizes the request, checks api-version and serves it.
 func (h *handler) guard(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt.need == 0 {
+			rt.serve(w, r) // a public route
+			return
+		}
 		if rej := h.authorize(r, rt.need); rej != nil {
 			h.log.Info("service API request refused", "method", r.Method, "path", r.URL.Path,
 				"remoteAddr", r.RemoteAddr, "reason", string(rej.Reason), "detail", rej.Detail)
@@ -149,7 +179,7 @@ func (h *handler) guard(rt route) http.Handler {
 		// IoT Hub (and IoT Edge hub's registry controller) answer a missing
 		// api-version with 400 InvalidProtocolVersion.
 		if rt.apiVersion && r.URL.Query().Get("api-version") == "" {
-			h.writeErrorCode(w, ErrInvalidProtocolVersion, "the api-version query parameter is required (for example ?api-version=2021-04-12)")
+			h.writeError(w, iothub.Errorf(iothub.CodeInvalidProtocolVersion, "the api-version query parameter is required (for example ?api-version=2021-04-12)"))
 			return
 		}
 		rt.serve(w, r)
@@ -159,7 +189,7 @@ func (h *handler) guard(rt route) http.Handler {
 // authorize checks the Authorization header as IoT Hub does: a shared access
 // policy token whose sr covers "{host}/{path}", signed with the policy's
 // primary or secondary key, not expired, from a policy holding need.
-func (h *handler) authorize(r *http.Request, need Rights) *sas.Rejection {
+func (h *handler) authorize(r *http.Request, need iothub.Rights) *sas.Rejection {
 	hdr := r.Header.Get("Authorization")
 	if hdr == "" {
 		return sas.Reject(sas.ReasonNoPassword, "no Authorization header",
@@ -179,7 +209,9 @@ func (h *handler) authorize(r *http.Request, need Rights) *sas.Rejection {
 			"sign with a policy key (for example iothubowner or service) and pass --policy/skn")
 	}
 	p, ok := h.b.Policy(tok.KeyName)
-	if !ok {
+	primary, err1 := sas.DecodeKey(p.PrimaryKey)
+	secondary, err2 := sas.DecodeKey(p.SecondaryKey)
+	if !ok || err1 != nil || err2 != nil { // unusable keys: as if there were no such policy
 		return sas.Reject(sas.ReasonUnknownPolicy, "no shared access policy named "+quote(tok.KeyName),
 			"policy names are case-sensitive; IoT Hub's built-in ones are iothubowner, service, registryRead, registryReadWrite and device")
 	}
@@ -187,32 +219,46 @@ func (h *handler) authorize(r *http.Request, need Rights) *sas.Rejection {
 	// No suspect keys: the diagnosis of a bad signature costs a fixed ~70
 	// HMACs (well under a millisecond, less than the TLS handshake that
 	// precedes it) and tells the caller what went wrong with its own token.
-	if err := tok.Verify(p.PrimaryKey, h.now(), sas.WithSecondaryKey(p.SecondaryKey), sas.WithAudience(audience), sas.WithSkew(h.skew)); err != nil {
+	if err := tok.Verify(primary, h.tnow(), sas.WithSecondaryKey(secondary), sas.WithAudience(audience), sas.WithSkew(h.skew)); err != nil {
 		var rej *sas.Rejection
 		if errors.As(err, &rej) {
 			return rej
 		}
 		return sas.Reject(sas.ReasonMalformed, err.Error())
 	}
-	if p.Rights&need != need {
+	if !p.Rights.Grants(need) {
 		return sas.Reject(sas.ReasonPolicyPermission,
-			"policy "+quote(p.Name)+" has "+p.Rights.String()+"; "+r.Method+" "+r.URL.Path+" needs "+need.String(),
-			"use a policy with "+need.String()+" (iothubowner has every right)")
+			"policy "+quote(p.KeyName)+" has "+p.Rights.String()+"; "+r.Method+" "+r.URL.Path+" needs "+need.String(),
+			"use a policy with "+needText(need)+" (IoT Hub's built-in "+builtinWith(need)+")")
 	}
 	return nil
 }
 
 func (h *handler) writeUnauthorized(w http.ResponseWriter, rej *sas.Rejection) {
-	w.Header().Set(HeaderReason, string(rej.Reason))
 	msg := "Unauthorized; hubkit: " + string(rej.Reason)
 	if rej.Detail != "" {
 		msg += ": " + rej.Detail
 	}
-	for _, hint := range rej.Hints {
-		w.Header().Add(HeaderHint, oneLine(hint))
-		msg += "; hint: " + hint
+	h.writeError(w, &iothub.Error{Code: iothub.CodeIotHubUnauthorizedAccess, Message: msg, Reason: string(rej.Reason), Hints: rej.Hints})
+}
+
+// needText names what grants need: RegistryRead is also granted by RegistryWrite.
+func needText(need iothub.Rights) string {
+	if need == iothub.RegistryRead {
+		return "RegistryRead or RegistryWrite"
 	}
-	h.writeErrorCode(w, ErrUnauthorized, msg)
+	return need.String()
+}
+
+// builtinWith lists the built-in policies that grant need ("registryReadWrite or iothubowner").
+func builtinWith(need iothub.Rights) string {
+	var names []string
+	for _, p := range iothub.BuiltinPolicies() {
+		if p.Rights.Grants(need) {
+			names = append(names, p.KeyName)
+		}
+	}
+	return strings.Join(names, " or ")
 }
 
 func quote(s string) string { return `"` + s + `"` }

@@ -23,7 +23,7 @@
 // # Validation
 //
 // Patches are JSON merge patches (RFC 7386: null deletes a property, objects merge, anything
-// else replaces). A patch is refused as a whole, with *Error status 400 (code 400004) and
+// else replaces). A patch is refused as a whole, with an *iothub.Error of code 400004 (status 400) and
 // nothing changed, when it is not a JSON object or breaks one of the documented limits:
 //
 //   - property names: at most 1 KB of UTF-8; no control characters, '.', '$' or white space

@@ -34,7 +34,7 @@ func Example() {
 	// Output:
 	// GET {"desired":{"$version":1},"reported":{"$version":1}}
 	// PATCH reported: 2 <nil>
-	// twin: 400004: reported properties: property name "bad.name" contains '.' (names cannot contain '.', '$' or spaces)
+	// 400004 ArgumentInvalid: reported properties: property name "bad.name" contains '.' (names cannot contain '.', '$' or spaces)
 	// notify dev1 $version=2 {"interval":30,"$version":2}
 	// GET {"desired":{"interval":30,"$version":2},"reported":{"battery":87,"$version":2}}
 }

@@ -54,7 +54,7 @@ func FuzzPatchReported(f *testing.F) {
 			}
 		}
 		got := s.Get(dev1)
-		if !json.Valid(got) || !json.Valid(s.ServiceView(dev1, ServiceInfo{})) {
+		if !json.Valid(got) || !json.Valid(s.ServiceView(dev1).Properties.Reported) {
 			t.Fatalf("invalid view JSON: %s", got)
 		}
 		reported := decodeGeneric(t, got).(map[string]any)["reported"].(map[string]any)

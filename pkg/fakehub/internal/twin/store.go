@@ -116,6 +116,14 @@ func etag(version int64) string {
 	return base64.StdEncoding.EncodeToString(b[:])
 }
 
+// Reset forgets every twin: each identity gets a new one (versions 1, no tags or properties)
+// when next used.
+func (s *Store) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.twins)
+}
+
 // Delete forgets the identity's twin (the device or module was deleted) and reports whether
 // there was one.
 func (s *Store) Delete(id iothub.Identity) bool {
@@ -160,7 +168,7 @@ func appendSection(b []byte, sec section, meta func([]byte) []byte) []byte {
 // PatchReported applies a reported-properties patch from the device (a JSON merge patch,
 // RFC 7386: null deletes) and returns the new reported $version, which the hub sends back in
 // $iothub/twin/res/204/?$rid={rid}&$version={version}. An invalid patch changes nothing and
-// returns *Error with status 400 (answer $iothub/twin/res/400/?$rid={rid}).
+// returns an *iothub.Error with code 400004 (answer $iothub/twin/res/400/?$rid={rid}).
 func (s *Store) PatchReported(id iothub.Identity, patch []byte) (int64, error) {
 	p, err := s.parse(patch, "reported properties", false)
 	if err != nil {
@@ -179,7 +187,7 @@ func (s *Store) PatchReported(id iothub.Identity, patch []byte) (int64, error) {
 }
 
 // PatchDesired applies a desired-properties patch from the service (JSON merge patch), checks
-// ifMatch against the twin's etag ("" or "*": no check; mismatch: *Error 412), calls
+// ifMatch against the twin's etag ("" or "*": no check; mismatch: *iothub.Error 412001), calls
 // OnDesiredChange and returns the new desired $version.
 func (s *Store) PatchDesired(id iothub.Identity, patch []byte, ifMatch string) (int64, error) {
 	return s.changeDesired(id, patch, ifMatch, false)
@@ -192,40 +200,8 @@ func (s *Store) ReplaceDesired(id iothub.Identity, doc []byte, ifMatch string) (
 }
 
 func (s *Store) changeDesired(id iothub.Identity, body []byte, ifMatch string, replace bool) (int64, error) {
-	p, err := s.parse(body, "desired properties", true)
-	if err != nil {
-		return 0, err
-	}
-	s.mu.Lock()
-	t := s.twin(id)
-	if err := checkETag(t, ifMatch); err != nil {
-		s.mu.Unlock()
-		return 0, err
-	}
-	sec, err := s.patched(t.desired, p, replace, MaxPropertiesSize, "desired properties")
-	if err != nil {
-		s.mu.Unlock()
-		return 0, err
-	}
-	t.desired = sec
-	t.version++
-	if s.onChange == nil {
-		s.mu.Unlock()
-		return sec.version, nil
-	}
-	note := appendValue(nil, p)
-	note = note[:len(note)-1] // drop the '}': "$version" goes last
-	if len(p.keys) > 0 {
-		note = append(note, ',')
-	}
-	note = append(note, `"$version":`...)
-	note = strconv.AppendInt(note, sec.version, 10)
-	note = append(note, '}')
-	ticket := s.nextTicket // taken under mu: notifications leave in the order of the changes
-	s.nextTicket++
-	s.mu.Unlock()
-	s.notifyInTurn(ticket, func() { s.onChange(id, sec.version, note) })
-	return sec.version, nil
+	_, desired, err := s.update(id, nil, body, replace, ifMatch)
+	return desired, err
 }
 
 // notifyInTurn runs f once every notification with an earlier ticket has run. No lock is held
@@ -245,6 +221,80 @@ func (s *Store) notifyInTurn(ticket uint64, f func()) {
 	f()
 }
 
+// Update changes tags and desired properties in one step, as the service's PATCH (merge, the
+// default) or PUT (replace) of a twin does: ifMatch is checked once, either section may be
+// nil (left alone), an invalid one changes nothing, and the twin version moves by one. A
+// desired change calls OnDesiredChange as PatchDesired does. It returns the new twin version.
+func (s *Store) Update(id iothub.Identity, tags, desired []byte, replace bool, ifMatch string) (int64, error) {
+	version, _, err := s.update(id, tags, desired, replace, ifMatch)
+	return version, err
+}
+
+// update is Update; it also returns the desired $version after the change.
+func (s *Store) update(id iothub.Identity, tags, desired []byte, replace bool, ifMatch string) (twinVersion, desiredVersion int64, err error) {
+	var tp, dp *object
+	if tags != nil {
+		if tp, err = s.parse(tags, "tags", true); err != nil {
+			return 0, 0, err
+		}
+	}
+	if desired != nil {
+		if dp, err = s.parse(desired, "desired properties", true); err != nil {
+			return 0, 0, err
+		}
+	}
+	s.mu.Lock()
+	t := s.twin(id)
+	if err := checkETag(t, ifMatch); err != nil {
+		s.mu.Unlock()
+		return 0, 0, err
+	}
+	newTags, newDesired := t.tags, t.desired
+	if tp != nil {
+		if newTags, err = s.patched(t.tags, tp, replace, MaxTagsSize, "tags"); err != nil {
+			s.mu.Unlock()
+			return 0, 0, err
+		}
+	}
+	if dp != nil {
+		if newDesired, err = s.patched(t.desired, dp, replace, MaxPropertiesSize, "desired properties"); err != nil {
+			s.mu.Unlock()
+			return 0, 0, err
+		}
+	}
+	if tp == nil && dp == nil {
+		v, dv := t.version, t.desired.version
+		s.mu.Unlock()
+		return v, dv, nil
+	}
+	t.tags, t.desired = newTags, newDesired
+	t.version++
+	version := t.version
+	if dp == nil || s.onChange == nil {
+		s.mu.Unlock()
+		return version, newDesired.version, nil
+	}
+	note := desiredNote(dp, newDesired.version)
+	ticket := s.nextTicket // taken under mu: notifications leave in the order of the changes
+	s.nextTicket++
+	s.mu.Unlock()
+	s.notifyInTurn(ticket, func() { s.onChange(id, newDesired.version, note) })
+	return version, newDesired.version, nil
+}
+
+// desiredNote is the notification body of a desired change: the patch with "$version" added
+// as its last member.
+func desiredNote(p *object, version int64) []byte {
+	note := appendValue(nil, p)
+	note = note[:len(note)-1] // drop the '}': "$version" goes last
+	if len(p.keys) > 0 {
+		note = append(note, ',')
+	}
+	note = append(note, `"$version":`...)
+	note = strconv.AppendInt(note, version, 10)
+	return append(note, '}')
+}
+
 // UpdateTags merges patch into the tags (JSON merge patch), checks ifMatch like PatchDesired,
 // and returns the new twin version. Tags are never sent to the device.
 func (s *Store) UpdateTags(id iothub.Identity, patch []byte, ifMatch string) (int64, error) {
@@ -257,23 +307,8 @@ func (s *Store) ReplaceTags(id iothub.Identity, doc []byte, ifMatch string) (int
 }
 
 func (s *Store) changeTags(id iothub.Identity, body []byte, ifMatch string, replace bool) (int64, error) {
-	p, err := s.parse(body, "tags", true)
-	if err != nil {
-		return 0, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.twin(id)
-	if err := checkETag(t, ifMatch); err != nil {
-		return 0, err
-	}
-	sec, err := s.patched(t.tags, p, replace, MaxTagsSize, "tags")
-	if err != nil {
-		return 0, err
-	}
-	t.tags = sec
-	t.version++
-	return t.version, nil
+	version, _, err := s.update(id, body, nil, replace, ifMatch)
+	return version, err
 }
 
 // parse decodes and validates a patch or document. service strips the top-level $version and
@@ -281,16 +316,16 @@ func (s *Store) changeTags(id iothub.Identity, body []byte, ifMatch string, repl
 func (s *Store) parse(body []byte, what string, service bool) (*object, error) {
 	p, err := decodeObject(body)
 	if errors.Is(err, errNotObject) {
-		return nil, newError(CodeArgumentInvalid, "%s must be a JSON object", what)
+		return nil, iothub.Errorf(iothub.CodeArgumentInvalid, "%s must be a JSON object", what)
 	}
 	if err != nil {
-		return nil, newError(CodeArgumentInvalid, "%s are not valid JSON: %v", what, err)
+		return nil, iothub.Errorf(iothub.CodeArgumentInvalid, "%s are not valid JSON: %v", what, err)
 	}
 	if service {
 		stripReserved(p)
 	}
 	if err := s.val.validate(p, "", 0, false); err != nil {
-		return nil, newError(CodeArgumentInvalid, "%s: %v", what, err)
+		return nil, iothub.Errorf(iothub.CodeArgumentInvalid, "%s: %v", what, err)
 	}
 	return p, nil
 }
@@ -308,7 +343,7 @@ func (s *Store) patched(sec section, p *object, replace bool, limit int, what st
 		mergePatch(sec.doc, p, sec.stamp)
 	}
 	if n := docSize(sec.doc); n > limit {
-		return section{}, newError(CodeArgumentInvalid, "%s would be %d bytes, more than the %d allowed", what, n, limit)
+		return section{}, iothub.Errorf(iothub.CodeArgumentInvalid, "%s would be %d bytes, more than the %d allowed", what, n, limit)
 	}
 	return sec, nil
 }
@@ -318,5 +353,5 @@ func checkETag(t *twin, ifMatch string) error {
 	if ifMatch == "" || ifMatch == "*" || ifMatch == etag(t.version) {
 		return nil
 	}
-	return newError(CodePreconditionFailed, "etag %q does not match the twin's %q", ifMatch, etag(t.version))
+	return iothub.Errorf(iothub.CodePreconditionFailed, "etag %q does not match the twin's %q", ifMatch, etag(t.version))
 }

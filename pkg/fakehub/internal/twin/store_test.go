@@ -20,9 +20,9 @@ var (
 
 func wantError(t *testing.T, err error, code iothub.ErrorCode) {
 	t.Helper()
-	var e *Error
-	if !errors.As(err, &e) || e.Code != code || e.Status != code.HTTPStatus() {
-		t.Fatalf("error = %v, want *Error with code %d", err, code)
+	var e *iothub.Error
+	if !errors.As(err, &e) || e.Code != code {
+		t.Fatalf("error = %v, want *iothub.Error with code %d", err, code)
 	}
 }
 
@@ -32,13 +32,11 @@ func TestNewTwin(t *testing.T) {
 		t.Errorf("Get(new twin) = %s, want %s", got, want)
 	}
 	mod := iothub.Identity{DeviceID: "d", ModuleID: "m"}
-	want := `{"deviceId":"d","moduleId":"m","etag":"AAAAAAAAAAE=","status":"enabled","statusUpdateTime":"0001-01-01T00:00:00Z",` +
-		`"connectionState":"Disconnected","lastActivityTime":"0001-01-01T00:00:00Z","cloudToDeviceMessageCount":0,` +
-		`"authenticationType":"sas","x509Thumbprint":{"primaryThumbprint":null,"secondaryThumbprint":null},"modelId":"","version":1,` +
-		`"properties":{"desired":{"$metadata":{"$lastUpdated":"0001-01-01T00:00:00Z"},"$version":1},` +
-		`"reported":{"$metadata":{"$lastUpdated":"0001-01-01T00:00:00Z"},"$version":1}}}`
-	if got := string(s.ServiceView(mod, ServiceInfo{})); got != want {
-		t.Errorf("ServiceView(new module twin) =\n%s\nwant\n%s", got, want)
+	fresh := `{"$metadata":{"$lastUpdated":"0001-01-01T00:00:00Z"},"$version":1}`
+	want := iothub.Twin{DeviceID: "d", ModuleID: "m", ETag: "AAAAAAAAAAE=", Version: 1,
+		Properties: iothub.TwinProperties{Desired: json.RawMessage(fresh), Reported: json.RawMessage(fresh)}}
+	if diff := cmp.Diff(want, s.ServiceView(mod)); diff != "" {
+		t.Errorf("ServiceView(new module twin) (-want +got):\n%s", diff)
 	}
 	if v := s.Versions(dev1); v != (Versions{Twin: 1, Desired: 1, Reported: 1, ETag: "AAAAAAAAAAE="}) {
 		t.Errorf("Versions(new twin) = %+v", v)
@@ -211,7 +209,7 @@ func TestValidation(t *testing.T) {
 				}
 				return
 			}
-			wantError(t, err, CodeArgumentInvalid)
+			wantError(t, err, iothub.CodeArgumentInvalid)
 			if got := string(s.Get(dev1)); got != `{"desired":{"$version":1},"reported":{"$version":1}}` {
 				t.Errorf("refused patch changed the twin: %s", got)
 			}
@@ -253,7 +251,7 @@ func TestValidationOfServiceSide(t *testing.T) {
 				t.Errorf("error = %v, want nil", err)
 			}
 			if !tt.ok {
-				wantError(t, err, CodeArgumentInvalid)
+				wantError(t, err, iothub.CodeArgumentInvalid)
 			}
 		})
 	}
@@ -267,7 +265,7 @@ func TestSizeCountsTheMergedDocument(t *testing.T) {
 	}
 	other := strings.ReplaceAll(half, `"k`, `"j`) // same size, other names
 	_, err := s.PatchReported(dev1, []byte(other))
-	wantError(t, err, CodeArgumentInvalid)
+	wantError(t, err, iothub.CodeArgumentInvalid)
 	if v := s.Versions(dev1).Reported; v != 2 {
 		t.Errorf("reported version = %d after the refused patch, want 2", v)
 	}
@@ -355,7 +353,7 @@ func TestETag(t *testing.T) {
 					t.Fatalf("error = %v", err)
 				}
 				if !tt.ok {
-					wantError(t, err, CodePreconditionFailed)
+					wantError(t, err, iothub.CodePreconditionFailed)
 				}
 				if tt.ok { // the etag moved on: use the new one for the next operation
 					if tt.ifMatch != "" && tt.ifMatch != "*" {
@@ -382,41 +380,35 @@ func TestServiceView(t *testing.T) {
 	if _, err := s.PatchReported(dev1, []byte(`{"telemetryConfig":{"sendFrequency":"5m","status":"success"},"batteryLevel":55}`)); err != nil {
 		t.Fatal(err)
 	}
-	info := ServiceInfo{ConnectionState: "Connected", LastActivityTime: t0.Add(3 * time.Second), CloudToDeviceMessageCount: 2, ModelID: "dtmi:com:example;1"}
-	want := `{"deviceId":"dev1","etag":"AAAAAAAAAAQ=","status":"enabled","statusUpdateTime":"0001-01-01T00:00:00Z",` +
-		`"connectionState":"Connected","lastActivityTime":"2030-01-01T00:00:03.000Z","cloudToDeviceMessageCount":2,` +
-		`"authenticationType":"sas","x509Thumbprint":{"primaryThumbprint":null,"secondaryThumbprint":null},` +
-		`"modelId":"dtmi:com:example;1","version":4,"tags":{"building":"43","floor":1},` +
-		`"properties":{"desired":{"telemetryConfig":{"sendFrequency":"5m"},` +
+	want := iothub.Twin{DeviceID: "dev1", ETag: "AAAAAAAAAAQ=", Version: 4, Tags: json.RawMessage(`{"building":"43","floor":1}`)}
+	want.Properties.Desired = json.RawMessage(`{"telemetryConfig":{"sendFrequency":"5m"},` +
 		`"$metadata":{"$lastUpdated":"2030-01-01T00:00:02.000Z","$lastUpdatedVersion":2,` +
 		`"telemetryConfig":{"$lastUpdated":"2030-01-01T00:00:02.000Z","$lastUpdatedVersion":2,` +
-		`"sendFrequency":{"$lastUpdated":"2030-01-01T00:00:02.000Z","$lastUpdatedVersion":2}}},"$version":2},` +
-		`"reported":{"telemetryConfig":{"sendFrequency":"5m","status":"success"},"batteryLevel":55,` +
+		`"sendFrequency":{"$lastUpdated":"2030-01-01T00:00:02.000Z","$lastUpdatedVersion":2}}},"$version":2}`)
+	want.Properties.Reported = json.RawMessage(`{"telemetryConfig":{"sendFrequency":"5m","status":"success"},"batteryLevel":55,` +
 		`"$metadata":{"$lastUpdated":"2030-01-01T00:00:03.250Z",` +
 		`"telemetryConfig":{"$lastUpdated":"2030-01-01T00:00:03.250Z","sendFrequency":{"$lastUpdated":"2030-01-01T00:00:03.250Z"},` +
-		`"status":{"$lastUpdated":"2030-01-01T00:00:03.250Z"}},"batteryLevel":{"$lastUpdated":"2030-01-01T00:00:03.250Z"}},"$version":2}}}`
-	got := s.ServiceView(dev1, info)
-	if string(got) != want {
-		t.Errorf("ServiceView =\n%s\nwant\n%s", got, want)
+		`"status":{"$lastUpdated":"2030-01-01T00:00:03.250Z"}},"batteryLevel":{"$lastUpdated":"2030-01-01T00:00:03.250Z"}},"$version":2}`)
+	got := s.ServiceView(dev1)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ServiceView (-want +got):\n%s", diff)
 	}
-	if !json.Valid(got) {
-		t.Error("ServiceView is not valid JSON")
+	for _, sec := range [][]byte{got.Tags, got.Properties.Desired, got.Properties.Reported} {
+		if !json.Valid(sec) {
+			t.Errorf("ServiceView section is not valid JSON: %s", sec)
+		}
 	}
 
 	// A later patch touches only what it sets.
 	now = t0.Add(4 * time.Second)
 	s.PatchReported(dev1, []byte(`{"batteryLevel":54}`))
-	var view struct {
-		Properties struct {
-			Reported struct {
-				Metadata map[string]json.RawMessage `json:"$metadata"`
-			} `json:"reported"`
-		} `json:"properties"`
+	var reported struct {
+		Metadata map[string]json.RawMessage `json:"$metadata"`
 	}
-	if err := json.Unmarshal(s.ServiceView(dev1, info), &view); err != nil {
+	if err := json.Unmarshal(s.ServiceView(dev1).Properties.Reported, &reported); err != nil {
 		t.Fatal(err)
 	}
-	meta := view.Properties.Reported.Metadata
+	meta := reported.Metadata
 	for k, want := range map[string]string{
 		"$lastUpdated":    `"2030-01-01T00:00:04.000Z"`,
 		"batteryLevel":    `{"$lastUpdated":"2030-01-01T00:00:04.000Z"}`,
@@ -424,18 +416,6 @@ func TestServiceView(t *testing.T) {
 	} {
 		if got := string(meta[k]); got != want {
 			t.Errorf("reported $metadata[%q] = %s, want %s", k, got, want)
-		}
-	}
-}
-
-func TestServiceViewInfo(t *testing.T) {
-	s := New(Options{})
-	got := string(s.ServiceView(dev1, ServiceInfo{Status: "disabled", StatusReason: "maintenance", DeviceEtag: "MTIz",
-		AuthenticationType: "selfSigned", StatusUpdateTime: t0}))
-	for _, want := range []string{`"etag":"AAAAAAAAAAE=","deviceEtag":"MTIz","status":"disabled","statusReason":"maintenance","statusUpdateTime":"2030-01-01T00:00:00.000Z"`,
-		`"authenticationType":"selfSigned"`} {
-		if !strings.Contains(got, want) {
-			t.Errorf("ServiceView = %s\nmissing %s", got, want)
 		}
 	}
 }
@@ -477,7 +457,7 @@ func TestConcurrentUse(t *testing.T) {
 					s.PatchReported(id, []byte(fmt.Sprintf(`{"w%d":%d}`, w, i)))
 					s.UpdateTags(id, []byte(`{"t":1}`), "")
 					s.Get(id)
-					s.ServiceView(id, ServiceInfo{})
+					s.ServiceView(id)
 				}
 			})
 		}
@@ -488,5 +468,35 @@ func TestConcurrentUse(t *testing.T) {
 		if v := s.Versions(id); v.Desired != 151 || v.Reported != 151 || v.Twin != 451 {
 			t.Errorf("Versions(%v) = %+v, want desired 151, reported 151, twin 451", id, v)
 		}
+	}
+}
+
+func TestUpdateIsOneStep(t *testing.T) {
+	var notes []string
+	s := New(Options{OnDesiredChange: func(_ iothub.Identity, v int64, body []byte) { notes = append(notes, string(body)) }})
+	v, err := s.Update(dev1, []byte(`{"site":"lab"}`), []byte(`{"interval":5}`), false, "")
+	if err != nil || v != 2 {
+		t.Fatalf("Update(tags, desired) = %d, %v; want twin version 2 (one change)", v, err)
+	}
+	if got := s.Versions(dev1); got.Twin != 2 || got.Desired != 2 || got.ETag != "AAAAAAAAAAI=" {
+		t.Errorf("versions %+v", got)
+	}
+	if len(notes) != 1 || notes[0] != `{"interval":5,"$version":2}` {
+		t.Errorf("notifications %q", notes)
+	}
+	// An invalid desired section changes nothing, tags included.
+	if _, err := s.Update(dev1, []byte(`{"site":"moon"}`), []byte(`{"$bad":1}`), false, ""); err == nil {
+		t.Fatal("invalid desired accepted")
+	}
+	if got := string(s.ServiceView(dev1).Tags); got != `{"site":"lab"}` || s.Versions(dev1).Twin != 2 {
+		t.Errorf("after a refused update: tags %s, version %d", got, s.Versions(dev1).Twin)
+	}
+	// If-Match is checked once, before anything changes.
+	wantError(t, func() error { _, err := s.Update(dev1, []byte(`{"a":1}`), nil, false, "AAAAAAAAAAE="); return err }(), iothub.CodePreconditionFailed)
+	if v, err := s.Update(dev1, nil, []byte(`{"b":1}`), true, `"AAAAAAAAAAI="`); err != nil || v != 3 {
+		t.Errorf("replace with the current quoted etag = %d, %v", v, err)
+	}
+	if got := string(s.Get(dev1)); got != `{"desired":{"b":1,"$version":3},"reported":{"$version":1}}` {
+		t.Errorf("after replace: %s", got)
 	}
 }

@@ -7,83 +7,25 @@ import (
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
-// ServiceInfo is the registry side of the service view: the fields of a twin that come from the
-// device or module identity rather than from the twin store. Zero values render as the hub
-// renders a fresh identity.
-type ServiceInfo struct {
-	Status                    string    // "enabled" (default) or "disabled"
-	StatusReason              string    // omitted when empty
-	StatusUpdateTime          time.Time // zero: "0001-01-01T00:00:00Z"
-	ConnectionState           string    // "Disconnected" (default) or "Connected"
-	LastActivityTime          time.Time
-	CloudToDeviceMessageCount int
-	AuthenticationType        string // "sas" (default), "selfSigned", "certificateAuthority", "none"
-	ModelID                   string // the model-id the device announced; "" when none
-	DeviceEtag                string // the identity's etag; omitted when empty
-}
-
-// ServiceView returns the twin in the shape of IoT Hub's REST API (GET /twins/{id}, or
-// /twins/{id}/modules/{mid}): deviceId, moduleId (modules), etag, status and connection fields
-// from info, version, tags (when any are set) and properties.desired/reported, each with
-// $metadata and $version.
+// ServiceView returns the twin's own part of the service's view (IoT Hub's REST API, GET
+// /twins/{id} or /twins/{id}/modules/{mid}): deviceId, moduleId (modules), etag, version,
+// tags (nil when none are set) and properties.desired/reported, each with $metadata and
+// $version. The registry fields (status, connection state, ...) are the caller's to fill.
 //
 // $metadata holds $lastUpdated for the section and for every property, recursively; desired
 // entries also carry $lastUpdatedVersion (the desired $version of that change), as the hub
 // shows them. A section never updated shows $lastUpdated "0001-01-01T00:00:00Z".
-func (s *Store) ServiceView(id iothub.Identity, info ServiceInfo) []byte {
+func (s *Store) ServiceView(id iothub.Identity) iothub.Twin {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.twin(id)
-
-	b := []byte(`{"deviceId":`)
-	b = appendString(b, id.DeviceID)
-	if id.IsModule() {
-		b = append(b, `,"moduleId":`...)
-		b = appendString(b, id.ModuleID)
-	}
-	b = append(b, `,"etag":`...)
-	b = appendString(b, etag(t.version))
-	if info.DeviceEtag != "" {
-		b = append(b, `,"deviceEtag":`...)
-		b = appendString(b, info.DeviceEtag)
-	}
-	b = appendField(b, "status", or(info.Status, "enabled"))
-	if info.StatusReason != "" {
-		b = appendField(b, "statusReason", info.StatusReason)
-	}
-	b = appendField(b, "statusUpdateTime", formatTime(info.StatusUpdateTime))
-	b = appendField(b, "connectionState", or(info.ConnectionState, "Disconnected"))
-	b = appendField(b, "lastActivityTime", formatTime(info.LastActivityTime))
-	b = append(b, `,"cloudToDeviceMessageCount":`...)
-	b = strconv.AppendInt(b, int64(info.CloudToDeviceMessageCount), 10)
-	b = appendField(b, "authenticationType", or(info.AuthenticationType, "sas"))
-	b = append(b, `,"x509Thumbprint":{"primaryThumbprint":null,"secondaryThumbprint":null}`...)
-	b = appendField(b, "modelId", info.ModelID)
-	b = append(b, `,"version":`...)
-	b = strconv.AppendInt(b, t.version, 10)
+	view := iothub.Twin{DeviceID: id.DeviceID, ModuleID: id.ModuleID, ETag: etag(t.version), Version: t.version}
 	if len(t.tags.doc.keys) > 0 {
-		b = append(b, `,"tags":`...)
-		b = appendValue(b, t.tags.doc)
+		view.Tags = appendValue(nil, t.tags.doc)
 	}
-	b = append(b, `,"properties":{"desired":`...)
-	b = appendSection(b, t.desired, func(b []byte) []byte { return appendMeta(b, t.desired.doc, t.desired.stamp, true) })
-	b = append(b, `,"reported":`...)
-	b = appendSection(b, t.reported, func(b []byte) []byte { return appendMeta(b, t.reported.doc, t.reported.stamp, false) })
-	return append(b, "}}"...)
-}
-
-func appendField(b []byte, name, value string) []byte {
-	b = append(b, ',')
-	b = appendString(b, name)
-	b = append(b, ':')
-	return appendString(b, value)
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
+	view.Properties.Desired = appendSection(nil, t.desired, func(b []byte) []byte { return appendMeta(b, t.desired.doc, t.desired.stamp, true) })
+	view.Properties.Reported = appendSection(nil, t.reported, func(b []byte) []byte { return appendMeta(b, t.reported.doc, t.reported.stamp, false) })
+	return view
 }
 
 // formatTime renders a $metadata or registry time: UTC with milliseconds, as in the hub's

@@ -1,0 +1,39 @@
+package testutil
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// RequireInteropEnv names the environment variable that turns a missing third-party
+// client from a skip into a failure. .ci/run sets it to 1: CI must really run the
+// interop tests.
+const RequireInteropEnv = "HUBKIT_REQUIRE_INTEROP"
+
+// InteropRequired reports whether RequireInteropEnv is "1".
+func InteropRequired() bool { return os.Getenv(RequireInteropEnv) == "1" }
+
+// MissingTool ends t because a tool it needs is missing: a skip, or a failure when
+// InteropRequired. The message should say what is missing and how to install it.
+func MissingTool(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if InteropRequired() {
+		t.Fatalf("%s (%s=1: interop clients must run)", msg, RequireInteropEnv)
+		return // for a testing.TB whose Fatalf returns
+	}
+	t.Skipf("%s (set %s=1 to make this a failure)", msg, RequireInteropEnv)
+}
+
+// LookTool returns the path of the executable name, or ends t with MissingTool naming
+// the Debian package that provides it.
+func LookTool(t testing.TB, name, debianPackage string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		MissingTool(t, "%s is not installed (apt-get install %s)", name, debianPackage)
+	}
+	return p
+}
