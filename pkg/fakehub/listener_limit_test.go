@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strconv"
@@ -175,5 +176,11 @@ func runLimitedHub(t *testing.T, limit string) {
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	if st := h.ListenerStats(); st.Refused == 0 || st.AcceptErrors < st.Refused {
 		t.Errorf("ListenerStats = %+v, want refusals counted among the accept errors", st)
+	} else {
+		rec := httptest.NewRecorder()
+		h.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		if want := fmt.Sprintf("hubkit_accept_errors_total %d\n", st.AcceptErrors); !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }

@@ -76,6 +76,17 @@ type Options struct {
 	// hub (Server.DPS; it needs TLS).
 	DPS *DPSOptions
 
+	// NoDashboard turns off the web dashboard the service listener serves at
+	// "/" and "/ui/" (DashboardHandler).
+	NoDashboard bool
+	// MetricsPublic serves /metrics (MetricsHandler) on the service
+	// listener to every client; by default only loopback clients and
+	// logged-in dashboard browsers get it.
+	MetricsPublic bool
+	// DashboardSections are pages other parts of the hub add to the
+	// dashboard (see DashboardSection).
+	DashboardSections []DashboardSection
+
 	// cloudEvents, when set (tests in this package), replaces what the hooks
 	// tell the cloud side.
 	cloudEvents func(*Server) cloudSide

@@ -168,6 +168,8 @@ func (s *Server) capture(ss *session, topic string, props iothub.Properties, pay
 		rec.size += len(p.Key) + len(p.Value) + propertyOverhead
 	}
 	s.telemetry.add(rec)
+	s.metrics.telemetryAccepted(len(payload))
+	ss.lastActive.Store(rec.at.UnixNano())
 }
 
 // Rough memory costs of a record and of each property, for the byte bound.
