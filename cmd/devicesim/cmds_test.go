@@ -20,6 +20,7 @@ import (
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/iothub/dps"
+	"github.com/hubkit/hubkit/pkg/sas"
 )
 
 func scriptCmds() map[string]func(*testscript.TestScript, bool, []string) {
@@ -69,15 +70,19 @@ func (h twinAnswerCounter) WithGroup(string) slog.Handler      { return h }
 
 // cmdHub drives an in-process fakehub:
 //
-//	hub start               start one (TLS, fresh CA) with device dev1; sets
+//	hub start [service|dps] start one (TLS, fresh CA) with device dev1; sets
 //	                        HUBKIT_DEVICE_CONNECTION_STRING, HUB_ENDPOINT, HUB_WS_ENDPOINT
 //	                        (MQTT over WebSockets) and HUB_CA; and the X.509 CA device
 //	                        cam1: HUB_X509_CS, HUB_CERT, HUB_KEY
+//	                        (service: also the service API, at $HUB_URL)
 //	hub start dps           the same with a DPS (DPS_ENDPOINT, DPS_HTTP_ENDPOINT, ID scope
 //	                        0ne00000000): X.509 group "line" signed by its own CA, whose
 //	                        device sensor-x is in sensor-x.pem/sensor-x-key.pem; an X.509
 //	                        individual enrollment cam-7 (cam-7.pem, cam-7-key.pem); and
 //	                        stranger.pem/stranger-key.pem, signed by a CA nothing trusts
+//	hub clock advance D     move the hub's clock forward by D (a Go duration)
+//	hub renewed             wait (10 s) until dev1 is connected with a token valid 50 min past
+//	                        the hub's clock, with no expiry recorded (a renewal, not a cut)
 //	hub telemetry N FILE    wait (10 s) for N telemetry messages and write them to FILE,
 //	                        one JSON object per line: deviceId, payload, properties, system
 //	hub mark                sessions connected before now no longer satisfy waitsub
@@ -96,6 +101,9 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	work := ts.Getenv("WORK")
 	if args[0] == "start" {
+		if len(args) > 2 || len(args) == 2 && args[1] != "service" && args[1] != "dps" {
+			ts.Fatalf("usage: hub start [service|dps]")
+		}
 		now := time.Now()
 		ca, err := certs.NewCA("devicesim test CA", time.Hour, now, nil)
 		ts.Check(err)
@@ -104,12 +112,19 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 		answers := new(atomic.Int64)
 		opts := fakehub.Options{TLS: tlsCfg, Addr: "127.0.0.1:0", WebSocketAddr: "127.0.0.1:0",
 			Logger: slog.New(twinAnswerCounter{answers})}
-		withDPS := len(args) > 1 && args[1] == "dps"
+		withDPS := len(args) == 2 && args[1] == "dps"
 		if withDPS {
 			opts.DPS = &fakehub.DPSOptions{RetryAfter: time.Second}
 		}
+		withService := len(args) == 2 && args[1] == "service"
+		if withService {
+			opts.ServiceAddr = "127.0.0.1:0"
+		}
 		srv, err := fakehub.NewServer(opts)
 		ts.Check(err)
+		if withService {
+			ts.Setenv("HUB_URL", srv.ServiceURL())
+		}
 		hubsMu.Lock()
 		hubs[work] = srv
 		twinAnswers[work] = answers
@@ -159,6 +174,33 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 	defer cancel()
 	dev1 := iothub.Identity{DeviceID: "dev1"}
 	switch args[0] {
+	case "clock":
+		if len(args) != 3 || args[1] != "advance" {
+			ts.Fatalf("usage: hub clock advance D")
+		}
+		d, err := time.ParseDuration(args[2])
+		ts.Check(err)
+		srv.Clock().Advance(d)
+	case "renewed":
+		for {
+			ok := false
+			for _, s := range srv.Sessions() {
+				ok = ok || s.Identity == dev1 && s.TokenExpiry.After(srv.Clock().Now().Add(50*time.Minute))
+			}
+			for _, r := range srv.Rejections() {
+				if r.Reason == sas.ReasonExpired {
+					ts.Fatalf("hub renewed: the hub cut dev1 for an expired token: %+v", r)
+				}
+			}
+			if ok {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				ts.Fatalf("hub renewed: dev1 did not renew its token (sessions %+v)", srv.Sessions())
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
 	case "mark":
 		// The previous command's connection may still be listed until the hub has
 		// processed its close; waitsub must not mistake it for the next one.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/device"
+	"github.com/hubkit/hubkit/pkg/serviceclient"
 )
 
 // envConnectionString is the one environment variable devicesim reads.
@@ -78,7 +80,11 @@ type connFlags struct {
 	certFile  string
 	keyFile   string
 	proxy     string
+	hubClock  string
 }
+
+// hubClockInterval is how often --hub-clock reads the hub's clock.
+const hubClockInterval = time.Second
 
 func (f *connFlags) register(fs *pflag.FlagSet) {
 	fs.SortFlags = false
@@ -92,6 +98,7 @@ func (f *connFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.proxy, "proxy", "", "HTTP proxy `URL` for mqtt-ws (CONNECT tunnel), e.g. http://proxy:3128")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log the client's protocol steps on stderr")
 	fs.StringVar(&f.tokenFile, "token-file", "", "write each SAS token devicesim presents to `FILE` (mode 0600; a secret), for sastool verify")
+	fs.StringVar(&f.hubClock, "hub-clock", "", "follow a fakehub's movable clock: its service API `URL` (https://localhost:8443; --ca applies); tokens are minted and renewed on it")
 }
 
 // client builds and connects a device client from the flags. Handlers registered by setup are
@@ -116,6 +123,13 @@ func (f *connFlags) client(ctx context.Context, st *streams, setup func(*device.
 		cfg.RootCAs = pool
 	}
 	cfg.Endpoint = f.endpoint
+	if f.hubClock != "" {
+		now, err := followHubClock(ctx, f.hubClock, cfg.RootCAs)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Now = now
+	}
 	if f.tokenFile != "" {
 		cfg.OnToken = func(tok string) {
 			if err := writeSecret(f.tokenFile, tok+"\n"); err != nil {
@@ -185,6 +199,28 @@ func (f *connFlags) client(ctx context.Context, st *streams, setup func(*device.
 	return c, nil
 }
 
+// followHubClock reads the clock of the fakehub whose service API is at url (GET
+// /hubkit/clock, no token) and keeps following it every hubClockInterval until ctx ends. It
+// returns the device's clock: the local one plus the hub's offset.
+func followHubClock(ctx context.Context, url string, roots *x509.CertPool) (func() time.Time, error) {
+	var opts []serviceclient.Option
+	if roots != nil {
+		opts = append(opts, serviceclient.WithRootCAs(roots))
+	}
+	hc, err := serviceclient.NewHubClock(url, opts...)
+	if err != nil {
+		return nil, cli.Usagef("--hub-clock: %v", err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := hc.Sync(sctx); err != nil {
+		return nil, cli.NewError(cli.ExitError, fmt.Errorf("--hub-clock: %w", err),
+			"--hub-clock takes the fakehub's service API URL (fakehub serve --http, default https://localhost:8443); a real IoT Hub has no movable clock")
+	}
+	go hc.Follow(ctx, hubClockInterval)
+	return hc.Now, nil
+}
+
 // writeSecret replaces path with data, readable by its owner only (whatever the mode of a file
 // it replaces).
 func writeSecret(path, data string) error {
@@ -225,6 +261,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		newTwinCmd(st),
 		newMethodsCmd(st),
 		newProvisionCmd(st),
+		newLoadCmd(st),
 		newVersionCmd(st),
 	)
 	cmd, err := cli.Execute(ctx, root, args, stdin, stdout, stderr)

@@ -167,6 +167,8 @@ func (h *handler) routes() []route {
 		{"GET /hubkit/clock", 0, false, h.getClock},
 		{"POST /hubkit/clock", iothub.ServiceConnect, false, h.moveClock},
 		{"POST /hubkit/faults", iothub.ServiceConnect, false, h.fault},
+		{"GET /hubkit/limits", iothub.ServiceConnect, false, h.getLimits},
+		{"PUT /hubkit/limits", iothub.ServiceConnect, false, h.putLimits},
 		{"POST /hubkit/reset", iothub.ServiceConnect, false, h.reset},
 	}
 }
