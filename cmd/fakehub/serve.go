@@ -132,6 +132,7 @@ type serveFlags struct {
 	connectTimeout time.Duration
 	tokenGrace     time.Duration
 	exitAfterStart bool
+	cpuProfile     string // --cpu-profile: SIGUSR1 starts and ends a CPU profile into this file
 	ws             string
 	wsSet          bool // --ws given explicitly
 	deviceHostName string
@@ -211,6 +212,8 @@ func serveFlagSet(f *serveFlags) *pflag.FlagSet {
 	fs.StringVar(&f.bannerJSON, "banner-json", "", "also write the banner as JSON to `FILE` (0600: it holds keys), once listening")
 	fs.BoolVar(&f.exitAfterStart, "exit-after-start", false, "print the banner and exit (for tests)")
 	_ = fs.MarkHidden("exit-after-start")
+	fs.StringVar(&f.cpuProfile, "cpu-profile", "", "with each SIGUSR1, start a CPU profile into `FILE` or end it (for measurements)")
+	_ = fs.MarkHidden("cpu-profile")
 	return fs
 }
 
@@ -418,6 +421,9 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 		return nil
 	}
 	go logTelemetry(ctx, srv, log)
+	if f.cpuProfile != "" {
+		defer cpuProfileOnSignal(ctx, f.cpuProfile, log)()
+	}
 	<-ctx.Done()
 	log.Info("stopping")
 	return nil
