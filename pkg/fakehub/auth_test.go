@@ -190,7 +190,7 @@ func secretIn(text, password string) string {
 			return what
 		}
 	}
-	if strings.Contains(text, "sig=") {
+	if strings.Contains(strings.ReplaceAll(text, "sig=<redacted>", ""), "sig=") {
 		return "sig="
 	}
 	return ""

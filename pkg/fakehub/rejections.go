@@ -2,10 +2,8 @@ package fakehub
 
 import (
 	"context"
-	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -172,22 +170,9 @@ func rejectionFrom(err error, reason sas.Reason) (sas.Reason, string, []string) 
 }
 
 // clean makes client-supplied text fit for a Rejection and a WARN line:
-// secrets redacted, then cut to maxRejectionField bytes.
-func clean(s string) string { return clip(redactSecrets(s)) }
-
-// secretRE matches the values of sig= and SharedAccessKey= (also
-// percent-encoded once, "sig%3D..."), as a token or connection string pasted
-// into the wrong CONNECT field carries them.
-var secretRE = regexp.MustCompile(`(?i)(sig|sharedaccesskey)(=|%3d)(?:[^&;\s"'\\%]|%[^2]|%2[^6])*`)
-
-// redactSecrets replaces each signature or key, name and value, in s with
-// "<redacted sig>" ("<redacted SharedAccessKey>").
-func redactSecrets(s string) string {
-	if !strings.Contains(strings.ToLower(s), "sig") && !strings.Contains(strings.ToLower(s), "key") {
-		return s
-	}
-	return secretRE.ReplaceAllString(s, "<redacted ${1}>")
-}
+// secrets redacted by shape (sas.Redact: signatures and keys, at any
+// percent-encoding depth), then cut to maxRejectionField bytes.
+func clean(s string) string { return clip(sas.Redact(s)) }
 
 // clip cuts s to maxRejectionField bytes (on a rune boundary) and says how
 // long it was: "abc…(70000 bytes)".

@@ -60,7 +60,7 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.TLS != nil && len(opts.TLS.Certificates) == 0 && opts.TLS.GetCertificate == nil && opts.TLS.GetConfigForClient == nil {
 		return nil, errors.New("fakehub: Options.TLS has no certificate")
 	}
-	s := &Server{opts: opts, log: opts.Logger, telemetry: newRing(opts.TelemetryBuffer, opts.TelemetryBufferBytes)}
+	s := &Server{opts: opts, log: slog.New(newRedactHandler(opts.Logger.Handler())), telemetry: newRing(opts.TelemetryBuffer, opts.TelemetryBufferBytes)}
 	s.lifecycle = &lifecycleHook{s: s}
 	for _, h := range append([]string{opts.HostName}, opts.Aliases...) {
 		s.hostNames = append(s.hostNames, strings.ToLower(stripPort(h)))
@@ -345,7 +345,7 @@ func (m mochiLogHandler) Handle(ctx context.Context, r slog.Record) error {
 	if r.Message == "" {
 		r.Message = "mochi"
 	}
-	return m.h.Handle(ctx, r)
+	return m.h.Handle(ctx, r) // m.h redacts (redactHandler), and summarises mochi's packets
 }
 
 func (m mochiLogHandler) WithAttrs(a []slog.Attr) slog.Handler {
