@@ -124,6 +124,9 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 	s.sessions.mu.Lock()
 	s.sessions.pending[cl] = ss
 	s.sessions.mu.Unlock()
+	if g, ok := cl.Net.Conn.(*guardConn); ok {
+		g.session.Store(ss)
+	}
 	return nil
 }
 

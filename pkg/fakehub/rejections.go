@@ -42,6 +42,25 @@ const (
 	ReasonReplaced sas.Reason = "connection-replaced"
 	// ReasonServerClosing: the hub was shutting down; CONNACK 3.
 	ReasonServerClosing sas.Reason = "server-closing"
+	// ReasonMalformedPacket: a packet after CONNECT that MQTT 3.1.1 says to close on (the
+	// detail names the rule, e.g. MQTT-3.3.1-4); closed.
+	ReasonMalformedPacket sas.Reason = "packet-malformed"
+	// ReasonFirstPacketNotConnect: the first packet was not CONNECT (MQTT-3.1.0-1); closed.
+	ReasonFirstPacketNotConnect sas.Reason = "first-packet-not-connect"
+	// ReasonConnectIncomplete: the client closed the connection in the middle of its CONNECT.
+	ReasonConnectIncomplete sas.Reason = "connect-incomplete"
+	// ReasonTLSHandshake: the TLS handshake failed (plaintext on the TLS port, TLS 1.0 or
+	// 1.1, garbage); closed.
+	ReasonTLSHandshake sas.Reason = "tls-handshake-failed"
+	// ReasonWriteBacklog: the device did not read what the hub sent it and its outbox
+	// (Options.OutboxSize) filled up; closed.
+	ReasonWriteBacklog sas.Reason = "write-backlog"
+	// ReasonWriteTimeout: a write to the device did not finish within Options.WriteTimeout
+	// (the device stopped reading); closed.
+	ReasonWriteTimeout sas.Reason = "write-timeout"
+	// ReasonConnectionError: the connection ended with an error no other reason explains
+	// (the detail is the error); the safety net that gives every close a record.
+	ReasonConnectionError sas.Reason = "connection-error"
 )
 
 // Token expiry while connected is recorded with sas.ReasonExpired, disabling
@@ -149,6 +168,7 @@ func (s *Server) reject(r iothub.Rejection) {
 		r.Hints = hints
 	}
 	s.rejections.add(r)
+	s.markRecorded(r.RemoteAddr)
 	attrs := []any{"reason", string(r.Reason), "detail", r.Detail, "clientId", r.ClientID, "remoteAddr", r.RemoteAddr}
 	if r.DeviceID != "" {
 		attrs = append(attrs, "deviceId", r.DeviceID)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
@@ -123,7 +122,8 @@ func NewServer(opts Options) (*Server, error) {
 		cfg := opts.TLS.Clone()
 		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12) // IoT Hub: TLS 1.2 and up
 		s.tlsLn = newGuardListener(raw, cfg, opts.ConnectTimeout, s.connectTimedOut)
-		if err := s.mochi.AddListener(listeners.NewNet("mqtts", s.tlsLn)); err != nil {
+		s.tlsLn.srv, s.tlsLn.maxPacket = s, int(caps.MaximumPacketSize)
+		if err := s.mochi.AddListener(newMochiListener("mqtts", s.tlsLn)); err != nil {
 			return fail(err)
 		}
 	}
@@ -133,7 +133,8 @@ func NewServer(opts Options) (*Server, error) {
 			return fail(fmt.Errorf("fakehub: listen %s: %w", opts.InsecureAddr, err))
 		}
 		s.plainLn = newGuardListener(raw, nil, opts.ConnectTimeout, s.connectTimedOut)
-		if err := s.mochi.AddListener(listeners.NewNet("mqtt", s.plainLn)); err != nil {
+		s.plainLn.srv, s.plainLn.maxPacket = s, int(caps.MaximumPacketSize)
+		if err := s.mochi.AddListener(newMochiListener("mqtt", s.plainLn)); err != nil {
 			return fail(err) // closes the TLS listener too
 		}
 		s.log.Warn("plaintext MQTT listener enabled: IoT Hub has none, tokens cross the network in the clear", "addr", s.plainLn.Addr().String())
