@@ -103,4 +103,3 @@ func (s *Server) connectionEnded(g *guardConn, err error) {
 	}
 	s.reject(rj)
 }
-
