@@ -34,6 +34,8 @@ type guardListener struct {
 	srv *Server
 	// maxPacket bounds a packet (fixed header included); 0: none.
 	maxPacket int
+	// writeTimeout bounds each write after CONNECT; 0: none.
+	writeTimeout time.Duration
 
 	mu       sync.Mutex
 	conns    map[*guardConn]struct{}
@@ -54,7 +56,7 @@ func (l *guardListener) Accept() (net.Conn, error) {
 	if l.tls != nil {
 		inner = tls.Server(c, l.tls)
 	}
-	g := &guardConn{Conn: inner, l: l, remote: c.RemoteAddr().String()}
+	g := &guardConn{Conn: inner, raw: c, l: l, remote: c.RemoteAddr().String(), writeTimeout: l.writeTimeout}
 	g.check.MaxPacket = l.maxPacket
 	l.mu.Lock()
 	l.conns[g] = struct{}{}
@@ -87,12 +89,19 @@ func (l *guardListener) open() int {
 // guardConn is one accepted connection (TLS already layered in).
 type guardConn struct {
 	net.Conn
+	raw       net.Conn // the TCP connection under TLS (Conn itself without TLS)
 	l         *guardListener
 	connected atomic.Bool  // CONNECT seen
 	idle      atomic.Int64 // time.Duration; > 0: the keep-alive time-out replacing mochi's deadlines
 	reported  atomic.Bool
 	closeOnce sync.Once
 	remote    string
+
+	// writeTimeout bounds each write (0: none); writeTimedOut is set when one
+	// did not finish in time.
+	writeTimeout  time.Duration
+	writeTimedOut atomic.Bool
+	wmu           sync.Mutex // serialises Write (mochi holds the client lock; the TLS conn needs no more)
 
 	// recorded is set once a rejection names this connection: whatever
 	// ends it then needs no record of its own.
@@ -181,12 +190,32 @@ func isClosed(err error) bool {
 // SetDeadline is how mochi applies keep-alive: before each packet it sets
 // keepalive + keepalive/2 in whole seconds (1 s -> 1 s, 3 s -> 4 s). Once
 // the hub has set the exact time-out (idle: 1.5 × keep-alive, capped), a
-// non-zero deadline is replaced by now + idle.
+// non-zero deadline is replaced by now + idle. Once CONNECT was read it is
+// the read deadline only: writes have their own (Write).
 func (c *guardConn) SetDeadline(t time.Time) error {
 	if d := time.Duration(c.idle.Load()); d > 0 && !t.IsZero() {
 		t = time.Now().Add(d)
 	}
+	if c.connected.Load() && c.writeTimeout > 0 {
+		return c.Conn.SetReadDeadline(t)
+	}
 	return c.Conn.SetDeadline(t)
+}
+
+// Write bounds every write by the write time-out (Options.WriteTimeout), so
+// that a device that stops reading cannot hold a writer for longer.
+func (c *guardConn) Write(b []byte) (int, error) {
+	if c.writeTimeout <= 0 || !c.connected.Load() {
+		return c.Conn.Write(b)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	n, err := c.Conn.Write(b)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.writeTimedOut.Store(true)
+	}
+	return n, err
 }
 
 func (c *guardConn) Close() error {
@@ -198,6 +227,9 @@ func (c *guardConn) Close() error {
 		}
 		c.l.mu.Unlock()
 	})
+	// The socket first: a TLS close_notify to a device that stopped reading
+	// would block the closer for seconds.
+	_ = c.raw.Close()
 	return c.Conn.Close()
 }
 

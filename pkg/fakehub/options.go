@@ -65,6 +65,17 @@ type Options struct {
 	// Quirks switch the behaviours that are inferred, not documented.
 	Quirks Quirks
 
+	// WriteTimeout bounds each write to a device (0: DefaultWriteTimeout, 30
+	// s; negative: none). A device that stops reading is disconnected when a
+	// write to it has not finished in this time (ReasonWriteTimeout).
+	WriteTimeout time.Duration
+	// OutboxSize is how many packets (C2D messages, twin answers and
+	// notifications, method requests) may wait for one device's connection
+	// (0: DefaultOutboxSize, 256). Each device has its own outbox and writer,
+	// so a slow device never delays another one or the service API; when
+	// its outbox is full it is disconnected (ReasonWriteBacklog).
+	OutboxSize int
+
 	// cloudEvents, when set (tests in this package), replaces what the hooks
 	// tell the cloud side.
 	cloudEvents func(*Server) cloudSide
@@ -185,6 +196,15 @@ func (o *Options) setDefaults() {
 	}
 	if o.Registry == nil {
 		o.Registry = NewRegistry(o.Rand)
+	}
+	switch {
+	case o.WriteTimeout == 0:
+		o.WriteTimeout = DefaultWriteTimeout
+	case o.WriteTimeout < 0:
+		o.WriteTimeout = 0
+	}
+	if o.OutboxSize <= 0 {
+		o.OutboxSize = DefaultOutboxSize
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

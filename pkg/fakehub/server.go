@@ -122,7 +122,7 @@ func NewServer(opts Options) (*Server, error) {
 		cfg := opts.TLS.Clone()
 		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12) // IoT Hub: TLS 1.2 and up
 		s.tlsLn = newGuardListener(raw, cfg, opts.ConnectTimeout, s.connectTimedOut)
-		s.tlsLn.srv, s.tlsLn.maxPacket = s, int(caps.MaximumPacketSize)
+		s.tlsLn.srv, s.tlsLn.maxPacket, s.tlsLn.writeTimeout = s, int(caps.MaximumPacketSize), opts.WriteTimeout
 		if err := s.mochi.AddListener(newMochiListener("mqtts", s.tlsLn)); err != nil {
 			return fail(err)
 		}
@@ -133,7 +133,7 @@ func NewServer(opts Options) (*Server, error) {
 			return fail(fmt.Errorf("fakehub: listen %s: %w", opts.InsecureAddr, err))
 		}
 		s.plainLn = newGuardListener(raw, nil, opts.ConnectTimeout, s.connectTimedOut)
-		s.plainLn.srv, s.plainLn.maxPacket = s, int(caps.MaximumPacketSize)
+		s.plainLn.srv, s.plainLn.maxPacket, s.plainLn.writeTimeout = s, int(caps.MaximumPacketSize), opts.WriteTimeout
 		if err := s.mochi.AddListener(newMochiListener("mqtt", s.plainLn)); err != nil {
 			return fail(err) // closes the TLS listener too
 		}

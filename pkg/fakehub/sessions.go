@@ -62,6 +62,8 @@ type session struct {
 
 	tag   string     // unique per connection (set by establish): tags C2D deliveries
 	c2dMu sync.Mutex // serialises C2D flushes (service and connection goroutines) for FIFO order
+
+	outbox atomic.Pointer[outbox] // what the cloud side sends the device (outbox.go); set when established
 }
 
 // willMessage is a device's will (topic and payload).
@@ -230,7 +232,8 @@ func (s *Server) Connected(id iothub.Identity) bool {
 // ErrOffline means the identity has no live connection.
 var ErrOffline = errors.New("fakehub: device not connected")
 
-// deliver writes a PUBLISH straight to the identity's connection, bypassing
+// deliver queues a PUBLISH for the identity's connection (its outbox,
+// outbox.go: deliver never waits for the device), bypassing
 // mochi's topic tree (which would broadcast $iothub topics to every device,
 // mochi-and-paho.md §2f). For QoS 1 the inflight is registered so it is
 // resent on a clean=false reconnect; the device's PUBACK arrives at
@@ -256,7 +259,7 @@ func (s *Server) deliver(id iothub.Identity, topic string, payload []byte, qos b
 		pk.PacketID = uint16(pid)
 		ss.cl.State.Inflight.Set(pk)
 	}
-	if err := ss.cl.WritePacket(pk); err != nil {
+	if err := ss.send(pk); err != nil {
 		if qos > 0 {
 			ss.cl.State.Inflight.Delete(pk.PacketID)
 		}
