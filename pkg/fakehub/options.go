@@ -76,6 +76,34 @@ type Options struct {
 	// its outbox is full it is disconnected (ReasonWriteBacklog).
 	OutboxSize int
 
+	// MaxIdentities is how many identities (devices plus modules) the
+	// registry may hold: 0 means IoT Hub's 1,000,000 (DefaultMaxIdentities),
+	// a negative value no limit. One more is refused with 413002
+	// TooManyDevices (Registry.SetMaxIdentities).
+	MaxIdentities int
+	// MaxTLSVersion is the highest TLS version the classic endpoints offer:
+	// the MQTT listener on Addr (and InsecureAddr has none) and the service
+	// API. 0 means TLS 1.2, as on IoT Hub's classic {hub}.azure-devices.net
+	// host names (unless TLS.MaxVersion says otherwise); tls.VersionTLS13
+	// offers TLS 1.3 as well, which IoT Hub does only on its new device
+	// host names (docs/iothub-behavior.md §1.4).
+	MaxTLSVersion uint16
+	// ServiceReadTimeout bounds reading a whole service API request,
+	// headers and body (0: 10 s): a client that declares a body and sends
+	// one byte is cut off then.
+	ServiceReadTimeout time.Duration
+	// ServiceWriteTimeout bounds writing a service API answer (0: 30 s);
+	// direct methods get their response and connect time-outs on top, and
+	// telemetry follow streams none.
+	ServiceWriteTimeout time.Duration
+	// ServiceIdleTimeout closes idle keep-alive connections of the service
+	// API (0: 2 min).
+	ServiceIdleTimeout time.Duration
+	// ServiceMaxBody bounds a service API request body (0: 1 MiB + 64 KiB:
+	// the largest JSON document the API takes, or a 64 KB C2D message);
+	// larger bodies are refused with 413.
+	ServiceMaxBody int64
+
 	// cloudEvents, when set (tests in this package), replaces what the hooks
 	// tell the cloud side.
 	cloudEvents func(*Server) cloudSide
@@ -205,6 +233,24 @@ func (o *Options) setDefaults() {
 	}
 	if o.OutboxSize <= 0 {
 		o.OutboxSize = DefaultOutboxSize
+	}
+	if o.MaxTLSVersion == 0 {
+		o.MaxTLSVersion = tls.VersionTLS12
+		if o.TLS != nil && o.TLS.MaxVersion != 0 {
+			o.MaxTLSVersion = o.TLS.MaxVersion
+		}
+	}
+	if o.ServiceReadTimeout <= 0 {
+		o.ServiceReadTimeout = 10 * time.Second
+	}
+	if o.ServiceWriteTimeout <= 0 {
+		o.ServiceWriteTimeout = 30 * time.Second
+	}
+	if o.ServiceIdleTimeout <= 0 {
+		o.ServiceIdleTimeout = 2 * time.Minute
+	}
+	if o.ServiceMaxBody <= 0 {
+		o.ServiceMaxBody = 1<<20 + 64<<10
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

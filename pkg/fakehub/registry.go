@@ -41,6 +41,9 @@ type Registry struct {
 
 	suspectLists atomic.Int64 // suspect key lists built (for tests: they must stay rare)
 
+	identities    int // devices plus modules
+	maxIdentities int // 0: no limit (SetMaxIdentities)
+
 	now atomic.Pointer[func() time.Time] // stamps statusUpdatedTime; a Server sets its Options.Now
 }
 
@@ -64,7 +67,7 @@ func NewRegistry(rnd io.Reader) *Registry {
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	r := &Registry{rand: rnd, devices: map[string]*entry{}, policies: map[string]*iothub.AccessPolicy{}}
+	r := &Registry{rand: rnd, devices: map[string]*entry{}, policies: map[string]*iothub.AccessPolicy{}, maxIdentities: DefaultMaxIdentities}
 	r.useClock(time.Now)
 	for _, p := range iothub.BuiltinPolicies() {
 		if _, err := r.SetPolicy(p); err != nil {
@@ -72,6 +75,34 @@ func NewRegistry(rnd io.Reader) *Registry {
 		}
 	}
 	return r
+}
+
+// DefaultMaxIdentities is IoT Hub's limit on identities, devices plus modules, per hub
+// (docs/iothub-behavior.md §1.22).
+const DefaultMaxIdentities = 1_000_000
+
+// SetMaxIdentities sets how many identities (devices plus modules) the registry holds at
+// most: n > 0 is the limit, n < 0 means none, 0 restores DefaultMaxIdentities. Adding one
+// more is refused with iothub.CodeTooManyDevices (413002), as IoT Hub does; identities
+// already there stay.
+func (r *Registry) SetMaxIdentities(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case n == 0:
+		r.maxIdentities = DefaultMaxIdentities
+	case n < 0:
+		r.maxIdentities = 0
+	default:
+		r.maxIdentities = n
+	}
+}
+
+// Len returns how many identities (devices plus modules) the registry holds.
+func (r *Registry) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.identities
 }
 
 // useClock sets the clock that stamps status changes (a Server passes its Options.Now).
@@ -236,6 +267,9 @@ func (r *Registry) Put(d iothub.Device, ifMatch string) (stored iothub.Device, c
 	case old != nil && ifMatch != "*" && ifMatch != old.ETag:
 		r.mu.Unlock()
 		return iothub.Device{}, false, iothub.Errorf(iothub.CodePreconditionFailed, "etag %q does not match %s's %q", ifMatch, describe(id), old.ETag)
+	case old == nil && r.full():
+		r.mu.Unlock()
+		return iothub.Device{}, false, r.tooMany(id)
 	}
 	d.StatusUpdatedTime = time.Time{} // the hub's to set: zero until the status changes
 	if old != nil {                   // an update: keep what the caller did not give
@@ -261,6 +295,13 @@ func (r *Registry) Put(d iothub.Device, ifMatch string) (stored iothub.Device, c
 		r.mu.Unlock()
 		return iothub.Device{}, false, iothub.Errorf(iothub.CodePreconditionFailed, "%s changed during the update; read it again", describe(id))
 	}
+	if old == nil && r.full() {
+		r.mu.Unlock()
+		return iothub.Device{}, false, r.tooMany(id)
+	}
+	if old == nil {
+		r.identities++
+	}
 	disabled := !id.IsModule() && p.Status == iothub.StatusDisabled && (old == nil || old.Status != iothub.StatusDisabled)
 	switch {
 	case id.IsModule():
@@ -276,6 +317,14 @@ func (r *Registry) Put(d iothub.Device, ifMatch string) (stored iothub.Device, c
 		notify(watchers, change{id: iothub.Identity{DeviceID: id.DeviceID}, reason: sas.ReasonDisabled, detail: "device " + id.DeviceID + " was disabled while connected"})
 	}
 	return p, old == nil, nil
+}
+
+// full reports whether no identity may be added (r.mu held).
+func (r *Registry) full() bool { return r.maxIdentities > 0 && r.identities >= r.maxIdentities }
+
+func (r *Registry) tooMany(id iothub.Identity) error {
+	return iothub.Errorf(iothub.CodeTooManyDevices, "cannot add %s: the hub already holds %d identities (devices and modules), its limit of %d (IoT Hub allows %d per hub)",
+		describe(id), r.identities, r.maxIdentities, DefaultMaxIdentities)
 }
 
 // current returns the stored record of id in e (nil: none).
@@ -321,8 +370,10 @@ func (r *Registry) Delete(id iothub.Identity, ifMatch string) error {
 	}
 	if id.IsModule() {
 		delete(e.modules, id.ModuleID)
+		r.identities--
 	} else {
 		delete(r.devices, id.DeviceID)
+		r.identities -= 1 + len(e.modules)
 	}
 	watchers := slices.Clone(r.watchers)
 	r.mu.Unlock()

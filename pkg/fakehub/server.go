@@ -120,7 +120,8 @@ func NewServer(opts Options) (*Server, error) {
 			return fail(fmt.Errorf("fakehub: listen %s: %w", opts.Addr, err))
 		}
 		cfg := opts.TLS.Clone()
-		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12) // IoT Hub: TLS 1.2 and up
+		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)   // IoT Hub: TLS 1.2 and up
+		cfg.MaxVersion = max(opts.MaxTLSVersion, cfg.MinVersion) // classic host names: at most TLS 1.2 (Options.MaxTLSVersion)
 		s.tlsLn = newGuardListener(raw, cfg, opts.ConnectTimeout, s.connectTimedOut)
 		s.tlsLn.srv, s.tlsLn.maxPacket, s.tlsLn.writeTimeout = s, int(caps.MaximumPacketSize), opts.WriteTimeout
 		if err := s.mochi.AddListener(newMochiListener("mqtts", s.tlsLn)); err != nil {
@@ -140,6 +141,9 @@ func NewServer(opts Options) (*Server, error) {
 		s.log.Warn("plaintext MQTT listener enabled: IoT Hub has none, tokens cross the network in the clear", "addr", s.plainLn.Addr().String())
 	}
 	opts.Registry.useClock(opts.Now)
+	if opts.MaxIdentities != 0 {
+		opts.Registry.SetMaxIdentities(opts.MaxIdentities)
+	}
 	s.unwatch = opts.Registry.watch(s.registryChanged)
 	if err := s.mochi.Serve(); err != nil {
 		s.unwatch()
