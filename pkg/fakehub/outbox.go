@@ -18,7 +18,7 @@ import (
 // unacknowledged C2D messages go back to its queue, and the rest (QoS 0
 // twin and method traffic) is dropped, as a lost connection would.
 type outbox struct {
-	ch   chan packets.Packet
+	ch   chan *packets.Packet // pointers: a Packet is large, and the channel is allocated per session
 	done chan struct{} // closed when the writer has stopped
 }
 
@@ -28,7 +28,7 @@ var errOutboxFull = errors.New("fakehub: the device's outbox is full")
 // startOutbox starts the session's writer. It ends when the session ends
 // (ss.done) or a write fails.
 func (ss *session) startOutbox() {
-	ob := &outbox{ch: make(chan packets.Packet, ss.srv.opts.OutboxSize), done: make(chan struct{})}
+	ob := &outbox{ch: make(chan *packets.Packet, ss.srv.opts.OutboxSize), done: make(chan struct{})}
 	ss.outbox.Store(ob)
 	go ss.writeLoop(ob)
 }
@@ -39,7 +39,7 @@ func (ss *session) writeLoop(ob *outbox) {
 	for {
 		select {
 		case pk := <-ob.ch:
-			if err := ss.cl.WritePacket(pk); err != nil {
+			if err := ss.cl.WritePacket(*pk); err != nil {
 				if g, ok := ss.cl.Net.Conn.(*guardConn); ok && g.writeTimedOut.Load() {
 					ss.srv.hubClose(ss, ReasonWriteTimeout, fmt.Sprintf("a write to the device did not finish within %s: it stopped reading", ss.srv.opts.WriteTimeout))
 				} else {
@@ -66,7 +66,7 @@ func (ss *session) send(pk packets.Packet) error {
 	default:
 	}
 	select {
-	case ob.ch <- pk:
+	case ob.ch <- &pk:
 		return nil
 	default:
 		ss.srv.hubClose(ss, ReasonWriteBacklog, fmt.Sprintf("%d packets for the device are waiting to be written: it is not reading", cap(ob.ch)))
