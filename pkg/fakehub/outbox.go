@@ -19,7 +19,7 @@ import (
 // twin and method traffic) is dropped, as a lost connection would.
 type outbox struct {
 	ch   chan *packets.Packet // pointers: a Packet is large, and the channel is allocated per session
-	done chan struct{} // closed when the writer has stopped
+	done chan struct{}        // closed when the writer has stopped
 }
 
 // errOutboxFull is returned by send when the device's outbox is full.
