@@ -132,7 +132,9 @@ func TestSoak(t *testing.T) {
 			}
 		})
 		c.OnDesired(func(_ context.Context, _ json.RawMessage, v int64) { lastDesired[i].Store(v); desired.received.Add(1) })
-		c.OnMethod("echo", func(_ context.Context, p []byte) (int, any, error) { return 200, map[string]string{"echo": string(p)}, nil })
+		c.OnMethod("echo", func(_ context.Context, p []byte) (int, any, error) {
+			return 200, map[string]string{"echo": string(p)}, nil
+		})
 		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
 		if err := c.Connect(cctx); err != nil {
 			ccancel()
