@@ -11,12 +11,16 @@ PKGS      := ./...
 # staticcheck, pinned; `go run pkg@version` builds it outside this module's graph (see lint).
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test vet lint staticcheck fmt run certs fuzz soak bench cover tidy clean
+.PHONY: all build install test vet lint staticcheck fmt run certs fuzz soak bench cover tidy clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
+
+## install: sastool, fakehub and devicesim into $(go env GOBIN), else $(go env GOPATH)/bin
+install:
+	$(GO) install ./cmd/...
 
 ## test: lint + the whole suite under the race detector (what CI runs)
 test: lint

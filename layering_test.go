@@ -48,9 +48,11 @@ var depRules = []depRule{
 	},
 	{
 		name:    "iothub-stdlib-and-sas",
-		why:     "pkg/iothub is the protocol vocabulary; it imports only the standard library and pkg/sas",
+		why:     "pkg/iothub is the protocol vocabulary; it imports only the standard library and pkg/sas (its DPS sibling pkg/iothub/dps also pkg/iothub)",
 		applies: func(p string) bool { return in(p, "pkg/iothub") },
-		allowed: func(d string) bool { return testutil.IsStandard(d) || in(d, "pkg/sas") },
+		allowed: func(d string) bool {
+			return testutil.IsStandard(d) || in(d, "pkg/sas") || d == module+"/pkg/iothub"
+		},
 	},
 	{
 		name:    "raw-client-and-certs-stdlib-only",

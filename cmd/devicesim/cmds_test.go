@@ -23,8 +23,21 @@ import (
 
 func scriptCmds() map[string]func(*testscript.TestScript, bool, []string) {
 	return map[string]func(*testscript.TestScript, bool, []string){
-		"exits": clitest.Exits,
-		"hub":   cmdHub,
+		"exits":   clitest.Exits,
+		"hub":     cmdHub,
+		"mode600": cmdMode600,
+	}
+}
+
+// cmdMode600 is "mode600 FILE": FILE is readable and writable by its owner only.
+func cmdMode600(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: mode600 FILE")
+	}
+	fi, err := os.Stat(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if fi.Mode().Perm() != 0o600 {
+		ts.Fatalf("%s has mode %v, want 0600", args[0], fi.Mode().Perm())
 	}
 }
 
@@ -65,7 +78,8 @@ func (h twinAnswerCounter) WithGroup(string) slog.Handler      { return h }
 //	                        mark or match holds the subscription FILTER
 //	hub waittwin            wait (10 s) until the hub has answered a twin GET or PATCH
 //	                        since the last mark (a client that reads its twin first is ready)
-//	hub c2d PAYLOAD [K=V...] send a C2D message to dev1 (message ID c2d-1, c2d-2, ...)
+//	hub c2d PAYLOAD [K=V...] send a C2D message to dev1 (message ID c2d-1, c2d-2, ...);
+//	                        $.ct=TYPE sets its content type
 //	hub invoke NAME PAYLOAD FILE  call a direct method on dev1, write {"status":..,"payload":..} to FILE
 //	hub desired PATCH       apply a desired-properties patch to dev1's twin
 func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
@@ -168,13 +182,19 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("usage: hub c2d PAYLOAD [K=V...]")
 		}
 		var props iothub.Properties
+		contentType := ""
 		for _, kv := range args[2:] {
 			k, v, _ := strings.Cut(kv, "=")
+			if k == iothub.PropContentType {
+				contentType = v
+				continue
+			}
 			props = append(props, iothub.Property{Key: k, Value: v})
 		}
 		c2dSeq.Add(1)
 		_, err := srv.SendC2D(ctx, "dev1", iothub.C2DMessage{
 			MessageID: "c2d-" + strconv.FormatInt(c2dSeq.Load(), 10), Payload: []byte(args[1]), Properties: props,
+			ContentType: contentType,
 		})
 		ts.Check(err)
 	case "invoke":

@@ -48,7 +48,7 @@ func newMethodsCmd(st *streams) *cobra.Command {
 					ok := q.take(func() {
 						if asJSON {
 							obj := map[string]any{"method": name}
-							putPayload(obj, payload)
+							putPayload(obj, payload, "application/json") // a method payload is JSON
 							b, _ := json.Marshal(obj)
 							fmt.Fprintf(st.out, "%s\n", b)
 						} else {

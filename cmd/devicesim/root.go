@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -57,20 +58,22 @@ type streams struct {
 
 // connFlags are the flags every verb that connects shares.
 type connFlags struct {
-	connStr  string
-	ca       string
-	endpoint string
-	timeout  time.Duration
-	verbose  bool
+	connStr   string
+	ca        string
+	endpoint  string
+	timeout   time.Duration
+	verbose   bool
+	tokenFile string
 }
 
 func (f *connFlags) register(fs *pflag.FlagSet) {
 	fs.SortFlags = false
 	fs.StringVarP(&f.connStr, "connection-string", "c", "", "device or module connection string (default $"+envConnectionString+")")
-	fs.StringVar(&f.ca, "ca", "", "PEM file of the CA to trust instead of the system roots; a directory means DIR/ca.pem")
+	fs.StringVar(&f.ca, "ca", "", cli.CAFlagUsage+"; default: the system roots")
 	fs.StringVar(&f.endpoint, "endpoint", "", "address to dial, HOST:PORT, when it differs from HostName (TLS still checks HostName)")
 	fs.DurationVar(&f.timeout, "connect-timeout", 30*time.Second, "give up connecting after this long")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log the client's protocol steps on stderr")
+	fs.StringVar(&f.tokenFile, "token-file", "", "write each SAS token devicesim presents to `FILE` (mode 0600; a secret), for sastool verify")
 }
 
 // client builds and connects a device client from the flags. Handlers registered by setup are
@@ -90,11 +93,18 @@ func (f *connFlags) client(ctx context.Context, st *streams, setup func(*device.
 	if f.ca != "" {
 		pool, err := certs.LoadPool(f.ca)
 		if err != nil {
-			return nil, fmt.Errorf("reading the CA: %w", err)
+			return nil, fmt.Errorf("--ca: %w", err)
 		}
 		cfg.RootCAs = pool
 	}
 	cfg.Endpoint = f.endpoint
+	if f.tokenFile != "" {
+		cfg.OnToken = func(tok string) {
+			if err := writeSecret(f.tokenFile, tok+"\n"); err != nil {
+				fmt.Fprintf(st.err, "devicesim: warning: --token-file: %v\n", err)
+			}
+		}
+	}
 	cfg.ConnectTimeout = f.timeout
 	level := slog.LevelWarn
 	if f.verbose {
@@ -112,6 +122,9 @@ func (f *connFlags) client(ctx context.Context, st *streams, setup func(*device.
 				fmt.Fprintf(st.err, "devicesim: connected as %s to %s\n", id, cfg.HostName)
 			case err != nil:
 				fmt.Fprintf(st.err, "devicesim: disconnected: %v\n", err)
+				if errors.Is(err, device.ErrReplaced) {
+					fmt.Fprintf(st.err, "devicesim: hint: is another client connected as %s? the hub allows one connection per identity (fakehub rejections shows its reason)\n", id)
+				}
 			}
 		}
 	}
@@ -126,9 +139,27 @@ func (f *connFlags) client(ctx context.Context, st *streams, setup func(*device.
 	defer cancel()
 	if err := c.Connect(cctx); err != nil {
 		_ = c.Close(context.Background())
-		return nil, err
+		return nil, f.explain(err, cfg.HostName)
 	}
 	return c, nil
+}
+
+// writeSecret replaces path with data, readable by its owner only (whatever the mode of a file
+// it replaces).
+func writeSecret(path, data string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.WriteString(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // closeClient disconnects, giving handlers a few seconds.
@@ -152,12 +183,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		newListenCmd(st),
 		newTwinCmd(st),
 		newMethodsCmd(st),
+		newProvisionCmd(st),
 		newVersionCmd(st),
 	)
 	cmd, err := cli.Execute(ctx, root, args, stdin, stdout, stderr)
-	if hints := hintsFor(err); len(hints) > 0 {
-		err = cli.WithHints(err, hints...)
-	}
 	return cli.Report(stderr, cmd, err)
 }
 
@@ -208,6 +237,9 @@ func (f *listenFlags) register(fs *pflag.FlagSet, items string) {
 func (f *listenFlags) check() error {
 	if f.count < 0 {
 		return cli.Usagef("--count must not be negative")
+	}
+	if f.timeout < 0 {
+		return cli.Usagef("--timeout %v: want a positive duration such as 30s (0: wait forever)", f.timeout)
 	}
 	return nil
 }

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"runtime"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,23 +13,13 @@ import (
 // run is main without the process: it parses args, runs the command and
 // returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	root := newServeCmd(stdout, stderr)
-	root.AddCommand(newVersionCmd(stdout))
+	root, serveCmd := newRootCmd(stdout, stderr)
+	root.AddCommand(serveCmd, newVersionCmd(stdout))
 	root.AddCommand(serviceCommands(getenv, time.Now)...)
 	cmd, err := cli.Execute(ctx, root, args, stdin, stdout, stderr)
 	return cli.Report(stderr, cmd, err)
 }
 
 func newVersionCmd(stdout io.Writer) *cobra.Command {
-	return &cobra.Command{
-		Use:     "version",
-		Short:   "Print the fakehub version",
-		Long:    "Print the module version fakehub was built from (\"devel\" for a source build) and the Go version.",
-		Example: "  fakehub version",
-		Args:    cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			_, err := fmt.Fprintf(stdout, "fakehub %s (%s)\n", cli.Version(), runtime.Version())
-			return err
-		},
-	}
+	return cli.NewVersionCmd("fakehub", stdout, cobra.NoArgs)
 }

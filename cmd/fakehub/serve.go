@@ -6,15 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/internal/cli"
@@ -23,15 +27,17 @@ import (
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
-const serveLong = `fakehub runs a fake Azure IoT Hub device endpoint: MQTT 3.1.1 over TLS that
-authenticates and polices devices like IoT Hub (SAS tokens, client ID and user
-name rules, topic rules, QoS 2, 256 KB, one connection per identity, token
-expiry, keep-alive) and logs WHY it refused or closed a connection.
+const serveLong = `fakehub serve (or fakehub with no verb) runs a fake Azure IoT Hub device
+endpoint: MQTT 3.1.1 over TLS that authenticates and polices devices like IoT
+Hub (SAS tokens, client ID and user name rules, topic rules, QoS 2, 256 KB, one
+connection per identity, token expiry, keep-alive) and logs WHY it refused or
+closed a connection.
 
 The --ca folder holds ca.pem and ca-key.pem; fakehub mints its server
 certificate from it at start for the host names plus localhost, 127.0.0.1 and
-::1. If the folder has no CA, fakehub creates one there and says so. Devices
-trust DIR/ca.pem.
+::1. A new CA is made (and announced) only in an empty folder, or with
+--ca-create (which also makes the folder): a mistyped --ca is an error, not a
+new CA. Devices trust DIR/ca.pem.
 
 Devices come from --devices FILE (YAML or JSON: top-level hostname, devices,
 policies, in IoT Hub's own JSON shapes, so "az iot hub device-identity list"
@@ -45,6 +51,12 @@ events, invoke, twin, devices, rejections) use it. Without --ca it is off:
 --http-insecure ADDR serves it over plain HTTP, where policy tokens and
 device keys cross the network in the clear.
 
+--dps ADDR also runs a Device Provisioning Service (MQTT over TLS on ADDR, the
+HTTPS registration and service APIs on --dps-http) that assigns devices to this
+hub: enrollments come from the devices file's "dps" section and from "fakehub
+dps enrollments|groups add"; a device that registers is created in the registry
+with its (derived) key and initial twin, so its next CONNECT works.
+
 stdout carries the start banner: the listen address, the CA to trust, the
 service API URL and its connection string (iothubowner) and, per device, a
 connection string and a ready "sastool mqtt" command. Logs (each
@@ -57,7 +69,8 @@ Exit codes:
   2  usage: unknown command or flag, bad flag value`
 
 const serveExample = `  # the committed test CA, one device with a generated key
-  fakehub --ca testdata/certs --device demo-device
+  fakehub serve --ca testdata/certs --device demo-device
+  fakehub --ca testdata/certs --device demo-device          # the same: serve is the default verb
 
   # a device with a known key, a module, and a real hub's name
   fakehub --ca testdata/certs --hostname myhub.azure-devices.net \
@@ -72,12 +85,16 @@ const serveExample = `  # the committed test CA, one device with a generated key
   fakehub send demo-device 'hello' --ca testdata/certs
   fakehub events --follow --ca testdata/certs
 
+  # with a Device Provisioning Service (MQTT :8884, HTTPS :8444, ID scope 0ne00000000)
+  fakehub --ca testdata/certs --dps :8884
+
   # ready mosquitto_pub/mosquitto_sub commands for a device
   sastool mqtt -c "HostName=localhost;DeviceId=demo-device;SharedAccessKey=..." \
     --ca testdata/certs/ca.pem --format mosquitto`
 
 type serveFlags struct {
 	ca             string
+	caCreate       bool
 	hostNames      []string
 	listen         string
 	http           string
@@ -91,30 +108,54 @@ type serveFlags struct {
 	connectTimeout time.Duration
 	tokenGrace     time.Duration
 	exitAfterStart bool
+	limitFlags
+	dps dpsFlags
 }
 
-func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
+// newRootCmd returns the root command, which serves when no verb is given,
+// and its explicit "serve" verb: both take the same flags and run the hub.
+func newRootCmd(stdout, stderr io.Writer) (root, serveCmd *cobra.Command) {
 	f := &serveFlags{}
-	cmd := &cobra.Command{
+	runServe := func(cmd *cobra.Command, _ []string) error {
+		f.httpSet = cmd.Flags().Changed("http")
+		return serve(cmd.Context(), f, stdout, stderr)
+	}
+	noArgs := func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return cli.Usagef("unknown command %q for %q", args[0], cmd.CommandPath())
+		}
+		return nil
+	}
+	root = &cobra.Command{
 		Use:     "fakehub",
 		Short:   "A fake Azure IoT Hub for offline device tests",
 		Long:    serveLong,
 		Example: serveExample,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return cli.Usagef("unknown command %q for %q", args[0], cmd.CommandPath())
-			}
-			return nil
-		},
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			f.httpSet = cmd.Flags().Changed("http")
-			return serve(cmd.Context(), f, stdout, stderr)
-		},
+		Args:    noArgs,
+		RunE:    runServe,
 	}
-	cmd.CompletionOptions.HiddenDefaultCmd = false
-	fs := cmd.Flags()
+	root.CompletionOptions.HiddenDefaultCmd = false
+	serveCmd = &cobra.Command{
+		Use:     "serve",
+		Short:   "Run the fake hub (the default when no verb is given)",
+		Long:    serveLong,
+		Example: serveExample,
+		Args:    noArgs,
+		RunE:    runServe,
+	}
+	fs := serveFlagSet(f)
+	root.Flags().AddFlagSet(fs)
+	serveCmd.Flags().AddFlagSet(fs)
+	root.Flags().SortFlags, serveCmd.Flags().SortFlags = false, false
+	return root, serveCmd
+}
+
+// serveFlagSet defines the flags of the hub, shared by the root and serve.
+func serveFlagSet(f *serveFlags) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	fs.SortFlags = false
-	fs.StringVar(&f.ca, "ca", "", "`DIR` holding ca.pem and ca-key.pem (created if missing)")
+	fs.StringVar(&f.ca, "ca", "", "`DIR` holding ca.pem and ca-key.pem (a new CA only in an empty folder, or with --ca-create)")
+	fs.BoolVar(&f.caCreate, "ca-create", false, "create the --ca folder and a new CA in it if it has none")
 	fs.StringArrayVar(&f.hostNames, "hostname", nil, "host `NAME` devices use (repeatable; default the devices file's hostname, else localhost)")
 	fs.StringVar(&f.listen, "listen", ":8883", "MQTT over TLS listen `ADDR`")
 	fs.StringVar(&f.http, "http", ":8443", "service REST API (HTTPS) listen `ADDR`, or off (off without --ca)")
@@ -126,9 +167,11 @@ func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", fakehub.DefaultConnectTimeout, "close connections without TLS handshake and CONNECT within this `DURATION`")
 	fs.DurationVar(&f.tokenGrace, "token-grace", sas.DefaultSkew, "clock skew allowed at CONNECT and delay after token expiry before the drop (0: none)")
+	f.limitFlags.register(fs)
+	f.dps.register(fs)
 	fs.BoolVar(&f.exitAfterStart, "exit-after-start", false, "print the banner and exit (for tests)")
 	_ = fs.MarkHidden("exit-after-start")
-	return cmd
+	return fs
 }
 
 // deviceFlag is one parsed --device value.
@@ -222,19 +265,22 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 	if f.tokenGrace == 0 {
 		opts.TokenExpiryGrace = -1
 	}
+	if err := f.limitFlags.apply(&opts); err != nil {
+		return err
+	}
 	caFile := ""
 	caNote := ""
 	if f.ca != "" {
-		ca, created, err := certs.LoadOrCreateCA(f.ca, now)
+		ca, created, err := certs.LoadOrCreateCA(f.ca, now, f.caCreate)
 		if err != nil {
-			return fmt.Errorf("CA in %s: %w", f.ca, err)
+			return caError(f.ca, err)
 		}
 		if created {
-			caNote = " (new CA created in " + f.ca + ")"
+			caNote = " (new CA created in " + f.ca + ": clients must trust this one)"
 			log.Warn("created a new CA", "dir", f.ca)
 		}
 		caFile = filepath.Join(f.ca, "ca.pem")
-		tlsConf, err := ca.ServerTLS(append(append([]string(nil), hosts...), "localhost", "127.0.0.1", "::1"), 90*24*time.Hour, now)
+		tlsConf, err := ca.ServerTLS(certNames(hosts), 90*24*time.Hour, now)
 		if err != nil {
 			return fmt.Errorf("server certificate: %w", err)
 		}
@@ -251,12 +297,19 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 	case f.ca != "" && f.http != "off" && f.http != "":
 		opts.ServiceAddr = f.http
 	}
+	if opts.DPS, err = f.dps.options(f.devicesFile, f.ca != ""); err != nil {
+		return err
+	}
+	if err := checkListen(listenFlags(f, opts)); err != nil {
+		return err
+	}
 	srv, err := fakehub.NewServer(opts)
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
 	printBanner(stdout, srv, reg, caFile, caNote, f.ca != "")
+	printDPSBanner(stdout, srv, caFile)
 	if f.exitAfterStart {
 		return nil
 	}
@@ -264,6 +317,99 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 	<-ctx.Done()
 	log.Info("stopping")
 	return nil
+}
+
+// listenAddr is an address the hub will listen on and the flag that set it.
+type listenAddr struct{ flag, addr string }
+
+// listenFlags lists the addresses opts makes the hub listen on.
+func listenFlags(f *serveFlags, opts fakehub.Options) []listenAddr {
+	var l []listenAddr
+	if opts.TLS != nil {
+		l = append(l, listenAddr{"--listen", opts.Addr})
+	}
+	if opts.InsecureAddr != "" {
+		l = append(l, listenAddr{"--insecure-tcp", opts.InsecureAddr})
+	}
+	if opts.ServiceAddr != "" {
+		flag := "--http"
+		if opts.InsecureService {
+			flag = "--http-insecure"
+		}
+		l = append(l, listenAddr{flag, opts.ServiceAddr})
+	}
+	if opts.DPS != nil {
+		l = append(l, listenAddr{"--dps", opts.DPS.Addr}, listenAddr{"--dps-http", opts.DPS.HTTPAddr})
+	}
+	return l
+}
+
+// checkListen tries every address before the hub starts, so that each
+// conflict is reported at once, one error per address, with what to do.
+func checkListen(addrs []listenAddr) error {
+	var errs []error
+	inUsePort := ""
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for i, a := range addrs {
+		if j := slices.IndexFunc(addrs[:i], func(b listenAddr) bool { return b.addr == a.addr && !strings.HasSuffix(a.addr, ":0") }); j >= 0 {
+			errs = append(errs, fmt.Errorf("%s %s: the same address as %s", a.flag, a.addr, addrs[j].flag))
+			continue
+		}
+		ln, err := net.Listen("tcp", a.addr)
+		if err == nil {
+			lns = append(lns, ln) // held until all are tried: two flags with one address conflict too
+			continue
+		}
+		var op *net.OpError
+		if errors.As(err, &op) {
+			err = op.Err
+		}
+		if errors.Is(err, syscall.EADDRINUSE) {
+			if _, p, perr := net.SplitHostPort(a.addr); perr == nil && inUsePort == "" {
+				inUsePort = p
+			}
+			err = errors.New("address already in use (another fakehub, or another MQTT broker or web server?)")
+		}
+		errs = append(errs, fmt.Errorf("%s %s: cannot listen: %w", a.flag, a.addr, err))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	hints := []string{"give free addresses with --listen and --http, e.g. --listen 127.0.0.1:18883 --http 127.0.0.1:18443 (port 0 picks a free one; the banner shows it)"}
+	if inUsePort != "" {
+		hints = append([]string{fmt.Sprintf("see what holds the port: ss -ltnp 'sport = :%s' (or lsof -i :%s)", inUsePort, inUsePort)}, hints...)
+	}
+	return cli.WithHints(errors.Join(errs...), hints...)
+}
+
+// certNames are the names of the server certificate: the host names, then
+// localhost and the loopback addresses, each once (TLS errors list them).
+func certNames(hosts []string) []string {
+	var names []string
+	for _, h := range append(slices.Clone(hosts), "localhost", "127.0.0.1", "::1") {
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			h = host
+		}
+		h = strings.ToLower(h)
+		if !slices.Contains(names, h) {
+			names = append(names, h)
+		}
+	}
+	return names
+}
+
+// caError explains why --ca DIR gave no CA.
+func caError(dir string, err error) error {
+	msg := fmt.Errorf("--ca %s: %s", dir, strings.TrimPrefix(err.Error(), "certs: "))
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, certs.ErrNoCA) {
+		return cli.WithHints(msg, "--ca testdata/certs is the committed test CA; --ca-create makes a new CA (and its folder), which clients must then trust")
+	}
+	return msg
 }
 
 func addDevice(reg *fakehub.Registry, d deviceFlag) error {

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +24,9 @@ import (
 // TestServeScripts runs testdata/serve_*.txtar: flag errors, the start
 // banner (with the hidden --exit-after-start), devices files. Scripts get
 // $CA_DIR (the committed test CA) and the commands "fakehub ARGS" (run
-// in-process) and "exit N" (the code of the last fakehub run).
+// in-process), "exit N" (the code of the last fakehub run) and "holdport
+// VAR" (listen on a free loopback port until the script ends; $VAR is its
+// address).
 func TestServeScripts(t *testing.T) {
 	caDir, err := filepath.Abs("../../testdata/certs")
 	if err != nil {
@@ -44,6 +48,15 @@ func TestServeScripts(t *testing.T) {
 				if neg != (code != 0) {
 					ts.Fatalf("fakehub exited %d", code)
 				}
+			},
+			"holdport": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 || neg {
+					ts.Fatalf("usage: holdport VAR")
+				}
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				ts.Check(err)
+				ts.Defer(func() { ln.Close() })
+				ts.Setenv(args[0], ln.Addr().String())
 			},
 			"exit": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 1 || neg {
@@ -149,5 +162,20 @@ func TestServeUntilSignal(t *testing.T) {
 	}
 	if strings.Contains(log, key) {
 		t.Error("stderr leaks the device key")
+	}
+}
+
+// TestCertNames: each name once (TLS errors list them), ports dropped, host names first.
+func TestCertNames(t *testing.T) {
+	for _, tc := range []struct {
+		hosts []string
+		want  []string
+	}{
+		{[]string{"localhost"}, []string{"localhost", "127.0.0.1", "::1"}},
+		{[]string{"MyHub.azure-devices.net:8883", "myhub.azure-devices.net", "LOCALHOST"}, []string{"myhub.azure-devices.net", "localhost", "127.0.0.1", "::1"}},
+	} {
+		if got := certNames(tc.hosts); !slices.Equal(got, tc.want) {
+			t.Errorf("certNames(%q) = %q, want %q", tc.hosts, got, tc.want)
+		}
 	}
 }

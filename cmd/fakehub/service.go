@@ -41,7 +41,7 @@ func serviceCommands(getenv func(string) string, now func() time.Time) []*cobra.
 	env := &serviceEnv{getenv: getenv, now: now}
 	return []*cobra.Command{
 		newSendCmd(env), newEventsCmd(env), newInvokeCmd(env), newTwinCmd(env),
-		newDevicesCmd(env), newRejectionsCmd(env),
+		newDevicesCmd(env), newRejectionsCmd(env), newClockCmd(env), newDPSCmd(env),
 	}
 }
 
@@ -71,7 +71,7 @@ func (f *serviceFlags) register(cmd *cobra.Command) {
 	fs.SortFlags = false
 	fs.StringVarP(&f.connectionString, "connection-string", "c", "", "service connection string (default $"+envServiceConnectionString+")")
 	fs.StringVar(&f.hubURL, "hub-url", "", "service API URL (default https://{HostName}:8443)")
-	fs.StringVar(&f.ca, "ca", "", "CA to trust: a folder holding ca.pem (fakehub serve --ca) or a PEM file")
+	fs.StringVar(&f.ca, "ca", "", cli.CAFlagUsage)
 }
 
 // client builds the service client from the flags and environment.
@@ -91,7 +91,7 @@ func (f *serviceFlags) client(env *serviceEnv) (*serviceclient.Client, error) {
 	if f.ca != "" {
 		pool, err := certs.LoadPool(f.ca)
 		if err != nil {
-			return nil, cli.NewError(cli.ExitError, fmt.Errorf("reading the CA: %w", err))
+			return nil, cli.NewError(cli.ExitError, fmt.Errorf("--ca: %w", err))
 		}
 		opts = append(opts, serviceclient.WithRootCAs(pool))
 	}

@@ -25,16 +25,17 @@ func newDevicesCmd(env *serviceEnv) *cobra.Command {
   fakehub devices remove dev1`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return cli.Usagef("%s needs a verb: list, show, add, remove, disable or enable", cmd.CommandPath())
+				return cli.Usagef("%s needs a verb: list, show, add, remove, disable, enable or rotate", cmd.CommandPath())
 			}
-			return cli.Usagef("%s: unknown verb %q (want list, show, add, remove, disable or enable)", cmd.CommandPath(), args[0])
+			return cli.Usagef("%s: unknown verb %q (want list, show, add, remove, disable, enable or rotate)", cmd.CommandPath(), args[0])
 		},
 		RunE: func(*cobra.Command, []string) error { return nil }, // Args always fails first
 	}
 	sf.register(cmd)
 	cmd.AddCommand(newDevicesListCmd(env, &sf), newDevicesShowCmd(env, &sf), newDevicesAddCmd(env, &sf), newDevicesRemoveCmd(env, &sf),
 		newDevicesStatusCmd(env, &sf, "disable", iothub.StatusDisabled, "Disable a device: it can no longer connect"),
-		newDevicesStatusCmd(env, &sf, "enable", iothub.StatusEnabled, "Enable a disabled device"))
+		newDevicesStatusCmd(env, &sf, "enable", iothub.StatusEnabled, "Enable a disabled device"),
+		newDevicesRotateCmd(env, &sf))
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -49,8 +50,11 @@ subscribes. Prints the message ID (--json: the message state).` + serviceLong,
 				}
 				m.Properties = m.Properties.Set(k, v)
 			}
-			if ttl < 0 {
-				return cli.Usagef("--ttl must be positive, got %v", ttl)
+			if ttl != 0 && (ttl < iothub.MinC2DTTL || ttl > iothub.MaxC2DTTL) {
+				return cli.Usagef("--ttl %v: a C2D message lives %s to %s on IoT Hub (default 1h)", ttl, shortDuration(iothub.MinC2DTTL), shortDuration(iothub.MaxC2DTTL))
+			}
+			if _, err := iothub.ParseC2DAck(ack); err != nil {
+				return cli.Usagef("--ack %q: want one of none, positive, negative, full", ack)
 			}
 			if ttl > 0 {
 				m.ExpiryTime = env.now().Add(ttl)
@@ -118,8 +122,15 @@ bodyBase64). --follow keeps waiting for new messages until interrupted or
 			if err != nil {
 				return err
 			}
+			if q.Follow { // nothing will ever come from a device that is not registered
+				if err := checkRegistered(cmd.Context(), c, q.DeviceID); err != nil {
+					return err
+				}
+			}
 			out := cmd.OutOrStdout()
+			n := 0
 			err = c.Events(cmd.Context(), q, func(e iothub.Event) error {
+				n++
 				if asJSON {
 					return printJSON(out, e) // the service API's own line shape
 				}
@@ -128,6 +139,9 @@ bodyBase64). --follow keeps waiting for new messages until interrupted or
 			})
 			if err != nil && !(q.Follow && cmd.Context().Err() != nil) { // an interrupted --follow is a normal end
 				return explain(err, c, "reading telemetry")
+			}
+			if n == 0 && !q.Follow { // none captured: say so if the device is not even registered
+				return checkRegistered(cmd.Context(), c, q.DeviceID)
 			}
 			return nil
 		},
@@ -140,6 +154,22 @@ bodyBase64). --follow keeps waiting for new messages until interrupted or
 	fs.StringVar(&since, "since", "", "only messages enqueued at or after this RFC 3339 time")
 	fs.BoolVar(&asJSON, "json", false, "one JSON object per line")
 	return cmd
+}
+
+// checkRegistered fails when the registry says deviceID ("": any device) is
+// not registered, so that a mistyped --device is not an empty success (the
+// telemetry of a device removed since stays readable). A registry that
+// cannot be read (a policy without RegistryRead) does not stop the command.
+func checkRegistered(ctx context.Context, c *serviceclient.Client, deviceID string) error {
+	if deviceID == "" {
+		return nil
+	}
+	_, err := c.Device(ctx, deviceID)
+	if errors.Is(err, iothub.ErrDeviceNotFound) {
+		return cli.NewError(cli.ExitError, fmt.Errorf("reading telemetry: device %q is not registered in the hub", deviceID),
+			"fakehub devices list shows the registered devices (IDs are case-sensitive)")
+	}
+	return nil
 }
 
 // eventLine is the human form: "TIME DEVICE[/MODULE] PAYLOAD [k=v ...]".
@@ -208,4 +238,13 @@ func printJSON(w io.Writer, v any) error {
 		return errors.New("writing the result: " + err.Error())
 	}
 	return nil
+}
+
+// shortDuration writes whole minutes and hours without their zero tails: 1m, 48h.
+func shortDuration(d time.Duration) string {
+	s := strings.TrimSuffix(d.String(), "0s")
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

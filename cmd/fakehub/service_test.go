@@ -69,6 +69,8 @@ func TestServiceScripts(t *testing.T) {
 			env.Setenv("SERVICE_CS", h.srv.ServiceConnectionString())
 			env.Setenv("READ_CS", sas.ConnectionString{HostName: h.srv.HostName(), SharedAccessKeyName: read.KeyName, SharedAccessKey: read.PrimaryKey}.String())
 			env.Setenv("CA_DIR", caDir)
+			env.Setenv("DPS_CS", h.srv.DPS().ServiceConnectionString())
+			env.Setenv("DPS_URL", h.srv.DPS().URL())
 			env.Setenv("NOW", h.now.Format(time.RFC3339))
 			env.Setenv("YESTERDAY", h.now.Add(-24*time.Hour).Format(time.RFC3339))
 			return nil
@@ -110,7 +112,8 @@ func startScriptHub(ca *certs.CA) (*scriptHub, error) {
 		return nil, err
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	srv, err := fakehub.NewServer(fakehub.Options{TLS: tlsConf, ServiceAddr: "127.0.0.1:0", Now: func() time.Time { return now }})
+	srv, err := fakehub.NewServer(fakehub.Options{TLS: tlsConf, ServiceAddr: "127.0.0.1:0", Now: func() time.Time { return now },
+		DPS: &fakehub.DPSOptions{RetryAfter: time.Second}})
 	if err != nil {
 		return nil, err
 	}
@@ -211,11 +214,20 @@ func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
 func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 	h := ts.Value(hubKey).(*scriptHub)
 	if len(args) < 2 || neg && args[0] != "online" {
-		ts.Fatalf("usage: hub online|method|publish|reject|c2d ARGS (only online may be negated)")
+		ts.Fatalf("usage: hub online|method|publish|reject|c2d|provision ARGS (only online may be negated)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	switch args[0] {
+	case "provision": // hub provision REGISTRATION_ID KEY: register with the DPS (pkg/device.Provision)
+		if len(args) != 3 {
+			ts.Fatalf("usage: hub provision REGISTRATION_ID KEY")
+		}
+		d := h.srv.DPS()
+		p, err := device.Provision(ctx, device.ProvisionConfig{GlobalEndpoint: "localhost", Endpoint: d.Addr(), RootCAs: h.ca.Pool(),
+			IDScope: d.IDScope(), RegistrationID: args[1], SymmetricKey: args[2]})
+		ts.Check(err)
+		ts.Logf("provisioned %s: %s on %s", args[1], p.DeviceID, p.AssignedHub)
 	case "online":
 		if len(args) != 2 {
 			ts.Fatalf("usage: [!] hub online DEV")

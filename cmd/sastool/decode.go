@@ -160,7 +160,7 @@ func tokenNotes(t sas.Token, ri sas.Resource, now time.Time) []string {
 	}
 	switch {
 	case (ri.Kind == sas.ResourceHub || ri.Kind == sas.ResourceDevices) && t.KeyName == "":
-		notes = append(notes, "a token for "+describe(ri)+" without skn cannot be verified: name the policy the key belongs to")
+		notes = append(notes, "a token for "+describe(ri)+" without skn is checked against a device's own key: it opens only that device (IoT Edge hub refuses this scope); a policy token names its policy in skn")
 	case ri.Kind == sas.ResourceDPS && t.KeyName != "registration":
 		notes = append(notes, "DPS expects skn=registration")
 	}

@@ -2,11 +2,15 @@ package main
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hubkit/hubkit/internal/cli"
+	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
@@ -218,13 +222,35 @@ func (st *streams) genHints(ri sas.Resource, keyName string, expiry, now time.Ti
 	if p := resourceProblem(ri); p != "" {
 		hint("the resource looks wrong: %s", p)
 	}
+	for _, id := range []struct{ what, v string }{{"device", ri.DeviceID}, {"module", ri.ModuleID}} {
+		if bad := badIDChars(id.v); len(bad) > 0 {
+			hint("the %s ID %q holds %s, which IoT Hub does not allow in IDs (allowed: %s): no %s can have this ID",
+				id.what, id.v, strings.Join(bad, ", "), iothub.AllowedIDCharacters(), id.what)
+		}
+	}
 	switch {
 	case (ri.Kind == sas.ResourceHub || ri.Kind == sas.ResourceDevices) && keyName == "":
-		hint("a token for %s must be signed with a policy key and name it with --policy (skn); a device key signs only its own device", describe(ri))
+		hint("without --policy the token for %s has no skn: the hub checks it against a device's (or module's) own key, so it opens only that identity's connection (IoT Hub accepts this scope from a device key; IoT Edge hub does not); a service API token needs --policy NAME", describe(ri))
 	case ri.Kind == sas.ResourceDPS && keyName != "registration":
 		hint("DPS tokens carry skn=registration (add --policy registration)")
 	}
 	if !expiry.After(now) {
 		hint("this token is already expired (at %s, %s ago); fine for negative tests", utc(expiry), humanDuration(now.Sub(expiry)))
 	}
+}
+
+// badIDChars lists the characters of id, each once, that IoT Hub does not allow in a device
+// or module ID (iothub.ValidateID decides), quoted: '+', ' ' (U+0020).
+func badIDChars(id string) []string {
+	var bad []string
+	for _, r := range id {
+		q := strconv.QuoteRune(r)
+		if r <= ' ' || r > '~' {
+			q += fmt.Sprintf(" (U+%04X)", r)
+		}
+		if iothub.ValidateID(string(r)) != nil && !slices.Contains(bad, q) {
+			bad = append(bad, q)
+		}
+	}
+	return bad
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -136,13 +137,23 @@ func (k *keyFlags) text(st *streams, useEnv bool) (key, source string, ok bool, 
 // source (and, for commands with --dialect, suggests the other dialect).
 func decodeKey(text, source string, d sas.Dialect) ([]byte, error) {
 	b, err := decodeKeyOnly(text, source, d)
-	if err != nil {
+	if err != nil && !errors.Is(err, errKeyLength) {
 		return nil, cli.WithHints(err, "an Event Hubs or Service Bus key is used as raw text: add --dialect servicebus")
 	}
-	return b, nil
+	return b, err
 }
 
-// decodeKeyOnly is decodeKey for commands without --dialect.
+// errKeyLength is wrapped by decodeKeyOnly's error for a key of a length IoT Hub does not allow.
+var errKeyLength = errors.New("key length")
+
+// keyLengthError is that error: its text is msg alone.
+type keyLengthError struct{ msg string }
+
+func (e keyLengthError) Error() string { return e.msg }
+func (e keyLengthError) Unwrap() error { return errKeyLength }
+
+// decodeKeyOnly is decodeKey for commands without --dialect. An IoT Hub key must be strict
+// base64 of 16 to 64 bytes, as the hub requires of every key it holds.
 func decodeKeyOnly(text, source string, d sas.Dialect) ([]byte, error) {
 	if d == sas.DialectServiceBus {
 		return []byte(text), nil
@@ -151,6 +162,10 @@ func decodeKeyOnly(text, source string, d sas.Dialect) ([]byte, error) {
 	if err != nil {
 		return nil, cli.WithHints(fmt.Errorf("%s: %s", source, strings.TrimPrefix(err.Error(), sas.ErrKey.Error()+": ")),
 			"IoT Hub and DPS keys are standard base64, as shown in the portal (a 32-byte key is 44 characters ending in '=')")
+	}
+	if err := sas.ValidateKeyLength(b); err != nil {
+		return nil, cli.WithHints(keyLengthError{source + ": " + strings.TrimPrefix(err.Error(), sas.ErrKey.Error()+": ")},
+			"the hub holds no such key: copy the identity's key from its connection string, the portal or az iot hub device-identity show")
 	}
 	return b, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
@@ -83,7 +83,7 @@ func newMQTTCmd(st *streams) *cobra.Command {
 	fs.IntVar(&o.port, "port", iothub.DefaultPort, "MQTT over TLS port")
 	fs.StringVar(&o.apiVersion, "api-version", iothub.DefaultAPIVersion, "api-version in the user name")
 	fs.StringVar(&o.modelID, "model-id", "", "IoT Plug and Play model `ID` for the user name, e.g. dtmi:com:example:Thermostat;1")
-	fs.StringVar(&o.ca, "ca", "", "PEM `FILE` of the root CA that signed the hub's certificate (fakehub: testdata/certs/ca.pem)")
+	fs.StringVar(&o.ca, "ca", "", cli.CAFlagUsage+"; default: the system trust store")
 	fs.StringVar(&o.format, "format", "text", "output `FORMAT`: "+strings.Join(mqttFormats, ", "))
 	fs.BoolVar(&o.json, "json", false, "the same as --format json (as on the other verbs)")
 	sortFlags(fs)
@@ -155,9 +155,10 @@ func runMQTT(st *streams, cmd *cobra.Command, o *mqttOptions) error {
 	if !tok.ExpiresAt().After(now) {
 		fmt.Fprintf(st.err, "sastool: hint: the password (token) is already expired (at %s); the hub will refuse it\n", utc(tok.ExpiresAt()))
 	}
+	caFile := ""
 	if o.ca != "" {
-		if _, err := os.Stat(o.ca); err != nil {
-			fmt.Fprintf(st.err, "sastool: hint: --ca %s: %v; the generated commands need it\n", o.ca, unwrapPathErr(err))
+		if caFile, err = certs.CAFile(o.ca); err != nil {
+			return fmt.Errorf("--ca: %w", err)
 		}
 	}
 	host := cs.HostName
@@ -166,7 +167,7 @@ func runMQTT(st *streams, cmd *cobra.Command, o *mqttOptions) error {
 	}
 	user := iothub.UserName{Host: cs.HostName, Identity: id, APIVersion: o.apiVersion, ModelID: o.modelID, Form: iothub.FormQuery}
 	p := mqttParams{
-		Host: host, Port: o.port, CA: o.ca, ClientID: id.ClientID(), UserName: user.String(),
+		Host: host, Port: o.port, CA: caFile, ClientID: id.ClientID(), UserName: user.String(),
 		Password: tok.String(), Expiry: tok.ExpiresAt(), Identity: id,
 		Publish: []topicRef{
 			{"telemetry", "telemetry", "TELEMETRY", iothub.TelemetryTopic(id, nil)},
@@ -192,13 +193,6 @@ func runMQTT(st *streams, cmd *cobra.Command, o *mqttOptions) error {
 		return p.writePaho(st)
 	}
 	return p.writeText(st, now)
-}
-
-func unwrapPathErr(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
 }
 
 // ridTemplate shows a $rid topic with a {rid} placeholder. The builder percent-encodes its

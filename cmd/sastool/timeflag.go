@@ -135,6 +135,13 @@ func clock(now *timeValue) time.Time {
 
 // relative says how far t is from now, for people: "expires in 59m", "expired 3h ago".
 func relative(t, now time.Time) string {
+	// Beyond about two years count in whole years, from Unix seconds: time.Duration
+	// saturates at 292 years (an se in milliseconds is 60,000 years away).
+	if secs := t.Unix() - now.Unix(); secs > 2*secondsPerYear {
+		return fmt.Sprintf("expires in %d years", secs/secondsPerYear)
+	} else if secs < -2*secondsPerYear {
+		return fmt.Sprintf("expired %d years ago", -secs/secondsPerYear)
+	}
 	d := t.Sub(now)
 	switch {
 	case d > 0:
@@ -144,6 +151,9 @@ func relative(t, now time.Time) string {
 	}
 	return "expires now"
 }
+
+// secondsPerYear is a Julian year (365.25 days).
+const secondsPerYear = 31557600
 
 // humanDuration rounds down to the two largest units: 45s, 59m, 3h, 2h30m, 3d4h.
 func humanDuration(d time.Duration) string {

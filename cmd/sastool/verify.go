@@ -22,15 +22,18 @@ type verifyOptions struct {
 	now          timeValue
 	skew         time.Duration
 	json         bool
+	exactScope   bool
 }
 
 const verifyLong = `Check a SAS token the way fakehub (and IoT Hub) does: the host and scope of sr against
 the resource being accessed (--uri), the signature with the primary key and then the
 secondary key, then the expiry with a clock-skew allowance (--skew, default 5m).
 
-A token without skn is signed with a device's or module's own key, so its sr must be
-exactly the resource (contoso.azure-devices.net/devices/dev1, not the hub or
-contoso.azure-devices.net/devices); only a policy token (with skn) may cover a prefix.
+sr may cover the resource by whole path segments, as on IoT Hub: contoso.azure-devices.net
+or contoso.azure-devices.net/devices covers contoso.azure-devices.net/devices/dev1, for a
+policy token (with skn) and for a token signed with the device's own key alike (the key
+binds it to that device). --exact-scope applies IoT Edge hub's rule instead: a token
+without skn must name exactly the device's (or module's) resource.
 
 When the signature does not match, verify tries the usual mistakes and names the one that
 explains the token: sr re-cased or re-encoded after signing, a '+' left unescaped in sig,
@@ -95,6 +98,7 @@ func newVerifyCmd(st *streams) *cobra.Command {
 	fs.Var(&o.now, "now", "pretend the time is `TIME` (Unix seconds or RFC 3339)")
 	fs.DurationVar(&o.skew, "skew", sas.DefaultSkew, "clock-skew allowance after se")
 	fs.BoolVar(&o.json, "json", false, "print the verdict as one JSON object on stdout")
+	fs.BoolVar(&o.exactScope, "exact-scope", false, "a token without skn must name exactly the resource (IoT Edge hub's rule; IoT Hub accepts a prefix)")
 	sortFlags(fs)
 	return cmd
 }
@@ -163,10 +167,10 @@ func runVerify(st *streams, o *verifyOptions, arg string) error {
 
 	now := clock(&o.now)
 	opts := []sas.VerifyOption{sas.WithSkew(o.skew)}
-	if audience != "" && t.KeyName == "" {
-		opts = append(opts, sas.WithExactAudience(audience)) // a device or module key: sr must name exactly that identity
+	if audience != "" && t.KeyName == "" && o.exactScope {
+		opts = append(opts, sas.WithExactAudience(audience)) // IoT Edge hub: a device or module key names exactly its identity
 	} else if audience != "" {
-		opts = append(opts, sas.WithAudience(audience)) // a policy key (skn) may cover a prefix
+		opts = append(opts, sas.WithAudience(audience)) // IoT Hub: sr may cover the resource by prefix
 	}
 	if len(suspects) > 0 {
 		opts = append(opts, sas.WithSuspectKeys(suspects...))
@@ -208,6 +212,9 @@ func runVerify(st *streams, o *verifyOptions, arg string) error {
 		msg += fmt.Sprintf(", accepted within the %s skew allowance", formatTTL(o.skew))
 	}
 	fmt.Fprintln(st.err, msg)
+	if audience != "" && t.KeyName == "" && !o.exactScope && !sas.Covers(audience, plain) {
+		fmt.Fprintf(st.err, "sastool: hint: sr %s is broader than %s: IoT Hub accepts that from the identity's own key, IoT Edge hub does not (--exact-scope)\n", plain, audience)
+	}
 	if o.json {
 		return writeJSON(st.out, verdictJSON{Valid: true, Resource: plain, KeyName: t.KeyName, Expiry: utc(exp), SignedBy: signedBy})
 	}

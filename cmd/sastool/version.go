@@ -1,24 +1,9 @@
 package main
 
 import (
-	"fmt"
-	"runtime"
-
 	"github.com/spf13/cobra"
 
 	"github.com/hubkit/hubkit/internal/cli"
 )
 
-func newVersionCmd(st *streams) *cobra.Command {
-	return &cobra.Command{
-		Use:     "version",
-		Short:   "Print the sastool version",
-		Long:    "Print the module version sastool was built from (\"devel\" for a source build) and the Go version.",
-		Example: "  sastool version",
-		Args:    noArgs,
-		RunE: func(*cobra.Command, []string) error {
-			_, err := fmt.Fprintf(st.out, "sastool %s (%s)\n", cli.Version(), runtime.Version())
-			return err
-		},
-	}
-}
+func newVersionCmd(st *streams) *cobra.Command { return cli.NewVersionCmd("sastool", st.out, noArgs) }

@@ -18,6 +18,9 @@ var (
 	ErrBadKey = errors.New("not a usable private key")
 	// ErrKeyMismatch: the private key does not belong to the certificate.
 	ErrKeyMismatch = errors.New("private key does not match the certificate")
+	// ErrNoCA: LoadOrCreateCA found no CA where it will not create one
+	// unasked (a folder with other files, or a file).
+	ErrNoCA = errors.New("no CA there")
 	// ErrExpired: the CA is not valid at the time given.
 	ErrExpired = errors.New("CA certificate expired or not yet valid")
 )

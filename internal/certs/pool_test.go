@@ -40,15 +40,16 @@ func TestLoadPool(t *testing.T) {
 	}{
 		{name: "folder", path: caDir},
 		{name: "file", path: filepath.Join(caDir, CertFile)},
-		{name: "not-pem", path: notPEM, wantErr: "no PEM certificate in " + notPEM, wantIs: ErrNotPEM},
-		{name: "key-not-certificate", path: keyOnly, wantErr: "no PEM certificate in " + keyOnly, wantIs: ErrNotPEM},
-		{name: "missing-file", path: missing, wantErr: "open " + missing + ": no such file or directory", wantIs: fs.ErrNotExist},
-		{name: "folder-without-ca", path: empty, wantErr: "open " + filepath.Join(empty, CertFile) + ": no such file or directory", wantIs: fs.ErrNotExist},
+		{name: "not-pem", path: notPEM, wantErr: "no PEM certificate in " + notPEM + ": " + CAFileWant, wantIs: ErrNotPEM},
+		{name: "key-not-certificate", path: keyOnly, wantErr: "no PEM certificate in " + keyOnly + ": " + CAFileWant, wantIs: ErrNotPEM},
+		{name: "missing-file", path: missing, wantErr: missing + " does not exist: " + CAFileWant, wantIs: fs.ErrNotExist},
+		{name: "folder-without-ca", path: empty, wantErr: "folder " + empty + " holds no ca.pem: " + CAFileWant, wantIs: fs.ErrNotExist},
+		{name: "empty-path", path: "", wantErr: "empty path: " + CAFileWant},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pool, err := LoadPool(tc.path)
 			if tc.wantErr != "" {
-				if err == nil || err.Error() != tc.wantErr || !errors.Is(err, tc.wantIs) {
+				if err == nil || err.Error() != tc.wantErr || (tc.wantIs != nil && !errors.Is(err, tc.wantIs)) {
 					t.Fatalf("LoadPool(%q) = %v, want %q (wrapping %v)", tc.path, err, tc.wantErr, tc.wantIs)
 				}
 				return
@@ -61,5 +62,21 @@ func TestLoadPool(t *testing.T) {
 				t.Errorf("a leaf of the CA does not verify against LoadPool(%q): %v", tc.path, err)
 			}
 		})
+	}
+}
+
+func TestCAFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := newTestCA(t).Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(dir, CertFile)
+	for _, path := range []string{dir, want} {
+		if got, err := CAFile(path); got != want || err != nil {
+			t.Errorf("CAFile(%q) = %q, %v; want %q, nil", path, got, err, want)
+		}
+	}
+	if got, err := CAFile(filepath.Join(dir, "nope")); got != "" || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("CAFile(missing) = %q, %v; want an error wrapping fs.ErrNotExist", got, err)
 	}
 }

@@ -42,12 +42,21 @@ func LoadCA(dir string) (*CA, error) {
 	return &CA{Cert: cert, Key: key, CertPEM: encodePEM("CERTIFICATE", cert.Raw)}, nil
 }
 
-// LoadOrCreateCA loads the CA in dir, or, when neither file exists, creates
-// dir and a new CA (DefaultCommonName, DefaultCAValidity) and saves it there;
-// created reports which happened. It refuses a directory holding only one of
-// the two files, and a CA that is not valid at now (ErrExpired).
-func LoadOrCreateCA(dir string, now time.Time) (ca *CA, created bool, err error) {
+// LoadOrCreateCA loads the CA in dir, or creates a new one there
+// (DefaultCommonName, DefaultCAValidity) and saves it; created reports which
+// happened. A CA is created only where that cannot be a typo: in a folder
+// that exists and is empty, or, with create, in any folder without a CA
+// (created with its parents if needed). Otherwise a dir that does not exist
+// gives an error wrapping fs.ErrNotExist and a folder with other files
+// ErrNoCA, each saying how to ask for a new CA. It refuses a path that is a
+// file (ErrNoCA), a folder holding only one of the two files, and a CA that
+// is not valid at now (ErrExpired).
+func LoadOrCreateCA(dir string, now time.Time, create bool) (ca *CA, created bool, err error) {
 	certPath, keyPath := filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile)
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return nil, false, fmt.Errorf("certs: %s: %w: it is a file, not the folder holding %s and %s (%s?)",
+			dir, ErrNoCA, CertFile, KeyFile, filepath.Dir(dir))
+	}
 	certExists, err := exists(certPath)
 	if err != nil {
 		return nil, false, err
@@ -70,6 +79,17 @@ func LoadOrCreateCA(dir string, now time.Time) (ca *CA, created bool, err error)
 	case certExists != keyExists:
 		return nil, false, fmt.Errorf("certs: %s holds only one of %s and %s; remove it or restore the other file",
 			dir, CertFile, KeyFile)
+	}
+	if !create {
+		entries, err := os.ReadDir(dir)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, false, notExistError("certs: folder " + dir + " does not exist")
+		case err != nil:
+			return nil, false, fmt.Errorf("certs: %w", err)
+		case len(entries) > 0:
+			return nil, false, fmt.Errorf("certs: %s: %w: the folder holds other files, but not %s and %s", dir, ErrNoCA, CertFile, KeyFile)
+		}
 	}
 	ca, err = NewCA(DefaultCommonName, DefaultCAValidity, now, nil)
 	if err != nil {

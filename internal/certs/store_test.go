@@ -153,16 +153,22 @@ func TestLoadCAKeyFormats(t *testing.T) {
 
 func TestLoadOrCreateCA(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "new", "certs")
-	ca, created, err := LoadOrCreateCA(dir, testNow)
+	if _, _, err := LoadOrCreateCA(dir, testNow, false); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("LoadOrCreateCA (missing dir, create false) = %v, want an error wrapping fs.ErrNotExist", err)
+	}
+	if _, err := os.Stat(filepath.Dir(dir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("LoadOrCreateCA (create false) made the parent folder (stat: %v)", err)
+	}
+	ca, created, err := LoadOrCreateCA(dir, testNow, true)
 	if err != nil || !created {
-		t.Fatalf("LoadOrCreateCA (empty dir) = created %v, %v; want created true, nil", created, err)
+		t.Fatalf("LoadOrCreateCA (missing dir, create true) = created %v, %v; want created true, nil", created, err)
 	}
 	checkMode(t, filepath.Join(dir, KeyFile), 0o600)
 	if ca.Cert.Subject.CommonName != DefaultCommonName {
 		t.Errorf("CommonName = %q, want %q", ca.Cert.Subject.CommonName, DefaultCommonName)
 	}
 
-	again, created, err := LoadOrCreateCA(dir, testNow.Add(time.Hour))
+	again, created, err := LoadOrCreateCA(dir, testNow.Add(time.Hour), false)
 	if err != nil || created {
 		t.Fatalf("LoadOrCreateCA (second call) = created %v, %v; want created false, nil", created, err)
 	}
@@ -171,7 +177,7 @@ func TestLoadOrCreateCA(t *testing.T) {
 	}
 
 	t.Run("expired", func(t *testing.T) {
-		_, _, err := LoadOrCreateCA(dir, testNow.Add(101*365*24*time.Hour))
+		_, _, err := LoadOrCreateCA(dir, testNow.Add(101*365*24*time.Hour), false)
 		if !errors.Is(err, ErrExpired) {
 			t.Errorf("LoadOrCreateCA after 101 years = %v, want ErrExpired", err)
 		}
@@ -180,7 +186,7 @@ func TestLoadOrCreateCA(t *testing.T) {
 		if err := os.Remove(filepath.Join(dir, KeyFile)); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err := LoadOrCreateCA(dir, testNow)
+		_, _, err := LoadOrCreateCA(dir, testNow, true)
 		if err == nil || !strings.Contains(err.Error(), "only one of") {
 			t.Errorf("LoadOrCreateCA with only ca.pem = %v, want a refusal", err)
 		}
@@ -188,11 +194,37 @@ func TestLoadOrCreateCA(t *testing.T) {
 			t.Errorf("LoadOrCreateCA wrote a key next to a foreign certificate (stat: %v)", err)
 		}
 	})
+	t.Run("empty-folder", func(t *testing.T) {
+		dir := t.TempDir()
+		if _, created, err := LoadOrCreateCA(dir, testNow, false); err != nil || !created {
+			t.Errorf("LoadOrCreateCA (existing empty folder) = created %v, %v; want created true, nil", created, err)
+		}
+	})
+	t.Run("folder-with-other-files", func(t *testing.T) {
+		dir := t.TempDir()
+		writeIf(t, filepath.Join(dir, "notes.txt"), []byte("x"))
+		if _, _, err := LoadOrCreateCA(dir, testNow, false); !errors.Is(err, ErrNoCA) {
+			t.Errorf("LoadOrCreateCA (folder with other files) = %v, want ErrNoCA", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, CertFile)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("LoadOrCreateCA wrote a CA into a folder with other files (stat: %v)", err)
+		}
+		if _, created, err := LoadOrCreateCA(dir, testNow, true); err != nil || !created {
+			t.Errorf("LoadOrCreateCA (other files, create true) = created %v, %v; want created true, nil", created, err)
+		}
+	})
+	t.Run("file", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), CertFile)
+		writeIf(t, file, []byte("x"))
+		if _, _, err := LoadOrCreateCA(file, testNow, true); !errors.Is(err, ErrNoCA) {
+			t.Errorf("LoadOrCreateCA (a file) = %v, want ErrNoCA", err)
+		}
+	})
 	t.Run("broken", func(t *testing.T) {
 		dir := t.TempDir()
 		writeIf(t, filepath.Join(dir, CertFile), []byte("x"))
 		writeIf(t, filepath.Join(dir, KeyFile), []byte("y"))
-		if _, _, err := LoadOrCreateCA(dir, testNow); !errors.Is(err, ErrNotPEM) {
+		if _, _, err := LoadOrCreateCA(dir, testNow, false); !errors.Is(err, ErrNotPEM) {
 			t.Errorf("LoadOrCreateCA with broken files = %v, want ErrNotPEM", err)
 		}
 	})

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -69,14 +70,22 @@ func markStart(c *cobra.Command, started *bool) {
 //
 // where NAME is the root command's name, the suggestions are the further
 // lines of a multi-line message (cobra's "Did you mean this?" list) and the
-// last line is only for usage errors. cmd is the command that failed, as
-// Execute returns it (not nil).
+// last line is only for usage errors. An error that holds several (an
+// errors.Join in its chain) gets one "NAME: error:" line for each. cmd is the
+// command that failed, as Execute returns it (not nil).
 func Report(stderr io.Writer, cmd *cobra.Command, err error) int {
 	if err == nil {
 		return ExitOK
 	}
 	name := cmd.Root().Name()
 	code, hints := ExitCode(err), Hints(err)
+	if j, ok := errors.AsType[multiError](err); ok && len(j.Unwrap()) > 1 {
+		for _, e := range j.Unwrap() {
+			fmt.Fprintf(stderr, "%s: error: %s\n", name, strings.TrimSpace(e.Error()))
+		}
+		printHints(stderr, cmd, name, code, hints)
+		return code
+	}
 	msg, rest, _ := strings.Cut(strings.TrimSpace(err.Error()), "\n")
 	if rest != "" {
 		var sugg []string
@@ -90,13 +99,23 @@ func Report(stderr io.Writer, cmd *cobra.Command, err error) int {
 		}
 	}
 	fmt.Fprintf(stderr, "%s: error: %s\n", name, msg)
+	printHints(stderr, cmd, name, code, hints)
+	return code
+}
+
+// multiError is what errors.Join returns.
+type multiError interface {
+	error
+	Unwrap() []error
+}
+
+func printHints(stderr io.Writer, cmd *cobra.Command, name string, code int, hints []string) {
 	for _, h := range hints {
 		fmt.Fprintf(stderr, "%s: hint: %s\n", name, h)
 	}
 	if code == ExitUsage {
 		fmt.Fprintf(stderr, "%s: hint: run '%s --help' for usage\n", name, cmd.CommandPath())
 	}
-	return code
 }
 
 // Version is the main module's version from the build info: a tag for a

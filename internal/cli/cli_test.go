@@ -30,6 +30,9 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		&cobra.Command{Use: "hint", RunE: func(*cobra.Command, []string) error {
 			return cli.WithHints(cli.WithHints(errors.New("it broke"), "first"), "second")
 		}},
+		&cobra.Command{Use: "joined", RunE: func(*cobra.Command, []string) error {
+			return cli.WithHints(errors.Join(errors.New("first broke"), errors.New("second broke")), "fix both")
+		}},
 		&cobra.Command{Use: "usage", RunE: func(*cobra.Command, []string) error {
 			return cli.WithHints(cli.Usagef("usage: %s", "wrong"), "a hint")
 		}},

@@ -13,6 +13,11 @@ const (
 	ExitUsage = 2 // bad flags or arguments: fix the command line
 )
 
+// CAFlagUsage is the help text of the client --ca flag, which means the same in every command
+// (sastool mqtt, devicesim, fakehub's service verbs): a folder holding ca.pem or a PEM file,
+// resolved and checked by internal/certs.CAFile.
+const CAFlagUsage = "CA to trust: a folder holding ca.pem (fakehub's --ca `PATH`, e.g. testdata/certs) or a PEM file"
+
 // Error is an error with an exit code and hint lines. Commands return it;
 // Report prints it.
 type Error struct {

@@ -58,7 +58,7 @@ type Case struct {
 // Cases returns the suite's cases, in run order. The slice is a copy.
 func Cases() []Case {
 	var all []Case
-	for _, group := range [][]Case{connectCases, keepAliveCases, d2cCases, topicCases, c2dCases, twinCases, methodCases} {
+	for _, group := range [][]Case{connectCases, keepAliveCases, d2cCases, topicCases, c2dCases, twinCases, methodCases, dpsCases} {
 		all = append(all, group...)
 	}
 	return slices.Clone(all)
@@ -101,6 +101,8 @@ func (c Case) missing(target Target) string {
 			_, ok = target.(PolicyProvider)
 		case NeedTokenExpiry:
 			_, ok = target.(TokenExpiryEnforcer)
+		case NeedProvisioning:
+			_, ok = target.(Provisioning)
 		}
 		if !ok {
 			lacks = append(lacks, "target does not implement conformance."+n)

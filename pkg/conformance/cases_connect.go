@@ -113,6 +113,20 @@ var connectCases = []Case{
 		},
 	},
 	{
+		ID:          "connect/ok/device-key-hub-scoped",
+		Requirement: "A token signed with the device's own key over sr={host} (a prefix of its resource, no skn) opens that device's connection: the hub's prefix rule applies to device keys too.",
+		Section:     "docs/iothub-behavior.md §2.4, §11.4; github.com/amenzhinsky/iothub iotdevice/transport/mqtt (signs sr={host})",
+		Certainty:   "O",
+		run: func(e *env) {
+			tok := e.sign(sas.EncodeResource(sas.HubResource(e.ep.HostName)), "", e.dev.PrimaryKey, e.now().Add(tokenLifetime))
+			cl := e.newClient(e.dev, func(c *device.Config) {
+				c.SharedAccessKey = ""
+				c.SharedAccessSignature = tok
+			})
+			e.connectClient(cl, "hub-scoped token signed with the device's own key")
+		},
+	},
+	{
 		ID:          "connect/sas/raw-sr-lowercase-escapes",
 		Requirement: "The signature is checked over sr exactly as sent: a token whose sr uses lower-case escapes (%2f), signed as sent, is accepted.",
 		Section:     "docs/iothub-behavior.md §2.2, §2.3, §10.2; " + docSAS + " (lower case URL-encoding)",
@@ -171,7 +185,7 @@ var connectCases = []Case{
 		Timeout:     30 * time.Second,
 		run: func(e *env) {
 			grace := e.target.(TokenExpiryEnforcer).TokenExpiryGrace()
-			expiry := e.now().Add(2 * time.Second).Truncate(time.Second)
+			expiry := e.now().Add(3 * time.Second).Truncate(time.Second) // at least 2 s away: the CONNECT must land before it on a loaded machine
 			tok := e.sign(sas.EncodeResource(e.resource(identityOf(e.dev))), "", e.dev.PrimaryKey, expiry)
 			ack, c, err := e.dial(e.connectPacket(e.dev, tok))
 			if err != nil || ack.ReturnCode != 0 {

@@ -16,7 +16,7 @@ func TestCases(t *testing.T) {
 		conformance.NeedCloudToDevice, conformance.NeedTelemetryReader, conformance.NeedMethodInvoker,
 		conformance.NeedTwinEditor, conformance.NeedModuleProvisioner, conformance.NeedDeviceDisabler,
 		conformance.NeedPolicyProvider, conformance.NeedTwin, conformance.NeedC2D, conformance.NeedMethods,
-		conformance.NeedKeepAlive, conformance.NeedTokenExpiry,
+		conformance.NeedKeepAlive, conformance.NeedTokenExpiry, conformance.NeedProvisioning,
 	}
 	seen := map[string]bool{}
 	cases := conformance.Cases()
@@ -48,7 +48,7 @@ func TestCases(t *testing.T) {
 	// The IDs the suite promises (stable: tools and CI filters use them).
 	for _, id := range []string{
 		"connect/ok/query-username", "connect/ok/legacy-username", "connect/ok/secondary-key", "connect/ok/module",
-		"connect/ok/policy-token-device-scoped", "connect/ok/policy-token-hub-scoped",
+		"connect/ok/policy-token-device-scoped", "connect/ok/policy-token-hub-scoped", "connect/ok/device-key-hub-scoped",
 		"connect/sas/raw-sr-lowercase-escapes", "connect/sas/recased-after-signing", "connect/sas/wrong-key",
 		"connect/sas/expired", "connect/sas/other-device-token", "connect/sas/prefix-device-token",
 		"connect/client-id-mismatch", "connect/policy-without-deviceconnect", "connect/unknown-device",

@@ -53,6 +53,11 @@ var deviants = []struct {
 		mustFail: []string{"connect/sas/expired"},
 	},
 	{
+		name:     "fakehub-exact-device-key-scope",
+		target:   quirkyFakehub(func(o *fakehub.Options) { o.Quirks.ExactDeviceKeyScope = true }),
+		mustFail: []string{"connect/ok/device-key-hub-scoped"},
+	},
+	{
 		name:     "fakehub-keeps-c2d-without-subscription",
 		target:   quirkyFakehub(func(o *fakehub.Options) { o.Quirks.KeepC2DWithoutSubscription = true }),
 		mustFail: []string{"c2d/no-subscription-rejected"},

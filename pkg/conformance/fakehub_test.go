@@ -42,7 +42,7 @@ func (f *fakeTarget) TokenExpiryGrace() time.Duration { return f.grace }
 var hubLog = flag.Bool("hublog", false, "log what the in-process fakehub does (with -v)")
 
 func newFakeTarget(t testing.TB) *fakeTarget {
-	opts := fakehub.Options{HostName: fakeHostName, TokenExpiryGrace: fakeExpiryGrace}
+	opts := fakehub.Options{HostName: fakeHostName, TokenExpiryGrace: fakeExpiryGrace, DPS: &fakehub.DPSOptions{RetryAfter: time.Second}}
 	if !*hubLog {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}

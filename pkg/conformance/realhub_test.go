@@ -67,6 +67,21 @@ type realHubConfig struct {
 		DeviceConnect   *conformance.Policy `json:"deviceConnect"`
 		NoDeviceConnect *conformance.Policy `json:"noDeviceConnect"`
 	} `json:"policies"`
+	// DPS, when set, runs the dps/ cases against a Device Provisioning Service linked to the
+	// hub: {"idScope":"0ne…","service":"HostName={dps}.azure-devices-provisioning.net;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=…"}
+	// (each case creates its enrollment there and deletes it afterwards). globalEndpoint
+	// (default global.azure-devices-provisioning.net), addr and httpsAddr (default its ports
+	// 8883 and 443) and serviceUrl (default https://{HostName}) are optional.
+	DPS *realDPSConfig `json:"dps"`
+}
+
+type realDPSConfig struct {
+	IDScope        string `json:"idScope"`
+	Service        string `json:"service"`
+	ServiceURL     string `json:"serviceUrl"`
+	GlobalEndpoint string `json:"globalEndpoint"`
+	Addr           string `json:"addr"`
+	HTTPSAddr      string `json:"httpsAddr"`
 }
 
 func loadRealHubConfig() (realHubConfig, bool, error) {
@@ -103,6 +118,8 @@ type realHub struct {
 	ep       conformance.Endpoint
 	policies map[bool]*conformance.Policy
 	keep     bool // KeepDevices
+
+	dps *realDPS // nil: the dps/ cases skip
 
 	mu      sync.Mutex
 	devices []conformance.DeviceIdentity
@@ -229,6 +246,13 @@ func newRealHub(c realHubConfig) (conformance.Target, error) {
 		h.ep.Addr = net.JoinHostPort(h.ep.HostName, "8883")
 	}
 	h.ep.TLS = &tls.Config{ServerName: h.ep.HostName, MinVersion: tls.VersionTLS12, RootCAs: roots}
+	if c.DPS != nil {
+		d, err := newRealDPS(*c.DPS, roots)
+		if err != nil {
+			return nil, err
+		}
+		h.dps = d
+	}
 	switch {
 	case svc == nil:
 		return h, nil
@@ -272,8 +296,12 @@ func TestConformanceRealHub(t *testing.T) {
 // hub uses, checked offline.
 func TestRealHubTargetOnFakehub(t *testing.T) {
 	t.Parallel()
-	f := startFakeTarget(t, fakehub.Options{HostName: fakeHostName, ServiceAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	f := startFakeTarget(t, fakehub.Options{HostName: fakeHostName, ServiceAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
+		DPS: &fakehub.DPSOptions{RetryAfter: time.Second}})
+	d := f.hub.DPS()
 	target, err := newRealHub(realHubConfig{
+		DPS: &realDPSConfig{IDScope: d.IDScope(), Service: d.ServiceConnectionString(), ServiceURL: "https://" + d.HTTPAddr(),
+			GlobalEndpoint: fakeHostName, Addr: d.Addr(), HTTPSAddr: d.HTTPAddr()},
 		Service:       f.hub.ServiceConnectionString(),
 		ServiceURL:    "https://" + f.hub.ServiceAddr(),
 		Addr:          f.hub.Addr(),

@@ -5,11 +5,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -42,11 +44,13 @@ type Client struct {
 
 	mu       sync.Mutex
 	closed   bool
-	sess     *session // current paho client; nil until the first Connect succeeds
-	online   bool     // connected and subscribed
+	sess     *session  // current paho client; nil until the first Connect succeeds
+	minted   time.Time // Config.Now when sess was dialled: its token's renewal counts from here
+	online   bool      // connected and subscribed
 	renewing bool
 	inflight int
 	changed  chan struct{} // closed and replaced on every change of closed/online/renewing/inflight
+	closes   int           // consecutive hub closes of short-lived connections (manager only)
 	wanted   map[string]byte
 	handlers handlers
 	pending  map[string]chan twinResult
@@ -64,6 +68,8 @@ type session struct {
 	subscribed map[string]bool // guarded by Client.mu
 	lost       chan struct{}   // closed when the connection is gone
 	lostOnce   sync.Once
+	upAt       time.Time    // when the CONNECT was accepted (set before the session is shared)
+	expiry     atomic.Int64 // the presented token's expiry, Unix seconds
 }
 
 func (s *session) markLost() { s.lostOnce.Do(func() { close(s.lost) }) }
@@ -148,6 +154,7 @@ func (c *Client) Connect(ctx context.Context) error {
 	if started {
 		return nil
 	}
+	minted := c.s.Now()
 	sess, err := c.dial(ctx, false)
 	if err != nil {
 		return err
@@ -158,7 +165,7 @@ func (c *Client) Connect(ctx context.Context) error {
 		sess.pc.Disconnect(0)
 		return ErrClosed
 	}
-	c.sess = sess
+	c.sess, c.minted = sess, minted
 	c.online = true
 	c.bump()
 	c.wg.Add(1)
@@ -233,7 +240,8 @@ func (c *Client) dial(ctx context.Context, resync bool) (*session, error) {
 		}
 		return nil, fmt.Errorf("device: connecting to %s: %w", c.s.dialAddr, networkCause(err))
 	}
-	c.log.Debug("connected", "addr", c.s.dialAddr)
+	c.log.Debug("CONNACK 0: connected", "addr", c.s.dialAddr)
+	sess.upAt = c.s.Now()
 	if err := c.setup(ctx, sess, resync); err != nil {
 		sess.pc.Disconnect(0)
 		return nil, err
@@ -263,7 +271,11 @@ func (c *Client) pahoOptions(sess *session) *paho.ClientOptions {
 		SetTLSConfig(&tls.Config{RootCAs: s.RootCAs, ServerName: s.tlsName, MinVersion: tls.VersionTLS12}).
 		SetCredentialsProvider(func() (string, string) {
 			pw, exp := s.password()
-			c.log.Debug("presenting SAS token", "resource", s.resource, "expiry", exp.UTC().Format(time.RFC3339))
+			sess.expiry.Store(exp.Unix())
+			if s.OnToken != nil {
+				s.OnToken(pw)
+			}
+			c.log.Debug("CONNECT", "addr", s.dialAddr, "userName", s.userName, "clean", s.CleanSession, "keepAlive", s.KeepAlive, "tokenResource", s.resource, "tokenExpiry", exp.UTC().Format(time.RFC3339))
 			return s.userName, pw
 		}).
 		SetCleanSession(s.CleanSession).
@@ -303,12 +315,22 @@ func (c *Client) bump() {
 // calls OnConnectionChange.
 func (c *Client) manage() {
 	defer c.wg.Done()
-	renew := time.NewTimer(time.Hour)
-	renew.Stop()
-	defer renew.Stop()
+	// The renewal is due RenewAfter after the connection by Config.Now, checked on a real
+	// ticker: a test (or a device whose clock follows its hub's) that moves the clock past
+	// it sees the renewal within a tick.
+	tick := time.Hour
+	if c.s.RenewAfter > 0 {
+		tick = min(max(c.s.RenewAfter/10, 10*time.Millisecond), time.Second)
+	}
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	var due time.Time // zero: no renewal planned
 	arm := func() {
+		due = time.Time{}
 		if c.s.RenewAfter > 0 {
-			renew.Reset(c.s.RenewAfter)
+			c.mu.Lock()
+			due = c.minted.Add(c.s.RenewAfter)
+			c.mu.Unlock()
 		}
 	}
 	arm()
@@ -324,9 +346,10 @@ func (c *Client) manage() {
 				if !c.isCurrent(ev.sess) {
 					continue // an old session's late news
 				}
-				renew.Stop()
-				c.log.Warn("connection lost; reconnecting", "err", ev.err)
-				if c.replace(ev.sess, ev.err, false) {
+				due = time.Time{}
+				wait, cause := c.lossCause(ev.sess, ev.err)
+				c.log.Warn("connection lost; reconnecting", "err", cause, "retryIn", wait)
+				if c.replace(ev.sess, cause, false, wait) {
 					arm()
 				}
 			case evSubscribe:
@@ -339,12 +362,15 @@ func (c *Client) manage() {
 					}
 				}
 			}
-		case <-renew.C:
+		case <-ticker.C:
+			if due.IsZero() || c.s.Now().Before(due) {
+				continue
+			}
 			c.log.Info("renewing the SAS token: reconnecting")
 			c.mu.Lock()
 			old := c.sess
 			c.mu.Unlock()
-			if c.replace(old, ErrTokenRenewal, true) {
+			if c.replace(old, ErrTokenRenewal, true, 0) {
 				arm()
 			}
 		}
@@ -372,10 +398,10 @@ func (c *Client) setOnline(on bool) {
 
 // replace swaps the session old for a new connection: for a renewal (graceful), new operations
 // wait and in-flight ones get up to drainTimeout before old is disconnected with DISCONNECT;
-// for a loss, old is already gone. Then it dials until it succeeds, backing off from 1 s to
-// MaxReconnectInterval (the first attempt is immediate). It returns false if the client was
-// closed meanwhile.
-func (c *Client) replace(old *session, why error, graceful bool) bool {
+// for a loss, old is already gone. Then it dials until it succeeds: the first attempt after
+// wait (0: at once), then backing off from 1 s (or twice wait) to MaxReconnectInterval. It
+// returns false if the client was closed meanwhile.
+func (c *Client) replace(old *session, why error, graceful bool, wait time.Duration) bool {
 	c.mu.Lock()
 	c.renewing = true // operations wait for the new session
 	c.bump()
@@ -389,13 +415,14 @@ func (c *Client) replace(old *session, why error, graceful bool) bool {
 	c.failPending(ErrConnectionLost)
 	c.notify(false, why)
 
-	backoff := time.Duration(0)
+	backoff := wait
 	for {
 		select {
 		case <-c.done:
 			return false
 		case <-time.After(backoff):
 		}
+		minted := c.s.Now()
 		sess, err := c.dial(c.life, true)
 		if err == nil {
 			c.mu.Lock()
@@ -404,7 +431,7 @@ func (c *Client) replace(old *session, why error, graceful bool) bool {
 				sess.pc.Disconnect(quiesce)
 				return false
 			}
-			c.sess, c.online, c.renewing = sess, true, false
+			c.sess, c.online, c.renewing, c.minted = sess, true, false, minted
 			c.bump()
 			c.mu.Unlock()
 			c.log.Info("connected", "addr", c.s.dialAddr)
@@ -414,6 +441,47 @@ func (c *Client) replace(old *session, why error, graceful bool) bool {
 		backoff = min(max(2*backoff, time.Second), c.s.MaxReconnectInterval)
 		c.log.Warn("reconnecting", "err", err, "retryIn", backoff)
 	}
+}
+
+// stableAfter is how long a connection must have lived for a hub close to count as a first one
+// again (see lossCause).
+const stableAfter = time.Minute
+
+// lossCause says why sess was lost and how long to wait before reconnecting.
+//
+// On MQTT 3.1.1 the hub closes a connection without saying why. A clean close (EOF) of a
+// connection whose token has not expired is, for a client that only sends what the hub allows,
+// almost always IoT Hub's "one connection per identity" rule: another client connected with
+// the same device (or module) ID and the hub closed this older connection (docs/iothub-behavior.md
+// §1.19). The other causes of a clean close (the device was disabled or deleted, the hub
+// restarts) show on the reconnect, as CONNACK 5 or a refused dial. So such a loss is reported as
+// ErrReplaced (wrapping the network error) and the reconnect is delayed: two clients with the
+// same identity would otherwise replace each other in a tight loop. The delay is 1 s, doubled
+// for each further hub close of a connection that lived less than stableAfter, up to
+// MaxReconnectInterval. Any other loss (a reset, a time-out, an expired token) reconnects at
+// once.
+func (c *Client) lossCause(sess *session, err error) (wait time.Duration, cause error) {
+	now := c.s.Now()
+	closedByHub := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+	if exp := sess.expiry.Load(); exp != 0 && !now.Before(time.Unix(exp, 0)) {
+		closedByHub = false // the token expired: the hub's expiry rule, not a takeover
+	}
+	if !closedByHub {
+		c.closes = 0
+		return 0, err
+	}
+	if now.Sub(sess.upAt) >= stableAfter {
+		c.closes = 0
+	}
+	c.closes++
+	return replacedDelay(c.closes, c.s.MaxReconnectInterval), fmt.Errorf("%w (%w)", ErrReplaced, err)
+}
+
+// replacedDelay is the wait before reconnecting after the n-th consecutive hub close (n >= 1):
+// 1 s, 2 s, 4 s ... capped at maxWait.
+func replacedDelay(n int, maxWait time.Duration) time.Duration {
+	d := time.Second << min(n-1, 16)
+	return min(d, maxWait)
 }
 
 // drain waits up to drainTimeout for in-flight operations to finish.
@@ -487,7 +555,11 @@ func (c *Client) publish(ctx context.Context, topic string, qos byte, payload []
 		if err != nil {
 			return err
 		}
+		c.log.Debug("PUBLISH", "topic", topic, "qos", qos, "bytes", len(payload))
 		err = c.await(ctx, sess, sess.pc.Publish(topic, qos, false, payload), "publishing")
+		if err == nil && qos > 0 {
+			c.log.Debug("PUBACK received", "topic", topic)
+		}
 		c.release()
 		if errors.Is(err, errNotSent) || resend && errors.Is(err, errSessionLost) {
 			c.log.Debug("resending after a lost connection", "topic", topic)
@@ -575,11 +647,13 @@ func (c *Client) subscribe(ctx context.Context, sess *session) error {
 	if len(missing) == 0 {
 		return nil
 	}
+	c.log.Debug("SUBSCRIBE", "filters", missing)
 	tok := sess.pc.SubscribeMultiple(missing, nil) // nil: every message goes to onMessage
 	if err := c.await(ctx, sess, tok, "subscribing"); err != nil {
 		return err
 	}
 	granted := tok.(*paho.SubscribeToken).Result()
+	c.log.Debug("SUBACK", "granted", granted)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, f := range sortedKeys(missing) {

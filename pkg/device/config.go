@@ -71,7 +71,13 @@ type Config struct {
 	// every loss (false, cause; ErrTokenRenewal for a planned renewal) and on Close (false, nil).
 	OnConnectionChange func(connected bool, err error)
 
-	Now    func() time.Time // clock for token expiry; default time.Now
+	// OnToken, if set, is called with each SAS token the client presents, before the CONNECT
+	// goes out. The token is a secret (it lets anyone connect as the device until it
+	// expires): this is for debugging tools that write it where the user asked, e.g.
+	// devicesim --token-file, so that sastool verify can explain a refusal.
+	OnToken func(token string)
+
+	Now    func() time.Time // clock for token expiry and renewal (RenewAfter runs on it); default time.Now
 	Logger *slog.Logger     // nil discards
 }
 

@@ -78,6 +78,8 @@ func TestConnectParameters(t *testing.T) {
 			p.now = func() time.Time { return fixed }
 			cfg := p.config()
 			cfg.Now = func() time.Time { return fixed }
+			var presented []string
+			cfg.OnToken = func(tok string) { presented = append(presented, tok) }
 			if tt.edit != nil {
 				tt.edit(&cfg)
 			}
@@ -95,6 +97,9 @@ func TestConnectParameters(t *testing.T) {
 			}
 			if r.VerifyErr != nil {
 				t.Errorf("token does not verify for %s: %v", tt.wantResource, r.VerifyErr)
+			}
+			if len(presented) != 1 || presented[0] != r.Password {
+				t.Errorf("OnToken saw %d tokens, want the one password the hub read", len(presented))
 			}
 			tok, err := sas.Parse(r.Password)
 			if err != nil {

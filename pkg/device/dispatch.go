@@ -10,9 +10,10 @@ import (
 )
 
 // C2DHandler handles one cloud-to-device message. The message is acknowledged (PUBACK, which
-// completes it on the hub) when the handler returns. ctx is cancelled when the client closes;
-// a handler that returns after Close began leaves its message unacknowledged, so the hub
-// delivers it again on the next connection.
+// completes it on the hub) when the handler returns, or earlier when it calls m.Complete. ctx
+// is cancelled when the client closes; a handler that returns after Close began leaves its
+// message unacknowledged (unless it called Complete), so the hub delivers it again on the next
+// connection.
 type C2DHandler func(ctx context.Context, m C2DMessage)
 
 // DesiredHandler handles one desired-properties patch (JSON merge patch including "$version").
@@ -84,6 +85,7 @@ func (c *Client) onMessage(sess *session) paho.MessageHandler {
 func (c *Client) route(sess *session, m paho.Message) {
 	topic := m.Topic()
 	body := slices.Clone(m.Payload())
+	c.log.Debug("PUBLISH received", "topic", topic, "qos", m.Qos(), "dup", m.Duplicate(), "bytes", len(body))
 	if status, rid, version, err := iothub.ParseTwinResponseTopic(topic); err == nil {
 		m.Ack()
 		c.deliverTwin(rid, twinResult{status: status, version: version, body: body})
@@ -100,7 +102,9 @@ func (c *Client) route(sess *session, m paho.Message) {
 		return
 	}
 	if id, props, err := iothub.ParseC2DTopic(topic); err == nil && id == c.s.id {
-		c.c2d.push(c2dItem{msg: newC2DMessage(topic, props, body, m.Duplicate()), ack: m.Ack, sess: sess})
+		msg := newC2DMessage(topic, props, body, m.Duplicate())
+		msg.ack = &c2dAck{send: m.Ack, sess: sess, log: c.log, mid: msg.MessageID}
+		c.c2d.push(c2dItem{msg: msg, sess: sess})
 		return
 	}
 	c.log.Warn("ignoring a message on an unexpected topic", "topic", topic)

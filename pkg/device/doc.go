@@ -15,7 +15,11 @@
 //   - after a lost connection, reconnection at once, then with back-off (1 s, 2 s, 4 s ... up
 //     to MaxReconnectInterval, 30 s by default), each attempt on a fresh paho client with a
 //     fresh token; subscriptions are made again and, with a desired-properties handler, the
-//     twin is read again;
+//     twin is read again. A connection the hub closed cleanly (EOF) before its token expired is
+//     reported as ErrReplaced, since that is how IoT Hub ends the older of two connections with
+//     the same identity, and the first reconnect waits 1 s, doubled for each further such close
+//     of a connection that lived under a minute, so two clients with one identity do not take
+//     over from each other in a loop;
 //   - telemetry at QoS 1 (SendEvent waits for the PUBACK), cloud-to-device messages at QoS 1
 //     acknowledged only after the handler returns, twin GET / reported PATCH / desired
 //     notifications with $rid correlation and stale-version filtering, and direct methods.

@@ -20,6 +20,14 @@ var ErrConnectionLost = errors.New("device: connection lost before the hub answe
 // purpose to present a fresh SAS token.
 var ErrTokenRenewal = errors.New("device: reconnecting to renew the SAS token")
 
+// ErrReplaced is the cause OnConnectionChange (and the log) gives when the hub closed a healthy
+// connection without a reason: on MQTT 3.1.1 that is how IoT Hub closes the older of two
+// connections with the same identity. The client cannot be sure (it wraps the network error,
+// usually io.EOF); a fake hub's own records have the truth (fakehub's reason
+// connection-replaced). After it the client waits before reconnecting, longer each time it
+// repeats, so two clients with the same identity do not take over from each other in a loop.
+var ErrReplaced = errors.New("device: the hub closed the connection: most likely replaced by another connection with the same identity")
+
 // ErrTooLarge is returned by SendEvent for a message over iothub.MaxTelemetrySize (body plus
 // properties): the hub would close the connection instead of answering.
 var ErrTooLarge = errors.New("device: message too large")

@@ -270,3 +270,57 @@ func TestFakehubMethods(t *testing.T) {
 		t.Errorf("InvokeMethod(nope) = %+v, %v; want status 404", res, err)
 	}
 }
+
+// Two clients with the same device ID: the hub closes the older connection each time the other
+// connects (docs/iothub-behavior.md §1.19). Each client must say so and wait before it
+// reconnects, so they do not take over from each other in a tight loop.
+func TestFakehubReplacedBacksOff(t *testing.T) {
+	hub, cs := hubDevice(t, fakehub.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	causes := make(chan error, 16)
+	onChange := device.WithOnConnectionChange(func(up bool, err error) {
+		if !up && err != nil {
+			select {
+			case causes <- err:
+			default:
+			}
+		}
+	})
+	a, b := hubClient(t, hub, cs, onChange), hubClient(t, hub, cs, onChange)
+	if err := a.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-causes:
+		if !errors.Is(err, device.ErrReplaced) || !strings.Contains(err.Error(), "replaced by another connection with the same identity") {
+			t.Errorf("cause of the first loss = %v, want ErrReplaced", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("no client lost its connection")
+	}
+	// Three takeovers: between two of them the client replaced last waited at least 1 s.
+	n := 0
+	if _, err := hub.WaitRejection(ctx, func(r iothub.Rejection) bool {
+		if r.Reason == fakehub.ReasonReplaced {
+			n++
+		}
+		return n == 3
+	}); err != nil {
+		t.Fatalf("waiting for 3 takeovers: %v", err)
+	}
+	var times []time.Time
+	for _, r := range hub.Rejections() {
+		if r.Reason == fakehub.ReasonReplaced {
+			times = append(times, r.Time)
+		}
+	}
+	for i := 1; i < len(times) && i < 3; i++ {
+		if gap := times[i].Sub(times[i-1]); gap < 900*time.Millisecond {
+			t.Errorf("takeover %d came %v after takeover %d, want at least 1 s (a reconnect loop); takeovers at %v", i+1, gap, i, times)
+		}
+	}
+}

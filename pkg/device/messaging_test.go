@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"github.com/hubkit/hubkit/internal/testutil"
@@ -153,7 +154,54 @@ func TestC2DAckedAfterHandler(t *testing.T) {
 	}
 }
 
-var cmpIgnoreProps = cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Properties" }, cmp.Ignore())
+// A handler that completes its message and then lets its program Close (as devicesim listen
+// --count does) must see the PUBACK go out, though it returns only after Close began.
+func TestC2DCompleteBeforeClose(t *testing.T) {
+	p := newPeer(t)
+	completed := make(chan error, 1)
+	c := connect(t, p.config(), func(c *Client) {
+		c.OnC2D(func(ctx context.Context, m C2DMessage) {
+			err := m.Complete(ctx)
+			if err == nil {
+				err = m.Complete(ctx) // a second call sends nothing more
+			}
+			completed <- err
+			<-ctx.Done() // returns after Close began: without Complete, no PUBACK
+		})
+	})
+	id := p.write(iothub.C2DTopic(c.Identity(), nil), 1, []byte("last one"))
+	select {
+	case err := <-completed:
+		if err != nil {
+			t.Fatalf("Complete = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the C2D handler was not called")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	testutil.Eventually(t, "the PUBACK of the completed message", func() bool { return p.hasPuback(id) })
+	n := 0
+	for _, e := range p.readOrder() {
+		if e == "puback" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("PUBACKs = %d, want 1 (read order %q)", n, p.readOrder())
+	}
+	if err := (C2DMessage{MessageID: "m"}).Complete(ctx); err == nil {
+		t.Error("Complete on a message the client did not deliver = nil, want an error")
+	}
+}
+
+var cmpIgnoreProps = cmp.Options{
+	cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Properties" }, cmp.Ignore()),
+	cmpopts.IgnoreUnexported(C2DMessage{}),
+}
 
 func TestC2DBeforeSubscribeOnPersistentReconnect(t *testing.T) {
 	p := newPeer(t)

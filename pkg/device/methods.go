@@ -90,6 +90,7 @@ func (c *Client) respond(topic string, body []byte) error {
 		}
 	}
 	defer c.release()
+	c.log.Debug("PUBLISH", "topic", topic, "qos", 0, "bytes", len(body))
 	select {
 	case <-sess.pc.Publish(topic, 0, false, body).Done():
 		return nil

@@ -142,6 +142,7 @@ func (c *Client) roundTrip(ctx context.Context, sess *session, topic func(rid st
 		delete(c.pending, rid)
 		c.mu.Unlock()
 	}()
+	c.log.Debug("PUBLISH", "topic", topic(rid), "qos", 0, "bytes", len(body))
 	if err := c.await(ctx, sess, sess.pc.Publish(topic(rid), 0, false, body), "publishing"); err != nil {
 		if errors.Is(err, errSessionLost) {
 			return twinResult{}, ErrConnectionLost

@@ -51,7 +51,7 @@ func (h *aclHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (_ packets.Pa
 		s.cloudEvents.puback(ss, pk.PacketID)
 	case packets.Publish:
 		if pk.FixedHeader.Qos > 1 {
-			s.reject(ss.rejection(ReasonQoS2Publish, fmt.Sprintf("PUBLISH to %q with QoS 2; IoT Hub supports QoS 0 and 1", pk.TopicName)))
+			s.closedFor(ss.rejection(ReasonQoS2Publish, fmt.Sprintf("PUBLISH to %q with QoS 2; IoT Hub supports QoS 0 and 1", pk.TopicName)))
 			return pk, packets.ErrRejectPacket
 		}
 		p, err := s.classifyPublish(ss.id, pk.TopicName)
@@ -63,12 +63,12 @@ func (h *aclHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (_ packets.Pa
 			if s.opts.Quirks.IgnoreForbiddenPublish {
 				return pk, nil // PUBACKed and dropped in OnPublish
 			}
-			s.reject(ss.rejection(ReasonTopicForbidden, err.Error()))
+			s.closedFor(ss.rejection(ReasonTopicForbidden, err.Error()))
 			return pk, packets.ErrRejectPacket
 		}
 		if p.Kind == iothub.TopicTelemetry {
 			if size := len(pk.Payload) + p.Properties.Size(); size > iothub.MaxTelemetrySize {
-				s.reject(ss.rejection(ReasonMessageTooLarge, fmt.Sprintf("telemetry of %d bytes (body %d + properties %d); the limit is %d",
+				s.closedFor(ss.rejection(ReasonMessageTooLarge, fmt.Sprintf("telemetry of %d bytes (body %d + properties %d); the limit is %d",
 					size, len(pk.Payload), size-len(pk.Payload), iothub.MaxTelemetrySize)))
 				return pk, packets.ErrRejectPacket
 			}
@@ -79,7 +79,7 @@ func (h *aclHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (_ packets.Pa
 				if s.opts.Quirks.SubackOnForbiddenSubscribe {
 					continue // OnACLCheck refuses it: SUBACK 0x80
 				}
-				s.reject(ss.rejection(ReasonSubscribeForbidden, err.Error()))
+				s.closedFor(ss.rejection(ReasonSubscribeForbidden, err.Error()))
 				return pk, packets.ErrRejectPacket
 			}
 		}

@@ -114,6 +114,16 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 		_ = s.mochi.SendConnack(cl, code, false, nil)
 		return errRefused
 	}
+	if rj, code := s.connectGate(ss); rj != nil {
+		s.reject(*rj)
+		_ = s.mochi.SendConnack(cl, connackCode(code), false, nil)
+		return errRefused
+	}
+	for _, w := range ss.warnings {
+		rj := ss.rejection(w.Reason, w.Detail)
+		rj.Warning = true
+		s.reject(rj)
+	}
 	ss.idle = h.s.capKeepAlive(cl, pk.Connect.Keepalive)
 	if bytes.Equal(cl.Properties.Will.Payload, emptyWill) {
 		cl.Properties.Will.Payload = []byte{}
@@ -171,9 +181,22 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		return fail(sas.ReasonUserNameMalformed, "the user name is a SAS token: user name and password look swapped",
 			"the user name is "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion+"; the token goes in the password")
 	}
+	if dps, err := iothub.ParseDPSUserName(user); err == nil {
+		where := "this fakehub runs no DPS (fakehub --dps ADDR, Options.DPS, runs one)"
+		if s.dps != nil {
+			where = "this fakehub's DPS listens on " + s.dps.Addr()
+		}
+		return fail(ReasonDPSConnect, fmt.Sprintf("a Device Provisioning Service CONNECT (ID scope %s, registration %s) at an IoT hub: this endpoint is the hub; %s", dps.IDScope, dps.RegistrationID, where),
+			"DPS (global.azure-devices-provisioning.net) assigns the device to a hub; point the provisioning client at the DPS, or skip provisioning and connect to the hub itself: client ID "+id.ClientID()+", user name "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion,
+			"a group enrollment's device key is sastool derive --group-key KEY --registration-id "+dps.RegistrationID)
+	}
 	un, err := iothub.ParseUserName(user)
 	if err != nil {
 		return fail(sas.ReasonUserNameMalformed, err.Error(), "want "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion)
+	}
+	if s.opts.Quirks.RequireAPIVersion && un.APIVersion == "" {
+		return fail(sas.ReasonUserNameMalformed, "the user name has no api-version (IoT Edge hub's rule, Quirks.RequireAPIVersion)",
+			"want "+s.opts.HostName+"/"+id.ClientID()+"/?api-version="+iothub.DefaultAPIVersion)
 	}
 	if !s.isOurHost(un.Host) {
 		return fail(sas.ReasonHostMismatch, fmt.Sprintf("user name names host %q but this hub is %q", un.Host, s.opts.HostName))
@@ -195,6 +218,10 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 	plain, srHost := res.Plain, res.Authority()
 	if !s.isOurHost(srHost) {
 		return fail(sas.ReasonHostMismatch, fmt.Sprintf("token is for host %q but this hub is %q", srHost, s.opts.HostName))
+	}
+	if s.opts.Quirks.CaseSensitiveHostInSR && !s.isOurHostExactly(srHost) {
+		return fail(sas.ReasonHostMismatch, fmt.Sprintf("token is for host %q but this hub is %q: IoT Edge hub compares host names exactly (Quirks.CaseSensitiveHostInSR)", srHost, s.opts.HostName),
+			"write the host name in sr exactly as the hub's: "+s.opts.HostName)
 	}
 	cred, ok := s.opts.Registry.lookup(id)
 	if !ok {
@@ -234,7 +261,7 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		}
 		scope = "hub"
 	} else {
-		// A device or module key signs for exactly its own resource.
+		// A device or module key signs for its own resource or a prefix of it.
 		idOpts := append(opts, h.identityAudience(audience))
 		err = verify(tok, cred.keys, now, append(idOpts, sas.WithoutDiagnosis()))
 		if err != nil && id.IsModule() && s.opts.Quirks.AllowDeviceKeyForModule {
@@ -264,21 +291,25 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		}
 		cl.Properties.Will.Retain = false
 	}
-	return &session{
+	ss := &session{
 		srv: s, cl: cl, id: id, userName: un, rawUserName: user, remote: cl.Net.Remote,
 		authScope: scope, authMethod: authMethodJSON(scope), generation: cred.generationID, expiry: tok.ExpiresAt(), connectedAt: now,
-		done: make(chan struct{}),
-	}, nil
+		done: make(chan struct{}), token: tok,
+	}
+	if s.opts.Quirks.WarnDocumentedMistakes {
+		ss.warnings = lint(un, tok, res)
+	}
+	return ss, nil
 }
 
 // identityAudience is the audience rule for a token signed with an
-// identity's own key: exactly its resource, or (Quirks.AllowBroadDeviceKeyScope)
-// any prefix of it.
+// identity's own key: IoT Hub's prefix rule (sr={host} covers the device),
+// or exactly its resource with Quirks.ExactDeviceKeyScope (IoT Edge hub).
 func (h *authHook) identityAudience(res string) sas.VerifyOption {
-	if h.s.opts.Quirks.AllowBroadDeviceKeyScope {
-		return sas.WithAudience(res)
+	if h.s.opts.Quirks.ExactDeviceKeyScope {
+		return sas.WithExactAudience(res)
 	}
-	return sas.WithExactAudience(res)
+	return sas.WithAudience(res)
 }
 
 func rightsOrNone(r iothub.Rights) string {

@@ -91,13 +91,8 @@ func TestConnectRefused(t *testing.T) {
 			p.Password = mqttraw.String(token("localhost/devices/dev1", "iothubowner", ownerKey, hour))
 			p.ClientID, p.UserName = "dev10", mqttraw.String(userName("localhost", iothub.Identity{DeviceID: "dev10"}))
 		}, sas.ReasonScopeMismatch, ""},
-		{"device-key-hub-wide", asDev2(token("localhost", "", keyDev2A, hour)), sas.ReasonScopeMismatch, "devices/dev2"},
-		{"device-key-hub-wide-slash", asDev2(token("localhost/", "", keyDev2A, hour)), sas.ReasonScopeMismatch, "devices/dev2"},
-		{"device-key-devices-prefix", asDev2(token("localhost/devices", "", keyDev2A, hour)), sas.ReasonScopeMismatch, "devices/dev2"},
-		{"module-key-device-resource", func(p *mqttraw.ConnectPacket) {
-			p.ClientID, p.UserName = mod1.ClientID(), mqttraw.String(userName("localhost", mod1))
-			p.Password = mqttraw.String(token("localhost/devices/dev1", "", keyModA, hour))
-		}, sas.ReasonScopeMismatch, "modules/mod1"},
+		// A device key's token for the whole hub opens only its own device (the signature).
+		{"device-key-hub-wide-other-device", asDev2(token("localhost", "", keyDev1A, hour)), sas.ReasonSignatureMismatch, ""},
 		{"client-id-other-than-user-name", func(p *mqttraw.ConnectPacket) { p.ClientID = "dev2" }, sas.ReasonUserNameMismatch, ""},
 		{"client-id-invalid", func(p *mqttraw.ConnectPacket) { p.ClientID = "a/b/c" }, sas.ReasonClientIDMismatch, ""},
 		{"client-id-empty", func(p *mqttraw.ConnectPacket) { p.ClientID, p.CleanSession = "", false }, sas.ReasonClientIDMismatch, ""},
@@ -112,7 +107,7 @@ func TestConnectRefused(t *testing.T) {
 		{"module-with-device-key", func(p *mqttraw.ConnectPacket) {
 			p.ClientID, p.UserName = mod1.ClientID(), mqttraw.String(userName("localhost", mod1))
 			p.Password = mqttraw.String(deviceToken("localhost", dev1, keyDev1A))
-		}, sas.ReasonScopeMismatch, "dev1"},
+		}, sas.ReasonSignatureMismatch, ""},
 		{"no-password", func(p *mqttraw.ConnectPacket) { p.Password = nil }, sas.ReasonNoPassword, ""},
 		{"empty-password", func(p *mqttraw.ConnectPacket) { p.Password = mqttraw.String("") }, sas.ReasonNoPassword, ""},
 		{"no-user-name", func(p *mqttraw.ConnectPacket) { p.UserName, p.Password = nil, nil }, sas.ReasonUserNameMalformed, ""}, // a password without a user name closes (MQTT-3.1.2-22)
@@ -337,8 +332,8 @@ func TestAuthQuirks(t *testing.T) {
 		p.Password = mqttraw.String(token("localhost/devices/dev1", "", keyDev1A, time.Now().Add(time.Hour)))
 		rawSession(t, h, p)
 	})
-	t.Run("device-key-for-module-needs-exact-device-resource", func(t *testing.T) {
-		h := startHub(t, fakehub.Options{Quirks: fakehub.Quirks{AllowDeviceKeyForModule: true}})
+	t.Run("device-key-for-module-exact-scope-needs-device-resource", func(t *testing.T) {
+		h := startHub(t, fakehub.Options{Quirks: fakehub.Quirks{AllowDeviceKeyForModule: true, ExactDeviceKeyScope: true}})
 		p := goodConnect(mod1, keyModA)
 		p.Password = mqttraw.String(token("localhost/devices", "", keyDev1A, time.Now().Add(time.Hour)))
 		ack, _ := rawConnect(t, h, p)
@@ -347,12 +342,48 @@ func TestAuthQuirks(t *testing.T) {
 		}
 		waitRejection(t, h, 0, sas.ReasonScopeMismatch)
 	})
-	t.Run("broad-device-key-scope", func(t *testing.T) {
-		h := startHub(t, fakehub.Options{Quirks: fakehub.Quirks{AllowBroadDeviceKeyScope: true}})
+	// IoT Hub's prefix rule holds for a device key's token too (amenzhinsky/iothub signs
+	// sr={host}); the key still binds it to its own device.
+	t.Run("hub-scoped-device-key-by-default", func(t *testing.T) {
+		h := startHub(t, fakehub.Options{})
 		for _, sr := range []string{"localhost", "localhost/", "localhost/devices"} {
 			p := goodConnect(dev2, keyDev2A)
 			p.Password = mqttraw.String(token(sr, "", keyDev2A, time.Now().Add(time.Hour)))
 			rawSession(t, h, p)
+		}
+		p := goodConnect(mod1, keyModA)
+		p.Password = mqttraw.String(token("localhost", "", keyModA, time.Now().Add(time.Hour)))
+		rawSession(t, h, p)
+		// dev2's hub-scoped token does not open dev1: the signature is dev2's.
+		p = goodConnect(dev1, keyDev1A)
+		p.Password = mqttraw.String(token("localhost", "", keyDev2A, time.Now().Add(time.Hour)))
+		if ack, _ := rawConnect(t, h, p); ack.ReturnCode != 5 {
+			t.Errorf("dev2's hub-scoped token as dev1: CONNACK %d, want 5", ack.ReturnCode)
+		}
+		waitRejection(t, h, 0, sas.ReasonSignatureMismatch)
+		// A prefix by whole segment only: devices/dev1 does not cover devices/dev10.
+		p = goodConnect(iothub.Identity{DeviceID: "dev10"}, keyDev10)
+		p.Password = mqttraw.String(token("localhost/devices/dev1", "", keyDev10, time.Now().Add(time.Hour)))
+		if ack, _ := rawConnect(t, h, p); ack.ReturnCode != 5 {
+			t.Errorf("sr=devices/dev1 as dev10: CONNACK %d, want 5", ack.ReturnCode)
+		}
+		waitRejection(t, h, 0, sas.ReasonScopeMismatch)
+	})
+	t.Run("exact-device-key-scope", func(t *testing.T) {
+		h := startHub(t, fakehub.Options{Quirks: fakehub.Quirks{ExactDeviceKeyScope: true}})
+		for i, sr := range []string{"localhost", "localhost/", "localhost/devices", "localhost/devices/dev1"} {
+			p := goodConnect(dev2, keyDev2A)
+			key := keyDev2A
+			if sr == "localhost/devices/dev1" { // a module key over its device's resource
+				p, key = goodConnect(mod1, keyModA), keyModA
+			}
+			p.Password = mqttraw.String(token(sr, "", key, time.Now().Add(time.Hour)))
+			if ack, _ := rawConnect(t, h, p); ack.ReturnCode != 5 {
+				t.Errorf("sr=%s with ExactDeviceKeyScope: CONNACK %d, want 5", sr, ack.ReturnCode)
+			}
+			if r := waitRejection(t, h, i, sas.ReasonScopeMismatch); !strings.Contains(r.Detail, "must be scoped exactly") {
+				t.Errorf("rejection detail %q, want the exact-scope rule", r.Detail)
+			}
 		}
 	})
 	t.Run("case-insensitive-ids-in-sr", func(t *testing.T) {

@@ -39,6 +39,9 @@ func (s *Server) SendC2DTo(ctx context.Context, id iothub.Identity, m iothub.C2D
 	if err := s.opts.Registry.Exists(id); err != nil {
 		return "", err
 	}
+	if err := s.serviceGate(ctx, opC2D, 1, "a cloud-to-device message", len(m.Payload)); err != nil {
+		return "", err
+	}
 	return s.cloud.sendC2D(id, m)
 }
 
@@ -124,7 +127,11 @@ func (c *cloud) sendC2D(id iothub.Identity, m iothub.C2DMessage) (string, error)
 			c.flushC2D(ss)
 		} else if !c.s.opts.Quirks.KeepC2DWithoutSubscription {
 			c.c2d.RejectPending(id, "device connected without a subscription to "+iothub.C2DFilter(id))
+			c.s.log.Info("C2D rejected: the device is connected without a subscription to "+iothub.C2DFilter(id),
+				append(idAttrs(id), "messageId", msgID)...)
 		}
+	} else {
+		c.s.log.Info("C2D queued: the device is offline", append(idAttrs(id), "messageId", msgID, "bytes", len(m.Payload))...)
 	}
 	c.notify()
 	return msgID, nil
@@ -182,7 +189,7 @@ func (c *cloud) flushOnce(ss *session) bool {
 			if qos == 0 {
 				c.c2d.CompleteMessage(ss.id, d.Message.MessageID)
 			}
-			c.s.log.Debug("C2D delivered", append(idAttrs(ss.id), "messageId", d.Message.MessageID, "qos", qos, "packetId", pk.PacketID)...)
+			c.s.log.Info("C2D delivered", append(idAttrs(ss.id), "messageId", d.Message.MessageID, "qos", qos, "bytes", len(d.Message.Payload))...)
 		}
 	}
 }

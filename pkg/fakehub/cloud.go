@@ -89,8 +89,20 @@ func (c *cloud) subscribed(ss *session, filters []string, granted []byte) {
 func (c *cloud) devicePublish(ss *session, p iothub.DevicePublish, payload []byte) {
 	switch p.Kind {
 	case iothub.TopicTwinGet:
+		if answer, status := c.s.twinGate(ss, opTwinRead); !answer {
+			return
+		} else if status != 0 {
+			c.twinRespond(ss, iothub.TwinResponseTopic(status, p.RID, 0), nil)
+			return
+		}
 		c.twinGet(ss, p.RID)
 	case iothub.TopicTwinPatchReported:
+		if answer, status := c.s.twinGate(ss, opTwinUpdate); !answer {
+			return
+		} else if status != 0 {
+			c.twinRespond(ss, iothub.TwinResponseTopic(status, p.RID, 0), nil)
+			return
+		}
 		c.twinPatchReported(ss, p.RID, payload)
 	case iothub.TopicMethodResponse:
 		c.methodResponse(ss, p.RID, p.Status, payload)
@@ -98,7 +110,8 @@ func (c *cloud) devicePublish(ss *session, p iothub.DevicePublish, payload []byt
 }
 
 func (c *cloud) puback(ss *session, packetID uint16) {
-	if _, ok := c.c2d.Complete(ss.id, packetID); ok {
+	if m, ok := c.c2d.Complete(ss.id, packetID); ok {
+		c.s.log.Info("C2D completed", append(idAttrs(ss.id), "messageId", m.MessageID)...)
 		c.notify()
 	}
 }

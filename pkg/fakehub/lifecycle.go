@@ -192,13 +192,13 @@ func (h *lifecycleHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	if ss.closeReason.Load() == nil && err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())) {
 		r := ReasonKeepAlive
 		if ss.closeReason.CompareAndSwap(nil, &r) {
-			s.reject(ss.rejection(ReasonKeepAlive, fmt.Sprintf("nothing received for %s (1.5 × keep-alive, capped)", ss.idle)))
+			s.closedFor(ss.rejection(ReasonKeepAlive, fmt.Sprintf("nothing received for %s (1.5 × keep-alive, capped)", ss.idle)))
 		}
 	}
 	if ss.closeReason.Load() == nil && errors.Is(err, packets.ErrPacketTooLarge) {
 		r := ReasonMessageTooLarge
 		if ss.closeReason.CompareAndSwap(nil, &r) {
-			s.reject(ss.rejection(r, fmt.Sprintf("a packet over %d bytes", s.mochi.Options.Capabilities.MaximumPacketSize)))
+			s.closedFor(ss.rejection(r, fmt.Sprintf("a packet over %d bytes", s.mochi.Options.Capabilities.MaximumPacketSize)))
 		}
 	}
 	replaced := false

@@ -27,6 +27,10 @@ type guardListener struct {
 	tls       *tls.Config
 	timeout   time.Duration
 	onTimeout func(remote string)
+	// onFirstRead sees what the first Read of a connection returned (the
+	// start of the first packet, or the TLS handshake's error), so that
+	// what is not MQTT can be named (firstcontact.go).
+	onFirstRead func(remote string, b []byte, err error)
 
 	// srv, when set, is told about what the connections do wrong (packets
 	// that break an MQTT rule, failed TLS handshakes); without it they are
@@ -42,8 +46,9 @@ type guardListener struct {
 	byRemote map[string]*guardConn
 }
 
-func newGuardListener(raw net.Listener, cfg *tls.Config, timeout time.Duration, onTimeout func(string)) *guardListener {
-	return &guardListener{Listener: raw, tls: cfg, timeout: timeout, onTimeout: onTimeout, conns: map[*guardConn]struct{}{}, byRemote: map[string]*guardConn{}}
+func newGuardListener(raw net.Listener, cfg *tls.Config, timeout time.Duration, onTimeout func(string), onFirstRead func(string, []byte, error)) *guardListener {
+	return &guardListener{Listener: raw, tls: cfg, timeout: timeout, onTimeout: onTimeout, onFirstRead: onFirstRead,
+		conns: map[*guardConn]struct{}{}, byRemote: map[string]*guardConn{}}
 }
 
 func (l *guardListener) Accept() (net.Conn, error) {
@@ -94,6 +99,7 @@ type guardConn struct {
 	connected atomic.Bool  // CONNECT seen
 	idle      atomic.Int64 // time.Duration; > 0: the keep-alive time-out replacing mochi's deadlines
 	reported  atomic.Bool
+	readOnce  atomic.Bool // the first Read has happened
 	closeOnce sync.Once
 	remote    string
 
@@ -128,12 +134,18 @@ func (c *guardConn) Read(b []byte) (int, error) {
 		c.handshaken = true
 		if tc, ok := c.Conn.(*tls.Conn); ok {
 			if err := tc.Handshake(); err != nil {
+				if c.l.onFirstRead != nil && !errors.Is(err, os.ErrDeadlineExceeded) && c.readOnce.CompareAndSwap(false, true) {
+					c.l.onFirstRead(c.remote, nil, err) // plaintext on the TLS port, named (firstcontact.go)
+				}
 				c.readFailed(err)
 				return 0, err
 			}
 		}
 	}
 	n, err := c.Conn.Read(b)
+	if c.l.onFirstRead != nil && (n > 0 || err != nil) && c.readOnce.CompareAndSwap(false, true) && !c.connected.Load() && !errors.Is(err, os.ErrDeadlineExceeded) {
+		c.l.onFirstRead(c.remote, b[:n], err) // names what is not MQTT (firstcontact.go) before the checker sees it
+	}
 	if n > 0 {
 		c.gotBytes = true
 		ok, v := c.check.Feed(b[:n])

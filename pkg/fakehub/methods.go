@@ -30,6 +30,9 @@ func (s *Server) InvokeMethodOn(ctx context.Context, id iothub.Identity, name st
 	if err := s.opts.Registry.Exists(id); err != nil {
 		return iothub.MethodResult{}, err
 	}
+	if err := s.serviceGate(ctx, opMethods, chunks(len(payload), MethodMeterSize), "a direct method", len(payload)); err != nil {
+		return iothub.MethodResult{}, err
+	}
 	return s.cloud.methods.Invoke(ctx, id, name, payload, timeout)
 }
 
@@ -47,8 +50,11 @@ func (c *cloud) sendMethod(_ context.Context, req methods.Request) error {
 	if _, ok := ss.subscribed(iothub.FilterMethods); !ok {
 		return errNotSubscribed
 	}
-	_, err := c.s.deliver(req.Identity, iothub.MethodRequestTopic(req.Name, req.RID), req.Payload, 0)
-	return err
+	if _, err := c.s.deliver(req.Identity, iothub.MethodRequestTopic(req.Name, req.RID), req.Payload, 0); err != nil {
+		return err
+	}
+	c.s.log.Info("method request sent", append(idAttrs(req.Identity), "method", req.Name, "rid", req.RID, "bytes", len(req.Payload))...)
+	return nil
 }
 
 // waitMethodsReady waits up to d (connectTimeoutInSeconds) for id to be
@@ -79,5 +85,7 @@ func (c *cloud) waitMethodsReady(ctx context.Context, id iothub.Identity, d time
 func (c *cloud) methodResponse(ss *session, rid string, status int, payload []byte) {
 	if !c.methods.Respond(ss.id, rid, status, payload) {
 		c.s.log.Info("method response matches no pending call (late, or unknown $rid)", append(idAttrs(ss.id), "rid", rid, "status", status)...)
+		return
 	}
+	c.s.log.Info("method response", append(idAttrs(ss.id), "rid", rid, "status", status, "bytes", len(payload))...)
 }

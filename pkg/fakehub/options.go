@@ -64,6 +64,17 @@ type Options struct {
 	C2DDefaultTTL time.Duration
 	// Quirks switch the behaviours that are inferred, not documented.
 	Quirks Quirks
+	// Limits are the throttles and the daily message quota (TierLimits gives IoT Hub's for
+	// a tier); the zero value has none, so a hub without them never throttles.
+	Limits Limits
+	// Profile picks the rules where the anchors disagree: ProfileAzure (the default, what
+	// IoT Hub accepts), ProfileEdgeHub (IoT Edge hub's audience, case and re-authentication
+	// rules) or ProfileStrict (azure, plus a warning record for what Microsoft's docs call
+	// wrong). Its quirks are added to Quirks (see Profile.Quirks).
+	Profile Profile
+	// DPS, when set, also runs a Device Provisioning Service that assigns devices to this
+	// hub (Server.DPS; it needs TLS).
+	DPS *DPSOptions
 
 	// WriteTimeout bounds each write to a device (0: DefaultWriteTimeout, 30
 	// s; negative: none). A device that stops reading is disconnected when a
@@ -133,13 +144,16 @@ type Quirks struct {
 	// its device's key over the device resource, like IoT Edge hub's opt-in
 	// allowDeviceAuthForModule (docs/iothub-behavior.md §11.4; IoT Hub: unknown).
 	AllowDeviceKeyForModule bool
-	// AllowBroadDeviceKeyScope accepts a token signed with a device's (or
-	// module's) own key whose sr is a prefix of its resource ("{host}",
-	// "{host}/devices") instead of exactly "{host}/devices/{id}" (or the
-	// module's). IoT Hub's behaviour is unknown (docs/iothub-behavior.md §11.4); the
-	// resource table of docs/iothub-behavior.md §2.4 and IoT Edge hub require the exact resource, so
-	// by default such a token is refused with sas.ReasonScopeMismatch.
-	AllowBroadDeviceKeyScope bool
+	// ExactDeviceKeyScope requires a token signed with a device's (or
+	// module's) own key to name exactly "{host}/devices/{id}" (or the
+	// module's resource), as IoT Edge hub does, and refuses a broader sr
+	// ("{host}", "{host}/devices") with sas.ReasonScopeMismatch. IoT Hub
+	// applies its prefix rule to these tokens too (the key already binds the
+	// identity): github.com/amenzhinsky/iothub signs sr={host} with the
+	// device key and its end-to-end suite passes against real hubs
+	// (docs/iothub-behavior.md §2.4, §11.4), so by default fakehub accepts
+	// them.
+	ExactDeviceKeyScope bool
 	// CaseInsensitiveIDsInSR compares device and module IDs in the token's
 	// sr without regard to case, as IoT Edge hub does (docs/iothub-behavior.md §2.4,
 	// §11.3; registry IDs are case-sensitive).
@@ -168,11 +182,38 @@ type Quirks struct {
 	// DISCONNECT for any other reason (network loss, keep-alive, protocol
 	// violation), as "the network connection closes" reads in docs/iothub-behavior.md §4.1.
 	WillOnHubClose bool
+	// TwinPatchWithoutAPIVersion accepts a reported-properties PATCH from a
+	// connection whose user name carries no api-version ("{host}/{device}",
+	// the form of the SAS doc and the classic Paho sample). IoT Hub answered
+	// such a PATCH with 400 (observed: andriyadi/AzureIoTHubMQTTClient#5;
+	// docs/iothub-behavior.md §1.11), so by default fakehub does too; a twin
+	// GET is answered either way (no source shows it refused).
+	TwinPatchWithoutAPIVersion bool
 	// KeepC2DWithoutSubscription keeps a C2D message sent while its device
 	// is connected without a C2D subscription queued (until the device
 	// subscribes or the message expires). By default it is rejected (state
 	// rejected, feedback Rejected), as IoT Hub does (docs/iothub-behavior.md §4.2).
 	KeepC2DWithoutSubscription bool
+	// CaseSensitiveHostInSR compares the host name in the token's sr with Options.HostName
+	// (and Aliases) exactly, as IoT Edge hub's DeviceScopeTokenAuthenticator does; by
+	// default without regard to case (docs/iothub-behavior.md §11.2). Part of ProfileEdgeHub.
+	CaseSensitiveHostInSR bool
+	// RequireAPIVersion refuses a user name without api-version (the bare form), as IoT Edge
+	// hub's user-name parser does; IoT Hub accepts it (docs/iothub-behavior.md §1.11, §1.12).
+	// Part of ProfileEdgeHub.
+	RequireAPIVersion bool
+	// DropOnKeyChange re-checks the tokens of an identity's live connections when its keys
+	// change (Registry.Put, SetKeys, the service API's device PUT) and drops those that no
+	// longer verify, as IoT Edge hub's ConnectionReauthenticator does. By default a live
+	// connection stays until its token expires: IoT Hub checks a token at CONNECT and at
+	// expiry, and documents nothing about key changes (docs/iothub-behavior.md §14.3).
+	// Part of ProfileEdgeHub.
+	DropOnKeyChange bool
+	// WarnDocumentedMistakes records a warning (a Rejection with Warning set, logged at WARN)
+	// for each accepted thing Microsoft's documentation calls wrong: lower-case or missing
+	// escapes in sr, a hub-scoped device token, a user name without api-version or '?'.
+	// Nothing is refused. Part of ProfileStrict.
+	WarnDocumentedMistakes bool
 }
 
 func (q Quirks) disabledCode() byte {

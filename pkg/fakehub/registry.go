@@ -316,6 +316,9 @@ func (r *Registry) Put(d iothub.Device, ifMatch string) (stored iothub.Device, c
 	if disabled && old != nil {
 		notify(watchers, change{id: iothub.Identity{DeviceID: id.DeviceID}, reason: sas.ReasonDisabled, detail: "device " + id.DeviceID + " was disabled while connected"})
 	}
+	if old != nil && old.Authentication.SymmetricKey != p.Authentication.SymmetricKey {
+		notify(watchers, change{id: id, reason: reasonKeysChanged, detail: describe(id) + "'s keys changed"})
+	}
 	return p, old == nil, nil
 }
 

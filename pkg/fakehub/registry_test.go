@@ -132,6 +132,16 @@ func TestLoadRegistryErrors(t *testing.T) {
 		{"not-yaml", "devices: [", "devices file:"},
 		{"wrong-type", "devices: 3", "devices file:"},
 		{"yaml-boolean-id", "devices:\n- deviceId: off", "quote the value"},
+		// Typos are errors with the line, not silently ignored fields.
+		{"typo-in-key-field", "devices:\n- deviceId: d1\n  authentication:\n    symmetricKey:\n      primaryKye: " + keyA,
+			`devices file: line 5: devices[0].authentication.symmetricKey: unknown field "primaryKye" (did you mean primaryKey?)`},
+		{"typo-in-status", "devices:\n- deviceId: d1\n  statuss: disabled",
+			`devices file: line 3: devices[0]: unknown field "statuss" (did you mean status?)`},
+		{"typo-top-level", "hostname: h\ndevice:\n- deviceId: d1", `devices file: line 2: top level: unknown field "device" (did you mean devices?)`},
+		{"typo-in-module", "devices:\n- deviceId: d1\n  modules:\n  - modulId: m", `line 4: devices[0].modules[0]: unknown field "modulId" (did you mean moduleId?)`},
+		{"typo-in-policy", "policies:\n- keyName: p\n  right: DeviceConnect", `line 3: policies[0]: unknown field "right" (did you mean rights?)`},
+		{"typo-in-json", "[\n {\"deviceId\": \"d1\",\n  \"Authentication\": {}}]", `line 3: devices[0]: unknown field "Authentication" (did you mean authentication?)`},
+		{"unknown-field", "devices:\n- deviceId: d1\n  colour: red", `line 3: devices[0]: unknown field "colour" (want one of deviceId, status,`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

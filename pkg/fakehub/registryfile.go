@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
+	yamlv3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
@@ -42,6 +44,9 @@ func LoadRegistry(r io.Reader, rnd io.Reader) (RegistryFile, error) {
 	}
 	js, err := yaml.YAMLToJSON(data)
 	if err != nil {
+		return RegistryFile{}, fmt.Errorf("devices file: %w", err)
+	}
+	if err := checkFields(data); err != nil {
 		return RegistryFile{}, fmt.Errorf("devices file: %w", err)
 	}
 	var f registryFile
@@ -177,4 +182,160 @@ func checkKeys(primary, secondary, prefix string) error {
 		}
 	}
 	return nil
+}
+
+// The fields a devices file may hold: fakehub's own, and every field of IoT
+// Hub's device, module and twin JSON (the service REST API's shapes, which
+// "az iot hub device-identity list", "module-identity list" and "policy list"
+// print), so that their output loads as is while a typo ("primaryKye",
+// "statuss") is an error. Objects under the opaque keys (capabilities, tags,
+// properties, x509Thumbprint, ...) are not checked.
+var (
+	fileTopFields    = []string{"hostname", "devices", "policies", "dps"}
+	fileDeviceFields = []string{"deviceId", "status", "generationId", "authentication", "modules",
+		"etag", "deviceEtag", "connectionState", "statusReason", "connectionStateUpdatedTime", "statusUpdatedTime",
+		"statusUpdateTime", "lastActivityTime", "cloudToDeviceMessageCount", "capabilities", "deviceScope",
+		"parentScopes", "authenticationType", "x509Thumbprint", "modelId", "version", "properties", "tags",
+		"configurations", "moduleId", "managedBy"}
+	fileModuleFields = []string{"moduleId", "deviceId", "generationId", "authentication", "managedBy",
+		"etag", "deviceEtag", "connectionState", "connectionStateUpdatedTime", "lastActivityTime",
+		"cloudToDeviceMessageCount", "status", "statusUpdateTime", "authenticationType", "x509Thumbprint",
+		"modelId", "version", "properties", "tags"}
+	fileAuthFields   = []string{"type", "symmetricKey", "x509Thumbprint"}
+	fileKeyFields    = []string{"primaryKey", "secondaryKey"}
+	filePolicyFields = []string{"keyName", "primaryKey", "secondaryKey", "rights"}
+)
+
+// checkFields reports the first field of the devices file that is none of
+// the known ones, with its line and the known field it most resembles.
+func checkFields(data []byte) error {
+	var doc yamlv3.Node
+	if err := yamlv3.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 {
+		return nil // the decoder reports syntax errors
+	}
+	root := doc.Content[0]
+	if root.Kind == yamlv3.SequenceNode {
+		return checkList(root, "devices", checkDevice)
+	}
+	return checkMapping(root, "", fileTopFields, func(key string, v *yamlv3.Node) error {
+		switch key {
+		case "devices":
+			return checkList(v, "devices", checkDevice)
+		case "policies":
+			return checkList(v, "policies", func(n *yamlv3.Node, path string) error {
+				return checkMapping(n, path, filePolicyFields, nil)
+			})
+		case "dps":
+			return checkMapping(v, "dps", fileDPSFields, nil) // its entries: LoadDPS
+		}
+		return nil
+	})
+}
+
+func checkDevice(n *yamlv3.Node, path string) error {
+	return checkMapping(n, path, fileDeviceFields, func(key string, v *yamlv3.Node) error {
+		switch key {
+		case "authentication":
+			return checkAuthFields(v, path+".authentication")
+		case "modules":
+			return checkList(v, path+".modules", checkModule)
+		}
+		return nil
+	})
+}
+
+func checkModule(n *yamlv3.Node, path string) error {
+	return checkMapping(n, path, fileModuleFields, func(key string, v *yamlv3.Node) error {
+		if key == "authentication" {
+			return checkAuthFields(v, path+".authentication")
+		}
+		return nil
+	})
+}
+
+func checkAuthFields(n *yamlv3.Node, path string) error {
+	return checkMapping(n, path, fileAuthFields, func(key string, v *yamlv3.Node) error {
+		if key == "symmetricKey" {
+			return checkMapping(v, path+".symmetricKey", fileKeyFields, nil)
+		}
+		return nil
+	})
+}
+
+func checkList(n *yamlv3.Node, path string, each func(*yamlv3.Node, string) error) error {
+	if n.Kind != yamlv3.SequenceNode {
+		return nil // a type error the decoder reports
+	}
+	for i, item := range n.Content {
+		if err := each(item, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkMapping checks the keys of a mapping against known, and calls sub
+// for each known key with its value.
+func checkMapping(n *yamlv3.Node, path string, known []string, sub func(string, *yamlv3.Node) error) error {
+	if n.Kind != yamlv3.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !slices.Contains(known, k.Value) {
+			where := path
+			if where == "" {
+				where = "top level"
+			}
+			msg := fmt.Sprintf("line %d: %s: unknown field %q", k.Line, where, clip(k.Value))
+			if s := closestField(k.Value, known); s != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", s)
+			} else {
+				msg += " (want one of " + strings.Join(known[:min(len(known), 6)], ", ") + ", ...)"
+			}
+			return errors.New(msg)
+		}
+		if sub != nil {
+			if err := sub(k.Value, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// closestField returns the known field name within two edits of name (or
+// equal but for case), the first of equally close ones, or "".
+func closestField(name string, known []string) string {
+	best, bestD := "", 3
+	for _, k := range known {
+		if strings.EqualFold(k, name) {
+			return k
+		}
+		if d := editDistance(strings.ToLower(name), strings.ToLower(k)); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of two short strings.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }

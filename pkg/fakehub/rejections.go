@@ -40,13 +40,29 @@ const (
 	ReasonKeepAlive sas.Reason = "keepalive-timeout"
 	// ReasonReplaced: a newer connection for the same identity; this one closed.
 	ReasonReplaced sas.Reason = "connection-replaced"
+	// ReasonTwinPatchRefused: a reported-properties PATCH the hub answered
+	// with an error status (400: invalid JSON, a broken limit, no
+	// api-version in the user name); the connection stays open.
+	ReasonTwinPatchRefused sas.Reason = "twin-patch-refused"
+	// ReasonWebSocket: a WebSocket upgrade (MQTT over WebSocket, IoT Hub's
+	// port 443) on the MQTT port; closed.
+	ReasonWebSocket sas.Reason = "websocket-upgrade"
+	// ReasonHTTPRequest: an HTTP request (the device or service REST API)
+	// on the MQTT port; closed.
+	ReasonHTTPRequest sas.Reason = "http-request"
+	// ReasonNotTLS: plaintext (MQTT or HTTP without TLS) on the TLS port;
+	// the handshake fails and the connection is closed.
+	ReasonNotTLS sas.Reason = "not-tls"
+	// ReasonFirstPacketNotConnect: the first packet is not a CONNECT; closed.
+	ReasonFirstPacketNotConnect sas.Reason = "first-packet-not-connect"
+	// ReasonDPSConnect: a Device Provisioning Service CONNECT (user name
+	// {idScope}/registrations/{registrationId}/...) at the hub; CONNACK 5.
+	ReasonDPSConnect sas.Reason = "dps-connect"
 	// ReasonServerClosing: the hub was shutting down; CONNACK 3.
 	ReasonServerClosing sas.Reason = "server-closing"
 	// ReasonMalformedPacket: a packet after CONNECT that MQTT 3.1.1 says to close on (the
 	// detail names the rule, e.g. MQTT-3.3.1-4); closed.
 	ReasonMalformedPacket sas.Reason = "packet-malformed"
-	// ReasonFirstPacketNotConnect: the first packet was not CONNECT (MQTT-3.1.0-1); closed.
-	ReasonFirstPacketNotConnect sas.Reason = "first-packet-not-connect"
 	// ReasonConnectIncomplete: the client closed the connection in the middle of its CONNECT.
 	ReasonConnectIncomplete sas.Reason = "connect-incomplete"
 	// ReasonTLSHandshake: the TLS handshake failed (plaintext on the TLS port, TLS 1.0 or
@@ -152,9 +168,16 @@ func (s *Server) WaitRejection(ctx context.Context, match func(iothub.Rejection)
 	}
 }
 
-// reject records r and logs it at WARN (no secrets). Client-supplied text
-// can be 64 KB per field: every text field is cut to maxRejectionField bytes.
-func (s *Server) reject(r iothub.Rejection) {
+// reject records a refusal and logs it at WARN as "refused" (no secrets).
+// Client-supplied text can be 64 KB per field: every text field is cut to
+// maxRejectionField bytes.
+func (s *Server) reject(r iothub.Rejection) { s.record(r, "refused") }
+
+// closedFor records why the hub closed an established connection and logs
+// it at WARN as "closed".
+func (s *Server) closedFor(r iothub.Rejection) { s.record(r, "closed") }
+
+func (s *Server) record(r iothub.Rejection, msg string) {
 	if r.Time.IsZero() {
 		r.Time = s.opts.Now().UTC()
 	}
@@ -179,7 +202,7 @@ func (s *Server) reject(r iothub.Rejection) {
 	if len(r.Hints) > 0 {
 		attrs = append(attrs, "hints", r.Hints)
 	}
-	s.log.Warn("refused", attrs...)
+	s.log.Warn(msg, attrs...)
 }
 
 func rejectionFrom(err error, reason sas.Reason) (sas.Reason, string, []string) {

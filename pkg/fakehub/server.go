@@ -35,9 +35,15 @@ type Server struct {
 	cloud       *cloud    // the cloud side: C2D queues, twins, direct methods
 	cloudEvents cloudSide // what the hooks tell the cloud side (cloud, or a test's stand-in)
 	service     *serviceListener
+	dps         *DPS // the Device Provisioning Service, with Options.DPS
 
 	lifecycle *lifecycleHook
 	unwatch   func() // stops registry notifications
+
+	clock     *Clock           // Options.Now moved by tests; opts.Now reads it
+	realNow   func() time.Time // Options.Now itself: the service API's token checks
+	limits    *limiter         // Options.Limits (throttles, daily quota)
+	faults    faultTable       // service-side faults and the devices' fault windows
 	closing   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -50,6 +56,11 @@ var ErrClosed = errors.New("fakehub: server closed")
 // opts.InsecureAddr (plaintext).
 func NewServer(opts Options) (*Server, error) {
 	opts.setDefaults()
+	clock, realNow := newClock(opts.Now), opts.Now
+	opts.Now = clock.Now // everything in the hub reads the movable clock
+	if err := opts.applyProfile(); err != nil {
+		return nil, err
+	}
 	if opts.TLS == nil && opts.InsecureAddr == "" {
 		return nil, errors.New("fakehub: Options.TLS is required (or set InsecureAddr for a plaintext-only hub)")
 	}
@@ -59,7 +70,13 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.TLS != nil && len(opts.TLS.Certificates) == 0 && opts.TLS.GetCertificate == nil && opts.TLS.GetConfigForClient == nil {
 		return nil, errors.New("fakehub: Options.TLS has no certificate")
 	}
-	s := &Server{opts: opts, log: slog.New(newRedactHandler(opts.Logger.Handler())), telemetry: newRing(opts.TelemetryBuffer, opts.TelemetryBufferBytes)}
+	s := &Server{opts: opts, log: slog.New(newRedactHandler(opts.Logger.Handler())), telemetry: newRing(opts.TelemetryBuffer, opts.TelemetryBufferBytes),
+		clock: clock, realNow: realNow, limits: newLimiter(opts.Limits, opts.Now)}
+	s.limits.changed = clock.changes
+	s.faults.init()
+	clock.mu.Lock()
+	clock.moved = s.clockMoved
+	clock.mu.Unlock()
 	s.lifecycle = &lifecycleHook{s: s}
 	for _, h := range append([]string{opts.HostName}, opts.Aliases...) {
 		s.hostNames = append(s.hostNames, strings.ToLower(stripPort(h)))
@@ -122,7 +139,7 @@ func NewServer(opts Options) (*Server, error) {
 		cfg := opts.TLS.Clone()
 		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)   // IoT Hub: TLS 1.2 and up
 		cfg.MaxVersion = max(opts.MaxTLSVersion, cfg.MinVersion) // classic host names: at most TLS 1.2 (Options.MaxTLSVersion)
-		s.tlsLn = newGuardListener(raw, cfg, opts.ConnectTimeout, s.connectTimedOut)
+		s.tlsLn = newGuardListener(raw, cfg, opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
 		s.tlsLn.srv, s.tlsLn.maxPacket, s.tlsLn.writeTimeout = s, int(caps.MaximumPacketSize), opts.WriteTimeout
 		if err := s.mochi.AddListener(newMochiListener("mqtts", s.tlsLn)); err != nil {
 			return fail(err)
@@ -133,7 +150,7 @@ func NewServer(opts Options) (*Server, error) {
 		if err != nil {
 			return fail(fmt.Errorf("fakehub: listen %s: %w", opts.InsecureAddr, err))
 		}
-		s.plainLn = newGuardListener(raw, nil, opts.ConnectTimeout, s.connectTimedOut)
+		s.plainLn = newGuardListener(raw, nil, opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
 		s.plainLn.srv, s.plainLn.maxPacket, s.plainLn.writeTimeout = s, int(caps.MaximumPacketSize), opts.WriteTimeout
 		if err := s.mochi.AddListener(newMochiListener("mqtt", s.plainLn)); err != nil {
 			return fail(err) // closes the TLS listener too
@@ -151,6 +168,12 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	if opts.ServiceAddr != "" {
 		if err := s.startService(); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
+	if opts.DPS != nil {
+		if err := s.startDPS(); err != nil {
 			_ = s.Close()
 			return nil, err
 		}
@@ -202,6 +225,7 @@ func (s *Server) Close() error {
 			s.unwatch()
 		}
 		s.stopService()
+		s.stopDPS()
 		s.cloud.close()
 		// Drain first: mochi's Close races with connection set-up (mochi#424,
 		// #541) and can deadlock while clients come and go (mochi#488).
@@ -258,6 +282,18 @@ func (s *Server) isOurHost(h string) bool {
 	return false
 }
 
+// isOurHostExactly reports whether h (possibly "host:port") is the hub's host name or an
+// alias exactly as configured (case included).
+func (s *Server) isOurHostExactly(h string) bool {
+	h = stripPort(h)
+	for _, n := range append([]string{s.opts.HostName}, s.opts.Aliases...) {
+		if h == stripPort(n) {
+			return true
+		}
+	}
+	return false
+}
+
 func stripPort(h string) string {
 	if host, _, err := net.SplitHostPort(h); err == nil {
 		return host
@@ -273,6 +309,10 @@ func (s *Server) connectTimedOut(remote string) {
 // registryChanged drops the connections of an identity that was disabled or
 // removed (a device change covers its modules).
 func (s *Server) registryChanged(c change) {
+	if c.reason == reasonKeysChanged {
+		s.keysChanged(c.id)
+		return
+	}
 	covers := func(id iothub.Identity) bool {
 		return id == c.id || (!c.id.IsModule() && id.DeviceID == c.id.DeviceID)
 	}
@@ -315,19 +355,38 @@ func (s *Server) forgetSession(cl *mqtt.Client) {
 // what mochi publishes for the closed connection (mochi routes it nowhere:
 // no device may read a telemetry topic, see OnACLCheck).
 func (s *Server) hubClose(ss *session, reason sas.Reason, detail string) {
+	s.hubCloseCode(ss, reason, closeCode(reason), detail)
+}
+
+// hubCloseCode is hubClose recording the IoT Hub error code the real hub logs for the close.
+func (s *Server) hubCloseCode(ss *session, reason sas.Reason, code iothub.ErrorCode, detail string) {
 	if ss.willSettled.CompareAndSwap(false, true) && ss.will != nil && s.opts.Quirks.WillOnHubClose {
 		// Captured here, not from mochi: mochi drops the will when its read
 		// loop ends without an error, which a Stop can cause.
 		s.captureWill(ss, ss.will.topic, ss.will.payload)
 	}
 	if ss.closeReason.CompareAndSwap(nil, &reason) {
-		s.reject(ss.rejection(reason, detail))
+		rj := ss.rejection(reason, detail)
+		rj.ErrorCode = code
+		s.closedFor(rj)
 	}
 	ss.cl.Stop(errors.New(string(reason)))
 }
 
+// closeCode is the error code the real hub logs when it closes a connection for reason
+// (docs/iothub-behavior.md §1.19, §2.5), or 0 when none is documented.
+func closeCode(reason sas.Reason) iothub.ErrorCode {
+	switch reason {
+	case sas.ReasonExpired:
+		return iothub.CodeIotHubUnauthorized
+	case ReasonReplaced:
+		return iothub.CodeConnectionForcefullyClosedOnNewConnection
+	}
+	return 0
+}
+
 func (s *Server) expire(ss *session) {
-	s.hubClose(ss, sas.ReasonExpired, fmt.Sprintf("token expired at %s (grace %s); connection closed",
+	s.hubClose(ss, sas.ReasonExpired, fmt.Sprintf("401003 IoTHubUnauthorized: token expired at %s (grace %s); the hub closes the connection, then logs 404104 DeviceConnectionClosedRemotely; reconnect with a fresh token",
 		ss.expiry.UTC().Format(time.RFC3339), s.opts.TokenExpiryGrace))
 }
 

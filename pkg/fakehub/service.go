@@ -36,7 +36,7 @@ func (s *Server) ServiceHandler() http.Handler {
 		skew = -1 // restapi reads 0 as its default
 	}
 	h := restapi.NewHandler(serviceBackend{s}, restapi.Options{
-		HostName: s.opts.HostName, Now: s.opts.Now, Rand: s.opts.Rand, Skew: skew, Logger: s.log,
+		HostName: s.opts.HostName, Now: s.opts.Now, TokenNow: s.realNow, Rand: s.opts.Rand, Skew: skew, Logger: s.log,
 	})
 	maxBody := s.opts.ServiceMaxBody
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -19,17 +19,31 @@ func (b serviceBackend) Policy(name string) (iothub.AccessPolicy, bool) {
 	return b.s.opts.Registry.Policy(name)
 }
 
-func (b serviceBackend) Devices(context.Context) ([]iothub.Device, error) { return b.s.Devices(), nil }
+func (b serviceBackend) Devices(ctx context.Context) ([]iothub.Device, error) {
+	if err := b.s.serviceGate(ctx, opRegistry, 1, "", 0); err != nil {
+		return nil, err
+	}
+	return b.s.Devices(), nil
+}
 
-func (b serviceBackend) Modules(_ context.Context, deviceID string) ([]iothub.Device, error) {
+func (b serviceBackend) Modules(ctx context.Context, deviceID string) ([]iothub.Device, error) {
+	if err := b.s.serviceGate(ctx, opRegistry, 1, "", 0); err != nil {
+		return nil, err
+	}
 	return b.s.Modules(deviceID)
 }
 
-func (b serviceBackend) Device(_ context.Context, id iothub.Identity) (iothub.Device, error) {
+func (b serviceBackend) Device(ctx context.Context, id iothub.Identity) (iothub.Device, error) {
+	if err := b.s.serviceGate(ctx, opRegistry, 1, "", 0); err != nil {
+		return iothub.Device{}, err
+	}
 	return b.s.Device(id)
 }
 
-func (b serviceBackend) PutDevice(_ context.Context, d iothub.Device, ifMatch string) (iothub.Device, error) {
+func (b serviceBackend) PutDevice(ctx context.Context, d iothub.Device, ifMatch string) (iothub.Device, error) {
+	if err := b.s.serviceGate(ctx, opRegistry, 1, "", 0); err != nil {
+		return iothub.Device{}, err
+	}
 	stored, _, err := b.s.opts.Registry.Put(d, ifMatch)
 	if err != nil {
 		return iothub.Device{}, err
@@ -37,7 +51,10 @@ func (b serviceBackend) PutDevice(_ context.Context, d iothub.Device, ifMatch st
 	return b.s.live(stored), nil
 }
 
-func (b serviceBackend) DeleteDevice(_ context.Context, id iothub.Identity, ifMatch string) error {
+func (b serviceBackend) DeleteDevice(ctx context.Context, id iothub.Identity, ifMatch string) error {
+	if err := b.s.serviceGate(ctx, opRegistry, 1, "", 0); err != nil {
+		return err
+	}
 	return b.s.opts.Registry.Delete(id, ifMatch)
 }
 

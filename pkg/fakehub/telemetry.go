@@ -61,6 +61,14 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (_ packets
 		return pk, packets.CodeSuccessIgnore
 	}
 	if p.Kind == iothub.TopicTelemetry {
+		closes, opened := s.injectFault(ss, p.Properties)
+		if closes {
+			return pk, packets.ErrRejectPacket // no PUBACK: the fault closes the connection
+		}
+		plan, err := s.telemetryGate(ss, !opened, len(pk.Payload)+p.Properties.Size())
+		if err != nil {
+			return pk, packets.ErrRejectPacket // refused: the connection is closed, no PUBACK
+		}
 		extra := map[string]string{}
 		if pk.FixedHeader.Retain {
 			extra[iothub.PropMQTTRetain] = "true"
@@ -68,8 +76,17 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (_ packets
 		if pk.FixedHeader.Dup {
 			extra[iothub.PropMQTTDup] = "true"
 		}
-		s.capture(ss, pk.TopicName, p.Properties, pk.Payload, extra)
-		return pk, packets.CodeSuccessIgnore
+		if plan.admitAt.IsZero() && plan.pubackAt.IsZero() {
+			s.capture(ss, pk.TopicName, p.Properties, pk.Payload, extra)
+			if plan.noPuback {
+				return pk, packets.ErrRejectPacket
+			}
+			return pk, packets.CodeSuccessIgnore
+		}
+		// Queued by the throttle or a PUBACK fault: the connection goes on reading while the
+		// message waits; the hub writes its PUBACK itself (mochi sends none after ErrRejectPacket).
+		go s.deferTelemetry(ss, pk, p.Properties, extra, plan)
+		return pk, packets.ErrRejectPacket
 	}
 	s.cloudEvents.devicePublish(ss, p, pk.Payload)
 	return pk, packets.CodeSuccessIgnore
@@ -267,4 +284,21 @@ func (st *Stream) Dropped() uint64 {
 	st.r.mu.Lock()
 	defer st.r.mu.Unlock()
 	return st.r.dropped
+}
+
+// deferTelemetry captures a queued message at its turn and acknowledges it when its plan
+// allows; a connection that ends first gets neither (the device resends).
+func (s *Server) deferTelemetry(ss *session, pk packets.Packet, props iothub.Properties, extra map[string]string, plan telemetryPlan) {
+	defer s.recoverHook("queued telemetry", ss.cl, nil)
+	if !plan.admitAt.IsZero() && !s.limits.waitUntil(ss.done, plan.admitAt) {
+		return
+	}
+	s.capture(ss, pk.TopicName, props, pk.Payload, extra)
+	if plan.noPuback || pk.FixedHeader.Qos == 0 {
+		return
+	}
+	if !plan.pubackAt.IsZero() && !s.limits.waitUntil(ss.done, plan.pubackAt) {
+		return
+	}
+	_ = ss.cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
@@ -12,6 +13,9 @@ import (
 // service's view (iothub.ErrDeviceNotFound, iothub.ErrModuleNotFound).
 func (s *Server) Twin(id iothub.Identity) (iothub.Twin, error) {
 	if err := s.opts.Registry.Exists(id); err != nil {
+		return iothub.Twin{}, err
+	}
+	if err := s.serviceGate(context.Background(), opTwinRead, 1, "", 0); err != nil {
 		return iothub.Twin{}, err
 	}
 	return s.cloud.twinOf(id), nil
@@ -50,6 +54,9 @@ func (s *Server) UpdateTwin(ctx context.Context, id iothub.Identity, u iothub.Tw
 	if err := s.opts.Registry.Exists(id); err != nil {
 		return iothub.Twin{}, err
 	}
+	if err := s.serviceGate(ctx, opTwinUpdate, 1, "", 0); err != nil {
+		return iothub.Twin{}, err
+	}
 	c := s.cloud
 	c.touch(id)
 	if _, err := c.twins.Update(id, u.Tags, u.Desired, u.Replace, u.IfMatch); err != nil {
@@ -86,20 +93,35 @@ func (c *cloud) twinOf(id iothub.Identity) iothub.Twin {
 // with {"desired":{...},"reported":{...}}.
 func (c *cloud) twinGet(ss *session, rid string) {
 	c.touch(ss.id)
+	v := c.twins.Versions(ss.id)
+	c.s.log.Info("twin GET", append(idAttrs(ss.id), "rid", rid, "desiredVersion", v.Desired, "reportedVersion", v.Reported)...)
 	c.twinRespond(ss, iothub.TwinResponseTopic(200, rid, 0), c.twins.Get(ss.id))
 }
 
 // twinPatchReported applies a reported-properties patch and answers 204
-// with the new $version, or the error status (400) with no version.
+// with the new $version, or the error status (400) with no version; a
+// refusal is recorded as a Rejection (ReasonTwinPatchRefused), the
+// connection stays open. A connection whose user name has no api-version
+// is refused 400, as IoT Hub did (docs/iothub-behavior.md §1.11), unless
+// Quirks.TwinPatchWithoutAPIVersion.
 func (c *cloud) twinPatchReported(ss *session, rid string, patch []byte) {
 	c.touch(ss.id)
+	if ss.userName.APIVersion == "" && !c.s.opts.Quirks.TwinPatchWithoutAPIVersion {
+		rj := ss.rejection(ReasonTwinPatchRefused, "reported-properties PATCH answered 400: the user name "+ss.rawUserName+" has no api-version")
+		rj.Hints = []string{"put the api-version in the user name: " + iothub.UserName{Host: ss.userName.Host, Identity: ss.id,
+			APIVersion: iothub.DefaultAPIVersion, Form: iothub.FormQuery}.String()}
+		c.s.reject(rj)
+		c.twinRespond(ss, iothub.TwinResponseTopic(400, rid, 0), nil)
+		return
+	}
 	v, err := c.twins.PatchReported(ss.id, patch)
 	var te *iothub.Error
 	switch {
 	case err == nil:
+		c.s.log.Info("reported properties updated", append(idAttrs(ss.id), "rid", rid, "version", v, "bytes", len(patch))...)
 		c.twinRespond(ss, iothub.TwinResponseTopic(204, rid, v), nil)
 	case errors.As(err, &te):
-		c.s.log.Info("reported properties refused", append(idAttrs(ss.id), "rid", rid, "status", te.Status(), "reason", te.Message)...)
+		c.s.reject(ss.rejection(ReasonTwinPatchRefused, fmt.Sprintf("reported-properties PATCH answered %d: %s", te.Status(), te.Message)))
 		c.twinRespond(ss, iothub.TwinResponseTopic(te.Status(), rid, 0), nil)
 	default:
 		c.twinRespond(ss, iothub.TwinResponseTopic(500, rid, 0), nil)
@@ -134,5 +156,7 @@ func (c *cloud) desiredChanged(id iothub.Identity, version int64, body []byte) {
 	}
 	if _, err := c.s.deliver(id, iothub.TwinDesiredPatchTopic(version), body, 0); err != nil {
 		c.s.log.Debug("desired properties not delivered", append(idAttrs(id), "version", version, "error", err)...)
+		return
 	}
+	c.s.log.Info("desired properties sent", append(idAttrs(id), "version", version, "bytes", len(body))...)
 }

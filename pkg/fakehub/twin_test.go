@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
@@ -51,6 +53,16 @@ func TestTwinDevice(t *testing.T) {
 				t.Errorf("PATCH %s = %d $version=%d, want 400 without version", bad.name, st, v)
 			}
 		})
+	}
+	// Each refused PATCH is recorded, with the reason the device never sees.
+	var refused []iothub.Rejection
+	for _, r := range h.Rejections() {
+		if r.Reason == fakehub.ReasonTwinPatchRefused {
+			refused = append(refused, r)
+		}
+	}
+	if len(refused) != 5 || refused[0].Identity() != dev1 || !strings.Contains(refused[0].Detail, "answered 400") {
+		t.Errorf("twin-patch-refused rejections = %+v, want 5 for dev1 saying 400 and why", refused)
 	}
 	tw, err := h.DeviceTwin(dev1)
 	if err != nil || tw.ReportedVersion() != 3 || !strings.Contains(string(tw.Reported), `"fw":"1.0"`) || strings.Contains(string(tw.Reported), "temp") {
@@ -114,5 +126,43 @@ func TestTwinModule(t *testing.T) {
 	dt, _ := h.Twin(dev1)
 	if dt.ReportedVersion() != 1 {
 		t.Errorf("the device twin changed with its module's: %+v", dt)
+	}
+}
+
+// A user name without api-version ("{host}/{device}", the SAS doc's and the classic Paho
+// sample's form) connects, but IoT Hub answered a reported PATCH from it with 400
+// (docs/iothub-behavior.md §1.11); Quirks.TwinPatchWithoutAPIVersion accepts it.
+func TestTwinPatchWithoutAPIVersion(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		quirks     fakehub.Quirks
+		wantStatus int
+	}{
+		{"refused-by-default", fakehub.Quirks{}, 400},
+		{"quirk-accepts", fakehub.Quirks{TwinPatchWithoutAPIVersion: true}, 204},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startHub(t, fakehub.Options{Quirks: tc.quirks})
+			d := connectDevice(t, h, dev1, keyDev1A, true, func(o *paho.ClientOptions) { o.SetUsername("localhost/dev1") })
+			d.subscribe(t, iothub.TwinResponseFilter, 0)
+			if st, _, _ := twinAnswer(t, d, iothub.TwinGetTopic("g"), "", "g"); st != 200 {
+				t.Errorf("GET = %d, want 200", st)
+			}
+			st, _, _ := twinAnswer(t, d, iothub.TwinPatchReportedTopic("p"), `{"fw":"1.0"}`, "p")
+			if st != tc.wantStatus {
+				t.Fatalf("PATCH = %d, want %d", st, tc.wantStatus)
+			}
+			if st != 400 {
+				return
+			}
+			r := waitRejection(t, h, 0, fakehub.ReasonTwinPatchRefused)
+			if !strings.Contains(r.Detail, "has no api-version") || len(r.Hints) == 0 ||
+				r.Hints[0] != "put the api-version in the user name: localhost/dev1/?api-version="+iothub.DefaultAPIVersion {
+				t.Errorf("rejection = %+v, want the missing api-version and the user name to use", r)
+			}
+			if tw, _ := h.Twin(dev1); tw.ReportedVersion() != 1 {
+				t.Errorf("reported version = %d after a refused PATCH, want 1", tw.ReportedVersion())
+			}
+		})
 	}
 }

@@ -43,6 +43,9 @@ func (s *Server) violated(g *guardConn, v *wire.Violation) {
 		reason = ReasonMessageTooLarge
 	}
 	detail := v.Error()
+	if g.recorded.Load() {
+		return // named already (firstcontact.go: HTTP, WebSocket, not MQTT at all)
+	}
 	if ss := g.session.Load(); ss != nil {
 		if ss.closeReason.CompareAndSwap(nil, &reason) {
 			s.reject(ss.rejection(reason, detail))
@@ -62,6 +65,9 @@ func (s *Server) violated(g *guardConn, v *wire.Violation) {
 // handshakeFailed records a TLS handshake that failed, with what the client
 // most likely did wrong.
 func (s *Server) handshakeFailed(g *guardConn, err error) {
+	if g.recorded.Load() {
+		return // plaintext on the TLS port, named by firstRead (firstcontact.go)
+	}
 	rj := iothub.Rejection{RemoteAddr: g.remote, Reason: ReasonTLSHandshake, Detail: "TLS handshake failed: " + err.Error()}
 	var rh tls.RecordHeaderError
 	switch {

@@ -8,6 +8,13 @@ import (
 	"time"
 )
 
+// The time to live of a cloud-to-device message, as on IoT Hub (docs/iothub-behavior.md §4.2).
+const (
+	DefaultC2DTTL = time.Hour
+	MinC2DTTL     = time.Minute
+	MaxC2DTTL     = 48 * time.Hour
+)
+
 // C2DAck is the delivery feedback a cloud-to-device message asks for (iothub-ack).
 type C2DAck string
 

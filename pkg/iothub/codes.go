@@ -22,6 +22,8 @@ const (
 	CodeArgumentNull                               ErrorCode = 400005
 	CodeIotHubFormatError                          ErrorCode = 400006 // a body that is not the JSON expected
 	CodeConnectionForcefullyClosedOnNewConnection  ErrorCode = 400027 // MQTT: another connection with the same identity
+	CodeConnectionForcefullyClosedOnFaultInjection ErrorCode = 400029 // a connection closed by a fault injection (or a service upgrade)
+	CodeConnectionRejectedOnFaultInjection         ErrorCode = 400030 // a new connection refused by a fault injection (or a service upgrade)
 	CodeInvalidContentEncodingOrType               ErrorCode = 400103
 	CodeGenericUnauthorized                        ErrorCode = 401000
 	CodeIotHubUnauthorizedAccess                   ErrorCode = 401002 // service API: the token does not authorize the request
@@ -51,6 +53,7 @@ const (
 	CodeThrottlingException                        ErrorCode = 429001
 	CodeThrottleBacklogLimitExceeded               ErrorCode = 429002
 	CodeThrottlingBacklogTimeout                   ErrorCode = 429003
+	CodeGenericTooManyRequests                     ErrorCode = 429000
 	CodeGenericServerError                         ErrorCode = 500000
 	CodeServerError                                ErrorCode = 500001
 	CodeGenericServiceUnavailable                  ErrorCode = 503000
@@ -68,6 +71,8 @@ var codeNames = map[ErrorCode]string{
 	CodeArgumentNull:                               "ArgumentNull",
 	CodeIotHubFormatError:                          "IotHubFormatError",
 	CodeConnectionForcefullyClosedOnNewConnection:  "ConnectionForcefullyClosedOnNewConnection",
+	CodeConnectionForcefullyClosedOnFaultInjection: "ConnectionForcefullyClosedOnFaultInjection",
+	CodeConnectionRejectedOnFaultInjection:         "ConnectionRejectedOnFaultInjection",
 	CodeInvalidContentEncodingOrType:               "InvalidContentEncodingOrType",
 	CodeGenericUnauthorized:                        "GenericUnauthorized",
 	CodeIotHubUnauthorizedAccess:                   "IotHubUnauthorizedAccess",
@@ -97,6 +102,7 @@ var codeNames = map[ErrorCode]string{
 	CodeThrottlingException:                        "ThrottlingException",
 	CodeThrottleBacklogLimitExceeded:               "ThrottleBacklogLimitExceeded",
 	CodeThrottlingBacklogTimeout:                   "ThrottlingBacklogTimeout",
+	CodeGenericTooManyRequests:                     "GenericTooManyRequests",
 	CodeGenericServerError:                         "GenericServerError",
 	CodeServerError:                                "ServerError",
 	CodeGenericServiceUnavailable:                  "GenericServiceUnavailable",

@@ -74,7 +74,63 @@ type Rejection struct {
 	Reason     sas.Reason `json:"reason"`             // stable code: sas reasons and fakehub's own
 	Detail     string     `json:"detail,omitempty"`   // one sentence, no secrets
 	Hints      []string   `json:"hints,omitempty"`    // most likely cause first
+	// ErrorCode is the IoT Hub error code the real hub logs for this refusal or close, where
+	// one is documented (401003 for an expired token, 429002 after throttling, 403002 for the
+	// daily quota, 400027 for a newer connection, 400029 for a fault injection).
+	ErrorCode ErrorCode `json:"errorCode,omitempty"`
+	// Warning is true for a record of something the hub accepted but Microsoft's
+	// documentation calls wrong (fakehub's strict profile): nothing was refused or closed.
+	Warning bool `json:"warning,omitempty"`
 }
 
 // Identity returns the identity the rejection concerns (zero when unknown).
 func (r Rejection) Identity() Identity { return Identity{DeviceID: r.DeviceID, ModuleID: r.ModuleID} }
+
+// ClockReading is the state of a hub's movable clock (a hubkit extension: GET and POST
+// /hubkit/clock): the time it reads and how far it has been moved from the real clock.
+type ClockReading struct {
+	Now           time.Time `json:"now"`
+	Offset        string    `json:"offset"`        // Go duration text, e.g. "55m0s"
+	OffsetSeconds float64   `json:"offsetSeconds"` // the same, in seconds
+}
+
+// ClockChange moves a hub's clock (POST /hubkit/clock): exactly one of Advance (a Go
+// duration such as "55m" or "-1h", or seconds), Set (an RFC 3339 time) or Reset (back to
+// the real clock).
+type ClockChange struct {
+	Advance string     `json:"advance,omitempty"`
+	Set     *time.Time `json:"set,omitempty"`
+	Reset   bool       `json:"reset,omitempty"`
+}
+
+// FaultRequest asks a hubkit hub for a service-side fault (a hubkit extension: POST
+// /hubkit/faults). Action is one of the Fault* action names; DeviceID (and ModuleID) name
+// the identity, empty for every identity where the action allows it.
+type FaultRequest struct {
+	Action    string    `json:"action"`
+	DeviceID  string    `json:"deviceId,omitempty"`
+	ModuleID  string    `json:"moduleId,omitempty"`
+	Reason    string    `json:"reason,omitempty"`    // drop: recorded with the drop
+	ErrorCode ErrorCode `json:"errorCode,omitempty"` // drop: the code recorded (default 400029)
+	Abort     bool      `json:"abort,omitempty"`     // drop: TCP reset instead of a clean close
+	Duration  string    `json:"duration,omitempty"`  // refuse-connections, delay-pubacks: a Go duration ("30s") or seconds
+	Off       bool      `json:"off,omitempty"`       // drop-pubacks, silence-twin, refuse-connections, delay-pubacks: end it
+	KeepState bool      `json:"keepState,omitempty"` // restart: keep C2D queues and twins
+}
+
+// The actions of a FaultRequest.
+const (
+	FaultDrop              = "drop"               // close the identity's connection
+	FaultDropAll           = "drop-all"           // close every connection
+	FaultRefuseConnections = "refuse-connections" // refuse CONNECTs (CONNACK 3) for Duration
+	FaultDelayPubacks      = "delay-pubacks"      // hold each telemetry PUBACK for Duration
+	FaultDropPubacks       = "drop-pubacks"       // withhold telemetry PUBACKs (until Off)
+	FaultSilenceTwin       = "silence-twin"       // leave twin requests unanswered (until Off)
+	FaultRestart           = "restart"            // restart the hub in place (KeepState or not)
+	FaultClear             = "clear"              // end every fault
+)
+
+// FaultResult is the answer to a FaultRequest: how many connections it closed.
+type FaultResult struct {
+	Closed int `json:"closed"`
+}

@@ -91,8 +91,8 @@ func validateID(what, s string) error {
 			continue
 		}
 		return &ParseError{What: what, Input: s, Err: ErrClientID,
-			Problem: fmt.Sprintf("character %s at position %d is not allowed (allowed: ASCII letters, digits and %s)",
-				describeChar(s[i:]), i+1, spaced(idPunctuation))}
+			Problem: fmt.Sprintf("character %s at position %d is not allowed (allowed: %s)",
+				describeChar(s[i:]), i+1, AllowedIDCharacters())}
 	}
 	return nil
 }
@@ -113,6 +113,11 @@ func describeChar(s string) string {
 	}
 	return fmt.Sprintf("'%c'", r)
 }
+
+// AllowedIDCharacters describes the characters of a device or module ID, as
+// ValidateID's errors do: "ASCII letters, digits and - . % _ * ? ! ( ) , : = @ $ '"
+// (docs/iothub-behavior.md §1.20).
+func AllowedIDCharacters() string { return "ASCII letters, digits and " + spaced(idPunctuation) }
 
 func spaced(chars string) string {
 	return strings.Join(strings.Split(chars, ""), " ")

@@ -28,6 +28,10 @@ type Error struct {
 	Hints  []string
 	// Err is the cause, if any (what Unwrap returns).
 	Err error
+	// RetryAfter, when positive, is how long the caller should wait before trying again (a
+	// throttled request, an exhausted quota); WriteError sends it as the Retry-After header
+	// in whole seconds, rounded up, and ReadError reads it back.
+	RetryAfter time.Duration
 }
 
 // Errorf returns an *Error with code and a formatted message.
@@ -77,6 +81,7 @@ var (
 	ErrPreconditionFailed     = &Error{Code: CodePreconditionFailed}              // 412001: If-Match does not match the etag
 	ErrMessageTooLarge        = &Error{Code: CodeMessageTooLarge}                 // 413001: a C2D message over 64 KB, a method payload over 128 KB
 	ErrThrottled              = &Error{Code: CodeThrottlingException}             // 429001
+	ErrThrottleBacklog        = &Error{Code: CodeThrottleBacklogLimitExceeded}    // 429002: the throttle's backlog is full
 	ErrServerError            = &Error{Code: CodeServerError}                     // 500001
 	ErrServiceUnavailable     = &Error{Code: CodeServiceUnavailable}              // 503001: the hub is shutting down
 	ErrGatewayTimeout         = &Error{Code: CodeGatewayTimeout}                  // 504101: no answer to a direct method in time
@@ -119,6 +124,9 @@ func WriteError(w http.ResponseWriter, e *Error, trackingID string, now time.Tim
 		Message:          "ErrorCode:" + name + ";" + msg,
 		ExceptionMessage: "Tracking ID:" + trackingID + "-G:0-TimeStamp:" + now.UTC().Format("01/02/2006 15:04:05"),
 	})
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
+	}
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(e.Code.HTTPStatus())
 	_, _ = w.Write(body)
@@ -131,6 +139,9 @@ func WriteError(w http.ResponseWriter, e *Error, trackingID string, now time.Tim
 // the generic code of its status (404 → 404000).
 func ReadError(status int, header http.Header, body []byte) *Error {
 	e := &Error{Reason: header.Get(HeaderReason), Hints: header.Values(HeaderHint)}
+	if n, err := strconv.Atoi(header.Get("Retry-After")); err == nil && n > 0 {
+		e.RetryAfter = time.Duration(n) * time.Second
+	}
 	if c, ok := CodeByName(header.Get(HeaderErrorCode)); ok {
 		e.Code = c
 	}

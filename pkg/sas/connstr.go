@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -138,6 +139,12 @@ func ParseConnectionString(s string) (ConnectionString, error) {
 	if s == "" {
 		return c, csError("empty (want HostName=...;DeviceId=...;SharedAccessKey=...)")
 	}
+	if lq, rq := wrappingQuotes(s); lq != "" {
+		return c, csError("the connection string is wrapped in quotes (%s ... %s): remove them (a quote inside other quotes, or in a .env file, is kept as part of the value)", lq, rq)
+	}
+	if slices.ContainsFunc(strings.Split(s, ";"), commaSeparated) {
+		return c, csError("the segments are separated by ',': a connection string separates Key=Value pairs with ';' (HostName=...;DeviceId=...;SharedAccessKey=...)")
+	}
 	for seg := range strings.SplitSeq(s, ";") {
 		if strings.TrimSpace(seg) == "" {
 			continue
@@ -170,6 +177,29 @@ func ParseConnectionString(s string) (ConnectionString, error) {
 		return ConnectionString{}, err
 	}
 	return c, nil
+}
+
+// wrappingQuotes returns the quotes s is wrapped in (plain or typographic),
+// or "", "".
+func wrappingQuotes(s string) (lq, rq string) {
+	for _, q := range [][2]string{{`"`, `"`}, {`'`, `'`}, {"`", "`"}, {"\u201c", "\u201d"}, {"\u2018", "\u2019"}} {
+		if len(s) >= len(q[0])+len(q[1]) && strings.HasPrefix(s, q[0]) && strings.HasSuffix(s, q[1]) {
+			return q[0], q[1]
+		}
+	}
+	return "", ""
+}
+
+// commaSeparated reports whether s joins two or more Key=Value pairs of
+// known keys with ',' (no value of a known key holds a ',').
+func commaSeparated(s string) bool {
+	n := 0
+	for seg := range strings.SplitSeq(s, ",") {
+		if name, _, ok := strings.Cut(seg, "="); ok && canonicalKey(strings.TrimSpace(name)) != "" {
+			n++
+		}
+	}
+	return n >= 2
 }
 
 // quoteName quotes a key name for an error unless it may be a secret pasted
@@ -253,7 +283,11 @@ func (c *ConnectionString) validate() error {
 		return csError("GatewayHostName requires DeviceId (it is for devices and modules behind IoT Edge)")
 	}
 	if c.SharedAccessKey != "" {
-		if _, err := DecodeKey(c.SharedAccessKey); err != nil {
+		key, err := DecodeKey(c.SharedAccessKey)
+		if err == nil {
+			err = ValidateKeyLength(key)
+		}
+		if err != nil {
 			return csError("SharedAccessKey: %s", strings.TrimPrefix(err.Error(), ErrKey.Error()+": "))
 		}
 	}

@@ -115,6 +115,13 @@ func TestParseConnectionStringErrors(t *testing.T) {
 		name, in, want string
 	}{
 		{"empty", "  ", "empty"},
+		{"double-quoted", `"HostName=h;DeviceId=d` + k + `"`, `the connection string is wrapped in quotes (" ... "): remove them`},
+		{"single-quoted", `'HostName=h;DeviceId=d` + k + `'`, `the connection string is wrapped in quotes (' ... '): remove them`},
+		{"smart-quoted", "\u201cHostName=h;DeviceId=d" + k + "\u201d", "wrapped in quotes (\u201c ... \u201d)"},
+		{"comma-separated", "HostName=h,DeviceId=d,SharedAccessKey=" + csKeyB64, "the segments are separated by ',': a connection string separates Key=Value pairs with ';'"},
+		{"comma-in-one-segment", "HostName=h;DeviceId=d,SharedAccessKey=" + csKeyB64, "separated by ','"},
+		{"key-too-short", "HostName=h;DeviceId=d;SharedAccessKey=AAECAwQF", "SharedAccessKey: 6 bytes; IoT Hub and DPS keys are 16 to 64 bytes"},
+		{"key-too-long", "HostName=h;DeviceId=d;SharedAccessKey=" + strings.Repeat("AAAA", 22), "SharedAccessKey: 66 bytes; IoT Hub and DPS keys are 16 to 64 bytes"},
 		{"no-equals", "HostName=h;DeviceId", `segment "DeviceId" has no '='`},
 		{"unknown-key", "HostName=h;DeviceId=d;Foo=bar" + k, `unknown key "Foo"`},
 		{"did-you-mean", "HostName=h;Device=d" + k, `unknown key "Device" (did you mean DeviceId?)`},

@@ -6,10 +6,13 @@
 // [ModuleResource], [HubResource], [DPSResource]), encode it with
 // [EncodeResource], sign it with [Sign], and send [Token.String] as the MQTT
 // password. On the receiving side, [Parse] the password and call
-// [Token.Verify] with the key the token claims: for a token without skn, the
-// device's or module's own key and [WithExactAudience] (such a token must
-// name exactly that identity); for a token with skn, the named policy's key
-// and [WithAudience] (a policy token may cover the whole hub or all devices).
+// [Token.Verify] with the key the token claims (for a token without skn, the
+// device's or module's own key; with skn, the named policy's key) and
+// [WithAudience]: IoT Hub lets sr cover the identity by path prefix (the
+// whole hub, all devices, or exactly the device), and the key binds a token
+// without skn to its own identity anyway. [WithExactAudience] is IoT Edge
+// hub's stricter rule for a device or module key: sr must name exactly that
+// identity.
 //
 // # Verdicts
 //

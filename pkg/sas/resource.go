@@ -7,9 +7,18 @@ import (
 )
 
 // EncodeResource percent-encodes a plain resource the way the Azure SDKs do
-// before signing (Go url.QueryEscape: '/' becomes "%2F", upper-case hex, a
-// space becomes '+'). The result is the wire form to pass to Sign.
-func EncodeResource(plain string) string { return url.QueryEscape(plain) }
+// before signing, byte for byte as azure-iot-sdk-python's
+// urllib.parse.quote(uri, safe=""): the RFC 3986 unreserved characters
+// A-Z a-z 0-9 - _ . ~ stay, every other byte of the UTF-8 text becomes %XX
+// with upper-case hex ('/' is "%2F", a space "%20", '+' "%2B", '(' "%28").
+// azure-iot-sdk-node's encodeUriComponentStrict gives the same except '*'
+// as "%2a" (testdata/encoding.txt). The result is the wire form to pass to
+// Sign.
+func EncodeResource(plain string) string {
+	// url.QueryEscape keeps exactly the unreserved set and writes a space as
+	// '+' (a literal '+' is "%2B"), so every '+' in its output is a space.
+	return strings.ReplaceAll(url.QueryEscape(plain), "+", "%20")
+}
 
 // DeviceResource returns the plain resource "host/devices/deviceID".
 func DeviceResource(host, deviceID string) string { return host + "/devices/" + deviceID }
@@ -37,8 +46,9 @@ func DPSResource(idScope, registrationID string) string {
 // exactly what "h/devices/dev1" covers, and "h/" what "h" covers (a second
 // one is an empty segment that matches nothing).
 //
-// Prefix coverage is the rule for shared access policy tokens (skn). A
-// token signed with a device's or module's own key must name exactly that
+// Prefix coverage is IoT Hub's rule for every token (a policy's, and a
+// device's or module's own, whose key binds it to that identity). IoT Edge
+// hub requires a device or module key's token to name exactly that
 // identity: see WithExactAudience.
 func Covers(tokenResource, target string) bool {
 	return covers(tokenResource, target, false)

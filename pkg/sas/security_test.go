@@ -10,9 +10,9 @@ import (
 	"testing"
 )
 
-// TestVerifyExactAudience: a token signed with a device's or module's own key
-// must name exactly that identity (docs/iothub-behavior.md §2.4); only policy tokens
-// may cover a prefix.
+// TestVerifyExactAudience: with WithExactAudience (IoT Edge hub's rule) a token
+// signed with a device's or module's own key must name exactly that identity;
+// with WithAudience (IoT Hub's) it may cover it by prefix, as a policy token.
 func TestVerifyExactAudience(t *testing.T) {
 	dev2 := DeviceResource(testHost, "dev2")
 	mod := ModuleResource(testHost, "dev2", "m1")
@@ -32,7 +32,7 @@ func TestVerifyExactAudience(t *testing.T) {
 		{"dps-exact", sign(DPSResource("0ne0001", "reg1"), "registration"), DPSResource("0NE0001", "reg1"), true, "", ""},
 		{"hub-scope-device-key", sign(testHost, ""), dev2, true, ReasonScopeMismatch,
 			"a token signed with a device key must be scoped exactly to " + dev2 + ", not " + testHost +
-				" (only shared access policy tokens, with skn, may cover several devices)"},
+				" (IoT Edge hub's rule: only shared access policy tokens, with skn, may cover several devices)"},
 		{"hub-slash-scope-device-key", sign(testHost+"/", ""), dev2, true, ReasonScopeMismatch, "must be scoped exactly to " + dev2 + ", not " + testHost + "/ "},
 		{"devices-scope-device-key", sign(testHost+"/devices", ""), dev2, true, ReasonScopeMismatch, "not " + testHost + "/devices "},
 		{"devices-slash-scope-device-key", sign(testHost+"/devices/", ""), dev2, true, ReasonScopeMismatch, "must be scoped exactly"},
@@ -44,7 +44,11 @@ func TestVerifyExactAudience(t *testing.T) {
 		{"other-host", sign(DeviceResource("fabrikam.azure-devices.net", "dev2"), ""), dev2, true, ReasonHostMismatch, "host fabrikam.azure-devices.net"},
 		{"dps-registrations-prefix", sign("0ne0001/registrations", "registration"), DPSResource("0ne0001", "reg1"), true, ReasonScopeMismatch,
 			"a token signed with a device's own key must be scoped exactly"},
-		// The prefix rule is kept for policy tokens.
+		// IoT Hub's prefix rule (WithAudience) for a device or module key.
+		{"hub-scope-device-key-prefix-rule", sign(testHost, ""), dev2, false, "", ""},
+		{"devices-scope-module-key-prefix-rule", sign(testHost+"/devices", ""), mod, false, "", ""},
+		{"other-device-prefix-rule", sign(DeviceResource(testHost, "dev20"), ""), dev2, false, ReasonScopeMismatch, "token is for devices/dev20"},
+		// The prefix rule for policy tokens.
 		{"policy-hub-scope", sign(testHost, "device"), dev2, false, "", ""},
 		{"policy-devices-scope", sign(testHost+"/devices", "iothubowner"), mod, false, "", ""},
 		{"policy-other-device", sign(DeviceResource(testHost, "dev1"), "device"), dev2, false, ReasonScopeMismatch, "token is for devices/dev1"},

@@ -164,7 +164,7 @@ func TestResourceBuilders(t *testing.T) {
 		{"module", ModuleResource("h.azure-devices.net", "dev1", "m"), "h.azure-devices.net/devices/dev1/modules/m"},
 		{"hub", HubResource("h.azure-devices.net"), "h.azure-devices.net"},
 		{"dps", DPSResource("0ne00000001", "reg-1"), "0ne00000001/registrations/reg-1"},
-		{"encode-space-and-plus", EncodeResource("h/devices/a b+c"), "h%2Fdevices%2Fa+b%2Bc"},
+		{"encode-space-and-plus", EncodeResource("h/devices/a b+c"), "h%2Fdevices%2Fa%20b%2Bc"},
 		{"encode-upper-hex", EncodeResource("h/devices/d$#"), "h%2Fdevices%2Fd%24%23"},
 	}
 	for _, tt := range tests {

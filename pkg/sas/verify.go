@@ -43,11 +43,13 @@ func WithSecondaryKey(key []byte) VerifyOption {
 
 // WithAudience requires the token's sr to cover plainResource (see Covers),
 // for example DeviceResource(host, deviceID) for an MQTT connection. Covering
-// is by path prefix, so use it only for shared access policy tokens (skn set,
-// signed with a policy key), which may be scoped to the whole hub ("{host}")
-// or to all devices ("{host}/devices"). For a token signed with the device's
-// or module's own key use WithExactAudience: with WithAudience, a token with
-// sr={host} signed with dev2's key would be accepted for dev2.
+// is by path prefix: a token may be scoped to the whole hub ("{host}"), to
+// all devices ("{host}/devices") or to the identity. This is IoT Hub's rule
+// for policy tokens (skn) and for tokens signed with a device's or module's
+// own key alike: a token with sr={host} signed with dev2's key is accepted
+// for dev2, and for no other device, since its signature is dev2's
+// (github.com/amenzhinsky/iothub signs such tokens). For IoT Edge hub's
+// stricter rule for identity keys use WithExactAudience.
 func WithAudience(plainResource string) VerifyOption {
 	return func(c *verifyConfig) { c.audience, c.hasAudience, c.exact = plainResource, true, false }
 }
@@ -55,14 +57,14 @@ func WithAudience(plainResource string) VerifyOption {
 // WithExactAudience requires the token's sr to BE plainResource, not merely
 // cover it: the host (or DPS ID scope) is compared case-insensitively, the
 // rest exactly (case-sensitively unless WithCaseInsensitiveIDs), and a
-// trailing slash makes it a different resource. This is the rule for a
-// token signed with an identity's own key (no skn for a device or module;
-// skn=registration for DPS), which may only be scoped to that identity:
-// sr="{host}/devices/{id}" for a device key, "{host}/devices/{d}/modules/{m}"
-// for a module key (docs/iothub-behavior.md §2.4; IoT Edge hub's ValidateAudience).
-// Only shared access policy tokens (skn set, a policy key) may cover several
-// identities; verify those with WithAudience. A broader sr is refused with
-// ReasonScopeMismatch. The last of WithAudience and WithExactAudience wins.
+// trailing slash makes it a different resource. This is IoT Edge hub's rule
+// (its ValidateAudience) for a token signed with an identity's own key (no
+// skn for a device or module; skn=registration for DPS), which it lets name
+// only that identity: sr="{host}/devices/{id}" for a device key,
+// "{host}/devices/{d}/modules/{m}" for a module key (docs/iothub-behavior.md
+// §2.4). IoT Hub itself applies the prefix rule of WithAudience to such
+// tokens. A broader sr is refused with ReasonScopeMismatch. The last of
+// WithAudience and WithExactAudience wins.
 func WithExactAudience(plainResource string) VerifyOption {
 	return func(c *verifyConfig) { c.audience, c.hasAudience, c.exact = plainResource, true, true }
 }
@@ -111,12 +113,12 @@ const MaxSuspectKeys = 16
 // empty key is not a verdict on the token: Verify returns ErrEmptyKey
 // (wrapping ErrKey), never nil.
 //
-// Which audience option to use: a token without skn is signed with the
-// device's or module's own key and must name exactly that identity
-// (WithExactAudience); a token with skn is signed with a shared access
-// policy key and may cover a prefix (WithAudience). Verify cannot tell the
-// two apart by itself (a DPS token has skn=registration and a device key),
-// so the caller, which knows whose key it passes, chooses.
+// Which audience option to use: WithAudience is IoT Hub's rule for every
+// token (a prefix of the identity's resource); WithExactAudience is IoT Edge
+// hub's for a token signed with a device's or module's own key (exactly its
+// resource). Verify cannot tell a policy token from an identity's by itself
+// (a DPS token has skn=registration and a device key), so the caller, which
+// knows whose key it passes, chooses.
 func (t Token) Verify(key []byte, now time.Time, opts ...VerifyOption) error {
 	if len(key) == 0 {
 		return ErrEmptyKey
@@ -201,7 +203,7 @@ func (t Token) checkAudience(c *verifyConfig) *Rejection {
 	}
 	if c.exact && covers(plain, c.audience, c.foldIDs) {
 		kind, several := identityKind(c.audience)
-		r := Reject(ReasonScopeMismatch, fmt.Sprintf("a token signed with a %s must be scoped exactly to %s, not %s (only shared access policy tokens, with skn, may cover %s)",
+		r := Reject(ReasonScopeMismatch, fmt.Sprintf("a token signed with a %s must be scoped exactly to %s, not %s (IoT Edge hub's rule: only shared access policy tokens, with skn, may cover %s)",
 			kind, c.audience, plain, several))
 		r.Hints = append(scopeHints(plain, c.audience),
 			fmt.Sprintf("sign over exactly %s (percent-encoded: %s), or sign with a policy key that has DeviceConnect and send its name as skn", c.audience, EncodeResource(c.audience)))

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"net/http"
 	"regexp"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/internal/mqttraw"
@@ -99,18 +101,6 @@ func connect(t *testing.T, hub *fakehubtest.Hub, d iothub.Device, register func(
 	}
 	t.Cleanup(func() { _ = dc.Close(context.Background()) })
 	return dc
-}
-
-// eventually polls cond until it holds or 10 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // recv waits up to 10 s for a value on ch.
@@ -465,7 +455,7 @@ func TestC2D(t *testing.T) {
 		ContentType: "application/json", ContentEncoding: "utf-8", Ack: "full", Payload: []byte(`{"on":true}`),
 		Application: map[string]string{"alertLevel": "high", "with space&amp": "a=b"},
 	}
-	if diff := cmp.Diff(want, m, cmpIgnore("Topic", "Properties", "Expiry")); diff != "" {
+	if diff := cmp.Diff(want, m, cmpIgnore("Topic", "Properties", "Expiry"), cmpopts.IgnoreUnexported(device.C2DMessage{})); diff != "" {
 		t.Errorf("message the device got (-want +got):\n%s", diff)
 	}
 	if exp, err := time.Parse(time.RFC3339Nano, m.Expiry); err != nil || !exp.Equal(expiry) {
@@ -473,14 +463,14 @@ func TestC2D(t *testing.T) {
 	}
 	// Acknowledged when the handler returned: completed, with positive feedback.
 	var final iothub.C2DStatus
-	eventually(t, "m2 completed", func() bool {
+	testutil.Eventually(t, "m2 completed", func() bool {
 		final, err = c.C2DStatus(ctx, "dev1", "m2")
 		return err == nil && final.State.Finished()
 	})
 	if final.State != iothub.C2DCompleted || final.DeliveryCount != 1 {
 		t.Errorf("m2 = %+v, want completed after one delivery", final)
 	}
-	eventually(t, "feedback for m2", func() bool { fb, err = c.Feedback(ctx); return err == nil && len(fb) == 2 })
+	testutil.Eventually(t, "feedback for m2", func() bool { fb, err = c.Feedback(ctx); return err == nil && len(fb) == 2 })
 	if fb[1].OriginalMessageID != "m2" || fb[1].StatusCode != iothub.FeedbackSuccess {
 		t.Errorf("feedback = %+v, want m2 Success", fb[1])
 	}

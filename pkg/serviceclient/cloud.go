@@ -194,3 +194,35 @@ func (c *Client) Rejections(ctx context.Context) ([]iothub.Rejection, error) {
 	err := c.call(ctx, request{method: http.MethodGet, path: "/hubkit/rejections", hubkit: true}, &rs)
 	return rs, err
 }
+
+// Clock reads a hubkit hub's movable clock (GET /hubkit/clock, a hubkit extension).
+func (c *Client) Clock(ctx context.Context) (iothub.ClockReading, error) {
+	var out iothub.ClockReading
+	err := c.call(ctx, request{method: http.MethodGet, path: "/hubkit/clock", hubkit: true}, &out)
+	return out, err
+}
+
+// MoveClock moves a hubkit hub's clock (POST /hubkit/clock): advance it, set it, or reset it
+// to the real time.
+func (c *Client) MoveClock(ctx context.Context, ch iothub.ClockChange) (iothub.ClockReading, error) {
+	r, err := jsonRequest(http.MethodPost, "/hubkit/clock", ch)
+	if err != nil {
+		return iothub.ClockReading{}, err
+	}
+	r.hubkit = true
+	var out iothub.ClockReading
+	err = c.call(ctx, r, &out)
+	return out, err
+}
+
+// Fault injects a service-side fault into a hubkit hub (POST /hubkit/faults).
+func (c *Client) Fault(ctx context.Context, f iothub.FaultRequest) (iothub.FaultResult, error) {
+	r, err := jsonRequest(http.MethodPost, "/hubkit/faults", f)
+	if err != nil {
+		return iothub.FaultResult{}, err
+	}
+	r.hubkit = true
+	var out iothub.FaultResult
+	err = c.call(ctx, r, &out)
+	return out, err
+}

@@ -38,10 +38,16 @@ func (h *Hub) ClientTLS() *tls.Config {
 	return &tls.Config{RootCAs: h.CAPool, ServerName: h.HostName(), MinVersion: tls.VersionTLS12}
 }
 
+// LogLevel is the level of the log Start sends to t.Log when a test runs
+// with -v: Info (connections, refusals with their reasons, cloud-side
+// steps). Set it to slog.LevelDebug, e.g. in a TestMain, to see mochi's
+// packet-level lines too.
+var LogLevel slog.Leveler = slog.LevelInfo
+
 // Start runs a hub for the test. opts may set anything; Addr defaults to
 // 127.0.0.1:0, TLS is filled from a fresh CA (leaf for the host name,
-// localhost, 127.0.0.1 and ::1) and Logger defaults to t.Log at Debug when
-// the test runs with -v, else discarded.
+// localhost, 127.0.0.1 and ::1) and Logger defaults to t.Log at LogLevel
+// (Info) when the test runs with -v, else discarded.
 func Start(t testing.TB, opts fakehub.Options) *Hub {
 	t.Helper()
 	now := time.Now()
@@ -66,7 +72,7 @@ func Start(t testing.TB, opts fakehub.Options) *Hub {
 	if opts.Logger == nil && testing.Verbose() {
 		tl := &tlog{t: t}
 		t.Cleanup(tl.stop) // runs after Close: mochi goroutines may still log
-		opts.Logger = slog.New(slog.NewTextHandler(tl, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		opts.Logger = slog.New(slog.NewTextHandler(tl, &slog.HandlerOptions{Level: LogLevel}))
 	}
 	srv, err := fakehub.NewServer(opts)
 	if err != nil {

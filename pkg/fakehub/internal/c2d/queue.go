@@ -16,9 +16,9 @@ import (
 const (
 	MaxQueueDepth  = iothub.MaxC2DQueueDepth // 50 messages per identity
 	MaxMessageSize = iothub.MaxC2DSize       // 64 KB
-	DefaultTTL     = time.Hour
-	MinTTL         = time.Minute
-	MaxTTL         = 48 * time.Hour
+	DefaultTTL     = iothub.DefaultC2DTTL
+	MinTTL         = iothub.MinC2DTTL
+	MaxTTL         = iothub.MaxC2DTTL
 	MaxIDLength    = 128 // $.mid
 )
 

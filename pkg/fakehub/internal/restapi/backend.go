@@ -61,6 +61,14 @@ type Backend interface {
 
 	// Rejections lists refused connections, oldest first.
 	Rejections(ctx context.Context) ([]iothub.Rejection, error)
+
+	// Clock reads the hub's movable clock; MoveClock moves it (iothub.ErrInvalidArgument for
+	// a change that is not exactly one of advance, set, reset).
+	Clock(ctx context.Context) iothub.ClockReading
+	MoveClock(ctx context.Context, c iothub.ClockChange) (iothub.ClockReading, error)
+	// Fault injects a service-side fault (iothub.ErrInvalidArgument for a bad request,
+	// iothub.ErrDeviceNotOnline when the identity to drop is not connected).
+	Fault(ctx context.Context, f iothub.FaultRequest) (iothub.FaultResult, error)
 }
 
 // TelemetryQuery selects captured telemetry.

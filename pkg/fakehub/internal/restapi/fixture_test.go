@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"io"
 	"maps"
 	mrand "math/rand/v2"
@@ -34,24 +35,6 @@ const (
 // testNow is the hub's time unless a test moves its clock.
 var testNow = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// clock is the hub's clock: it stands still until a test sets it.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
 // lockedRand is a seeded random source that the hub's goroutines may share.
 type lockedRand struct {
 	mu sync.Mutex
@@ -69,7 +52,7 @@ func (l *lockedRand) Read(p []byte) (int, error) {
 type fixture struct {
 	t     testing.TB
 	hub   *fakehubtest.Hub
-	clock *clock
+	clock *testutil.Clock
 	httpc *http.Client
 }
 
@@ -77,7 +60,7 @@ type fixture struct {
 // testNow and seeded randomness.
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	clk := &clock{t: testNow}
+	clk := testutil.NewClock(testNow)
 	hub := fakehubtest.Start(t, fakehub.Options{HostName: testHost, ServiceAddr: "127.0.0.1:0", Now: clk.Now, Rand: newRand(1)})
 	tr := &http.Transport{TLSClientConfig: hub.ClientTLS()}
 	t.Cleanup(tr.CloseIdleConnections)
@@ -223,18 +206,6 @@ func wantError(t testing.TB, r response, status int, code string) iothub.ErrorBo
 	return e
 }
 
-// eventually polls cond until it holds, failing the test after 5 s.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // device is a raw MQTT connection playing a device or module: the test reads every packet
 // the hub sends it.
 type device struct {
@@ -362,7 +333,7 @@ func (f *fixture) sendTelemetry(d *device, props iothub.Properties, payload []by
 	f.t.Helper()
 	n := len(f.hub.TelemetrySince(1).All())
 	d.publish(iothub.TelemetryTopic(d.id, props), payload)
-	eventually(f.t, fmt.Sprintf("telemetry message %d captured", n+1), func() bool { return len(f.hub.TelemetrySince(1).All()) > n })
+	testutil.Eventually(f.t, fmt.Sprintf("telemetry message %d captured", n+1), func() bool { return len(f.hub.TelemetrySince(1).All()) > n })
 }
 
 // jsonEqual compares two JSON documents as values (member order does not matter).

@@ -28,6 +28,10 @@ type Options struct {
 	// Skew is the clock-skew allowance for token expiry (default
 	// sas.DefaultSkew; negative means none).
 	Skew time.Duration
+	// TokenNow is the clock the Authorization tokens' expiry is checked against (default
+	// Now): fakehub passes the real clock, so that moving its test clock does not lock the
+	// service API's own clients out.
+	TokenNow func() time.Time
 	// Logger receives refused requests (Info) and backend failures (Error).
 	// nil discards.
 	Logger *slog.Logger
@@ -37,6 +41,7 @@ type handler struct {
 	b    Backend
 	host string
 	now  func() time.Time
+	tnow func() time.Time // token expiry
 	rand io.Reader
 	skew time.Duration
 	log  *slog.Logger
@@ -52,6 +57,10 @@ func NewHandler(b Backend, opts Options) http.Handler {
 	h := &handler{b: b, host: opts.HostName, now: opts.Now, rand: opts.Rand, skew: opts.Skew, log: opts.Logger, mux: http.NewServeMux()}
 	if h.now == nil {
 		h.now = time.Now
+	}
+	h.tnow = opts.TokenNow
+	if h.tnow == nil {
+		h.tnow = h.now
 	}
 	if h.rand == nil {
 		h.rand = rand.Reader
@@ -136,12 +145,20 @@ func (h *handler) routes() []route {
 		// Extensions: what the real hub offers through Event Hubs or not at all.
 		{"GET /hubkit/telemetry", iothub.ServiceConnect, false, h.telemetry},
 		{"GET /hubkit/rejections", iothub.ServiceConnect, false, h.rejections},
+		// Extensions that drive the hub in tests (hubkit.go): no rights = no token needed.
+		{"GET /hubkit/clock", 0, false, h.getClock},
+		{"POST /hubkit/clock", iothub.ServiceConnect, false, h.moveClock},
+		{"POST /hubkit/faults", iothub.ServiceConnect, false, h.fault},
 	}
 }
 
 // guard authorizes the request, checks api-version and serves it.
 func (h *handler) guard(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt.need == 0 {
+			rt.serve(w, r) // a public route
+			return
+		}
 		if rej := h.authorize(r, rt.need); rej != nil {
 			h.log.Info("service API request refused", "method", r.Method, "path", r.URL.Path,
 				"remoteAddr", r.RemoteAddr, "reason", string(rej.Reason), "detail", rej.Detail)
@@ -197,7 +214,7 @@ func (h *handler) authorize(r *http.Request, need iothub.Rights) *sas.Rejection 
 	// No suspect keys: the diagnosis of a bad signature costs a fixed ~70
 	// HMACs (well under a millisecond, less than the TLS handshake that
 	// precedes it) and tells the caller what went wrong with its own token.
-	if err := tok.Verify(primary, h.now(), sas.WithSecondaryKey(secondary), sas.WithAudience(audience), sas.WithSkew(h.skew)); err != nil {
+	if err := tok.Verify(primary, h.tnow(), sas.WithSecondaryKey(secondary), sas.WithAudience(audience), sas.WithSkew(h.skew)); err != nil {
 		var rej *sas.Rejection
 		if errors.As(err, &rej) {
 			return rej

@@ -192,33 +192,8 @@ func (s *Store) ReplaceDesired(id iothub.Identity, doc []byte, ifMatch string) (
 }
 
 func (s *Store) changeDesired(id iothub.Identity, body []byte, ifMatch string, replace bool) (int64, error) {
-	p, err := s.parse(body, "desired properties", true)
-	if err != nil {
-		return 0, err
-	}
-	s.mu.Lock()
-	t := s.twin(id)
-	if err := checkETag(t, ifMatch); err != nil {
-		s.mu.Unlock()
-		return 0, err
-	}
-	sec, err := s.patched(t.desired, p, replace, MaxPropertiesSize, "desired properties")
-	if err != nil {
-		s.mu.Unlock()
-		return 0, err
-	}
-	t.desired = sec
-	t.version++
-	if s.onChange == nil {
-		s.mu.Unlock()
-		return sec.version, nil
-	}
-	note := desiredNote(p, sec.version)
-	ticket := s.nextTicket // taken under mu: notifications leave in the order of the changes
-	s.nextTicket++
-	s.mu.Unlock()
-	s.notifyInTurn(ticket, func() { s.onChange(id, sec.version, note) })
-	return sec.version, nil
+	_, desired, err := s.update(id, nil, body, replace, ifMatch)
+	return desired, err
 }
 
 // notifyInTurn runs f once every notification with an earlier ticket has run. No lock is held
@@ -243,55 +218,60 @@ func (s *Store) notifyInTurn(ticket uint64, f func()) {
 // nil (left alone), an invalid one changes nothing, and the twin version moves by one. A
 // desired change calls OnDesiredChange as PatchDesired does. It returns the new twin version.
 func (s *Store) Update(id iothub.Identity, tags, desired []byte, replace bool, ifMatch string) (int64, error) {
+	version, _, err := s.update(id, tags, desired, replace, ifMatch)
+	return version, err
+}
+
+// update is Update; it also returns the desired $version after the change.
+func (s *Store) update(id iothub.Identity, tags, desired []byte, replace bool, ifMatch string) (twinVersion, desiredVersion int64, err error) {
 	var tp, dp *object
-	var err error
 	if tags != nil {
 		if tp, err = s.parse(tags, "tags", true); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	if desired != nil {
 		if dp, err = s.parse(desired, "desired properties", true); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	s.mu.Lock()
 	t := s.twin(id)
 	if err := checkETag(t, ifMatch); err != nil {
 		s.mu.Unlock()
-		return 0, err
+		return 0, 0, err
 	}
 	newTags, newDesired := t.tags, t.desired
 	if tp != nil {
 		if newTags, err = s.patched(t.tags, tp, replace, MaxTagsSize, "tags"); err != nil {
 			s.mu.Unlock()
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	if dp != nil {
 		if newDesired, err = s.patched(t.desired, dp, replace, MaxPropertiesSize, "desired properties"); err != nil {
 			s.mu.Unlock()
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	if tp == nil && dp == nil {
-		v := t.version
+		v, dv := t.version, t.desired.version
 		s.mu.Unlock()
-		return v, nil
+		return v, dv, nil
 	}
 	t.tags, t.desired = newTags, newDesired
 	t.version++
 	version := t.version
 	if dp == nil || s.onChange == nil {
 		s.mu.Unlock()
-		return version, nil
+		return version, newDesired.version, nil
 	}
 	note := desiredNote(dp, newDesired.version)
 	ticket := s.nextTicket // taken under mu: notifications leave in the order of the changes
 	s.nextTicket++
 	s.mu.Unlock()
 	s.notifyInTurn(ticket, func() { s.onChange(id, newDesired.version, note) })
-	return version, nil
+	return version, newDesired.version, nil
 }
 
 // desiredNote is the notification body of a desired change: the patch with "$version" added
@@ -319,23 +299,8 @@ func (s *Store) ReplaceTags(id iothub.Identity, doc []byte, ifMatch string) (int
 }
 
 func (s *Store) changeTags(id iothub.Identity, body []byte, ifMatch string, replace bool) (int64, error) {
-	p, err := s.parse(body, "tags", true)
-	if err != nil {
-		return 0, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.twin(id)
-	if err := checkETag(t, ifMatch); err != nil {
-		return 0, err
-	}
-	sec, err := s.patched(t.tags, p, replace, MaxTagsSize, "tags")
-	if err != nil {
-		return 0, err
-	}
-	t.tags = sec
-	t.version++
-	return t.version, nil
+	version, _, err := s.update(id, body, nil, replace, ifMatch)
+	return version, err
 }
 
 // parse decodes and validates a patch or document. service strips the top-level $version and

@@ -1,0 +1,41 @@
+package conformance
+
+import (
+	"crypto/tls"
+	"testing"
+)
+
+// DPSEndpoint says how to reach the Device Provisioning Service linked to the hub under
+// test.
+type DPSEndpoint struct {
+	// Addr is the MQTT host:port to dial ("global.azure-devices-provisioning.net:8883").
+	Addr string
+	// HTTPSAddr is the HTTPS host:port of the registration API ("" skips the HTTPS case).
+	HTTPSAddr string
+	// HostName is the DPS host name: the TLS server name (global.azure-devices-provisioning.net).
+	HostName string
+	IDScope  string
+	// TLS is the client TLS configuration (RootCAs nil: the system roots).
+	TLS *tls.Config
+}
+
+// DPSEnrollment is an individual symmetric-key enrollment, or a device of a symmetric-key
+// enrollment group (GroupID set; Key is then the device's derived key).
+type DPSEnrollment struct {
+	RegistrationID string
+	Key            string // the device's key, base64
+	GroupID        string
+}
+
+// Provisioning is the capability of a target with a DPS whose enrollments assign devices to
+// the hub under test (Endpoint().HostName). NewEnrollment creates a fresh individual
+// enrollment (disabled when asked); NewGroupDevice a fresh group and one device's
+// registration ID and derived key. Both clean up after the case; either may t.Skip.
+type Provisioning interface {
+	DPS() DPSEndpoint
+	NewEnrollment(t testing.TB, disabled bool) DPSEnrollment
+	NewGroupDevice(t testing.TB) DPSEnrollment
+}
+
+// NeedProvisioning names the Provisioning capability in Case.Needs.
+const NeedProvisioning = "Provisioning"
