@@ -149,8 +149,8 @@ func TestPreConnectClosesRecorded(t *testing.T) {
 		reason sas.Reason
 		hint   string
 	}{
-		{"plaintext-mqtt-on-tls-port", func(t *testing.T) { _, _ = dialTCP(t).Write(conn) }, fakehub.ReasonTLSHandshake, "plaintext MQTT"},
-		{"garbage", func(t *testing.T) { _, _ = dialTCP(t).Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")) }, fakehub.ReasonTLSHandshake, "not a TLS handshake"},
+		{"plaintext-mqtt-on-tls-port", func(t *testing.T) { _, _ = dialTCP(t).Write(conn) }, fakehub.ReasonNotTLS, "turn TLS on"},
+		{"garbage", func(t *testing.T) { _, _ = dialTCP(t).Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")) }, fakehub.ReasonNotTLS, ""},
 		{"tls-1.1", func(t *testing.T) {
 			cfg := h.ClientTLS()
 			cfg.MinVersion, cfg.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
