@@ -132,7 +132,7 @@ func TestCLIRoundTrip(t *testing.T) {
 		if tok := c.Publish("devices/dev1/messages/events/unit=C", 1, false, `{"temp":21.5}`); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatal(tok.Error())
 		}
-		code, out, errOut := fakehubCLI(t, append([]string{"events", "--device", "dev1", "--follow", "--count", "1"}, svc...)...)
+		code, out, errOut := fakehubCLI(t, append([]string{"events", "--device", "dev1", "--follow", "--since", "1h", "--count", "1"}, svc...)...)
 		if code != 0 || !strings.Contains(out, `"temp":21.5`) || !strings.Contains(out, "dev1") {
 			t.Errorf("events: exit %d: %s %s", code, out, errOut)
 		}

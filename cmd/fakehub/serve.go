@@ -109,7 +109,9 @@ type serveFlags struct {
 	tokenGrace     time.Duration
 	exitAfterStart bool
 	limitFlags
-	dps dpsFlags
+	dps        dpsFlags
+	stateDir   string // --state: keep the registry (keys) across restarts
+	bannerJSON string // --banner-json: the banner as JSON, for scripts
 }
 
 // newRootCmd returns the root command, which serves when no verb is given,
@@ -169,6 +171,8 @@ func serveFlagSet(f *serveFlags) *pflag.FlagSet {
 	fs.DurationVar(&f.tokenGrace, "token-grace", sas.DefaultSkew, "clock skew allowed at CONNECT and delay after token expiry before the drop (0: none)")
 	f.limitFlags.register(fs)
 	f.dps.register(fs)
+	fs.StringVar(&f.stateDir, "state", "", "keep devices, keys and policies in `DIR` across restarts (DIR/registry.json, mode 0600)")
+	fs.StringVar(&f.bannerJSON, "banner-json", "", "also write the banner as JSON to `FILE` (0600: it holds keys), once listening")
 	fs.BoolVar(&f.exitAfterStart, "exit-after-start", false, "print the banner and exit (for tests)")
 	_ = fs.MarkHidden("exit-after-start")
 	return fs
@@ -232,6 +236,20 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 
 	reg := fakehub.NewRegistry(rand.Reader)
 	fileHost := ""
+	stateLoaded := false
+	if f.stateDir != "" {
+		st, ok, err := loadState(f.stateDir)
+		if err != nil {
+			return err
+		}
+		if ok && f.devicesFile != "" {
+			return cli.Usage(fmt.Errorf("--devices %s: the --state folder %s already holds the registry", f.devicesFile, f.stateDir),
+				"drop --devices to use the kept registry, or remove "+filepath.Join(f.stateDir, stateFile)+" to start again from the file")
+		}
+		if ok {
+			reg, fileHost, stateLoaded = st.Registry, st.HostName, true
+		}
+	}
 	if f.devicesFile != "" {
 		fh, err := os.Open(f.devicesFile)
 		if err != nil {
@@ -308,8 +326,24 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer srv.Close()
+	if f.stateDir != "" {
+		if err := saveState(f.stateDir, hosts[0], reg); err != nil {
+			return fmt.Errorf("--state %s: %w", f.stateDir, err)
+		}
+		defer func() {
+			if err := saveState(f.stateDir, hosts[0], reg); err != nil {
+				log.Error("saving the state", "dir", f.stateDir, "err", err)
+			}
+		}()
+		log.Info("registry kept in the state folder", "dir", f.stateDir, "loaded", stateLoaded)
+	}
 	printBanner(stdout, srv, reg, caFile, caNote, f.ca != "")
 	printDPSBanner(stdout, srv, caFile)
+	if f.bannerJSON != "" {
+		if err := writeBannerJSON(f.bannerJSON, srv, reg, caFile); err != nil {
+			return err
+		}
+	}
 	if f.exitAfterStart {
 		return nil
 	}

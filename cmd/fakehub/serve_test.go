@@ -58,6 +58,24 @@ func TestServeScripts(t *testing.T) {
 				ts.Defer(func() { ln.Close() })
 				ts.Setenv(args[0], ln.Addr().String())
 			},
+			// samekeys A B: the files (two banners) show the same dev1 key and iothubowner key.
+			"samekeys": func(ts *testscript.TestScript, neg bool, args []string) {
+				keys := func(name string) string {
+					text := ts.ReadFile(name)
+					var out []string
+					for _, re := range []*regexp.Regexp{regexp.MustCompile(`DeviceId=dev1;SharedAccessKey=(\S+)`), regexp.MustCompile(`SharedAccessKeyName=iothubowner;SharedAccessKey=([^'\s]+)`)} {
+						m := re.FindStringSubmatch(text)
+						if m == nil {
+							ts.Fatalf("%s: no %s", name, re)
+						}
+						out = append(out, m[1])
+					}
+					return strings.Join(out, " ")
+				}
+				if same := keys(args[0]) == keys(args[1]); same == neg {
+					ts.Fatalf("keys of %s and %s: same = %v", args[0], args[1], same)
+				}
+			},
 			"exit": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 1 || neg {
 					ts.Fatalf("usage: exit N")

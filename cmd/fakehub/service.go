@@ -41,7 +41,7 @@ func serviceCommands(getenv func(string) string, now func() time.Time) []*cobra.
 	env := &serviceEnv{getenv: getenv, now: now}
 	return []*cobra.Command{
 		newSendCmd(env), newEventsCmd(env), newInvokeCmd(env), newTwinCmd(env),
-		newDevicesCmd(env), newRejectionsCmd(env), newClockCmd(env), newDPSCmd(env),
+		newDevicesCmd(env), newRejectionsCmd(env), newClockCmd(env), newDPSCmd(env), newResetCmd(env),
 	}
 }
 
@@ -117,6 +117,10 @@ func explain(err error, c *serviceclient.Client, what string) error {
 			if se.Code == iothub.CodeDeviceNotOnline {
 				return cli.NewError(cli.ExitError, fmt.Errorf("%s: %w", what, err),
 					"the device must be connected and subscribed to $iothub/methods/POST/# (or pass --connect-timeout to wait for it)")
+			}
+			if se.Code == iothub.CodeDeviceNotFound {
+				return cli.NewError(cli.ExitError, fmt.Errorf("%s: %w", what, err),
+					"fakehub devices list shows the registered devices (IDs are case-sensitive)")
 			}
 		case 504:
 			return cli.NewError(cli.ExitError, fmt.Errorf("%s: %w", what, err),

@@ -29,7 +29,8 @@ const hubKey = "fakehub-hub"
 // committed test CA (testdata/certs), so --ca DIR is exercised. The hub's
 // clock stands still at the second the script starts, so the times it stamps
 // are known: scripts get them as $NOW and $YESTERDAY (24 h earlier), with
-// $HUB_URL, $SERVICE_CS (iothubowner), $READ_CS (registryRead) and $CA_DIR.
+// $HUB_URL, $SERVICE_CS (iothubowner), $READ_CS (registryRead), $RW_CS (registryReadWrite,
+// which holds only RegistryWrite, as on IoT Hub) and $CA_DIR.
 //
 // The hub command drives real devices (pkg/device clients) against it:
 //
@@ -68,6 +69,8 @@ func TestServiceScripts(t *testing.T) {
 			env.Setenv("HUB_URL", h.srv.ServiceURL())
 			env.Setenv("SERVICE_CS", h.srv.ServiceConnectionString())
 			env.Setenv("READ_CS", sas.ConnectionString{HostName: h.srv.HostName(), SharedAccessKeyName: read.KeyName, SharedAccessKey: read.PrimaryKey}.String())
+			rw, _ := h.srv.Registry().Policy("registryReadWrite")
+			env.Setenv("RW_CS", sas.ConnectionString{HostName: h.srv.HostName(), SharedAccessKeyName: rw.KeyName, SharedAccessKey: rw.PrimaryKey}.String())
 			env.Setenv("CA_DIR", caDir)
 			env.Setenv("DPS_CS", h.srv.DPS().ServiceConnectionString())
 			env.Setenv("DPS_URL", h.srv.DPS().URL())

@@ -51,7 +51,8 @@ func (h *hubkitReaders) NextTelemetry(ctx context.Context, deviceID string) (iot
 	h.mu.Unlock()
 	var got *iothub.Event
 	n := 0
-	err := h.svc.Events(ctx, serviceclient.EventQuery{DeviceID: deviceID, Follow: true, Count: skip + 1}, func(ev iothub.Event) error {
+	err := h.svc.Events(ctx, serviceclient.EventQuery{DeviceID: deviceID, Follow: true, Count: skip + 1,
+		Since: time.Unix(0, 0)}, func(ev iothub.Event) error {
 		if n++; n > skip {
 			got = &ev
 			return serviceclient.ErrStop

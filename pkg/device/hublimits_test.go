@@ -170,9 +170,12 @@ func TestRenewalFollowsTheClock(t *testing.T) {
 	d := newDrill(t, fakehub.Options{})
 	first := d.hub.Sessions()[0].TokenExpiry
 	d.hub.Clock().Advance(55 * time.Minute)
-	testutil.Eventually(t, "a renewed connection", func() bool {
+	testutil.Eventually(t, "a renewed connection, seen by the device", func() bool {
 		s := d.hub.Sessions()
-		return len(s) == 1 && s[0].TokenExpiry.After(first)
+		d.mu.Lock()
+		n := len(d.changes)
+		d.mu.Unlock()
+		return len(s) == 1 && s[0].TokenExpiry.After(first) && n >= 3
 	})
 	for _, r := range d.hub.Rejections() {
 		if r.Reason == sas.ReasonExpired {

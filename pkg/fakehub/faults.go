@@ -119,9 +119,13 @@ func (s *Server) dropSession(ss *session, reason sas.Reason, o DropOptions) {
 	how := "closed cleanly (TLS close_notify, FIN)"
 	if o.Abort {
 		how = "reset (TCP RST)"
+	}
+	// The record first: a device that reconnects at once must not make it a takeover.
+	s.claimClose(ss, reason, o.ErrorCode, fmt.Sprintf("%s; the connection was %s", o.Reason, how))
+	if o.Abort {
 		abortConn(ss.cl.Net.Conn)
 	}
-	s.hubCloseCode(ss, reason, o.ErrorCode, fmt.Sprintf("%s; the connection was %s", o.Reason, how))
+	s.hubCloseCode(ss, reason, o.ErrorCode, "")
 }
 
 // abortConn resets a connection: linger 0, then close the TCP socket under TLS, so the

@@ -42,11 +42,14 @@ var errNotSubscribed = errors.New("fakehub: device not subscribed to " + iothub.
 
 // sendMethod publishes a method request (QoS 0) to a connected identity
 // subscribed to $iothub/methods/POST/#, else fails (-> 404103).
-func (c *cloud) sendMethod(_ context.Context, req methods.Request) error {
+func (c *cloud) sendMethod(ctx context.Context, req methods.Request) error {
 	ss := c.sessionFor(req.Identity)
 	if ss == nil {
 		return ErrOffline
 	}
+	// Listed (Sessions) but its CONNACK not yet out: the moment is short, and a caller
+	// that saw the session listed expects the device online.
+	ss.waitEstablished(ctx, time.Second)
 	if _, ok := ss.subscribed(iothub.FilterMethods); !ok {
 		return errNotSubscribed
 	}

@@ -197,8 +197,8 @@ func TestRegistryOperations(t *testing.T) {
 	for _, p := range r.Policies() {
 		got = append(got, p.KeyName+": "+p.Rights.String())
 	}
-	want := []string{"device: DeviceConnect", "iothubowner: RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect",
-		"registryRead: RegistryRead", "registryReadWrite: RegistryRead, RegistryWrite", "service: ServiceConnect"}
+	want := []string{"device: DeviceConnect", "iothubowner: RegistryWrite, ServiceConnect, DeviceConnect",
+		"registryRead: RegistryRead", "registryReadWrite: RegistryWrite", "service: ServiceConnect"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("built-in policies (-want +got):\n%s", diff)
 	}

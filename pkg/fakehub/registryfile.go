@@ -339,3 +339,51 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// WriteRegistry writes r as a devices file (JSON) that LoadRegistry reads back with the same
+// identities, keys, generation IDs, statuses and policies: fakehub's state folder keeps a hub's
+// keys across restarts with it. The file holds keys: write it where only its owner can read.
+func WriteRegistry(w io.Writer, hostName string, r *Registry) error {
+	var out struct {
+		HostName string                       `json:"hostname,omitempty"`
+		Devices  []map[string]json.RawMessage `json:"devices"`
+		Policies []iothub.AccessPolicy        `json:"policies"`
+	}
+	out.HostName = hostName
+	out.Devices = []map[string]json.RawMessage{}
+	for _, d := range r.Devices() {
+		// iothub.Device has its own MarshalJSON: add "modules" to its object.
+		b, err := json.Marshal(stored(d))
+		if err != nil {
+			return err
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			return err
+		}
+		if ms, _ := r.Modules(d.DeviceID); len(ms) > 0 { // removed meanwhile: none
+			if m["modules"], err = json.Marshal(storedAll(ms)); err != nil {
+				return err
+			}
+		}
+		out.Devices = append(out.Devices, m)
+	}
+	out.Policies = r.Policies()
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// stored keeps what the registry keeps (no live fields, no etag: it is derived).
+func stored(d iothub.Device) iothub.Device {
+	return iothub.Device{DeviceID: d.DeviceID, ModuleID: d.ModuleID, GenerationID: d.GenerationID, Status: d.Status,
+		StatusReason: d.StatusReason, ManagedBy: d.ManagedBy, Authentication: d.Authentication, StatusUpdatedTime: d.StatusUpdatedTime}
+}
+
+func storedAll(ds []iothub.Device) []iothub.Device {
+	out := make([]iothub.Device, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, stored(d))
+	}
+	return out
+}

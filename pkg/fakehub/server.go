@@ -365,12 +365,19 @@ func (s *Server) hubCloseCode(ss *session, reason sas.Reason, code iothub.ErrorC
 		// loop ends without an error, which a Stop can cause.
 		s.captureWill(ss, ss.will.topic, ss.will.payload)
 	}
+	s.claimClose(ss, reason, code, detail)
+	ss.cl.Stop(errors.New(string(reason)))
+}
+
+// claimClose records why the hub closes ss, unless another close (a takeover, an
+// expiry) claimed it first. It runs before the connection goes, so that a device
+// reconnecting at once cannot turn the record into its own takeover.
+func (s *Server) claimClose(ss *session, reason sas.Reason, code iothub.ErrorCode, detail string) {
 	if ss.closeReason.CompareAndSwap(nil, &reason) {
 		rj := ss.rejection(reason, detail)
 		rj.ErrorCode = code
 		s.closedFor(rj)
 	}
-	ss.cl.Stop(errors.New(string(reason)))
 }
 
 // closeCode is the error code the real hub logs when it closes a connection for reason

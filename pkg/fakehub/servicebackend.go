@@ -3,6 +3,7 @@ package fakehub
 import (
 	"context"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/hubkit/hubkit/pkg/fakehub/internal/restapi"
@@ -58,6 +59,26 @@ func (b serviceBackend) DeleteDevice(ctx context.Context, id iothub.Identity, if
 	return b.s.opts.Registry.Delete(id, ifMatch)
 }
 
+func (b serviceBackend) Twins(_ context.Context, modules bool) ([]iothub.Twin, error) {
+	var out []iothub.Twin
+	for _, d := range b.s.opts.Registry.Devices() {
+		ids := []iothub.Identity{d.Identity()}
+		if modules {
+			ids = ids[:0]
+			ms, _ := b.s.opts.Registry.Modules(d.DeviceID) // the device may go meanwhile: then none
+			for _, m := range ms {
+				ids = append(ids, m.Identity())
+			}
+		}
+		for _, id := range ids {
+			if t, err := b.s.Twin(id); err == nil { // removed meanwhile: left out
+				out = append(out, t)
+			}
+		}
+	}
+	return out, nil
+}
+
 func (b serviceBackend) Twin(_ context.Context, id iothub.Identity) (iothub.Twin, error) {
 	return b.s.Twin(id)
 }
@@ -111,8 +132,23 @@ func (b serviceBackend) C2DFeedback(context.Context) ([]iothub.C2DFeedback, erro
 	return b.s.C2DFeedback(), nil
 }
 
+// Telemetry follows the one rule of telemetry streams (Server.Telemetry): a listing
+// (no Follow) shows the messages held, from Since if set; a Follow stream starts
+// where it is opened, or at Since when it is set (the messages since then, then the
+// new ones).
 func (b serviceBackend) Telemetry(_ context.Context, q restapi.TelemetryQuery) (restapi.TelemetryReader, error) {
-	st := b.s.TelemetrySince(1)
+	if q.DeviceID != "" {
+		if err := b.s.opts.Registry.Exists(iothub.Identity{DeviceID: q.DeviceID}); err != nil && len(b.s.TelemetrySince(1).ForDevice(q.DeviceID, "").All()) == 0 {
+			return nil, err // a device that is not registered and never sent anything: a typo
+		}
+	}
+	var st *Stream
+	switch {
+	case q.Follow && q.Since.IsZero():
+		st = b.s.Telemetry()
+	default:
+		st = b.s.TelemetryFrom(q.Since)
+	}
 	if q.DeviceID != "" {
 		st = st.ForDevice(q.DeviceID, "")
 	}
@@ -121,6 +157,15 @@ func (b serviceBackend) Telemetry(_ context.Context, q restapi.TelemetryQuery) (
 		r.backlog = st.All()
 	}
 	return r, nil
+}
+
+func (b serviceBackend) Reset(_ context.Context, parts []string) error {
+	ps, err := ParseResetParts(strings.Join(parts, ","))
+	if err != nil {
+		return iothub.Errorf(iothub.CodeArgumentInvalid, "%v", err)
+	}
+	b.s.Reset(ps...)
+	return nil
 }
 
 func (b serviceBackend) Rejections(context.Context) ([]iothub.Rejection, error) {

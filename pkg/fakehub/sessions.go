@@ -1,6 +1,7 @@
 package fakehub
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"sync"
@@ -215,6 +216,16 @@ type Session struct {
 	ConnectedAt   time.Time
 	TokenExpiry   time.Time
 	Subscriptions map[string]byte // filter -> granted QoS
+}
+
+// waitEstablished waits up to d for OnSessionEstablished to have run on ss (its CONNACK
+// sent), for ss to close, or for ctx to end. mochi calls OnSessionEstablished before it
+// reads the connection's next packet, so the wait is as long as a CONNACK write.
+func (ss *session) waitEstablished(ctx context.Context, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for !ss.established.Load() && !ss.cl.Closed() && ctx.Err() == nil && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // Sessions returns the connected identities.

@@ -200,11 +200,28 @@ type Stream struct {
 }
 
 // Telemetry returns a Stream positioned after the last captured message: Next
-// waits for messages arriving from now on.
+// waits for messages arriving from now on. This is the rule of every telemetry
+// stream the hub offers (docs/iothub-behavior.md §13.6): a stream starts where it
+// is opened, so open it before the device sends; TelemetryFrom starts at a time
+// instead, TelemetrySince at a sequence number, and Stream.All lists what is held.
 func (s *Server) Telemetry() *Stream {
 	s.telemetry.mu.Lock()
 	defer s.telemetry.mu.Unlock()
 	return &Stream{r: s.telemetry, cursor: s.telemetry.next}
+}
+
+// TelemetryFrom returns a Stream starting at the first retained message enqueued
+// at or after t (by Options.Now's clock), so Next returns what arrived since t and
+// then waits for more. A zero t starts at the oldest message retained.
+func (s *Server) TelemetryFrom(t time.Time) *Stream {
+	r := s.telemetry
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seq := r.oldest()
+	for seq < r.next && r.at(seq).EnqueuedTime.Before(t) { // arrival order is time order
+		seq++
+	}
+	return &Stream{r: r, cursor: seq}
 }
 
 // TelemetrySince returns a Stream starting at sequence number seq (0 or 1:

@@ -11,7 +11,7 @@ type Rights uint8
 // The permissions a shared access policy can grant (docs/iothub-behavior.md §2.4).
 const (
 	RegistryRead   Rights = 1 << iota // read the identity registry
-	RegistryWrite                     // read and write the identity registry
+	RegistryWrite                     // read and write the identity registry (it includes RegistryRead: Grants)
 	ServiceConnect                    // cloud-side operations: twins, methods, C2D, telemetry
 	DeviceConnect                     // open device connections (token-service pattern)
 )
@@ -62,6 +62,18 @@ func ParseRights(s string) (Rights, error) {
 	return r, nil
 }
 
+// Grants reports whether a policy holding r may do what needs need. RegistryWrite includes
+// RegistryRead: Microsoft documents it as "read and write access to the identity registry",
+// the portal ticks Registry Read by itself when Registry Write is chosen, and the built-in
+// iothubowner and registryReadWrite policies hold RegistryWrite without RegistryRead
+// (docs/iothub-behavior.md §2.4).
+func (r Rights) Grants(need Rights) bool {
+	if r&RegistryWrite != 0 {
+		r |= RegistryRead
+	}
+	return r&need == need
+}
+
 // MarshalText writes String(), so that JSON and YAML carry rights as az prints them.
 func (r Rights) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
@@ -84,14 +96,17 @@ type AccessPolicy struct {
 	Rights       Rights `json:"rights"`
 }
 
-// BuiltinPolicies returns the policies a new IoT hub has, without keys: iothubowner (every
-// right), service, device, registryRead and registryReadWrite (docs/iothub-behavior.md §2.4).
+// BuiltinPolicies returns the policies a new IoT hub has, without keys, with the rights
+// `az iot hub policy list` shows for them: iothubowner (RegistryWrite, ServiceConnect,
+// DeviceConnect: every right, since RegistryWrite includes RegistryRead), service
+// (ServiceConnect), device (DeviceConnect), registryRead (RegistryRead) and registryReadWrite
+// (RegistryWrite) (docs/iothub-behavior.md §2.4).
 func BuiltinPolicies() []AccessPolicy {
 	return []AccessPolicy{
-		{KeyName: "iothubowner", Rights: RegistryRead | RegistryWrite | ServiceConnect | DeviceConnect},
+		{KeyName: "iothubowner", Rights: RegistryWrite | ServiceConnect | DeviceConnect},
 		{KeyName: "service", Rights: ServiceConnect},
 		{KeyName: "device", Rights: DeviceConnect},
 		{KeyName: "registryRead", Rights: RegistryRead},
-		{KeyName: "registryReadWrite", Rights: RegistryRead | RegistryWrite},
+		{KeyName: "registryReadWrite", Rights: RegistryWrite},
 	}
 }

@@ -95,16 +95,53 @@ const (
 	HeaderHint      = "X-Hubkit-Hint"
 )
 
-// ErrorBody is the JSON body of a service error answer, as IoT Hub's REST API writes it:
+// ErrorBody is the JSON body of a service error answer, as IoT Hub's REST API writes it. Its
+// Message takes one of two forms, by the kind of operation (ErrorShape):
 //
 //	{"Message":"ErrorCode:DeviceNotFound;device \"dev1\" is not in the registry","ExceptionMessage":"Tracking ID:…-G:0-TimeStamp:10/18/2022 20:50:39"}
+//	{"Message":"{\"errorCode\":404103,\"trackingId\":\"…\",\"message\":\"…\",\"info\":{},\"timestampUtc\":\"2022-09-12T21:59:47.99936Z\"}","ExceptionMessage":""}
 type ErrorBody struct {
 	Message          string `json:"Message"`
 	ExceptionMessage string `json:"ExceptionMessage"`
 }
 
-// WriteError answers an HTTP request with e: its status, the iothub-errorcode header, the
-// hubkit headers of a refused token, and the ErrorBody stamped with trackingID and now.
+// MethodErrorMessage is the JSON that today's direct-method endpoint writes, escaped, into
+// ErrorBody.Message (testdata/wire/error_method_devicenotonline.json).
+type MethodErrorMessage struct {
+	ErrorCode    ErrorCode       `json:"errorCode"`
+	TrackingID   string          `json:"trackingId"`
+	Message      string          `json:"message"`
+	Info         json.RawMessage `json:"info"`
+	TimestampUTC time.Time       `json:"timestampUtc"`
+}
+
+// ErrorShape says which form of ErrorBody.Message an error code is answered with.
+type ErrorShape int
+
+const (
+	// ShapeNamed is "ErrorCode:{Name};{message}", with the tracking ID in ExceptionMessage:
+	// the registry, twin and C2D answers (the .NET service SDK's tests keep such a body from
+	// a real hub, PreconditionFailed; the Node SDK's Http.parseErrorBody reads only this form).
+	ShapeNamed ErrorShape = iota
+	// ShapeJSON is a MethodErrorMessage escaped into Message, with ExceptionMessage empty: the
+	// direct-method answers (404103, 404104, 504101), as real hubs have written them since 2017
+	// (Azure/azure-iot-sdk-csharp#122, Azure/iotedge#98, Azure/azure-iot-cli-extension#54, and
+	// the "real-world message" of the .NET service SDK's ExceptionHandlingHelperTests, 2022).
+	ShapeJSON
+)
+
+// Shape returns the form IoT Hub answers code in (docs/iothub-behavior.md §13.3).
+func (c ErrorCode) Shape() ErrorShape {
+	switch c {
+	case CodeDeviceNotOnline, CodeDeviceConnectionClosedRemotely, CodeGatewayTimeout:
+		return ShapeJSON
+	}
+	return ShapeNamed
+}
+
+// WriteError answers an HTTP request with e: its status, the iothub-errorcode header (the
+// code's name), the hubkit headers of a refused token, and the ErrorBody in the code's Shape,
+// stamped with trackingID and now. This is the one writer of service error answers.
 func WriteError(w http.ResponseWriter, e *Error, trackingID string, now time.Time) {
 	h := w.Header()
 	h.Set(HeaderErrorCode, e.Code.Name())
@@ -116,20 +153,28 @@ func WriteError(w http.ResponseWriter, e *Error, trackingID string, now time.Tim
 		h.Add(HeaderHint, oneLine(hint))
 		msg += "; hint: " + oneLine(hint)
 	}
-	name := e.Code.Name()
-	if name == "" {
-		name = fmt.Sprint(int(e.Code))
+	var body ErrorBody
+	if e.Code.Shape() == ShapeJSON {
+		inner, _ := json.Marshal(MethodErrorMessage{ErrorCode: e.Code, TrackingID: trackingID, Message: msg,
+			Info: json.RawMessage("{}"), TimestampUTC: now.UTC()})
+		body.Message = string(inner)
+	} else {
+		name := e.Code.Name()
+		if name == "" {
+			name = fmt.Sprint(int(e.Code))
+		}
+		body = ErrorBody{
+			Message:          "ErrorCode:" + name + ";" + msg,
+			ExceptionMessage: "Tracking ID:" + trackingID + "-G:0-TimeStamp:" + now.UTC().Format("01/02/2006 15:04:05"),
+		}
 	}
-	body, _ := json.Marshal(ErrorBody{
-		Message:          "ErrorCode:" + name + ";" + msg,
-		ExceptionMessage: "Tracking ID:" + trackingID + "-G:0-TimeStamp:" + now.UTC().Format("01/02/2006 15:04:05"),
-	})
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
 	}
+	b, _ := json.Marshal(body)
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(e.Code.HTTPStatus())
-	_, _ = w.Write(body)
+	_, _ = w.Write(b)
 }
 
 // ReadError decodes a service error answer (status, headers, body) into an *Error. It reads

@@ -180,6 +180,41 @@ func TestFeedbackWire(t *testing.T) {
 	}
 }
 
+// TestRightsGrants pins that RegistryWrite includes RegistryRead (Microsoft: "read and write
+// access to the identity registry"; the portal adds Registry Read to Registry Write) and that
+// the built-in policies carry the rights az shows for them.
+func TestRightsGrants(t *testing.T) {
+	for _, tc := range []struct {
+		have, need iothub.Rights
+		want       bool
+	}{
+		{iothub.RegistryWrite, iothub.RegistryRead, true},
+		{iothub.RegistryWrite, iothub.RegistryRead | iothub.RegistryWrite, true},
+		{iothub.RegistryRead, iothub.RegistryWrite, false},
+		{iothub.RegistryWrite, iothub.ServiceConnect, false},
+		{iothub.ServiceConnect | iothub.DeviceConnect, iothub.DeviceConnect, true},
+		{0, iothub.RegistryRead, false},
+	} {
+		if got := tc.have.Grants(tc.need); got != tc.want {
+			t.Errorf("(%v).Grants(%v) = %v, want %v", tc.have, tc.need, got, tc.want)
+		}
+	}
+	want := map[string]string{"iothubowner": "RegistryWrite, ServiceConnect, DeviceConnect", "service": "ServiceConnect",
+		"device": "DeviceConnect", "registryRead": "RegistryRead", "registryReadWrite": "RegistryWrite"}
+	for _, p := range iothub.BuiltinPolicies() {
+		if p.Rights.String() != want[p.KeyName] {
+			t.Errorf("built-in %s: %v, want %s", p.KeyName, p.Rights, want[p.KeyName])
+		}
+		delete(want, p.KeyName)
+	}
+	if len(want) > 0 {
+		t.Errorf("missing built-in policies %v", want)
+	}
+	if all := iothub.RegistryWrite | iothub.ServiceConnect | iothub.DeviceConnect; !all.Grants(iothub.RegistryRead | iothub.RegistryWrite | iothub.ServiceConnect | iothub.DeviceConnect) {
+		t.Error("iothubowner's rights do not grant every right")
+	}
+}
+
 func TestRightsText(t *testing.T) {
 	// az iot hub policy list prints iothubowner's rights this way.
 	var p iothub.AccessPolicy

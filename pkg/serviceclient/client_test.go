@@ -507,10 +507,11 @@ func TestEvents(t *testing.T) {
 	send("dev1", device.Event{Payload: []byte(`{"t":21.5}`), Properties: iothub.Properties{{Key: "k", Value: "v"}}})
 	send("dev2", device.Event{Payload: []byte{0xff, 0x00}})
 
-	// Follow with Count: waits for the messages, then ends without error.
+	// Follow with Since and Count: the messages since then, then it ends without error (a
+	// follow stream without Since starts where it opens: docs/iothub-behavior.md §13.6).
 	var got []iothub.Event
 	collect := func(e iothub.Event) error { got = append(got, e); return nil }
-	if err := c.Events(ctx, serviceclient.EventQuery{Follow: true, Count: 2}, collect); err != nil || len(got) != 2 {
+	if err := c.Events(ctx, serviceclient.EventQuery{Follow: true, Count: 2, Since: time.Unix(0, 0)}, collect); err != nil || len(got) != 2 {
 		t.Fatalf("Events(follow, count 2) = %d events, %v", len(got), err)
 	}
 	got = nil
@@ -545,13 +546,15 @@ func TestEvents(t *testing.T) {
 	}
 
 	// Follow: messages sent while the stream is open arrive; ErrStop ends it without error.
+	// Since makes the start independent of when the goroutine's request arrives (dev3 has
+	// sent nothing before).
 	seen := make(chan iothub.Event, 1)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		n := 0
-		err := c.Events(ctx, serviceclient.EventQuery{DeviceID: "dev3", Follow: true}, func(e iothub.Event) error {
+		err := c.Events(ctx, serviceclient.EventQuery{DeviceID: "dev3", Follow: true, Since: time.Unix(0, 0)}, func(e iothub.Event) error {
 			seen <- e
 			if n++; n == 2 {
 				return serviceclient.ErrStop
@@ -572,7 +575,7 @@ func TestEvents(t *testing.T) {
 
 	// Follow ends with the context, and returns its error.
 	fctx, cancel := context.WithCancel(ctx)
-	err := c.Events(fctx, serviceclient.EventQuery{Follow: true}, func(iothub.Event) error { cancel(); return nil })
+	err := c.Events(fctx, serviceclient.EventQuery{Follow: true, Since: time.Unix(0, 0)}, func(iothub.Event) error { cancel(); return nil })
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Events(follow) after cancel = %v, want context.Canceled", err)
 	}

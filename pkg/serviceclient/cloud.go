@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
@@ -225,4 +226,15 @@ func (c *Client) Fault(ctx context.Context, f iothub.FaultRequest) (iothub.Fault
 	var out iothub.FaultResult
 	err = c.call(ctx, r, &out)
 	return out, err
+}
+
+// Reset clears the hub's run-time state between tests (POST /hubkit/reset, a hubkit
+// extension): the parts named ("telemetry", "rejections", "c2d", "twins"), or all of them.
+// Devices, keys and connections stay.
+func (c *Client) Reset(ctx context.Context, parts ...string) error {
+	v := url.Values{}
+	if len(parts) > 0 {
+		v.Set("what", strings.Join(parts, ","))
+	}
+	return c.call(ctx, request{method: http.MethodPost, path: "/hubkit/reset", query: v, hubkit: true}, nil)
 }

@@ -530,6 +530,16 @@ func (q *Queue) List(id iothub.Identity) []Record {
 	return out
 }
 
+// Reset forgets every message (queued, in flight or finished) and all feedback, as if the
+// queue were new. A PUBACK for a message that was in flight then completes nothing.
+func (q *Queue) Reset() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.queues = map[iothub.Identity]*queue{}
+	q.byID = map[string]*entry{}
+	q.history, q.feedback = nil, nil
+}
+
 // Feedback returns the feedback records kept so far, oldest first.
 func (q *Queue) Feedback() []iothub.C2DFeedback {
 	q.mu.Lock()

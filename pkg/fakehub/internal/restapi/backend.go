@@ -33,6 +33,9 @@ type Backend interface {
 	// rule ("" or "*" = unconditional).
 	DeleteDevice(ctx context.Context, id iothub.Identity, ifMatch string) error
 
+	// Twins returns every device twin (modules: every module twin), sorted by device ID then
+	// module ID, for the query endpoint.
+	Twins(ctx context.Context, modules bool) ([]iothub.Twin, error)
 	// Twin returns the identity's twin in the service's view.
 	Twin(ctx context.Context, id iothub.Identity) (iothub.Twin, error)
 	// UpdateTwin applies u and returns the new twin.
@@ -56,8 +59,14 @@ type Backend interface {
 
 	// Telemetry opens a reader over captured device-to-cloud messages that match q, oldest
 	// first. Without q.Follow, Next returns io.EOF once the messages captured so far are
-	// consumed; with it, Next waits for new ones until its context ends.
+	// consumed; with it, the reader starts where it is opened (or at q.Since) and Next waits
+	// for new ones until its context ends. An unknown device that sent nothing is
+	// iothub.ErrDeviceNotFound.
 	Telemetry(ctx context.Context, q TelemetryQuery) (TelemetryReader, error)
+
+	// Reset clears run-time state between tests: the parts named ("telemetry",
+	// "rejections", "c2d", "twins"; none = all). An unknown name is iothub.ErrInvalidArgument.
+	Reset(ctx context.Context, parts []string) error
 
 	// Rejections lists refused connections, oldest first.
 	Rejections(ctx context.Context) ([]iothub.Rejection, error)

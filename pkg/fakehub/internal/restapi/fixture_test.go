@@ -192,13 +192,25 @@ func wantError(t testing.TB, r response, status int, code string) iothub.ErrorBo
 		t.Fatalf("status = %d, want %d (body %s)", r.status, status, r.body)
 	}
 	e := decode[iothub.ErrorBody](t, r.body)
-	if !strings.HasPrefix(e.Message, "ErrorCode:"+code+";") {
-		t.Errorf("Message = %q, want prefix ErrorCode:%s;", e.Message, code)
+	c, ok := iothub.CodeByName(code)
+	if !ok {
+		t.Fatalf("no code named %q", code)
 	}
-	rest, _ := strings.CutPrefix(e.ExceptionMessage, "Tracking ID:")
-	id, stamp, _ := strings.Cut(rest, "-G:0-")
-	if _, err := hex.DecodeString(id); err != nil || len(id) != 32 || stamp != "TimeStamp:01/02/2030 03:04:05" {
-		t.Errorf("ExceptionMessage = %q, want Tracking ID:{32 hex digits}-G:0-TimeStamp:01/02/2030 03:04:05", e.ExceptionMessage)
+	if c.Shape() == iothub.ShapeJSON { // direct methods: {"errorCode":…} escaped into Message
+		in := decode[iothub.MethodErrorMessage](t, e.Message)
+		if _, err := hex.DecodeString(in.TrackingID); err != nil || len(in.TrackingID) != 32 || in.ErrorCode != c ||
+			!in.TimestampUTC.Equal(testNow) || e.ExceptionMessage != "" {
+			t.Errorf("Message = %q (ExceptionMessage %q), want errorCode %d, a 32-hex-digit trackingId, timestampUtc %s", e.Message, e.ExceptionMessage, c, testNow.Format(time.RFC3339))
+		}
+	} else {
+		if !strings.HasPrefix(e.Message, "ErrorCode:"+code+";") {
+			t.Errorf("Message = %q, want prefix ErrorCode:%s;", e.Message, code)
+		}
+		rest, _ := strings.CutPrefix(e.ExceptionMessage, "Tracking ID:")
+		id, stamp, _ := strings.Cut(rest, "-G:0-")
+		if _, err := hex.DecodeString(id); err != nil || len(id) != 32 || stamp != "TimeStamp:01/02/2030 03:04:05" {
+			t.Errorf("ExceptionMessage = %q, want Tracking ID:{32 hex digits}-G:0-TimeStamp:01/02/2030 03:04:05", e.ExceptionMessage)
+		}
 	}
 	if got := r.header.Get(iothub.HeaderErrorCode); got != code {
 		t.Errorf("%s = %q, want %q", iothub.HeaderErrorCode, got, code)

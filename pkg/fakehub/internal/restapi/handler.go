@@ -79,13 +79,22 @@ func NewHandler(b Backend, opts Options) http.Handler {
 	seen := map[string]bool{}
 	for _, rt := range h.routes() {
 		_, path, _ := strings.Cut(rt.pattern, " ")
-		if !seen[path] {
+		// /devices/query shares its shape with /devices/{id}: other methods on it are
+		// those of a device named "query", as on IoT Hub.
+		if !seen[path] && path != "/devices/query" {
 			seen[path] = true
 			h.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 				h.writeError(w, iothub.Errorf(iothub.CodeGenericMethodNotAllowed, "%s is not allowed on %s", r.Method, path))
 			})
 		}
 	}
+	// Readiness for scripts and CI: unauthenticated, no secrets (a hubkit extension).
+	h.mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "hostName": h.host})
+	})
+	h.mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		h.writeError(w, iothub.Errorf(iothub.CodeGenericMethodNotAllowed, "%s is not allowed on /health (GET is)", r.Method))
+	})
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, iothub.Errorf(iothub.CodeGenericNotFound, "no service API route for %s", r.URL.Path))
 	})
@@ -120,6 +129,8 @@ func (h *handler) routes() []route {
 	return []route{
 		// Registry (IoT Hub service REST API).
 		{"GET /devices", iothub.RegistryRead, true, h.listDevices},
+		{"GET /devices/{$}", iothub.RegistryRead, true, h.listDevices}, // the Node service SDK's Registry.list
+		{"POST /devices/query", iothub.RegistryRead, true, h.queryTwins},
 		{"GET /devices/{id}", iothub.RegistryRead, true, h.getIdentity},
 		{"PUT /devices/{id}", iothub.RegistryWrite, true, h.putIdentity},
 		{"DELETE /devices/{id}", iothub.RegistryWrite, true, h.deleteIdentity},
@@ -149,6 +160,7 @@ func (h *handler) routes() []route {
 		{"GET /hubkit/clock", 0, false, h.getClock},
 		{"POST /hubkit/clock", iothub.ServiceConnect, false, h.moveClock},
 		{"POST /hubkit/faults", iothub.ServiceConnect, false, h.fault},
+		{"POST /hubkit/reset", iothub.ServiceConnect, false, h.reset},
 	}
 }
 
@@ -221,10 +233,10 @@ func (h *handler) authorize(r *http.Request, need iothub.Rights) *sas.Rejection 
 		}
 		return sas.Reject(sas.ReasonMalformed, err.Error())
 	}
-	if p.Rights&need != need {
+	if !p.Rights.Grants(need) {
 		return sas.Reject(sas.ReasonPolicyPermission,
 			"policy "+quote(p.KeyName)+" has "+p.Rights.String()+"; "+r.Method+" "+r.URL.Path+" needs "+need.String(),
-			"use a policy with "+need.String()+" (iothubowner has every right)")
+			"use a policy with "+needText(need)+" (IoT Hub's built-in "+builtinWith(need)+")")
 	}
 	return nil
 }
@@ -235,6 +247,25 @@ func (h *handler) writeUnauthorized(w http.ResponseWriter, rej *sas.Rejection) {
 		msg += ": " + rej.Detail
 	}
 	h.writeError(w, &iothub.Error{Code: iothub.CodeIotHubUnauthorizedAccess, Message: msg, Reason: string(rej.Reason), Hints: rej.Hints})
+}
+
+// needText names what grants need: RegistryRead is also granted by RegistryWrite.
+func needText(need iothub.Rights) string {
+	if need == iothub.RegistryRead {
+		return "RegistryRead or RegistryWrite"
+	}
+	return need.String()
+}
+
+// builtinWith lists the built-in policies that grant need ("registryReadWrite or iothubowner").
+func builtinWith(need iothub.Rights) string {
+	var names []string
+	for _, p := range iothub.BuiltinPolicies() {
+		if p.Rights.Grants(need) {
+			names = append(names, p.KeyName)
+		}
+	}
+	return strings.Join(names, " or ")
 }
 
 func quote(s string) string { return `"` + s + `"` }

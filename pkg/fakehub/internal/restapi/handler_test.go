@@ -662,6 +662,9 @@ func TestAuthorization(t *testing.T) {
 	for _, tc := range []struct{ method, path, auth string }{
 		{"GET", "/devices/dev1", token("registryRead", regReadKey, testNow.Add(time.Hour))},
 		{"PUT", "/devices/dev3", token("registryReadWrite", regRWKey, testNow.Add(time.Hour))},
+		// RegistryWrite includes RegistryRead: registryReadWrite holds only RegistryWrite.
+		{"GET", "/devices/dev1", token("registryReadWrite", regRWKey, testNow.Add(time.Hour))},
+		{"GET", "/devices", token("registryReadWrite", regRWKey, testNow.Add(time.Hour))},
 		{"GET", "/twins/dev1", token("service", serviceKey, testNow.Add(time.Hour))},
 		{"GET", "/devices/dev1", token("iothubowner", ownerKey2, testNow.Add(time.Hour))},   // secondary key
 		{"GET", "/devices/dev1", token("iothubowner", ownerKey, testNow.Add(-time.Minute))}, // within the hub's token grace
@@ -704,8 +707,8 @@ func TestAPIVersion(t *testing.T) {
 func TestRoutes(t *testing.T) {
 	t.Parallel()
 	routes := restapi.Routes()
-	if len(routes) != 26 {
-		t.Errorf("restapi.Routes() = %d routes, want 26", len(routes))
+	if len(routes) != 29 {
+		t.Errorf("restapi.Routes() = %d routes, want 29", len(routes))
 	}
 	need := map[string]iothub.Rights{}
 	for _, rt := range routes {
@@ -716,6 +719,8 @@ func TestRoutes(t *testing.T) {
 	}
 	for pattern, want := range map[string]iothub.Rights{
 		"GET /devices":                            iothub.RegistryRead,
+		"GET /devices/{$}":                        iothub.RegistryRead,
+		"POST /devices/query":                     iothub.RegistryRead,
 		"PUT /devices/{id}":                       iothub.RegistryWrite,
 		"DELETE /devices/{id}/modules/{mid}":      iothub.RegistryWrite,
 		"PATCH /twins/{id}":                       iothub.ServiceConnect,
@@ -820,7 +825,6 @@ func TestTelemetryList(t *testing.T) {
 		{"?count=1", []uint64{1}},
 		{"?since=2030-01-02T03:04:06Z", []uint64{2, 3}},
 		{"?device=dev2&count=5", []uint64{2}},
-		{"?device=nodev", nil},
 	} {
 		r := f.owner("GET", "/hubkit/telemetry"+tc.query, "")
 		var seqs []uint64
@@ -834,6 +838,9 @@ func TestTelemetryList(t *testing.T) {
 	for _, q := range []string{"?follow=maybe", "?count=-1", "?count=x", "?since=yesterday"} {
 		wantError(t, f.owner("GET", "/hubkit/telemetry"+q, ""), 400, "ArgumentInvalid")
 	}
+	// A device that is not registered and sent nothing is a typo, not an empty list.
+	wantError(t, f.owner("GET", "/hubkit/telemetry?device=nodev", ""), 404, "DeviceNotFound")
+	wantError(t, f.owner("GET", "/hubkit/telemetry?device=nodev&follow=true", ""), 404, "DeviceNotFound")
 }
 
 func TestTelemetryFollowStreams(t *testing.T) {
@@ -845,26 +852,33 @@ func TestTelemetryFollowStreams(t *testing.T) {
 	f.sendTelemetry(d1, nil, []byte(`{"n":0}`))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", f.hub.ServiceURL()+"/hubkit/telemetry?device=dev1&follow=true", nil)
-	req.Header.Set("Authorization", f.ownerToken())
-	resp, err := f.httpc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" {
-		t.Fatalf("follow = %d %v", resp.StatusCode, resp.Header)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	next := func() iothub.Event {
+	open := func(query string) func() iothub.Event {
 		t.Helper()
-		if !sc.Scan() {
-			t.Fatalf("stream ended: %v", sc.Err())
+		req, _ := http.NewRequestWithContext(ctx, "GET", f.hub.ServiceURL()+"/hubkit/telemetry"+query, nil)
+		req.Header.Set("Authorization", f.ownerToken())
+		resp, err := f.httpc.Do(req)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return decode[iothub.Event](t, sc.Text())
+		t.Cleanup(func() { resp.Body.Close() })
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+			t.Fatalf("follow = %d %v", resp.StatusCode, resp.Header)
+		}
+		sc := bufio.NewScanner(resp.Body)
+		return func() iothub.Event {
+			t.Helper()
+			if !sc.Scan() {
+				t.Fatalf("stream ended: %v", sc.Err())
+			}
+			return decode[iothub.Event](t, sc.Text())
+		}
 	}
+	// The one rule (docs/iothub-behavior.md §13.6): a follow stream starts where it is
+	// opened (the answer's headers arrive once it is positioned), or at since.
+	fromNow := open("?device=dev1&follow=true")
+	next := open("?device=dev1&follow=true&since=2030-01-02T03:04:05Z")
 	if e := next(); string(e.Payload) != `{"n":0}` {
-		t.Errorf("first = %+v", e)
+		t.Errorf("first since the start = %+v", e)
 	}
 	// Each new message arrives while the stream stays open (flushed per message); other
 	// devices' messages are left out.
@@ -875,11 +889,14 @@ func TestTelemetryFollowStreams(t *testing.T) {
 		if e := next(); string(e.Payload) != `{"n":`+n+`}` || e.DeviceID != "dev1" {
 			t.Errorf("message %d = %+v", i, e)
 		}
+		if e := fromNow(); string(e.Payload) != `{"n":`+n+`}` {
+			t.Errorf("message %d from now = %+v (the message sent before it opened must not come)", i, e)
+		}
 	}
 	cancel() // the client goes away; the hub's Close (in Cleanup) waits for the handler
 
 	// follow with count ends the stream by itself.
-	r := f.owner("GET", "/hubkit/telemetry?device=dev1&follow=true&count=2", "")
+	r := f.owner("GET", "/hubkit/telemetry?device=dev1&follow=true&count=2&since=2030-01-02T03:04:05Z", "")
 	if got := strings.Count(r.body, "\n"); r.status != 200 || got != 2 {
 		t.Errorf("follow&count=2: %d lines: %s", got, r.body)
 	}

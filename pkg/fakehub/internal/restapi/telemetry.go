@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
@@ -77,4 +78,18 @@ func (h *handler) rejections(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, nonNil(rs))
+}
+
+// reset clears run-time state between tests: ?what=telemetry,rejections,c2d,twins (default:
+// all). 204 No Content.
+func (h *handler) reset(w http.ResponseWriter, r *http.Request) {
+	var parts []string
+	if v := r.URL.Query().Get("what"); v != "" {
+		parts = strings.Split(v, ",")
+	}
+	if err := h.b.Reset(r.Context(), parts); err != nil {
+		h.writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

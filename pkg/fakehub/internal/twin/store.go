@@ -116,6 +116,14 @@ func etag(version int64) string {
 	return base64.StdEncoding.EncodeToString(b[:])
 }
 
+// Reset forgets every twin: each identity gets a new one (versions 1, no tags or properties)
+// when next used.
+func (s *Store) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.twins)
+}
+
 // Delete forgets the identity's twin (the device or module was deleted) and reports whether
 // there was one.
 func (s *Store) Delete(id iothub.Identity) bool {
