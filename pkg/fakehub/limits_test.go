@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -86,6 +87,48 @@ func TestIdentityLimit(t *testing.T) {
 	}
 	if _, err := h.AddDevice("dev3"); err != nil {
 		t.Errorf("AddDevice after a removal = %v", err)
+	}
+}
+
+// A device has at most 50 modules (IoT Hub's limit,
+// Options.MaxModulesPerDevice); the 51st is refused with 413003
+// TooManyModulesOnDevice in Go and over REST, an update of a module already
+// there is not, and a removal makes room.
+func TestModuleLimit(t *testing.T) {
+	if fakehub.DefaultMaxModulesPerDevice != 50 {
+		t.Errorf("DefaultMaxModulesPerDevice = %d, want IoT Hub's 50", fakehub.DefaultMaxModulesPerDevice)
+	}
+	h := startHub(t, fakehub.Options{ServiceAddr: "127.0.0.1:0"})
+	reg := h.Registry()
+	for i := range 50 {
+		if _, err := reg.Add(iothub.Device{DeviceID: "dev2", ModuleID: fmt.Sprintf("m%02d", i)}); err != nil {
+			t.Fatalf("module %d of 50: %v", i+1, err)
+		}
+	}
+	_, err := reg.Add(iothub.Device{DeviceID: "dev2", ModuleID: "m50"})
+	var e *iothub.Error
+	if !errors.As(err, &e) || e.Code != iothub.CodeTooManyModulesOnDevice {
+		t.Fatalf("the 51st module = %v, want 413003 TooManyModulesOnDevice", err)
+	}
+	c := newCurl(t, h)
+	if status, hdr, out := c.do("PUT", "/devices/dev2/modules/m50"+av, `{}`, "Content-Type: application/json"); status != 413 || hdr.Get("iothub-errorcode") != "TooManyModulesOnDevice" {
+		t.Errorf("PUT a 51st module = %d %s %s, want 413 TooManyModulesOnDevice", status, hdr.Get("iothub-errorcode"), out)
+	}
+	if status, _, out := c.do("PUT", "/devices/dev2/modules/m00"+av, `{"moduleId":"m00","deviceId":"dev2"}`, "Content-Type: application/json", "If-Match: *"); status != 200 {
+		t.Errorf("updating module 1 of 50 = %d %s, want 200", status, out)
+	}
+	if _, err := reg.Add(iothub.Device{DeviceID: "dev1", ModuleID: "other"}); err != nil {
+		t.Errorf("a module of another device = %v, want it added", err)
+	}
+	if err := reg.Delete(iothub.Identity{DeviceID: "dev2", ModuleID: "m00"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Add(iothub.Device{DeviceID: "dev2", ModuleID: "m50"}); err != nil {
+		t.Errorf("a module after a removal = %v", err)
+	}
+	reg.SetMaxModulesPerDevice(-1)
+	if _, err := reg.Add(iothub.Device{DeviceID: "dev2", ModuleID: "m51"}); err != nil {
+		t.Errorf("a 51st module without a limit = %v", err)
 	}
 }
 

@@ -92,6 +92,11 @@ type Options struct {
 	// a negative value no limit. One more is refused with 413002
 	// TooManyDevices (Registry.SetMaxIdentities).
 	MaxIdentities int
+	// MaxModulesPerDevice is how many modules one device may have: 0 means
+	// IoT Hub's 50 (DefaultMaxModulesPerDevice), a negative value no limit.
+	// One more is refused with 413003 TooManyModulesOnDevice
+	// (Registry.SetMaxModulesPerDevice).
+	MaxModulesPerDevice int
 	// MaxTLSVersion is the highest TLS version the classic endpoints offer:
 	// the MQTT listener on Addr (and InsecureAddr has none) and the service
 	// API. 0 means TLS 1.2, as on IoT Hub's classic {hub}.azure-devices.net

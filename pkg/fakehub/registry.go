@@ -43,6 +43,7 @@ type Registry struct {
 
 	identities    int // devices plus modules
 	maxIdentities int // 0: no limit (SetMaxIdentities)
+	maxModules    int // per device; 0: no limit (SetMaxModulesPerDevice)
 
 	now atomic.Pointer[func() time.Time] // stamps statusUpdatedTime; a Server sets its Options.Now
 }
@@ -67,7 +68,7 @@ func NewRegistry(rnd io.Reader) *Registry {
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	r := &Registry{rand: rnd, devices: map[string]*entry{}, policies: map[string]*iothub.AccessPolicy{}, maxIdentities: DefaultMaxIdentities}
+	r := &Registry{rand: rnd, devices: map[string]*entry{}, policies: map[string]*iothub.AccessPolicy{}, maxIdentities: DefaultMaxIdentities, maxModules: DefaultMaxModulesPerDevice}
 	r.useClock(time.Now)
 	for _, p := range iothub.BuiltinPolicies() {
 		if _, err := r.SetPolicy(p); err != nil {
@@ -95,6 +96,26 @@ func (r *Registry) SetMaxIdentities(n int) {
 		r.maxIdentities = 0
 	default:
 		r.maxIdentities = n
+	}
+}
+
+// DefaultMaxModulesPerDevice is IoT Hub's limit on modules per device
+// (docs/iothub-behavior.md §1.22).
+const DefaultMaxModulesPerDevice = 50
+
+// SetMaxModulesPerDevice sets how many modules one device may have: n > 0 is the limit,
+// n < 0 means none, 0 restores DefaultMaxModulesPerDevice. One more is refused with
+// iothub.CodeTooManyModulesOnDevice (413003); modules already there stay.
+func (r *Registry) SetMaxModulesPerDevice(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case n == 0:
+		r.maxModules = DefaultMaxModulesPerDevice
+	case n < 0:
+		r.maxModules = 0
+	default:
+		r.maxModules = n
 	}
 }
 
@@ -270,6 +291,9 @@ func (r *Registry) Put(d iothub.Device, ifMatch string) (stored iothub.Device, c
 	case old == nil && r.full():
 		r.mu.Unlock()
 		return iothub.Device{}, false, r.tooMany(id)
+	case old == nil && r.modulesFull(e, id):
+		r.mu.Unlock()
+		return iothub.Device{}, false, r.tooManyModules(id)
 	}
 	d.StatusUpdatedTime = time.Time{} // the hub's to set: zero until the status changes
 	if old != nil {                   // an update: keep what the caller did not give
@@ -299,6 +323,10 @@ func (r *Registry) Put(d iothub.Device, ifMatch string) (stored iothub.Device, c
 		r.mu.Unlock()
 		return iothub.Device{}, false, r.tooMany(id)
 	}
+	if old == nil && r.modulesFull(e, id) {
+		r.mu.Unlock()
+		return iothub.Device{}, false, r.tooManyModules(id)
+	}
 	if old == nil {
 		r.identities++
 	}
@@ -324,6 +352,16 @@ func (r *Registry) Put(d iothub.Device, ifMatch string) (stored iothub.Device, c
 
 // full reports whether no identity may be added (r.mu held).
 func (r *Registry) full() bool { return r.maxIdentities > 0 && r.identities >= r.maxIdentities }
+
+// modulesFull reports whether id is a module that its device e has no room for (r.mu held).
+func (r *Registry) modulesFull(e *entry, id iothub.Identity) bool {
+	return id.IsModule() && e != nil && r.maxModules > 0 && len(e.modules) >= r.maxModules
+}
+
+func (r *Registry) tooManyModules(id iothub.Identity) error {
+	return iothub.Errorf(iothub.CodeTooManyModulesOnDevice, "cannot add %s: device %q already has %d modules, its limit of %d (IoT Hub allows %d per device)",
+		describe(id), id.DeviceID, r.maxModules, r.maxModules, DefaultMaxModulesPerDevice)
+}
 
 func (r *Registry) tooMany(id iothub.Identity) error {
 	return iothub.Errorf(iothub.CodeTooManyDevices, "cannot add %s: the hub already holds %d identities (devices and modules), its limit of %d (IoT Hub allows %d per hub)",

@@ -161,6 +161,9 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.MaxIdentities != 0 {
 		opts.Registry.SetMaxIdentities(opts.MaxIdentities)
 	}
+	if opts.MaxModulesPerDevice != 0 {
+		opts.Registry.SetMaxModulesPerDevice(opts.MaxModulesPerDevice)
+	}
 	s.unwatch = opts.Registry.watch(s.registryChanged)
 	if err := s.mochi.Serve(); err != nil {
 		s.unwatch()
