@@ -89,14 +89,18 @@ const DefaultMaxIdentities = 1_000_000
 func (r *Registry) SetMaxIdentities(n int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.maxIdentities = limitSetting(n, DefaultMaxIdentities)
+}
+
+// limitSetting reads a limit setting: n > 0 is the limit, 0 the default def, n < 0 none (0).
+func limitSetting(n, def int) int {
 	switch {
 	case n == 0:
-		r.maxIdentities = DefaultMaxIdentities
+		return def
 	case n < 0:
-		r.maxIdentities = 0
-	default:
-		r.maxIdentities = n
+		return 0
 	}
+	return n
 }
 
 // DefaultMaxModulesPerDevice is IoT Hub's limit on modules per device
@@ -109,14 +113,7 @@ const DefaultMaxModulesPerDevice = 50
 func (r *Registry) SetMaxModulesPerDevice(n int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	switch {
-	case n == 0:
-		r.maxModules = DefaultMaxModulesPerDevice
-	case n < 0:
-		r.maxModules = 0
-	default:
-		r.maxModules = n
-	}
+	r.maxModules = limitSetting(n, DefaultMaxModulesPerDevice)
 }
 
 // Len returns how many identities (devices plus modules) the registry holds.
