@@ -30,6 +30,10 @@ type bypassAttempt struct {
 	// §2.4, §2.7), so the default hub must too; Quirks.ExactDeviceKeyScope
 	// refuses it with scope-mismatch.
 	prefixOK bool
+	// acceptAlways marks dev1's own resource spelt with the host re-cased,
+	// used as dev1: host names are compared without regard to case
+	// (docs/iothub-behavior.md §2.4, §11.2) under both scope rules.
+	acceptAlways bool
 }
 
 // signatureWith returns a time near at whose token for sr under key has a
@@ -111,6 +115,10 @@ func bypassAttempts(t testing.TB, h interface{ Registry() *fakehub.Registry }) [
 		"userinfo":              "dev1%40localhost%2Fdevices%2Fdev1",
 		"scheme":                "https%3A%2F%2Flocalhost%2Fdevices%2Fdev1",
 		"backslash":             "localhost%5Cdevices%5Cdev1",
+		"re-cased-id":           "localhost%2Fdevices%2FDEV1",
+		"re-cased-id-first":     "localhost%2Fdevices%2FDev1",
+		"re-cased-devices":      "localhost%2FDEVICES%2Fdev1",
+		"re-cased-host":         "LOCALHOST%2Fdevices%2Fdev1",
 	}
 	// dev1's own resource or a prefix of it: {host}, {host}/devices, and
 	// {host}/devices/dev1/ (IoT Hub ignores a trailing slash on sr;
@@ -126,6 +134,15 @@ func bypassAttempts(t testing.TB, h interface{ Registry() *fakehub.Registry }) [
 			a := add("sr-"+name+"-as-"+as.DeviceID, as, pw, "")
 			if as == dev1 && prefixOfDev1[name] {
 				a.prefixOK, a.exactReason = true, sas.ReasonScopeMismatch
+			}
+			if as == dev1 && name == "re-cased-host" {
+				a.acceptAlways = true
+			}
+			if strings.HasPrefix(name, "re-cased-") && name != "re-cased-host" {
+				// IDs (and the devices segment) are compared
+				// case-sensitively (§2.7, §11.3): DEV1's resource is
+				// not dev1's, whoever signed it.
+				a.reason = sas.ReasonScopeMismatch
 			}
 		}
 	}
@@ -194,8 +211,9 @@ func bypassAttempts(t testing.TB, h interface{ Registry() *fakehub.Registry }) [
 // (Quirks.ExactDeviceKeyScope). Each must be refused with CONNACK 5 (or, for
 // a packet MQTT says to close on, no CONNACK) and a rejection whose reason
 // matches the attack (when the table names one). The only tokens accepted
-// are dev1's own key over a prefix of dev1's own resource, used as dev1,
-// and only under the default rule, as IoT Hub accepts them.
+// are dev1's own key, used as dev1, over dev1's resource with the host
+// re-cased (both rules) or over a prefix of it (the default rule only), as
+// IoT Hub accepts them.
 func TestAuthBypass(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -213,7 +231,7 @@ func TestAuthBypass(t *testing.T) {
 				return err
 			})
 			tried, accepted, byReason := runBypass(t, h, bypassAttempts(t, h), tc.exact)
-			t.Logf("%d bypass attempts: %d accepted (dev1's own key over a prefix of dev1's own resource, as IoT Hub accepts), the rest refused: %v", tried, accepted, byReason)
+			t.Logf("%d bypass attempts: %d accepted (dev1's own key over dev1's resource with the host re-cased, and by default over a prefix of it, as IoT Hub accepts), the rest refused: %v", tried, accepted, byReason)
 		})
 	}
 }
@@ -228,7 +246,7 @@ func runBypass(t *testing.T, h *fakehubtest.Hub, attempts []bypassAttempt, exact
 	}
 	byReason = map[sas.Reason]int{}
 	for _, a := range attempts {
-		want, accept := a.reason, a.prefixOK && !exact
+		want, accept := a.reason, a.prefixOK && !exact || a.acceptAlways
 		if exact && a.exactReason != "" {
 			want = a.exactReason
 		}
