@@ -47,7 +47,10 @@ without KEY a key is generated and printed).
 The service REST API (IoT Hub's registry, twin and direct-method paths, plus
 C2D, telemetry and rejection extensions) listens on --http (default :8443,
 "off" disables) over HTTPS with the same certificate; the client verbs (send,
-events, invoke, twin, devices, rejections) use it. Without --ca it is off:
+events, invoke, twin, devices, rejections) use it. The same port serves the
+web dashboard at / (log in with the one-time link the banner prints, or by
+pasting the service connection string) and Prometheus metrics at /metrics
+(to loopback clients; --metrics-public for all). Without --ca it is off:
 --http-insecure ADDR serves it over plain HTTP, where policy tokens and
 device keys cross the network in the clear.
 
@@ -108,6 +111,8 @@ type serveFlags struct {
 	connectTimeout time.Duration
 	tokenGrace     time.Duration
 	exitAfterStart bool
+	dashboard      bool
+	metricsPublic  bool
 	limitFlags
 	dps        dpsFlags
 	stateDir   string // --state: keep the registry (keys) across restarts
@@ -169,6 +174,8 @@ func serveFlagSet(f *serveFlags) *pflag.FlagSet {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", fakehub.DefaultConnectTimeout, "close connections without TLS handshake and CONNECT within this `DURATION`")
 	fs.DurationVar(&f.tokenGrace, "token-grace", sas.DefaultSkew, "clock skew allowed at CONNECT and delay after token expiry before the drop (0: none)")
+	fs.BoolVar(&f.dashboard, "dashboard", true, "serve the web dashboard on the service port (/; log in with the link in the banner)")
+	fs.BoolVar(&f.metricsPublic, "metrics-public", false, "serve /metrics to every client, not only loopback ones (for a Prometheus in another container)")
 	f.limitFlags.register(fs)
 	f.dps.register(fs)
 	fs.StringVar(&f.stateDir, "state", "", "keep devices, keys and policies in `DIR` across restarts (DIR/registry.json, mode 0600)")
@@ -279,6 +286,7 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 		HostName: hosts[0], Aliases: hosts[1:], Registry: reg, Logger: log,
 		ConnectTimeout: f.connectTimeout, TokenExpiryGrace: f.tokenGrace,
 		InsecureAddr: f.insecureTCP,
+		NoDashboard:  !f.dashboard, MetricsPublic: f.metricsPublic,
 	}
 	if f.tokenGrace == 0 {
 		opts.TokenExpiryGrace = -1
@@ -485,6 +493,10 @@ func printBanner(w io.Writer, srv *fakehub.Server, reg *fakehub.Registry, caFile
 			caFlag = " --ca " + caFile
 		}
 		fmt.Fprintf(w, "  fakehub events --follow -c '%s'%s%s\n", srv.ServiceConnectionString(), caFlag, hubURL)
+		if link := srv.DashboardLoginURL(); link != "" {
+			fmt.Fprintf(w, "dashboard: %s (one-time login link; or paste the connection string above)\n", link)
+		}
+		fmt.Fprintf(w, "metrics: %s/metrics (Prometheus)\n", u)
 	}
 	_, port, _ := net.SplitHostPort(srv.Addr())
 	portFlag := ""

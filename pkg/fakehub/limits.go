@@ -86,12 +86,21 @@ type bucket struct {
 type limiter struct {
 	now     func() time.Time
 	changed func() <-chan struct{} // closed when the clock moves (nil: never)
+	// throttled, when set, is told each operation a throttle refused or delayed (the
+	// hubkit_throttled_total metric). It runs without the lock.
+	throttled func(op string)
 
 	mu      sync.Mutex
 	l       Limits
 	buckets map[string]*bucket
 	day     string // UTC date the quota counts for
 	used    int64  // meter units used that day
+}
+
+func (lm *limiter) count(op string) {
+	if lm.throttled != nil {
+		lm.throttled(op)
+	}
 }
 
 func newLimiter(l Limits, now func() time.Time) *limiter {
@@ -168,6 +177,7 @@ func (lm *limiter) reserve(op string, cost float64) (time.Time, error) {
 	if b.tokens-cost < -t.backlog()-1e-9 {
 		retry := time.Duration((cost - b.tokens - t.backlog()) / t.PerSecond * float64(time.Second))
 		lm.mu.Unlock()
+		lm.count(op)
 		return time.Time{}, throttledError(op, t, max(retry, time.Second))
 	}
 	b.tokens -= cost
@@ -176,6 +186,9 @@ func (lm *limiter) reserve(op string, cost float64) (time.Time, error) {
 		at = now.Add(time.Duration(-b.tokens / t.PerSecond * float64(time.Second)))
 	}
 	lm.mu.Unlock()
+	if !at.IsZero() {
+		lm.count(op)
+	}
 	return at, nil
 }
 

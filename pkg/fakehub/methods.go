@@ -33,7 +33,10 @@ func (s *Server) InvokeMethodOn(ctx context.Context, id iothub.Identity, name st
 	if err := s.serviceGate(ctx, opMethods, chunks(len(payload), MethodMeterSize), "a direct method", len(payload)); err != nil {
 		return iothub.MethodResult{}, err
 	}
-	return s.cloud.methods.Invoke(ctx, id, name, payload, timeout)
+	start := s.metrics.clock()
+	res, err := s.cloud.methods.Invoke(ctx, id, name, payload, timeout)
+	s.metrics.methodDone(start, err)
+	return res, err
 }
 
 // errNotSubscribed is the cause of a 404103 for a connected identity

@@ -119,6 +119,16 @@ type Options struct {
 	// the largest JSON document the API takes, or a 64 KB C2D message);
 	// larger bodies are refused with 413.
 	ServiceMaxBody int64
+	// NoDashboard turns off the web dashboard the service listener serves at
+	// "/" and "/ui/" (DashboardHandler).
+	NoDashboard bool
+	// MetricsPublic serves /metrics (MetricsHandler) on the service
+	// listener to every client; by default only loopback clients and
+	// logged-in dashboard browsers get it.
+	MetricsPublic bool
+	// DashboardSections are pages other parts of the hub add to the
+	// dashboard (see DashboardSection).
+	DashboardSections []DashboardSection
 
 	// cloudEvents, when set (tests in this package), replaces what the hooks
 	// tell the cloud side.

@@ -192,6 +192,8 @@ func (s *Server) record(r iothub.Rejection, msg string) {
 	}
 	s.rejections.add(r)
 	s.markRecorded(r.RemoteAddr)
+	s.metrics.rejected(r.Reason)
+	s.activity.changed()
 	attrs := []any{"reason", string(r.Reason), "detail", r.Detail, "clientId", r.ClientID, "remoteAddr", r.RemoteAddr}
 	if r.DeviceID != "" {
 		attrs = append(attrs, "deviceId", r.DeviceID)

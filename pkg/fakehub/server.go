@@ -47,6 +47,10 @@ type Server struct {
 	closing   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
+
+	metrics   *hubMetrics // Prometheus metrics (metrics.go)
+	activity  activity    // change signal and last-seen times for the dashboard (activity.go)
+	dashboard *dashboardState
 }
 
 // ErrClosed is returned by operations on a closed Server.
@@ -78,6 +82,9 @@ func NewServer(opts Options) (*Server, error) {
 	clock.moved = s.clockMoved
 	clock.mu.Unlock()
 	s.lifecycle = &lifecycleHook{s: s}
+	s.metrics = newHubMetrics(s)
+	s.limits.throttled = s.metrics.throttle
+	s.dashboard = newDashboardState(s)
 	for _, h := range append([]string{opts.HostName}, opts.Aliases...) {
 		s.hostNames = append(s.hostNames, strings.ToLower(stripPort(h)))
 	}
@@ -128,6 +135,9 @@ func NewServer(opts Options) (*Server, error) {
 		return fail(err)
 	}
 	if err := s.mochi.AddHook(&telemetryHook{s: s}, nil); err != nil {
+		return fail(err)
+	}
+	if err := s.mochi.AddHook(&activityHook{s: s}, nil); err != nil {
 		return fail(err)
 	}
 

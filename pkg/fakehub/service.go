@@ -76,7 +76,7 @@ func (s *Server) startService() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	sl := &serviceListener{ln: ln, cancel: cancel, done: make(chan struct{})}
 	sl.srv = &http.Server{
-		Handler:           s.writeDeadlines(s.ServiceHandler()),
+		Handler:           s.httpHandler(),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ReadHeaderTimeout: min(10*time.Second, s.opts.ServiceReadTimeout),
 		ReadTimeout:       s.opts.ServiceReadTimeout,

@@ -64,8 +64,9 @@ type session struct {
 	tag   string     // unique per connection (set by establish): tags C2D deliveries
 	c2dMu sync.Mutex // serialises C2D flushes (service and connection goroutines) for FIFO order
 
-	token    sas.Token          // the CONNECT's token (re-verified when the identity's keys change)
-	warnings []iothub.Rejection // the strict profile's warnings for this CONNECT
+	lastActive atomic.Int64       // Unix nanoseconds of the latest telemetry (0: none yet), for the dashboard
+	token      sas.Token          // the CONNECT's token (re-verified when the identity's keys change)
+	warnings   []iothub.Rejection // the strict profile's warnings for this CONNECT
 
 	outbox atomic.Pointer[outbox] // what the cloud side sends the device (outbox.go); set when established
 }

@@ -135,6 +135,8 @@ func (s *Server) capture(ss *session, topic string, props iothub.Properties, pay
 		SystemProperties: props.System(), Properties: app, Annotations: ann, EnqueuedTime: now,
 	}
 	seq := s.telemetry.add(m)
+	s.metrics.telemetryAccepted(len(payload))
+	ss.lastActive.Store(now.UnixNano())
 	s.log.Debug("telemetry", "deviceId", m.DeviceID, "moduleId", m.ModuleID, "seq", seq, "bytes", len(payload))
 }
 

@@ -59,9 +59,15 @@ func (s *Server) UpdateTwin(ctx context.Context, id iothub.Identity, u iothub.Tw
 	}
 	c := s.cloud
 	c.touch(id)
-	if _, err := c.twins.Update(id, u.Tags, u.Desired, u.Replace, u.IfMatch); err != nil {
+	start := s.metrics.clock()
+	_, err := c.twins.Update(id, u.Tags, u.Desired, u.Replace, u.IfMatch)
+	s.metrics.twinOp("update", start)
+	if err != nil {
+		s.metrics.message(kindTwinDesired, "refused")
 		return iothub.Twin{}, err
 	}
+	s.metrics.message(kindTwinDesired, "accepted")
+	s.activity.changed()
 	return c.twinOf(id), nil
 }
 
@@ -93,9 +99,12 @@ func (c *cloud) twinOf(id iothub.Identity) iothub.Twin {
 // with {"desired":{...},"reported":{...}}.
 func (c *cloud) twinGet(ss *session, rid string) {
 	c.touch(ss.id)
+	start := c.s.metrics.clock()
 	v := c.twins.Versions(ss.id)
 	c.s.log.Info("twin GET", append(idAttrs(ss.id), "rid", rid, "desiredVersion", v.Desired, "reportedVersion", v.Reported)...)
 	c.twinRespond(ss, iothub.TwinResponseTopic(200, rid, 0), c.twins.Get(ss.id))
+	c.s.metrics.twinOp("get", start)
+	c.s.metrics.message(kindTwinGet, "answered")
 }
 
 // twinPatchReported applies a reported-properties patch and answers 204
@@ -106,7 +115,9 @@ func (c *cloud) twinGet(ss *session, rid string) {
 // Quirks.TwinPatchWithoutAPIVersion.
 func (c *cloud) twinPatchReported(ss *session, rid string, patch []byte) {
 	c.touch(ss.id)
+	start := c.s.metrics.clock()
 	if ss.userName.APIVersion == "" && !c.s.opts.Quirks.TwinPatchWithoutAPIVersion {
+		c.s.metrics.message(kindTwinReported, "refused")
 		rj := ss.rejection(ReasonTwinPatchRefused, "reported-properties PATCH answered 400: the user name "+ss.rawUserName+" has no api-version")
 		rj.Hints = []string{"put the api-version in the user name: " + iothub.UserName{Host: ss.userName.Host, Identity: ss.id,
 			APIVersion: iothub.DefaultAPIVersion, Form: iothub.FormQuery}.String()}
@@ -115,12 +126,16 @@ func (c *cloud) twinPatchReported(ss *session, rid string, patch []byte) {
 		return
 	}
 	v, err := c.twins.PatchReported(ss.id, patch)
+	c.s.metrics.twinOp("patch_reported", start)
 	var te *iothub.Error
 	switch {
 	case err == nil:
+		c.s.metrics.message(kindTwinReported, "accepted")
+		c.s.activity.changed()
 		c.s.log.Info("reported properties updated", append(idAttrs(ss.id), "rid", rid, "version", v, "bytes", len(patch))...)
 		c.twinRespond(ss, iothub.TwinResponseTopic(204, rid, v), nil)
 	case errors.As(err, &te):
+		c.s.metrics.message(kindTwinReported, "refused")
 		c.s.reject(ss.rejection(ReasonTwinPatchRefused, fmt.Sprintf("reported-properties PATCH answered %d: %s", te.Status(), te.Message)))
 		c.twinRespond(ss, iothub.TwinResponseTopic(te.Status(), rid, 0), nil)
 	default:
