@@ -11,7 +11,7 @@ PKGS      := ./...
 # staticcheck, pinned; `go run pkg@version` builds it outside this module's graph (see lint).
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build install test vet lint staticcheck fmt run certs fuzz soak bench cover tidy clean image screenshots bench-dashboard
+.PHONY: all build install test vet lint staticcheck fmt run certs fuzz soak bench bench-compare bench-fleet cover tidy clean image screenshots bench-dashboard
 
 all: build
 
@@ -76,6 +76,14 @@ soak:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
 
+## bench-compare: fakehub vs bare mochi vs Mosquitto, same load, interleaved rounds (minutes; not in test)
+bench-compare:
+	./scripts/bench-compare $(BENCH_ARGS)
+
+## bench-fleet: 19,000 TLS devices on one fakehub, one message each per 10 s (minutes; not in test)
+bench-fleet:
+	./scripts/bench-compare -fleet 19000 $(BENCH_ARGS)
+
 ## image: fakehub's OCI image (static binary, empty base) as a tarball, without a Docker daemon
 IMAGE     ?= $(BIN)/fakehub-image.tar
 IMAGE_TAG ?= hubkit/fakehub:dev
@@ -85,7 +93,7 @@ image:
 
 ## screenshots: refresh docs/screenshots (the README's) from a run of the dashboard's browser test
 screenshots:
-	HUBKIT_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestBrowser$$' ./pkg/fakehub/internal/dashboard
+	HUBKIT_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestBrowser' ./pkg/fakehub/internal/dashboard
 
 ## bench-dashboard: 10,000 connected devices: dashboard page loads, telemetry throughput with and without live views
 bench-dashboard:

@@ -264,13 +264,22 @@ func networkCause(err error) error {
 
 func (c *Client) pahoOptions(sess *session) *paho.ClientOptions {
 	s := c.s
+	tlsConf := &tls.Config{RootCAs: s.RootCAs, ServerName: s.tlsName, MinVersion: tls.VersionTLS12}
+	if s.Certificate != nil {
+		tlsConf.Certificates = []tls.Certificate{*s.Certificate}
+	}
 	o := paho.NewClientOptions().
-		AddBroker("tls://" + s.dialAddr).
+		AddBroker(s.broker).
 		SetClientID(s.id.ClientID()).
 		SetProtocolVersion(4). // never fall back to MQTT 3.1: IoT Hub speaks 3.1.1 only
-		SetTLSConfig(&tls.Config{RootCAs: s.RootCAs, ServerName: s.tlsName, MinVersion: tls.VersionTLS12}).
+		SetTLSConfig(tlsConf).
+		SetWebsocketOptions(&paho.WebsocketOptions{Proxy: s.proxy()}).
 		SetCredentialsProvider(func() (string, string) {
 			pw, exp := s.password()
+			if s.x509 {
+				c.log.Debug("CONNECT", "addr", s.dialAddr, "userName", s.userName, "clean", s.CleanSession, "keepAlive", s.KeepAlive, "certificateCN", s.certSubject)
+				return s.userName, pw
+			}
 			sess.expiry.Store(exp.Unix())
 			if s.OnToken != nil {
 				s.OnToken(pw)
@@ -337,6 +346,7 @@ func (c *Client) manage() {
 	for {
 		select {
 		case <-c.done:
+			c.flushNotify()
 			return
 		case ev := <-c.events:
 			switch ev.kind {
@@ -373,6 +383,22 @@ func (c *Client) manage() {
 			if c.replace(old, ErrTokenRenewal, true, 0) {
 				arm()
 			}
+		}
+	}
+}
+
+// flushNotify calls OnConnectionChange for the notifications still queued when the client
+// closes, so a Close right after Connect still reports the connect before Close's own
+// (false, nil): every connect is reported, in order. The other events no longer matter.
+func (c *Client) flushNotify() {
+	for {
+		select {
+		case ev := <-c.events:
+			if ev.kind == evNotify {
+				c.notify(ev.connected, ev.err)
+			}
+		default:
+			return
 		}
 	}
 }

@@ -25,10 +25,9 @@ type authHook struct {
 
 func (h *authHook) ID() string { return "fakehub-auth" }
 
+// Provides is asked for every hook event of every packet: a switch, not a search.
 func (h *authHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{
-		mqtt.OnPacketRead, mqtt.OnConnect, mqtt.OnConnectAuthenticate,
-	}, []byte{b})
+	return b == mqtt.OnPacketRead || b == mqtt.OnConnect || b == mqtt.OnConnectAuthenticate
 }
 
 // errRefused ends attachClient after our own CONNACK (mochi sends none).
@@ -37,12 +36,12 @@ var errRefused = errors.New("fakehub: connection refused")
 // OnPacketRead checks the CONNECT header before mochi validates it: mochi
 // would answer a wrong name or level with codes that 3.1.1 does not define.
 func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (_ packets.Packet, err error) {
-	defer h.s.recoverHook("OnPacketRead", cl, &err)
 	if pk.FixedHeader.Type != packets.Connect {
-		return pk, nil
+		return pk, nil // every packet read comes here: the others skip the deferred recover
 	}
+	defer h.s.recoverHook("OnPacketRead", cl, &err)
 	s := h.s
-	if g, ok := cl.Net.Conn.(*guardConn); ok {
+	if g := guardOf(cl.Net.Conn); g != nil {
 		g.connected.Store(true)
 	}
 	rj := iothub.Rejection{RemoteAddr: cl.Net.Remote, ClientID: pk.Connect.ClientIdentifier, UserName: string(pk.Connect.Username)}
@@ -131,12 +130,7 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 	if cl.Properties.Will.Flag != 0 {
 		ss.will = &willMessage{topic: cl.Properties.Will.TopicName, payload: cl.Properties.Will.Payload}
 	}
-	s.sessions.mu.Lock()
-	s.sessions.pending[cl] = ss
-	s.sessions.mu.Unlock()
-	if g, ok := cl.Net.Conn.(*guardConn); ok {
-		g.session.Store(ss)
-	}
+	s.sessions.addPending(ss)
 	return nil
 }
 
@@ -204,8 +198,18 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 	if un.Identity != id {
 		return fail(sas.ReasonUserNameMismatch, fmt.Sprintf("client ID %q but the user name is for %q", id.ClientID(), un.Identity.ClientID()))
 	}
+	if cred, ok := s.opts.Registry.lookup(id); ok && cred.auth.IsX509() {
+		if !cred.enabled {
+			return fail(sas.ReasonDisabled, "device "+id.DeviceID+" is disabled")
+		}
+		v := h.s.checkX509(cl, pk, id, cred.auth, now)
+		if v.rejection != nil {
+			return fail(v.rejection.Reason, v.rejection.Detail, v.rejection.Hints...)
+		}
+		return h.accept(cl, pk, id, un, x509AuthScope(id), x509AuthMethodJSON(x509AuthScope(id)), cred.generationID, nil, sas.Resource{}, now, rj)
+	}
 	if !pk.Connect.PasswordFlag || len(pk.Connect.Password) == 0 {
-		return fail(sas.ReasonNoPassword, "no password: a SAS token is required (X.509 is not supported)")
+		return fail(sas.ReasonNoPassword, "no password: a SAS token is required (or register the identity for X.509 and connect with its certificate)", noPasswordHints(cl, id, s.opts.Registry)...)
 	}
 	tok, err := sas.Parse(string(pk.Connect.Password))
 	if err != nil {
@@ -278,6 +282,20 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		reason, detail, hints := rejectionFrom(err, sas.ReasonSignatureMismatch)
 		return fail(reason, detail, hints...)
 	}
+	return h.accept(cl, pk, id, un, scope, authMethodJSON(scope), cred.generationID, &tok, res, now, rj)
+}
+
+// accept finishes an authenticated CONNECT: the will's rules, then the pending session. tok
+// and res are the SAS token and its resource (nil for an X.509 identity: nothing expires
+// while connected).
+func (h *authHook) accept(cl *mqtt.Client, pk packets.Packet, id iothub.Identity, un iothub.UserName, scope, authMethod, generation string,
+	tok *sas.Token, res sas.Resource, now time.Time, rj *iothub.Rejection) (*session, *iothub.Rejection) {
+	s := h.s
+	user := string(pk.Connect.Username)
+	fail := func(reason sas.Reason, detail string, hints ...string) (*session, *iothub.Rejection) {
+		rj.Reason, rj.Detail, rj.Hints = reason, detail, hints
+		return nil, rj
+	}
 	if pk.Connect.WillFlag {
 		if p, werr := iothub.ClassifyPublish(id, pk.Connect.WillTopic); werr != nil || p.Kind != iothub.TopicTelemetry {
 			if !s.opts.Quirks.DropInvalidWill {
@@ -293,11 +311,14 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 	}
 	ss := &session{
 		srv: s, cl: cl, id: id, userName: un, rawUserName: user, remote: cl.Net.Remote,
-		authScope: scope, authMethod: authMethodJSON(scope), generation: cred.generationID, expiry: tok.ExpiresAt(), connectedAt: now,
-		done: make(chan struct{}), token: tok,
+		authScope: scope, authMethod: authMethod, generation: generation, connectedAt: now,
+		done: make(chan struct{}),
 	}
-	if s.opts.Quirks.WarnDocumentedMistakes {
-		ss.warnings = lint(un, tok, res)
+	if tok != nil {
+		ss.expiry, ss.token = tok.ExpiresAt(), *tok
+		if s.opts.Quirks.WarnDocumentedMistakes {
+			ss.warnings = lint(un, *tok, res)
+		}
 	}
 	return ss, nil
 }

@@ -1,7 +1,8 @@
 // Package fakehub is a fake Azure IoT Hub device endpoint for offline tests:
-// MQTT 3.1.1 over TLS (mochi-mqtt underneath) that authenticates and polices
-// devices the way IoT Hub does, and records WHY it refused or closed a
-// connection.
+// MQTT 3.1.1 over TLS and over WebSockets (mochi-mqtt underneath; gorilla/websocket
+// for the WebSocket framing) that authenticates (SAS tokens, X.509 certificates
+// by thumbprint or by a registered CA) and polices devices the way IoT Hub
+// does, and records WHY it refused or closed a connection.
 //
 // A Server listens when NewServer returns (httptest style) and is stopped by
 // Close. It checks at CONNECT: client ID, user name (all forms of
@@ -9,7 +10,8 @@
 // key with DeviceConnect, scope by path segment, expiry with skew) and the
 // registry status; every refusal is CONNACK 5 (3.1.1 codes only, never an
 // MQTT 5 DISCONNECT) and a Rejection with a stable reason, a detail and
-// hints, readable with Rejections and WaitRejection and logged at WARN.
+// hints, readable with Rejections, WaitRejection and RejectionStream and
+// logged at WARN.
 // Connected identities are dropped when their token expires (plus a grace),
 // when a newer connection of the same identity arrives, when they are
 // disabled, after exactly 1.5 × keep-alive of silence (capped at 1767 s;

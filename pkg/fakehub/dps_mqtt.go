@@ -87,6 +87,7 @@ func (d *DPS) startMQTT(addr string) error {
 		s.reject(iothub.Rejection{RemoteAddr: remote, Reason: ReasonConnectTimeout,
 			Detail: fmt.Sprintf("DPS: no TLS handshake and CONNECT within %s", s.opts.ConnectTimeout)})
 	}, nil)
+	s.watchAccept(d.tlsLn) // out of descriptors: retried, refused cleanly, logged
 	if err := d.mochi.AddListener(listeners.NewNet("dps-mqtts", d.tlsLn)); err != nil {
 		_ = d.tlsLn.Close()
 		return err

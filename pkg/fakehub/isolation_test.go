@@ -16,6 +16,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/gorilla/websocket"
 	"github.com/hubkit/hubkit/internal/mqttraw"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
@@ -28,12 +29,7 @@ import (
 // that the hub's writes to it block as soon as the client stops reading.
 func dialSmallWindow(t testing.TB, h *fakehubtest.Hub) *tls.Conn {
 	t.Helper()
-	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048) })
-		return errors.Join(err, serr)
-	}}
-	raw, err := d.Dial("tcp", h.Addr())
+	raw, err := smallWindow.Dial("tcp", h.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,6 +40,13 @@ func dialSmallWindow(t testing.TB, h *fakehubtest.Hub) *tls.Conn {
 	}
 	return c
 }
+
+// smallWindow dials with a tiny receive buffer.
+var smallWindow = net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048) })
+	return errors.Join(err, serr)
+}}
 
 // slowReader connects id with keep-alive 0, subscribes to twin answers and
 // desired patches, reads the SUBACK, then sends a ~28 KB reported patch and
@@ -127,6 +130,52 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 	rj := waitRejectionAny(t, h, since, fakehub.ReasonWriteBacklog, fakehub.ReasonWriteTimeout)
 	if rj.DeviceID != "dev1" {
 		t.Errorf("rejection %+v, want dev1's", rj)
+	}
+}
+
+// The write time-out holds over MQTT over WebSockets too: a WebSocket
+// device that stops reading is disconnected with ReasonWriteTimeout (its
+// outbox is large enough never to fill), and the hub goes on serving others.
+func TestSlowWebSocketReaderTimesOut(t *testing.T) {
+	h := startHub(t, fakehub.Options{WriteTimeout: time.Second, OutboxSize: 100000})
+	since := len(h.Rejections())
+	d := websocket.Dialer{TLSClientConfig: h.ClientTLS(), Subprotocols: []string{"mqtt"}, HandshakeTimeout: 5 * time.Second, NetDialContext: smallWindow.DialContext}
+	ws, _, err := d.Dial(h.WebSocketURL(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	send := func(b []byte, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if err := ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := goodConnect(dev1, keyDev1A)
+	p.KeepAlive = 0
+	send(p.Encode())
+	send(mqttraw.EncodeSubscribe(1, mqttraw.Subscription{Filter: iothub.TwinResponseFilter}))
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for range 2 { // CONNACK, SUBACK
+		if _, _, err := ws.ReadMessage(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	patch := `{"blob":"` + strings.Repeat("x", 4000) + `"}`
+	send(mqttraw.PublishPacket{Topic: iothub.TwinPatchReportedTopic("1"), Payload: []byte(patch)}.Encode())
+	for range 2000 { // ~4 KB answers each, never read
+		send(mqttraw.PublishPacket{Topic: iothub.TwinGetTopic("g")}.Encode())
+	}
+	rj := waitRejectionAny(t, h, since, fakehub.ReasonWriteBacklog, fakehub.ReasonWriteTimeout)
+	if rj.Reason != fakehub.ReasonWriteTimeout || rj.DeviceID != "dev1" {
+		t.Errorf("rejection %+v, want dev1's %s", rj, fakehub.ReasonWriteTimeout)
+	}
+	if _, err := pahoConnect(t, h, dev2, userName("localhost", dev2), deviceToken("localhost", dev2, keyDev2A)); err != nil {
+		t.Errorf("another device after the slow one: %v", err)
 	}
 }
 

@@ -1,7 +1,6 @@
 package fakehub
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -32,21 +31,25 @@ type lifecycleHook struct {
 
 func (h *lifecycleHook) ID() string { return "fakehub-lifecycle" }
 
+// Provides is asked for every hook event of every packet: a switch, not a search.
 func (h *lifecycleHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{
-		mqtt.OnPacketRead, mqtt.OnPacketEncode,
-		mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
-	}, []byte{b})
+	switch b {
+	case mqtt.OnPacketRead, mqtt.OnPacketEncode,
+		mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect:
+		return true
+	}
+	return false
 }
 
 // OnPacketRead notes a DISCONNECT before mochi closes the socket, so that a
 // reconnect it allows is not taken for a takeover.
 func (h *lifecycleHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (_ packets.Packet, err error) {
+	if pk.FixedHeader.Type != packets.Disconnect {
+		return pk, nil // every packet read comes here: the others skip the deferred recover
+	}
 	defer h.s.recoverHook("OnPacketRead", cl, &err)
-	if pk.FixedHeader.Type == packets.Disconnect {
-		if ss := h.s.sessions.get(cl); ss != nil {
-			ss.sentDisconn.Store(true)
-		}
+	if ss := h.s.sessions.get(cl); ss != nil {
+		ss.sentDisconn.Store(true)
 	}
 	return pk, nil
 }
@@ -55,8 +58,11 @@ func (h *lifecycleHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (_ pack
 // written: mochi has inherited any stored session by then, and a device
 // that sees the CONNACK must find the hub treating it as connected.
 func (h *lifecycleHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type != packets.Connack {
+		return pk // every packet written comes here: the others skip the deferred recover
+	}
 	defer h.s.recoverHook("OnPacketEncode", cl, nil)
-	if pk.FixedHeader.Type == packets.Connack && pk.ReasonCode == packets.CodeSuccess.Code {
+	if pk.ReasonCode == packets.CodeSuccess.Code {
 		if ss := h.s.sessions.get(cl); ss != nil {
 			ss.acked.Store(true)
 		}
@@ -80,7 +86,7 @@ func (s *Server) capKeepAlive(cl *mqtt.Client, ka uint16) time.Duration {
 	if ka != 0 {
 		idle = min(time.Duration(ka)*time.Second*3/2, capD)
 	}
-	if g, ok := cl.Net.Conn.(*guardConn); ok {
+	if g := guardOf(cl.Net.Conn); g != nil {
 		g.idle.Store(int64(idle))
 	}
 	capSec := int(capD / time.Second)
@@ -168,8 +174,12 @@ func (h *lifecycleHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) 
 	}
 	ss.armExpiry()
 	ss.startOutbox()
+	expiry := "none (X.509)"
+	if !ss.expiry.IsZero() {
+		expiry = ss.expiry.UTC().Format(time.RFC3339)
+	}
 	s.log.Info("connected", append(idAttrs(ss.id), "remoteAddr", ss.remote,
-		"auth", ss.authScope, "tokenExpiry", ss.expiry.UTC().Format(time.RFC3339))...)
+		"auth", ss.authScope, "tokenExpiry", expiry)...)
 	s.cloudEvents.established(ss)
 }
 
@@ -183,7 +193,7 @@ func (h *lifecycleHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	}
 	ss.stopExpiry()
 	var ne net.Error
-	if g, ok := cl.Net.Conn.(*guardConn); ok && g.writeTimedOut.Load() && ss.closeReason.Load() == nil {
+	if g := guardOf(cl.Net.Conn); g != nil && g.writeTimedOut.Load() && ss.closeReason.Load() == nil {
 		r := ReasonWriteTimeout
 		if ss.closeReason.CompareAndSwap(nil, &r) {
 			s.reject(ss.rejection(r, fmt.Sprintf("a write to the device did not finish within %s: it stopped reading", s.opts.WriteTimeout)))

@@ -133,7 +133,7 @@ func TestModuleLimit(t *testing.T) {
 }
 
 // The classic endpoints negotiate TLS 1.2 at most, as IoT Hub's
-// {hub}.azure-devices.net names do; Options.MaxTLSVersion offers 1.3.
+// {hub}.azure-devices.net names do; Options.ClassicTLSMaxVersion offers 1.3.
 func TestClassicTLSVersion(t *testing.T) {
 	dial := func(addr string, cfg *tls.Config) (uint16, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -151,7 +151,7 @@ func TestClassicTLSVersion(t *testing.T) {
 		want uint16
 	}{{"default", 0, tls.VersionTLS12}, {"tls13-option", tls.VersionTLS13, tls.VersionTLS13}} {
 		t.Run(tt.name, func(t *testing.T) {
-			h := startHub(t, fakehub.Options{ServiceAddr: "127.0.0.1:0", MaxTLSVersion: tt.max})
+			h := startHub(t, fakehub.Options{ServiceAddr: "127.0.0.1:0", ClassicTLSMaxVersion: tt.max})
 			for _, addr := range []string{h.Addr(), h.ServiceAddr()} {
 				v, err := dial(addr, h.ClientTLS())
 				if err != nil || v != tt.want {

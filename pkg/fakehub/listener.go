@@ -22,6 +22,14 @@ import (
 // accepted connection gets a deadline that mochi replaces once CONNECT is
 // processed. It also tracks open connections so Close can end those that
 // never reached CONNECT (mochi does not know about them).
+//
+// mochi's accept loop ends for good on the first Accept error, EMFILE
+// included, so Accept returns only when the listener is closed: a temporary
+// error is retried with a back-off from 5 ms to 1 s, as net/http does. Out
+// of file descriptors, the connection waiting in the backlog is refused
+// cleanly instead of left hanging: a spare descriptor held for that is
+// released, the connection accepted and closed at once (the client sees the
+// close during its TLS handshake), and the spare taken again.
 type guardListener struct {
 	net.Listener
 	tls       *tls.Config
@@ -31,6 +39,12 @@ type guardListener struct {
 	// start of the first packet, or the TLS handshake's error), so that
 	// what is not MQTT can be named (firstcontact.go).
 	onFirstRead func(remote string, b []byte, err error)
+	// onAcceptError is told of each temporary Accept error before the wait;
+	// onRefused of each connection closed for want of a descriptor.
+	onAcceptError func(err error, retryIn time.Duration)
+	onRefused     func(remote string)
+	acceptErrors  atomic.Uint64 // temporary Accept errors
+	refused       atomic.Uint64 // connections closed for want of a descriptor
 
 	// srv, when set, is told about what the connections do wrong (packets
 	// that break an MQTT rule, failed TLS handshakes); without it they are
@@ -40,22 +54,121 @@ type guardListener struct {
 	maxPacket int
 	// writeTimeout bounds each write after CONNECT; 0: none.
 	writeTimeout time.Duration
+	// ws: the connections carry HTTP and WebSocket frames (wsListener); the
+	// wire checker sees the MQTT bytes inside them, in wsConn.Read.
+	ws bool
 
 	mu       sync.Mutex
 	conns    map[*guardConn]struct{}
 	byRemote map[string]*guardConn
+
+	spareMu   sync.Mutex
+	spare     *os.File // a descriptor to give up when there is none left
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 func newGuardListener(raw net.Listener, cfg *tls.Config, timeout time.Duration, onTimeout func(string), onFirstRead func(string, []byte, error)) *guardListener {
-	return &guardListener{Listener: raw, tls: cfg, timeout: timeout, onTimeout: onTimeout, onFirstRead: onFirstRead,
-		conns: map[*guardConn]struct{}{}, byRemote: map[string]*guardConn{}}
+	l := &guardListener{Listener: raw, tls: cfg, timeout: timeout, onTimeout: onTimeout, onFirstRead: onFirstRead,
+		conns: map[*guardConn]struct{}{}, byRemote: map[string]*guardConn{},
+		onAcceptError: func(error, time.Duration) {}, onRefused: func(string) {}, done: make(chan struct{})}
+	l.spare, _ = os.Open(os.DevNull) // nil where there is no null device: back-off only
+	return l
 }
 
+// Accept returns the next connection, with its TLS layer and CONNECT
+// deadline; it retries temporary errors and returns only a permanent one
+// (net.ErrClosed after Close).
 func (l *guardListener) Accept() (net.Conn, error) {
+	var backoff time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err == nil {
+			return l.guard(c), nil
+		}
+		if !temporaryAcceptError(err) {
+			return nil, err
+		}
+		l.acceptErrors.Add(1)
+		if outOfDescriptors(err) && l.refuseOne() {
+			backoff = 0
+			continue
+		}
+		backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+		l.onAcceptError(err, backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-l.done:
+			t.Stop()
+			return nil, net.ErrClosed
+		}
+	}
+}
+
+// refuseOne frees the spare descriptor, accepts the oldest waiting
+// connection, closes it and takes the spare again. It reports whether
+// Accept should be tried again at once: a connection was refused, or the
+// spare could be reopened (descriptors are free again).
+func (l *guardListener) refuseOne() bool {
+	l.spareMu.Lock()
+	defer l.spareMu.Unlock()
+	if l.spare == nil {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			return false
+		}
+		l.spare = f
+		return true
+	}
+	_ = l.spare.Close()
 	c, err := l.Listener.Accept()
 	if err != nil {
-		return nil, err
+		l.spare, _ = os.Open(os.DevNull)
+		return false
 	}
+	remote := c.RemoteAddr().String()
+	_ = c.Close()
+	l.spare, _ = os.Open(os.DevNull) // the descriptor c had
+	l.refused.Add(1)
+	l.onRefused(remote)
+	return true
+}
+
+// temporaryAcceptError reports whether Accept may succeed later: out of
+// descriptors or buffers, or a connection that went away while queued.
+func temporaryAcceptError(err error) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	var ne net.Error
+	return outOfDescriptors(err) || errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EINTR) ||
+		errors.As(err, &ne) && ne.Timeout()
+}
+
+func outOfDescriptors(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
+// Close stops Accept and closes the listener (not the connections: see
+// closeAll).
+func (l *guardListener) Close() error {
+	err := l.Listener.Close() // first: it ends an Accept in refuseOne, which holds spareMu
+	l.closeOnce.Do(func() {
+		close(l.done)
+		l.spareMu.Lock()
+		if l.spare != nil {
+			_ = l.spare.Close()
+			l.spare = nil
+		}
+		l.spareMu.Unlock()
+	})
+	return err
+}
+
+// guard wraps an accepted connection.
+func (l *guardListener) guard(c net.Conn) net.Conn {
 	_ = c.SetDeadline(time.Now().Add(l.timeout))
 	var inner net.Conn = c
 	if l.tls != nil {
@@ -67,7 +180,12 @@ func (l *guardListener) Accept() (net.Conn, error) {
 	l.conns[g] = struct{}{}
 	l.byRemote[g.remote] = g
 	l.mu.Unlock()
-	return g, nil
+	select {
+	case <-l.done: // accepted as Close ran: closeAll may have missed it
+		_ = g.Conn.Close()
+	default:
+	}
+	return g
 }
 
 // lookup returns the open connection from remote, or nil.
@@ -96,8 +214,9 @@ type guardConn struct {
 	net.Conn
 	raw       net.Conn // the TCP connection under TLS (Conn itself without TLS)
 	l         *guardListener
-	connected atomic.Bool  // CONNECT seen
-	idle      atomic.Int64 // time.Duration; > 0: the keep-alive time-out replacing mochi's deadlines
+	connected atomic.Bool             // CONNECT seen
+	session   atomic.Pointer[session] // the session it authenticated, from OnConnect (authHook) to OnDisconnect
+	idle      atomic.Int64            // time.Duration; > 0: the keep-alive time-out replacing mochi's deadlines
 	reported  atomic.Bool
 	readOnce  atomic.Bool // the first Read has happened
 	closeOnce sync.Once
@@ -112,22 +231,27 @@ type guardConn struct {
 	// recorded is set once a rejection names this connection: whatever
 	// ends it then needs no record of its own.
 	recorded atomic.Bool
-	// session is the connection's session once authenticated (authHook).
-	session atomic.Pointer[session]
+	// noClientCert: the WebSocket request carried ?iothub-no-client-cert=true (for hints).
+	noClientCert atomic.Bool
+	// hijacking: net/http is handing the connection to the WebSocket listener; the
+	// read it aborts with a past deadline is not the CONNECT time-out.
+	hijacking atomic.Bool
 
-	// Read side, used by mochi's read goroutine only.
+	// Read side, used by mochi's read goroutine only (on the WebSocket
+	// listener: net/http's, then gorilla's reader under wsConn.Read, in turn).
 	handshaken bool
 	check      wire.Checker // the MQTT 3.1.1 rules mochi does not enforce
-	gotBytes   bool
+	gotBytes   bool         // the checker has seen MQTT bytes
 }
 
 // Read reads for mochi: the TLS handshake first (a failure is recorded),
 // then the bytes the client sent, through the wire checker. A packet that
 // breaks an MQTT "MUST close" rule never reaches mochi whole: Read returns
 // the bytes before it, then the violation as its error, and the connection
-// ends with a rejection naming the rule.
+// ends with a rejection naming the rule. On the WebSocket listener the bytes
+// are HTTP and WebSocket frames: wsConn.Read checks the MQTT inside them.
 func (c *guardConn) Read(b []byte) (int, error) {
-	if v := c.check.Err(); v != nil {
+	if v := c.check.Err(); v != nil && !c.l.ws {
 		return 0, v
 	}
 	if !c.handshaken {
@@ -146,6 +270,19 @@ func (c *guardConn) Read(b []byte) (int, error) {
 	if c.l.onFirstRead != nil && (n > 0 || err != nil) && c.readOnce.CompareAndSwap(false, true) && !c.connected.Load() && !errors.Is(err, os.ErrDeadlineExceeded) {
 		c.l.onFirstRead(c.remote, b[:n], err) // names what is not MQTT (firstcontact.go) before the checker sees it
 	}
+	if c.l.ws {
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && !c.hijacking.Load() {
+			c.readFailed(err) // the CONNECT time-out
+		}
+		return n, err
+	}
+	return c.checked(b, n, err)
+}
+
+// checked passes the n bytes read into b (with the read's err) through the
+// wire checker: it returns what may reach mochi, and records a violation or
+// why the read failed.
+func (c *guardConn) checked(b []byte, n int, err error) (int, error) {
 	if n > 0 {
 		c.gotBytes = true
 		ok, v := c.check.Feed(b[:n])
@@ -199,6 +336,18 @@ func isClosed(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
+// guardOf returns the guardConn under a connection mochi serves (directly, or under the
+// WebSocket adapter), or nil.
+func guardOf(c net.Conn) *guardConn {
+	switch v := c.(type) {
+	case *guardConn:
+		return v
+	case *wsConn:
+		return v.g
+	}
+	return nil
+}
+
 // SetDeadline is how mochi applies keep-alive: before each packet it sets
 // keepalive + keepalive/2 in whole seconds (1 s -> 1 s, 3 s -> 4 s). Once
 // the hub has set the exact time-out (idle: 1.5 × keep-alive, capped), a
@@ -245,7 +394,7 @@ func (c *guardConn) Close() error {
 	return c.Conn.Close()
 }
 
-// ConnectionState exposes the TLS state (for X.509 identities later).
+// ConnectionState exposes the TLS state (the client certificate of an X.509 identity).
 func (c *guardConn) ConnectionState() (tls.ConnectionState, bool) {
 	if tc, ok := c.Conn.(*tls.Conn); ok {
 		return tc.ConnectionState(), true
@@ -285,7 +434,7 @@ func (l *mochiListener) Serve(establish listeners.EstablishFn) {
 		}
 		go func() {
 			err := establish(l.id, conn)
-			if g, ok := conn.(*guardConn); ok && l.ln.srv != nil {
+			if g := guardOf(conn); g != nil && l.ln.srv != nil {
 				l.ln.srv.connectionEnded(g, err)
 			}
 		}()

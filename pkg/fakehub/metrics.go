@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
@@ -96,6 +97,10 @@ func newHubMetrics(s *Server) *hubMetrics {
 			Name: "hubkit_telemetry_evicted_total",
 			Help: "Telemetry messages evicted from the capture buffer (Options.TelemetryBuffer, TelemetryBufferBytes).",
 		}, func() float64 { return float64(s.Dropped()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "hubkit_accept_errors_total",
+			Help: "Temporary accept failures of the MQTT listeners (out of file descriptors, buffers or memory), each retried (ListenerStats).",
+		}, func() float64 { return float64(s.ListenerStats().AcceptErrors) }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -169,3 +174,23 @@ func (m *hubMetrics) methodDone(start time.Time, err error) {
 // names the throttled operation as limits.go does ("device-to-cloud sends",
 // "new connections", ...).
 func (m *hubMetrics) throttle(limit string) { m.throttled.WithLabelValues(limit).Inc() }
+
+// throttledCount returns hubkit_throttled_total{limit} (0 before the first),
+// for the dashboard; it creates no series.
+func (m *hubMetrics) throttledCount(limit string) uint64 {
+	ch := make(chan prometheus.Metric, 16)
+	go func() { m.throttled.Collect(ch); close(ch) }()
+	var n float64
+	for pm := range ch {
+		var d dto.Metric
+		if pm.Write(&d) != nil {
+			continue
+		}
+		for _, lp := range d.GetLabel() {
+			if lp.GetName() == "limit" && lp.GetValue() == limit {
+				n = d.GetCounter().GetValue()
+			}
+		}
+	}
+	return uint64(n)
+}

@@ -4,10 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/hubkit/hubkit/internal/mqttraw"
 	"github.com/hubkit/hubkit/pkg/fakehub"
@@ -182,6 +186,66 @@ func TestPreConnectClosesRecorded(t *testing.T) {
 			r := waitRejection(t, h, since, tt.reason)
 			if tt.hint != "" && !strings.Contains(strings.Join(r.Hints, " "), tt.hint) {
 				t.Errorf("hints %q, want one mentioning %q", r.Hints, tt.hint)
+			}
+		})
+	}
+}
+
+// The "MUST close" rules hold over MQTT over WebSockets too: the wire
+// checker reads the MQTT inside the binary messages, the hub closes
+// without answering and records the rule.
+func TestMustCloseOverWebSocket(t *testing.T) {
+	h := startHub(t, fakehub.Options{})
+	user, pass := userName("localhost", dev1), deviceToken("localhost", dev1, keyDev1A)
+	good, err := goodConnect(dev1, keyDev1A).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name      string
+		connected bool
+		raw       []byte
+		reason    sas.Reason
+		rule      string
+	}{
+		{"will-qos-3", false, rawFrame(t, 0x10, connectBody(0xde, "dev1", "devices/dev1/messages/events/", "bye", user, pass)), fakehub.ReasonMalformedConnect, "MQTT-3.1.2-14"},
+		{"first-packet-pingreq", false, rawFrame(t, 0xc0, nil), fakehub.ReasonFirstPacketNotConnect, "MQTT-3.1.0-1"},
+		{"publish-qos-3", true, rawFrame(t, 0x36, append(field("devices/dev1/messages/events/"), 0, 1)), fakehub.ReasonMalformedPacket, "MQTT-3.3.1-4"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(h.Rejections())
+			d := websocket.Dialer{TLSClientConfig: h.ClientTLS(), Subprotocols: []string{"mqtt"}, HandshakeTimeout: 5 * time.Second}
+			ws, _, err := d.Dial(h.WebSocketURL(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ws.Close()
+			_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if tt.connected {
+				if err := ws.WriteMessage(websocket.BinaryMessage, good); err != nil {
+					t.Fatal(err)
+				}
+				if _, ack, err := ws.ReadMessage(); err != nil || len(ack) != 4 || ack[0] != 0x20 || ack[3] != 0 {
+					t.Fatalf("CONNACK over WebSockets: % x, %v", ack, err)
+				}
+			}
+			since := len(h.Rejections())
+			if err := ws.WriteMessage(websocket.BinaryMessage, tt.raw); err != nil {
+				t.Fatal(err)
+			}
+			if _, m, err := ws.ReadMessage(); err == nil {
+				t.Fatalf("got % x before the close, want nothing", m)
+			} else if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatal("hub kept the connection open")
+			}
+			r := waitRejection(t, h, since, tt.reason)
+			if !strings.Contains(r.Detail, tt.rule) {
+				t.Errorf("detail %q does not cite %s", r.Detail, tt.rule)
+			}
+			for _, r := range h.Rejections()[before:] {
+				if r.Reason != tt.reason {
+					t.Errorf("another rejection for the connection: %+v", r)
+				}
 			}
 		})
 	}

@@ -76,6 +76,22 @@ type Options struct {
 	// hub (Server.DPS; it needs TLS).
 	DPS *DPSOptions
 
+	// WebSocketAddr, when set, is the listen address of MQTT over WebSockets: TLS with the
+	// same configuration as Addr, answering only on path /$iothub/websocket with
+	// sub-protocol mqtt (docs/iothub-behavior.md §1.2, §1.3); IoT Hub listens on 443. Any
+	// other request is answered 400 and recorded as a rejection. Requires TLS.
+	WebSocketAddr string
+	// DeviceHostName is the hub's device host name ("{hub}.device.azure-devices.net"), the
+	// newer endpoint that offers TLS 1.3 (docs/iothub-behavior.md §1.4, §1.26). When set it
+	// is accepted like HostName in user names and token resources, and a client that names
+	// it in SNI may negotiate TLS 1.3; the server certificate must name it too.
+	DeviceHostName string
+	// ClassicTLSMaxVersion is the highest TLS version offered to clients that do not name
+	// DeviceHostName in SNI (the classic host names, and clients dialling an IP address),
+	// and by the service API on ServiceAddr. 0 means TLS 1.2, as IoT Hub's classic
+	// endpoints (docs/iothub-behavior.md §1.4); tls.VersionTLS13 offers TLS 1.3 there too.
+	ClassicTLSMaxVersion uint16
+
 	// WriteTimeout bounds each write to a device (0: DefaultWriteTimeout, 30
 	// s; negative: none). A device that stops reading is disconnected when a
 	// write to it has not finished in this time (ReasonWriteTimeout).
@@ -97,13 +113,6 @@ type Options struct {
 	// One more is refused with 413003 TooManyModulesOnDevice
 	// (Registry.SetMaxModulesPerDevice).
 	MaxModulesPerDevice int
-	// MaxTLSVersion is the highest TLS version the classic endpoints offer:
-	// the MQTT listener on Addr (and InsecureAddr has none) and the service
-	// API. 0 means TLS 1.2, as on IoT Hub's classic {hub}.azure-devices.net
-	// host names (unless TLS.MaxVersion says otherwise); tls.VersionTLS13
-	// offers TLS 1.3 as well, which IoT Hub does only on its new device
-	// host names (docs/iothub-behavior.md §1.4).
-	MaxTLSVersion uint16
 	// ServiceReadTimeout bounds reading a whole service API request,
 	// headers and body (0: 10 s): a client that declares a body and sends
 	// one byte is cut off then.
@@ -289,12 +298,6 @@ func (o *Options) setDefaults() {
 	}
 	if o.OutboxSize <= 0 {
 		o.OutboxSize = DefaultOutboxSize
-	}
-	if o.MaxTLSVersion == 0 {
-		o.MaxTLSVersion = tls.VersionTLS12
-		if o.TLS != nil && o.TLS.MaxVersion != 0 {
-			o.MaxTLSVersion = o.TLS.MaxVersion
-		}
 	}
 	if o.ServiceReadTimeout <= 0 {
 		o.ServiceReadTimeout = 10 * time.Second

@@ -40,7 +40,7 @@ func (ss *session) writeLoop(ob *outbox) {
 		select {
 		case pk := <-ob.ch:
 			if err := ss.cl.WritePacket(*pk); err != nil {
-				if g, ok := ss.cl.Net.Conn.(*guardConn); ok && g.writeTimedOut.Load() {
+				if g := guardOf(ss.cl.Net.Conn); g != nil && g.writeTimedOut.Load() {
 					ss.srv.hubClose(ss, ReasonWriteTimeout, fmt.Sprintf("a write to the device did not finish within %s: it stopped reading", ss.srv.opts.WriteTimeout))
 				} else {
 					ss.cl.Stop(err)

@@ -2,9 +2,9 @@ package fakehub
 
 import (
 	"context"
-	"slices"
 	"strconv"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
@@ -65,9 +65,6 @@ const (
 	ReasonMalformedPacket sas.Reason = "packet-malformed"
 	// ReasonConnectIncomplete: the client closed the connection in the middle of its CONNECT.
 	ReasonConnectIncomplete sas.Reason = "connect-incomplete"
-	// ReasonTLSHandshake: the TLS handshake failed (plaintext on the TLS port, TLS 1.0 or
-	// 1.1, garbage); closed.
-	ReasonTLSHandshake sas.Reason = "tls-handshake-failed"
 	// ReasonWriteBacklog: the device did not read what the hub sent it and its outbox
 	// (Options.OutboxSize) filled up; closed.
 	ReasonWriteBacklog sas.Reason = "write-backlog"
@@ -77,6 +74,9 @@ const (
 	// ReasonConnectionError: the connection ended with an error no other reason explains
 	// (the detail is the error); the safety net that gives every close a record.
 	ReasonConnectionError sas.Reason = "connection-error"
+	// ReasonOutOfDescriptors: the process had no file descriptor left (its
+	// open-files limit); the connection was accepted and closed at once.
+	ReasonOutOfDescriptors sas.Reason = "out-of-file-descriptors"
 )
 
 // Token expiry while connected is recorded with sas.ReasonExpired, disabling
@@ -139,31 +139,14 @@ func (s *Server) Rejections() []iothub.Rejection {
 // WaitRejection returns the first recorded rejection (past or future) for
 // which match returns true (nil matches any), or ctx's error.
 func (s *Server) WaitRejection(ctx context.Context, match func(iothub.Rejection) bool) (iothub.Rejection, error) {
-	l := &s.rejections
-	next := 0
+	st := s.RejectionsFrom(time.Time{})
 	for {
-		// Copy the unseen entries under the lock; match runs outside it (it
-		// may be slow, or call back into the Server).
-		l.mu.Lock()
-		if next < l.dropped {
-			next = l.dropped
+		r, err := st.Next(ctx) // match runs outside the log's lock: it may be slow, or call back into the Server
+		if err != nil {
+			return iothub.Rejection{}, err
 		}
-		fresh := slices.Clone(l.list[next-l.dropped:])
-		next += len(fresh)
-		if l.changed == nil {
-			l.changed = make(chan struct{})
-		}
-		ch := l.changed
-		l.mu.Unlock()
-		for _, r := range fresh {
-			if match == nil || match(r) {
-				return r, nil
-			}
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return iothub.Rejection{}, ctx.Err()
+		if match == nil || match(r) {
+			return r, nil
 		}
 	}
 }

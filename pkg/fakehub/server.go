@@ -28,6 +28,7 @@ type Server struct {
 	hostNames []string // lower-case, without port
 
 	tlsLn, plainLn *guardListener
+	wsLn           *wsListener // MQTT over WebSockets (Options.WebSocketAddr)
 
 	sessions    sessionTable
 	telemetry   *ring
@@ -53,6 +54,11 @@ type Server struct {
 	dashboard *dashboardState
 }
 
+// readBufferSize is each connection's bufio size: a PUBACK or a telemetry
+// message of a few hundred bytes fits, 1.5 KiB less per connection than
+// mochi's default; longer packets cost one more read call.
+const readBufferSize = 512
+
 // ErrClosed is returned by operations on a closed Server.
 var ErrClosed = errors.New("fakehub: server closed")
 
@@ -65,6 +71,9 @@ func NewServer(opts Options) (*Server, error) {
 	if err := opts.applyProfile(); err != nil {
 		return nil, err
 	}
+	if err := opts.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("fakehub: Options.Limits: %w", err)
+	}
 	if opts.TLS == nil && opts.InsecureAddr == "" {
 		return nil, errors.New("fakehub: Options.TLS is required (or set InsecureAddr for a plaintext-only hub)")
 	}
@@ -73,6 +82,9 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	if opts.TLS != nil && len(opts.TLS.Certificates) == 0 && opts.TLS.GetCertificate == nil && opts.TLS.GetConfigForClient == nil {
 		return nil, errors.New("fakehub: Options.TLS has no certificate")
+	}
+	if opts.WebSocketAddr != "" && opts.TLS == nil {
+		return nil, errors.New("fakehub: Options.WebSocketAddr needs Options.TLS: IoT Hub's WebSocket endpoint is wss:// only")
 	}
 	s := &Server{opts: opts, log: slog.New(newRedactHandler(opts.Logger.Handler())), telemetry: newRing(opts.TelemetryBuffer, opts.TelemetryBufferBytes),
 		clock: clock, realNow: realNow, limits: newLimiter(opts.Limits, opts.Now)}
@@ -85,7 +97,11 @@ func NewServer(opts Options) (*Server, error) {
 	s.metrics = newHubMetrics(s)
 	s.limits.throttled = s.metrics.throttle
 	s.dashboard = newDashboardState(s)
-	for _, h := range append([]string{opts.HostName}, opts.Aliases...) {
+	names := append([]string{opts.HostName}, opts.Aliases...)
+	if opts.DeviceHostName != "" {
+		names = append(names, opts.DeviceHostName)
+	}
+	for _, h := range names {
 		s.hostNames = append(s.hostNames, strings.ToLower(stripPort(h)))
 	}
 	s.sessions.init()
@@ -101,7 +117,11 @@ func NewServer(opts Options) (*Server, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1                                        // SUBSCRIBE QoS 2 is granted 1; QoS 2 PUBLISH is refused in OnPacketRead
 	caps.MaximumPacketSize = iothub.MaxTelemetrySize + 64*1024 // exact size rule in OnPacketRead; this bounds garbage
-	caps.MaximumClientWritesPending = 1024
+	// mochi's queue of writes routed through its topic tree. Nothing reaches
+	// a device that way (the cloud side writes straight to the connection,
+	// see deliver), so 16 slots: a channel of 1024 pointers cost 8 KiB per
+	// connection (mochi's default of 8192, 64 KiB; mochi#461).
+	caps.MaximumClientWritesPending = 16
 	caps.MaximumMessageExpiryInterval = 0
 	// MaximumSessionExpiryInterval stays mochi's default (2^32-1 s): a
 	// CleanSession=0 session is kept until a CleanSession=1 connection or the
@@ -113,14 +133,15 @@ func NewServer(opts Options) (*Server, error) {
 		Capabilities:           caps,
 		Logger:                 slog.New(mochiLogHandler{s.log.Handler()}),
 		SysTopicResendInterval: 3600,
+		// A connection's read buffer (mochi: 2 KiB). Device packets are
+		// small; a larger one is read through the buffer, not into it.
+		ClientNetReadBufferSize: readBufferSize,
 	})
 	// fail undoes what NewServer has set up so far: every listener it opened is
 	// closed (its port free again) and the cloud side stopped.
 	fail := func(err error) (*Server, error) {
-		for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
-			if ln != nil {
-				_ = ln.Close()
-			}
+		for _, ln := range s.guards() {
+			_ = ln.Close()
 		}
 		s.cloud.close()
 		return nil, err
@@ -146,12 +167,20 @@ func NewServer(opts Options) (*Server, error) {
 		if err != nil {
 			return fail(fmt.Errorf("fakehub: listen %s: %w", opts.Addr, err))
 		}
-		cfg := opts.TLS.Clone()
-		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)   // IoT Hub: TLS 1.2 and up
-		cfg.MaxVersion = max(opts.MaxTLSVersion, cfg.MinVersion) // classic host names: at most TLS 1.2 (Options.MaxTLSVersion)
-		s.tlsLn = newGuardListener(raw, cfg, opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
-		s.tlsLn.srv, s.tlsLn.maxPacket, s.tlsLn.writeTimeout = s, int(caps.MaximumPacketSize), opts.WriteTimeout
+		s.tlsLn = s.deviceListener(raw, s.deviceTLS(), s.firstRead)
 		if err := s.mochi.AddListener(newMochiListener("mqtts", s.tlsLn)); err != nil {
+			return fail(err)
+		}
+	}
+	if opts.WebSocketAddr != "" {
+		raw, err := net.Listen("tcp", opts.WebSocketAddr)
+		if err != nil {
+			return fail(fmt.Errorf("fakehub: listen %s (MQTT over WebSockets): %w", opts.WebSocketAddr, err))
+		}
+		ln := s.deviceListener(raw, s.deviceTLS(), s.wsFirstRead)
+		ln.ws = true
+		s.wsLn = newWSListener(s, ln)
+		if err := s.mochi.AddListener(s.wsLn); err != nil {
 			return fail(err)
 		}
 	}
@@ -160,8 +189,7 @@ func NewServer(opts Options) (*Server, error) {
 		if err != nil {
 			return fail(fmt.Errorf("fakehub: listen %s: %w", opts.InsecureAddr, err))
 		}
-		s.plainLn = newGuardListener(raw, nil, opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
-		s.plainLn.srv, s.plainLn.maxPacket, s.plainLn.writeTimeout = s, int(caps.MaximumPacketSize), opts.WriteTimeout
+		s.plainLn = s.deviceListener(raw, nil, s.firstRead)
 		if err := s.mochi.AddListener(newMochiListener("mqtt", s.plainLn)); err != nil {
 			return fail(err) // closes the TLS listener too
 		}
@@ -242,11 +270,9 @@ func (s *Server) Close() error {
 		s.cloud.close()
 		// Drain first: mochi's Close races with connection set-up (mochi#424,
 		// #541) and can deadlock while clients come and go (mochi#488).
-		for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
-			if ln != nil {
-				_ = ln.Close()
-				ln.closeAll()
-			}
+		for _, ln := range s.guards() {
+			_ = ln.Close()
+			ln.closeAll()
 		}
 		for _, cl := range s.mochi.Clients.GetAll() {
 			cl.Stop(ErrClosed)
@@ -264,12 +290,24 @@ func (s *Server) Close() error {
 
 func (s *Server) pendingConns() int {
 	n := 0
-	for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
-		if ln != nil {
-			n += ln.open()
-		}
+	for _, ln := range s.guards() {
+		n += ln.open()
 	}
 	return n
+}
+
+// guards returns the listeners that are open.
+func (s *Server) guards() []*guardListener {
+	var out []*guardListener
+	for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
+		if ln != nil {
+			out = append(out, ln)
+		}
+	}
+	if s.wsLn != nil {
+		out = append(out, s.wsLn.ln)
+	}
+	return out
 }
 
 // CheckTokens drops every connection whose token expired (plus the grace)
@@ -278,7 +316,7 @@ func (s *Server) pendingConns() int {
 func (s *Server) CheckTokens() {
 	now := s.opts.Now()
 	for _, ss := range s.sessions.all() {
-		if !now.Before(ss.deadline()) {
+		if !ss.expiry.IsZero() && !now.Before(ss.deadline()) {
 			s.expire(ss)
 		}
 	}
@@ -312,6 +350,55 @@ func stripPort(h string) string {
 		return host
 	}
 	return strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+}
+
+// ListenerStats counts what the MQTT listeners met besides connections.
+type ListenerStats struct {
+	// AcceptErrors are temporary accept failures (out of file descriptors,
+	// buffers or memory), each retried.
+	AcceptErrors uint64
+	// Refused are connections closed at once because the process had no
+	// file descriptor left for them (ReasonOutOfDescriptors).
+	Refused uint64
+}
+
+// ListenerStats returns the listeners' counts so far.
+func (s *Server) ListenerStats() ListenerStats {
+	var st ListenerStats
+	for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
+		if ln != nil {
+			st.AcceptErrors += ln.acceptErrors.Load()
+			st.Refused += ln.refused.Load()
+		}
+	}
+	return st
+}
+
+// watchAccept logs a listener's accept errors (at most one WARN a second)
+// and records its refusals.
+func (s *Server) watchAccept(ln *guardListener) {
+	var last atomic.Int64
+	ln.onAcceptError = func(err error, retryIn time.Duration) {
+		now := time.Now().UnixNano()
+		if prev := last.Load(); now-prev >= int64(time.Second) && last.CompareAndSwap(prev, now) {
+			s.log.Warn("accept failed; retrying", "addr", ln.Addr().String(), "error", err.Error(), "retryIn", retryIn, "acceptErrors", ln.acceptErrors.Load())
+		}
+	}
+	ln.onRefused = func(remote string) {
+		s.reject(iothub.Rejection{RemoteAddr: remote, Reason: ReasonOutOfDescriptors,
+			Detail: "no file descriptor left (the open-files limit is reached): the connection was closed at once; the hub accepts again as descriptors free up"})
+	}
+}
+
+// deviceListener wraps raw, a device listener (MQTT over TLS, plaintext MQTT, or MQTT over
+// WebSockets): TLS with cfg (nil: none), the CONNECT time-out, the wire checker's packet
+// bound, the write time-out (Options.WriteTimeout), and what its connections do wrong
+// recorded; accept errors are retried and logged (watchAccept).
+func (s *Server) deviceListener(raw net.Listener, cfg *tls.Config, onFirstRead func(string, []byte, error)) *guardListener {
+	ln := newGuardListener(raw, cfg, s.opts.ConnectTimeout, s.connectTimedOut, onFirstRead)
+	ln.srv, ln.maxPacket, ln.writeTimeout = s, int(s.mochi.Options.Capabilities.MaximumPacketSize), s.opts.WriteTimeout
+	s.watchAccept(ln)
+	return ln
 }
 
 func (s *Server) connectTimedOut(remote string) {

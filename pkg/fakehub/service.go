@@ -85,10 +85,7 @@ func (s *Server) startService() error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	if s.opts.TLS != nil {
-		cfg := s.opts.TLS.Clone()
-		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
-		cfg.MaxVersion = max(s.opts.MaxTLSVersion, cfg.MinVersion)
-		cfg.NextProtos = []string{"h2", "http/1.1"}
+		cfg := s.serviceTLS()
 		sl.srv.TLSConfig = cfg
 		ln = tls.NewListener(ln, cfg)
 	} else {

@@ -43,9 +43,10 @@ type session struct {
 	// (capture what mochi published after a network loss).
 	willSettled atomic.Bool
 
-	// lastPublish is the classification of the PUBLISH being processed, made
-	// in OnPacketRead and reused by OnPublish (both run on the connection's
-	// read goroutine, one packet at a time).
+	// lastPublish is the classification of lastTopic, the last PUBLISH
+	// topic that classified without error, made in OnPacketRead and reused by
+	// OnPublish and by the next PUBLISH to the same topic (all on the
+	// connection's read goroutine, one packet at a time).
 	lastTopic   string
 	lastPublish iothub.DevicePublish
 
@@ -68,7 +69,8 @@ type session struct {
 	token      sas.Token          // the CONNECT's token (re-verified when the identity's keys change)
 	warnings   []iothub.Rejection // the strict profile's warnings for this CONNECT
 
-	outbox atomic.Pointer[outbox] // what the cloud side sends the device (outbox.go); set when established
+	outbox  atomic.Pointer[outbox]   // what the cloud side sends the device (outbox.go); set when established
+	capInfo atomic.Pointer[connInfo] // what its telemetry records share (telemetryInfo)
 }
 
 // willMessage is a device's will (topic and payload).
@@ -120,13 +122,30 @@ func (t *sessionTable) init() {
 	t.pending = map[*mqtt.Client]*session{}
 }
 
+// get returns the session of a connection, pending or established. Hooks
+// call it several times per packet: the session is found on the connection
+// itself, without the table's lock, for every connection that came through a
+// guardListener (all but the inline client's).
 func (t *sessionTable) get(cl *mqtt.Client) *session {
+	if g := guardOf(cl.Net.Conn); g != nil {
+		return g.session.Load()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if ss := t.byClient[cl]; ss != nil {
 		return ss
 	}
 	return t.pending[cl]
+}
+
+// addPending records the session OnConnect authenticated.
+func (t *sessionTable) addPending(ss *session) {
+	t.mu.Lock()
+	t.pending[ss.cl] = ss
+	t.mu.Unlock()
+	if g := guardOf(ss.cl.Net.Conn); g != nil {
+		g.session.Store(ss)
+	}
 }
 
 func (t *sessionTable) lookup(id iothub.Identity) *session {
@@ -161,6 +180,9 @@ func (t *sessionTable) establish(ss *session) (old *session) {
 func (t *sessionTable) remove(cl *mqtt.Client) *session {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if g := guardOf(cl.Net.Conn); g != nil {
+		g.session.Store(nil)
+	}
 	delete(t.pending, cl)
 	ss := t.byClient[cl]
 	if ss == nil {
@@ -183,6 +205,9 @@ func (t *sessionTable) stopAll() {
 // deadline. The timer runs on the real clock; when it fires before the
 // injected clock says the deadline has come, it waits again.
 func (ss *session) armExpiry() {
+	if ss.expiry.IsZero() {
+		return // an X.509 connection: no token to expire
+	}
 	s := ss.srv
 	d := ss.deadline().Sub(s.opts.Now())
 	ss.timerMu.Lock()

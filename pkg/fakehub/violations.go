@@ -18,10 +18,7 @@ func (s *Server) markRecorded(remote string) {
 	if remote == "" {
 		return
 	}
-	for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
-		if ln == nil {
-			continue
-		}
+	for _, ln := range s.guards() {
 		if g := ln.lookup(remote); g != nil {
 			g.recorded.Store(true)
 		}
@@ -62,21 +59,27 @@ func (s *Server) violated(g *guardConn, v *wire.Violation) {
 	s.reject(rj)
 }
 
-// handshakeFailed records a TLS handshake that failed, with what the client
-// most likely did wrong.
+// handshakeFailed records a TLS handshake that failed on a device listener,
+// with what the client most likely did wrong: plaintext or garbage on the
+// TLS port, a TLS version the hub does not offer, or the hub's certificate
+// refused.
 func (s *Server) handshakeFailed(g *guardConn, err error) {
 	if g.recorded.Load() {
 		return // plaintext on the TLS port, named by firstRead (firstcontact.go)
 	}
 	rj := iothub.Rejection{RemoteAddr: g.remote, Reason: ReasonTLSHandshake, Detail: "TLS handshake failed: " + err.Error()}
 	var rh tls.RecordHeaderError
+	msg := err.Error()
 	switch {
 	case errors.As(err, &rh) && rh.RecordHeader[0] == 0x10:
 		rj.Hints = []string{"the client sent plaintext MQTT (a CONNECT) to the TLS port: IoT Hub speaks MQTT over TLS only (port 8883)"}
 	case errors.As(err, &rh):
 		rj.Hints = []string{"the first bytes are not a TLS handshake: connect with TLS 1.2"}
-	case strings.Contains(err.Error(), "unsupported versions"), strings.Contains(err.Error(), "protocol version"):
-		rj.Hints = []string{"IoT Hub requires TLS 1.2 (TLS 1.0 and 1.1 were retired on 31 August 2025, docs/iothub-behavior.md §1.4)"}
+	case strings.Contains(msg, "unsupported versions"), strings.Contains(msg, "protocol version"):
+		rj.Hints = []string{"IoT Hub requires TLS 1.2 or later (TLS 1.0 and 1.1 were retired on 31 August 2025, docs/iothub-behavior.md §1.4; TLS 1.3 only on the device host name)"}
+	case strings.Contains(msg, "bad certificate"), strings.Contains(msg, "unknown certificate authority"),
+		strings.Contains(msg, "certificate expired"), strings.Contains(msg, "certificate unknown"):
+		rj.Hints = []string{"the device refused the hub's certificate: it must trust the hub's root CA (fakehub: the --ca folder's ca.pem, or the drill's roots) and check the host name it dials"}
 	}
 	s.reject(rj)
 }

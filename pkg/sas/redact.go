@@ -92,16 +92,6 @@ func unescapeLenient(s string) string {
 	return b.String()
 }
 
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	}
-	return c - 'a' + 10
-}
-
 // namedSecretRE matches a secret's name and separator (group 1) and its value.
 var namedSecretRE = regexp.MustCompile(`(?i)((?:sig|sharedaccesskey|primarykey|secondarykey)"?\s*[=:]\s*"?)[^&;,"'\s<>(){}\[\]]+`)
 

@@ -490,6 +490,43 @@ func cmpIgnore(names ...string) cmp.Option {
 	}, cmp.Ignore())
 }
 
+// TestWaitC2D: WaitC2D returns a message's final state (here: expired by the hub's movable
+// clock), and when ctx ends first the last state seen with ctx's error.
+func TestWaitC2D(t *testing.T) {
+	t.Parallel()
+	hub, c := startHub(t)
+	ctx := testCtx(t)
+	create(t, c, iothub.Device{DeviceID: "dev1"})
+	st, err := c.SendC2D(ctx, "dev1", iothub.C2DMessage{MessageID: "short", Ack: iothub.AckNegative, ExpiryTime: hub.Clock().Now().Add(2 * time.Minute), Payload: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan iothub.C2DStatus, 1)
+	go func() {
+		fin, err := c.WaitC2D(ctx, "dev1", st.MessageID)
+		if err != nil {
+			t.Errorf("WaitC2D: %v", err)
+		}
+		got <- fin
+	}()
+	hub.Clock().Advance(3 * time.Minute) // the device stays offline past the message's expiry
+	if fin := <-got; fin.State != iothub.C2DExpired || fin.MessageID != "short" || fin.FinishedTime.IsZero() {
+		t.Errorf("WaitC2D = %+v, want expired", fin)
+	}
+
+	// The device stays offline: the wait ends with ctx.
+	if _, err := c.SendC2D(ctx, "dev1", iothub.C2DMessage{MessageID: "long", Payload: []byte("y")}); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := c.WaitC2D(short, "dev1", "long"); !errors.Is(err, context.Canceled) {
+		t.Errorf("WaitC2D with an ended context = %v, want context.Canceled", err)
+	}
+	_, err = c.WaitC2D(ctx, "dev1", "nope")
+	wantErr(t, err, iothub.ErrNotFound, 404)
+}
+
 func TestEvents(t *testing.T) {
 	t.Parallel()
 	hub, c := startHub(t)
@@ -628,6 +665,40 @@ func TestRejections(t *testing.T) {
 	if diff := cmp.Diff(hub.Rejections(), rs); diff != "" {
 		t.Errorf("Rejections differ from the hub's record (-hub +client):\n%s", diff)
 	}
+
+	// WatchRejections: a filtered listing, then a follow stream that waits for the next one.
+	var got []iothub.Rejection
+	collect := func(r iothub.Rejection) error { got = append(got, r); return nil }
+	if err := c.WatchRejections(ctx, serviceclient.EventQuery{DeviceID: "dev1"}, collect); err != nil || len(got) != 1 {
+		t.Errorf("WatchRejections(dev1) = %+v, %v", got, err)
+	}
+	got = nil
+	if err := c.WatchRejections(ctx, serviceclient.EventQuery{DeviceID: "dev2"}, collect); err != nil || len(got) != 0 {
+		t.Errorf("WatchRejections(dev2) = %+v, %v; want none", got, err)
+	}
+	followed := make(chan error, 1)
+	got = nil
+	go func() {
+		followed <- c.WatchRejections(ctx, serviceclient.EventQuery{Follow: true, Since: r.Time}, func(r iothub.Rejection) error {
+			if got = append(got, r); len(got) == 2 {
+				return serviceclient.ErrStop
+			}
+			return nil
+		})
+	}()
+	st := hub.RejectionStream()
+	ack, conn2, err := mqttraw.ConnectAndWait(ctx, hub.Addr(), hub.ClientTLS(), mqttraw.ConnectPacket{ClientID: "dev1",
+		UserName: mqttraw.String(hub.HostName() + "/dev1/?api-version=" + iothub.DefaultAPIVersion), Password: mqttraw.String(tok.String()), CleanSession: true})
+	if err != nil || ack.ReturnCode != mqttraw.ConnackNotAuthorized {
+		t.Fatalf("second CONNECT: %v, %v", ack, err)
+	}
+	defer conn2.Close()
+	if _, err := st.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-followed; err != nil || len(got) != 2 || !cmp.Equal(got[0], rs[0]) {
+		t.Errorf("WatchRejections(follow, since the first) = %+v, %v; want the first, then the second", got, err)
+	}
 }
 
 func TestUnauthorized(t *testing.T) {
@@ -725,5 +796,98 @@ func TestRootCAs(t *testing.T) {
 	hc := newClient(t, hub, hub.ServiceConnectionString(), serviceclient.WithRootCAs(other.Pool()), serviceclient.WithHTTPClient(&http.Client{Transport: tr}))
 	if _, err := hc.Devices(ctx); err != nil {
 		t.Errorf("WithHTTPClient: %v", err)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	t.Parallel()
+	hub, c := startHub(t)
+	ctx := testCtx(t)
+	st, err := c.Limits(ctx)
+	if err != nil || st.Limits.D2C.On() || st.Limits.DailyMessages != 0 || st.QuotaDay == "" {
+		t.Fatalf("Limits of a hub without limits = %+v, %v", st, err)
+	}
+
+	want := iothub.Limits{C2D: iothub.Throttle{PerSecond: 0.01, Burst: 1, Backlog: -1}, DailyMessages: 10, MeterSize: 512}
+	st, err = c.SetLimits(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Limits != want || hub.Limits() != want {
+		t.Errorf("SetLimits answered %+v, the hub holds %+v; want %+v", st.Limits, hub.Limits(), want)
+	}
+	// In force at once: the burst of one C2D send, then 429002 with Retry-After; the quota
+	// counts the sent message in 512-byte chunks (a 600-byte payload is 2).
+	create(t, c, iothub.Device{DeviceID: "dev1"})
+	if _, err := c.SendC2D(ctx, "dev1", iothub.C2DMessage{Payload: []byte(strings.Repeat("x", 600))}); err != nil {
+		t.Fatalf("first SendC2D under the new limits: %v", err)
+	}
+	_, err = c.SendC2D(ctx, "dev1", iothub.C2DMessage{Payload: []byte("2")})
+	if e := wantErr(t, err, iothub.ErrThrottleBacklog, 429); e.RetryAfter < time.Second {
+		t.Errorf("429 Retry-After %v, want whole seconds", e.RetryAfter)
+	}
+	if st, err := c.Limits(ctx); err != nil || st.QuotaUsed != 2 {
+		t.Errorf("after one 600-byte C2D message: quota used %d, %v; want 2 (512-byte meter)", st.QuotaUsed, err)
+	}
+
+	// Refused: a negative rate. Nothing changes.
+	_, err = c.SetLimits(ctx, iothub.Limits{D2C: iothub.Throttle{PerSecond: -1}})
+	if e := wantErr(t, err, iothub.ErrInvalidArgument, 400); !strings.Contains(e.Message, "d2c: perSecond -1") {
+		t.Errorf("negative rate refused with %q, want the field named", e.Message)
+	}
+	if hub.Limits() != want {
+		t.Errorf("a refused PUT changed the limits to %+v", hub.Limits())
+	}
+
+	// The zero Limits removes them: the next C2D send goes through at once.
+	if _, err := c.SetLimits(ctx, iothub.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SendC2D(ctx, "dev1", iothub.C2DMessage{Payload: []byte("3")}); err != nil {
+		t.Errorf("SendC2D after the limits were removed: %v", err)
+	}
+}
+
+func TestHubClock(t *testing.T) {
+	t.Parallel()
+	hub, _ := startHub(t)
+	ctx := testCtx(t)
+	local := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	hc, err := serviceclient.NewHubClock(hub.ServiceURL(), serviceclient.WithRootCAs(hub.CAPool), serviceclient.WithNow(func() time.Time { return local }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hc.Sync(ctx); err != nil || hc.Offset() != 0 || !hc.Now().Equal(local) {
+		t.Fatalf("Sync of an unmoved hub: offset %v, now %v, %v", hc.Offset(), hc.Now(), err)
+	}
+	hub.Clock().Advance(55 * time.Minute)
+	if err := hc.Sync(ctx); err != nil || hc.Offset() != 55*time.Minute || !hc.Now().Equal(local.Add(55*time.Minute)) {
+		t.Errorf("after the hub's clock advanced 55m: offset %v, now %v, %v", hc.Offset(), hc.Now(), err)
+	}
+
+	// Follow keeps up with later moves.
+	fctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go hc.Follow(fctx, 10*time.Millisecond)
+	hub.Clock().Set(local.Add(-time.Hour)) // moved back: the offset is measured from the hub's real clock
+	testutil.Eventually(t, "Follow taking the new offset", func() bool { return hc.Offset() != 55*time.Minute })
+	if want := hub.Clock().Offset(); hc.Offset().Round(time.Millisecond) != want.Round(time.Millisecond) {
+		t.Errorf("followed offset %v, want the hub's %v", hc.Offset(), want)
+	}
+	stop()
+
+	// Not a fakehub clock: a clear error, no offset.
+	bad, err := serviceclient.NewHubClock(hub.ServiceURL()+"/devices", serviceclient.WithRootCAs(hub.CAPool))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.Sync(ctx); err == nil || !strings.Contains(err.Error(), "is it a fakehub's service API?") || bad.Err() == nil {
+		t.Errorf("Sync of %s/devices/hubkit/clock = %v, want an error naming the URL", hub.ServiceURL(), err)
+	}
+	if bad.Offset() != 0 {
+		t.Errorf("offset %v after a failed Sync, want 0", bad.Offset())
+	}
+	if _, err := serviceclient.NewHubClock("localhost:8443"); err == nil {
+		t.Error("NewHubClock(localhost:8443) = nil error, want one asking for https://host:port")
 	}
 }

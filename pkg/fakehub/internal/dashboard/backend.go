@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
+	"github.com/hubkit/hubkit/pkg/iothub/dps"
 )
 
 // Backend is what the dashboard shows and does; pkg/fakehub implements it
@@ -42,6 +43,69 @@ type Backend interface {
 	// Changes returns a channel closed by the next change of what the pages
 	// show besides telemetry: connections, rejections, C2D states, twins.
 	Changes() <-chan struct{}
+
+	// Controls returns the hub's test controls: profile, clock, faults in
+	// force, throttles and quota.
+	Controls() Controls
+	// MoveClock moves the hub's clock (exactly one of Advance, Set, Reset).
+	MoveClock(ctx context.Context, c iothub.ClockChange) (iothub.ClockReading, error)
+	// ClearFaults ends every fault in force.
+	ClearFaults()
+	// Reset clears the named parts of the hub's run-time state (ResetParts
+	// in Controls; none: every part).
+	Reset(parts []string) error
+	// DPS returns the Device Provisioning Service's enrollments and
+	// registrations, without their keys; false when the hub runs none.
+	DPS() (DPSState, bool)
+	// HasDPS reports whether the hub runs a Device Provisioning Service.
+	HasDPS() bool
+}
+
+// Controls are the hub's test controls (the /hubkit service routes).
+type Controls struct {
+	Profile    string
+	Quirks     []string // the Quirks switched on (by the profile or one by one), by field name
+	Clock      iothub.ClockReading
+	Faults     []Fault
+	Limits     []Limit // every throttled operation, on or off
+	Quota      Quota
+	ResetParts []string // what Reset can clear
+}
+
+// Fault is one fault in force.
+type Fault struct {
+	Target string    // the identity, or "every identity"
+	Kind   string    // "refuse connections", "delay PUBACKs", "InvokeAuthError", ...
+	Detail string    // e.g. the delay or the error code
+	Until  time.Time // zero: until cleared
+}
+
+// Limit is one operation's throttle.
+type Limit struct {
+	Operation string // "device-to-cloud sends", ...
+	PerSecond float64
+	Burst     int
+	Backlog   int // negative: none
+	Throttled uint64
+}
+
+// Quota is the daily message quota.
+type Quota struct {
+	Day       string // UTC date of the quota day ("" before the first charge)
+	Used      int64
+	Limit     int64 // 0: unbounded
+	MeterSize int
+}
+
+// DPSState is the Device Provisioning Service at a glance.
+type DPSState struct {
+	IDScope       string
+	HostName      string
+	MQTTAddr      string                // host:port of its MQTT over TLS listener
+	URL           string                // its HTTPS registration and service API
+	Enrollments   []dps.Enrollment      // sorted by registration ID, keys removed
+	Groups        []dps.EnrollmentGroup // sorted by ID, keys removed
+	Registrations []dps.RegistrationState
 }
 
 // Overview is the hub at a glance.

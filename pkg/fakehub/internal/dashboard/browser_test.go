@@ -20,6 +20,7 @@ import (
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
 	"github.com/hubkit/hubkit/pkg/iothub"
+	"github.com/hubkit/hubkit/pkg/iothub/dps"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
@@ -261,4 +262,79 @@ func TestBrowser(t *testing.T) {
 
 	step(t, ctx, "the rejection list", chromedp.Navigate(base+"/ui/rejections"), text("#rejection-list", "signature-mismatch"),
 		shot(shots, "rejections"))
+}
+
+// TestBrowserTestControls drives the DPS and test-control pages: see a
+// device's registration arrive, the faults and throttles in force, move the
+// hub's clock, clear the faults, and reset the hub's state through the
+// confirm step.
+func TestBrowserTestControls(t *testing.T) {
+	ctx := chromium(t)
+	shots := screenshotDir(t)
+	groupKey := base64.StdEncoding.EncodeToString([]byte("dashboard DPS group key, 32 byte"))
+	pumpKey := base64.StdEncoding.EncodeToString([]byte("dashboard DPS pump key, 32 bytes"))
+	sym := func(k string) dps.Attestation {
+		return dps.Attestation{Type: dps.AttestationSymmetricKey, SymmetricKey: &iothub.SymmetricKey{PrimaryKey: k, SecondaryKey: k}}
+	}
+	var enrollments []dps.Enrollment
+	for i := 1; i <= 3; i++ {
+		enrollments = append(enrollments, dps.Enrollment{RegistrationID: fmt.Sprintf("pump-%02d", i), Attestation: sym(pumpKey)})
+	}
+	h := fakehubtest.Start(t, fakehub.Options{ServiceAddr: "127.0.0.1:0", Profile: fakehub.ProfileStrict,
+		Limits: fakehub.Limits{D2C: fakehub.Throttle{PerSecond: 100}, TwinUpdates: fakehub.Throttle{PerSecond: 10}, DailyMessages: 400000},
+		DPS:    &fakehub.DPSOptions{Enrollments: enrollments, Groups: []dps.EnrollmentGroup{{EnrollmentGroupID: "fleet", Attestation: sym(groupKey)}}}})
+	h.RefuseConnections(iothub.Identity{DeviceID: "pump-02"}, 10*time.Minute)
+	h.DelayPubacks(iothub.Identity{}, 2*time.Second)
+	base := "https://localhost:" + h.ServiceAddr()[strings.LastIndex(h.ServiceAddr(), ":")+1:]
+	step(t, ctx, "log in with the one-time link",
+		chromedp.Navigate(strings.Replace(h.DashboardLoginURL(), h.ServiceURL(), base, 1)), text("h1", "Overview"))
+
+	// A device registers through the enrollment group: its registration shows up.
+	step(t, ctx, "the DPS page", chromedp.Navigate(base+"/ui/dps"), text("#live-status", "live"), text("main", h.DPS().IDScope()))
+	pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, reg := range []device.ProvisionConfig{
+		{RegistrationID: "sensor-fleet-01", GroupKey: groupKey},
+		{RegistrationID: "pump-01", SymmetricKey: pumpKey},
+	} {
+		reg.GlobalEndpoint, reg.Endpoint, reg.IDScope, reg.RootCAs = "localhost", h.DPS().Addr(), h.DPS().IDScope(), h.CAPool
+		if _, err := device.Provision(pctx, reg); err != nil {
+			t.Fatalf("provisioning %s: %v", reg.RegistrationID, err)
+		}
+	}
+	step(t, ctx, "see the registrations arrive", text("#reg-sensor-fleet-01", "assigned"), text("#reg-sensor-fleet-01 .reg-group", "fleet"),
+		text("#reg-pump-01 .reg-group", "individual"), text("main", "3 individual enrollments, 1 enrollment groups, 2 registrations"), shot(shots, "dps"))
+	step(t, ctx, "the enrollments", chromedp.Navigate(base+"/ui/dps?list=enrollments"), text("#dps-list", "pump-03"),
+		poll(fmt.Sprintf(`!document.body.textContent.includes(%q)`, pumpKey)))
+
+	// The test controls: faults and throttles in force, the clock moved, faults cleared.
+	step(t, ctx, "the test controls", chromedp.Navigate(base+"/ui/hub"), text("#live-status", "live"),
+		text("#hub-faults", "refuse connections"), text("#hub-faults", "pump-02"), text("#hub-faults", "delay PUBACKs"),
+		text("#hub-limits", "device-to-cloud sends"), text("main", "WarnDocumentedMistakes"))
+	step(t, ctx, "advance the clock",
+		set("#clock-advance", "55m"), chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(`button[value=advance]`)))
+			return err
+		}),
+		text(".flash", "offset 55m0s"), text("#clock-offset", "55m0s"), text("#live-status", "live"), shot(shots, "controls"))
+	if got := h.Clock().Offset(); got != 55*time.Minute {
+		t.Errorf("after the form the hub's clock offset is %v, want 55m", got)
+	}
+	step(t, ctx, "clear the faults", submit("/faults/clear"), text(".flash", "cleared"), text("#hub-faults", "No fault in force"))
+
+	// Reset: a confirm step, then the state is gone.
+	if _, err := h.SendC2D(pctx, "pump-01", iothub.C2DMessage{Payload: []byte("queued")}); err != nil {
+		t.Fatal(err)
+	}
+	step(t, ctx, "ask to reset", submit("/hub/reset"), text("h1", "Reset the hub's state?"), text("main", "c2d"), shot(shots, "reset"))
+	if n := len(h.C2DMessages(iothub.Identity{DeviceID: "pump-01"})); n != 1 {
+		t.Fatalf("the reset happened before it was confirmed: %d C2D messages, want 1", n)
+	}
+	step(t, ctx, "confirm the reset", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(`#reset-confirm`)))
+		return err
+	}), text(".flash", "Reset: telemetry, rejections, c2d, twins"))
+	if n := len(h.C2DMessages(iothub.Identity{DeviceID: "pump-01"})); n != 0 {
+		t.Errorf("after the confirmed reset: %d C2D messages, want 0", n)
+	}
 }

@@ -75,6 +75,21 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, s *uiSession) {
 		parts = []part{{"rejection-list", func() (string, error) { return h.fragment("rejection-list", h.rejectionsData(rq)) }}}
 	case "feedback":
 		parts = []part{{"feedback-list", func() (string, error) { return h.fragment("feedback-list", newestFirst(h.b.C2DFeedback(), 1000)) }}}
+	case "hub":
+		parts = []part{
+			{"hub-clock", func() (string, error) { return h.fragment("hub-clock", h.hubData(s)) }},
+			{"hub-faults", func() (string, error) { return h.fragment("hub-faults", h.hubData(s)) }},
+			{"hub-limits", func() (string, error) { return h.fragment("hub-limits", h.hubData(s)) }},
+		}
+	case "dps":
+		rq := &http.Request{URL: &url.URL{Path: "/ui/dps", RawQuery: r.URL.RawQuery}}
+		parts = []part{{"dps-list", func() (string, error) {
+			d, ok := h.dpsData(rq)
+			if !ok {
+				return "", errNoDPS
+			}
+			return h.fragment("dps-list", d)
+		}}}
 	case "telemetry":
 		if !s.may(iothub.ServiceConnect) {
 			http.Error(w, "policy "+s.policy+" has no ServiceConnect", http.StatusForbidden)

@@ -90,6 +90,11 @@ func New(b Backend, opts Options) *Handler {
 	h.mux.Handle("GET /ui/telemetry", h.page(iothub.ServiceConnect, h.telemetry))
 	h.mux.Handle("GET /ui/rejections", h.page(iothub.RegistryRead, h.rejections))
 	h.mux.Handle("GET /ui/feedback", h.page(iothub.ServiceConnect, h.feedback))
+	h.mux.Handle("GET /ui/hub", h.page(iothub.RegistryRead, h.hub))
+	h.mux.Handle("POST /ui/hub/clock", h.form(h.moveClock))
+	h.mux.Handle("POST /ui/hub/faults/clear", h.form(h.clearFaults))
+	h.mux.Handle("POST /ui/hub/reset", h.form(h.reset))
+	h.mux.Handle("GET /ui/dps", h.page(iothub.RegistryRead, h.dps))
 	h.mux.Handle("GET /ui/x/{section}", h.page(iothub.RegistryRead, h.section))
 	h.mux.Handle("GET /ui/events/{view}", h.page(iothub.RegistryRead, h.events))
 	h.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
@@ -144,6 +149,7 @@ type view struct {
 	CSRF     string
 	Events   string // the SSE URL of the page's live updates ("" none)
 	Sections []Section
+	HasDPS   bool // the navigation links to /ui/dps
 	Flash    string
 	Error    string
 	Data     any
@@ -201,6 +207,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 		v.CSRF = v.Session.csrf
 	}
 	v.Sections = h.opts.Sections
+	v.HasDPS = h.b.HasDPS()
 	t := h.pages[name]
 	var buf bytes.Buffer
 	if t == nil {
@@ -233,9 +240,9 @@ type templates struct {
 }
 
 var parsed = sync.OnceValue(func() templates {
-	base := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/fragments.html"))
+	base := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/fragments.html", "templates/fragments_hub.html"))
 	ts := templates{frags: base, pages: map[string]*template.Template{}}
-	for _, p := range []string{"home", "login", "devices", "device", "telemetry", "rejections", "feedback", "section", "error"} {
+	for _, p := range []string{"home", "login", "devices", "device", "telemetry", "rejections", "feedback", "section", "error", "hub", "reset", "dps"} {
 		ts.pages[p] = template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+p+".html"))
 	}
 	return ts

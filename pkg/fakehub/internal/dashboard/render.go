@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -39,10 +40,16 @@ var funcs = template.FuncMap{
 	"feedbackIdentity": func(f iothub.C2DFeedback) iothub.Identity {
 		return iothub.Identity{DeviceID: f.DeviceID, ModuleID: f.ModuleID}
 	},
-	"deref":   func(d *iothub.Device) iothub.Device { return *d },
-	"list":    func(xs ...string) []string { return xs },
-	"teleAll": func(evs []iothub.Event) teleRowsData { return teleRowsData{Events: evs, All: true} },
-	"teleOne": func(evs []iothub.Event) teleRowsData { return teleRowsData{Events: evs} },
+	"deref":     func(d *iothub.Device) iothub.Device { return *d },
+	"list":      func(xs ...string) []string { return xs },
+	"teleAll":   func(evs []iothub.Event) teleRowsData { return teleRowsData{Events: evs, All: true} },
+	"teleOne":   func(evs []iothub.Event) teleRowsData { return teleRowsData{Events: evs} },
+	"dpsTabURL": dpsTabURL,
+	"devID":     func(id string) iothub.Identity { return iothub.Identity{DeviceID: id} },
+	"groupOf":   groupOf,
+	"rate": func(f float64) string {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	},
 	"formValue": func(f map[string][]string, k, def string) string {
 		if v, ok := f[k]; ok && len(v) > 0 {
 			return v[0]
