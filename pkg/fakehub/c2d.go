@@ -182,7 +182,7 @@ func (c *cloud) flushOnce(ss *session) bool {
 			if qos > 0 {
 				pk.PacketID = d.PacketID
 			}
-			if err := ss.cl.WritePacket(pk); err != nil {
+			if err := ss.send(pk); err != nil {
 				c.s.log.Debug("C2D delivery failed; requeued", append(idAttrs(ss.id), "messageId", d.Message.MessageID, "error", err)...)
 				c.c2d.RequeueSession(ss.id, ss.tag)
 				return false

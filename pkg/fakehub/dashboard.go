@@ -57,7 +57,7 @@ func (s *Server) DashboardLoginURL() string {
 // httpHandler is what the service listener serves: /metrics, the dashboard
 // at / and /ui/, and the service REST API everywhere else.
 func (s *Server) httpHandler() http.Handler {
-	api := s.ServiceHandler()
+	api := s.writeDeadlines(s.ServiceHandler()) // the dashboard's event streams are long: no write deadline
 	mux := http.NewServeMux()
 	mux.Handle("/", api)
 	mux.Handle("GET /metrics", s.metricsGuard(s.MetricsHandler()))

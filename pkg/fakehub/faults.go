@@ -131,7 +131,7 @@ func (s *Server) dropSession(ss *session, reason sas.Reason, o DropOptions) {
 // abortConn resets a connection: linger 0, then close the TCP socket under TLS, so the
 // peer gets an RST and no close_notify.
 func abortConn(c net.Conn) {
-	if g, ok := c.(*guardConn); ok {
+	if g := guardOf(c); g != nil {
 		c = g.Conn
 	}
 	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {

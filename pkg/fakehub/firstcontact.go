@@ -37,7 +37,7 @@ func (s *Server) firstRead(remote string, b []byte, err error) {
 		return
 	}
 	s.reject(iothub.Rejection{RemoteAddr: remote, Reason: ReasonFirstPacketNotConnect,
-		Detail: fmt.Sprintf("the first packet is %s, not a CONNECT: MQTT requires CONNECT first (docs/iothub-behavior.md §1.7)", packetName(b[0])),
+		Detail: fmt.Sprintf("the first packet is %s, not a CONNECT: MQTT requires CONNECT first (MQTT-3.1.0-1, docs/iothub-behavior.md §1.7)", packetName(b[0])),
 		Hints:  []string{"an MQTT client sends CONNECT first by itself; this client speaks another protocol, or replays a session without connecting"}})
 }
 

@@ -173,6 +173,7 @@ func (h *lifecycleHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) 
 		return
 	}
 	ss.armExpiry()
+	ss.startOutbox()
 	expiry := "none (X.509)"
 	if !ss.expiry.IsZero() {
 		expiry = ss.expiry.UTC().Format(time.RFC3339)
@@ -192,6 +193,12 @@ func (h *lifecycleHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	}
 	ss.stopExpiry()
 	var ne net.Error
+	if g := guardOf(cl.Net.Conn); g != nil && g.writeTimedOut.Load() && ss.closeReason.Load() == nil {
+		r := ReasonWriteTimeout
+		if ss.closeReason.CompareAndSwap(nil, &r) {
+			s.reject(ss.rejection(r, fmt.Sprintf("a write to the device did not finish within %s: it stopped reading", s.opts.WriteTimeout)))
+		}
+	}
 	if ss.closeReason.Load() == nil && err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())) {
 		r := ReasonKeepAlive
 		if ss.closeReason.CompareAndSwap(nil, &r) {

@@ -4,12 +4,17 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/hubkit/hubkit/pkg/fakehub/internal/wire"
 )
 
 // guardListener wraps the TCP listener mochi serves from. mochi has no
@@ -34,10 +39,6 @@ type guardListener struct {
 	// start of the first packet, or the TLS handshake's error), so that
 	// what is not MQTT can be named (firstcontact.go).
 	onFirstRead func(remote string, b []byte, err error)
-	// onHandshake, when set, is told about TLS handshakes that failed for another reason
-	// than plaintext or a plain EOF: a device that refused the server's certificate, or
-	// offered no common version.
-	onHandshake func(remote string, err error)
 	// onAcceptError is told of each temporary Accept error before the wait;
 	// onRefused of each connection closed for want of a descriptor.
 	onAcceptError func(err error, retryIn time.Duration)
@@ -45,8 +46,21 @@ type guardListener struct {
 	acceptErrors  atomic.Uint64 // temporary Accept errors
 	refused       atomic.Uint64 // connections closed for want of a descriptor
 
-	mu    sync.Mutex
-	conns map[*guardConn]struct{}
+	// srv, when set, is told about what the connections do wrong (packets
+	// that break an MQTT rule, failed TLS handshakes); without it they are
+	// only closed.
+	srv *Server
+	// maxPacket bounds a packet (fixed header included); 0: none.
+	maxPacket int
+	// writeTimeout bounds each write after CONNECT; 0: none.
+	writeTimeout time.Duration
+	// ws: the connections carry HTTP and WebSocket frames (wsListener); the
+	// wire checker sees the MQTT bytes inside them, in wsConn.Read.
+	ws bool
+
+	mu       sync.Mutex
+	conns    map[*guardConn]struct{}
+	byRemote map[string]*guardConn
 
 	spareMu   sync.Mutex
 	spare     *os.File // a descriptor to give up when there is none left
@@ -55,7 +69,8 @@ type guardListener struct {
 }
 
 func newGuardListener(raw net.Listener, cfg *tls.Config, timeout time.Duration, onTimeout func(string), onFirstRead func(string, []byte, error)) *guardListener {
-	l := &guardListener{Listener: raw, tls: cfg, timeout: timeout, onTimeout: onTimeout, onFirstRead: onFirstRead, conns: map[*guardConn]struct{}{},
+	l := &guardListener{Listener: raw, tls: cfg, timeout: timeout, onTimeout: onTimeout, onFirstRead: onFirstRead,
+		conns: map[*guardConn]struct{}{}, byRemote: map[string]*guardConn{},
 		onAcceptError: func(error, time.Duration) {}, onRefused: func(string) {}, done: make(chan struct{})}
 	l.spare, _ = os.Open(os.DevNull) // nil where there is no null device: back-off only
 	return l
@@ -159,9 +174,11 @@ func (l *guardListener) guard(c net.Conn) net.Conn {
 	if l.tls != nil {
 		inner = tls.Server(c, l.tls)
 	}
-	g := &guardConn{Conn: inner, l: l}
+	g := &guardConn{Conn: inner, raw: c, l: l, remote: c.RemoteAddr().String(), writeTimeout: l.writeTimeout}
+	g.check.MaxPacket = l.maxPacket
 	l.mu.Lock()
 	l.conns[g] = struct{}{}
+	l.byRemote[g.remote] = g
 	l.mu.Unlock()
 	select {
 	case <-l.done: // accepted as Close ran: closeAll may have missed it
@@ -169,6 +186,13 @@ func (l *guardListener) guard(c net.Conn) net.Conn {
 	default:
 	}
 	return g
+}
+
+// lookup returns the open connection from remote, or nil.
+func (l *guardListener) lookup(remote string) *guardConn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.byRemote[remote]
 }
 
 func (l *guardListener) closeAll() {
@@ -188,45 +212,128 @@ func (l *guardListener) open() int {
 // guardConn is one accepted connection (TLS already layered in).
 type guardConn struct {
 	net.Conn
+	raw       net.Conn // the TCP connection under TLS (Conn itself without TLS)
 	l         *guardListener
 	connected atomic.Bool             // CONNECT seen
-	session   atomic.Pointer[session] // the session it authenticated, from OnConnect to OnDisconnect
+	session   atomic.Pointer[session] // the session it authenticated, from OnConnect (authHook) to OnDisconnect
 	idle      atomic.Int64            // time.Duration; > 0: the keep-alive time-out replacing mochi's deadlines
 	reported  atomic.Bool
 	readOnce  atomic.Bool // the first Read has happened
 	closeOnce sync.Once
+	remote    string
+
+	// writeTimeout bounds each write (0: none); writeTimedOut is set when one
+	// did not finish in time.
+	writeTimeout  time.Duration
+	writeTimedOut atomic.Bool
+	wmu           sync.Mutex // serialises Write (mochi holds the client lock; the TLS conn needs no more)
+
+	// recorded is set once a rejection names this connection: whatever
+	// ends it then needs no record of its own.
+	recorded atomic.Bool
 	// noClientCert: the WebSocket request carried ?iothub-no-client-cert=true (for hints).
 	noClientCert atomic.Bool
+	// hijacking: net/http is handing the connection to the WebSocket listener; the
+	// read it aborts with a past deadline is not the CONNECT time-out.
+	hijacking atomic.Bool
+
+	// Read side, used by mochi's read goroutine only (on the WebSocket
+	// listener: net/http's, then gorilla's reader under wsConn.Read, in turn).
+	handshaken bool
+	check      wire.Checker // the MQTT 3.1.1 rules mochi does not enforce
+	gotBytes   bool         // the checker has seen MQTT bytes
 }
 
+// Read reads for mochi: the TLS handshake first (a failure is recorded),
+// then the bytes the client sent, through the wire checker. A packet that
+// breaks an MQTT "MUST close" rule never reaches mochi whole: Read returns
+// the bytes before it, then the violation as its error, and the connection
+// ends with a rejection naming the rule. On the WebSocket listener the bytes
+// are HTTP and WebSocket frames: wsConn.Read checks the MQTT inside them.
 func (c *guardConn) Read(b []byte) (int, error) {
+	if v := c.check.Err(); v != nil && !c.l.ws {
+		return 0, v
+	}
+	if !c.handshaken {
+		c.handshaken = true
+		if tc, ok := c.Conn.(*tls.Conn); ok {
+			if err := tc.Handshake(); err != nil {
+				if c.l.onFirstRead != nil && !errors.Is(err, os.ErrDeadlineExceeded) && c.readOnce.CompareAndSwap(false, true) {
+					c.l.onFirstRead(c.remote, nil, err) // plaintext on the TLS port, named (firstcontact.go)
+				}
+				c.readFailed(err)
+				return 0, err
+			}
+		}
+	}
 	n, err := c.Conn.Read(b)
-	if err != nil && !c.connected.Load() && errors.Is(err, os.ErrDeadlineExceeded) && c.reported.CompareAndSwap(false, true) {
-		c.l.onTimeout(c.RemoteAddr().String())
+	if c.l.onFirstRead != nil && (n > 0 || err != nil) && c.readOnce.CompareAndSwap(false, true) && !c.connected.Load() && !errors.Is(err, os.ErrDeadlineExceeded) {
+		c.l.onFirstRead(c.remote, b[:n], err) // names what is not MQTT (firstcontact.go) before the checker sees it
+	}
+	if c.l.ws {
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && !c.hijacking.Load() {
+			c.readFailed(err) // the CONNECT time-out
+		}
 		return n, err
 	}
-	if !c.readOnce.Load() && c.readOnce.CompareAndSwap(false, true) {
-		if c.l.onFirstRead != nil {
-			c.l.onFirstRead(c.RemoteAddr().String(), b[:n], err)
+	return c.checked(b, n, err)
+}
+
+// checked passes the n bytes read into b (with the read's err) through the
+// wire checker: it returns what may reach mochi, and records a violation or
+// why the read failed.
+func (c *guardConn) checked(b []byte, n int, err error) (int, error) {
+	if n > 0 {
+		c.gotBytes = true
+		ok, v := c.check.Feed(b[:n])
+		if v != nil {
+			if srv := c.l.srv; srv != nil {
+				srv.violated(c, v)
+			}
+			if ok > 0 {
+				return ok, nil // the next Read returns v
+			}
+			return 0, v
 		}
-		if c.l.onHandshake != nil && c.handshakeFailed(err) && c.reported.CompareAndSwap(false, true) {
-			c.l.onHandshake(c.RemoteAddr().String(), err)
-		}
+	}
+	if err != nil {
+		c.readFailed(err)
 	}
 	return n, err
 }
 
-// handshakeFailed reports whether err ended an incomplete TLS handshake for a reason
-// firstRead does not name (plaintext on the TLS port) and that is not a plain close.
-func (c *guardConn) handshakeFailed(err error) bool {
-	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+// readFailed records why a read before or during CONNECT failed: the
+// CONNECT time-out, a failed TLS handshake, or a CONNECT cut off by the
+// client closing the connection.
+func (c *guardConn) readFailed(err error) {
+	switch {
+	case c.connected.Load() || c.check.Connected():
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if c.reported.CompareAndSwap(false, true) {
+			c.l.onTimeout(c.remote)
+		}
+	case c.l.srv == nil:
+	case !c.gotBytes && isHandshakeError(err):
+		c.l.srv.handshakeFailed(c, err)
+	case c.gotBytes && c.check.InPacket() && isClosed(err):
+		c.l.srv.connectIncomplete(c)
+	}
+}
+
+// isHandshakeError reports whether err ended a TLS handshake for a reason
+// worth recording (not a client that connected and left, nor our own close).
+func isHandshakeError(err error) bool {
+	if isClosed(err) || errors.Is(err, net.ErrClosed) {
 		return false
 	}
-	if _, ok := errors.AsType[tls.RecordHeaderError](err); ok {
-		return false
-	}
-	tc, ok := c.Conn.(*tls.Conn)
-	return ok && !tc.ConnectionState().HandshakeComplete
+	var rh tls.RecordHeaderError
+	var ae tls.AlertError
+	return errors.As(err, &rh) || errors.As(err, &ae) || !errors.Is(err, io.EOF)
+}
+
+// isClosed reports whether err means the peer closed the connection.
+func isClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // guardOf returns the guardConn under a connection mochi serves (directly, or under the
@@ -244,20 +351,46 @@ func guardOf(c net.Conn) *guardConn {
 // SetDeadline is how mochi applies keep-alive: before each packet it sets
 // keepalive + keepalive/2 in whole seconds (1 s -> 1 s, 3 s -> 4 s). Once
 // the hub has set the exact time-out (idle: 1.5 × keep-alive, capped), a
-// non-zero deadline is replaced by now + idle.
+// non-zero deadline is replaced by now + idle. Once CONNECT was read it is
+// the read deadline only: writes have their own (Write).
 func (c *guardConn) SetDeadline(t time.Time) error {
 	if d := time.Duration(c.idle.Load()); d > 0 && !t.IsZero() {
 		t = time.Now().Add(d)
 	}
+	if c.connected.Load() && c.writeTimeout > 0 {
+		return c.Conn.SetReadDeadline(t)
+	}
 	return c.Conn.SetDeadline(t)
+}
+
+// Write bounds every write by the write time-out (Options.WriteTimeout), so
+// that a device that stops reading cannot hold a writer for longer.
+func (c *guardConn) Write(b []byte) (int, error) {
+	if c.writeTimeout <= 0 || !c.connected.Load() {
+		return c.Conn.Write(b)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	n, err := c.Conn.Write(b)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.writeTimedOut.Store(true)
+	}
+	return n, err
 }
 
 func (c *guardConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.l.mu.Lock()
 		delete(c.l.conns, c)
+		if c.l.byRemote[c.remote] == c {
+			delete(c.l.byRemote, c.remote)
+		}
 		c.l.mu.Unlock()
 	})
+	// The socket first: a TLS close_notify to a device that stopped reading
+	// would block the closer for seconds.
+	_ = c.raw.Close()
 	return c.Conn.Close()
 }
 
@@ -267,4 +400,50 @@ func (c *guardConn) ConnectionState() (tls.ConnectionState, bool) {
 		return tc.ConnectionState(), true
 	}
 	return tls.ConnectionState{}, false
+}
+
+// mochiListener serves a guardListener to mochi (in place of mochi's
+// listeners.Net) and reports how each connection ended: a connection that
+// ends with an error no rejection explains gets one (ReasonConnectionError),
+// so that every close the hub makes leaves a record.
+type mochiListener struct {
+	id  string
+	ln  *guardListener
+	log *slog.Logger
+	end atomic.Bool
+}
+
+func newMochiListener(id string, ln *guardListener) *mochiListener {
+	return &mochiListener{id: id, ln: ln}
+}
+
+func (l *mochiListener) ID() string       { return l.id }
+func (l *mochiListener) Address() string  { return l.ln.Addr().String() }
+func (l *mochiListener) Protocol() string { return "tcp" }
+
+func (l *mochiListener) Init(log *slog.Logger) error {
+	l.log = log
+	return nil
+}
+
+func (l *mochiListener) Serve(establish listeners.EstablishFn) {
+	for !l.end.Load() {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			err := establish(l.id, conn)
+			if g := guardOf(conn); g != nil && l.ln.srv != nil {
+				l.ln.srv.connectionEnded(g, err)
+			}
+		}()
+	}
+}
+
+func (l *mochiListener) Close(closeClients listeners.CloseFn) {
+	if l.end.CompareAndSwap(false, true) {
+		closeClients(l.id)
+	}
+	_ = l.ln.Close()
 }

@@ -87,10 +87,47 @@ type Options struct {
 	// it in SNI may negotiate TLS 1.3; the server certificate must name it too.
 	DeviceHostName string
 	// ClassicTLSMaxVersion is the highest TLS version offered to clients that do not name
-	// DeviceHostName in SNI (the classic host names, and clients dialling an IP address).
-	// 0 means TLS 1.2, as IoT Hub's classic endpoints (docs/iothub-behavior.md §1.4);
-	// tls.VersionTLS13 offers TLS 1.3 there too.
+	// DeviceHostName in SNI (the classic host names, and clients dialling an IP address),
+	// and by the service API on ServiceAddr. 0 means TLS 1.2, as IoT Hub's classic
+	// endpoints (docs/iothub-behavior.md §1.4); tls.VersionTLS13 offers TLS 1.3 there too.
 	ClassicTLSMaxVersion uint16
+
+	// WriteTimeout bounds each write to a device (0: DefaultWriteTimeout, 30
+	// s; negative: none). A device that stops reading is disconnected when a
+	// write to it has not finished in this time (ReasonWriteTimeout).
+	WriteTimeout time.Duration
+	// OutboxSize is how many packets (C2D messages, twin answers and
+	// notifications, method requests) may wait for one device's connection
+	// (0: DefaultOutboxSize, 256). Each device has its own outbox and writer,
+	// so a slow device never delays another one or the service API; when
+	// its outbox is full it is disconnected (ReasonWriteBacklog).
+	OutboxSize int
+
+	// MaxIdentities is how many identities (devices plus modules) the
+	// registry may hold: 0 means IoT Hub's 1,000,000 (DefaultMaxIdentities),
+	// a negative value no limit. One more is refused with 413002
+	// TooManyDevices (Registry.SetMaxIdentities).
+	MaxIdentities int
+	// MaxModulesPerDevice is how many modules one device may have: 0 means
+	// IoT Hub's 50 (DefaultMaxModulesPerDevice), a negative value no limit.
+	// One more is refused with 413003 TooManyModulesOnDevice
+	// (Registry.SetMaxModulesPerDevice).
+	MaxModulesPerDevice int
+	// ServiceReadTimeout bounds reading a whole service API request,
+	// headers and body (0: 10 s): a client that declares a body and sends
+	// one byte is cut off then.
+	ServiceReadTimeout time.Duration
+	// ServiceWriteTimeout bounds writing a service API answer (0: 30 s);
+	// direct methods get their response and connect time-outs on top, and
+	// telemetry follow streams none.
+	ServiceWriteTimeout time.Duration
+	// ServiceIdleTimeout closes idle keep-alive connections of the service
+	// API (0: 2 min).
+	ServiceIdleTimeout time.Duration
+	// ServiceMaxBody bounds a service API request body (0: 1 MiB + 64 KiB:
+	// the largest JSON document the API takes, or a 64 KB C2D message);
+	// larger bodies are refused with 413.
+	ServiceMaxBody int64
 	// NoDashboard turns off the web dashboard the service listener serves at
 	// "/" and "/ui/" (DashboardHandler).
 	NoDashboard bool
@@ -252,6 +289,27 @@ func (o *Options) setDefaults() {
 	}
 	if o.Registry == nil {
 		o.Registry = NewRegistry(o.Rand)
+	}
+	switch {
+	case o.WriteTimeout == 0:
+		o.WriteTimeout = DefaultWriteTimeout
+	case o.WriteTimeout < 0:
+		o.WriteTimeout = 0
+	}
+	if o.OutboxSize <= 0 {
+		o.OutboxSize = DefaultOutboxSize
+	}
+	if o.ServiceReadTimeout <= 0 {
+		o.ServiceReadTimeout = 10 * time.Second
+	}
+	if o.ServiceWriteTimeout <= 0 {
+		o.ServiceWriteTimeout = 30 * time.Second
+	}
+	if o.ServiceIdleTimeout <= 0 {
+		o.ServiceIdleTimeout = 2 * time.Minute
+	}
+	if o.ServiceMaxBody <= 0 {
+		o.ServiceMaxBody = 1<<20 + 64<<10
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -40,6 +40,13 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// Reset empties the buffer.
+func (l *lockedBuffer) Reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.Reset()
+}
+
 func TestPanicInCloudHandlerClosesOnlyItsConnection(t *testing.T) {
 	logs := &lockedBuffer{}
 	s := startPlain(t, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)),

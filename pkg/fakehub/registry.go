@@ -42,6 +42,10 @@ type Registry struct {
 
 	suspectLists atomic.Int64 // suspect key lists built (for tests: they must stay rare)
 
+	identities    int // devices plus modules
+	maxIdentities int // 0: no limit (SetMaxIdentities)
+	maxModules    int // per device; 0: no limit (SetMaxModulesPerDevice)
+
 	now atomic.Pointer[func() time.Time] // stamps statusUpdatedTime; a Server sets its Options.Now
 }
 
@@ -65,7 +69,8 @@ func NewRegistry(rnd io.Reader) *Registry {
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	r := &Registry{rand: rnd, devices: map[string]*entry{}, policies: map[string]*iothub.AccessPolicy{}, cas: map[string]*caEntry{}}
+	r := &Registry{rand: rnd, devices: map[string]*entry{}, policies: map[string]*iothub.AccessPolicy{}, cas: map[string]*caEntry{},
+		maxIdentities: DefaultMaxIdentities, maxModules: DefaultMaxModulesPerDevice}
 	r.useClock(time.Now)
 	for _, p := range iothub.BuiltinPolicies() {
 		if _, err := r.SetPolicy(p); err != nil {
@@ -73,6 +78,51 @@ func NewRegistry(rnd io.Reader) *Registry {
 		}
 	}
 	return r
+}
+
+// DefaultMaxIdentities is IoT Hub's limit on identities, devices plus modules, per hub
+// (docs/iothub-behavior.md §1.22).
+const DefaultMaxIdentities = 1_000_000
+
+// SetMaxIdentities sets how many identities (devices plus modules) the registry holds at
+// most: n > 0 is the limit, n < 0 means none, 0 restores DefaultMaxIdentities. Adding one
+// more is refused with iothub.CodeTooManyDevices (413002), as IoT Hub does; identities
+// already there stay.
+func (r *Registry) SetMaxIdentities(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.maxIdentities = limitSetting(n, DefaultMaxIdentities)
+}
+
+// limitSetting reads a limit setting: n > 0 is the limit, 0 the default def, n < 0 none (0).
+func limitSetting(n, def int) int {
+	switch {
+	case n == 0:
+		return def
+	case n < 0:
+		return 0
+	}
+	return n
+}
+
+// DefaultMaxModulesPerDevice is IoT Hub's limit on modules per device
+// (docs/iothub-behavior.md §1.22).
+const DefaultMaxModulesPerDevice = 50
+
+// SetMaxModulesPerDevice sets how many modules one device may have: n > 0 is the limit,
+// n < 0 means none, 0 restores DefaultMaxModulesPerDevice. One more is refused with
+// iothub.CodeTooManyModulesOnDevice (413003); modules already there stay.
+func (r *Registry) SetMaxModulesPerDevice(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.maxModules = limitSetting(n, DefaultMaxModulesPerDevice)
+}
+
+// Len returns how many identities (devices plus modules) the registry holds.
+func (r *Registry) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.identities
 }
 
 // useClock sets the clock that stamps status changes (a Server passes its Options.Now).
@@ -286,6 +336,12 @@ func (r *Registry) Put(d iothub.Device, ifMatch string) (stored iothub.Device, c
 	case old != nil && ifMatch != "*" && ifMatch != old.ETag:
 		r.mu.Unlock()
 		return iothub.Device{}, false, iothub.Errorf(iothub.CodePreconditionFailed, "etag %q does not match %s's %q", ifMatch, describe(id), old.ETag)
+	case old == nil && r.full():
+		r.mu.Unlock()
+		return iothub.Device{}, false, r.tooMany(id)
+	case old == nil && r.modulesFull(e, id):
+		r.mu.Unlock()
+		return iothub.Device{}, false, r.tooManyModules(id)
 	}
 	d.StatusUpdatedTime = time.Time{} // the hub's to set: zero until the status changes
 	if old != nil {                   // an update: keep what the caller did not give
@@ -320,6 +376,17 @@ func (r *Registry) Put(d iothub.Device, ifMatch string) (stored iothub.Device, c
 		r.mu.Unlock()
 		return iothub.Device{}, false, iothub.Errorf(iothub.CodePreconditionFailed, "%s changed during the update; read it again", describe(id))
 	}
+	if old == nil && r.full() {
+		r.mu.Unlock()
+		return iothub.Device{}, false, r.tooMany(id)
+	}
+	if old == nil && r.modulesFull(e, id) {
+		r.mu.Unlock()
+		return iothub.Device{}, false, r.tooManyModules(id)
+	}
+	if old == nil {
+		r.identities++
+	}
 	disabled := !id.IsModule() && p.Status == iothub.StatusDisabled && (old == nil || old.Status != iothub.StatusDisabled)
 	switch {
 	case id.IsModule():
@@ -338,6 +405,24 @@ func (r *Registry) Put(d iothub.Device, ifMatch string) (stored iothub.Device, c
 		notify(watchers, change{id: id, reason: reasonKeysChanged, detail: describe(id) + "'s keys changed"})
 	}
 	return p, old == nil, nil
+}
+
+// full reports whether no identity may be added (r.mu held).
+func (r *Registry) full() bool { return r.maxIdentities > 0 && r.identities >= r.maxIdentities }
+
+// modulesFull reports whether id is a module that its device e has no room for (r.mu held).
+func (r *Registry) modulesFull(e *entry, id iothub.Identity) bool {
+	return id.IsModule() && e != nil && r.maxModules > 0 && len(e.modules) >= r.maxModules
+}
+
+func (r *Registry) tooManyModules(id iothub.Identity) error {
+	return iothub.Errorf(iothub.CodeTooManyModulesOnDevice, "cannot add %s: device %q already has %d modules, its limit of %d (IoT Hub allows %d per device)",
+		describe(id), id.DeviceID, r.maxModules, r.maxModules, DefaultMaxModulesPerDevice)
+}
+
+func (r *Registry) tooMany(id iothub.Identity) error {
+	return iothub.Errorf(iothub.CodeTooManyDevices, "cannot add %s: the hub already holds %d identities (devices and modules), its limit of %d (IoT Hub allows %d per hub)",
+		describe(id), r.identities, r.maxIdentities, DefaultMaxIdentities)
 }
 
 // current returns the stored record of id in e (nil: none).
@@ -383,8 +468,10 @@ func (r *Registry) Delete(id iothub.Identity, ifMatch string) error {
 	}
 	if id.IsModule() {
 		delete(e.modules, id.ModuleID)
+		r.identities--
 	} else {
 		delete(r.devices, id.DeviceID)
+		r.identities -= 1 + len(e.modules)
 	}
 	watchers := slices.Clone(r.watchers)
 	r.mu.Unlock()

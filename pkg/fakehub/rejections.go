@@ -2,9 +2,7 @@ package fakehub
 
 import (
 	"context"
-	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -62,6 +60,20 @@ const (
 	ReasonDPSConnect sas.Reason = "dps-connect"
 	// ReasonServerClosing: the hub was shutting down; CONNACK 3.
 	ReasonServerClosing sas.Reason = "server-closing"
+	// ReasonMalformedPacket: a packet after CONNECT that MQTT 3.1.1 says to close on (the
+	// detail names the rule, e.g. MQTT-3.3.1-4); closed.
+	ReasonMalformedPacket sas.Reason = "packet-malformed"
+	// ReasonConnectIncomplete: the client closed the connection in the middle of its CONNECT.
+	ReasonConnectIncomplete sas.Reason = "connect-incomplete"
+	// ReasonWriteBacklog: the device did not read what the hub sent it and its outbox
+	// (Options.OutboxSize) filled up; closed.
+	ReasonWriteBacklog sas.Reason = "write-backlog"
+	// ReasonWriteTimeout: a write to the device did not finish within Options.WriteTimeout
+	// (the device stopped reading); closed.
+	ReasonWriteTimeout sas.Reason = "write-timeout"
+	// ReasonConnectionError: the connection ended with an error no other reason explains
+	// (the detail is the error); the safety net that gives every close a record.
+	ReasonConnectionError sas.Reason = "connection-error"
 	// ReasonOutOfDescriptors: the process had no file descriptor left (its
 	// open-files limit); the connection was accepted and closed at once.
 	ReasonOutOfDescriptors sas.Reason = "out-of-file-descriptors"
@@ -162,6 +174,7 @@ func (s *Server) record(r iothub.Rejection, msg string) {
 		r.Hints = hints
 	}
 	s.rejections.add(r)
+	s.markRecorded(r.RemoteAddr)
 	s.metrics.rejected(r.Reason)
 	s.activity.changed()
 	attrs := []any{"reason", string(r.Reason), "detail", r.Detail, "clientId", r.ClientID, "remoteAddr", r.RemoteAddr}
@@ -184,23 +197,10 @@ func rejectionFrom(err error, reason sas.Reason) (sas.Reason, string, []string) 
 	return reason, err.Error(), nil
 }
 
-// clean makes client-supplied text fit for a iothub.Rejection and a WARN line:
-// secrets redacted, then cut to maxRejectionField bytes.
-func clean(s string) string { return clip(redactSecrets(s)) }
-
-// secretRE matches the values of sig= and SharedAccessKey= (also
-// percent-encoded once, "sig%3D..."), as a token or connection string pasted
-// into the wrong CONNECT field carries them.
-var secretRE = regexp.MustCompile(`(?i)(sig|sharedaccesskey)(=|%3d)(?:[^&;\s"'\\%]|%[^2]|%2[^6])*`)
-
-// redactSecrets replaces each signature or key, name and value, in s with
-// "<redacted sig>" ("<redacted SharedAccessKey>").
-func redactSecrets(s string) string {
-	if !strings.Contains(strings.ToLower(s), "sig") && !strings.Contains(strings.ToLower(s), "key") {
-		return s
-	}
-	return secretRE.ReplaceAllString(s, "<redacted ${1}>")
-}
+// clean makes client-supplied text fit for a Rejection and a WARN line:
+// secrets redacted by shape (sas.Redact: signatures and keys, at any
+// percent-encoding depth), then cut to maxRejectionField bytes.
+func clean(s string) string { return clip(sas.Redact(s)) }
 
 // clip cuts s to maxRejectionField bytes (on a rune boundary) and says how
 // long it was: "abc…(70000 bytes)".

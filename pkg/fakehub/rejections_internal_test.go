@@ -35,17 +35,17 @@ func TestClip(t *testing.T) {
 	}
 }
 
-func TestRedactSecrets(t *testing.T) {
+func TestCleanRedacts(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{"SharedAccessSignature sr=h%2Fdevices%2Fd&sig=ab%2Bc%3D&se=1", "SharedAccessSignature sr=h%2Fdevices%2Fd&<redacted sig>&se=1"},
-		{"SharedAccessSignature%20sr%3Dh%26sig%3Dab%252Bc%26se%3D1", "SharedAccessSignature%20sr%3Dh%26<redacted sig>%26se%3D1"},
-		{"HostName=h;DeviceId=d;SharedAccessKey=AAAA==", "HostName=h;DeviceId=d;<redacted SharedAccessKey>"},
-		{`user name "x sig=abc"`, `user name "x <redacted sig>"`},
+		{"SharedAccessSignature sr=h%2Fdevices%2Fd&sig=ab%2Bc%3D&se=1", "SharedAccessSignature sr=h/devices/d&sig=<redacted>&se=1"},
+		{"SharedAccessSignature%20sr%3Dh%26sig%3Dab%252Bc%26se%3D1", "SharedAccessSignature sr=h&sig=<redacted>&se=1"},
+		{"HostName=h;DeviceId=d;SharedAccessKey=AAAA==", "HostName=h;DeviceId=d;SharedAccessKey=<redacted>"},
+		{`user name "x sig=abc"`, `user name "x sig=<redacted>"`},
 		{"dev1", "dev1"},
 	}
 	for _, tt := range tests {
-		if got := redactSecrets(tt.in); got != tt.want {
-			t.Errorf("redactSecrets(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := clean(tt.in); got != tt.want {
+			t.Errorf("clean(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package fakehub
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -13,7 +14,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
@@ -86,7 +86,7 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.WebSocketAddr != "" && opts.TLS == nil {
 		return nil, errors.New("fakehub: Options.WebSocketAddr needs Options.TLS: IoT Hub's WebSocket endpoint is wss:// only")
 	}
-	s := &Server{opts: opts, log: opts.Logger, telemetry: newRing(opts.TelemetryBuffer, opts.TelemetryBufferBytes),
+	s := &Server{opts: opts, log: slog.New(newRedactHandler(opts.Logger.Handler())), telemetry: newRing(opts.TelemetryBuffer, opts.TelemetryBufferBytes),
 		clock: clock, realNow: realNow, limits: newLimiter(opts.Limits, opts.Now)}
 	s.limits.changed = clock.changes
 	s.faults.init()
@@ -167,10 +167,8 @@ func NewServer(opts Options) (*Server, error) {
 		if err != nil {
 			return fail(fmt.Errorf("fakehub: listen %s: %w", opts.Addr, err))
 		}
-		s.tlsLn = newGuardListener(raw, s.deviceTLS(), opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
-		s.tlsLn.onHandshake = s.tlsHandshakeFailed
-		s.watchAccept(s.tlsLn)
-		if err := s.mochi.AddListener(listeners.NewNet("mqtts", s.tlsLn)); err != nil {
+		s.tlsLn = s.deviceListener(raw, s.deviceTLS(), s.firstRead)
+		if err := s.mochi.AddListener(newMochiListener("mqtts", s.tlsLn)); err != nil {
 			return fail(err)
 		}
 	}
@@ -179,9 +177,8 @@ func NewServer(opts Options) (*Server, error) {
 		if err != nil {
 			return fail(fmt.Errorf("fakehub: listen %s (MQTT over WebSockets): %w", opts.WebSocketAddr, err))
 		}
-		ln := newGuardListener(raw, s.deviceTLS(), opts.ConnectTimeout, s.connectTimedOut, s.wsFirstRead)
-		ln.onHandshake = s.tlsHandshakeFailed
-		s.watchAccept(ln)
+		ln := s.deviceListener(raw, s.deviceTLS(), s.wsFirstRead)
+		ln.ws = true
 		s.wsLn = newWSListener(s, ln)
 		if err := s.mochi.AddListener(s.wsLn); err != nil {
 			return fail(err)
@@ -192,14 +189,19 @@ func NewServer(opts Options) (*Server, error) {
 		if err != nil {
 			return fail(fmt.Errorf("fakehub: listen %s: %w", opts.InsecureAddr, err))
 		}
-		s.plainLn = newGuardListener(raw, nil, opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
-		s.watchAccept(s.plainLn)
-		if err := s.mochi.AddListener(listeners.NewNet("mqtt", s.plainLn)); err != nil {
+		s.plainLn = s.deviceListener(raw, nil, s.firstRead)
+		if err := s.mochi.AddListener(newMochiListener("mqtt", s.plainLn)); err != nil {
 			return fail(err) // closes the TLS listener too
 		}
 		s.log.Warn("plaintext MQTT listener enabled: IoT Hub has none, tokens cross the network in the clear", "addr", s.plainLn.Addr().String())
 	}
 	opts.Registry.useClock(opts.Now)
+	if opts.MaxIdentities != 0 {
+		opts.Registry.SetMaxIdentities(opts.MaxIdentities)
+	}
+	if opts.MaxModulesPerDevice != 0 {
+		opts.Registry.SetMaxModulesPerDevice(opts.MaxModulesPerDevice)
+	}
 	s.unwatch = opts.Registry.watch(s.registryChanged)
 	if err := s.mochi.Serve(); err != nil {
 		s.unwatch()
@@ -388,6 +390,17 @@ func (s *Server) watchAccept(ln *guardListener) {
 	}
 }
 
+// deviceListener wraps raw, a device listener (MQTT over TLS, plaintext MQTT, or MQTT over
+// WebSockets): TLS with cfg (nil: none), the CONNECT time-out, the wire checker's packet
+// bound, the write time-out (Options.WriteTimeout), and what its connections do wrong
+// recorded; accept errors are retried and logged (watchAccept).
+func (s *Server) deviceListener(raw net.Listener, cfg *tls.Config, onFirstRead func(string, []byte, error)) *guardListener {
+	ln := newGuardListener(raw, cfg, s.opts.ConnectTimeout, s.connectTimedOut, onFirstRead)
+	ln.srv, ln.maxPacket, ln.writeTimeout = s, int(s.mochi.Options.Capabilities.MaximumPacketSize), s.opts.WriteTimeout
+	s.watchAccept(ln)
+	return ln
+}
+
 func (s *Server) connectTimedOut(remote string) {
 	s.reject(iothub.Rejection{RemoteAddr: remote, Reason: ReasonConnectTimeout,
 		Detail: fmt.Sprintf("no TLS handshake and CONNECT within %s", s.opts.ConnectTimeout)})
@@ -503,7 +516,7 @@ func (m mochiLogHandler) Handle(ctx context.Context, r slog.Record) error {
 	if r.Message == "" {
 		r.Message = "mochi"
 	}
-	return m.h.Handle(ctx, r)
+	return m.h.Handle(ctx, r) // m.h redacts (redactHandler), and summarises mochi's packets
 }
 
 func (m mochiLogHandler) WithAttrs(a []slog.Attr) slog.Handler {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hubkit/hubkit/pkg/fakehub/internal/restapi"
@@ -34,8 +35,36 @@ func (s *Server) ServiceHandler() http.Handler {
 	if skew == 0 {
 		skew = -1 // restapi reads 0 as its default
 	}
-	return restapi.NewHandler(serviceBackend{s}, restapi.Options{
+	h := restapi.NewHandler(serviceBackend{s}, restapi.Options{
 		HostName: s.opts.HostName, Now: s.opts.Now, TokenNow: s.realNow, Rand: s.opts.Rand, Skew: skew, Logger: s.log,
+	})
+	maxBody := s.opts.ServiceMaxBody
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > maxBody {
+			iothub.WriteError(w, iothub.Errorf(iothub.CodeMessageTooLarge, "the request body of %d bytes is larger than the %d bytes the service API takes (Options.ServiceMaxBody)", r.ContentLength, maxBody), "0", s.opts.Now())
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// writeDeadlines gives each answer Options.ServiceWriteTimeout to be
+// written; a direct method also its longest response and connect time-outs
+// (300 s each), a telemetry follow stream no limit (it ends with the hub).
+func (s *Server) writeDeadlines(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d := s.opts.ServiceWriteTimeout
+		switch {
+		case r.URL.Path == "/hubkit/telemetry" && r.URL.Query().Get("follow") == "true":
+			d = 0
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/methods"):
+			d += 2 * iothub.MaxMethodTimeout
+		}
+		if d > 0 {
+			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d))
+		}
+		h.ServeHTTP(w, r)
 	})
 }
 
@@ -49,14 +78,14 @@ func (s *Server) startService() error {
 	sl.srv = &http.Server{
 		Handler:           s.httpHandler(),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute, // no WriteTimeout: telemetry follow streams are long
+		ReadHeaderTimeout: min(10*time.Second, s.opts.ServiceReadTimeout),
+		ReadTimeout:       s.opts.ServiceReadTimeout,
+		IdleTimeout:       s.opts.ServiceIdleTimeout,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	if s.opts.TLS != nil {
-		cfg := s.opts.TLS.Clone()
-		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
-		cfg.NextProtos = []string{"h2", "http/1.1"}
+		cfg := s.serviceTLS()
 		sl.srv.TLSConfig = cfg
 		ln = tls.NewListener(ln, cfg)
 	} else {

@@ -69,6 +69,7 @@ type session struct {
 	token      sas.Token          // the CONNECT's token (re-verified when the identity's keys change)
 	warnings   []iothub.Rejection // the strict profile's warnings for this CONNECT
 
+	outbox  atomic.Pointer[outbox]   // what the cloud side sends the device (outbox.go); set when established
 	capInfo atomic.Pointer[connInfo] // what its telemetry records share (telemetryInfo)
 }
 
@@ -126,7 +127,7 @@ func (t *sessionTable) init() {
 // itself, without the table's lock, for every connection that came through a
 // guardListener (all but the inline client's).
 func (t *sessionTable) get(cl *mqtt.Client) *session {
-	if g, ok := cl.Net.Conn.(*guardConn); ok {
+	if g := guardOf(cl.Net.Conn); g != nil {
 		return g.session.Load()
 	}
 	t.mu.Lock()
@@ -142,7 +143,7 @@ func (t *sessionTable) addPending(ss *session) {
 	t.mu.Lock()
 	t.pending[ss.cl] = ss
 	t.mu.Unlock()
-	if g, ok := ss.cl.Net.Conn.(*guardConn); ok {
+	if g := guardOf(ss.cl.Net.Conn); g != nil {
 		g.session.Store(ss)
 	}
 }
@@ -179,7 +180,7 @@ func (t *sessionTable) establish(ss *session) (old *session) {
 func (t *sessionTable) remove(cl *mqtt.Client) *session {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if g, ok := cl.Net.Conn.(*guardConn); ok {
+	if g := guardOf(cl.Net.Conn); g != nil {
 		g.session.Store(nil)
 	}
 	delete(t.pending, cl)
@@ -271,7 +272,8 @@ func (s *Server) Connected(id iothub.Identity) bool {
 // ErrOffline means the identity has no live connection.
 var ErrOffline = errors.New("fakehub: device not connected")
 
-// deliver writes a PUBLISH straight to the identity's connection, bypassing
+// deliver queues a PUBLISH for the identity's connection (its outbox,
+// outbox.go: deliver never waits for the device), bypassing
 // mochi's topic tree (which would broadcast $iothub topics to every device,
 // mochi-and-paho.md §2f). For QoS 1 the inflight is registered so it is
 // resent on a clean=false reconnect; the device's PUBACK arrives at
@@ -297,7 +299,7 @@ func (s *Server) deliver(id iothub.Identity, topic string, payload []byte, qos b
 		pk.PacketID = uint16(pid)
 		ss.cl.State.Inflight.Set(pk)
 	}
-	if err := ss.cl.WritePacket(pk); err != nil {
+	if err := ss.send(pk); err != nil {
 		if qos > 0 {
 			ss.cl.State.Inflight.Delete(pk.PacketID)
 		}

@@ -23,11 +23,6 @@ func (s *Server) deviceTLS() *tls.Config {
 	if base.ClientAuth == tls.NoClientCert {
 		base.ClientAuth = tls.RequestClientCert
 	}
-	classicMax := s.opts.ClassicTLSMaxVersion
-	if classicMax == 0 {
-		classicMax = tls.VersionTLS12
-	}
-	classicMax = max(classicMax, base.MinVersion)
 	deviceHost := strings.ToLower(stripPort(s.opts.DeviceHostName))
 	user := base.GetConfigForClient
 	apply := func(cfg *tls.Config, hello *tls.ClientHelloInfo) *tls.Config {
@@ -40,9 +35,7 @@ func (s *Server) deviceTLS() *tls.Config {
 		if deviceHost != "" && strings.EqualFold(hello.ServerName, deviceHost) {
 			return cfg // the device host name: TLS 1.3 as Go offers it, unless MaxVersion says otherwise
 		}
-		if cfg.MaxVersion == 0 || cfg.MaxVersion > classicMax {
-			cfg.MaxVersion = classicMax
-		}
+		s.capClassicTLS(cfg)
 		return cfg
 	}
 	base.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
@@ -59,4 +52,29 @@ func (s *Server) deviceTLS() *tls.Config {
 		return apply(cfg, hello), nil
 	}
 	return base
+}
+
+// serviceTLS returns the TLS configuration of the service API on ServiceAddr: a classic
+// host name's ({hub}.azure-devices.net), so TLS 1.2 at least and at most
+// Options.ClassicTLSMaxVersion (docs/iothub-behavior.md §1.4, §1.26), with HTTP/2.
+func (s *Server) serviceTLS() *tls.Config {
+	cfg := s.opts.TLS.Clone()
+	s.capClassicTLS(cfg)
+	cfg.NextProtos = []string{"h2", "http/1.1"}
+	return cfg
+}
+
+// capClassicTLS limits cfg to the TLS versions of IoT Hub's classic endpoints: TLS 1.2 at
+// least, and at most Options.ClassicTLSMaxVersion (0: TLS 1.2), unless cfg's own
+// MaxVersion is lower.
+func (s *Server) capClassicTLS(cfg *tls.Config) {
+	cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
+	classicMax := s.opts.ClassicTLSMaxVersion
+	if classicMax == 0 {
+		classicMax = tls.VersionTLS12
+	}
+	classicMax = max(classicMax, cfg.MinVersion)
+	if cfg.MaxVersion == 0 || cfg.MaxVersion > classicMax {
+		cfg.MaxVersion = classicMax
+	}
 }

@@ -31,7 +31,8 @@ const (
 	// upgrade (GET with Upgrade: websocket).
 	ReasonWebSocketNoUpgrade sas.Reason = "websocket-no-upgrade"
 	// ReasonTLSHandshake: the TLS handshake failed (the device refused the server's
-	// certificate, or offered no TLS version or cipher suite the hub accepts).
+	// certificate, offered no TLS version or cipher suite the hub accepts, or sent
+	// garbage); closed.
 	ReasonTLSHandshake sas.Reason = "tls-handshake"
 )
 
@@ -138,7 +139,15 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"set the WebSocket sub-protocol (Sec-WebSocket-Protocol) to mqtt")
 		return
 	}
+	// Hijacking ends net/http's background read with a past deadline: no CONNECT time-out.
+	hg, _ := r.Context().Value(guardKey{}).(*guardConn)
+	if hg != nil {
+		hg.hijacking.Store(true)
+	}
 	ws, err := l.upgrader.Upgrade(w, r, http.Header{"Sec-Websocket-Protocol": {proto}})
+	if hg != nil {
+		hg.hijacking.Store(false)
+	}
 	if err != nil { // gorilla has answered with an HTTP error
 		settle(r)
 		l.s.reject(iothub.Rejection{RemoteAddr: r.RemoteAddr, Reason: ReasonWebSocketNoUpgrade, Detail: clip(err.Error())})
@@ -158,8 +167,12 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	establish := l.establish
 	l.mu.Unlock()
 	c := &wsConn{Conn: g, g: g, ws: ws}
-	if err := establish(l.id, c); err != nil && !errors.Is(err, io.EOF) {
+	err = establish(l.id, c)
+	if err != nil && !errors.Is(err, io.EOF) {
 		l.s.log.Debug("WebSocket connection ended", "remoteAddr", r.RemoteAddr, "err", err)
+	}
+	if _, closed := errors.AsType[*websocket.CloseError](err); !closed { // a close message is the client leaving
+		l.s.connectionEnded(g, err)
 	}
 	_ = c.Close()
 }
@@ -168,7 +181,9 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 var errTextFrame = errors.New("fakehub: WebSocket text message: MQTT travels in binary messages")
 
 // wsConn is a net.Conn over a WebSocket's binary messages, for mochi. Addresses and
-// deadlines are the guardConn's (keep-alive and the CONNECT time-out work as on TCP).
+// deadlines are the guardConn's (keep-alive and the CONNECT time-out work as on TCP), and
+// so are the write time-out (the frames are written through guardConn.Write) and the
+// wire checker (Read passes the MQTT bytes through it).
 type wsConn struct {
 	net.Conn // the guardConn
 	g        *guardConn
@@ -178,6 +193,18 @@ type wsConn struct {
 }
 
 func (c *wsConn) Read(p []byte) (int, error) {
+	if v := c.g.check.Err(); v != nil {
+		return 0, v
+	}
+	n, err := c.read(p)
+	if n == 0 && err != nil && !c.g.gotBytes {
+		return 0, err // before any MQTT byte: the guardConn recorded what needed it (TLS, the CONNECT time-out)
+	}
+	return c.g.checked(p, n, err)
+}
+
+// read reads MQTT bytes from the binary messages.
+func (c *wsConn) read(p []byte) (int, error) {
 	for {
 		if c.r == nil {
 			typ, r, err := c.ws.NextReader()
@@ -242,19 +269,4 @@ func (s *Server) wsFirstRead(remote string, _ []byte, err error) {
 		}
 		s.reject(r)
 	}
-}
-
-// tlsHandshakeFailed records a failed TLS handshake on a device listener.
-func (s *Server) tlsHandshakeFailed(remote string, err error) {
-	detail := "TLS handshake failed: " + err.Error()
-	var hints []string
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "bad certificate"), strings.Contains(msg, "unknown certificate authority"),
-		strings.Contains(msg, "certificate expired"), strings.Contains(msg, "certificate unknown"):
-		hints = append(hints, "the device refused the hub's certificate: it must trust the hub's root CA (fakehub: the --ca folder's ca.pem, or the drill's roots) and check the host name it dials")
-	case strings.Contains(msg, "protocol version"), strings.Contains(msg, "unsupported versions"):
-		hints = append(hints, "IoT Hub requires TLS 1.2 or later (TLS 1.3 only on the device host name)")
-	}
-	s.reject(iothub.Rejection{RemoteAddr: remote, Reason: ReasonTLSHandshake, Detail: detail, Hints: hints})
 }

@@ -50,6 +50,7 @@ const (
 	CodeDeviceMessageLockLost                      ErrorCode = 412002
 	CodeMessageTooLarge                            ErrorCode = 413001
 	CodeTooManyDevices                             ErrorCode = 413002
+	CodeTooManyModulesOnDevice                     ErrorCode = 413003 // a device's 51st module
 	CodeThrottlingException                        ErrorCode = 429001
 	CodeThrottleBacklogLimitExceeded               ErrorCode = 429002
 	CodeThrottlingBacklogTimeout                   ErrorCode = 429003
@@ -99,6 +100,7 @@ var codeNames = map[ErrorCode]string{
 	CodeDeviceMessageLockLost:                      "DeviceMessageLockLost",
 	CodeMessageTooLarge:                            "MessageTooLarge",
 	CodeTooManyDevices:                             "TooManyDevices",
+	CodeTooManyModulesOnDevice:                     "TooManyModulesOnDevice",
 	CodeThrottlingException:                        "ThrottlingException",
 	CodeThrottleBacklogLimitExceeded:               "ThrottleBacklogLimitExceeded",
 	CodeThrottlingBacklogTimeout:                   "ThrottlingBacklogTimeout",

@@ -106,7 +106,9 @@ const MaxSuspectKeys = 16
 //  2. the signature with key, then with the WithSecondaryKey key, compared
 //     in constant time (ReasonSignatureMismatch, with the differential
 //     diagnosis in Hints unless WithoutDiagnosis);
-//  3. the expiry, allowing the skew (ReasonExpired).
+//  3. se within what the hub can read (MaxExpiry, else ReasonMalformed
+//     with the "se is in milliseconds" hint), then the expiry, allowing the
+//     skew (ReasonExpired).
 //
 // A token whose sr is not valid percent-encoding is ReasonMalformed. An
 // empty key is not a verdict on the token: Verify returns ErrEmptyKey
@@ -144,6 +146,9 @@ func (t Token) Verify(key []byte, now time.Time, opts ...VerifyOption) error {
 	if !t.signedWithBuf(key, st.buf[:0]) && (c.secondary == nil || !t.signedWithBuf(c.secondary, st.buf[:0])) {
 		return t.signatureRejection(key, now, c)
 	}
+	if r := t.checkExpiryRange(); r != nil {
+		return r
+	}
 	if r := t.checkExpiry(now, c); r != nil {
 		return r
 	}
@@ -172,6 +177,25 @@ func (t Token) signedWithBuf(key, buf []byte) bool {
 	var sig [44]byte
 	base64.StdEncoding.Encode(sig[:], t.macTo(key, buf))
 	return hmac.Equal([]byte(t.Signature), sig[:])
+}
+
+// MaxExpiry is the largest se a hub can read: 9999-12-31T23:59:59Z. IoT Hub's
+// service reads se as EpochTime + TimeSpan.FromSeconds(se), and .NET's DateTime
+// ends with the year 9999, so a larger se (typically milliseconds, as
+// JavaScript's Date.now() gives) cannot be a valid token
+// (docs/iothub-behavior.md §2.5).
+const MaxExpiry int64 = 253402300799
+
+// checkExpiryRange refuses an se the hub cannot read (beyond MaxExpiry).
+func (t Token) checkExpiryRange() *Rejection {
+	if t.Expiry <= MaxExpiry {
+		return nil
+	}
+	r := Reject(ReasonMalformed, fmt.Sprintf("se=%d is after 9999-12-31T23:59:59Z (se %d), the last time IoT Hub can read", t.Expiry, MaxExpiry))
+	if t.ExpiryInMilliseconds() && t.Expiry/1000 <= MaxExpiry {
+		r.Hints = []string{msHint(t.Expiry)}
+	}
+	return r
 }
 
 func (t Token) checkExpiry(now time.Time, c *verifyConfig) *Rejection {

@@ -393,6 +393,45 @@ func TestDiagnosisBounded(t *testing.T) {
 	}
 }
 
+// An se the service cannot read (after 9999-12-31, as se in milliseconds is)
+// is refused even when signed correctly, with the milliseconds hint; the
+// last readable second still verifies.
+func TestVerifyExpiryBeyondYear9999(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		se     int64
+		reason Reason
+		hint   string
+	}{
+		{"milliseconds", time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli(), ReasonMalformed, "looks like milliseconds"},
+		{"one-past-9999", MaxExpiry + 1, ReasonMalformed, ""},
+		{"last-second-of-9999", MaxExpiry, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := Sign(testDevWire, "", testKey, time.Unix(tt.se, 0))
+			err := tok.Verify(testKey, now, WithExactAudience(testDevRes))
+			if tt.reason == "" {
+				if err != nil {
+					t.Fatalf("Verify(se=%d) = %v, want nil", tt.se, err)
+				}
+				return
+			}
+			var r *Rejection
+			if !errors.As(err, &r) || r.Reason != tt.reason || !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Verify(se=%d) = %v, want %s", tt.se, err, tt.reason)
+			}
+			if !strings.Contains(r.Detail, "9999-12-31") {
+				t.Errorf("detail = %q, want it to name 9999-12-31", r.Detail)
+			}
+			if tt.hint != "" && !containsAny(r.Hints, tt.hint) {
+				t.Errorf("hints = %q, want one with %q", r.Hints, tt.hint)
+			}
+		})
+	}
+}
+
 // The shortcuts of the hot path agree with the standard library: pathUnescape
 // with url.PathUnescape on every input, and encodesExactly never claims a
 // match that decoding would deny.

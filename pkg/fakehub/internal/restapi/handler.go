@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -225,7 +226,13 @@ func (h *handler) authorize(r *http.Request, need iothub.Rights) *sas.Rejection 
 		return sas.Reject(sas.ReasonUnknownPolicy, "no shared access policy named "+quote(tok.KeyName),
 			"policy names are case-sensitive; IoT Hub's built-in ones are iothubowner, service, registryRead, registryReadWrite and device")
 	}
-	audience := sas.HubResource(h.host) + r.URL.Path
+	// The audience is written with the host as the token has it, so that an sr with
+	// "host:port" (or another case) is accepted as over MQTT.
+	host := h.host
+	if res, err := sas.ParseResource(tok.Resource); err == nil && strings.EqualFold(res.Host, hostOnly(h.host)) {
+		host = res.Authority()
+	}
+	audience := sas.HubResource(host) + r.URL.Path
 	// No suspect keys: the diagnosis of a bad signature costs a fixed ~70
 	// HMACs (well under a millisecond, less than the TLS handshake that
 	// precedes it) and tells the caller what went wrong with its own token.
@@ -272,3 +279,11 @@ func builtinWith(need iothub.Rights) string {
 }
 
 func quote(s string) string { return `"` + s + `"` }
+
+// hostOnly drops a ":port" from a host name.
+func hostOnly(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		return host
+	}
+	return h
+}
