@@ -74,6 +74,9 @@ func (d *DPS) startMQTT(addr string) error {
 		Logger:                 slog.New(mochiLogHandler{s.log.With("service", "dps").Handler()}),
 		SysTopicResendInterval: 3600,
 	})
+	if err := d.mochi.AddHook(&observeHook{s: s, service: "dps"}, nil); err != nil {
+		return err
+	}
 	if err := d.mochi.AddHook(&dpsHook{d: d}, nil); err != nil {
 		return err
 	}
@@ -87,6 +90,7 @@ func (d *DPS) startMQTT(addr string) error {
 		s.reject(iothub.Rejection{RemoteAddr: remote, Reason: ReasonConnectTimeout,
 			Detail: fmt.Sprintf("DPS: no TLS handshake and CONNECT within %s", s.opts.ConnectTimeout)})
 	}, nil)
+	d.tlsLn.onAccept = s.observeAccept("dps")
 	if err := d.mochi.AddListener(listeners.NewNet("dps-mqtts", d.tlsLn)); err != nil {
 		_ = d.tlsLn.Close()
 		return err

@@ -24,6 +24,8 @@ type guardListener struct {
 	// start of the first packet, or the TLS handshake's error), so that
 	// what is not MQTT can be named (firstcontact.go).
 	onFirstRead func(remote string, b []byte, err error)
+	// onAccept, when set, sees each accepted connection (the packet observers, observe.go).
+	onAccept func(*guardConn)
 
 	mu    sync.Mutex
 	conns map[*guardConn]struct{}
@@ -43,10 +45,13 @@ func (l *guardListener) Accept() (net.Conn, error) {
 	if l.tls != nil {
 		inner = tls.Server(c, l.tls)
 	}
-	g := &guardConn{Conn: inner, l: l}
+	g := &guardConn{Conn: inner, l: l, seq: connSeq.Add(1)}
 	l.mu.Lock()
 	l.conns[g] = struct{}{}
 	l.mu.Unlock()
+	if l.onAccept != nil {
+		l.onAccept(g)
+	}
 	return g, nil
 }
 
@@ -68,6 +73,7 @@ func (l *guardListener) open() int {
 type guardConn struct {
 	net.Conn
 	l         *guardListener
+	seq       uint64       // iothub.Packet.Conn
 	connected atomic.Bool  // CONNECT seen
 	idle      atomic.Int64 // time.Duration; > 0: the keep-alive time-out replacing mochi's deadlines
 	reported  atomic.Bool
