@@ -48,6 +48,9 @@ type Server struct {
 	closing   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
+
+	observers observers // packet observers (observe.go)
+	grades    gradeRuns // the device grader's runs (grade.go)
 }
 
 // ErrClosed is returned by operations on a closed Server.
@@ -119,6 +122,9 @@ func NewServer(opts Options) (*Server, error) {
 		s.cloud.close()
 		return nil, err
 	}
+	if err := s.mochi.AddHook(&observeHook{s: s}, nil); err != nil { // first: it sees every packet as sent
+		return fail(err)
+	}
 	if err := s.mochi.AddHook(&authHook{s: s}, nil); err != nil {
 		return fail(err)
 	}
@@ -140,6 +146,7 @@ func NewServer(opts Options) (*Server, error) {
 		cfg := opts.TLS.Clone()
 		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12) // IoT Hub: TLS 1.2 and up
 		s.tlsLn = newGuardListener(raw, cfg, opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
+		s.tlsLn.onAccept = s.observeAccept("")
 		if err := s.mochi.AddListener(listeners.NewNet("mqtts", s.tlsLn)); err != nil {
 			return fail(err)
 		}
@@ -150,6 +157,7 @@ func NewServer(opts Options) (*Server, error) {
 			return fail(fmt.Errorf("fakehub: listen %s: %w", opts.InsecureAddr, err))
 		}
 		s.plainLn = newGuardListener(raw, nil, opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
+		s.plainLn.onAccept = s.observeAccept("")
 		if err := s.mochi.AddListener(listeners.NewNet("mqtt", s.plainLn)); err != nil {
 			return fail(err) // closes the TLS listener too
 		}
@@ -216,6 +224,7 @@ func (s *Server) AddDevice(id string, keys ...[]byte) (iothub.Device, error) {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
+		s.grades.close()
 		if s.unwatch != nil {
 			s.unwatch()
 		}
