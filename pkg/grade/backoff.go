@@ -107,12 +107,24 @@ func (e episode) summary() string {
 	return fmt.Sprintf("episode %d: %d attempt(s), %d refused, over %s; waits %s", e.n, e.attempts, e.refused, dur(e.span), durs(e.waits))
 }
 
-// grows reports whether the waits grow: the longest of the later half is at least 1.5 ×
-// the shortest of the earlier half.
+// grows reports whether the waits grow: the mean of the later half is at least 1.3 × the
+// mean of the earlier half (the middle wait of an odd count in neither). Means, not the
+// extremes, so that one wait stretched by scheduling noise does not pass a constant
+// back-off, and a jittered exponential one still passes (1.3 < 2 × the narrowest jitter).
 func grows(w []time.Duration) bool {
 	k := len(w)
-	first, second := w[:(k+1)/2], w[k/2:]
-	return float64(slices.Max(second)) >= 1.5*float64(slices.Min(first))
+	if k < 2 {
+		return false
+	}
+	return float64(meanDur(w[(k+1)/2:])) >= 1.3*float64(meanDur(w[:k/2]))
+}
+
+func meanDur(ds []time.Duration) time.Duration {
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	return sum / time.Duration(len(ds))
 }
 
 func caseBackoff(ctx context.Context, g *grader) result {
@@ -140,11 +152,17 @@ func caseBackoff(ctx context.Context, g *grader) result {
 		}
 		g.settle(ctx)
 	}
+	// A device whose back-off had not reset since an earlier disruption may start an
+	// episode at its cap: growth in either episode is a back-off.
+	if !grows(eps[0].afterRefusals()) && !grows(eps[1].afterRefusals()) {
+		return result{verdict: iothub.GradeFail, evidence: r.evidence, reason: fmt.Sprintf("the waits after each refusal do not grow in either episode (%s / %s): no exponential back-off",
+			durs(eps[0].afterRefusals()), durs(eps[1].afterRefusals()))}
+	}
 	return g.judgeJitter(eps[0], eps[1], r.evidence)
 }
 
-// judgeEpisode fails a tight loop, a device that does not retry, or waits that do not
-// grow; "" means the episode shows a back-off.
+// judgeEpisode fails a tight loop or a device that does not retry, and gives up on an
+// episode with too few waits to judge; "" means the episode can be judged for growth.
 func (g *grader) judgeEpisode(e episode) result {
 	w := e.afterRefusals()
 	switch {
@@ -154,8 +172,6 @@ func (g *grader) judgeEpisode(e episode) result {
 		return result{verdict: iothub.GradeFail, reason: fmt.Sprintf("a tight loop: %d attempts in %s, waiting %s (median) after each refusal", e.attempts, dur(e.span), dur(median(w)))}
 	case len(w) < 2:
 		return result{verdict: iothub.GradeNotExercised, reason: fmt.Sprintf("episode %d: only %d attempt(s) refused in %s: too few waits to see a back-off grow", e.n, e.refused, dur(g.t.BackoffMax))}
-	case !grows(w):
-		return result{verdict: iothub.GradeFail, reason: fmt.Sprintf("episode %d: the waits after each refusal do not grow (%s): no exponential back-off", e.n, durs(w))}
 	}
 	return result{}
 }

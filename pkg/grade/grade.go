@@ -291,6 +291,7 @@ func (g *grader) run(ctx context.Context) (iothub.GradeReport, error) {
 			}
 			g.runCase(ctx, c)
 		}
+		g.settle(ctx) // the last active case may have left the device starting up
 		for _, c := range g.cases {
 			if c.passive && ctx.Err() == nil {
 				g.runCase(ctx, c)

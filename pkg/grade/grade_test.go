@@ -22,8 +22,8 @@ var testKey = []byte("0123456789abcdef0123456789abcdef")
 var fastTiming = grade.Timing{
 	Settle: 200 * time.Millisecond, SettleMax: 2 * time.Second, Answer: 2 * time.Second, Reconnect: 10 * time.Second,
 	Telemetry: 3 * time.Second, BackoffMin: 2 * time.Second, BackoffMax: 8 * time.Second, BackoffAttempts: 4,
-	TightLoop: 50 * time.Millisecond, JitterFloor: 50 * time.Millisecond, JitterMin: 15 * time.Millisecond,
-	Throttle: 3 * time.Second, QuotaHold: 500 * time.Millisecond, RealTimeBudget: 5 * time.Second,
+	TightLoop: 50 * time.Millisecond, JitterFloor: 150 * time.Millisecond, JitterMin: 50 * time.Millisecond,
+	Throttle: 4 * time.Second, QuotaHold: 500 * time.Millisecond, RealTimeBudget: 5 * time.Second,
 }
 
 // gradeModel grades a model device with faults on a fresh in-process hub.

@@ -35,7 +35,7 @@ type Faults struct {
 	KeepAliveZero      bool // CONNECT keep-alive 0
 	NoResync           bool // does not GET its twin after a reconnect
 	GiveUp             bool // stops for good after a connection is closed under a pending message
-	ThrottleIgnorant   bool // after a close under a pending message, reconnects and resends at once
+	ThrottleIgnorant   bool // after a close under a pending message, reconnects and resends at its usual pace
 }
 
 // Config describes the device.
@@ -51,7 +51,7 @@ type Config struct {
 	TokenTTL  time.Duration // default 1 h
 	RenewAt   float64       // reconnect with a new token at this fraction of its lifetime (default 0.85)
 	Backoff   time.Duration // the first reconnect wait after a refusal (default 200 ms)
-	MaxWait   time.Duration // the longest (default 3.2 s)
+	MaxWait   time.Duration // the longest before jitter (default 8 × Backoff)
 	Telemetry time.Duration // interval between telemetry messages (default 200 ms; negative: none)
 	KeepAlive uint16        // seconds (default 60)
 	Faults    Faults
@@ -84,7 +84,7 @@ func Start(cfg Config) *Device {
 		cfg.Backoff = 200 * time.Millisecond
 	}
 	if cfg.MaxWait <= 0 {
-		cfg.MaxWait = 16 * cfg.Backoff
+		cfg.MaxWait = 8 * cfg.Backoff
 	}
 	if cfg.Telemetry == 0 {
 		cfg.Telemetry = 200 * time.Millisecond
@@ -159,7 +159,9 @@ func (d *Device) wait(n int) time.Duration {
 	}
 	w := min(d.cfg.Backoff<<min(n-1, 20), d.cfg.MaxWait)
 	if !f.NoJitter {
-		w = time.Duration(float64(w) * (0.75 + rand.Float64()/2)) // ±25 %
+		// Between w and 2w: wide enough to tell apart from scheduling noise, narrow
+		// enough that each doubling still shows.
+		w = time.Duration(float64(w) * (1 + rand.Float64()))
 	}
 	return w
 }
@@ -178,14 +180,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// stableAfter: a connection that lived longer resets the back-off.
-const stableAfter = 2 * time.Second
-
 func (d *Device) loop(ctx context.Context) {
 	defer close(d.done)
 	attempt, first := 0, true
 	for ctx.Err() == nil {
-		why, lived, pending := d.session(ctx, first)
+		why, healthy, pending := d.session(ctx, first)
 		if ctx.Err() != nil {
 			return
 		}
@@ -201,7 +200,16 @@ func (d *Device) loop(ctx context.Context) {
 				<-ctx.Done()
 				return
 			}
-			if lived >= stableAfter || (pending && d.cfg.Faults.ThrottleIgnorant) {
+			if pending && d.cfg.Faults.ThrottleIgnorant {
+				if !sleep(ctx, d.cfg.Telemetry) {
+					return
+				}
+				continue
+			}
+			// A connection lost while idle, or one on which the hub had accepted a
+			// message, starts the back-off afresh; one that ended under its only
+			// messages (a throttle, the quota) continues it.
+			if healthy || !pending {
 				attempt = 0
 			}
 			attempt++
@@ -220,9 +228,9 @@ const (
 	endRenewal            // the device left to renew its token
 )
 
-// session runs one connection: it returns how it ended, how long it lived, and whether a
-// telemetry message was waiting for its PUBACK when it was lost.
-func (d *Device) session(ctx context.Context, first bool) (end, time.Duration, bool) {
+// session runs one connection: it returns how it ended, whether the hub acknowledged a
+// telemetry message on it, and whether one was waiting for its PUBACK when it was lost.
+func (d *Device) session(ctx context.Context, first bool) (why end, healthy, pending bool) {
 	cfg := d.cfg
 	user := cfg.HostName + "/" + cfg.Identity.ClientID() + "/?api-version=" + iothub.DefaultAPIVersion
 	minted := cfg.Now()
@@ -232,13 +240,12 @@ func (d *Device) session(ctx context.Context, first bool) (end, time.Duration, b
 	})
 	cancel()
 	if err != nil {
-		return endRefused, 0, false
+		return endRefused, false, false
 	}
 	defer c.Close()
 	if ack.ReturnCode != mqttraw.ConnackAccepted {
-		return endRefused, 0, false
+		return endRefused, false, false
 	}
-	up := time.Now()
 	d.mu.Lock()
 	d.conns++
 	d.mu.Unlock()
@@ -260,13 +267,13 @@ func (d *Device) session(ctx context.Context, first bool) (end, time.Duration, b
 		getTwin = false
 	}
 
-	pending := map[uint16]bool{}
-	nextTelemetry := time.Now().Add(cfg.Telemetry)
+	unacked := map[uint16]bool{}
+	nextTelemetry := time.Now() // at once: a message refused on the last connection is sent again
 	nextPing := time.Now().Add(time.Duration(max(cfg.KeepAlive, 1)) * time.Second)
 	for ctx.Err() == nil {
 		if cfg.Now().Sub(minted) >= time.Duration(float64(cfg.TokenTTL)*cfg.RenewAt) && !cfg.Faults.NeverRenews {
 			_ = c.Disconnect()
-			return endRenewal, time.Since(up), false
+			return endRenewal, healthy, false
 		}
 		if cfg.Telemetry > 0 && !time.Now().Before(nextTelemetry) {
 			nextTelemetry = time.Now().Add(cfg.Telemetry)
@@ -276,7 +283,7 @@ func (d *Device) session(ctx context.Context, first bool) (end, time.Duration, b
 				p.QoS, d.qos2 = 2, true
 			}
 			d.mu.Unlock()
-			pending[p.PacketID] = true
+			unacked[p.PacketID] = true
 			_ = c.Publish(p)
 		}
 		if cfg.KeepAlive > 0 && !time.Now().Before(nextPing) {
@@ -288,7 +295,7 @@ func (d *Device) session(ctx context.Context, first bool) (end, time.Duration, b
 			if isTimeout(err) {
 				continue
 			}
-			return endLost, time.Since(up), len(pending) > 0
+			return endLost, healthy, len(unacked) > 0
 		}
 		switch pk.Type {
 		case mqttraw.TypeSuback:
@@ -297,13 +304,16 @@ func (d *Device) session(ctx context.Context, first bool) (end, time.Duration, b
 				getTwin = false
 			}
 		case mqttraw.TypePuback:
-			delete(pending, pk.Puback.PacketID)
+			if unacked[pk.Puback.PacketID] {
+				delete(unacked, pk.Puback.PacketID)
+				healthy = true
+			}
 		case mqttraw.TypePublish:
 			d.incoming(c, pk.Publish)
 		}
 	}
 	_ = c.Disconnect()
-	return endLost, time.Since(up), false
+	return endLost, healthy, false
 }
 
 // twin GETs the twin and reports a property.
