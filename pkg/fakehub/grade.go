@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hubkit/hubkit/pkg/fakehub/internal/restapi"
 	"github.com/hubkit/hubkit/pkg/grade"
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
@@ -223,7 +224,7 @@ func (g *gradeRuns) begin(s *Server, o grade.Options) (*gradeRun, error) {
 	defer g.mu.Unlock()
 	if g.active != nil {
 		return nil, &iothub.Error{Code: iothub.CodeGenericConflict, Err: errGradeRunning,
-			Message: fmt.Sprintf("grade %s of %s is running: one grade at a time (it moves the hub's clock and limits); cancel it with DELETE /hubkit/grade/%s", g.active.id, g.active.rep.Identity(), g.active.id)}
+			Message: fmt.Sprintf("grade %s of %s is running: one grade at a time (it moves the hub's clock and limits); cancel it with DELETE /hubkit/grade/%s", g.active.id, g.active.report().Identity(), g.active.id)}
 	}
 	g.seq++
 	id := fmt.Sprintf("g%d-%s", g.seq, s.realNow().UTC().Format("20060102T150405Z"))
@@ -286,3 +287,23 @@ func (g *gradeRuns) close() {
 	g.init()
 	g.stop()
 }
+
+// The service API's grader routes (restapi.Grader) over the Go API.
+
+var _ restapi.Grader = serviceBackend{}
+
+func (b serviceBackend) GradeCases() []iothub.GradeCase {
+	var out []iothub.GradeCase
+	for _, c := range grade.Cases() {
+		out = append(out, c.Info())
+	}
+	return out
+}
+
+func (b serviceBackend) StartGrade(req iothub.GradeRequest) (iothub.GradeReport, error) {
+	return b.s.StartGrade(req)
+}
+
+func (b serviceBackend) GradeReport(id string) (iothub.GradeReport, bool) { return b.s.GradeReport(id) }
+func (b serviceBackend) GradeReports() []iothub.GradeReport               { return b.s.GradeReports() }
+func (b serviceBackend) CancelGrade(id string) bool                       { return b.s.CancelGrade(id) }
