@@ -41,7 +41,7 @@ func serviceCommands(getenv func(string) string, now func() time.Time) []*cobra.
 	env := &serviceEnv{getenv: getenv, now: now}
 	return []*cobra.Command{
 		newSendCmd(env), newEventsCmd(env), newInvokeCmd(env), newTwinCmd(env),
-		newDevicesCmd(env), newRejectionsCmd(env), newClockCmd(env), newDPSCmd(env), newResetCmd(env),
+		newDevicesCmd(env), newRejectionsCmd(env), newClockCmd(env), newDPSCmd(env), newResetCmd(env), newGradeCmd(env),
 	}
 }
 
