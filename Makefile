@@ -8,7 +8,7 @@ PKGS      := ./...
 # staticcheck, pinned; `go run pkg@version` builds it outside this module's graph (see lint).
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build install test vet lint staticcheck fmt run certs fuzz bench cover tidy clean
+.PHONY: all build install test vet lint staticcheck fmt run certs fuzz bench cover tidy clean image screenshots bench-dashboard
 
 all: build
 
@@ -59,6 +59,21 @@ fuzz:
 ## bench: benchmarks (report ratios, not absolute times)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+
+## image: fakehub's OCI image (static binary, empty base) as a tarball, without a Docker daemon
+IMAGE     ?= $(BIN)/fakehub-image.tar
+IMAGE_TAG ?= hubkit/fakehub:dev
+image:
+	$(GO) run ./internal/ociimage/cmd/mkimage -o $(IMAGE) -tag $(IMAGE_TAG) \
+	  -version "$$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -revision "$$(git rev-parse HEAD 2>/dev/null)"
+
+## screenshots: refresh docs/screenshots (the README's) from a run of the dashboard's browser test
+screenshots:
+	HUBKIT_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestBrowser' ./pkg/fakehub/internal/dashboard
+
+## bench-dashboard: 10,000 connected devices: dashboard page loads, telemetry throughput with and without live views
+bench-dashboard:
+	HUBKIT_DASHBOARD_LOAD=10000 $(GO) test -count=1 -timeout 20m -run '^TestDashboardLoad$$' -v ./pkg/fakehub | grep -v '^=== '
 
 cover:
 	$(GO) test -coverprofile=coverage.out $(PKGS)

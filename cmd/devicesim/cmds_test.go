@@ -19,6 +19,7 @@ import (
 	"github.com/hubkit/hubkit/internal/cli/clitest"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/iothub"
+	"github.com/hubkit/hubkit/pkg/sas"
 )
 
 func scriptCmds() map[string]func(*testscript.TestScript, bool, []string) {
@@ -68,8 +69,14 @@ func (h twinAnswerCounter) WithGroup(string) slog.Handler      { return h }
 
 // cmdHub drives an in-process fakehub:
 //
-//	hub start               start one (TLS, fresh CA) with device dev1; sets
-//	                        HUBKIT_DEVICE_CONNECTION_STRING, HUB_ENDPOINT and HUB_CA
+//	hub start [service]     start one (TLS, fresh CA) with device dev1; sets
+//	                        HUBKIT_DEVICE_CONNECTION_STRING, HUB_ENDPOINT, HUB_WS_ENDPOINT
+//	                        (MQTT over WebSockets) and HUB_CA; and the X.509 CA device
+//	                        cam1: HUB_X509_CS, HUB_CERT, HUB_KEY
+//	                        (service: also the service API, at $HUB_URL)
+//	hub clock advance D     move the hub's clock forward by D (a Go duration)
+//	hub renewed             wait (10 s) until dev1 is connected with a token valid 50 min past
+//	                        the hub's clock, with no expiry recorded (a renewal, not a cut)
 //	hub telemetry N FILE    wait (10 s) for N telemetry messages and write them to FILE,
 //	                        one JSON object per line: deviceId, payload, properties, system
 //	hub mark                sessions connected before now no longer satisfy waitsub
@@ -88,15 +95,25 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	work := ts.Getenv("WORK")
 	if args[0] == "start" {
+		if len(args) > 2 || len(args) == 2 && args[1] != "service" {
+			ts.Fatalf("usage: hub start [service]")
+		}
 		now := time.Now()
 		ca, err := certs.NewCA("devicesim test CA", time.Hour, now, nil)
 		ts.Check(err)
 		tlsCfg, err := ca.ServerTLS([]string{"localhost", "127.0.0.1"}, time.Hour, now)
 		ts.Check(err)
 		answers := new(atomic.Int64)
-		srv, err := fakehub.NewServer(fakehub.Options{TLS: tlsCfg, Addr: "127.0.0.1:0",
-			Logger: slog.New(twinAnswerCounter{answers})})
+		opts := fakehub.Options{TLS: tlsCfg, Addr: "127.0.0.1:0", WebSocketAddr: "127.0.0.1:0",
+			Logger: slog.New(twinAnswerCounter{answers})}
+		if len(args) == 2 {
+			opts.ServiceAddr = "127.0.0.1:0"
+		}
+		srv, err := fakehub.NewServer(opts)
 		ts.Check(err)
+		if len(args) == 2 {
+			ts.Setenv("HUB_URL", srv.ServiceURL())
+		}
 		hubsMu.Lock()
 		hubs[work] = srv
 		twinAnswers[work] = answers
@@ -117,7 +134,20 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(os.WriteFile(caFile, ca.CertPEM, 0o644))
 		ts.Setenv(envConnectionString, "HostName="+srv.HostName()+";DeviceId=dev1;SharedAccessKey="+base64.StdEncoding.EncodeToString(key))
 		ts.Setenv("HUB_ENDPOINT", srv.Addr())
+		ts.Setenv("HUB_WS_ENDPOINT", srv.WebSocketAddr())
 		ts.Setenv("HUB_CA", caFile)
+		// cam1: an X.509 CA device, its certificate in cam1.pem and cam1-key.pem.
+		_, err = srv.Registry().PutCertificate("devicesim-ca", string(ca.CertPEM), true, "")
+		ts.Check(err)
+		_, err = srv.Registry().Add(iothub.Device{DeviceID: "cam1", Authentication: iothub.CAAuth()})
+		ts.Check(err)
+		leaf, err := ca.IssueDevice("cam1", time.Hour, certs.ECDSAP256, now)
+		ts.Check(err)
+		certFile, keyFile, err := leaf.Save(work, "cam1")
+		ts.Check(err)
+		ts.Setenv("HUB_X509_CS", "HostName="+srv.HostName()+";DeviceId=cam1;x509=true")
+		ts.Setenv("HUB_CERT", certFile)
+		ts.Setenv("HUB_KEY", keyFile)
 		return
 	}
 	hubsMu.Lock()
@@ -130,6 +160,33 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 	defer cancel()
 	dev1 := iothub.Identity{DeviceID: "dev1"}
 	switch args[0] {
+	case "clock":
+		if len(args) != 3 || args[1] != "advance" {
+			ts.Fatalf("usage: hub clock advance D")
+		}
+		d, err := time.ParseDuration(args[2])
+		ts.Check(err)
+		srv.Clock().Advance(d)
+	case "renewed":
+		for {
+			ok := false
+			for _, s := range srv.Sessions() {
+				ok = ok || s.Identity == dev1 && s.TokenExpiry.After(srv.Clock().Now().Add(50*time.Minute))
+			}
+			for _, r := range srv.Rejections() {
+				if r.Reason == sas.ReasonExpired {
+					ts.Fatalf("hub renewed: the hub cut dev1 for an expired token: %+v", r)
+				}
+			}
+			if ok {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				ts.Fatalf("hub renewed: dev1 did not renew its token (sessions %+v)", srv.Sessions())
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
 	case "mark":
 		// The previous command's connection may still be listed until the hub has
 		// processed its close; waitsub must not mistake it for the next one.

@@ -17,6 +17,11 @@ func (f *connFlags) explain(err error, host string) error {
 	var hostErr x509.HostnameError
 	var hints []string
 	switch {
+	case errors.Is(err, device.ErrNotAuthorized) && f.certFile != "":
+		hints = []string{
+			"the hub refused the certificate: the identity must be registered for X.509 (selfSigned with this certificate's thumbprint, or certificateAuthority with a verified CA and CN = device ID)",
+			"fakehub records why (unknown thumbprint, expired, CN mismatch, untrusted chain, CA not verified): fakehub rejections --ca PATH (or its log on stderr); a real IoT Hub does not say",
+		}
 	case errors.Is(err, device.ErrNotAuthorized):
 		hints = []string{
 			"the hub refused the device: a wrong or replaced key, an unknown or disabled device ID, an expired token (check this machine's clock), or a host name the hub does not serve",

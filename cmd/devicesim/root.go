@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"sync"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/internal/cli"
 	"github.com/hubkit/hubkit/pkg/device"
+	"github.com/hubkit/hubkit/pkg/serviceclient"
 )
 
 // envConnectionString is the one environment variable devicesim reads.
@@ -24,7 +28,10 @@ const envConnectionString = "HUBKIT_DEVICE_CONNECTION_STRING"
 const rootLong = `devicesim is a simulated Azure IoT Hub device (or module) built on hubkit's
 reference client. It connects over MQTT 3.1.1/TLS with SAS tokens minted from the
 connection string (a fresh one on every connection, renewed hourly), to a real hub
-or to a local fakehub.
+or to a local fakehub. --transport mqtt-ws goes over WebSockets instead
+(wss://HOST:443/$iothub/websocket, through --proxy if given); --cert and --key
+authenticate an X.509 identity (connection string ...;x509=true) with its
+certificate and no token.
 
 The connection string comes from -c or the ` + envConnectionString + `
 environment variable; on a shared machine prefer the variable: a -c argument is
@@ -47,6 +54,11 @@ const rootExample = `  export ` + envConnectionString + `="HostName=localhost;De
   # a real hub (system roots), 10 messages one second apart
   devicesim send -c "$CS" --count 10 --interval 1s
 
+  # MQTT over WebSockets through a proxy; an X.509 device
+  devicesim send --transport mqtt-ws --proxy http://proxy:3128 '{"t":1}'
+  devicesim send -c "HostName=myhub.azure-devices.net;DeviceId=cam1;x509=true" \
+    --cert cam1.pem --key cam1-key.pem '{"t":1}'
+
   devicesim twin get --ca testdata/certs
   devicesim methods --ca testdata/certs --status 200 --response '{"ok":true}'`
 
@@ -64,7 +76,15 @@ type connFlags struct {
 	timeout   time.Duration
 	verbose   bool
 	tokenFile string
+	transport string
+	certFile  string
+	keyFile   string
+	proxy     string
+	hubClock  string
 }
+
+// hubClockInterval is how often --hub-clock reads the hub's clock.
+const hubClockInterval = time.Second
 
 func (f *connFlags) register(fs *pflag.FlagSet) {
 	fs.SortFlags = false
@@ -72,8 +92,13 @@ func (f *connFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.ca, "ca", "", cli.CAFlagUsage+"; default: the system roots")
 	fs.StringVar(&f.endpoint, "endpoint", "", "address to dial, HOST:PORT, when it differs from HostName (TLS still checks HostName)")
 	fs.DurationVar(&f.timeout, "connect-timeout", 30*time.Second, "give up connecting after this long")
+	fs.StringVar(&f.transport, "transport", "mqtt", "mqtt (MQTT over TLS, port 8883) or mqtt-ws (MQTT over WebSockets, wss://HOST:443/$iothub/websocket)")
+	fs.StringVar(&f.certFile, "cert", "", "PEM `FILE` of an X.509 device certificate (leaf first, then intermediates); with --key, instead of a key or token")
+	fs.StringVar(&f.keyFile, "key", "", "PEM `FILE` of the X.509 certificate's private key")
+	fs.StringVar(&f.proxy, "proxy", "", "HTTP proxy `URL` for mqtt-ws (CONNECT tunnel), e.g. http://proxy:3128")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log the client's protocol steps on stderr")
 	fs.StringVar(&f.tokenFile, "token-file", "", "write each SAS token devicesim presents to `FILE` (mode 0600; a secret), for sastool verify")
+	fs.StringVar(&f.hubClock, "hub-clock", "", "follow a fakehub's movable clock: its service API `URL` (https://localhost:8443; --ca applies); tokens are minted and renewed on it")
 }
 
 // client builds and connects a device client from the flags. Handlers registered by setup are
@@ -98,6 +123,13 @@ func (f *connFlags) client(ctx context.Context, st *streams, setup func(*device.
 		cfg.RootCAs = pool
 	}
 	cfg.Endpoint = f.endpoint
+	if f.hubClock != "" {
+		now, err := followHubClock(ctx, f.hubClock, cfg.RootCAs)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Now = now
+	}
 	if f.tokenFile != "" {
 		cfg.OnToken = func(tok string) {
 			if err := writeSecret(f.tokenFile, tok+"\n"); err != nil {
@@ -106,6 +138,29 @@ func (f *connFlags) client(ctx context.Context, st *streams, setup func(*device.
 		}
 	}
 	cfg.ConnectTimeout = f.timeout
+	if cfg.Transport, err = device.ParseTransport(f.transport); err != nil {
+		return nil, cli.Usagef("--transport: %v", err)
+	}
+	switch {
+	case (f.certFile == "") != (f.keyFile == ""):
+		return nil, cli.Usagef("--cert and --key go together (the device certificate and its private key)")
+	case f.certFile != "":
+		cert, err := device.LoadCertificate(f.certFile, f.keyFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificate = &cert
+	}
+	if f.proxy != "" {
+		if cfg.Transport != device.TransportWebSocket {
+			return nil, cli.Usagef("--proxy needs --transport mqtt-ws (MQTT over TLS on 8883 does not go through HTTP proxies)")
+		}
+		u, err := url.Parse(f.proxy)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return nil, cli.Usagef("--proxy %q: want http://HOST:PORT", f.proxy)
+		}
+		cfg.Proxy = http.ProxyURL(u)
+	}
 	level := slog.LevelWarn
 	if f.verbose {
 		level = slog.LevelDebug
@@ -142,6 +197,28 @@ func (f *connFlags) client(ctx context.Context, st *streams, setup func(*device.
 		return nil, f.explain(err, cfg.HostName)
 	}
 	return c, nil
+}
+
+// followHubClock reads the clock of the fakehub whose service API is at url (GET
+// /hubkit/clock, no token) and keeps following it every hubClockInterval until ctx ends. It
+// returns the device's clock: the local one plus the hub's offset.
+func followHubClock(ctx context.Context, url string, roots *x509.CertPool) (func() time.Time, error) {
+	var opts []serviceclient.Option
+	if roots != nil {
+		opts = append(opts, serviceclient.WithRootCAs(roots))
+	}
+	hc, err := serviceclient.NewHubClock(url, opts...)
+	if err != nil {
+		return nil, cli.Usagef("--hub-clock: %v", err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := hc.Sync(sctx); err != nil {
+		return nil, cli.NewError(cli.ExitError, fmt.Errorf("--hub-clock: %w", err),
+			"--hub-clock takes the fakehub's service API URL (fakehub serve --http, default https://localhost:8443); a real IoT Hub has no movable clock")
+	}
+	go hc.Follow(ctx, hubClockInterval)
+	return hc.Now, nil
 }
 
 // writeSecret replaces path with data, readable by its owner only (whatever the mode of a file

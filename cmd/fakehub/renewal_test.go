@@ -3,15 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +17,7 @@ import (
 	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
 	"github.com/hubkit/hubkit/pkg/iothub"
 	"github.com/hubkit/hubkit/pkg/sas"
+	"github.com/hubkit/hubkit/pkg/serviceclient"
 )
 
 // TestMain lets the test binary play a device in another process (see childDevice).
@@ -31,9 +28,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// childDevice is a device in its own process whose clock follows the hub's (it reads GET
-// /hubkit/clock, as a device would ask a time server): pkg/device with a 1 h token,
-// renewing at 85 %. It runs until stdin closes.
+// childDevice is a device in its own process whose clock follows the hub's
+// (serviceclient.HubClock reads GET /hubkit/clock, as a device would ask a time server):
+// pkg/device with a 1 h token, renewing at 85 %. It runs until stdin closes. devicesim
+// --hub-clock does the same (cmd/devicesim/testdata/hubclock.txtar).
 func childDevice() int {
 	pem, err := os.ReadFile(os.Getenv("HUBKIT_TEST_CA"))
 	if err != nil {
@@ -42,29 +40,17 @@ func childDevice() int {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	var mu sync.Mutex
-	var offset time.Duration
-	follow := func() {
-		resp, err := hc.Get(os.Getenv("HUBKIT_TEST_CLOCK_URL"))
-		if err != nil {
-			return
-		}
-		defer resp.Body.Close()
-		var r iothub.ClockReading
-		if json.NewDecoder(resp.Body).Decode(&r) == nil {
-			mu.Lock()
-			offset = time.Duration(r.OffsetSeconds * float64(time.Second))
-			mu.Unlock()
-		}
+	hc, err := serviceclient.NewHubClock(os.Getenv("HUBKIT_TEST_SERVICE_URL"), serviceclient.WithRootCAs(pool))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	follow()
-	go func() {
-		for range time.Tick(50 * time.Millisecond) {
-			follow()
-		}
-	}()
-	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(offset) }
+	if err := hc.Sync(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	go hc.Follow(context.Background(), 50*time.Millisecond)
+	now := hc.Now
 	c, err := device.FromConnectionString(os.Getenv("HUBKIT_DEVICE_CONNECTION_STRING"),
 		device.WithEndpoint(os.Getenv("HUBKIT_TEST_ENDPOINT")), device.WithRootCAs(pool), device.WithNow(now))
 	if err != nil {
@@ -93,7 +79,7 @@ func TestRenewalOutOfProcess(t *testing.T) {
 	}
 	child := exec.Command(os.Args[0], "-test.run=^$")
 	child.Env = append(os.Environ(), "HUBKIT_TEST_CHILD_DEVICE=1", "HUBKIT_TEST_CA="+hub.CAFile,
-		"HUBKIT_TEST_CLOCK_URL="+hub.ServiceURL()+"/hubkit/clock", "HUBKIT_TEST_ENDPOINT="+hub.Addr(),
+		"HUBKIT_TEST_SERVICE_URL="+hub.ServiceURL(), "HUBKIT_TEST_ENDPOINT="+hub.Addr(),
 		"HUBKIT_DEVICE_CONNECTION_STRING=HostName="+hub.HostName()+";DeviceId=far;SharedAccessKey="+base64.StdEncoding.EncodeToString(key))
 	stdin, err := child.StdinPipe()
 	if err != nil {

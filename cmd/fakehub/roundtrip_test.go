@@ -78,7 +78,7 @@ func match(t *testing.T, re, s string) string {
 func TestCLIRoundTrip(t *testing.T) {
 	const key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 	caDir := "../../testdata/certs"
-	banner := startFakehub(t, "--ca", caDir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--device", "dev1="+key)
+	banner := startFakehub(t, "--ca", caDir, "--listen", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--http", "127.0.0.1:0", "--device", "dev1="+key)
 	mqttAddr := match(t, `MQTT over TLS on (\S+) `, banner)
 	hubURL := match(t, `service: (https://\S+) `, banner)
 	cs := match(t, `connection string: (\S+)`, banner)

@@ -44,10 +44,26 @@ policies, in IoT Hub's own JSON shapes, so "az iot hub device-identity list"
 output loads as is) and from --device ID[=KEY] (ID may be deviceId/moduleId;
 without KEY a key is generated and printed).
 
+MQTT over WebSockets listens on --ws (default :443, as IoT Hub; "off"
+disables it; when :443 cannot be bound and --ws was not given, fakehub warns
+and runs without it) on path /$iothub/websocket with sub-protocol mqtt, with
+the same TLS certificate, authentication and topics. Devices may use X.509
+certificates (selfSigned thumbprints or certificateAuthority identities, see
+"fakehub devices add --x509" and "fakehub certificate"); the TLS listeners
+request a client certificate. --device-hostname adds the newer device host
+name, the only one that offers TLS 1.3 (the classic names stop at TLS 1.2).
+--tls-profile presents another server chain (a TLS drill): chains shaped like
+IoT Hub's (azure-g2, azure-baltimore, azure-msrsa2017, azure-ecc), an expired
+or wrong-name certificate, an untrusted root, or a root that changes between
+connections; the banner names the roots a correct device trusts.
+
 The service REST API (IoT Hub's registry, twin and direct-method paths, plus
 C2D, telemetry and rejection extensions) listens on --http (default :8443,
 "off" disables) over HTTPS with the same certificate; the client verbs (send,
-events, invoke, twin, devices, rejections) use it. Without --ca it is off:
+events, invoke, twin, devices, rejections) use it. The same port serves the
+web dashboard at / (log in with the one-time link the banner prints, or by
+pasting the service connection string) and Prometheus metrics at /metrics
+(to loopback clients; --metrics-public for all). Without --ca it is off:
 --http-insecure ADDR serves it over plain HTTP, where policy tokens and
 device keys cross the network in the clear.
 
@@ -85,6 +101,13 @@ const serveExample = `  # the committed test CA, one device with a generated key
   fakehub send demo-device 'hello' --ca testdata/certs
   fakehub events --follow --ca testdata/certs
 
+  # MQTT over WebSockets on 8444 instead of 443, and the TLS 1.3 host name
+  fakehub --ca testdata/certs --ws :8444 --hostname myhub.azure-devices.net \
+    --device-hostname myhub.device.azure-devices.net --device dev1
+
+  # a TLS drill: the server presents an expired certificate
+  fakehub --ca testdata/certs --tls-profile expired --device dev1
+
   # with a Device Provisioning Service (MQTT :8884, HTTPS :8444, ID scope 0ne00000000)
   fakehub --ca testdata/certs --dps :8884
 
@@ -108,6 +131,12 @@ type serveFlags struct {
 	connectTimeout time.Duration
 	tokenGrace     time.Duration
 	exitAfterStart bool
+	ws             string
+	wsSet          bool // --ws given explicitly
+	deviceHostName string
+	tlsProfile     string
+	dashboard      bool
+	metricsPublic  bool
 	limitFlags
 	dps        dpsFlags
 	stateDir   string // --state: keep the registry (keys) across restarts
@@ -120,6 +149,7 @@ func newRootCmd(stdout, stderr io.Writer) (root, serveCmd *cobra.Command) {
 	f := &serveFlags{}
 	runServe := func(cmd *cobra.Command, _ []string) error {
 		f.httpSet = cmd.Flags().Changed("http")
+		f.wsSet = cmd.Flags().Changed("ws")
 		return serve(cmd.Context(), f, stdout, stderr)
 	}
 	noArgs := func(cmd *cobra.Command, args []string) error {
@@ -160,6 +190,9 @@ func serveFlagSet(f *serveFlags) *pflag.FlagSet {
 	fs.BoolVar(&f.caCreate, "ca-create", false, "create the --ca folder and a new CA in it if it has none")
 	fs.StringArrayVar(&f.hostNames, "hostname", nil, "host `NAME` devices use (repeatable; default the devices file's hostname, else localhost)")
 	fs.StringVar(&f.listen, "listen", ":8883", "MQTT over TLS listen `ADDR`")
+	fs.StringVar(&f.ws, "ws", ":443", "MQTT over WebSockets (wss, path /$iothub/websocket) listen `ADDR`, or off (needs --ca)")
+	fs.StringVar(&f.deviceHostName, "device-hostname", "", "the hub's device host `NAME` ({hub}.device.azure-devices.net): TLS 1.3, accepted like --hostname")
+	fs.StringVar(&f.tlsProfile, "tls-profile", certs.DrillDefault, "server certificate set-up: `NAME`, one of "+certs.DrillNames()+" (TLS drills)")
 	fs.StringVar(&f.http, "http", ":8443", "service REST API (HTTPS) listen `ADDR`, or off (off without --ca)")
 	fs.StringVar(&f.httpInsecure, "http-insecure", "", "serve the service REST API over plain HTTP on `ADDR` (no --ca; keys readable on the network)")
 	fs.StringVar(&f.devicesFile, "devices", "", "devices `FILE` (YAML or JSON)")
@@ -169,6 +202,8 @@ func serveFlagSet(f *serveFlags) *pflag.FlagSet {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", fakehub.DefaultConnectTimeout, "close connections without TLS handshake and CONNECT within this `DURATION`")
 	fs.DurationVar(&f.tokenGrace, "token-grace", sas.DefaultSkew, "clock skew allowed at CONNECT and delay after token expiry before the drop (0: none)")
+	fs.BoolVar(&f.dashboard, "dashboard", true, "serve the web dashboard on the service port (/; log in with the link in the banner)")
+	fs.BoolVar(&f.metricsPublic, "metrics-public", false, "serve /metrics to every client, not only loopback ones (for a Prometheus in another container)")
 	f.limitFlags.register(fs)
 	f.dps.register(fs)
 	fs.StringVar(&f.stateDir, "state", "", "keep devices, keys and policies in `DIR` across restarts (DIR/registry.json, mode 0600)")
@@ -279,6 +314,7 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 		HostName: hosts[0], Aliases: hosts[1:], Registry: reg, Logger: log,
 		ConnectTimeout: f.connectTimeout, TokenExpiryGrace: f.tokenGrace,
 		InsecureAddr: f.insecureTCP,
+		NoDashboard:  !f.dashboard, MetricsPublic: f.metricsPublic,
 	}
 	if f.tokenGrace == 0 {
 		opts.TokenExpiryGrace = -1
@@ -298,12 +334,33 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 			log.Warn("created a new CA", "dir", f.ca)
 		}
 		caFile = filepath.Join(f.ca, "ca.pem")
-		tlsConf, err := ca.ServerTLS(certNames(hosts), 90*24*time.Hour, now)
-		if err != nil {
-			return fmt.Errorf("server certificate: %w", err)
+		sans := certNames(hosts)
+		if f.deviceHostName != "" {
+			sans = append(sans, strings.ToLower(f.deviceHostName))
 		}
-		opts.TLS = tlsConf
+		drill, err := certs.NewDrill(f.tlsProfile, sans, ca, certs.DirStore(filepath.Join(f.ca, "drills"), now), now)
+		if err != nil {
+			return fmt.Errorf("server certificate (--tls-profile %s): %w", f.tlsProfile, err)
+		}
+		opts.TLS = drill.ServerTLS()
 		opts.Addr = f.listen
+		if f.tlsProfile != certs.DrillDefault {
+			caFile = filepath.Join(f.ca, "drills", f.tlsProfile+"-trust.pem")
+			if err := drill.WriteTrust(caFile); err != nil {
+				return err
+			}
+			caNote = " (TLS drill " + f.tlsProfile + ": " + drill.Info.Description + ")"
+			if drill.Info.Refuse {
+				caNote += "; a correct device REFUSES this server"
+			}
+			log.Warn("TLS drill", "profile", f.tlsProfile, "trust", caFile)
+		}
+		if f.ws != "off" && f.ws != "" {
+			opts.WebSocketAddr = f.ws
+		}
+		opts.DeviceHostName = f.deviceHostName
+	} else if f.wsSet && f.ws != "off" && f.ws != "" {
+		return cli.Usage(errors.New("--ws needs --ca: MQTT over WebSockets is wss:// only"), "--ws off, or give --ca DIR")
 	}
 	switch {
 	case f.httpInsecure != "" && f.ca != "":
@@ -322,6 +379,14 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 		return err
 	}
 	srv, err := fakehub.NewServer(opts)
+	wsNote := ""
+	if err != nil && opts.WebSocketAddr != "" && !f.wsSet {
+		// The default :443 needs privileges (or is taken): carry on without it, loudly.
+		wsNote = fmt.Sprintf("off (could not listen on %s: %v; use --ws ADDR)", opts.WebSocketAddr, rootCause(err))
+		log.Warn("MQTT over WebSockets disabled", "addr", opts.WebSocketAddr, "err", rootCause(err))
+		opts.WebSocketAddr = ""
+		srv, err = fakehub.NewServer(opts)
+	}
 	if err != nil {
 		return err
 	}
@@ -338,6 +403,9 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 		log.Info("registry kept in the state folder", "dir", f.stateDir, "loaded", stateLoaded)
 	}
 	printBanner(stdout, srv, reg, caFile, caNote, f.ca != "")
+	if wsNote != "" {
+		fmt.Fprintf(stdout, "fakehub: MQTT over WebSockets %s\n", wsNote)
+	}
 	printDPSBanner(stdout, srv, caFile)
 	if f.bannerJSON != "" {
 		if err := writeBannerJSON(f.bannerJSON, srv, reg, caFile); err != nil {
@@ -353,6 +421,17 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// rootCause is the innermost error (the syscall's "permission denied").
+func rootCause(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
 // listenAddr is an address the hub will listen on and the flag that set it.
 type listenAddr struct{ flag, addr string }
 
@@ -364,6 +443,9 @@ func listenFlags(f *serveFlags, opts fakehub.Options) []listenAddr {
 	}
 	if opts.InsecureAddr != "" {
 		l = append(l, listenAddr{"--insecure-tcp", opts.InsecureAddr})
+	}
+	if opts.WebSocketAddr != "" && f.wsSet { // the default :443 falls back to none (see serve)
+		l = append(l, listenAddr{"--ws", opts.WebSocketAddr})
 	}
 	if opts.ServiceAddr != "" {
 		flag := "--http"
@@ -468,6 +550,10 @@ const maxBannerDevices = 20
 func printBanner(w io.Writer, srv *fakehub.Server, reg *fakehub.Registry, caFile, caNote string, tls bool) {
 	if tls {
 		fmt.Fprintf(w, "fakehub: MQTT over TLS on %s for host name %s\n", srv.Addr(), srv.HostName())
+		if a := srv.WebSocketAddr(); a != "" {
+			_, port, _ := net.SplitHostPort(a)
+			fmt.Fprintf(w, "fakehub: MQTT over WebSockets on %s (wss://%s:%s%s)\n", a, srv.HostName(), port, fakehub.WebSocketPath)
+		}
 		fmt.Fprintf(w, "trust:   %s%s\n", caFile, caNote)
 	}
 	if a := srv.InsecureAddr(); a != "" {
@@ -485,6 +571,10 @@ func printBanner(w io.Writer, srv *fakehub.Server, reg *fakehub.Registry, caFile
 			caFlag = " --ca " + caFile
 		}
 		fmt.Fprintf(w, "  fakehub events --follow -c '%s'%s%s\n", srv.ServiceConnectionString(), caFlag, hubURL)
+		if link := srv.DashboardLoginURL(); link != "" {
+			fmt.Fprintf(w, "dashboard: %s (one-time login link; or paste the connection string above)\n", link)
+		}
+		fmt.Fprintf(w, "metrics: %s/metrics (Prometheus)\n", u)
 	}
 	_, port, _ := net.SplitHostPort(srv.Addr())
 	portFlag := ""

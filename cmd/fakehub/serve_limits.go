@@ -5,6 +5,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -35,27 +36,36 @@ func (f *limitFlags) apply(opts *fakehub.Options) error {
 		return cli.Usagef("--profile: %v", err)
 	}
 	opts.Profile = p
-	if f.tier != "" {
-		t, err := fakehub.ParseTier(f.tier)
-		if err != nil {
-			return cli.Usagef("--tier: %v", err)
-		}
-		if f.units < 1 {
-			return cli.Usagef("--units: %d: a hub has at least 1 unit", f.units)
-		}
-		if opts.Limits, err = fakehub.TierLimits(t, f.units); err != nil {
-			return cli.Usagef("--tier: %v", err)
-		}
-	}
-	for _, l := range f.limits {
-		if err := setLimit(&opts.Limits, l); err != nil {
-			return cli.Usagef("--limit %s: %v", l, err)
-		}
-	}
-	return nil
+	opts.Limits, err = buildLimits(opts.Limits, f.tier, f.units, f.limits, "--limit ")
+	return err
 }
 
-// setLimit applies one NAME=VALUE[/burst=N][/backlog=N].
+// buildLimits returns base changed by a tier (when tier is not "": its limits replace base)
+// and then by each NAME=VALUE spec, as --tier/--units/--limit and `fakehub limits set` take
+// them. Its errors are usage errors naming the flag or the spec (after label).
+func buildLimits(base fakehub.Limits, tier string, units int, specs []string, label string) (fakehub.Limits, error) {
+	l := base
+	if tier != "" {
+		t, err := fakehub.ParseTier(tier)
+		if err != nil {
+			return l, cli.Usagef("--tier: %v", err)
+		}
+		if units < 1 {
+			return l, cli.Usagef("--units: %d: a hub has at least 1 unit", units)
+		}
+		if l, err = fakehub.TierLimits(t, units); err != nil {
+			return l, cli.Usagef("--tier: %v", err)
+		}
+	}
+	for _, spec := range specs {
+		if err := setLimit(&l, spec); err != nil {
+			return l, cli.Usagef("%s%s: %v", label, spec, err)
+		}
+	}
+	return l, nil
+}
+
+// setLimit applies one NAME=VALUE[/burst=N][/backlog=N] (VALUE "off" or 0: no limit).
 func setLimit(l *fakehub.Limits, spec string) error {
 	name, value, ok := strings.Cut(spec, "=")
 	if !ok {
@@ -63,9 +73,12 @@ func setLimit(l *fakehub.Limits, spec string) error {
 	}
 	name = strings.ToLower(strings.TrimSpace(name))
 	if name == "daily" {
+		if value == "off" {
+			value = "0"
+		}
 		n, err := strconv.ParseInt(value, 10, 64)
 		if err != nil || n < 0 {
-			return fmt.Errorf("daily takes a number of messages, got %q", value)
+			return fmt.Errorf("daily takes a number of messages (0 or off: no quota), got %q", value)
 		}
 		l.DailyMessages = n
 		return nil
@@ -78,18 +91,22 @@ func setLimit(l *fakehub.Limits, spec string) error {
 		l.MeterSize = n
 		return nil
 	}
-	targets := map[string]*fakehub.Throttle{
-		"connections": &l.Connections, "d2c": &l.D2C, "c2d": &l.C2D, "twin-reads": &l.TwinReads,
-		"twin-updates": &l.TwinUpdates, "methods": &l.Methods, "registry": &l.Registry,
+	th, err := l.ThrottleNamed(name)
+	if err != nil {
+		var names []string
+		for _, nt := range l.Throttles() {
+			names = append(names, nt.Name)
+		}
+		return fmt.Errorf("unknown limit %q: want %s, daily or meter", name, strings.Join(names, ", "))
 	}
-	th, ok := targets[name]
-	if !ok {
-		return fmt.Errorf("unknown limit %q: want connections, d2c, c2d, twin-reads, twin-updates, methods, registry, daily or meter", name)
+	if value == "off" {
+		*th = fakehub.Throttle{}
+		return nil
 	}
 	parts := strings.Split(value, "/")
 	rate, err := strconv.ParseFloat(parts[0], 64)
-	if err != nil || rate < 0 {
-		return fmt.Errorf("%s takes operations per second, got %q", name, parts[0])
+	if err != nil || rate < 0 || math.IsInf(rate, 0) {
+		return fmt.Errorf("%s takes operations per second (0 or off: no limit), got %q", name, parts[0])
 	}
 	t := fakehub.Throttle{PerSecond: rate}
 	for _, p := range parts[1:] {

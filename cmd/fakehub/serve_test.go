@@ -116,7 +116,7 @@ func TestServeUntilSignal(t *testing.T) {
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"--ca", "../../testdata/certs", "--listen", "127.0.0.1:0", "--http", "off", "--device", "dev1=" + key},
+		done <- run(ctx, []string{"--ca", "../../testdata/certs", "--listen", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--http", "off", "--device", "dev1=" + key},
 			strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
 	}()
 	addrRE := regexp.MustCompile(`on (127\.0\.0\.1:[0-9]+) `)

@@ -41,7 +41,8 @@ func serviceCommands(getenv func(string) string, now func() time.Time) []*cobra.
 	env := &serviceEnv{getenv: getenv, now: now}
 	return []*cobra.Command{
 		newSendCmd(env), newEventsCmd(env), newInvokeCmd(env), newTwinCmd(env),
-		newDevicesCmd(env), newRejectionsCmd(env), newClockCmd(env), newDPSCmd(env), newResetCmd(env), newGradeCmd(env),
+		newDevicesCmd(env), newRejectionsCmd(env), newClockCmd(env), newDPSCmd(env), newResetCmd(env),
+		newCertificateCmd(env), newFaultCmd(env), newLimitsCmd(env), newHealthCmd(), newGradeCmd(env),
 	}
 }
 

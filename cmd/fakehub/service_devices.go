@@ -99,19 +99,34 @@ func newDevicesShowCmd(env *serviceEnv, sf *serviceFlags) *cobra.Command {
 
 func newDevicesAddCmd(env *serviceEnv, sf *serviceFlags) *cobra.Command {
 	var key, keyFile, secondary string
+	var x x509Flags
 	cmd := &cobra.Command{
 		Use:   "add ID",
 		Short: "Create a device identity and print its connection string",
 		Long: `Create device ID and print its device connection string
 (HostName=...;DeviceId=ID;SharedAccessKey=...). Without --key or --key-file
 the hub generates the keys. On a shared machine prefer --key-file ("-" reads
-stdin): a --key argument is visible in the process list.`,
+stdin): a --key argument is visible in the process list.
+
+--x509 creates an X.509 identity instead (connection string
+HostName=...;DeviceId=ID;x509=true): with --thumbprint (and
+--secondary-thumbprint) or --cert FILE it is "selfSigned", authenticated by the
+SHA-1 or SHA-256 thumbprint of its certificate (--cert computes the SHA-256);
+without them it is "certificateAuthority", authenticated by a CA registered
+with "fakehub certificate create" and the certificate's CN = ID.`,
 		Example: `  fakehub devices add dev1
-  fakehub devices add dev2 --key-file dev2.key`,
+  fakehub devices add dev2 --key-file dev2.key
+  fakehub devices add cam1 --x509 --cert cam1.pem          # selfSigned, thumbprint of cam1.pem
+  fakehub devices add cam2 --x509 --thumbprint 97388663832D0393C9246CAB4FBA2C8677185A25
+  fakehub devices add cam3 --x509                           # certificateAuthority (CN=cam3)`,
 		Args: argsExactly("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if key != "" && keyFile != "" {
 				return cli.Usagef("use either --key or --key-file, not both")
+			}
+			auth, err := x.authentication(key != "" || keyFile != "" || secondary != "")
+			if err != nil {
+				return err
 			}
 			if keyFile != "" {
 				b, err := readKeyFile(cmd, keyFile)
@@ -120,13 +135,20 @@ stdin): a --key argument is visible in the process list.`,
 				}
 				key = b
 			}
+			if !x.on {
+				auth = iothub.SASAuth(key, secondary)
+			}
 			c, err := sf.client(env)
 			if err != nil {
 				return err
 			}
-			d, err := c.CreateDevice(cmd.Context(), iothub.Device{DeviceID: args[0], Authentication: iothub.SASAuth(key, secondary)})
+			d, err := c.CreateDevice(cmd.Context(), iothub.Device{DeviceID: args[0], Authentication: auth})
 			if err != nil {
 				return explain(err, c, "adding device "+args[0])
+			}
+			if x.on {
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "HostName=%s;DeviceId=%s;x509=true\n", c.HostName(), d.DeviceID)
+				return err
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "HostName=%s;DeviceId=%s;SharedAccessKey=%s\n", c.HostName(), d.DeviceID, d.Authentication.SymmetricKey.PrimaryKey)
 			return err
@@ -136,6 +158,7 @@ stdin): a --key argument is visible in the process list.`,
 	fs.StringVar(&key, "key", "", "primary key (base64; default: generated)")
 	fs.StringVar(&keyFile, "key-file", "", "read the primary key from this file (- = stdin)")
 	fs.StringVar(&secondary, "secondary-key", "", "secondary key (base64; default: generated)")
+	x.register(fs)
 	return cmd
 }
 

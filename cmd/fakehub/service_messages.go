@@ -235,8 +235,12 @@ func printJSON(w io.Writer, v any) error {
 }
 
 // shortDuration writes whole minutes and hours without their zero tails: 1m, 48h.
+// (30s stays 30s: only a "0s" after minutes is a zero tail).
 func shortDuration(d time.Duration) string {
-	s := strings.TrimSuffix(d.String(), "0s")
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
 	if strings.HasSuffix(s, "h0m") {
 		s = strings.TrimSuffix(s, "0m")
 	}

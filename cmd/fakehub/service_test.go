@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -35,7 +36,8 @@ const hubKey = "fakehub-hub"
 // The hub command drives real devices (pkg/device clients) against it:
 //
 //	hub online DEV                connect DEV (added to the registry if missing) until the script ends;
-//	                              ! hub online DEV expects the hub to refuse it (CONNACK 5, not authorized)
+//	                              ! hub online DEV expects the hub to refuse it (CONNACK 5, not authorized),
+//	                              ! hub online DEV unavailable a CONNACK 3 (server unavailable)
 //	hub method NAME STATUS JSON   the connected devices answer method NAME so (unknown methods: no answer)
 //	hub publish DEV BODY [k=v...] DEV sends telemetry with those application properties; waits until the hub captured it
 //	hub reject DEV expired        DEV connects with a token that expired at $YESTERDAY; waits for the hub's rejection
@@ -82,6 +84,17 @@ func TestServiceScripts(t *testing.T) {
 			"fakehub":  cmdFakehub,
 			"exitcode": cmdExitCode,
 			"hub":      cmdHub,
+			// sign CODE_FILE OUT: a proof-of-possession certificate (CN = the code in
+			// CODE_FILE) signed by the committed test CA, written to OUT.
+			"sign": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 || neg {
+					ts.Fatalf("usage: sign CODE_FILE OUT")
+				}
+				code := strings.TrimSpace(ts.ReadFile(args[0]))
+				l, err := ca.IssueVerification(code, time.Now())
+				ts.Check(err)
+				ts.Check(os.WriteFile(ts.MkAbs(args[1]), l.CertPEM(), 0o644))
+			},
 		},
 	})
 }
@@ -232,15 +245,19 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(err)
 		ts.Logf("provisioned %s: %s on %s", args[1], p.DeviceID, p.AssignedHub)
 	case "online":
-		if len(args) != 2 {
-			ts.Fatalf("usage: [!] hub online DEV")
+		want := device.ErrNotAuthorized
+		switch {
+		case neg && len(args) == 3 && args[2] == "unavailable":
+			want = device.ErrServerUnavailable
+		case len(args) != 2:
+			ts.Fatalf("usage: [!] hub online DEV, or ! hub online DEV unavailable")
 		}
 		_, err := h.online(ctx, args[1])
 		switch {
 		case neg && err == nil:
 			ts.Fatalf("hub online %s: connected, want a refusal", args[1])
-		case neg && !errors.Is(err, device.ErrNotAuthorized):
-			ts.Fatalf("hub online %s: %v, want %v", args[1], err, device.ErrNotAuthorized)
+		case neg && !errors.Is(err, want):
+			ts.Fatalf("hub online %s: %v, want %v", args[1], err, want)
 		case !neg:
 			ts.Check(err)
 		}
@@ -322,5 +339,16 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(err)
 	default:
 		ts.Fatalf("hub: unknown subcommand %q", args[0])
+	}
+}
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		30 * time.Second: "30s", time.Minute: "1m", 90 * time.Second: "1m30s", 48 * time.Hour: "48h",
+		90 * time.Minute: "1h30m", 10 * time.Second: "10s", 1500 * time.Millisecond: "1.5s",
+	} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
+		}
 	}
 }

@@ -21,7 +21,7 @@ func TestWalkthroughMosquitto(t *testing.T) {
 	testutil.LookTool(t, "mosquitto_pub", "mosquitto-clients")
 	const key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 	caDir := "../../testdata/certs"
-	banner := startFakehub(t, "--ca", caDir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--device", "demo-device="+key)
+	banner := startFakehub(t, "--ca", caDir, "--listen", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--http", "127.0.0.1:0", "--device", "demo-device="+key)
 	port := match(t, `MQTT over TLS on 127\.0\.0\.1:(\d+) `, banner)
 	svc := []string{"-c", match(t, `connection string: (\S+)`, banner), "--hub-url", match(t, `service: (https://\S+) `, banner), "--ca", caDir}
 

@@ -166,6 +166,9 @@ func (o *genOptions) signingKey(st *streams, cs sas.ConnectionString, haveCS boo
 		return nil, cli.Usagef("--secondary needs --key-file with identity or policy JSON (a connection string carries one key)")
 	}
 	if haveCS {
+		if cs.X509 {
+			return nil, cli.WithHints(errX509NoKey, x509Hint)
+		}
 		if cs.SharedAccessKey == "" {
 			return nil, cli.WithHints(fmt.Errorf("the connection string has a SharedAccessSignature, not a key: there is nothing to sign with"),
 				"pass the device key with --key-file to sign a new token, or inspect the embedded one with 'sastool decode'")
@@ -217,6 +220,11 @@ func (o *genOptions) resource(st *streams, cs sas.ConnectionString, haveCS bool)
 }
 
 // genHints warns, on stderr, about tokens that will not work as probably intended.
+// errX509NoKey: an x509=true identity has no key and sends no token.
+var errX509NoKey = fmt.Errorf("the connection string says x509=true: an X.509 identity has no key, it authenticates with its certificate and an empty password")
+
+const x509Hint = "connect with the device certificate and key instead (mosquitto --cert/--key, devicesim --cert/--key); sastool cert makes test certificates"
+
 func (st *streams) genHints(ri sas.Resource, keyName string, expiry, now time.Time) {
 	hint := func(format string, args ...any) { fmt.Fprintf(st.err, "sastool: hint: "+format+"\n", args...) }
 	if p := resourceProblem(ri); p != "" {

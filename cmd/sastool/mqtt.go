@@ -136,6 +136,9 @@ func runMQTT(st *streams, cmd *cobra.Command, o *mqttOptions) error {
 	case sas.KindServiceBus:
 		return fmt.Errorf("an Event Hubs/Service Bus connection string cannot connect to IoT Hub over MQTT")
 	}
+	if cs.X509 {
+		return cli.WithHints(errX509NoKey, x509Hint)
+	}
 	id := iothub.Identity{DeviceID: cs.DeviceID, ModuleID: cs.ModuleID}
 	if err := validateIDs(cs); err != nil {
 		return err

@@ -96,6 +96,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		newDeriveCmd(st),
 		newConnstrCmd(st),
 		newMQTTCmd(st),
+		newCertCmd(st),
 		newDPSCmd(st),
 		newVersionCmd(st),
 	)

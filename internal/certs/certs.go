@@ -40,6 +40,9 @@ type CA struct {
 	CertPEM []byte // Cert, PEM-encoded
 	// Rand is the source of serial numbers for Issue; nil means crypto/rand.
 	Rand io.Reader
+	// Parents are the CA certificates above an intermediate CA, up to but not including
+	// its self-signed root (NewIntermediate sets them); leaves present them after the CA.
+	Parents []*x509.Certificate
 }
 
 // NewCA creates a self-signed CA with an ECDSA P-256 key, valid from
@@ -49,34 +52,7 @@ func NewCA(commonName string, validity time.Duration, now time.Time, rand io.Rea
 	if validity <= 0 {
 		return nil, fmt.Errorf("certs: CA validity must be positive, got %v", validity)
 	}
-	rand = orCryptoRand(rand)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand)
-	if err != nil {
-		return nil, fmt.Errorf("certs: generating CA key: %w", err)
-	}
-	serial, err := newSerial(rand)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: commonName, Organization: []string{"hubkit"}},
-		NotBefore:             now.Add(-backdate).UTC(),
-		NotAfter:              now.Add(validity).UTC(),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true, // issues leaves only
-	}
-	der, err := x509.CreateCertificate(rand, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, fmt.Errorf("certs: creating CA certificate: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("certs: parsing new CA certificate: %w", err)
-	}
-	return &CA{Cert: cert, Key: key, CertPEM: encodePEM("CERTIFICATE", der), Rand: rand}, nil
+	return NewCAWith(CAOptions{CommonName: commonName, Validity: validity}, now, rand) // P-256, issues leaves only
 }
 
 // Issue mints a server certificate for hosts, signed by the CA. Each host
@@ -112,16 +88,8 @@ func (ca *CA) Issue(hosts []string, validity time.Duration, now time.Time) (tls.
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	for _, h := range hosts {
-		h = strings.TrimSpace(h)
-		if h == "" {
-			return tls.Certificate{}, errors.New("certs: Issue: empty host name")
-		}
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
+	if err := addHosts(tmpl, hosts); err != nil {
+		return tls.Certificate{}, err
 	}
 	der, err := x509.CreateCertificate(rand, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
@@ -131,7 +99,27 @@ func (ca *CA) Issue(hosts []string, validity time.Duration, now time.Time) (tls.
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("certs: parsing new leaf certificate: %w", err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+	tc := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	for _, c := range ca.chain() {
+		tc.Certificate = append(tc.Certificate, c.Raw)
+	}
+	return tc, nil
+}
+
+// addHosts adds each host as an IP SAN (when it parses as an IP address) or a DNS SAN.
+func addHosts(tmpl *x509.Certificate, hosts []string) error {
+	for _, h := range hosts {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			return errors.New("certs: empty host name")
+		}
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	return nil
 }
 
 // Pool returns a new pool holding only the CA certificate.

@@ -1,6 +1,8 @@
-// Package certs mints the TLS material hubkit's tests and tools need: a
-// small ECDSA P-256 certificate authority and server leaf certificates
-// issued from it.
+// Package certs mints the TLS material hubkit's tests and tools need: small
+// certificate authorities (ECDSA or RSA, roots and intermediates), server
+// leaves, device certificates for X.509 identities (CA-signed or self-signed),
+// proof-of-possession certificates, and the TLS drills (NewDrill): chains
+// shaped like IoT Hub's and the broken ones a device must refuse.
 //
 // A CA lives in a directory as two PEM files, [CertFile] (ca.pem, 0644) and
 // [KeyFile] (ca-key.pem, 0600). The repository commits one under

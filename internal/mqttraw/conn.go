@@ -261,9 +261,20 @@ func ConnectAndWait(ctx context.Context, addr string, tlsConfig *tls.Config, p C
 	if err != nil {
 		return Connack{}, nil, err
 	}
+	ack, err := c.ConnectAndWait(ctx, p)
+	if err != nil {
+		return Connack{}, nil, err
+	}
+	return ack, c, nil
+}
+
+// ConnectAndWait sends p on an open connection (from Dial or NewConn, e.g. over a
+// WebSocket) and waits for the CONNACK like the package-level ConnectAndWait; on error the
+// connection is closed.
+func (c *Conn) ConnectAndWait(ctx context.Context, p ConnectPacket) (Connack, error) {
 	if err := c.Connect(p); err != nil {
 		c.Close()
-		return Connack{}, nil, err
+		return Connack{}, err
 	}
 	timeout := DefaultConnackTimeout
 	if d, ok := ctx.Deadline(); ok {
@@ -272,11 +283,11 @@ func ConnectAndWait(ctx context.Context, addr string, tlsConfig *tls.Config, p C
 	pk, err := c.ReadPacket(timeout)
 	if err != nil {
 		c.Close()
-		return Connack{}, nil, fmt.Errorf("%w (while waiting for CONNACK)", err)
+		return Connack{}, fmt.Errorf("%w (while waiting for CONNACK)", err)
 	}
 	if pk.Type != TypeConnack {
 		c.Close()
-		return Connack{}, nil, fmt.Errorf("mqttraw: got %v, want CONNACK", pk)
+		return Connack{}, fmt.Errorf("mqttraw: got %v, want CONNACK", pk)
 	}
-	return pk.Connack, c, nil
+	return pk.Connack, nil
 }

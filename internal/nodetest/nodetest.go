@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -40,8 +41,14 @@ import (
 // os.UserCacheDir()/hubkit).
 const CacheEnv = "HUBKIT_NODE_CACHE"
 
-// installTimeout bounds npm ci (a cold cache downloads ~250 small packages).
+// installTimeout bounds npm ci, all tries (a cold cache downloads ~270 small packages).
 const installTimeout = 8 * time.Minute
+
+// installTries and installRetryPause: how often npm ci is tried, and the pause between tries.
+const (
+	installTries      = 3
+	installRetryPause = 10 * time.Second
+)
 
 // ProjectDir returns the npm project folder, testdata/node at the module root.
 func ProjectDir() string {
@@ -118,10 +125,21 @@ func install() (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), installTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("npm ci in %s: %v: %s", dir, err, lastLines(out, 5))
+	// The registry or a mirror can fail for a moment: npm ci is tried three times.
+	for try := 1; ; try++ {
+		cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error")
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			break
+		}
+		if try == installTries || ctx.Err() != nil {
+			return "", fmt.Errorf("npm ci in %s (%d tries): %v: %s", dir, try, err, lastLines(out, 5))
+		}
+		select {
+		case <-time.After(installRetryPause):
+		case <-ctx.Done():
+		}
 	}
 	if err := os.WriteFile(done, nil, 0o644); err != nil {
 		return "", err
@@ -266,21 +284,27 @@ func copyScripts(from, to string) error {
 // names are kept for Events. It fails the test when the script exits first (with its stderr).
 func (p *Process) Next(ctx context.Context, name string) Event {
 	p.t.Helper()
+	return p.NextOf(ctx, name)
+}
+
+// NextOf is Next for the first event named any of names.
+func (p *Process) NextOf(ctx context.Context, names ...string) Event {
+	p.t.Helper()
 	for {
 		select {
 		case ev, ok := <-p.events:
 			if !ok {
 				<-p.exited
-				p.t.Fatalf("node %s ended before the %q event: %v\nstderr: %s\nevents: %s", p.name, name, p.err, p.stderr, p.history())
+				p.t.Fatalf("node %s ended before the %q event: %v\nstderr: %s\nevents: %s", p.name, names, p.err, p.stderr, p.history())
 			}
 			p.mu.Lock()
 			p.seen = append(p.seen, ev)
 			p.mu.Unlock()
-			if ev.Name == name {
+			if slices.Contains(names, ev.Name) {
 				return ev
 			}
 		case <-ctx.Done():
-			p.t.Fatalf("node %s: no %q event: %v\nstderr: %s\nevents: %s", p.name, name, ctx.Err(), p.stderr, p.history())
+			p.t.Fatalf("node %s: no %q event: %v\nstderr: %s\nevents: %s", p.name, names, ctx.Err(), p.stderr, p.history())
 		}
 	}
 }
@@ -315,6 +339,16 @@ func (p *Process) Send(cmd any) {
 // Wait waits for the script to exit on its own and fails the test unless it exits 0.
 func (p *Process) Wait(ctx context.Context) {
 	p.t.Helper()
+	if err := p.Exit(ctx); err != nil {
+		p.t.Fatalf("node %s: %v\nstderr: %s\nevents: %s", p.name, err, p.stderr, p.history())
+	}
+}
+
+// Exit waits for the script to exit on its own and returns its exit status (nil for 0), for
+// scripts that are meant to fail; it fails the test when the script does not exit before ctx
+// ends.
+func (p *Process) Exit(ctx context.Context) error {
+	p.t.Helper()
 	go func() {
 		for ev := range p.events { // keep reading what is left
 			p.mu.Lock()
@@ -327,9 +361,7 @@ func (p *Process) Wait(ctx context.Context) {
 	case <-ctx.Done():
 		p.t.Fatalf("node %s did not exit: %v\nstderr: %s\nevents: %s", p.name, ctx.Err(), p.stderr, p.history())
 	}
-	if p.err != nil {
-		p.t.Fatalf("node %s: %v\nstderr: %s\nevents: %s", p.name, p.err, p.stderr, p.history())
-	}
+	return p.err
 }
 
 // Close closes stdin (the scripts' signal to finish) and waits for a clean exit.

@@ -25,6 +25,8 @@ const (
 	NeedDeviceDisabler    = "DeviceDisabler"
 	NeedPolicyProvider    = "PolicyProvider"
 	NeedTokenExpiry       = "TokenExpiryEnforcer"
+	NeedX509              = "X509Provisioner"
+	NeedTLSDrills         = "TLSDrills"
 	NeedTwin              = "feature:" + FeatureTwin
 	NeedC2D               = "feature:" + FeatureC2D
 	NeedMethods           = "feature:" + FeatureMethods
@@ -58,7 +60,7 @@ type Case struct {
 // Cases returns the suite's cases, in run order. The slice is a copy.
 func Cases() []Case {
 	var all []Case
-	for _, group := range [][]Case{connectCases, keepAliveCases, d2cCases, topicCases, c2dCases, twinCases, methodCases, dpsCases} {
+	for _, group := range [][]Case{connectCases, x509Cases, keepAliveCases, d2cCases, topicCases, c2dCases, twinCases, methodCases, tlsCases, dpsCases} {
 		all = append(all, group...)
 	}
 	return slices.Clone(all)
@@ -101,6 +103,10 @@ func (c Case) missing(target Target) string {
 			_, ok = target.(PolicyProvider)
 		case NeedTokenExpiry:
 			_, ok = target.(TokenExpiryEnforcer)
+		case NeedX509:
+			_, ok = target.(X509Provisioner)
+		case NeedTLSDrills:
+			_, ok = target.(TLSDrills)
 		case NeedProvisioning:
 			_, ok = target.(Provisioning)
 		}

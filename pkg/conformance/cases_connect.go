@@ -322,7 +322,7 @@ var connectCases = []Case{
 		run: func(e *env) {
 			ctx, cancel := e.waitCtx(answerWithin)
 			defer cancel()
-			c, err := mqttraw.Dial(ctx, e.ep.Addr, e.rawTLS())
+			c, err := e.rawDial(ctx)
 			if err != nil {
 				e.Fatalf("dialling %s: %v", e.ep.Addr, err)
 			}

@@ -16,7 +16,7 @@ func TestCases(t *testing.T) {
 		conformance.NeedCloudToDevice, conformance.NeedTelemetryReader, conformance.NeedMethodInvoker,
 		conformance.NeedTwinEditor, conformance.NeedModuleProvisioner, conformance.NeedDeviceDisabler,
 		conformance.NeedPolicyProvider, conformance.NeedTwin, conformance.NeedC2D, conformance.NeedMethods,
-		conformance.NeedKeepAlive, conformance.NeedTokenExpiry, conformance.NeedProvisioning,
+		conformance.NeedKeepAlive, conformance.NeedTokenExpiry, conformance.NeedProvisioning, conformance.NeedX509, conformance.NeedTLSDrills,
 	}
 	seen := map[string]bool{}
 	cases := conformance.Cases()
@@ -61,6 +61,10 @@ func TestCases(t *testing.T) {
 		"c2d/session-present-and-early-delivery", "c2d/clean-session-drops-subscription", "c2d/queue-limit-50",
 		"c2d/no-subscription-rejected", "twin/get/initial", "twin/patch/version", "twin/patch/invalid-400",
 		"twin/desired/notification", "method/invoke/roundtrip", "method/device-offline-404", "method/timeout-504",
+		"connect/x509/self-signed", "connect/x509/ca-signed", "connect/x509/no-certificate", "connect/x509/unknown-thumbprint",
+		"connect/x509/expired", "connect/x509/cn-mismatch", "connect/x509/untrusted-chain",
+		"tls/chain/azure-g2", "tls/refuse/expired", "tls/refuse/wrong-san", "tls/refuse/untrusted-root",
+		"tls/root-change/trusts-both", "tls/root-change/old-root-only",
 	} {
 		if !seen[id] {
 			t.Errorf("case %q is missing", id)

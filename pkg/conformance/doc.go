@@ -1,8 +1,11 @@
 // Package conformance is an end-to-end suite that checks a hub behaves like
 // Azure IoT Hub on its MQTT device endpoint: SAS authentication and its
 // refusals, user names, keep-alive, telemetry and its property bags, topic
-// rules, cloud-to-device messages, twins and direct methods. It runs the same
-// cases against hubkit's fakehub (in CI) and against a real IoT hub.
+// rules, cloud-to-device messages, twins and direct methods; X.509 identities
+// (X509Provisioner) and the device client's side of TLS drills (TLSDrills).
+// Every device case runs over MQTT over TLS or over WebSockets
+// (Endpoint.Transport). It runs the same cases against hubkit's fakehub (in
+// CI, over both transports) and against a real IoT hub.
 //
 // Use it the way testing/fstest and x/net/nettest are used: implement Target
 // (an endpoint and a supply of fresh devices) and call Run from a test:
@@ -20,7 +23,7 @@
 //
 // Optional capabilities (CloudToDevice, TelemetryReader, MethodInvoker,
 // TwinEditor, ModuleProvisioner, NamedDevices, DeviceDisabler, TokenExpiryEnforcer,
-// PolicyProvider, RejectionReader, Clock, Limited) are found by type
+// PolicyProvider, RejectionReader, X509Provisioner, TLSDrills, Clock, Limited) are found by type
 // assertion. A case needing one the target lacks is skipped with the
 // reason, never passed. Every case gets a fresh device and a deadline; at the
 // deadline the case fails and its connections are closed, so a hung hub

@@ -2,6 +2,8 @@ package conformance_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -10,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubkit/hubkit/internal/certs"
 	"github.com/hubkit/hubkit/pkg/conformance"
+	"github.com/hubkit/hubkit/pkg/device"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
 	"github.com/hubkit/hubkit/pkg/iothub"
@@ -22,6 +26,7 @@ type fakeTarget struct {
 	hub   *fakehubtest.Hub
 	n     atomic.Int64
 	grace time.Duration
+	ws    bool // devices connect over MQTT over WebSockets
 
 	mu      sync.Mutex
 	streams map[string]*fakehub.Stream
@@ -59,7 +64,72 @@ func startFakeTarget(t testing.TB, opts fakehub.Options) *fakeTarget {
 }
 
 func (f *fakeTarget) Endpoint() conformance.Endpoint {
+	if f.ws {
+		return conformance.Endpoint{Addr: f.hub.WebSocketAddr(), HostName: f.hub.HostName(), TLS: f.hub.ClientTLS(), Transport: device.TransportWebSocket}
+	}
 	return conformance.Endpoint{Addr: f.hub.Addr(), HostName: f.hub.HostName(), TLS: f.hub.ClientTLS()}
+}
+
+// NewSelfSignedDevice registers a selfSigned device for cert (its SHA-256 thumbprint).
+func (f *fakeTarget) NewSelfSignedDevice(t testing.TB, cert *x509.Certificate) conformance.DeviceIdentity {
+	t.Helper()
+	id := fmt.Sprintf("conf-x509-%03d", f.n.Add(1))
+	_, s256 := iothub.Thumbprints(cert.Raw)
+	if _, err := f.hub.Registry().Add(iothub.Device{DeviceID: id, Authentication: iothub.X509Auth(s256, "")}); err != nil {
+		t.Fatalf("fakehub: adding %s: %v", id, err)
+	}
+	return conformance.DeviceIdentity{DeviceID: id}
+}
+
+// NewCADevice registers a certificateAuthority device; certificates come from the hub's
+// registered (verified) test device CA.
+func (f *fakeTarget) NewCADevice(t testing.TB) (conformance.DeviceIdentity, func(cn string) tls.Certificate) {
+	t.Helper()
+	id := fmt.Sprintf("conf-ca-%03d", f.n.Add(1))
+	f.hub.AddCADevice(iothub.Identity{DeviceID: id})
+	return conformance.DeviceIdentity{DeviceID: id}, func(cn string) tls.Certificate { return f.hub.DeviceCertificate(cn).TLS }
+}
+
+// drillCAs are the CAs of the TLS drills, shared by every case of the test binary. The
+// shaped roots have RSA 4096 keys, which take seconds on a loaded machine: they are all
+// made here, before the suite's cases (and their deadlines) start.
+var drillCAs = sync.OnceValues(func() (*certs.CA, certs.CAStore) {
+	now := time.Now()
+	ca, err := certs.NewCA("conformance drill hub CA", 24*time.Hour, now, nil)
+	if err != nil {
+		panic(err)
+	}
+	store := certs.MemoryStore(now)
+	for _, d := range certs.Drills {
+		if _, err := certs.NewDrill(d.Name, []string{fakeHostName}, ca, store, now); err != nil {
+			panic(err)
+		}
+	}
+	return ca, store
+})
+
+// TLSDrill starts a hub of its own behind the drill's certificates.
+func (f *fakeTarget) TLSDrill(t testing.TB, name string) (conformance.Endpoint, conformance.DeviceIdentity, *x509.Certificate, bool) {
+	t.Helper()
+	ca, store := drillCAs()
+	d, err := certs.NewDrill(name, []string{fakeHostName, "localhost", "127.0.0.1", "::1"}, ca, store, time.Now())
+	if err != nil {
+		return conformance.Endpoint{}, conformance.DeviceIdentity{}, nil, false
+	}
+	hub := fakehubtest.Start(t, fakehub.Options{HostName: fakeHostName, TLS: d.ServerTLS(), Logger: slog.New(slog.DiscardHandler)})
+	dev, err := hub.Registry().Add(iothub.Device{DeviceID: "drill-dev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := conformance.Endpoint{Addr: hub.Addr(), HostName: fakeHostName, TLS: &tls.Config{RootCAs: d.TrustPool(), ServerName: fakeHostName, MinVersion: tls.VersionTLS12}}
+	if f.ws {
+		ep.Addr, ep.Transport = hub.WebSocketAddr(), device.TransportWebSocket
+	}
+	var old *x509.Certificate
+	if name == certs.DrillRootChange {
+		old = d.Roots[0]
+	}
+	return ep, conformance.DeviceIdentity{DeviceID: dev.DeviceID, PrimaryKey: dev.Authentication.SymmetricKey.PrimaryKey}, old, true
 }
 
 func (f *fakeTarget) NewDevice(t testing.TB) conformance.DeviceIdentity {
@@ -139,5 +209,16 @@ func (f *fakeTarget) UpdateDesired(ctx context.Context, deviceID string, patch [
 // TestConformance runs the whole suite against an in-process fakehub.
 func TestConformance(t *testing.T) {
 	t.Parallel()
+	drillCAs()
 	conformance.Run(t, newFakeTarget(t))
+}
+
+// TestConformanceWebSocket runs the whole suite again with every device (the reference
+// client and the raw one) on MQTT over WebSockets.
+func TestConformanceWebSocket(t *testing.T) {
+	t.Parallel()
+	drillCAs()
+	f := newFakeTarget(t)
+	f.ws = true
+	conformance.Run(t, f)
 }

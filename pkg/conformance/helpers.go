@@ -100,13 +100,44 @@ func hostOnly(h string) string {
 // case ends. err reports a hub that sent no CONNACK.
 func (e *env) dial(p mqttraw.ConnectPacket) (mqttraw.Connack, *mqttraw.Conn, error) {
 	e.t.Helper()
+	return e.dialCert(p, nil)
+}
+
+// dialCert is dial presenting cert (nil: none) as the TLS client certificate.
+func (e *env) dialCert(p mqttraw.ConnectPacket, cert *tls.Certificate) (mqttraw.Connack, *mqttraw.Conn, error) {
+	e.t.Helper()
+	cfg := e.rawTLS()
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
 	ctx, cancel := e.waitCtx(answerWithin)
 	defer cancel()
-	ack, c, err := mqttraw.ConnectAndWait(ctx, e.ep.Addr, e.rawTLS(), p)
-	if c != nil {
-		e.onClose(func() { _ = c.Close() })
+	c, err := rawDialTLS(ctx, e.ep, cfg)
+	if err != nil {
+		return mqttraw.Connack{}, nil, err
 	}
-	return ack, c, err
+	e.onClose(func() { _ = c.Close() })
+	ack, err := c.ConnectAndWait(ctx, p)
+	if err != nil {
+		return mqttraw.Connack{}, nil, err
+	}
+	return ack, c, nil
+}
+
+// rawDial opens a raw connection (TLS done, nothing sent) over the endpoint's transport.
+func (e *env) rawDial(ctx context.Context) (*mqttraw.Conn, error) {
+	return rawDialTLS(ctx, e.ep, e.rawTLS())
+}
+
+func rawDialTLS(ctx context.Context, ep Endpoint, cfg *tls.Config) (*mqttraw.Conn, error) {
+	if ep.Transport == device.TransportWebSocket {
+		nc, err := device.DialWebSocket(ctx, ep.Addr, cfg, nil)
+		if err != nil {
+			return nil, err
+		}
+		return mqttraw.NewConn(nc), nil
+	}
+	return mqttraw.Dial(ctx, ep.Addr, cfg)
 }
 
 // connect opens a raw connection for d with a valid token and fails the case
@@ -145,7 +176,13 @@ func (e *env) reasonSuffix(clientID string) string {
 // that the recorded reason is one of reasons (none given: not checked).
 func (e *env) expectRefused(p mqttraw.ConnectPacket, want []byte, reasons ...string) {
 	e.t.Helper()
-	ack, c, err := e.dial(p)
+	e.expectRefusedWith(p, nil, want, reasons...)
+}
+
+// expectRefusedWith is expectRefused presenting cert (nil: none) in the TLS handshake.
+func (e *env) expectRefusedWith(p mqttraw.ConnectPacket, cert *tls.Certificate, want []byte, reasons ...string) {
+	e.t.Helper()
+	ack, c, err := e.dialCert(p, cert)
 	if err != nil {
 		e.Errorf("CONNECT: %v, want CONNACK %s", err, codes(want))
 		return
@@ -272,9 +309,15 @@ func (e *env) expectQuiet(c *mqttraw.Conn, what string) {
 // closed when the case ends.
 func (e *env) newClient(d DeviceIdentity, adjust func(*device.Config)) *device.Client {
 	e.t.Helper()
+	return e.newClientAt(e.ep, d, adjust)
+}
+
+// newClientAt is newClient for another endpoint of the target (a TLS drill's).
+func (e *env) newClientAt(ep Endpoint, d DeviceIdentity, adjust func(*device.Config)) *device.Client {
+	e.t.Helper()
 	cfg := device.Config{
-		HostName:             e.ep.HostName,
-		Endpoint:             e.ep.Addr,
+		HostName:             ep.HostName,
+		Endpoint:             ep.Addr,
 		DeviceID:             d.DeviceID,
 		ModuleID:             d.ModuleID,
 		SharedAccessKey:      d.PrimaryKey,
@@ -282,9 +325,10 @@ func (e *env) newClient(d DeviceIdentity, adjust func(*device.Config)) *device.C
 		MaxReconnectInterval: time.Second,
 		RenewAfter:           -1,
 		Now:                  e.now,
+		Transport:            ep.Transport,
 	}
-	if e.ep.TLS != nil {
-		cfg.RootCAs = e.ep.TLS.RootCAs
+	if ep.TLS != nil {
+		cfg.RootCAs = ep.TLS.RootCAs
 	}
 	if adjust != nil {
 		adjust(&cfg)

@@ -3,9 +3,12 @@ package conformance
 import (
 	"context"
 	"crypto/tls"
-	"github.com/hubkit/hubkit/pkg/iothub"
+	"crypto/x509"
 	"testing"
 	"time"
+
+	"github.com/hubkit/hubkit/pkg/device"
+	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
 // Endpoint says how to reach a hub's MQTT endpoint.
@@ -20,6 +23,10 @@ type Endpoint struct {
 	// TLS is the client TLS configuration; it must trust the hub's CA
 	// (RootCAs nil: the system roots, as for a real hub).
 	TLS *tls.Config
+	// Transport is device.TransportMQTT (the default: MQTT over TLS at Addr) or
+	// device.TransportWebSocket (MQTT over WebSockets: Addr is the WebSocket listener,
+	// dialled as wss://Addr/$iothub/websocket). Every device case runs over either.
+	Transport device.Transport
 }
 
 // DeviceIdentity is a device (or module, when ModuleID is set) registered in
@@ -142,3 +149,37 @@ const (
 	FeatureMethods   = "methods"   // direct methods
 	FeatureKeepAlive = "keepalive" // closing silent connections after 1.5 × keep-alive
 )
+
+// X509Provisioner registers X.509 identities (docs/iothub-behavior.md §1.23, §1.24). The
+// suite mints the certificates itself (valid, expired, not yet valid, for the wrong usage)
+// except those that must come from a CA the hub trusts.
+type X509Provisioner interface {
+	// NewSelfSignedDevice registers a fresh device of type selfSigned whose primary
+	// thumbprint is the SHA-256 thumbprint of cert.
+	NewSelfSignedDevice(t testing.TB, cert *x509.Certificate) DeviceIdentity
+	// NewCADevice registers a fresh device of type certificateAuthority and returns it
+	// with a function that mints a certificate with subject CN=cn (and its key), signed by
+	// a CA registered and verified on the hub.
+	NewCADevice(t testing.TB) (DeviceIdentity, func(cn string) tls.Certificate)
+}
+
+// TLS drill names (see TLSDrills; docs/iothub-behavior.md §8.5).
+const (
+	DrillAzureG2       = "azure-g2"        // a chain shaped like IoT Hub's: DigiCert Global Root G2 → Azure RSA issuing CA → leaf
+	DrillMSRSA2017     = "azure-msrsa2017" // under Microsoft RSA Root Certificate Authority 2017
+	DrillAzureECC      = "azure-ecc"       // the ECC chain: DigiCert Global Root G3 → Azure ECC issuing CA → leaf
+	DrillExpired       = "expired"         // an expired server certificate
+	DrillWrongSAN      = "wrong-san"       // a server certificate for another host name
+	DrillUntrustedRoot = "untrusted-root"  // a chain to a root the device does not trust
+	DrillRootChange    = "root-change"     // the root alternates between two handshakes (Baltimore → G2 migration)
+)
+
+// TLSDrills (fake hubs) serve the hub behind another server certificate set-up. TLSDrill
+// returns the endpoint of a hub presenting the drill, whose TLS configuration trusts what a
+// correct device trusts (for root-change: the old root and the new one; for the refusal
+// drills: the hub's usual CA), a device registered there, and the old root alone (for
+// root-change; nil otherwise). ok is false when the drill is not offered. Each call gives a
+// fresh server, so the root-change drill starts with the old root.
+type TLSDrills interface {
+	TLSDrill(t testing.TB, drill string) (ep Endpoint, dev DeviceIdentity, oldRoot *x509.Certificate, ok bool)
+}

@@ -265,13 +265,22 @@ func networkCause(err error) error {
 
 func (c *Client) pahoOptions(sess *session) *paho.ClientOptions {
 	s := c.s
+	tlsConf := &tls.Config{RootCAs: s.RootCAs, ServerName: s.tlsName, MinVersion: tls.VersionTLS12}
+	if s.Certificate != nil {
+		tlsConf.Certificates = []tls.Certificate{*s.Certificate}
+	}
 	o := paho.NewClientOptions().
-		AddBroker("tls://" + s.dialAddr).
+		AddBroker(s.broker).
 		SetClientID(s.id.ClientID()).
 		SetProtocolVersion(4). // never fall back to MQTT 3.1: IoT Hub speaks 3.1.1 only
-		SetTLSConfig(&tls.Config{RootCAs: s.RootCAs, ServerName: s.tlsName, MinVersion: tls.VersionTLS12}).
+		SetTLSConfig(tlsConf).
+		SetWebsocketOptions(&paho.WebsocketOptions{Proxy: s.proxy()}).
 		SetCredentialsProvider(func() (string, string) {
 			pw, exp := s.password()
+			if s.x509 {
+				c.log.Debug("CONNECT", "addr", s.dialAddr, "userName", s.userName, "clean", s.CleanSession, "keepAlive", s.KeepAlive, "certificateCN", s.certSubject)
+				return s.userName, pw
+			}
 			sess.expiry.Store(exp.Unix())
 			if s.OnToken != nil {
 				s.OnToken(pw)

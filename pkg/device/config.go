@@ -1,9 +1,13 @@
 package device
 
 import (
+	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -35,17 +39,34 @@ type Config struct {
 	ModuleID        string // empty for a device identity
 
 	// Exactly one credential: a device or module key (base64, as in connection strings), a
-	// policy key with SharedAccessKeyName (a device-scoped policy token, skn=<name>), or a
-	// static SharedAccessSignature, which is presented as is and never renewed.
+	// policy key with SharedAccessKeyName (a device-scoped policy token, skn=<name>), a
+	// static SharedAccessSignature, which is presented as is and never renewed, or an X.509
+	// Certificate.
 	SharedAccessKey       string
 	SharedAccessKeyName   string
 	SharedAccessSignature string
+	// Certificate is the client certificate (with its chain, leaf first) and private key of
+	// an X.509 identity (selfSigned or certificateAuthority): presented in the TLS
+	// handshake, with an empty MQTT password and nothing to renew. LoadCertificate reads one
+	// from PEM files.
+	Certificate *tls.Certificate
+	// X509 is set by a connection string with x509=true: Certificate is then required.
+	X509 bool
 
 	// Endpoint is the address to dial, host:port, when it differs from the host name
 	// (e.g. "127.0.0.1:8883" for a local fake hub). The TLS server name stays the host name.
-	// Without a port, 8883 is used.
+	// Without a port, 8883 is used (443 for TransportWebSocket).
 	Endpoint string
 	RootCAs  *x509.CertPool // trusted roots; nil means the system roots
+
+	// Transport is how the client reaches the hub: TransportMQTT (the default, MQTT over
+	// TLS) or TransportWebSocket (MQTT over WebSockets: wss://{host}:443/$iothub/websocket,
+	// for networks that only let HTTPS out).
+	Transport Transport
+	// Proxy, for TransportWebSocket, returns the HTTP proxy to tunnel through (HTTP
+	// CONNECT), as http.Transport.Proxy does; nil means no proxy. Pass
+	// http.ProxyFromEnvironment to honour HTTPS_PROXY and NO_PROXY.
+	Proxy func(*http.Request) (*url.URL, error)
 
 	TokenTTL   time.Duration // lifetime of each minted token; default 1 h
 	RenewAfter time.Duration // reconnect with a fresh token this long after connecting; default 85 % of TokenTTL; negative: never
@@ -79,6 +100,38 @@ type Config struct {
 
 	Now    func() time.Time // clock for token expiry and renewal (RenewAfter runs on it); default time.Now
 	Logger *slog.Logger     // nil discards
+}
+
+// Transport is how the client reaches the hub.
+type Transport string
+
+// Transports.
+const (
+	TransportMQTT      Transport = "mqtt"    // MQTT 3.1.1 over TLS, port 8883
+	TransportWebSocket Transport = "mqtt-ws" // MQTT 3.1.1 over WebSockets over TLS, port 443
+)
+
+// ParseTransport reads "mqtt" or "mqtt-ws" (also "ws", "websocket", "websockets"), in any
+// case; "" is TransportMQTT.
+func ParseTransport(s string) (Transport, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "mqtt", "tcp", "tls":
+		return TransportMQTT, nil
+	case "mqtt-ws", "ws", "wss", "websocket", "websockets", "mqttws":
+		return TransportWebSocket, nil
+	}
+	return "", fmt.Errorf("transport %q: want mqtt (MQTT over TLS, 8883) or mqtt-ws (MQTT over WebSockets, 443)", s)
+}
+
+// LoadCertificate reads an X.509 device certificate (PEM, leaf first, then any
+// intermediates) and its private key (PEM: PKCS #8, SEC 1 or PKCS #1) for
+// Config.Certificate. Errors name the files.
+func LoadCertificate(certFile, keyFile string) (tls.Certificate, error) {
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return tls.Certificate{}, configError("reading the device certificate %s and key %s: %v", certFile, keyFile, err)
+	}
+	return c, nil
 }
 
 // Option adjusts a Config built by FromConnectionString.
@@ -121,12 +174,24 @@ func WithMaxReconnectInterval(d time.Duration) Option {
 	return func(c *Config) { c.MaxReconnectInterval = d }
 }
 
+// WithTransport selects MQTT over TLS or over WebSockets.
+func WithTransport(t Transport) Option { return func(c *Config) { c.Transport = t } }
+
+// WithX509 authenticates with a client certificate (see Config.Certificate).
+func WithX509(cert tls.Certificate) Option { return func(c *Config) { c.Certificate = &cert } }
+
+// WithProxy tunnels MQTT over WebSockets through an HTTP proxy (see Config.Proxy).
+func WithProxy(proxy func(*http.Request) (*url.URL, error)) Option {
+	return func(c *Config) { c.Proxy = proxy }
+}
+
 // WithConfig applies f to the Config, for settings without a dedicated option.
 func WithConfig(f func(*Config)) Option { return f }
 
 // FromConnectionString returns a client for a device or module connection string
 // ("HostName=...;DeviceId=...;SharedAccessKey=..." or with ModuleId, SharedAccessKeyName,
-// SharedAccessSignature, GatewayHostName). The client is not connected yet.
+// SharedAccessSignature, GatewayHostName; "...;x509=true" with WithX509). The client is not
+// connected yet.
 func FromConnectionString(cs string, opts ...Option) (*Client, error) {
 	cfg, err := ConfigFromConnectionString(cs)
 	if err != nil {
@@ -158,19 +223,23 @@ func ConfigFromConnectionString(cs string) (Config, error) {
 		SharedAccessKey:       c.SharedAccessKey,
 		SharedAccessKeyName:   c.SharedAccessKeyName,
 		SharedAccessSignature: c.SharedAccessSignature,
+		X509:                  c.X509,
 	}, nil
 }
 
 // settings is a validated Config with defaults applied and derived values.
 type settings struct {
 	Config
-	id       iothub.Identity
-	key      []byte     // decoded signing key; nil with a static token
-	static   *sas.Token // static token, if any
-	resource string     // plain resource the tokens are signed over
-	userName string
-	dialAddr string // host:port dialled
-	tlsName  string // TLS server name
+	id          iothub.Identity
+	key         []byte     // decoded signing key; nil with a static token
+	static      *sas.Token // static token, if any
+	x509        bool       // authenticates with Certificate: no password
+	certSubject string     // its common name, for logs
+	resource    string     // plain resource the tokens are signed over
+	broker      string     // paho broker URL
+	userName    string
+	dialAddr    string // host:port dialled
+	tlsName     string // TLS server name
 }
 
 func (cfg Config) settings() (*settings, error) {
@@ -188,6 +257,19 @@ func (cfg Config) settings() (*settings, error) {
 		s.resource = sas.DeviceResource(s.HostName, s.DeviceID)
 	}
 	switch {
+	case s.Certificate != nil && (s.SharedAccessKey != "" || s.SharedAccessSignature != ""):
+		return nil, configError("both a certificate and a SAS credential (SharedAccessKey or SharedAccessSignature) are set; an X.509 identity sends no token")
+	case s.Certificate != nil:
+		if len(s.Certificate.Certificate) == 0 || s.Certificate.PrivateKey == nil {
+			return nil, configError("Certificate has no certificate or no private key")
+		}
+		leaf, err := x509.ParseCertificate(s.Certificate.Certificate[0])
+		if err != nil {
+			return nil, configError("Certificate: %v", err)
+		}
+		s.x509, s.certSubject = true, leaf.Subject.CommonName
+	case s.X509:
+		return nil, configError("the connection string says x509=true but no certificate is set (Config.Certificate, device.WithX509)")
 	case s.SharedAccessSignature != "" && s.SharedAccessKey != "":
 		return nil, configError("both SharedAccessKey and SharedAccessSignature are set; give one")
 	case s.SharedAccessSignature != "":
@@ -203,7 +285,7 @@ func (cfg Config) settings() (*settings, error) {
 		}
 		s.key = key
 	default:
-		return nil, configError("no credential: set SharedAccessKey or SharedAccessSignature")
+		return nil, configError("no credential: set SharedAccessKey, SharedAccessSignature or Certificate (X.509)")
 	}
 	if s.TokenTTL <= 0 {
 		s.TokenTTL = DefaultTokenTTL
@@ -211,9 +293,14 @@ func (cfg Config) settings() (*settings, error) {
 	if s.RenewAfter == 0 {
 		s.RenewAfter = time.Duration(float64(s.TokenTTL) * DefaultRenewFraction)
 	}
-	if s.static != nil {
-		s.RenewAfter = -1 // a static token cannot be renewed
+	if s.static != nil || s.x509 {
+		s.RenewAfter = -1 // a static token cannot be renewed; a certificate needs no renewal
 	}
+	t, err := ParseTransport(string(s.Transport))
+	if err != nil {
+		return nil, configError("%v", err)
+	}
+	s.Transport = t
 	if s.KeepAlive <= 0 {
 		s.KeepAlive = DefaultKeepAlive
 	}
@@ -259,8 +346,16 @@ func (cfg Config) settings() (*settings, error) {
 	if s.dialAddr == "" {
 		s.dialAddr = host
 	}
+	port := iothub.DefaultPort
+	if s.Transport == TransportWebSocket {
+		port = iothub.WebSocketPort
+	}
 	if _, _, err := net.SplitHostPort(s.dialAddr); err != nil {
-		s.dialAddr = net.JoinHostPort(strings.Trim(s.dialAddr, "[]"), strconv.Itoa(iothub.DefaultPort))
+		s.dialAddr = net.JoinHostPort(strings.Trim(s.dialAddr, "[]"), strconv.Itoa(port))
+	}
+	s.broker = "tls://" + s.dialAddr
+	if s.Transport == TransportWebSocket {
+		s.broker = "wss://" + s.dialAddr + iothub.WebSocketPath
 	}
 	if s.Will != nil {
 		if _, err := s.Will.topic(s.id); err != nil {
@@ -270,9 +365,21 @@ func (cfg Config) settings() (*settings, error) {
 	return s, nil
 }
 
+// proxy is the WebSocket dialer's proxy: Config.Proxy, or none (paho's default would read
+// the environment; a library does not).
+func (s *settings) proxy() func(*http.Request) (*url.URL, error) {
+	if s.Proxy != nil {
+		return s.Proxy
+	}
+	return func(*http.Request) (*url.URL, error) { return nil, nil }
+}
+
 // password mints the password for one connection attempt: a fresh token signed now, or the
 // static token.
 func (s *settings) password() (string, time.Time) {
+	if s.x509 {
+		return "", time.Time{}
+	}
 	if s.static != nil {
 		return s.static.String(), s.static.ExpiresAt()
 	}

@@ -1,5 +1,6 @@
-// Package device is hubkit's reference Azure IoT Hub device client: MQTT 3.1.1 over TLS with SAS
-// tokens, built on eclipse/paho.mqtt.golang but exposing none of its types.
+// Package device is hubkit's reference Azure IoT Hub device client: MQTT 3.1.1 over TLS (or over
+// WebSockets, Config.Transport) with SAS tokens or an X.509 certificate (Config.Certificate),
+// built on eclipse/paho.mqtt.golang but exposing none of its types.
 //
 // A Client speaks the device (or module) side of IoT Hub exactly as the Azure SDKs do:
 //

@@ -7,7 +7,10 @@ package device_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -210,15 +213,19 @@ func TestD2CTrafficShaping(t *testing.T) {
 			t.Errorf("SendEvent: %v", err)
 		}
 	}
-	if !d.downThenUp(m) {
-		t.Errorf("connection changes %v: want the close and a reconnect", d.changes)
-	}
+	testutil.Eventually(t, "the close and a reconnect", func() bool { return d.downThenUp(m) })
 	got := map[string]bool{}
-	for _, e := range stream.All() {
+	all := stream.All()
+	for _, e := range all {
 		got[string(e.Payload)] = true
 	}
 	if !got["burst"] || !got["queued"] || !got["refused"] {
 		t.Errorf("captured %v, want burst, queued and refused", got)
+	}
+	// Only the messages the hub accepted count against the quota (§14.9): not the one the
+	// throttle refused, nor a queued one whose connection ended before its turn.
+	if _, used := d.hub.QuotaUsed(); used != int64(len(all)) {
+		t.Errorf("quota used %d for %d captured messages", used, len(all))
 	}
 }
 
@@ -244,8 +251,38 @@ func TestDailyQuotaUntilMidnightUTC(t *testing.T) {
 	if day, used := d.hub.QuotaUsed(); day != "2030-01-02" || used != 1 {
 		t.Errorf("QuotaUsed = %s %d, want 2030-01-02 1", day, used)
 	}
-	if !d.downThenUp(m) {
-		t.Errorf("connection changes %v: want the cut and a reconnect", d.changes)
+	testutil.Eventually(t, "the cut and a reconnect", func() bool { return d.downThenUp(m) })
+}
+
+func TestLimitsAtRunTime(t *testing.T) {
+	// Server.SetLimits (PUT /hubkit/limits) while the device is connected
+	// (docs/iothub-behavior.md §14.8): a new throttle applies to the next message, and
+	// removing it lets the resent message through at once, with the clock standing still.
+	d := newDrill(t, fakehub.Options{})
+	for i := range 3 {
+		d.send(t, fmt.Sprint("unlimited ", i))
+	}
+	if err := d.hub.SetLimits(fakehub.Limits{D2C: fakehub.Throttle{PerSecond: 0.01, Burst: 1, Backlog: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	d.send(t, "the new burst of one")
+	m := d.mark()
+	refused := d.sendAsync("over the new limit")
+	if r := d.rejection(t, fakehub.ReasonThrottled); r.ErrorCode != iothub.CodeThrottleBacklogLimitExceeded {
+		t.Errorf("recorded %v, want 429002", r.ErrorCode)
+	}
+	if !pending(refused) {
+		t.Fatalf("the message over the new limit was acknowledged: %v", refused.wait())
+	}
+	if err := d.hub.SetLimits(fakehub.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := refused.wait(); err != nil {
+		t.Fatalf("SendEvent after the limit was removed: %v", err)
+	}
+	testutil.Eventually(t, "the close and a reconnect", func() bool { return d.downThenUp(m) })
+	if err := d.hub.SetLimits(fakehub.Limits{D2C: fakehub.Throttle{PerSecond: -1}}); err == nil || !errors.Is(err, iothub.ErrInvalidArgument) {
+		t.Errorf("SetLimits with a negative rate = %v, want ErrInvalidArgument", err)
 	}
 }
 
@@ -451,9 +488,8 @@ func TestFaultInjectionProperties(t *testing.T) {
 			if err := res.wait(); err != nil {
 				t.Fatalf("SendEvent after the window: %v", err)
 			}
-			if !d.downThenUp(m) {
-				t.Errorf("connection changes %v: want the close and a reconnect", d.changes)
-			}
+			// The reconnect's OnConnectionChange may run just after the resent message's PUBACK.
+			testutil.Eventually(t, "the close and a reconnect", func() bool { return d.downThenUp(m) })
 		})
 	}
 }
@@ -492,4 +528,118 @@ func TestKeyRotation(t *testing.T) {
 			t.Fatalf("Connect with the new key: %v", err)
 		}
 	})
+}
+
+func TestDailyQuotaMetersTwinsAndMethods(t *testing.T) {
+	// What counts against the daily quota (docs/iothub-behavior.md §14.9, from IoT Hub's
+	// billing page): twin reads and updates from the device and the back end, desired-property
+	// notifications, and direct methods (request and response, or one message for "not online"),
+	// each in meter chunks; registry operations are free. A 512-byte meter (the free tier's)
+	// makes the chunks visible with small payloads.
+	base := testutil.NewClock(time.Date(2030, 1, 1, 23, 30, 0, 0, time.UTC))
+	hub, cs := hubDevice(t, fakehub.Options{Now: base.Now, Limits: fakehub.Limits{MeterSize: 512}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := hubClient(t, hub, cs, device.WithNow(hub.Clock().Now))
+	desired := make(chan int64, 4)
+	c.OnDesired(func(_ context.Context, _ json.RawMessage, v int64) { desired <- v })
+	c.OnMethod("echo", func(_ context.Context, _ []byte) (int, any, error) {
+		return 200, []byte(`"` + strings.Repeat("r", 998) + `"`), nil // 1000 bytes: 2 chunks
+	})
+	if err := c.Connect(ctx); err != nil { // subscribes, then reads the twin (1 chunk)
+		t.Fatal(err)
+	}
+	used := func() int64 { _, u := hub.QuotaUsed(); return u }
+	step := func(what string, want int64, do func()) {
+		t.Helper()
+		before := used()
+		do()
+		if got := used() - before; got != want {
+			t.Errorf("%s counted %d meter units, want %d", what, got, want)
+		}
+	}
+	id := c.Identity()
+	blob := strings.Repeat("b", 1200) // {"blob":"…"}: 1211 bytes, 3 chunks
+	step("adding a device (registry)", 0, func() {
+		if _, err := hub.AddDevice("dev2", hubKey); err != nil {
+			t.Fatal(err)
+		}
+	})
+	step("a 1211-byte desired patch and its notification", 3+3, func() {
+		if _, err := hub.UpdateDesired(ctx, id, []byte(`{"blob":"`+blob+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-desired:
+		case <-ctx.Done():
+			t.Fatal("no desired-properties notification")
+		}
+	})
+	step("the device's twin GET (the 1211-byte desired inside, under 1536 bytes)", 3, func() {
+		if _, err := c.GetTwin(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	step("the device's 600-byte reported patch", 2, func() {
+		if _, err := c.UpdateReported(ctx, json.RawMessage(`{"r":"`+strings.Repeat("x", 592)+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// The service's twin read counts the twin it serves: both properties (over 1811 bytes)
+	// plus the registry's fields and metadata.
+	before := used()
+	tw, err := hub.Twin(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twinJSON, _ := json.Marshal(tw)
+	if got, want := used()-before, int64((len(twinJSON)+511)/512); got != want || want < 4 {
+		t.Errorf("the service's twin read of %d bytes counted %d meter units, want %d (at least 4)", len(twinJSON), got, want)
+	}
+	step("a 600-byte method request with a 1000-byte response", 2+2, func() {
+		if _, err := hub.InvokeMethod(ctx, "dev1", "echo", []byte(`"`+strings.Repeat("q", 598)+`"`), 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+	step("a method to a disconnected device", 1+1, func() {
+		if _, err := hub.InvokeMethod(ctx, "dev2", "echo", nil, 5*time.Second); !errors.Is(err, iothub.ErrDeviceNotOnline) {
+			t.Fatalf("InvokeMethod(dev2) = %v, want 404103", err)
+		}
+	})
+
+	// At the quota: the device's twin requests are answered 403 and recorded as 403002, the
+	// connection stays; the service gets 403002; after 00:00 UTC they work again.
+	if err := hub.SetLimits(fakehub.Limits{MeterSize: 512, DailyMessages: used()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.GetTwin(ctx)
+	var se *device.StatusError
+	if !errors.As(err, &se) || se.Status != 403 {
+		t.Fatalf("GetTwin at the quota = %v, want status 403", err)
+	}
+	if _, err := c.UpdateReported(ctx, map[string]int{"n": 1}); !errors.As(err, &se) || se.Status != 403 {
+		t.Fatalf("UpdateReported at the quota = %v, want status 403", err)
+	}
+	if _, err := hub.Twin(id); !errors.Is(err, iothub.ErrQuotaExceeded) {
+		t.Errorf("service twin read at the quota = %v, want 403002", err)
+	}
+	if _, err := hub.InvokeMethod(ctx, "dev1", "echo", nil, 5*time.Second); !errors.Is(err, iothub.ErrQuotaExceeded) {
+		t.Errorf("method at the quota = %v, want 403002", err)
+	}
+	var quota []iothub.Rejection
+	for _, r := range hub.Rejections() {
+		if r.Reason == fakehub.ReasonQuotaExceeded {
+			quota = append(quota, r)
+		}
+	}
+	if len(quota) != 2 || quota[0].ErrorCode != iothub.CodeIotHubQuotaExceeded || !quota[0].Warning {
+		t.Errorf("quota records %+v, want two 403002 warnings (GET and PATCH)", quota)
+	}
+	if !c.IsConnected() || len(hub.Sessions()) != 1 {
+		t.Errorf("the device was disconnected by a twin request at the quota")
+	}
+	hub.Clock().Advance(31 * time.Minute) // past 00:00 UTC, within the device's token
+	if _, err := c.GetTwin(ctx); err != nil {
+		t.Errorf("GetTwin after midnight: %v", err)
+	}
 }

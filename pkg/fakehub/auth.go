@@ -42,7 +42,7 @@ func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (_ packets.P
 		return pk, nil
 	}
 	s := h.s
-	if g, ok := cl.Net.Conn.(*guardConn); ok {
+	if g := guardOf(cl.Net.Conn); g != nil {
 		g.connected.Store(true)
 	}
 	rj := iothub.Rejection{RemoteAddr: cl.Net.Remote, ClientID: pk.Connect.ClientIdentifier, UserName: string(pk.Connect.Username)}
@@ -201,8 +201,18 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 	if un.Identity != id {
 		return fail(sas.ReasonUserNameMismatch, fmt.Sprintf("client ID %q but the user name is for %q", id.ClientID(), un.Identity.ClientID()))
 	}
+	if cred, ok := s.opts.Registry.lookup(id); ok && cred.auth.IsX509() {
+		if !cred.enabled {
+			return fail(sas.ReasonDisabled, "device "+id.DeviceID+" is disabled")
+		}
+		v := h.s.checkX509(cl, pk, id, cred.auth, now)
+		if v.rejection != nil {
+			return fail(v.rejection.Reason, v.rejection.Detail, v.rejection.Hints...)
+		}
+		return h.accept(cl, pk, id, un, x509AuthScope(id), x509AuthMethodJSON(x509AuthScope(id)), cred.generationID, nil, sas.Resource{}, now, rj)
+	}
 	if !pk.Connect.PasswordFlag || len(pk.Connect.Password) == 0 {
-		return fail(sas.ReasonNoPassword, "no password: a SAS token is required (X.509 is not supported)")
+		return fail(sas.ReasonNoPassword, "no password: a SAS token is required (or register the identity for X.509 and connect with its certificate)", noPasswordHints(cl, id, s.opts.Registry)...)
 	}
 	tok, err := sas.Parse(string(pk.Connect.Password))
 	if err != nil {
@@ -275,6 +285,20 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 		reason, detail, hints := rejectionFrom(err, sas.ReasonSignatureMismatch)
 		return fail(reason, detail, hints...)
 	}
+	return h.accept(cl, pk, id, un, scope, authMethodJSON(scope), cred.generationID, &tok, res, now, rj)
+}
+
+// accept finishes an authenticated CONNECT: the will's rules, then the pending session. tok
+// and res are the SAS token and its resource (nil for an X.509 identity: nothing expires
+// while connected).
+func (h *authHook) accept(cl *mqtt.Client, pk packets.Packet, id iothub.Identity, un iothub.UserName, scope, authMethod, generation string,
+	tok *sas.Token, res sas.Resource, now time.Time, rj *iothub.Rejection) (*session, *iothub.Rejection) {
+	s := h.s
+	user := string(pk.Connect.Username)
+	fail := func(reason sas.Reason, detail string, hints ...string) (*session, *iothub.Rejection) {
+		rj.Reason, rj.Detail, rj.Hints = reason, detail, hints
+		return nil, rj
+	}
 	if pk.Connect.WillFlag {
 		if p, werr := iothub.ClassifyPublish(id, pk.Connect.WillTopic); werr != nil || p.Kind != iothub.TopicTelemetry {
 			if !s.opts.Quirks.DropInvalidWill {
@@ -290,11 +314,14 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*session, *
 	}
 	ss := &session{
 		srv: s, cl: cl, id: id, userName: un, rawUserName: user, remote: cl.Net.Remote,
-		authScope: scope, authMethod: authMethodJSON(scope), generation: cred.generationID, expiry: tok.ExpiresAt(), connectedAt: now,
-		done: make(chan struct{}), token: tok,
+		authScope: scope, authMethod: authMethod, generation: generation, connectedAt: now,
+		done: make(chan struct{}),
 	}
-	if s.opts.Quirks.WarnDocumentedMistakes {
-		ss.warnings = lint(un, tok, res)
+	if tok != nil {
+		ss.expiry, ss.token = tok.ExpiresAt(), *tok
+		if s.opts.Quirks.WarnDocumentedMistakes {
+			ss.warnings = lint(un, *tok, res)
+		}
 	}
 	return ss, nil
 }

@@ -111,6 +111,7 @@ func (s *Server) PurgeC2D(id iothub.Identity) int {
 
 func (c *cloud) sendC2D(id iothub.Identity, m iothub.C2DMessage) (string, error) {
 	msgID, err := c.c2d.Enqueue(id, m)
+	c.s.metrics.c2dSent(err)
 	if err != nil {
 		return "", err
 	}

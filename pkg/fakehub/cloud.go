@@ -33,7 +33,7 @@ const maxSentIDs = 1000
 func newCloud(s *Server) (*cloud, error) {
 	c := &cloud{s: s, known: map[iothub.Identity]bool{}, sent: map[iothub.Identity][]string{}, changed: make(chan struct{})}
 	var err error
-	c.c2d, err = c2d.New(c2d.Options{Now: s.opts.Now, DefaultTTL: s.opts.C2DDefaultTTL, Logger: s.log,
+	c.c2d, err = c2d.New(c2d.Options{Now: s.opts.Now, DefaultTTL: s.opts.C2DDefaultTTL, Logger: s.log, OnFinish: s.metrics.c2dFinished,
 		GenerationID: func(id iothub.Identity) string { d, _ := s.opts.Registry.Get(id); return d.GenerationID }})
 	if err != nil {
 		return nil, err
@@ -62,6 +62,7 @@ func (c *cloud) notify() {
 	close(c.changed)
 	c.changed = make(chan struct{})
 	c.mu.Unlock()
+	c.s.activity.changed()
 }
 
 func (c *cloud) changes() <-chan struct{} {

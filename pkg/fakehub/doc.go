@@ -1,7 +1,8 @@
 // Package fakehub is a fake Azure IoT Hub device endpoint for offline tests:
-// MQTT 3.1.1 over TLS (mochi-mqtt underneath) that authenticates and polices
-// devices the way IoT Hub does, and records WHY it refused or closed a
-// connection.
+// MQTT 3.1.1 over TLS and over WebSockets (mochi-mqtt underneath; gorilla/websocket
+// for the WebSocket framing) that authenticates (SAS tokens, X.509 certificates
+// by thumbprint or by a registered CA) and polices devices the way IoT Hub
+// does, and records WHY it refused or closed a connection.
 //
 // A Server listens when NewServer returns (httptest style) and is stopped by
 // Close. It checks at CONNECT: client ID, user name (all forms of

@@ -4,14 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/hubkit/hubkit/internal/testutil"
+	"github.com/hubkit/hubkit/internal/nodetest"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
 	"github.com/hubkit/hubkit/pkg/iothub"
@@ -21,53 +19,23 @@ import (
 // The official Azure IoT Node SDKs against fakehub's DPS: azure-iot-provisioning-device
 // with its MQTT and HTTP transports and azure-iot-security-symmetric-key register a device,
 // then azure-iot-device connects to the assigned hub and sends a message
-// (testdata/node-dps/provision.js). The npm packages are pinned in
-// testdata/node-dps/package-lock.json; `npm ci --prefix testdata/node-dps` installs them
-// (.ci/run does).
+// (testdata/node/provision.js, run by internal/nodetest; the npm packages are pinned in
+// testdata/node/package-lock.json).
 
-const nodeDPSDir = "../../testdata/node-dps"
-
-// nodeDPS returns the node binary, or ends the test when node or the packages are missing.
-func nodeDPS(t *testing.T) string {
+// runNodeProvision runs provision.js with env and returns its "registered" event.
+func runNodeProvision(t *testing.T, hub *fakehubtest.Hub, env map[string]string) nodetest.Event {
 	t.Helper()
-	node := testutil.LookTool(t, "node", "nodejs")
-	if _, err := os.Stat(filepath.Join(nodeDPSDir, "node_modules", "azure-iot-provisioning-device")); err != nil {
-		testutil.MissingTool(t, "the Azure IoT Node SDKs are not installed: npm ci --prefix testdata/node-dps")
-	}
-	return node
-}
-
-type nodeResult struct {
-	AssignedHub string          `json:"assignedHub"`
-	DeviceID    string          `json:"deviceId"`
-	Substatus   string          `json:"substatus"`
-	Payload     json.RawMessage `json:"payload"`
-	Sent        bool            `json:"sent"`
-}
-
-func runNodeProvision(t *testing.T, node string, hub *fakehubtest.Hub, env ...string) nodeResult {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "provision.js")
-	cmd.Dir = nodeDPSDir
 	_, hubPort, _ := net.SplitHostPort(hub.Addr())
-	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+hub.CAFile, "ID_SCOPE="+hub.DPS().IDScope(),
-		"HUB_ADDR=localhost:"+hubPort)
-	cmd.Env = append(cmd.Env, env...)
-	out, err := cmd.Output()
-	if err != nil {
-		stderr := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("node provision.js: %v\n%s\nrejections: %+v", err, stderr, hub.Rejections())
-	}
-	var r nodeResult
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatalf("provision.js printed %q: %v", out, err)
-	}
-	return r
+	env["NODE_EXTRA_CA_CERTS"] = hub.CAFile
+	env["HUBKIT_ID_SCOPE"] = hub.DPS().IDScope()
+	env["HUBKIT_HUB_ADDR"] = "localhost:" + hubPort
+	p := nodetest.Start(t, "provision.js", env)
+	reg := p.Next(ctx, "registered")
+	p.Next(ctx, "sent")
+	p.Wait(ctx)
+	return reg
 }
 
 func dpsPort(addr string) string {
@@ -76,7 +44,7 @@ func dpsPort(addr string) string {
 }
 
 func TestNodeSDKProvisioning(t *testing.T) {
-	node := nodeDPS(t)
+	nodetest.Install(t)
 	hub := fakehubtest.Start(t, fakehub.Options{DPS: &fakehub.DPSOptions{RetryAfter: time.Second}})
 	d := hub.DPS()
 	devKey := base64.StdEncoding.EncodeToString([]byte("node-individual-key-0123456789ab"))
@@ -94,14 +62,15 @@ func TestNodeSDKProvisioning(t *testing.T) {
 	custom, _ := d.Group("node-custom")
 	for _, tc := range []struct {
 		name, regID, transport string
-		env                    []string
+		env                    map[string]string
 		payload                string
 	}{
-		{"individual-mqtt", "node-individual", "mqtt", []string{"DEVICE_KEY=" + devKey}, ""},
-		{"individual-http", "node-individual", "http", []string{"DEVICE_KEY=" + devKey}, ""},
-		{"group-mqtt", "node-fleet-1", "mqtt", []string{"GROUP_KEY=" + groupKey}, ""},
-		{"group-http", "node-fleet-2", "http", []string{"GROUP_KEY=" + groupKey}, ""},
-		{"group-custom-payload-mqtt", "node-custom-1", "mqtt", []string{"GROUP_KEY=" + custom.Attestation.SymmetricKey.PrimaryKey, `PAYLOAD={"model":"n-1"}`}, `{"model":"n-1"}`},
+		{"individual-mqtt", "node-individual", "mqtt", map[string]string{"HUBKIT_DEVICE_KEY": devKey}, ""},
+		{"individual-http", "node-individual", "http", map[string]string{"HUBKIT_DEVICE_KEY": devKey}, ""},
+		{"group-mqtt", "node-fleet-1", "mqtt", map[string]string{"HUBKIT_GROUP_KEY": groupKey}, ""},
+		{"group-http", "node-fleet-2", "http", map[string]string{"HUBKIT_GROUP_KEY": groupKey}, ""},
+		{"group-custom-payload-mqtt", "node-custom-1", "mqtt", map[string]string{"HUBKIT_GROUP_KEY": custom.Attestation.SymmetricKey.PrimaryKey,
+			"HUBKIT_PAYLOAD": `{"model":"n-1"}`}, `{"model":"n-1"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := d.Addr()
@@ -109,13 +78,14 @@ func TestNodeSDKProvisioning(t *testing.T) {
 				addr = d.HTTPAddr()
 			}
 			stream := hub.TelemetrySince(1).ForDevice(tc.regID, "")
-			env := append([]string{"DPS_HOST=localhost:" + dpsPort(addr), "TRANSPORT=" + tc.transport, "REGISTRATION_ID=" + tc.regID}, tc.env...)
-			r := runNodeProvision(t, node, hub, env...)
-			if r.AssignedHub != hub.HostName() || r.DeviceID != tc.regID || !r.Sent {
-				t.Errorf("Node SDK got %+v, want hub %s, device %s", r, hub.HostName(), tc.regID)
+			env := map[string]string{"HUBKIT_DPS_HOST": "localhost:" + dpsPort(addr), "HUBKIT_TRANSPORT": tc.transport, "HUBKIT_REGISTRATION_ID": tc.regID}
+			maps.Copy(env, tc.env)
+			r := runNodeProvision(t, hub, env)
+			if r.Fields["assignedHub"] != hub.HostName() || r.Fields["deviceId"] != tc.regID {
+				t.Errorf("Node SDK registered %s, want hub %s, device %s", r.Raw, hub.HostName(), tc.regID)
 			}
-			if tc.payload != "" && string(r.Payload) != tc.payload {
-				t.Errorf("payload = %s, want %s echoed", r.Payload, tc.payload)
+			if payload, _ := json.Marshal(r.Fields["payload"]); tc.payload != "" && string(payload) != tc.payload {
+				t.Errorf("payload = %s, want %s echoed", payload, tc.payload)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()

@@ -80,9 +80,13 @@ func (s *Server) httpRequest(remote string, b []byte) (iothub.Rejection, bool) {
 		if p := header("Sec-WebSocket-Protocol"); p != "" {
 			detail += ", sub-protocol " + p
 		}
-		detail += ") on the MQTT port: the client wants MQTT over WebSocket, which IoT Hub serves on port 443 (/$iothub/websocket) and fakehub does not support (docs/iothub-behavior.md §1.1, §1.2)"
-		return iothub.Rejection{RemoteAddr: remote, Reason: ReasonWebSocket, Detail: detail, Hints: []string{
-			"use MQTT over TLS on this port instead: in the Azure SDKs pick the MQTT transport, not MQTT over WebSocket (Python: websockets=False; Node: Mqtt, not MqttWs; .NET: TransportType.Mqtt_Tcp_Only; Java: MQTT, not MQTT_WS)",
+		detail += ") on the MQTT port: the client wants MQTT over WebSocket, which IoT Hub serves on port 443 (/$iothub/websocket) and fakehub on its WebSocket listener (docs/iothub-behavior.md §1.1, §1.2)"
+		hint := "dial fakehub's WebSocket listener (fakehub --ws ADDR, default :443; Options.WebSocketAddr)"
+		if u := s.WebSocketURL(); u != "" {
+			hint = "dial fakehub's WebSocket listener: " + u
+		}
+		return iothub.Rejection{RemoteAddr: remote, Reason: ReasonWebSocket, Detail: detail, Hints: []string{hint,
+			"or use MQTT over TLS on this port: in the Azure SDKs pick the MQTT transport, not MQTT over WebSocket (Python: websockets=False; Node: Mqtt, not MqttWs; .NET: TransportType.Mqtt_Tcp_Only; Java: MQTT, not MQTT_WS)",
 		}}, true
 	}
 	hint := "this port speaks MQTT over TLS, not HTTP; fakehub has no device HTTPS API (IoT Hub's POST /devices/{id}/messages/events)"

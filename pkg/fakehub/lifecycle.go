@@ -80,7 +80,7 @@ func (s *Server) capKeepAlive(cl *mqtt.Client, ka uint16) time.Duration {
 	if ka != 0 {
 		idle = min(time.Duration(ka)*time.Second*3/2, capD)
 	}
-	if g, ok := cl.Net.Conn.(*guardConn); ok {
+	if g := guardOf(cl.Net.Conn); g != nil {
 		g.idle.Store(int64(idle))
 	}
 	capSec := int(capD / time.Second)
@@ -167,8 +167,12 @@ func (h *lifecycleHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) 
 		return
 	}
 	ss.armExpiry()
+	expiry := "none (X.509)"
+	if !ss.expiry.IsZero() {
+		expiry = ss.expiry.UTC().Format(time.RFC3339)
+	}
 	s.log.Info("connected", append(idAttrs(ss.id), "remoteAddr", ss.remote,
-		"auth", ss.authScope, "tokenExpiry", ss.expiry.UTC().Format(time.RFC3339))...)
+		"auth", ss.authScope, "tokenExpiry", expiry)...)
 	s.cloudEvents.established(ss)
 }
 

@@ -1,66 +1,26 @@
 package fakehub
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
-// Limits are a hub's throttles and its daily message quota (docs/iothub-behavior.md §6).
-// The zero value has no limits: every throttle is off and the quota unbounded. TierLimits
-// fills them from IoT Hub's table for a tier; each field can also be set on its own (a D2C
-// limit of 2/s: Limits{D2C: Throttle{PerSecond: 2}}).
-type Limits struct {
-	Connections Throttle // new device connections per second (hub-wide)
-	D2C         Throttle // device-to-cloud sends per second
-	C2D         Throttle // cloud-to-device sends per second (service API and Go API)
-	TwinReads   Throttle // twin reads per second: device GETs and the service's GET /twins
-	TwinUpdates Throttle // twin updates per second: reported PATCHes and the service's PATCH/PUT
-	Methods     Throttle // direct methods, in 4 KB chunks of their payload per second
-	Registry    Throttle // identity registry operations (service API /devices) per second
-	// DailyMessages is the daily message quota in meter units (0: none). D2C and C2D
-	// messages, twin reads and updates and direct methods are charged in MeterSize chunks
-	// (a message of 0 to MeterSize bytes is one); the count starts again at 00:00 UTC of the
-	// hub's clock.
-	DailyMessages int64
-	// MeterSize is the quota's meter in bytes: 4096 (default), 512 on the free tier.
-	MeterSize int
-}
+// Limits are a hub's throttles and its daily message quota (docs/iothub-behavior.md §6):
+// the service vocabulary's iothub.Limits, which the service API serves at /hubkit/limits.
+// The zero value has no limits. TierLimits fills them from IoT Hub's table for a tier; each
+// field can also be set on its own (a D2C limit of 2/s: Limits{D2C: Throttle{PerSecond: 2}}).
+type Limits = iothub.Limits
 
-// Throttle is one operation throttle with IoT Hub's traffic shaping: requests above the
-// rate are first accepted at once (Burst), then queued and served at the rate (Backlog, the
-// PUBACK or the answer is late), then refused with 429002 ThrottleBacklogLimitExceeded
-// (docs/iothub-behavior.md §6.2). The page gives no sizes ("for the first minute or two"):
-// by default Burst and Backlog each hold one minute of the rate ([I], §6.2).
-type Throttle struct {
-	PerSecond float64 // the limit rate; 0: no limit
-	Burst     int     // operations accepted at once above the rate; 0: 60 s of the rate (at least 1)
-	Backlog   int     // operations queued at the rate once the burst is spent; 0: 60 s of the rate; negative: none
-}
-
-// On reports whether the throttle limits anything.
-func (t Throttle) On() bool { return t.PerSecond > 0 }
-
-func (t Throttle) burst() float64 {
-	if t.Burst > 0 {
-		return float64(t.Burst)
-	}
-	return math.Max(1, math.Round(60*t.PerSecond))
-}
-
-func (t Throttle) backlog() float64 {
-	switch {
-	case t.Backlog < 0:
-		return 0
-	case t.Backlog > 0:
-		return float64(t.Backlog)
-	}
-	return math.Max(1, math.Round(60*t.PerSecond))
-}
+// Throttle is one operation throttle with IoT Hub's traffic shaping (iothub.Throttle): a
+// burst accepted at once, then a backlog served at the rate, then 429002.
+type Throttle = iothub.Throttle
 
 // The operations the hub throttles, as named in logs, records and errors.
 const (
@@ -86,12 +46,21 @@ type bucket struct {
 type limiter struct {
 	now     func() time.Time
 	changed func() <-chan struct{} // closed when the clock moves (nil: never)
+	// throttled, when set, is told each operation a throttle refused or delayed (the
+	// hubkit_throttled_total metric). It runs without the lock.
+	throttled func(op string)
 
 	mu      sync.Mutex
 	l       Limits
 	buckets map[string]*bucket
 	day     string // UTC date the quota counts for
 	used    int64  // meter units used that day
+}
+
+func (lm *limiter) count(op string) {
+	if lm.throttled != nil {
+		lm.throttled(op)
+	}
 }
 
 func newLimiter(l Limits, now func() time.Time) *limiter {
@@ -126,7 +95,7 @@ func (lm *limiter) throttle(op string) Throttle {
 func throttledError(op string, t Throttle, retry time.Duration) *iothub.Error {
 	return &iothub.Error{Code: iothub.CodeThrottleBacklogLimitExceeded, RetryAfter: retry,
 		Message: fmt.Sprintf("%s are throttled at %g/s and the backlog of %g is full (traffic shaping: burst, then queued at the limit rate, then 429)",
-			op, t.PerSecond, t.backlog())}
+			op, t.PerSecond, t.BacklogSize())}
 }
 
 // admit takes cost tokens of op's throttle. It returns at once when the burst allows,
@@ -158,16 +127,17 @@ func (lm *limiter) reserve(op string, cost float64) (time.Time, error) {
 	now := lm.now()
 	b := lm.buckets[op]
 	if b == nil || b.t != t {
-		b = &bucket{t: t, tokens: t.burst(), last: now}
+		b = &bucket{t: t, tokens: t.BurstSize(), last: now}
 		lm.buckets[op] = b
 	}
 	if dt := now.Sub(b.last).Seconds(); dt > 0 {
-		b.tokens = math.Min(t.burst(), b.tokens+dt*t.PerSecond)
+		b.tokens = math.Min(t.BurstSize(), b.tokens+dt*t.PerSecond)
 	}
 	b.last = now
-	if b.tokens-cost < -t.backlog()-1e-9 {
-		retry := time.Duration((cost - b.tokens - t.backlog()) / t.PerSecond * float64(time.Second))
+	if b.tokens-cost < -t.BacklogSize()-1e-9 {
+		retry := time.Duration((cost - b.tokens - t.BacklogSize()) / t.PerSecond * float64(time.Second))
 		lm.mu.Unlock()
+		lm.count(op)
 		return time.Time{}, throttledError(op, t, max(retry, time.Second))
 	}
 	b.tokens -= cost
@@ -176,6 +146,9 @@ func (lm *limiter) reserve(op string, cost float64) (time.Time, error) {
 		at = now.Add(time.Duration(-b.tokens / t.PerSecond * float64(time.Second)))
 	}
 	lm.mu.Unlock()
+	if !at.IsZero() {
+		lm.count(op)
+	}
 	return at, nil
 }
 
@@ -211,30 +184,54 @@ func (lm *limiter) waitUntil(done <-chan struct{}, at time.Time) bool {
 	}
 }
 
-// charge counts a message of size bytes against the daily quota and returns the
-// *iothub.Error 403002 when the day's quota is used up (the message is not counted then).
+// charge counts an operation of size bytes against the daily quota, in meter chunks, and
+// returns the *iothub.Error 403002 when the day's quota cannot hold it (it is not counted
+// then). Without a quota nothing is refused, but the use is still counted (QuotaUsed), so a
+// test can read what its device would cost on a real hub.
 func (lm *limiter) charge(what string, size int) error {
+	_, err := lm.meter(what, size, false)
+	return err
+}
+
+// chargeDay is charge that also returns the quota day the operation was counted on, for
+// refund.
+func (lm *limiter) chargeDay(what string, size int) (string, error) {
+	return lm.meter(what, size, false)
+}
+
+// refund takes back an operation of size bytes charged on day that the hub did not carry
+// out after all (a queued message whose connection ended before its turn: the device
+// resends it, and only the message the hub accepts counts, docs/iothub-behavior.md §14.9).
+// A day that is over is left alone.
+func (lm *limiter) refund(day string, size int) {
 	lm.mu.Lock()
 	defer lm.mu.Unlock()
-	if lm.l.DailyMessages <= 0 {
-		return nil
+	if day == lm.day {
+		lm.used = max(0, lm.used-int64(chunks(size, lm.l.MeterSize)))
 	}
+}
+
+// chargeAfter counts an operation the hub has already carried out (a direct method's
+// response): it is never refused, and may take the day's count past the quota, so the next
+// operation is refused.
+func (lm *limiter) chargeAfter(size int) { _, _ = lm.meter("", size, true) }
+
+func (lm *limiter) meter(what string, size int, always bool) (string, error) {
+	lm.mu.Lock()
+	defer lm.mu.Unlock()
 	now := lm.now().UTC()
 	if d := now.Format(time.DateOnly); d != lm.day {
 		lm.day, lm.used = d, 0
 	}
-	units := int64(1)
-	if size > lm.l.MeterSize {
-		units = int64((size + lm.l.MeterSize - 1) / lm.l.MeterSize)
-	}
-	if lm.used+units > lm.l.DailyMessages {
+	units := int64(chunks(size, lm.l.MeterSize))
+	if !always && lm.l.DailyMessages > 0 && lm.used+units > lm.l.DailyMessages {
 		reset := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
-		return &iothub.Error{Code: iothub.CodeIotHubQuotaExceeded, RetryAfter: reset.Sub(now),
+		return lm.day, &iothub.Error{Code: iothub.CodeIotHubQuotaExceeded, RetryAfter: reset.Sub(now),
 			Message: fmt.Sprintf("the daily message quota of %d messages (%d-byte meter) is used up; %s is refused until %s (00:00 UTC)",
 				lm.l.DailyMessages, lm.l.MeterSize, what, reset.Format(time.RFC3339))}
 	}
 	lm.used += units
-	return nil
+	return lm.day, nil
 }
 
 // Usage reports the quota day (UTC date) and how many meter units of it are used.
@@ -248,14 +245,15 @@ func (lm *limiter) usage() (string, int64) {
 	return lm.day, lm.used
 }
 
-// set replaces the limits (buckets start full again).
+// set replaces the limits. A throttle that changed starts again with a full burst (reserve
+// makes a new bucket when its throttle differs); the others keep their state, and the day's
+// quota count is kept.
 func (lm *limiter) set(l Limits) {
 	if l.MeterSize <= 0 {
 		l.MeterSize = meterStandard
 	}
 	lm.mu.Lock()
 	lm.l = l
-	lm.buckets = map[string]*bucket{}
 	lm.mu.Unlock()
 }
 
@@ -278,11 +276,47 @@ func (lm *limiter) clockMoved() {
 // Limits returns the hub's throttles and quota.
 func (s *Server) Limits() Limits { return s.limits.get() }
 
-// SetLimits replaces the hub's throttles and quota while it runs (the buckets start full).
-func (s *Server) SetLimits(l Limits) { s.limits.set(l) }
+// SetLimits replaces the hub's throttles and quota while it runs, effective at once for
+// new operations (operations already queued by a throttle keep their turn). A throttle that
+// changed starts with a full burst; the others, and the day's quota count, carry on. Limits
+// that fail Limits.Validate are an *iothub.Error (iothub.ErrInvalidArgument) and change
+// nothing.
+func (s *Server) SetLimits(l Limits) error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	s.limits.set(l)
+	s.log.Info("limits changed", "limits", describeLimits(l))
+	return nil
+}
+
+// describeLimits is the one-line log form of l: "d2c=2/s burst=2 backlog=2 daily=100", or
+// "none".
+func describeLimits(l Limits) string {
+	var parts []string
+	for _, nt := range l.Throttles() {
+		if t := *nt.Throttle; t.On() {
+			parts = append(parts, fmt.Sprintf("%s=%g/s burst=%g backlog=%g", nt.Name, t.PerSecond, t.BurstSize(), t.BacklogSize()))
+		}
+	}
+	if l.DailyMessages > 0 {
+		parts = append(parts, fmt.Sprintf("daily=%d meter=%d", l.DailyMessages, cmp.Or(l.MeterSize, meterStandard)))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " ")
+}
 
 // QuotaUsed returns the UTC date of the quota day and the meter units used so far that day.
 func (s *Server) QuotaUsed() (day string, used int64) { return s.limits.usage() }
+
+// LimitsStatus returns the limits in force and the quota used today, as GET /hubkit/limits
+// answers.
+func (s *Server) LimitsStatus() iothub.LimitsStatus {
+	day, used := s.limits.usage()
+	return iothub.LimitsStatus{Limits: s.limits.get(), QuotaDay: day, QuotaUsed: used}
+}
 
 // chunks returns how many meter chunks of size bytes a payload of n bytes is (at least 1).
 func chunks(n, size int) float64 {

@@ -3,6 +3,7 @@ package fakehub
 import (
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -24,6 +25,10 @@ type guardListener struct {
 	// start of the first packet, or the TLS handshake's error), so that
 	// what is not MQTT can be named (firstcontact.go).
 	onFirstRead func(remote string, b []byte, err error)
+	// onHandshake, when set, is told about TLS handshakes that failed for another reason
+	// than plaintext or a plain EOF: a device that refused the server's certificate, or
+	// offered no common version.
+	onHandshake func(remote string, err error)
 	// onAccept, when set, sees each accepted connection (the packet observers, observe.go).
 	onAccept func(*guardConn)
 
@@ -79,6 +84,8 @@ type guardConn struct {
 	reported  atomic.Bool
 	readOnce  atomic.Bool // the first Read has happened
 	closeOnce sync.Once
+	// noClientCert: the WebSocket request carried ?iothub-no-client-cert=true (for hints).
+	noClientCert atomic.Bool
 }
 
 func (c *guardConn) Read(b []byte) (int, error) {
@@ -87,10 +94,40 @@ func (c *guardConn) Read(b []byte) (int, error) {
 		c.l.onTimeout(c.RemoteAddr().String())
 		return n, err
 	}
-	if c.l.onFirstRead != nil && c.readOnce.CompareAndSwap(false, true) {
-		c.l.onFirstRead(c.RemoteAddr().String(), b[:n], err)
+	if c.readOnce.CompareAndSwap(false, true) {
+		if c.l.onFirstRead != nil {
+			c.l.onFirstRead(c.RemoteAddr().String(), b[:n], err)
+		}
+		if c.l.onHandshake != nil && c.handshakeFailed(err) && c.reported.CompareAndSwap(false, true) {
+			c.l.onHandshake(c.RemoteAddr().String(), err)
+		}
 	}
 	return n, err
+}
+
+// handshakeFailed reports whether err ended an incomplete TLS handshake for a reason
+// firstRead does not name (plaintext on the TLS port) and that is not a plain close.
+func (c *guardConn) handshakeFailed(err error) bool {
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	if _, ok := errors.AsType[tls.RecordHeaderError](err); ok {
+		return false
+	}
+	tc, ok := c.Conn.(*tls.Conn)
+	return ok && !tc.ConnectionState().HandshakeComplete
+}
+
+// guardOf returns the guardConn under a connection mochi serves (directly, or under the
+// WebSocket adapter), or nil.
+func guardOf(c net.Conn) *guardConn {
+	switch v := c.(type) {
+	case *guardConn:
+		return v
+	case *wsConn:
+		return v.g
+	}
+	return nil
 }
 
 // SetDeadline is how mochi applies keep-alive: before each packet it sets
@@ -113,7 +150,7 @@ func (c *guardConn) Close() error {
 	return c.Conn.Close()
 }
 
-// ConnectionState exposes the TLS state (for X.509 identities later).
+// ConnectionState exposes the TLS state (the client certificate of an X.509 identity).
 func (c *guardConn) ConnectionState() (tls.ConnectionState, bool) {
 	if tc, ok := c.Conn.(*tls.Conn); ok {
 		return tc.ConnectionState(), true

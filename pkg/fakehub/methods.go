@@ -33,7 +33,18 @@ func (s *Server) InvokeMethodOn(ctx context.Context, id iothub.Identity, name st
 	if err := s.serviceGate(ctx, opMethods, chunks(len(payload), MethodMeterSize), "a direct method", len(payload)); err != nil {
 		return iothub.MethodResult{}, err
 	}
-	return s.cloud.methods.Invoke(ctx, id, name, payload, timeout)
+	start := s.metrics.clock()
+	res, err := s.cloud.methods.Invoke(ctx, id, name, payload, timeout)
+	s.metrics.methodDone(start, err)
+	// The quota meters the response as more messages: the device's payload, or one message
+	// for the hub's answer that the device is not online (docs/iothub-behavior.md §14.9).
+	switch {
+	case err == nil:
+		s.limits.chargeAfter(len(res.Payload))
+	case errors.Is(err, iothub.ErrDeviceNotOnline):
+		s.limits.chargeAfter(0)
+	}
+	return res, err
 }
 
 // errNotSubscribed is the cause of a 404103 for a connected identity

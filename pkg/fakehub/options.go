@@ -76,6 +76,32 @@ type Options struct {
 	// hub (Server.DPS; it needs TLS).
 	DPS *DPSOptions
 
+	// WebSocketAddr, when set, is the listen address of MQTT over WebSockets: TLS with the
+	// same configuration as Addr, answering only on path /$iothub/websocket with
+	// sub-protocol mqtt (docs/iothub-behavior.md §1.2, §1.3); IoT Hub listens on 443. Any
+	// other request is answered 400 and recorded as a rejection. Requires TLS.
+	WebSocketAddr string
+	// DeviceHostName is the hub's device host name ("{hub}.device.azure-devices.net"), the
+	// newer endpoint that offers TLS 1.3 (docs/iothub-behavior.md §1.4, §1.26). When set it
+	// is accepted like HostName in user names and token resources, and a client that names
+	// it in SNI may negotiate TLS 1.3; the server certificate must name it too.
+	DeviceHostName string
+	// ClassicTLSMaxVersion is the highest TLS version offered to clients that do not name
+	// DeviceHostName in SNI (the classic host names, and clients dialling an IP address).
+	// 0 means TLS 1.2, as IoT Hub's classic endpoints (docs/iothub-behavior.md §1.4);
+	// tls.VersionTLS13 offers TLS 1.3 there too.
+	ClassicTLSMaxVersion uint16
+	// NoDashboard turns off the web dashboard the service listener serves at
+	// "/" and "/ui/" (DashboardHandler).
+	NoDashboard bool
+	// MetricsPublic serves /metrics (MetricsHandler) on the service
+	// listener to every client; by default only loopback clients and
+	// logged-in dashboard browsers get it.
+	MetricsPublic bool
+	// DashboardSections are pages other parts of the hub add to the
+	// dashboard (see DashboardSection).
+	DashboardSections []DashboardSection
+
 	// cloudEvents, when set (tests in this package), replaces what the hooks
 	// tell the cloud side.
 	cloudEvents func(*Server) cloudSide

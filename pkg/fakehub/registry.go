@@ -37,7 +37,8 @@ type Registry struct {
 	rand     io.Reader
 	devices  map[string]*entry
 	policies map[string]*iothub.AccessPolicy
-	watchers []*func(change) // pointers, so that unwatch can find its own
+	cas      map[string]*caEntry // CA certificates for certificateAuthority identities (certificates.go)
+	watchers []*func(change)     // pointers, so that unwatch can find its own
 
 	suspectLists atomic.Int64 // suspect key lists built (for tests: they must stay rare)
 
@@ -64,7 +65,7 @@ func NewRegistry(rnd io.Reader) *Registry {
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	r := &Registry{rand: rnd, devices: map[string]*entry{}, policies: map[string]*iothub.AccessPolicy{}}
+	r := &Registry{rand: rnd, devices: map[string]*entry{}, policies: map[string]*iothub.AccessPolicy{}, cas: map[string]*caEntry{}}
 	r.useClock(time.Now)
 	for _, p := range iothub.BuiltinPolicies() {
 		if _, err := r.SetPolicy(p); err != nil {
@@ -116,6 +117,9 @@ func etagOf(d *iothub.Device) string {
 	a := d.Authentication
 	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s", d.DeviceID, d.ModuleID, d.GenerationID, d.Status,
 		d.StatusReason, a.SymmetricKey.PrimaryKey, a.SymmetricKey.SecondaryKey)
+	if a.Type != iothub.AuthSAS { // X.509: the etag of a SAS identity stays what it was
+		fmt.Fprintf(h, "\x00%s\x00%s\x00%s", a.Type, a.X509Thumbprint.PrimaryThumbprint, a.X509Thumbprint.SecondaryThumbprint)
+	}
 	return base64.StdEncoding.EncodeToString(h.Sum(nil)[:9])
 }
 
@@ -140,20 +144,14 @@ func (r *Registry) prepare(d iothub.Device) (iothub.Device, error) {
 		}
 		out.Status, out.StatusReason = st, d.StatusReason
 	}
-	switch t := d.Authentication.Type; t {
-	case "", iothub.AuthSAS:
-	default:
-		return iothub.Device{}, iothub.Errorf(iothub.CodeArgumentInvalid,
-			"%s: authentication type %q is not supported (fakehub does symmetric keys, type %q)", describe(id), t, iothub.AuthSAS)
-	}
 	if d.Capabilities.IoTEdge {
 		return iothub.Device{}, iothub.Errorf(iothub.CodeArgumentInvalid, "%s: fakehub does not support IoT Edge devices (capabilities.iotEdge)", describe(id))
 	}
-	out.Authentication = iothub.SASAuth(d.Authentication.SymmetricKey.PrimaryKey, d.Authentication.SymmetricKey.SecondaryKey)
-	k := &out.Authentication.SymmetricKey
-	if err := r.fillKeys("authentication.symmetricKey.", &k.PrimaryKey, &k.SecondaryKey); err != nil {
+	auth, err := r.prepareAuth(d.Authentication)
+	if err != nil {
 		return iothub.Device{}, prefixError(describe(id), err)
 	}
+	out.Authentication = auth
 	if out.GenerationID == "" {
 		g, err := r.generationID()
 		if err != nil {
@@ -163,6 +161,58 @@ func (r *Registry) prepare(d iothub.Device) (iothub.Device, error) {
 	}
 	out.ETag = etagOf(&out)
 	return out, nil
+}
+
+// prepareAuth checks an identity's authentication and returns what the registry keeps:
+// symmetric keys (missing ones generated), or normalized X.509 thumbprints (selfSigned), or
+// nothing (certificateAuthority: the CA registry and the certificate's CN decide).
+func (r *Registry) prepareAuth(a iothub.Authentication) (iothub.Authentication, error) {
+	if _, err := iothub.ParseAuthType(string(a.Type)); err != nil {
+		return iothub.Authentication{}, iothub.Errorf(iothub.CodeArgumentInvalid, "%v", err)
+	}
+	k, tp := a.SymmetricKey, a.X509Thumbprint
+	switch t := a.EffectiveType(); t {
+	case iothub.AuthSAS:
+		if tp.PrimaryThumbprint != "" || tp.SecondaryThumbprint != "" {
+			return iothub.Authentication{}, iothub.Errorf(iothub.CodeArgumentInvalid,
+				"authentication.x509Thumbprint is set but authentication.type is %q: use type %q for thumbprint authentication", iothub.AuthSAS, iothub.AuthSelfSigned)
+		}
+		out := iothub.SASAuth(k.PrimaryKey, k.SecondaryKey)
+		if err := r.fillKeys("authentication.symmetricKey.", &out.SymmetricKey.PrimaryKey, &out.SymmetricKey.SecondaryKey); err != nil {
+			return iothub.Authentication{}, err
+		}
+		return out, nil
+	case iothub.AuthSelfSigned, iothub.AuthCertificateAuthority:
+		if k.PrimaryKey != "" || k.SecondaryKey != "" {
+			return iothub.Authentication{}, iothub.Errorf(iothub.CodeArgumentInvalid,
+				"authentication.symmetricKey is set but authentication.type is %q: an X.509 identity has no keys", t)
+		}
+		if t == iothub.AuthCertificateAuthority {
+			if tp.PrimaryThumbprint != "" || tp.SecondaryThumbprint != "" {
+				return iothub.Authentication{}, iothub.Errorf(iothub.CodeArgumentInvalid,
+					"authentication.x509Thumbprint is set but authentication.type is %q: a CA-signed identity is authenticated by its CA and common name, not by thumbprints (use type %q)", t, iothub.AuthSelfSigned)
+			}
+			return iothub.CAAuth(), nil
+		}
+		if tp.PrimaryThumbprint == "" && tp.SecondaryThumbprint == "" {
+			return iothub.Authentication{}, iothub.Errorf(iothub.CodeArgumentInvalid,
+				"authentication.x509Thumbprint: a %q identity needs a primaryThumbprint or secondaryThumbprint (SHA-1 or SHA-256 of its certificate, hex)", t)
+		}
+		for i, f := range []*string{&tp.PrimaryThumbprint, &tp.SecondaryThumbprint} {
+			if *f == "" {
+				continue
+			}
+			n, err := iothub.NormalizeThumbprint(*f)
+			if err != nil {
+				return iothub.Authentication{}, iothub.Errorf(iothub.CodeArgumentInvalid, "authentication.x509Thumbprint.%s: %v", [2]string{"primaryThumbprint", "secondaryThumbprint"}[i], err)
+			}
+			*f = n
+		}
+		return iothub.X509Auth(tp.PrimaryThumbprint, tp.SecondaryThumbprint), nil
+	default:
+		return iothub.Authentication{}, iothub.Errorf(iothub.CodeArgumentInvalid,
+			"authentication type %q is not supported (fakehub does %q, %q and %q)", t, iothub.AuthSAS, iothub.AuthSelfSigned, iothub.AuthCertificateAuthority)
+	}
 }
 
 // describe names an identity in messages: `device "d"`, `module "d/m"`.
@@ -244,9 +294,18 @@ func (r *Registry) Put(d iothub.Device, ifMatch string) (stored iothub.Device, c
 		if st, err := iothub.ParseDeviceStatus(string(d.Status)); err == nil && st != old.Status && !id.IsModule() {
 			d.StatusUpdatedTime = (*r.now.Load())().UTC()
 		}
-		k, ok := &d.Authentication.SymmetricKey, old.Authentication.SymmetricKey
-		k.PrimaryKey = cmpOr(k.PrimaryKey, ok.PrimaryKey)
-		k.SecondaryKey = cmpOr(k.SecondaryKey, ok.SecondaryKey)
+		if newType, oldType := d.Authentication.EffectiveType(), old.Authentication.EffectiveType(); newType == oldType {
+			switch newType {
+			case iothub.AuthSAS:
+				k, ok := &d.Authentication.SymmetricKey, old.Authentication.SymmetricKey
+				k.PrimaryKey = cmpOr(k.PrimaryKey, ok.PrimaryKey)
+				k.SecondaryKey = cmpOr(k.SecondaryKey, ok.SecondaryKey)
+			case iothub.AuthSelfSigned:
+				if tp := &d.Authentication.X509Thumbprint; tp.PrimaryThumbprint == "" && tp.SecondaryThumbprint == "" {
+					*tp = old.Authentication.X509Thumbprint
+				}
+			}
+		}
 	}
 	r.mu.Unlock()
 	// prepare may read the random source: do it unlocked, then check again.
@@ -357,6 +416,9 @@ func (r *Registry) SetKeys(id iothub.Identity, k iothub.SymmetricKey) (iothub.Sy
 	d, ok := r.Get(id)
 	if !ok {
 		return iothub.SymmetricKey{}, notFound(id, "is not in the registry")
+	}
+	if t := d.Authentication.EffectiveType(); t != iothub.AuthSAS {
+		return iothub.SymmetricKey{}, iothub.Errorf(iothub.CodeArgumentInvalid, "%s authenticates with X.509 (%s): it has no keys to replace", describe(id), t)
 	}
 	if k.PrimaryKey == "" || k.SecondaryKey == "" { // generate the missing ones rather than keep them
 		if err := r.fillKeys("", &k.PrimaryKey, &k.SecondaryKey); err != nil {
@@ -504,6 +566,7 @@ func (r *Registry) Policies() []iothub.AccessPolicy {
 
 // credential is what the authenticator needs about one identity.
 type credential struct {
+	auth         iothub.Authentication // the identity's own (its type says SAS or X.509)
 	keys         iothub.SymmetricKey
 	enabled      bool
 	generationID string
@@ -519,14 +582,14 @@ func (r *Registry) lookup(id iothub.Identity) (credential, bool) {
 		return credential{}, false
 	}
 	d := &e.dev
-	c := credential{keys: d.Authentication.SymmetricKey, enabled: d.Status != iothub.StatusDisabled, generationID: d.GenerationID}
+	c := credential{auth: d.Authentication, keys: d.Authentication.SymmetricKey, enabled: d.Status != iothub.StatusDisabled, generationID: d.GenerationID}
 	if id.IsModule() {
 		m, ok := e.modules[id.ModuleID]
 		if !ok {
 			return credential{}, false
 		}
 		c.deviceKeys = c.keys
-		c.keys, c.generationID = m.Authentication.SymmetricKey, m.GenerationID
+		c.auth, c.keys, c.generationID = m.Authentication, m.Authentication.SymmetricKey, m.GenerationID
 	}
 	return c, true
 }

@@ -24,6 +24,17 @@ type registryFile struct {
 	HostName string            `json:"hostname"`
 	Devices  []json.RawMessage `json:"devices"`
 	Policies []json.RawMessage `json:"policies"`
+	// Certificates are CA certificates for certificateAuthority identities (a hubkit
+	// extension: the real hub keeps them in Azure Resource Manager).
+	Certificates []fileCertificate `json:"certificates"`
+}
+
+// fileCertificate is a CA certificate entry of the devices file: its name, its PEM text
+// (or base64 DER) and whether it is verified (as az's --verified on upload).
+type fileCertificate struct {
+	Name        string `json:"name"`
+	Certificate string `json:"certificate"`
+	IsVerified  bool   `json:"isVerified"`
 }
 
 // RegistryFile is the content of a devices file.
@@ -144,6 +155,18 @@ func LoadRegistry(r io.Reader, rnd io.Reader) (RegistryFile, error) {
 			}
 		}
 	}
+	for i, c := range f.Certificates {
+		where := fmt.Sprintf("certificates[%d] (name %q)", i, c.Name)
+		if c.Name == "" {
+			return RegistryFile{}, fmt.Errorf("certificates[%d]: name: missing", i)
+		}
+		if _, err := reg.Certificate(c.Name); err == nil {
+			return RegistryFile{}, fmt.Errorf("%s: name: duplicate", where)
+		}
+		if _, err := reg.PutCertificate(c.Name, c.Certificate, c.IsVerified, ""); err != nil {
+			return RegistryFile{}, fmt.Errorf("%s: %w", where, err)
+		}
+	}
 	return RegistryFile{HostName: f.HostName, Registry: reg}, nil
 }
 
@@ -166,8 +189,23 @@ func strictJSON(data []byte, v any) error {
 }
 
 func checkAuth(a iothub.Authentication) error {
-	if t := strings.ToLower(string(a.Type)); t != "" && t != string(iothub.AuthSAS) {
-		return fmt.Errorf("authentication.type: %q is not supported (fakehub does symmetric keys only)", a.Type)
+	t, err := iothub.ParseAuthType(string(a.Type))
+	if err != nil {
+		return err
+	}
+	switch {
+	case t == iothub.AuthNone:
+		return fmt.Errorf("authentication.type: %q is not supported (fakehub does %s, %s and %s)", a.Type, iothub.AuthSAS, iothub.AuthSelfSigned, iothub.AuthCertificateAuthority)
+	case a.IsX509():
+		for _, f := range []struct{ name, v string }{{"primaryThumbprint", a.X509Thumbprint.PrimaryThumbprint}, {"secondaryThumbprint", a.X509Thumbprint.SecondaryThumbprint}} {
+			if f.v == "" {
+				continue
+			}
+			if _, err := iothub.NormalizeThumbprint(f.v); err != nil {
+				return fmt.Errorf("authentication.x509Thumbprint.%s: %w", f.name, err)
+			}
+		}
+		return nil
 	}
 	return checkKeys(a.SymmetricKey.PrimaryKey, a.SymmetricKey.SecondaryKey, "authentication.symmetricKey.")
 }
@@ -191,7 +229,7 @@ func checkKeys(primary, secondary, prefix string) error {
 // "statuss") is an error. Objects under the opaque keys (capabilities, tags,
 // properties, x509Thumbprint, ...) are not checked.
 var (
-	fileTopFields    = []string{"hostname", "devices", "policies", "dps"}
+	fileTopFields    = []string{"hostname", "devices", "policies", "certificates", "dps"}
 	fileDeviceFields = []string{"deviceId", "status", "generationId", "authentication", "modules",
 		"etag", "deviceEtag", "connectionState", "statusReason", "connectionStateUpdatedTime", "statusUpdatedTime",
 		"statusUpdateTime", "lastActivityTime", "cloudToDeviceMessageCount", "capabilities", "deviceScope",
@@ -204,6 +242,7 @@ var (
 	fileAuthFields   = []string{"type", "symmetricKey", "x509Thumbprint"}
 	fileKeyFields    = []string{"primaryKey", "secondaryKey"}
 	filePolicyFields = []string{"keyName", "primaryKey", "secondaryKey", "rights"}
+	fileCertFields   = []string{"name", "certificate", "isVerified"}
 )
 
 // checkFields reports the first field of the devices file that is none of
@@ -224,6 +263,10 @@ func checkFields(data []byte) error {
 		case "policies":
 			return checkList(v, "policies", func(n *yamlv3.Node, path string) error {
 				return checkMapping(n, path, filePolicyFields, nil)
+			})
+		case "certificates":
+			return checkList(v, "certificates", func(n *yamlv3.Node, path string) error {
+				return checkMapping(n, path, fileCertFields, nil)
 			})
 		case "dps":
 			return checkMapping(v, "dps", fileDPSFields, nil) // its entries: LoadDPS

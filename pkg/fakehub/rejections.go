@@ -176,6 +176,8 @@ func (s *Server) record(r iothub.Rejection, msg string) {
 		r.Hints = hints
 	}
 	s.rejections.add(r)
+	s.metrics.rejected(r.Reason)
+	s.activity.changed()
 	attrs := []any{"reason", string(r.Reason), "detail", r.Detail, "clientId", r.ClientID, "remoteAddr", r.RemoteAddr}
 	if r.DeviceID != "" {
 		attrs = append(attrs, "deviceId", r.DeviceID)

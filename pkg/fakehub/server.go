@@ -2,7 +2,6 @@ package fakehub
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -29,6 +28,7 @@ type Server struct {
 	hostNames []string // lower-case, without port
 
 	tlsLn, plainLn *guardListener
+	wsLn           *wsListener // MQTT over WebSockets (Options.WebSocketAddr)
 
 	sessions    sessionTable
 	telemetry   *ring
@@ -49,6 +49,10 @@ type Server struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	metrics   *hubMetrics // Prometheus metrics (metrics.go)
+	activity  activity    // change signal and last-seen times for the dashboard (activity.go)
+	dashboard *dashboardState
+
 	observers observers // packet observers (observe.go)
 	grades    gradeRuns // the device grader's runs (grade.go)
 }
@@ -65,6 +69,9 @@ func NewServer(opts Options) (*Server, error) {
 	if err := opts.applyProfile(); err != nil {
 		return nil, err
 	}
+	if err := opts.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("fakehub: Options.Limits: %w", err)
+	}
 	if opts.TLS == nil && opts.InsecureAddr == "" {
 		return nil, errors.New("fakehub: Options.TLS is required (or set InsecureAddr for a plaintext-only hub)")
 	}
@@ -74,6 +81,9 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.TLS != nil && len(opts.TLS.Certificates) == 0 && opts.TLS.GetCertificate == nil && opts.TLS.GetConfigForClient == nil {
 		return nil, errors.New("fakehub: Options.TLS has no certificate")
 	}
+	if opts.WebSocketAddr != "" && opts.TLS == nil {
+		return nil, errors.New("fakehub: Options.WebSocketAddr needs Options.TLS: IoT Hub's WebSocket endpoint is wss:// only")
+	}
 	s := &Server{opts: opts, log: opts.Logger, telemetry: newRing(opts.TelemetryBuffer, opts.TelemetryBufferBytes),
 		clock: clock, realNow: realNow, limits: newLimiter(opts.Limits, opts.Now)}
 	s.limits.changed = clock.changes
@@ -82,7 +92,14 @@ func NewServer(opts Options) (*Server, error) {
 	clock.moved = s.clockMoved
 	clock.mu.Unlock()
 	s.lifecycle = &lifecycleHook{s: s}
-	for _, h := range append([]string{opts.HostName}, opts.Aliases...) {
+	s.metrics = newHubMetrics(s)
+	s.limits.throttled = s.metrics.throttle
+	s.dashboard = newDashboardState(s)
+	names := append([]string{opts.HostName}, opts.Aliases...)
+	if opts.DeviceHostName != "" {
+		names = append(names, opts.DeviceHostName)
+	}
+	for _, h := range names {
 		s.hostNames = append(s.hostNames, strings.ToLower(stripPort(h)))
 	}
 	s.sessions.init()
@@ -114,10 +131,8 @@ func NewServer(opts Options) (*Server, error) {
 	// fail undoes what NewServer has set up so far: every listener it opened is
 	// closed (its port free again) and the cloud side stopped.
 	fail := func(err error) (*Server, error) {
-		for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
-			if ln != nil {
-				_ = ln.Close()
-			}
+		for _, ln := range s.guards() {
+			_ = ln.Close()
 		}
 		s.cloud.close()
 		return nil, err
@@ -137,17 +152,32 @@ func NewServer(opts Options) (*Server, error) {
 	if err := s.mochi.AddHook(&telemetryHook{s: s}, nil); err != nil {
 		return fail(err)
 	}
+	if err := s.mochi.AddHook(&activityHook{s: s}, nil); err != nil {
+		return fail(err)
+	}
 
 	if opts.TLS != nil {
 		raw, err := net.Listen("tcp", opts.Addr)
 		if err != nil {
 			return fail(fmt.Errorf("fakehub: listen %s: %w", opts.Addr, err))
 		}
-		cfg := opts.TLS.Clone()
-		cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12) // IoT Hub: TLS 1.2 and up
-		s.tlsLn = newGuardListener(raw, cfg, opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
+		s.tlsLn = newGuardListener(raw, s.deviceTLS(), opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
+		s.tlsLn.onHandshake = s.tlsHandshakeFailed
 		s.tlsLn.onAccept = s.observeAccept("")
 		if err := s.mochi.AddListener(listeners.NewNet("mqtts", s.tlsLn)); err != nil {
+			return fail(err)
+		}
+	}
+	if opts.WebSocketAddr != "" {
+		raw, err := net.Listen("tcp", opts.WebSocketAddr)
+		if err != nil {
+			return fail(fmt.Errorf("fakehub: listen %s (MQTT over WebSockets): %w", opts.WebSocketAddr, err))
+		}
+		ln := newGuardListener(raw, s.deviceTLS(), opts.ConnectTimeout, s.connectTimedOut, s.wsFirstRead)
+		ln.onHandshake = s.tlsHandshakeFailed
+		ln.onAccept = s.observeAccept("")
+		s.wsLn = newWSListener(s, ln)
+		if err := s.mochi.AddListener(s.wsLn); err != nil {
 			return fail(err)
 		}
 	}
@@ -233,11 +263,9 @@ func (s *Server) Close() error {
 		s.cloud.close()
 		// Drain first: mochi's Close races with connection set-up (mochi#424,
 		// #541) and can deadlock while clients come and go (mochi#488).
-		for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
-			if ln != nil {
-				_ = ln.Close()
-				ln.closeAll()
-			}
+		for _, ln := range s.guards() {
+			_ = ln.Close()
+			ln.closeAll()
 		}
 		for _, cl := range s.mochi.Clients.GetAll() {
 			cl.Stop(ErrClosed)
@@ -255,12 +283,24 @@ func (s *Server) Close() error {
 
 func (s *Server) pendingConns() int {
 	n := 0
-	for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
-		if ln != nil {
-			n += ln.open()
-		}
+	for _, ln := range s.guards() {
+		n += ln.open()
 	}
 	return n
+}
+
+// guards returns the listeners that are open.
+func (s *Server) guards() []*guardListener {
+	var out []*guardListener
+	for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
+		if ln != nil {
+			out = append(out, ln)
+		}
+	}
+	if s.wsLn != nil {
+		out = append(out, s.wsLn.ln)
+	}
+	return out
 }
 
 // CheckTokens drops every connection whose token expired (plus the grace)
@@ -269,7 +309,7 @@ func (s *Server) pendingConns() int {
 func (s *Server) CheckTokens() {
 	now := s.opts.Now()
 	for _, ss := range s.sessions.all() {
-		if !now.Before(ss.deadline()) {
+		if !ss.expiry.IsZero() && !now.Before(ss.deadline()) {
 			s.expire(ss)
 		}
 	}

@@ -47,7 +47,7 @@ func (s *Server) startService() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	sl := &serviceListener{ln: ln, cancel: cancel, done: make(chan struct{})}
 	sl.srv = &http.Server{
-		Handler:           s.ServiceHandler(),
+		Handler:           s.httpHandler(),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute, // no WriteTimeout: telemetry follow streams are long

@@ -10,7 +10,8 @@ import (
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
-// The service API's test extensions (/hubkit/clock, /hubkit/faults) over the Go API.
+// The service API's test extensions (/hubkit/clock, /hubkit/faults, /hubkit/limits) over the
+// Go API.
 
 func (b serviceBackend) Clock(context.Context) iothub.ClockReading { return b.s.clock.Reading() }
 
@@ -105,6 +106,15 @@ func (b serviceBackend) Fault(_ context.Context, f iothub.FaultRequest) (iothub.
 				iothub.FaultDropPubacks, iothub.FaultSilenceTwin, iothub.FaultRestart, iothub.FaultClear}, ", "))
 	}
 	return iothub.FaultResult{}, nil
+}
+
+func (b serviceBackend) Limits(context.Context) iothub.LimitsStatus { return b.s.LimitsStatus() }
+
+func (b serviceBackend) SetLimits(_ context.Context, l iothub.Limits) (iothub.LimitsStatus, error) {
+	if err := b.s.SetLimits(l); err != nil {
+		return iothub.LimitsStatus{}, err
+	}
+	return b.s.LimitsStatus(), nil
 }
 
 // ParseDuration reads a Go duration ("55m", "1h30m", "-2h") or a number of seconds ("90"),

@@ -64,8 +64,9 @@ type session struct {
 	tag   string     // unique per connection (set by establish): tags C2D deliveries
 	c2dMu sync.Mutex // serialises C2D flushes (service and connection goroutines) for FIFO order
 
-	token    sas.Token          // the CONNECT's token (re-verified when the identity's keys change)
-	warnings []iothub.Rejection // the strict profile's warnings for this CONNECT
+	lastActive atomic.Int64       // Unix nanoseconds of the latest telemetry (0: none yet), for the dashboard
+	token      sas.Token          // the CONNECT's token (re-verified when the identity's keys change)
+	warnings   []iothub.Rejection // the strict profile's warnings for this CONNECT
 }
 
 // willMessage is a device's will (topic and payload).
@@ -180,6 +181,9 @@ func (t *sessionTable) stopAll() {
 // deadline. The timer runs on the real clock; when it fires before the
 // injected clock says the deadline has come, it waits again.
 func (ss *session) armExpiry() {
+	if ss.expiry.IsZero() {
+		return // an X.509 connection: no token to expire
+	}
 	s := ss.srv
 	d := ss.deadline().Sub(s.opts.Now())
 	ss.timerMu.Lock()

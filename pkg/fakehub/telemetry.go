@@ -135,6 +135,8 @@ func (s *Server) capture(ss *session, topic string, props iothub.Properties, pay
 		SystemProperties: props.System(), Properties: app, Annotations: ann, EnqueuedTime: now,
 	}
 	seq := s.telemetry.add(m)
+	s.metrics.telemetryAccepted(len(payload))
+	ss.lastActive.Store(now.UnixNano())
 	s.log.Debug("telemetry", "deviceId", m.DeviceID, "moduleId", m.ModuleID, "seq", seq, "bytes", len(payload))
 }
 
@@ -308,6 +310,7 @@ func (st *Stream) Dropped() uint64 {
 func (s *Server) deferTelemetry(ss *session, pk packets.Packet, props iothub.Properties, extra map[string]string, plan telemetryPlan) {
 	defer s.recoverHook("queued telemetry", ss.cl, nil)
 	if !plan.admitAt.IsZero() && !s.limits.waitUntil(ss.done, plan.admitAt) {
+		s.limits.refund(plan.quotaDay, plan.size)
 		return
 	}
 	s.capture(ss, pk.TopicName, props, pk.Payload, extra)

@@ -21,6 +21,8 @@ type telemetryPlan struct {
 	admitAt  time.Time
 	pubackAt time.Time
 	noPuback bool
+	quotaDay string // the quota day it was charged on, and its size: refunded if never captured
+	size     int
 }
 
 // telemetryGate runs before a telemetry message is captured. It returns the plan for it,
@@ -33,16 +35,19 @@ func (s *Server) telemetryGate(ss *session, windows bool, size int) (telemetryPl
 			PropFaultOperationType, w.kind, w.until.UTC().Format(time.RFC3339), w.code))
 		return plan, errFaultClosed
 	}
-	if err := s.limits.charge("telemetry", size); err != nil {
-		s.closeForLimit(ss, err, "telemetry")
-		return plan, errFaultClosed
-	}
 	at, err := s.limits.reserve(opD2C, 1)
 	if err != nil {
 		s.closeForLimit(ss, err, "telemetry")
 		return plan, errFaultClosed
 	}
-	plan.admitAt = at
+	// Only messages the hub accepts count against the quota: one the throttle refused does
+	// not (docs/iothub-behavior.md §14.9).
+	day, err := s.limits.chargeDay("telemetry", size)
+	if err != nil {
+		s.closeForLimit(ss, err, "telemetry")
+		return plan, errFaultClosed
+	}
+	plan.admitAt, plan.quotaDay, plan.size = at, day, size
 	if d, ok := lookupFault(&s.faults, s.faults.pubackDelay, ss.id); ok && d > 0 {
 		rj := ss.rejection(ReasonFaultPuback, fmt.Sprintf("PUBACK held for %s (Server.DelayPubacks)", d))
 		rj.Warning = true

@@ -64,6 +64,9 @@ type ConnectionString struct {
 	GatewayHostName, SharedAccessSignature                             string
 	Endpoint, EntityPath                                               string // Service Bus / Event Hubs
 	Dialect                                                            Dialect
+	// X509 is "x509=true": the device or module authenticates with its client certificate
+	// (and an empty MQTT password) instead of a key, as the Azure SDKs write it.
+	X509 bool
 }
 
 // connection-string key names in canonical spelling and output order.
@@ -77,9 +80,10 @@ const (
 	csGateway   = "GatewayHostName"
 	csEndpoint  = "Endpoint"
 	csEntity    = "EntityPath"
+	csX509      = "x509"
 )
 
-var csKnown = []string{csHostName, csDeviceID, csModuleID, csKeyName, csKey, csSignature, csGateway, csEndpoint, csEntity}
+var csKnown = []string{csHostName, csDeviceID, csModuleID, csKeyName, csKey, csSignature, csGateway, csEndpoint, csEntity, csX509}
 
 func (c *ConnectionString) field(name string) *string {
 	switch name {
@@ -122,6 +126,7 @@ func csError(format string, args ...any) error {
 //
 //	HostName=h;DeviceId=d;SharedAccessKey=k                       device
 //	HostName=h;DeviceId=d;ModuleId=m;SharedAccessKey=k            module
+//	HostName=h;DeviceId=d[;ModuleId=m];x509=true                  device or module with an X.509 certificate
 //	HostName=h;SharedAccessKeyName=p;SharedAccessKey=k            policy (service)
 //	HostName=h;DeviceId=d;SharedAccessKeyName=p;SharedAccessKey=k device via a policy key (skn=p;
 //	                                                               the .NET device SDK's
@@ -170,6 +175,16 @@ func ParseConnectionString(s string) (ConnectionString, error) {
 		seen[canon] = true
 		if value == "" {
 			return c, csError("%s is empty", canon)
+		}
+		if canon == csX509 {
+			switch strings.ToLower(strings.TrimSpace(value)) {
+			case "true":
+				c.X509 = true
+			case "false":
+			default:
+				return c, csError("x509=%s: want x509=true", quoteName(value))
+			}
+			continue
 		}
 		*c.field(canon) = value
 	}
@@ -236,7 +251,6 @@ func canonicalKey(name string) string {
 // unsupportedKeys are real connection-string keys of other tools or
 // features, refused with a specific reason.
 var unsupportedKeys = map[string]string{
-	"x509":                   "x509 connection strings are not supported (SAS only: use SharedAccessKey or SharedAccessSignature)",
 	"repositoryid":           "RepositoryId (a retired Digital Twins preview key) is not supported; remove it",
 	"modelid":                "ModelId is not a connection-string key here; send the model ID in the MQTT user name (model-id=...)",
 	"usedevelopmentemulator": "UseDevelopmentEmulator (the Event Hubs emulator flag) is not supported; remove it",
@@ -271,8 +285,12 @@ func (c *ConnectionString) validate() error {
 		return csError("ModuleId requires DeviceId")
 	case c.SharedAccessKey != "" && c.SharedAccessSignature != "":
 		return csError("SharedAccessKey and SharedAccessSignature cannot both be set (use one)")
-	case c.SharedAccessKey == "" && c.SharedAccessSignature == "":
-		return csError("SharedAccessKey or SharedAccessSignature is required")
+	case c.X509 && (c.SharedAccessKey != "" || c.SharedAccessSignature != "" || c.SharedAccessKeyName != ""):
+		return csError("x509=true cannot be combined with SharedAccessKey, SharedAccessKeyName or SharedAccessSignature (an X.509 identity authenticates with its certificate)")
+	case c.X509 && c.DeviceID == "":
+		return csError("x509=true requires DeviceId (HostName=...;DeviceId=...;x509=true)")
+	case c.SharedAccessKey == "" && c.SharedAccessSignature == "" && !c.X509:
+		return csError("SharedAccessKey or SharedAccessSignature is required (or x509=true for an X.509 identity)")
 	case c.SharedAccessKeyName != "" && c.SharedAccessSignature != "":
 		return csError("SharedAccessKeyName goes with SharedAccessKey, not with SharedAccessSignature (the token carries skn itself)")
 	case c.SharedAccessKeyName == "" && c.DeviceID == "":
@@ -304,6 +322,9 @@ func (c *ConnectionString) validateServiceBus() error {
 		if k.v != "" {
 			return csError("%s cannot be used with Endpoint/EntityPath (IoT Hub keys in an Event Hubs/Service Bus connection string)", k.name)
 		}
+	}
+	if c.X509 {
+		return csError("x509=true cannot be used with Endpoint/EntityPath (Event Hubs and Service Bus have no X.509 device identities)")
 	}
 	switch {
 	case c.Endpoint == "":
@@ -365,6 +386,9 @@ func (c ConnectionString) format(redact bool) string {
 		b.WriteString(k)
 		b.WriteByte('=')
 		b.WriteString(v)
+	}
+	if c.X509 {
+		b.WriteString(";" + csX509 + "=true")
 	}
 	return b.String()
 }

@@ -127,7 +127,10 @@ func TestParseConnectionStringErrors(t *testing.T) {
 		{"did-you-mean", "HostName=h;Device=d" + k, `unknown key "Device" (did you mean DeviceId?)`},
 		{"did-you-mean-key", "HostName=h;DeviceId=d;PrimaryKey=" + csKeyB64, "did you mean SharedAccessKey?"},
 		{"pasted-key-not-echoed", "HostName=h;DeviceId=d;AAECAwQFBgcICQoLDA0ODw==", "unknown key (22 bytes, not shown)"},
-		{"x509", "HostName=h;DeviceId=d;x509=true", "x509 connection strings are not supported"},
+		{"x509-and-key", "HostName=h;DeviceId=d;x509=true" + k, "x509=true cannot be combined with SharedAccessKey"},
+		{"x509-no-device", "HostName=h;x509=true", "x509=true requires DeviceId"},
+		{"x509-bad-value", "HostName=h;DeviceId=d;x509=yes", "x509=\"yes\": want x509=true"},
+		{"x509-false-no-key", "HostName=h;DeviceId=d;x509=false", "SharedAccessKey or SharedAccessSignature is required (or x509=true"},
 		{"repository-id", "HostName=h;DeviceId=d;RepositoryId=r" + k, "RepositoryId (a retired Digital Twins preview key)"},
 		{"emulator", "Endpoint=sb://localhost;SharedAccessKeyName=p;SharedAccessKey=k;UseDevelopmentEmulator=true", "UseDevelopmentEmulator"},
 		{"duplicate", "HostName=h;DeviceId=d;deviceid=e" + k, "DeviceId is set twice"},
@@ -233,4 +236,24 @@ func FuzzParseConnectionString(f *testing.F) {
 		_ = c.Redacted()
 		_ = c.Resource()
 	})
+}
+
+// TestParseX509ConnectionString: the form the Azure SDKs use for certificate identities
+// (azure-iot-device's ConnectionString.createWithX509Certificate writes
+// "HostName=...;DeviceId=...;x509=true").
+func TestParseX509ConnectionString(t *testing.T) {
+	for _, in := range []string{"HostName=h;DeviceId=d;x509=true", "hostname=h;deviceid=d;X509=True"} {
+		c, err := ParseConnectionString(in)
+		if err != nil || !c.X509 || c.Kind() != KindDevice || c.DeviceID != "d" {
+			t.Errorf("ParseConnectionString(%q) = %+v, %v", in, c, err)
+			continue
+		}
+		if got := c.String(); got != "HostName=h;DeviceId=d;x509=true" {
+			t.Errorf("String() = %q", got)
+		}
+	}
+	c, err := ParseConnectionString("HostName=h;DeviceId=d;ModuleId=m;x509=true")
+	if err != nil || c.Kind() != KindModule || !c.X509 {
+		t.Errorf("module: %+v, %v", c, err)
+	}
 }

@@ -103,18 +103,23 @@ func New(connectionString string, opts ...Option) (*Client, error) {
 		cl.ttl = DefaultTokenTTL
 	}
 	if cl.http == nil {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if c.tls != nil {
-			tc = c.tls.Clone()
-		}
-		if c.roots != nil {
-			tc.RootCAs = c.roots
-		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = tc
-		cl.http = &http.Client{Transport: tr}
+		cl.http = c.httpClient()
 	}
 	return cl, nil
+}
+
+// httpClient builds the HTTP client of the TLS options (WithRootCAs, WithTLSConfig).
+func (c *config) httpClient() *http.Client {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.tls != nil {
+		tc = c.tls.Clone()
+	}
+	if c.roots != nil {
+		tc.RootCAs = c.roots
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	return &http.Client{Transport: tr}
 }
 
 // Close closes the client's idle connections (those of the HTTP client it made, or of the

@@ -727,3 +727,96 @@ func TestRootCAs(t *testing.T) {
 		t.Errorf("WithHTTPClient: %v", err)
 	}
 }
+
+func TestLimits(t *testing.T) {
+	t.Parallel()
+	hub, c := startHub(t)
+	ctx := testCtx(t)
+	st, err := c.Limits(ctx)
+	if err != nil || st.Limits.D2C.On() || st.Limits.DailyMessages != 0 || st.QuotaDay == "" {
+		t.Fatalf("Limits of a hub without limits = %+v, %v", st, err)
+	}
+
+	want := iothub.Limits{C2D: iothub.Throttle{PerSecond: 0.01, Burst: 1, Backlog: -1}, DailyMessages: 10, MeterSize: 512}
+	st, err = c.SetLimits(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Limits != want || hub.Limits() != want {
+		t.Errorf("SetLimits answered %+v, the hub holds %+v; want %+v", st.Limits, hub.Limits(), want)
+	}
+	// In force at once: the burst of one C2D send, then 429002 with Retry-After; the quota
+	// counts the sent message in 512-byte chunks (a 600-byte payload is 2).
+	create(t, c, iothub.Device{DeviceID: "dev1"})
+	if _, err := c.SendC2D(ctx, "dev1", iothub.C2DMessage{Payload: []byte(strings.Repeat("x", 600))}); err != nil {
+		t.Fatalf("first SendC2D under the new limits: %v", err)
+	}
+	_, err = c.SendC2D(ctx, "dev1", iothub.C2DMessage{Payload: []byte("2")})
+	if e := wantErr(t, err, iothub.ErrThrottleBacklog, 429); e.RetryAfter < time.Second {
+		t.Errorf("429 Retry-After %v, want whole seconds", e.RetryAfter)
+	}
+	if st, err := c.Limits(ctx); err != nil || st.QuotaUsed != 2 {
+		t.Errorf("after one 600-byte C2D message: quota used %d, %v; want 2 (512-byte meter)", st.QuotaUsed, err)
+	}
+
+	// Refused: a negative rate. Nothing changes.
+	_, err = c.SetLimits(ctx, iothub.Limits{D2C: iothub.Throttle{PerSecond: -1}})
+	if e := wantErr(t, err, iothub.ErrInvalidArgument, 400); !strings.Contains(e.Message, "d2c: perSecond -1") {
+		t.Errorf("negative rate refused with %q, want the field named", e.Message)
+	}
+	if hub.Limits() != want {
+		t.Errorf("a refused PUT changed the limits to %+v", hub.Limits())
+	}
+
+	// The zero Limits removes them: the next C2D send goes through at once.
+	if _, err := c.SetLimits(ctx, iothub.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SendC2D(ctx, "dev1", iothub.C2DMessage{Payload: []byte("3")}); err != nil {
+		t.Errorf("SendC2D after the limits were removed: %v", err)
+	}
+}
+
+func TestHubClock(t *testing.T) {
+	t.Parallel()
+	hub, _ := startHub(t)
+	ctx := testCtx(t)
+	local := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	hc, err := serviceclient.NewHubClock(hub.ServiceURL(), serviceclient.WithRootCAs(hub.CAPool), serviceclient.WithNow(func() time.Time { return local }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hc.Sync(ctx); err != nil || hc.Offset() != 0 || !hc.Now().Equal(local) {
+		t.Fatalf("Sync of an unmoved hub: offset %v, now %v, %v", hc.Offset(), hc.Now(), err)
+	}
+	hub.Clock().Advance(55 * time.Minute)
+	if err := hc.Sync(ctx); err != nil || hc.Offset() != 55*time.Minute || !hc.Now().Equal(local.Add(55*time.Minute)) {
+		t.Errorf("after the hub's clock advanced 55m: offset %v, now %v, %v", hc.Offset(), hc.Now(), err)
+	}
+
+	// Follow keeps up with later moves.
+	fctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go hc.Follow(fctx, 10*time.Millisecond)
+	hub.Clock().Set(local.Add(-time.Hour)) // moved back: the offset is measured from the hub's real clock
+	testutil.Eventually(t, "Follow taking the new offset", func() bool { return hc.Offset() != 55*time.Minute })
+	if want := hub.Clock().Offset(); hc.Offset().Round(time.Millisecond) != want.Round(time.Millisecond) {
+		t.Errorf("followed offset %v, want the hub's %v", hc.Offset(), want)
+	}
+	stop()
+
+	// Not a fakehub clock: a clear error, no offset.
+	bad, err := serviceclient.NewHubClock(hub.ServiceURL()+"/devices", serviceclient.WithRootCAs(hub.CAPool))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.Sync(ctx); err == nil || !strings.Contains(err.Error(), "is it a fakehub's service API?") || bad.Err() == nil {
+		t.Errorf("Sync of %s/devices/hubkit/clock = %v, want an error naming the URL", hub.ServiceURL(), err)
+	}
+	if bad.Offset() != 0 {
+		t.Errorf("offset %v after a failed Sync, want 0", bad.Offset())
+	}
+	if _, err := serviceclient.NewHubClock("localhost:8443"); err == nil {
+		t.Error("NewHubClock(localhost:8443) = nil error, want one asking for https://host:port")
+	}
+}

@@ -228,6 +228,28 @@ func (c *Client) Fault(ctx context.Context, f iothub.FaultRequest) (iothub.Fault
 	return out, err
 }
 
+// Limits reads a hubkit hub's throttles and daily quota, and how much of the day's quota is
+// used (GET /hubkit/limits, a hubkit extension).
+func (c *Client) Limits(ctx context.Context) (iothub.LimitsStatus, error) {
+	var out iothub.LimitsStatus
+	err := c.call(ctx, request{method: http.MethodGet, path: "/hubkit/limits", hubkit: true}, &out)
+	return out, err
+}
+
+// SetLimits replaces a hubkit hub's throttles and daily quota while it runs (PUT
+// /hubkit/limits): effective at once for new operations; a throttle that changed starts with
+// a full burst, and the day's quota count is kept. The zero Limits removes every limit.
+func (c *Client) SetLimits(ctx context.Context, l iothub.Limits) (iothub.LimitsStatus, error) {
+	r, err := jsonRequest(http.MethodPut, "/hubkit/limits", l)
+	if err != nil {
+		return iothub.LimitsStatus{}, err
+	}
+	r.hubkit = true
+	var out iothub.LimitsStatus
+	err = c.call(ctx, r, &out)
+	return out, err
+}
+
 // Reset clears the hub's run-time state between tests (POST /hubkit/reset, a hubkit
 // extension): the parts named ("telemetry", "rejections", "c2d", "twins"), or all of them.
 // Devices, keys and connections stay.

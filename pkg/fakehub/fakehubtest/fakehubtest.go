@@ -30,6 +30,13 @@ type Hub struct {
 	// Host and Port to dial (127.0.0.1 and the random port).
 	Host string
 	Port string
+	// WSPort is the port of MQTT over WebSockets (Server.WebSocketURL), "" without it.
+	WSPort string
+
+	t        testing.TB
+	now      time.Time
+	deviceMu sync.Mutex
+	deviceCA *certs.CA // signs CA-authenticated device certificates; registered on first use
 }
 
 // ClientTLS returns a client TLS configuration trusting the hub and
@@ -44,10 +51,11 @@ func (h *Hub) ClientTLS() *tls.Config {
 // packet-level lines too.
 var LogLevel slog.Leveler = slog.LevelInfo
 
-// Start runs a hub for the test. opts may set anything; Addr defaults to
-// 127.0.0.1:0, TLS is filled from a fresh CA (leaf for the host name,
-// localhost, 127.0.0.1 and ::1) and Logger defaults to t.Log at LogLevel
-// (Info) when the test runs with -v, else discarded.
+// Start runs a hub for the test. opts may set anything; Addr and WebSocketAddr
+// default to 127.0.0.1:0 (MQTT over TLS and over WebSockets), TLS is filled from
+// a fresh CA (leaf for the host name, the device host name, localhost, 127.0.0.1
+// and ::1) and Logger defaults to t.Log at LogLevel (Info) when the test runs
+// with -v, else discarded.
 func Start(t testing.TB, opts fakehub.Options) *Hub {
 	t.Helper()
 	now := time.Now()
@@ -60,7 +68,11 @@ func Start(t testing.TB, opts fakehub.Options) *Hub {
 		host = "localhost"
 	}
 	if opts.TLS == nil && opts.InsecureAddr == "" {
-		cfg, err := ca.ServerTLS(append([]string{host, "localhost", "127.0.0.1", "::1"}, opts.Aliases...), 24*time.Hour, now)
+		hosts := append([]string{host, "localhost", "127.0.0.1", "::1"}, opts.Aliases...)
+		if opts.DeviceHostName != "" {
+			hosts = append(hosts, opts.DeviceHostName)
+		}
+		cfg, err := ca.ServerTLS(hosts, 24*time.Hour, now)
 		if err != nil {
 			t.Fatalf("fakehubtest: ServerTLS: %v", err)
 		}
@@ -68,6 +80,9 @@ func Start(t testing.TB, opts fakehub.Options) *Hub {
 	}
 	if opts.Addr == "" {
 		opts.Addr = "127.0.0.1:0"
+	}
+	if opts.WebSocketAddr == "" && opts.TLS != nil {
+		opts.WebSocketAddr = "127.0.0.1:0"
 	}
 	if opts.Logger == nil && testing.Verbose() {
 		tl := &tlog{t: t}
@@ -83,8 +98,11 @@ func Start(t testing.TB, opts fakehub.Options) *Hub {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}), 0o644); err != nil {
 		t.Fatalf("fakehubtest: %v", err)
 	}
-	h := &Hub{Server: srv, CAPool: ca.Pool(), CAFile: caFile, Host: "127.0.0.1"}
+	h := &Hub{Server: srv, CAPool: ca.Pool(), CAFile: caFile, Host: "127.0.0.1", t: t, now: now}
 	_, h.Port, _ = splitHostPort(srv.Addr())
+	if a := srv.WebSocketAddr(); a != "" {
+		_, h.WSPort, _ = splitHostPort(a)
+	}
 	return h
 }
 

@@ -71,6 +71,10 @@ type Options struct {
 	// registry's generation ID of the target identity).
 	GenerationID func(iothub.Identity) string
 	Logger       *slog.Logger // nil = discard
+	// OnFinish, when set, is told each message that reaches a final state
+	// (completed, rejected, expired, purged). It runs with the queue's lock
+	// held: it must be quick and must not call back into the Queue.
+	OnFinish func(id iothub.Identity, s iothub.C2DState)
 }
 
 // Queue holds the C2D queues of every identity. It is safe for concurrent use.
@@ -229,6 +233,9 @@ func (q *Queue) expire(qu *queue, now time.Time) {
 // q.mu and remove e from its queue.
 func (q *Queue) finish(e *entry, s iothub.C2DState, reason string, now time.Time) {
 	e.rec.State, e.rec.Reason, e.rec.Finished, e.rec.PacketID, e.rec.Session = s, reason, now, 0, ""
+	if q.opts.OnFinish != nil {
+		q.opts.OnFinish(e.rec.Identity, s)
+	}
 	q.history = append(q.history, e)
 	if over := len(q.history) - q.opts.HistoryLimit; over > 0 {
 		for _, old := range q.history[:over] {
@@ -538,6 +545,19 @@ func (q *Queue) Reset() {
 	q.queues = map[iothub.Identity]*queue{}
 	q.byID = map[string]*entry{}
 	q.history, q.feedback = nil, nil
+}
+
+// Depth returns how many messages wait for their identities, all queues
+// together: queued, or delivered and awaiting a PUBACK. Messages past their
+// expiry count until a queue is next read.
+func (q *Queue) Depth() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for _, qu := range q.queues {
+		n += len(qu.pending) + len(qu.inflight)
+	}
+	return n
 }
 
 // Feedback returns the feedback records kept so far, oldest first.

@@ -36,6 +36,9 @@ type Backend interface {
 	// Twins returns every device twin (modules: every module twin), sorted by device ID then
 	// module ID, for the query endpoint.
 	Twins(ctx context.Context, modules bool) ([]iothub.Twin, error)
+	// MeterQuery charges a query's result of size bytes (its JSON) to the daily quota: nil,
+	// or iothub.ErrQuotaExceeded when the quota cannot hold it.
+	MeterQuery(ctx context.Context, size int) error
 	// Twin returns the identity's twin in the service's view.
 	Twin(ctx context.Context, id iothub.Identity) (iothub.Twin, error)
 	// UpdateTwin applies u and returns the new twin.
@@ -78,6 +81,10 @@ type Backend interface {
 	// Fault injects a service-side fault (iothub.ErrInvalidArgument for a bad request,
 	// iothub.ErrDeviceNotOnline when the identity to drop is not connected).
 	Fault(ctx context.Context, f iothub.FaultRequest) (iothub.FaultResult, error)
+	// Limits reads the hub's throttles, quota and the quota used today; SetLimits replaces
+	// them (iothub.ErrInvalidArgument for limits that fail iothub.Limits.Validate).
+	Limits(ctx context.Context) iothub.LimitsStatus
+	SetLimits(ctx context.Context, l iothub.Limits) (iothub.LimitsStatus, error)
 }
 
 // TelemetryQuery selects captured telemetry.

@@ -156,10 +156,20 @@ func (h *handler) routes() []route {
 		// Extensions: what the real hub offers through Event Hubs or not at all.
 		{"GET /hubkit/telemetry", iothub.ServiceConnect, false, h.telemetry},
 		{"GET /hubkit/rejections", iothub.ServiceConnect, false, h.rejections},
+		// Extension: CA certificates for X.509 CA identities (Azure Resource Manager on the
+		// real hub; certificates.go).
+		{"GET /hubkit/certificates", iothub.RegistryRead, false, h.listCertificates},
+		{"GET /hubkit/certificates/{name}", iothub.RegistryRead, false, h.getCertificate},
+		{"PUT /hubkit/certificates/{name}", iothub.RegistryWrite, false, h.putCertificate},
+		{"DELETE /hubkit/certificates/{name}", iothub.RegistryWrite, false, h.deleteCertificate},
+		{"POST /hubkit/certificates/{name}/generateVerificationCode", iothub.RegistryWrite, false, h.generateVerificationCode},
+		{"POST /hubkit/certificates/{name}/verify", iothub.RegistryWrite, false, h.verifyCertificate},
 		// Extensions that drive the hub in tests (hubkit.go): no rights = no token needed.
 		{"GET /hubkit/clock", 0, false, h.getClock},
 		{"POST /hubkit/clock", iothub.ServiceConnect, false, h.moveClock},
 		{"POST /hubkit/faults", iothub.ServiceConnect, false, h.fault},
+		{"GET /hubkit/limits", iothub.ServiceConnect, false, h.getLimits},
+		{"PUT /hubkit/limits", iothub.ServiceConnect, false, h.putLimits},
 		{"POST /hubkit/reset", iothub.ServiceConnect, false, h.reset},
 		// The device grader (grade.go).
 		{"GET /hubkit/grade/cases", iothub.ServiceConnect, false, h.gradeCases},

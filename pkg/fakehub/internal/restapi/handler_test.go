@@ -707,8 +707,8 @@ func TestAPIVersion(t *testing.T) {
 func TestRoutes(t *testing.T) {
 	t.Parallel()
 	routes := restapi.Routes()
-	if len(routes) != 34 { // 29 + the device grader's 5
-		t.Errorf("restapi.Routes() = %d routes, want 34", len(routes))
+	if len(routes) != 42 { // main's 37 + the device grader's 5
+		t.Errorf("restapi.Routes() = %d routes, want 42", len(routes))
 	}
 	need := map[string]iothub.Rights{}
 	for _, rt := range routes {
@@ -719,6 +719,8 @@ func TestRoutes(t *testing.T) {
 	}
 	for pattern, want := range map[string]iothub.Rights{
 		"GET /devices":                            iothub.RegistryRead,
+		"GET /hubkit/certificates":                iothub.RegistryRead,
+		"PUT /hubkit/certificates/{name}":         iothub.RegistryWrite,
 		"GET /devices/{$}":                        iothub.RegistryRead,
 		"POST /devices/query":                     iothub.RegistryRead,
 		"PUT /devices/{id}":                       iothub.RegistryWrite,
@@ -728,6 +730,7 @@ func TestRoutes(t *testing.T) {
 		"POST /devices/{id}/messages/devicebound": iothub.ServiceConnect,
 		"DELETE /devices/{id}/commands":           iothub.ServiceConnect,
 		"GET /hubkit/telemetry":                   iothub.ServiceConnect,
+		"PUT /hubkit/limits":                      iothub.ServiceConnect,
 	} {
 		if got, ok := need[pattern]; !ok || got != want {
 			t.Errorf("route %q needs %v (listed: %v), want %v", pattern, got, ok, want)
@@ -925,5 +928,37 @@ func TestServedOverTLS(t *testing.T) {
 		if resp.StatusCode == 200 {
 			t.Errorf("GET %s = 200 without TLS", plain)
 		}
+	}
+}
+
+func TestLimits(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	if r := f.owner("GET", "/hubkit/limits", ""); r.status != 200 || r.body != `{"limits":{"meterSize":4096},"quotaDay":"2030-01-02","quotaUsed":0}` {
+		t.Errorf("GET /hubkit/limits = %d %s", r.status, r.body)
+	}
+	r := f.owner("PUT", "/hubkit/limits", `{"d2c":{"perSecond":2,"burst":2,"backlog":2},"dailyMessages":100}`)
+	if r.status != 200 || r.body != `{"limits":{"d2c":{"perSecond":2,"burst":2,"backlog":2},"dailyMessages":100,"meterSize":4096},"quotaDay":"2030-01-02","quotaUsed":0}` {
+		t.Errorf("PUT /hubkit/limits = %d %s", r.status, r.body)
+	}
+	if got := f.hub.Limits(); got.D2C != (iothub.Throttle{PerSecond: 2, Burst: 2, Backlog: 2}) || got.DailyMessages != 100 {
+		t.Errorf("the hub's limits after the PUT: %+v", got)
+	}
+	for _, tc := range []struct{ body, want string }{
+		{`{"twinRead":{"perSecond":1}}`, `unknown field \"twinRead\"`},
+		{`{"c2d":{"perSecond":-1}}`, `c2d: perSecond -1`},
+		{`{"dailyMessages":"many"}`, `dailyMessages`},
+		{`[1]`, `cannot unmarshal array`},
+	} {
+		r := f.owner("PUT", "/hubkit/limits", tc.body)
+		if r.status != 400 || !strings.Contains(r.body, tc.want) || !strings.Contains(r.body, "ArgumentInvalid") {
+			t.Errorf("PUT %s = %d %s, want 400 ArgumentInvalid naming %s", tc.body, r.status, r.body, tc.want)
+		}
+	}
+	if got := f.hub.Limits(); got.DailyMessages != 100 {
+		t.Errorf("a refused PUT changed the limits: %+v", got)
+	}
+	if r := f.do("PUT", "/hubkit/limits", `{}`); r.status != 401 {
+		t.Errorf("PUT without a token = %d, want 401", r.status)
 	}
 }

@@ -76,11 +76,21 @@ func (h *handler) queryTwins(w http.ResponseWriter, r *http.Request) {
 		}
 		page = append(page, t)
 	}
+	// IoT Hub bills a query by its result, in meter chunks (docs/iothub-behavior.md §14.9).
+	body, err := json.Marshal(page)
+	if err != nil {
+		h.writeError(w, err)
+		return
+	}
+	if err := h.b.MeterQuery(r.Context(), len(body)); err != nil {
+		h.writeError(w, err)
+		return
+	}
 	w.Header().Set(headerItemType, "twin")
 	if more {
 		w.Header().Set(headerContinuation, encodeContinuation(key(page[len(page)-1])))
 	}
-	writeJSON(w, http.StatusOK, page)
+	writeJSON(w, http.StatusOK, json.RawMessage(body))
 }
 
 // key orders twins as the backend lists them: device ID, then module ID ("\x00" sorts

@@ -119,3 +119,44 @@ func TestHealth(t *testing.T) {
 		t.Errorf("POST /health = %d, want 405", r.status)
 	}
 }
+
+// TestQueryMetered: a twin query counts against the daily quota by the size of its result,
+// in meter chunks (docs/iothub-behavior.md §14.9); registry operations count nothing; at the
+// quota the query, a twin read and a twin update are 403 403002 with Retry-After to 00:00 UTC.
+func TestQueryMetered(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	used := func() int64 { _, u := f.hub.QuotaUsed(); return u }
+	if err := f.hub.SetLimits(iothub.Limits{MeterSize: 512}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"dev1", "dev2", "dev3"} {
+		f.addDevice(id)
+	}
+	f.owner("GET", "/devices"+av, "")
+	if u := used(); u != 0 {
+		t.Fatalf("registry operations counted %d meter units, want none", u)
+	}
+	q := func() response {
+		return f.owner("POST", "/devices/query"+av, `{"query":"SELECT * FROM devices"}`, "Content-Type", "application/json")
+	}
+	r := q()
+	if r.status != 200 {
+		t.Fatalf("query = %d %s", r.status, r.body)
+	}
+	if got, want := used(), int64((len(r.body)+511)/512); got != want || want < 2 {
+		t.Errorf("a query answering %d bytes counted %d meter units, want %d (3 twins are over 512 bytes)", len(r.body), got, want)
+	}
+	if err := f.hub.SetLimits(iothub.Limits{MeterSize: 512, DailyMessages: used()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []response{q(), f.owner("GET", "/twins/dev1"+av, ""), f.owner("PATCH", "/twins/dev1"+av, `{"tags":{"a":1}}`)} {
+		wantError(t, r, 403, "IotHubQuotaExceeded")
+		if ra := r.header.Get("Retry-After"); ra == "" {
+			t.Errorf("403002 without Retry-After: %v", r.header)
+		}
+	}
+	if r := f.owner("GET", "/devices/dev1"+av, ""); r.status != 200 {
+		t.Errorf("a registry read at the quota = %d %s, want 200 (registry operations are not charged)", r.status, r.body)
+	}
+}
