@@ -3,6 +3,7 @@ module github.com/hubkit/hubkit
 go 1.26.0
 
 require (
+	github.com/amenzhinsky/iothub v0.9.1
 	github.com/chromedp/chromedp v0.23.1
 	github.com/eclipse/paho.mqtt.golang v1.5.1
 	github.com/google/go-cmp v0.7.0
@@ -19,6 +20,7 @@ require (
 )
 
 require (
+	github.com/Azure/go-amqp v0.18.1 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/chromedp/cdproto v0.160.1 // indirect

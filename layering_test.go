@@ -88,6 +88,14 @@ var depRules = []depRule{
 			return !in(d, "internal/cli") && !testutil.HasPathPrefix(d, "github.com/spf13/cobra") && !testutil.HasPathPrefix(d, "github.com/spf13/pflag")
 		},
 	},
+	{
+		name:    "interop-clients-are-test-only",
+		why:     "github.com/amenzhinsky/iothub (and the go-amqp it pulls in) is a client under test for internal/gointerop's tests; no hubkit code builds on it",
+		applies: func(p string) bool { return testutil.HasPathPrefix(p, module) },
+		allowed: func(d string) bool {
+			return !testutil.HasPathPrefix(d, "github.com/amenzhinsky/iothub") && !testutil.HasPathPrefix(d, "github.com/Azure/go-amqp")
+		},
+	},
 }
 
 // fakehubInternal is the package tree only pkg/fakehub itself may reach into.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -23,17 +24,27 @@ func newSendCmd(env *serviceEnv) *cobra.Command {
 		sf                                                       serviceFlags
 		props                                                    []string
 		msgID, corrID, userID, contentType, contentEncoding, ack string
-		ttl                                                      time.Duration
-		asJSON                                                   bool
+		ttl, waitTimeout                                         time.Duration
+		asJSON, wait                                             bool
 	)
 	cmd := &cobra.Command{
 		Use:   "send DEVICE PAYLOAD",
-		Short: "Send a cloud-to-device message (PAYLOAD - reads stdin)",
+		Short: "Send a cloud-to-device message (PAYLOAD - reads stdin; --wait for its outcome)",
 		Long: `Send a cloud-to-device message to DEVICE through the hub's queue. The device
 receives it on devices/DEVICE/messages/devicebound/{properties} once it
-subscribes. Prints the message ID (--json: the message state).` + serviceLong,
+subscribes. Prints the message ID (--json: the message state).
+
+--wait then waits until the message is final and prints its outcome with the
+time: "completed" (the device's PUBACK), "rejected" (the device was connected
+without a C2D subscription), "expired" (its time to live passed first) or
+"purged", how many times it was delivered, and the feedback record when --ack
+asked for one; --json prints the final state instead. A device on MQTT cannot
+abandon or reject a message: a connection that ends before the PUBACK puts it
+back in the queue, and it is delivered again. --wait-timeout D gives up after
+D. Exit code 1 unless the message was completed.` + serviceLong,
 		Example: `  fakehub send dev1 '{"led":"on"}' --property severity=high --content-type application/json
-  echo hello | fakehub send dev1 - --message-id m-42 --ack full --ttl 10m`,
+  echo hello | fakehub send dev1 - --message-id m-42 --ack full --ttl 10m
+  fakehub send dev1 reboot --wait --wait-timeout 1m     # prints the ID, then e.g. "completed 2030-01-01T00:00:00Z (delivered 1 time)"`,
 		Args: argsExactly("DEVICE", "PAYLOAD"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body, err := readArg(cmd, args[1])
@@ -52,8 +63,12 @@ subscribes. Prints the message ID (--json: the message state).` + serviceLong,
 			if ttl != 0 && (ttl < iothub.MinC2DTTL || ttl > iothub.MaxC2DTTL) {
 				return cli.Usagef("--ttl %v: a C2D message lives %s to %s on IoT Hub (default 1h)", ttl, shortDuration(iothub.MinC2DTTL), shortDuration(iothub.MaxC2DTTL))
 			}
-			if _, err := iothub.ParseC2DAck(ack); err != nil {
+			parsedAck, err := iothub.ParseC2DAck(ack)
+			if err != nil {
 				return cli.Usagef("--ack %q: want one of none, positive, negative, full", ack)
+			}
+			if waitTimeout < 0 || waitTimeout > 0 && !wait {
+				return cli.Usagef("--wait-timeout %v: want a positive duration, with --wait", waitTimeout)
 			}
 			if ttl > 0 {
 				m.ExpiryTime = env.now().Add(ttl)
@@ -66,11 +81,16 @@ subscribes. Prints the message ID (--json: the message state).` + serviceLong,
 			if err != nil {
 				return explain(err, c, "sending to "+args[0])
 			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), st)
+			out := cmd.OutOrStdout()
+			switch {
+			case !wait && asJSON:
+				return printJSON(out, st)
+			case !asJSON:
+				if _, err := fmt.Fprintln(out, st.MessageID); err != nil || !wait {
+					return err
+				}
 			}
-			_, err = fmt.Fprintln(cmd.OutOrStdout(), st.MessageID)
-			return err
+			return waitC2D(cmd.Context(), c, out, st, parsedAck, waitTimeout, asJSON)
 		},
 	}
 	sf.register(cmd)
@@ -84,14 +104,115 @@ subscribes. Prints the message ID (--json: the message state).` + serviceLong,
 	fs.StringVar(&ack, "ack", "", "feedback requested: none, positive, negative or full")
 	fs.DurationVar(&ttl, "ttl", 0, "time to live (default: the hub's, 1h)")
 	fs.BoolVar(&asJSON, "json", false, "print the message state as JSON")
+	fs.BoolVarP(&wait, "wait", "w", false, "wait for the outcome: completed, rejected, expired or purged")
+	fs.DurationVar(&waitTimeout, "wait-timeout", 0, "with --wait: give up after this long (default: until the outcome)")
 	return cmd
+}
+
+// waitC2D waits for the outcome of the message sent (st), prints it (and its feedback record
+// when ack asks for one), and returns an error with hints unless it was completed.
+func waitC2D(ctx context.Context, c *serviceclient.Client, out io.Writer, st iothub.C2DStatus, ack iothub.C2DAck, timeout time.Duration, asJSON bool) error {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	fin, err := c.WaitC2D(ctx, st.DeviceID, st.MessageID)
+	if err != nil {
+		if ctx.Err() == nil {
+			return explain(err, c, "waiting for message "+st.MessageID)
+		}
+		if fin.State == "" {
+			fin = st
+		}
+		hint := "the device is offline or not subscribed to " + iothub.C2DFilter(fin.Identity()) + " (the message waits in its queue until it expires)"
+		if fin.State == iothub.C2DDelivered {
+			hint = "the device received it but has not acknowledged it (PUBACK)"
+		}
+		return cli.NewError(cli.ExitError, fmt.Errorf("stopped waiting: message %s is still %s", fin.MessageID, fin.State), hint)
+	}
+	if asJSON {
+		if err := printJSON(out, fin); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(out, c2dOutcome(fin))
+		if ack != iothub.AckNone {
+			if fbs, err := c.Feedback(ctx); err == nil {
+				for _, fb := range slices.Backward(fbs) {
+					if fb.OriginalMessageID == fin.MessageID && fb.DeviceID == fin.DeviceID {
+						fmt.Fprintf(out, "feedback: %s %s\n", fb.StatusCode, fb.EnqueuedTime.UTC().Format(time.RFC3339))
+						break
+					}
+				}
+			}
+		}
+	}
+	var hint string
+	switch fin.State {
+	case iothub.C2DCompleted:
+		return nil
+	case iothub.C2DRejected:
+		hint = "subscribe to " + iothub.C2DFilter(fin.Identity()) + " before the cloud sends (a message sent while the device is offline waits in its queue)"
+	case iothub.C2DExpired:
+		hint = "the device did not take it within its time to live (--ttl, default 1h)"
+	case iothub.C2DPurged:
+		hint = "its queue was purged (DELETE /devices/{id}/commands, fakehub reset c2d) or the device was deleted"
+	}
+	return cli.NewError(cli.ExitError, fmt.Errorf("message %s was %s", fin.MessageID, fin.State), hint)
+}
+
+// c2dOutcome is the human form of a final state: "STATE TIME (delivered N times)[: detail]".
+func c2dOutcome(st iothub.C2DStatus) string {
+	s := string(st.State) + " " + st.FinishedTime.UTC().Format(time.RFC3339)
+	switch st.DeliveryCount {
+	case 0:
+		s += " (never delivered)"
+	case 1:
+		s += " (delivered 1 time)"
+	default:
+		s += fmt.Sprintf(" (delivered %d times)", st.DeliveryCount)
+	}
+	if st.Detail != "" && st.State != iothub.C2DCompleted {
+		s += ": " + st.Detail
+	}
+	return s
+}
+
+// streamFlags are the flags the stream verbs (events, rejections) share.
+type streamFlags struct {
+	q     serviceclient.EventQuery
+	since string
+}
+
+func (f *streamFlags) register(cmd *cobra.Command, what, device string) {
+	fs := cmd.Flags()
+	fs.StringVarP(&f.q.DeviceID, "device", "d", "", device)
+	fs.BoolVarP(&f.q.Follow, "follow", "f", false, "wait for new "+what)
+	fs.IntVarP(&f.q.Count, "count", "n", 0, "stop after N "+what+" (0: no limit)")
+	fs.StringVar(&f.since, "since", "", "start at this `TIME` (RFC 3339, or a duration ago such as 10m)")
+}
+
+// query checks the flags and returns the query they make.
+func (f *streamFlags) query(now time.Time) (serviceclient.EventQuery, error) {
+	q := f.q
+	if q.Count < 0 {
+		return q, cli.Usagef("--count must not be negative, got %d", q.Count)
+	}
+	if f.since != "" {
+		t, err := parseSince(f.since, now)
+		if err != nil {
+			return q, err
+		}
+		q.Since = t
+	}
+	return q, nil
 }
 
 func newEventsCmd(env *serviceEnv) *cobra.Command {
 	var (
 		sf     serviceFlags
-		q      serviceclient.EventQuery
-		since  string
+		stf    streamFlags
 		asJSON bool
 	)
 	cmd := &cobra.Command{
@@ -115,15 +236,9 @@ sent nothing) is an error.` + serviceLong,
   fakehub events --follow --since 5m           # the last 5 minutes, then new ones`,
 		Args: argsExactly(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if q.Count < 0 {
-				return cli.Usagef("--count must not be negative, got %d", q.Count)
-			}
-			if since != "" {
-				t, err := parseSince(since, env.now())
-				if err != nil {
-					return err
-				}
-				q.Since = t
+			q, err := stf.query(env.now())
+			if err != nil {
+				return err
 			}
 			c, err := sf.client(env)
 			if err != nil {
@@ -146,12 +261,8 @@ sent nothing) is an error.` + serviceLong,
 		},
 	}
 	sf.register(cmd)
-	fs := cmd.Flags()
-	fs.StringVarP(&q.DeviceID, "device", "d", "", "only this device's messages")
-	fs.BoolVarP(&q.Follow, "follow", "f", false, "wait for new messages")
-	fs.IntVarP(&q.Count, "count", "n", 0, "stop after N messages (0: no limit)")
-	fs.StringVar(&since, "since", "", "start at this `TIME` (RFC 3339, or a duration ago such as 10m)")
-	fs.BoolVar(&asJSON, "json", false, "one JSON object per line")
+	stf.register(cmd, "messages", "only this device's messages")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
 	return cmd
 }
 
@@ -182,46 +293,75 @@ func eventLine(e iothub.Event) string {
 func newRejectionsCmd(env *serviceEnv) *cobra.Command {
 	var (
 		sf     serviceFlags
+		stf    streamFlags
 		asJSON bool
 	)
 	cmd := &cobra.Command{
 		Use:   "rejections",
-		Short: "List refused device connections and why",
-		Long: `List the connections the hub refused, oldest first: time, client ID, the
-pkg/sas reason code and detail, then the hints (the same verdicts as
-"sastool verify"). --json prints the list as one JSON array.` + serviceLong,
+		Short: "List refused and closed device connections and why (--follow to wait for more)",
+		Long: `List the connections the hub refused or closed, oldest first: time, client
+ID, the pkg/sas reason code and detail, then the hints (the same verdicts as
+"sastool verify"). --json prints the list as one JSON array.
+
+The rule of "fakehub events" holds here too: without --follow, rejections
+lists what the hub holds; --follow prints the records made from now on, until
+interrupted or --count is reached (--json: one JSON object per line);
+--since TIME starts at TIME instead (an RFC 3339 time, or a duration such as
+10m for "10 minutes ago"). --device ID keeps the records of one device (and
+its modules), registered or not: an unknown device ID is what many refusals
+are about. Records made before the hub read a CONNECT (a TLS failure, plain
+HTTP) name no device.` + serviceLong,
 		Example: `  fakehub rejections
+  fakehub rejections --device dev1 --since 10m
+  fakehub rejections --follow --device dev1           # wait for dev1's next refusal or close
   fakehub rejections --json | jq -r '.[].reason'`,
 		Args: argsExactly(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			q, err := stf.query(env.now())
+			if err != nil {
+				return err
+			}
 			c, err := sf.client(env)
 			if err != nil {
 				return err
 			}
-			rs, err := c.Rejections(cmd.Context())
-			if err != nil {
-				return explain(err, c, "listing rejections")
-			}
 			out := cmd.OutOrStdout()
-			if asJSON {
-				if rs == nil {
-					rs = []iothub.Rejection{}
+			list := []iothub.Rejection{} // --json without --follow: one array, as the service API's listing
+			err = c.WatchRejections(cmd.Context(), q, func(r iothub.Rejection) error {
+				switch {
+				case asJSON && !q.Follow:
+					list = append(list, r)
+					return nil
+				case asJSON:
+					return printJSON(out, r)
 				}
-				return printJSON(out, rs)
+				_, err := fmt.Fprint(out, rejectionLines(r))
+				return err
+			})
+			if err != nil && !(q.Follow && cmd.Context().Err() != nil) { // an interrupted --follow is a normal end
+				return explain(err, c, "reading rejections")
 			}
-			for _, r := range rs {
-				who := orString(r.ClientID, r.RemoteAddr)
-				fmt.Fprintf(out, "%s %s %s: %s\n", r.Time.UTC().Format(time.RFC3339), who, r.Reason, r.Detail)
-				for _, h := range r.Hints {
-					fmt.Fprintf(out, "  hint: %s\n", h)
-				}
+			if asJSON && !q.Follow {
+				return printJSON(out, list)
 			}
 			return nil
 		},
 	}
 	sf.register(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	stf.register(cmd, "records", "only this device's records (and its modules')")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "a JSON array (with --follow: one JSON object per line)")
 	return cmd
+}
+
+// rejectionLines is the human form: "TIME WHO REASON: DETAIL", then one "  hint: ..." line
+// per hint.
+func rejectionLines(r iothub.Rejection) string {
+	who := orString(r.ClientID, r.RemoteAddr)
+	s := fmt.Sprintf("%s %s %s: %s\n", r.Time.UTC().Format(time.RFC3339), who, r.Reason, r.Detail)
+	for _, h := range r.Hints {
+		s += "  hint: " + h + "\n"
+	}
+	return s
 }
 
 // printJSON writes v as one line of JSON.

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,6 +20,8 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/hubkit/hubkit/internal/certs"
+	"github.com/hubkit/hubkit/internal/mqttraw"
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/device"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/iothub"
@@ -44,7 +49,13 @@ const hubKey = "fakehub-hub"
 //	hub c2d DEV                   bring DEV online, wait until it settled every C2D message the hub holds for it,
 //	                              and print what it received, one JSON object per message (topic properties decoded)
 //
-// exitcode N checks the exit code of the last fakehub run.
+//	hub silent DEV                connect DEV with a raw MQTT client that subscribes to nothing (until the script ends)
+//	hub follows N                 wait until N follow streams (?follow=true) of the service API are open,
+//	                              their answers' headers sent: a stream started in the background is positioned
+//
+// exitcode N checks the exit code of the last fakehub run. "fakehub ARGS... &NAME&" runs
+// fakehub in the background (bounded to 30 s, like any run); "fakehubwait NAME" waits for it
+// and makes its output and exit code those of the last run ("! fakehubwait NAME": it failed).
 func TestServiceScripts(t *testing.T) {
 	caDir, err := filepath.Abs("../../testdata/certs")
 	if err != nil {
@@ -68,7 +79,7 @@ func TestServiceScripts(t *testing.T) {
 			if !ok {
 				return errors.New("the hub has no registryRead policy")
 			}
-			env.Setenv("HUB_URL", h.srv.ServiceURL())
+			env.Setenv("HUB_URL", h.url)
 			env.Setenv("SERVICE_CS", h.srv.ServiceConnectionString())
 			env.Setenv("READ_CS", sas.ConnectionString{HostName: h.srv.HostName(), SharedAccessKeyName: read.KeyName, SharedAccessKey: read.PrimaryKey}.String())
 			rw, _ := h.srv.Registry().Policy("registryReadWrite")
@@ -81,9 +92,10 @@ func TestServiceScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"fakehub":  cmdFakehub,
-			"exitcode": cmdExitCode,
-			"hub":      cmdHub,
+			"fakehub":     cmdFakehub,
+			"fakehubwait": cmdFakehubWait,
+			"exitcode":    cmdExitCode,
+			"hub":         cmdHub,
 			// sign CODE_FILE OUT: a proof-of-possession certificate (CN = the code in
 			// CODE_FILE) signed by the committed test CA, written to OUT.
 			"sign": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -99,16 +111,73 @@ func TestServiceScripts(t *testing.T) {
 	})
 }
 
-// scriptHub is one script's fakehub and the devices the script brought online.
+// scriptHub is one script's fakehub and the devices the script brought online. Its
+// service API is served by the test (srv.ServiceHandler behind watchFollows) so that a
+// script can wait for a background follow stream to be open.
 type scriptHub struct {
-	srv *fakehub.Server
-	ca  *certs.CA
-	now time.Time // the hub's clock
+	srv  *fakehub.Server
+	http *http.Server
+	url  string // the service API, https://localhost:{port}
+	ca   *certs.CA
+	now  time.Time // the hub's clock
 
 	mu      sync.Mutex
 	devices map[string]*scriptDevice
-	answers map[string]methodAnswer // by method name
+	answers map[string]methodAnswer   // by method name
+	bg      map[string]*backgroundRun // by name
+	follows int                       // open follow streams whose headers were sent
+	changed chan struct{}             // closed and replaced when follows changes
 }
+
+// backgroundRun is a fakehub run started with "&NAME&".
+type backgroundRun struct {
+	done           chan struct{}
+	code           int
+	stdout, stderr bytes.Buffer
+}
+
+// watchFollows counts the follow streams (?follow=true) that have sent their headers and
+// are still open.
+func (h *scriptHub) watchFollows(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("follow") != "true" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		fw := &followWriter{ResponseWriter: w, h: h}
+		defer func() {
+			if fw.counted {
+				h.addFollows(-1)
+			}
+		}()
+		next.ServeHTTP(fw, r)
+	})
+}
+
+func (h *scriptHub) addFollows(n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.follows += n
+	close(h.changed)
+	h.changed = make(chan struct{})
+}
+
+// followWriter counts its stream once the headers are written.
+type followWriter struct {
+	http.ResponseWriter
+	h       *scriptHub
+	counted bool
+}
+
+func (w *followWriter) WriteHeader(code int) {
+	w.ResponseWriter.WriteHeader(code)
+	if code == http.StatusOK && !w.counted {
+		w.counted = true
+		w.h.addFollows(1)
+	}
+}
+
+func (w *followWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter } // for http.ResponseController's Flush
 
 type methodAnswer struct {
 	status  int
@@ -128,12 +197,23 @@ func startScriptHub(ca *certs.CA) (*scriptHub, error) {
 		return nil, err
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	srv, err := fakehub.NewServer(fakehub.Options{TLS: tlsConf, ServiceAddr: "127.0.0.1:0", Now: func() time.Time { return now },
+	srv, err := fakehub.NewServer(fakehub.Options{TLS: tlsConf, Now: func() time.Time { return now },
 		DPS: &fakehub.DPSOptions{RetryAfter: time.Second}})
 	if err != nil {
 		return nil, err
 	}
-	return &scriptHub{srv: srv, ca: ca, now: now, devices: map[string]*scriptDevice{}, answers: map[string]methodAnswer{}}, nil
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		_ = srv.Close()
+		return nil, err
+	}
+	h := &scriptHub{srv: srv, ca: ca, now: now, devices: map[string]*scriptDevice{}, answers: map[string]methodAnswer{},
+		bg: map[string]*backgroundRun{}, changed: make(chan struct{})}
+	h.http = &http.Server{Handler: h.watchFollows(srv.ServiceHandler()), TLSConfig: tlsConf.Clone(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = h.http.ServeTLS(ln, "", "") }()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	h.url = "https://" + net.JoinHostPort(srv.HostName(), port)
+	return h, nil
 }
 
 func (h *scriptHub) close() {
@@ -146,7 +226,14 @@ func (h *scriptHub) close() {
 	for _, d := range devs {
 		_ = d.c.Close(ctx)
 	}
+	_ = h.http.Close() // ends follow streams, so background runs return
 	_ = h.srv.Close()
+	h.mu.Lock()
+	bg := h.bg
+	h.mu.Unlock()
+	for _, b := range bg {
+		<-b.done
+	}
 }
 
 // deviceConfig returns the configuration of a client for id, adding id to
@@ -206,9 +293,60 @@ func (h *scriptHub) online(ctx context.Context, id string) (*scriptDevice, error
 }
 
 func cmdFakehub(ts *testscript.TestScript, neg bool, args []string) {
+	if n := len(args); n > 0 && len(args[n-1]) > 2 && strings.HasPrefix(args[n-1], "&") && strings.HasSuffix(args[n-1], "&") {
+		if neg {
+			ts.Fatalf("usage: fakehub ARGS... &NAME& (negate fakehubwait instead)")
+		}
+		h := ts.Value(hubKey).(*scriptHub)
+		name, args := args[n-1][1:len(args[n-1])-1], args[:n-1]
+		b := &backgroundRun{done: make(chan struct{})}
+		h.mu.Lock()
+		if _, dup := h.bg[name]; dup {
+			h.mu.Unlock()
+			ts.Fatalf("fakehub: a background run %q exists", name)
+		}
+		h.bg[name] = b
+		h.mu.Unlock()
+		getenv := ts.Getenv // read now: the script's environment may change meanwhile
+		env := map[string]string{}
+		for _, k := range []string{envServiceConnectionString, envDPSConnectionString} {
+			env[k] = getenv(k)
+		}
+		go func() {
+			defer close(b.done)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			b.code = run(ctx, args, strings.NewReader(""), &b.stdout, &b.stderr, func(k string) string { return env[k] })
+		}()
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	code := run(ctx, args, strings.NewReader(""), ts.Stdout(), ts.Stderr(), ts.Getenv)
+	checkExit(ts, neg, code)
+}
+
+// cmdFakehubWait waits for a background run and takes its output and exit code.
+func cmdFakehubWait(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: [!] fakehubwait NAME")
+	}
+	h := ts.Value(hubKey).(*scriptHub)
+	h.mu.Lock()
+	b, ok := h.bg[args[0]]
+	delete(h.bg, args[0])
+	h.mu.Unlock()
+	if !ok {
+		ts.Fatalf("fakehubwait: no background run %q", args[0])
+	}
+	<-b.done // bounded: the run has a 30 s context
+	_, _ = ts.Stdout().Write(b.stdout.Bytes())
+	_, _ = ts.Stderr().Write(b.stderr.Bytes())
+	checkExit(ts, neg, b.code)
+}
+
+// checkExit records a fakehub run's exit code for exitcode and checks it against neg.
+func checkExit(ts *testscript.TestScript, neg bool, code int) {
 	ts.Setenv("FAKEHUB_EXIT", strconv.Itoa(code))
 	switch {
 	case neg && code == 0:
@@ -235,6 +373,42 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	switch args[0] {
+	case "follows": // hub follows N: wait until N follow streams are open
+		n, err := strconv.Atoi(args[1])
+		ts.Check(err)
+		for {
+			h.mu.Lock()
+			got, ch := h.follows, h.changed
+			h.mu.Unlock()
+			if got == n {
+				break
+			}
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				ts.Fatalf("hub follows %d: %d open", n, got)
+			}
+		}
+	case "silent": // hub silent DEV: connected, no subscriptions
+		if len(args) != 2 {
+			ts.Fatalf("usage: hub silent DEV")
+		}
+		cfg, err := h.deviceConfig(args[1])
+		ts.Check(err)
+		key, err := sas.DecodeKey(cfg.SharedAccessKey)
+		ts.Check(err)
+		tok := sas.Sign(sas.EncodeResource(sas.DeviceResource(cfg.HostName, args[1])), "", key, h.now.Add(time.Hour))
+		tlsConf := &tls.Config{RootCAs: h.ca.Pool(), ServerName: cfg.HostName}
+		ack, conn, err := mqttraw.ConnectAndWait(ctx, h.srv.Addr(), tlsConf, mqttraw.ConnectPacket{ClientID: args[1], CleanSession: true, KeepAlive: 60,
+			UserName: mqttraw.String(cfg.HostName + "/" + args[1] + "/?api-version=" + iothub.DefaultAPIVersion), Password: mqttraw.String(tok.String())})
+		ts.Check(err)
+		ts.Defer(func() { _ = conn.Close() })
+		if ack.ReturnCode != 0 {
+			ts.Fatalf("hub silent %s: CONNACK %d", args[1], ack.ReturnCode)
+		}
+		if !testutil.Poll(10*time.Second, func() bool { return h.srv.Connected(iothub.Identity{DeviceID: args[1]}) }) {
+			ts.Fatalf("hub silent %s: the hub has no connection for it", args[1])
+		}
 	case "provision": // hub provision REGISTRATION_ID KEY: register with the DPS (pkg/device.Provision)
 		if len(args) != 3 {
 			ts.Fatalf("usage: hub provision REGISTRATION_ID KEY")

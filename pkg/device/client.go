@@ -347,6 +347,7 @@ func (c *Client) manage() {
 	for {
 		select {
 		case <-c.done:
+			c.flushNotify()
 			return
 		case ev := <-c.events:
 			switch ev.kind {
@@ -383,6 +384,22 @@ func (c *Client) manage() {
 			if c.replace(old, ErrTokenRenewal, true, 0) {
 				arm()
 			}
+		}
+	}
+}
+
+// flushNotify calls OnConnectionChange for the notifications still queued when the client
+// closes, so a Close right after Connect still reports the connect before Close's own
+// (false, nil): every connect is reported, in order. The other events no longer matter.
+func (c *Client) flushNotify() {
+	for {
+		select {
+		case ev := <-c.events:
+			if ev.kind == evNotify {
+				c.notify(ev.connected, ev.err)
+			}
+		default:
+			return
 		}
 	}
 }

@@ -324,3 +324,30 @@ func TestFakehubReplacedBacksOff(t *testing.T) {
 		}
 	}
 }
+
+// TestFakehubCloseRightAfterConnectReportsTheConnect: OnConnectionChange sees every connect,
+// even when Close follows Connect at once (devicesim listen --count 1 with a message already
+// queued closes within milliseconds, and its "connected as" line went missing).
+func TestFakehubCloseRightAfterConnectReportsTheConnect(t *testing.T) {
+	hub, cs := hubDevice(t, fakehub.Options{})
+	for i := range 20 {
+		var mu sync.Mutex
+		var got []bool
+		c := hubClient(t, hub, cs, device.WithOnConnectionChange(func(up bool, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, up)
+		}))
+		if err := c.Connect(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		if len(got) != 2 || !got[0] || got[1] {
+			t.Fatalf("connection %d: OnConnectionChange saw %v, want [true false]", i, got)
+		}
+		mu.Unlock()
+	}
+}

@@ -10,7 +10,8 @@
 // key with DeviceConnect, scope by path segment, expiry with skew) and the
 // registry status; every refusal is CONNACK 5 (3.1.1 codes only, never an
 // MQTT 5 DISCONNECT) and a Rejection with a stable reason, a detail and
-// hints, readable with Rejections and WaitRejection and logged at WARN.
+// hints, readable with Rejections, WaitRejection and RejectionStream and
+// logged at WARN.
 // Connected identities are dropped when their token expires (plus a grace),
 // when a newer connection of the same identity arrives, when they are
 // disabled, after exactly 1.5 × keep-alive of silence (capped at 1767 s;

@@ -3,10 +3,10 @@ package fakehub
 import (
 	"context"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
@@ -124,31 +124,14 @@ func (s *Server) Rejections() []iothub.Rejection {
 // WaitRejection returns the first recorded rejection (past or future) for
 // which match returns true (nil matches any), or ctx's error.
 func (s *Server) WaitRejection(ctx context.Context, match func(iothub.Rejection) bool) (iothub.Rejection, error) {
-	l := &s.rejections
-	next := 0
+	st := s.RejectionsFrom(time.Time{})
 	for {
-		// Copy the unseen entries under the lock; match runs outside it (it
-		// may be slow, or call back into the Server).
-		l.mu.Lock()
-		if next < l.dropped {
-			next = l.dropped
+		r, err := st.Next(ctx) // match runs outside the log's lock: it may be slow, or call back into the Server
+		if err != nil {
+			return iothub.Rejection{}, err
 		}
-		fresh := slices.Clone(l.list[next-l.dropped:])
-		next += len(fresh)
-		if l.changed == nil {
-			l.changed = make(chan struct{})
-		}
-		ch := l.changed
-		l.mu.Unlock()
-		for _, r := range fresh {
-			if match == nil || match(r) {
-				return r, nil
-			}
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return iothub.Rejection{}, ctx.Err()
+		if match == nil || match(r) {
+			return r, nil
 		}
 	}
 }

@@ -119,6 +119,20 @@ func (b serviceBackend) C2DStatus(_ context.Context, id iothub.Identity, message
 	return st, nil
 }
 
+func (b serviceBackend) WaitC2DStatus(ctx context.Context, id iothub.Identity, messageID string, wait time.Duration) (iothub.C2DStatus, error) {
+	st, err := b.C2DStatus(ctx, id, messageID) // the identity and the message must exist
+	if err != nil || st.State.Finished() {
+		return st, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	st, err = b.s.WaitC2DState(wctx, messageID, nil)
+	if err != nil && ctx.Err() == nil { // the wait is over: the state it is in now
+		return b.C2DStatus(ctx, id, messageID)
+	}
+	return st, err
+}
+
 func (b serviceBackend) C2DStatuses(_ context.Context, id iothub.Identity) ([]iothub.C2DStatus, error) {
 	if err := b.s.opts.Registry.Exists(id); err != nil {
 		return nil, err
@@ -157,11 +171,7 @@ func (b serviceBackend) Telemetry(_ context.Context, q restapi.TelemetryQuery) (
 	if q.DeviceID != "" {
 		st = st.ForDevice(q.DeviceID, "")
 	}
-	r := &telemetryReader{st: st, since: q.Since, follow: q.Follow}
-	if !q.Follow {
-		r.backlog = st.All()
-	}
-	return r, nil
+	return newStreamReader(q.Follow, st.Next, st.All, func(m iothub.Event) bool { return !m.EnqueuedTime.Before(q.Since) }), nil
 }
 
 func (b serviceBackend) Reset(_ context.Context, parts []string) error {
@@ -173,38 +183,55 @@ func (b serviceBackend) Reset(_ context.Context, parts []string) error {
 	return nil
 }
 
-func (b serviceBackend) Rejections(context.Context) ([]iothub.Rejection, error) {
-	return b.s.Rejections(), nil
+// Rejections reads the rejection log under the rule of Telemetry.
+func (b serviceBackend) Rejections(_ context.Context, q restapi.StreamQuery) (restapi.RejectionReader, error) {
+	st := b.s.RejectionStream()
+	if !q.Follow || !q.Since.IsZero() {
+		st = b.s.RejectionsFrom(q.Since)
+	}
+	if q.DeviceID != "" {
+		st = st.ForDevice(q.DeviceID, "")
+	}
+	return newStreamReader(q.Follow, st.Next, st.All, func(r iothub.Rejection) bool { return !r.Time.Before(q.Since) }), nil
 }
 
-// telemetryReader reads a Stream for the service API: the messages captured so far, then
-// (with follow) the new ones.
-type telemetryReader struct {
-	st      *Stream
-	since   time.Time
+// streamReader reads a stream for the service API: the records held so far (backlog), or
+// (with follow) the new ones from next. Records keep refuses are skipped: the stream starts
+// at a time, but a moved clock can record earlier times later.
+type streamReader[T any] struct {
+	next    func(context.Context) (T, error)
 	follow  bool
-	backlog []iothub.Event
+	backlog []T
+	keep    func(T) bool
 }
 
-func (r *telemetryReader) Next(ctx context.Context) (iothub.Event, error) {
+// newStreamReader reads next when follow is set, else what all returns now.
+func newStreamReader[T any](follow bool, next func(context.Context) (T, error), all func() []T, keep func(T) bool) *streamReader[T] {
+	r := &streamReader[T]{next: next, follow: follow, keep: keep}
+	if !follow {
+		r.backlog = all()
+	}
+	return r
+}
+
+func (r *streamReader[T]) Next(ctx context.Context) (T, error) {
 	for {
-		var m iothub.Event
+		var rec T
 		if !r.follow {
 			if len(r.backlog) == 0 {
-				return iothub.Event{}, io.EOF
+				return rec, io.EOF
 			}
-			m, r.backlog = r.backlog[0], r.backlog[1:]
+			rec, r.backlog = r.backlog[0], r.backlog[1:]
 		} else {
 			var err error
-			if m, err = r.st.Next(ctx); err != nil {
-				return iothub.Event{}, err
+			if rec, err = r.next(ctx); err != nil {
+				return rec, err
 			}
 		}
-		if !r.since.IsZero() && m.EnqueuedTime.Before(r.since) {
-			continue
+		if r.keep == nil || r.keep(rec) {
+			return rec, nil
 		}
-		return m, nil
 	}
 }
 
-func (r *telemetryReader) Close() error { return nil }
+func (r *streamReader[T]) Close() error { return nil }

@@ -192,6 +192,12 @@ type C2DStatus struct {
 	ExpiryTime    time.Time `json:"expiryTime,omitzero"`    // when it expires (or expired)
 }
 
+// MaxC2DWait is the longest a hubkit hub holds GET
+// /devices/{id}/messages/devicebound/{messageId}?wait=SECONDS for the message to reach a final
+// state (a hubkit extension): a client that waits longer asks again, so that no answer
+// outlives the service API's write deadline or an idle proxy.
+const MaxC2DWait = 20 * time.Second
+
 // Identity returns the identity the message was sent to.
 func (s C2DStatus) Identity() Identity { return Identity{DeviceID: s.DeviceID, ModuleID: s.ModuleID} }
 

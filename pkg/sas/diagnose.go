@@ -394,7 +394,9 @@ func scopeHints(tokenPlain, audience string) []string {
 	if tr.Typo != (Typo{}) {
 		hints = append(hints, fmt.Sprintf("sr contains %q; the path segment is %q", tr.Typo.Got, tr.Typo.Want))
 	}
-	if strings.EqualFold(th, ah) && covers(strings.ToLower(tokenPlain), strings.ToLower(audience), false) {
+	// Case is the cause only when the exact text does not cover the identity: a hub-scoped
+	// device-key token refused under the exact rule covers it by prefix, case and all.
+	if strings.EqualFold(th, ah) && covers(strings.ToLower(tokenPlain), strings.ToLower(audience), false) && !covers(tokenPlain, audience, false) {
 		hints = append(hints, "the IDs differ only in case: device and module IDs are case-sensitive")
 	}
 	if tr.ModuleID != "" && tr.Typo == (Typo{}) && ar.ModuleID == "" {

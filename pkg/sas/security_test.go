@@ -70,6 +70,10 @@ func TestVerifyExactAudience(t *testing.T) {
 			if !errors.As(err, &r) || r.Reason != tt.reason || !errors.Is(err, tt.reason.Err()) || !strings.Contains(r.Detail, tt.detail) {
 				t.Fatalf("Verify() = %v, want reason %s with detail containing %q", err, tt.reason, tt.detail)
 			}
+			caseHint := strings.Contains(strings.Join(r.Hints, "\n"), "differ only in case")
+			if want := strings.HasSuffix(tt.name, "-id-case"); caseHint != want {
+				t.Errorf("hints %q: a case hint = %v, want %v (only when the IDs differ in case)", r.Hints, caseHint, want)
+			}
 			checkNoSecrets(t, r, tt.tok, testKey)
 		})
 	}

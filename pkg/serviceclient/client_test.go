@@ -490,6 +490,43 @@ func cmpIgnore(names ...string) cmp.Option {
 	}, cmp.Ignore())
 }
 
+// TestWaitC2D: WaitC2D returns a message's final state (here: expired by the hub's movable
+// clock), and when ctx ends first the last state seen with ctx's error.
+func TestWaitC2D(t *testing.T) {
+	t.Parallel()
+	hub, c := startHub(t)
+	ctx := testCtx(t)
+	create(t, c, iothub.Device{DeviceID: "dev1"})
+	st, err := c.SendC2D(ctx, "dev1", iothub.C2DMessage{MessageID: "short", Ack: iothub.AckNegative, ExpiryTime: hub.Clock().Now().Add(2 * time.Minute), Payload: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan iothub.C2DStatus, 1)
+	go func() {
+		fin, err := c.WaitC2D(ctx, "dev1", st.MessageID)
+		if err != nil {
+			t.Errorf("WaitC2D: %v", err)
+		}
+		got <- fin
+	}()
+	hub.Clock().Advance(3 * time.Minute) // the device stays offline past the message's expiry
+	if fin := <-got; fin.State != iothub.C2DExpired || fin.MessageID != "short" || fin.FinishedTime.IsZero() {
+		t.Errorf("WaitC2D = %+v, want expired", fin)
+	}
+
+	// The device stays offline: the wait ends with ctx.
+	if _, err := c.SendC2D(ctx, "dev1", iothub.C2DMessage{MessageID: "long", Payload: []byte("y")}); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := c.WaitC2D(short, "dev1", "long"); !errors.Is(err, context.Canceled) {
+		t.Errorf("WaitC2D with an ended context = %v, want context.Canceled", err)
+	}
+	_, err = c.WaitC2D(ctx, "dev1", "nope")
+	wantErr(t, err, iothub.ErrNotFound, 404)
+}
+
 func TestEvents(t *testing.T) {
 	t.Parallel()
 	hub, c := startHub(t)
@@ -627,6 +664,40 @@ func TestRejections(t *testing.T) {
 	}
 	if diff := cmp.Diff(hub.Rejections(), rs); diff != "" {
 		t.Errorf("Rejections differ from the hub's record (-hub +client):\n%s", diff)
+	}
+
+	// WatchRejections: a filtered listing, then a follow stream that waits for the next one.
+	var got []iothub.Rejection
+	collect := func(r iothub.Rejection) error { got = append(got, r); return nil }
+	if err := c.WatchRejections(ctx, serviceclient.EventQuery{DeviceID: "dev1"}, collect); err != nil || len(got) != 1 {
+		t.Errorf("WatchRejections(dev1) = %+v, %v", got, err)
+	}
+	got = nil
+	if err := c.WatchRejections(ctx, serviceclient.EventQuery{DeviceID: "dev2"}, collect); err != nil || len(got) != 0 {
+		t.Errorf("WatchRejections(dev2) = %+v, %v; want none", got, err)
+	}
+	followed := make(chan error, 1)
+	got = nil
+	go func() {
+		followed <- c.WatchRejections(ctx, serviceclient.EventQuery{Follow: true, Since: r.Time}, func(r iothub.Rejection) error {
+			if got = append(got, r); len(got) == 2 {
+				return serviceclient.ErrStop
+			}
+			return nil
+		})
+	}()
+	st := hub.RejectionStream()
+	ack, conn2, err := mqttraw.ConnectAndWait(ctx, hub.Addr(), hub.ClientTLS(), mqttraw.ConnectPacket{ClientID: "dev1",
+		UserName: mqttraw.String(hub.HostName() + "/dev1/?api-version=" + iothub.DefaultAPIVersion), Password: mqttraw.String(tok.String()), CleanSession: true})
+	if err != nil || ack.ReturnCode != mqttraw.ConnackNotAuthorized {
+		t.Fatalf("second CONNECT: %v, %v", ack, err)
+	}
+	defer conn2.Close()
+	if _, err := st.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-followed; err != nil || len(got) != 2 || !cmp.Equal(got[0], rs[0]) {
+		t.Errorf("WatchRejections(follow, since the first) = %+v, %v; want the first, then the second", got, err)
 	}
 }
 

@@ -109,6 +109,28 @@ func (c *Client) C2DStatus(ctx context.Context, deviceID, messageID string) (iot
 	return st, err
 }
 
+// WaitC2D waits until a message sent to a device is in a final state (completed, rejected,
+// expired, purged) and returns it: it asks GET .../devicebound/{messageId}?wait=SECONDS (a
+// hubkit extension) again every iothub.MaxC2DWait until then. When ctx ends first it returns
+// the last state seen with ctx's error.
+func (c *Client) WaitC2D(ctx context.Context, deviceID, messageID string) (iothub.C2DStatus, error) {
+	wait := url.Values{"wait": {strconv.Itoa(int(iothub.MaxC2DWait / time.Second))}}
+	var last iothub.C2DStatus
+	for {
+		var st iothub.C2DStatus
+		err := c.call(ctx, request{method: http.MethodGet, path: path("devices", deviceID, "messages", "devicebound", messageID), query: wait}, &st)
+		switch {
+		case ctx.Err() != nil:
+			return last, ctx.Err()
+		case err != nil:
+			return last, err
+		case st.State.Finished():
+			return st, nil
+		}
+		last = st
+	}
+}
+
 // C2DStatuses lists the messages sent to a device, oldest first.
 func (c *Client) C2DStatuses(ctx context.Context, deviceID string) ([]iothub.C2DStatus, error) {
 	var sts []iothub.C2DStatus
@@ -134,23 +156,16 @@ func (c *Client) Feedback(ctx context.Context) ([]iothub.C2DFeedback, error) {
 	return fs, err
 }
 
-// EventQuery selects telemetry for Events.
+// EventQuery selects telemetry for Events, and rejection records for WatchRejections.
 type EventQuery struct {
 	DeviceID string    // "" = all devices
-	Follow   bool      // keep waiting for new messages
+	Follow   bool      // keep waiting for new records
 	Count    int       // stop after this many (0 = no limit)
-	Since    time.Time // zero = from the oldest message kept
+	Since    time.Time // zero = from the oldest record kept
 }
 
-// ErrStop, returned by an Events callback, ends the stream without error.
-var ErrStop = errors.New("serviceclient: stop")
-
-// Events reads captured telemetry (GET /hubkit/telemetry, NDJSON) and calls
-// fn for each message, oldest first. It returns when the messages captured so
-// far are read (or, with q.Follow, when ctx ends: it then returns ctx.Err()),
-// after q.Count messages, or when fn returns an error (returned, except
-// ErrStop).
-func (c *Client) Events(ctx context.Context, q EventQuery, fn func(iothub.Event) error) error {
+// values is the query of the stream routes.
+func (q EventQuery) values() url.Values {
 	v := url.Values{}
 	if q.DeviceID != "" {
 		v.Set("device", q.DeviceID)
@@ -164,7 +179,24 @@ func (c *Client) Events(ctx context.Context, q EventQuery, fn func(iothub.Event)
 	if !q.Since.IsZero() {
 		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
 	}
-	resp, err := c.do(ctx, request{method: http.MethodGet, path: "/hubkit/telemetry", query: v, hubkit: true})
+	return v
+}
+
+// ErrStop, returned by an Events or WatchRejections callback, ends the stream without error.
+var ErrStop = errors.New("serviceclient: stop")
+
+// Events reads captured telemetry (GET /hubkit/telemetry, NDJSON) and calls
+// fn for each message, oldest first. It returns when the messages captured so
+// far are read (or, with q.Follow, when ctx ends: it then returns ctx.Err()),
+// after q.Count messages, or when fn returns an error (returned, except
+// ErrStop).
+func (c *Client) Events(ctx context.Context, q EventQuery, fn func(iothub.Event) error) error {
+	return readNDJSON(ctx, c, request{method: http.MethodGet, path: "/hubkit/telemetry", query: q.values(), hubkit: true}, "telemetry stream", fn)
+}
+
+// readNDJSON calls fn for each JSON line of the answer to r.
+func readNDJSON[T any](ctx context.Context, c *Client, r request, what string, fn func(T) error) error {
+	resp, err := c.do(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -172,11 +204,11 @@ func (c *Client) Events(ctx context.Context, q EventQuery, fn func(iothub.Event)
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64*1024), 4<<20)
 	for sc.Scan() {
-		var e iothub.Event
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			return fmt.Errorf("telemetry stream: %w", err)
+		var rec T
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		if err := fn(e); err != nil {
+		if err := fn(rec); err != nil {
 			if errors.Is(err, ErrStop) {
 				return nil
 			}
@@ -189,11 +221,36 @@ func (c *Client) Events(ctx context.Context, q EventQuery, fn func(iothub.Event)
 	return sc.Err()
 }
 
-// Rejections lists the connections the hub refused, oldest first.
+// Rejections lists the connections the hub refused or closed, oldest first.
 func (c *Client) Rejections(ctx context.Context) ([]iothub.Rejection, error) {
 	var rs []iothub.Rejection
 	err := c.call(ctx, request{method: http.MethodGet, path: "/hubkit/rejections", hubkit: true}, &rs)
 	return rs, err
+}
+
+// WatchRejections reads the rejection log (GET /hubkit/rejections) under the rule of
+// Events and calls fn for each record, oldest first: without q.Follow the records the hub
+// holds (of q.DeviceID, from q.Since, at most q.Count), with it the records from now on
+// (from q.Since when set) until ctx ends (then it returns ctx.Err()) or q.Count records
+// were read. An error from fn is returned, except ErrStop.
+func (c *Client) WatchRejections(ctx context.Context, q EventQuery, fn func(iothub.Rejection) error) error {
+	r := request{method: http.MethodGet, path: "/hubkit/rejections", query: q.values(), hubkit: true}
+	if q.Follow {
+		return readNDJSON(ctx, c, r, "rejection stream", fn)
+	}
+	var rs []iothub.Rejection // a listing is one JSON array
+	if err := c.call(ctx, r, &rs); err != nil {
+		return err
+	}
+	for _, rj := range rs {
+		if err := fn(rj); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // Clock reads a hubkit hub's movable clock (GET /hubkit/clock, a hubkit extension).

@@ -53,6 +53,9 @@ type Backend interface {
 	SendC2D(ctx context.Context, id iothub.Identity, m iothub.C2DMessage) (iothub.C2DStatus, error)
 	// C2DStatus returns the state of one message sent to id (iothub.ErrNotFound).
 	C2DStatus(ctx context.Context, id iothub.Identity, messageID string) (iothub.C2DStatus, error)
+	// WaitC2DStatus is C2DStatus once the message is in a final state, or after wait with the
+	// state it is in then (or when ctx ends, with ctx's error).
+	WaitC2DStatus(ctx context.Context, id iothub.Identity, messageID string, wait time.Duration) (iothub.C2DStatus, error)
 	// C2DStatuses lists the messages sent to id, oldest first.
 	C2DStatuses(ctx context.Context, id iothub.Identity) ([]iothub.C2DStatus, error)
 	// PurgeC2D removes the messages waiting for id and returns how many there were.
@@ -71,8 +74,12 @@ type Backend interface {
 	// "rejections", "c2d", "twins"; none = all). An unknown name is iothub.ErrInvalidArgument.
 	Reset(ctx context.Context, parts []string) error
 
-	// Rejections lists refused connections, oldest first.
-	Rejections(ctx context.Context) ([]iothub.Rejection, error)
+	// Rejections opens a reader over the rejection log (refusals and hub-initiated closes)
+	// that match q, under the rule of Telemetry: without q.Follow, Next returns io.EOF once
+	// the records held are consumed; with it, the reader starts where it is opened (or at
+	// q.Since) and waits for new ones. A q.DeviceID the registry does not know is no error:
+	// unknown identities are what many rejections are about.
+	Rejections(ctx context.Context, q StreamQuery) (RejectionReader, error)
 
 	// Clock reads the hub's movable clock; MoveClock moves it (iothub.ErrInvalidArgument for
 	// a change that is not exactly one of advance, set, reset).
@@ -87,16 +94,25 @@ type Backend interface {
 	SetLimits(ctx context.Context, l iothub.Limits) (iothub.LimitsStatus, error)
 }
 
-// TelemetryQuery selects captured telemetry.
-type TelemetryQuery struct {
+// StreamQuery selects records of a stream route: captured telemetry, the rejection log.
+type StreamQuery struct {
 	DeviceID string    // "" = every device
-	Since    time.Time // zero = from the oldest message kept
-	Follow   bool      // wait for new messages instead of ending at the newest
+	Since    time.Time // zero = from the oldest record kept
+	Follow   bool      // wait for new records instead of ending at the newest
 }
 
-// TelemetryReader yields captured messages one at a time. Next returns io.EOF at the end
-// (never with Follow) and ctx.Err() when ctx ends.
-type TelemetryReader interface {
-	Next(ctx context.Context) (iothub.Event, error)
+// TelemetryQuery selects captured telemetry.
+type TelemetryQuery = StreamQuery
+
+// Reader yields records one at a time. Next returns io.EOF at the end (never with Follow)
+// and ctx.Err() when ctx ends.
+type Reader[T any] interface {
+	Next(ctx context.Context) (T, error)
 	Close() error
 }
+
+// TelemetryReader yields captured messages.
+type TelemetryReader = Reader[iothub.Event]
+
+// RejectionReader yields rejection records.
+type RejectionReader = Reader[iothub.Rejection]

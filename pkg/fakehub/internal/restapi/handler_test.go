@@ -774,6 +774,144 @@ func TestRejections(t *testing.T) {
 	}
 }
 
+// openStream opens a follow stream (NDJSON) as iothubowner and returns a function that
+// reads its next record; the answer's headers arrive once the stream is positioned.
+func openStream[T any](ctx context.Context, f *fixture, path string) func() T {
+	f.t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.hub.ServiceURL()+path, nil)
+	req.Header.Set("Authorization", f.ownerToken())
+	resp, err := f.httpc.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+		f.t.Fatalf("follow = %d %v", resp.StatusCode, resp.Header)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	return func() T {
+		f.t.Helper()
+		if !sc.Scan() {
+			f.t.Fatalf("stream ended: %v", sc.Err())
+		}
+		return decode[T](f.t, sc.Text())
+	}
+}
+
+// TestC2DWait: GET .../devicebound/{msgId}?wait=SECONDS answers once the message is final,
+// or after SECONDS with its state then (docs/iothub-behavior.md §13.10).
+func TestC2DWait(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.addDevice("dev1")
+	const path = "/devices/dev1/messages/devicebound/w-1" + av
+	if r := f.owner("POST", "/devices/dev1/messages/devicebound"+av, "hi", "iothub-messageid", "w-1"); r.status != 201 {
+		t.Fatalf("send = %d %s", r.status, r.body)
+	}
+	// The device is offline: after a second the answer is the state then.
+	if r := f.owner("GET", path+"&wait=1", ""); r.status != 200 || decode[iothub.C2DStatus](t, r.body).State != iothub.C2DQueued {
+		t.Errorf("wait=1 while offline = %d %s, want queued", r.status, r.body)
+	}
+	// A long poll returns when the device's PUBACK completes the message.
+	done := f.async("GET", path+"&wait=10", "")
+	dc := f.connect(dev1)
+	dc.subscribe(iothub.C2DFilter(dev1), 1)
+	if err := dc.c.Puback(dc.nextPublish().PacketID); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if st := decode[iothub.C2DStatus](t, r.body); r.status != 200 || st.State != iothub.C2DCompleted || st.DeliveryCount != 1 {
+		t.Errorf("wait=10 = %d %s, want completed", r.status, r.body)
+	}
+	for _, q := range []string{"&wait=21", "&wait=-1", "&wait=1s"} {
+		wantError(t, f.owner("GET", path+q, ""), 400, "ArgumentInvalid")
+	}
+	wantError(t, f.owner("GET", "/devices/dev1/messages/devicebound/nope"+av+"&wait=1", ""), 404, "GenericNotFound")
+}
+
+// refuseAt makes the hub refuse a CONNECT of id (a key that is not its own) with the hub's
+// clock at t, and waits for the record.
+func (f *fixture) refuseAt(id iothub.Identity, at time.Time) {
+	f.t.Helper()
+	f.clock.Set(at)
+	defer f.clock.Set(testNow)
+	n := len(f.hub.Rejections())
+	if ack, _ := f.dial(connectPacket(id, base64.StdEncoding.EncodeToString([]byte("not the key of anyone, 32 bytes.")))); ack.ReturnCode != mqttraw.ConnackNotAuthorized {
+		f.t.Fatalf("CONNACK %d for %s, want %d", ack.ReturnCode, id, mqttraw.ConnackNotAuthorized)
+	}
+	testutil.Eventually(f.t, "the rejection recorded", func() bool { return len(f.hub.Rejections()) > n })
+}
+
+// TestRejectionsFilterAndFollow: the rejection log under the rule of telemetry
+// (docs/iothub-behavior.md §13.9): a listing filtered by device, since and count (an unknown
+// device is no error), and follow streams from now or from a time.
+func TestRejectionsFilterAndFollow(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.addDevice("dev1")
+	f.addDevice("dev2")
+	ghost := iothub.Identity{DeviceID: "ghost"}
+	f.refuseAt(dev1, testNow)
+	f.refuseAt(dev2, testNow.Add(time.Second))
+	f.refuseAt(ghost, testNow.Add(2*time.Second))
+	for _, tc := range []struct {
+		query string
+		want  []string // device IDs, in order
+	}{
+		{"", []string{"dev1", "dev2", "ghost"}},
+		{"?device=dev1", []string{"dev1"}},
+		{"?device=ghost", []string{"ghost"}}, // not registered: what unknown-identity is about
+		{"?device=nobody", []string{}},
+		{"?since=2030-01-02T03:04:06Z", []string{"dev2", "ghost"}},
+		{"?count=2", []string{"dev1", "dev2"}},
+		{"?since=2030-01-02T03:04:06Z&count=1&follow=false", []string{"dev2"}},
+	} {
+		r := f.owner("GET", "/hubkit/rejections"+tc.query, "")
+		got := []string{}
+		for _, rj := range decode[[]iothub.Rejection](t, r.body) {
+			got = append(got, rj.DeviceID)
+		}
+		if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") || !cmp.Equal(got, tc.want) {
+			t.Errorf("rejections%s = %d %s, devices %v, want %v", tc.query, r.status, r.header.Get("Content-Type"), got, tc.want)
+		}
+	}
+	for _, q := range []string{"?follow=maybe", "?count=-1", "?since=yesterday"} {
+		wantError(t, f.owner("GET", "/hubkit/rejections"+q, ""), 400, "ArgumentInvalid")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	open := func(query string) func() iothub.Rejection {
+		return openStream[iothub.Rejection](ctx, f, "/hubkit/rejections"+query)
+	}
+	fromNow := open("?device=dev2&follow=true")                                  // dev2's next record
+	since := open("?device=dev2&follow=true&since=2030-01-02T03:04:06Z")         // dev2's old one first
+	all := open("?follow=true&since=" + url.QueryEscape("2030-01-02T03:04:07Z")) // ghost's, then every new one
+	if r := since(); r.DeviceID != "dev2" || !r.Time.Equal(testNow.Add(time.Second)) {
+		t.Errorf("first record since 03:04:06 for dev2 = %+v", r)
+	}
+	if r := all(); r.DeviceID != "ghost" {
+		t.Errorf("first record since 03:04:07 = %+v, want ghost's", r)
+	}
+	f.refuseAt(dev1, testNow.Add(3*time.Second))
+	f.refuseAt(dev2, testNow.Add(4*time.Second))
+	for name, next := range map[string]func() iothub.Rejection{"from now": fromNow, "since": since} {
+		if r := next(); r.DeviceID != "dev2" || !r.Time.Equal(testNow.Add(4*time.Second)) || r.Reason != sas.ReasonSignatureMismatch {
+			t.Errorf("%s: next dev2 record = %+v, want the new refusal at 03:04:09", name, r)
+		}
+	}
+	if a, b := all(), all(); a.DeviceID != "dev1" || b.DeviceID != "dev2" {
+		t.Errorf("the unfiltered stream gave %s then %s, want dev1 then dev2", a.DeviceID, b.DeviceID)
+	}
+	cancel()
+
+	// follow with count ends the stream by itself.
+	r := f.owner("GET", "/hubkit/rejections?follow=true&count=2&since=2030-01-02T03:04:05Z", "")
+	if got := strings.Count(r.body, "\n"); r.status != 200 || got != 2 {
+		t.Errorf("follow&count=2: %d lines: %s", got, r.body)
+	}
+}
+
 // telemetryAt publishes one message from d with the hub's clock at t.
 func (f *fixture) telemetryAt(d *device, at time.Time, props iothub.Properties, payload string) {
 	f.t.Helper()
@@ -856,25 +994,7 @@ func TestTelemetryFollowStreams(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	open := func(query string) func() iothub.Event {
-		t.Helper()
-		req, _ := http.NewRequestWithContext(ctx, "GET", f.hub.ServiceURL()+"/hubkit/telemetry"+query, nil)
-		req.Header.Set("Authorization", f.ownerToken())
-		resp, err := f.httpc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { resp.Body.Close() })
-		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" {
-			t.Fatalf("follow = %d %v", resp.StatusCode, resp.Header)
-		}
-		sc := bufio.NewScanner(resp.Body)
-		return func() iothub.Event {
-			t.Helper()
-			if !sc.Scan() {
-				t.Fatalf("stream ended: %v", sc.Err())
-			}
-			return decode[iothub.Event](t, sc.Text())
-		}
+		return openStream[iothub.Event](ctx, f, "/hubkit/telemetry"+query)
 	}
 	// The one rule (docs/iothub-behavior.md §13.6): a follow stream starts where it is
 	// opened (the answer's headers arrive once it is positioned), or at since.

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
+	"time"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
@@ -75,13 +77,30 @@ func (h *handler) listC2D(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, nonNil(sts))
 }
 
+// getC2D answers a message's state; with ?wait=SECONDS (1 to iothub.MaxC2DWait) once it is
+// final (completed, rejected, expired, purged), or when SECONDS have passed, with its state
+// then.
 func (h *handler) getC2D(w http.ResponseWriter, r *http.Request) {
 	id, err := identity(r)
 	if err != nil {
 		h.writeError(w, err)
 		return
 	}
-	st, err := h.b.C2DStatus(r.Context(), id, r.PathValue("msgId"))
+	var wait time.Duration
+	if v := r.URL.Query().Get("wait"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || time.Duration(n)*time.Second > iothub.MaxC2DWait {
+			h.writeError(w, iothub.Errorf(iothub.CodeArgumentInvalid, "wait must be whole seconds from 0 to %d, got %q", int(iothub.MaxC2DWait/time.Second), v))
+			return
+		}
+		wait = time.Duration(n) * time.Second
+	}
+	var st iothub.C2DStatus
+	if wait > 0 {
+		st, err = h.b.WaitC2DStatus(r.Context(), id, r.PathValue("msgId"), wait)
+	} else {
+		st, err = h.b.C2DStatus(r.Context(), id, r.PathValue("msgId"))
+	}
 	if err != nil {
 		h.writeError(w, err)
 		return

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -18,47 +19,95 @@ import (
 // N), ?follow=true (wait for new messages until the client goes away or
 // count is reached).
 func (h *handler) telemetry(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	tq := TelemetryQuery{DeviceID: q.Get("device")}
-	count := 0
-	var err error
-	if v := q.Get("follow"); v != "" {
-		if tq.Follow, err = strconv.ParseBool(v); err != nil {
-			h.writeError(w, iothub.Errorf(iothub.CodeArgumentInvalid, "follow must be true or false, got %q", v))
-			return
-		}
+	tq, count, err := streamQuery(r.URL.Query())
+	if err != nil {
+		h.writeError(w, err)
+		return
 	}
-	if v := q.Get("count"); v != "" {
-		if count, err = strconv.Atoi(v); err != nil || count < 0 {
-			h.writeError(w, iothub.Errorf(iothub.CodeArgumentInvalid, "count must be a non-negative integer, got %q", v))
-			return
-		}
-	}
-	if v := q.Get("since"); v != "" {
-		if tq.Since, err = time.Parse(time.RFC3339Nano, v); err != nil {
-			h.writeError(w, iothub.Errorf(iothub.CodeArgumentInvalid, "since must be an RFC 3339 time, got %q", v))
-			return
-		}
-	}
-	ctx := r.Context()
-	rd, err := h.b.Telemetry(ctx, tq)
+	rd, err := h.b.Telemetry(r.Context(), tq)
 	if err != nil {
 		h.writeError(w, err)
 		return
 	}
 	defer rd.Close()
+	writeNDJSON(h, w, r, count, rd, "telemetry stream ended")
+}
+
+// rejections lists the rejection log as one JSON array (?device=ID, ?since=RFC3339,
+// ?count=N: the first N), or with ?follow=true streams it as newline-delimited JSON, as
+// telemetry does: the records from now on (with since: from then), until the client goes
+// away or count is reached.
+func (h *handler) rejections(w http.ResponseWriter, r *http.Request) {
+	q, count, err := streamQuery(r.URL.Query())
+	if err != nil {
+		h.writeError(w, err)
+		return
+	}
+	ctx := r.Context()
+	rd, err := h.b.Rejections(ctx, q)
+	if err != nil {
+		h.writeError(w, err)
+		return
+	}
+	defer rd.Close()
+	if q.Follow {
+		writeNDJSON(h, w, r, count, rd, "rejection stream ended")
+		return
+	}
+	rs := []iothub.Rejection{}
+	for count == 0 || len(rs) < count {
+		rec, err := rd.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			h.writeError(w, err)
+			return
+		}
+		rs = append(rs, rec)
+	}
+	writeJSON(w, http.StatusOK, rs)
+}
+
+// streamQuery reads the parameters the stream routes share: device, since, follow, count.
+func streamQuery(q url.Values) (StreamQuery, int, error) {
+	sq := StreamQuery{DeviceID: q.Get("device")}
+	count := 0
+	var err error
+	if v := q.Get("follow"); v != "" {
+		if sq.Follow, err = strconv.ParseBool(v); err != nil {
+			return sq, 0, iothub.Errorf(iothub.CodeArgumentInvalid, "follow must be true or false, got %q", v)
+		}
+	}
+	if v := q.Get("count"); v != "" {
+		if count, err = strconv.Atoi(v); err != nil || count < 0 {
+			return sq, 0, iothub.Errorf(iothub.CodeArgumentInvalid, "count must be a non-negative integer, got %q", v)
+		}
+	}
+	if v := q.Get("since"); v != "" {
+		if sq.Since, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return sq, 0, iothub.Errorf(iothub.CodeArgumentInvalid, "since must be an RFC 3339 time, got %q", v)
+		}
+	}
+	return sq, count, nil
+}
+
+// writeNDJSON answers 200 and writes what rd yields, one JSON object per line, each
+// flushed, until rd ends, the client goes away or count records (0: no limit) are written.
+func writeNDJSON[T any](h *handler, w http.ResponseWriter, r *http.Request, count int, rd Reader[T], ended string) {
+	ctx := r.Context()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	_ = rc.Flush() // the client sees the 200 before the first message
+	_ = rc.Flush() // the client sees the 200 before the first record
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // keep '&' in topics readable, as writeJSON does
 	for n := 0; count == 0 || n < count; n++ {
 		rec, err := rd.Next(ctx)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
-				h.log.Error("telemetry stream ended", "err", err)
+				h.log.Error(ended, "err", err)
 			}
 			return
 		}
@@ -69,15 +118,6 @@ func (h *handler) telemetry(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-}
-
-func (h *handler) rejections(w http.ResponseWriter, r *http.Request) {
-	rs, err := h.b.Rejections(r.Context())
-	if err != nil {
-		h.writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, nonNil(rs))
 }
 
 // reset clears run-time state between tests: ?what=telemetry,rejections,c2d,twins (default:
