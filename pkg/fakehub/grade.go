@@ -88,7 +88,9 @@ func (h gradeHub) UpdateDesired(ctx context.Context, id iothub.Identity, patch [
 func (h gradeHub) Lacks(capability string) string {
 	switch capability {
 	case grade.CapTLSDrills:
-		return "needs the TLS drills of issue 10 (a migrated root CA, a wrong SAN), which this fakehub does not have yet"
+		// The drills exist (certs.NewDrill, fakehub --tls-profile), but a hub presents one,
+		// chosen at start, and a refused handshake ends before a CONNECT names the device.
+		return "the hub's TLS drill is chosen when it starts (fakehub --tls-profile) and cannot be switched during a grade, and a handshake the device refuses ends before its CONNECT names it; run the drills by hand (README, TLS drills)"
 	case grade.CapDPS:
 		if h.s.dps == nil {
 			return "the hub runs no Device Provisioning Service (fakehub --dps, Options.DPS)"

@@ -143,8 +143,9 @@ var catalogue = []Case{
 	},
 }
 
-// caseTLSDrill runs only where the hub has TLS drills (Hub.Lacks(CapTLSDrills) == ""),
-// which no hub has yet: the cases stay listed and report "not exercised".
+// caseTLSDrill runs only where the hub can switch its TLS drill during a grade and see the
+// handshakes it ends (Hub.Lacks(CapTLSDrills) == ""). fakehub cannot (its drill is chosen at
+// start), so the cases stay listed and report "not exercised".
 func caseTLSDrill(context.Context, *grader) result {
 	return result{verdict: iothub.GradeNotExercised, reason: "the hub offers TLS drills, but this grader does not drive them yet"}
 }
