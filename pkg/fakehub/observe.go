@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -167,6 +169,14 @@ func (h *observeHook) describe(cl *mqtt.Client, pk packets.Packet, fromDevice bo
 		}
 	case packets.Connack:
 		p.ReturnCode, p.SessionPresent = pk.ReasonCode, pk.SessionPresent
+		if pk.SessionPresent {
+			// mochi copies the stored session's subscriptions into cl before it writes
+			// the CONNACK, and reads nothing from the device until it has.
+			for _, s := range cl.State.Subscriptions.GetAll() {
+				p.Inherited = append(p.Inherited, iothub.PacketFilter{Filter: s.Filter, QoS: s.Qos})
+			}
+			slices.SortFunc(p.Inherited, func(a, b iothub.PacketFilter) int { return strings.Compare(a.Filter, b.Filter) })
+		}
 	case packets.Publish:
 		p.QoS, p.Dup, p.Retain, p.Topic, p.PayloadSize = pk.FixedHeader.Qos, pk.FixedHeader.Dup, pk.FixedHeader.Retain, pk.TopicName, len(pk.Payload)
 		if p.QoS == 0 {

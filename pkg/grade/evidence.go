@@ -44,7 +44,18 @@ func describe(o obs) string {
 		}
 		return s
 	case iothub.PacketConnack:
-		return fmt.Sprintf("%s: CONNACK %d (%s), session present %t", who, o.ReturnCode, connackName(o.ReturnCode), o.SessionPresent)
+		s := fmt.Sprintf("%s: CONNACK %d (%s), session present %t", who, o.ReturnCode, connackName(o.ReturnCode), o.SessionPresent)
+		if o.SessionPresent {
+			var fs []string
+			for _, f := range o.Inherited {
+				fs = append(fs, f.Filter)
+			}
+			s += fmt.Sprintf(", %d subscription(s) inherited", len(fs))
+			if len(fs) > 0 {
+				s += ": " + strings.Join(fs, ", ")
+			}
+		}
+		return s
 	case iothub.PacketPublish:
 		s := fmt.Sprintf("%s: PUBLISH QoS %d", who, o.QoS)
 		if o.QoS > 0 {

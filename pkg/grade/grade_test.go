@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
 	"github.com/hubkit/hubkit/pkg/grade"
@@ -29,6 +30,13 @@ var fastTiming = grade.Timing{
 // gradeModel grades a model device with faults on a fresh in-process hub.
 func gradeModel(t *testing.T, f modeldevice.Faults, opts grade.Options) iothub.GradeReport {
 	t.Helper()
+	return gradeModelWith(t, f, opts, false)
+}
+
+// gradeModelWith is gradeModel; with subscribedFirst, the grade begins only once the
+// device is connected and holds its subscriptions.
+func gradeModelWith(t *testing.T, f modeldevice.Faults, opts grade.Options, subscribedFirst bool) iothub.GradeReport {
+	t.Helper()
 	hub := fakehubtest.Start(t, fakehub.Options{})
 	id := iothub.Identity{DeviceID: "model"}
 	if _, err := hub.AddDevice(id.DeviceID, testKey); err != nil {
@@ -37,6 +45,13 @@ func gradeModel(t *testing.T, f modeldevice.Faults, opts grade.Options) iothub.G
 	dev := modeldevice.Start(modeldevice.Config{Addr: hub.Addr(), TLS: hub.ClientTLS(), HostName: hub.HostName(), Identity: id, Key: testKey,
 		Now: hub.Clock().Now, Faults: f})
 	t.Cleanup(dev.Stop)
+	if subscribedFirst {
+		testutil.Eventually(t, "the model device holds its twin-response subscription", func() bool {
+			subs, ok := hub.GradeHub().Subscriptions(id)
+			_, held := subs[iothub.TwinResponseFilter]
+			return ok && held
+		})
+	}
 	opts.Identity = id
 	if opts.Method == "" {
 		opts.Method = "echo"
@@ -146,5 +161,37 @@ func TestNeverRenewsSaysSo(t *testing.T) {
 	c := rep.Cases[0]
 	if c.Verdict != iothub.GradeFail || !strings.Contains(c.Reason, "the same token") {
 		t.Errorf("token case = %s: %s; want a failure saying it reconnected with the same token\n%s", c.Verdict, c.Reason, text(rep))
+	}
+}
+
+// TestConnectedBeforeTheGrade: a device that subscribed before the grade began, whose
+// connection the grader closes to watch a start-up, comes back with its session present
+// and rightly does not subscribe again; its twin GET on that connection is not a failure
+// (the subscription was made before the recorder saw anything). A device that GETs
+// before subscribing still fails, on the connection after the hub forgot its session.
+func TestConnectedBeforeTheGrade(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		faults modeldevice.Faults
+		fail   []string
+	}{
+		{"well-behaved", modeldevice.Faults{}, nil},
+		{"get-before-subscribe", modeldevice.Faults{GetBeforeSubscribe: true}, []string{"device/twin/subscribes-before-get"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rep := gradeModelWith(t, tt.faults, grade.Options{Cases: []string{"device/twin/subscribes-before-get", "device/restart"}}, true)
+			if !strings.Contains(text(rep), "connected before the grade began") {
+				t.Fatalf("the device was not connected before the grade began\n%s", text(rep))
+			}
+			if got := verdicts(rep, iothub.GradeFail); !slices.Equal(got, tt.fail) {
+				t.Errorf("failed %v, want exactly %v\n%s", got, tt.fail, text(rep))
+			}
+			for _, c := range rep.Cases { // the failure is the GET after the restart, not before
+				if c.Verdict == iothub.GradeFail && (len(c.Evidence) == 0 || !strings.Contains(c.Evidence[0].Text, "session present false")) {
+					t.Errorf("%s failed on a connection other than the one without a session: %+v", c.ID, c.Evidence)
+				}
+			}
+		})
 	}
 }

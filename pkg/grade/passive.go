@@ -115,7 +115,7 @@ func (g *grader) twinRequests(c *connection) (idx []int, pubs []iothub.DevicePub
 
 func caseSubscribeBeforeGet(_ context.Context, g *grader) result {
 	var r result
-	requests, inherited := 0, false
+	requests := 0
 	for _, c := range connections(g.rec.events(0)) {
 		if !c.accepted() {
 			continue
@@ -123,14 +123,13 @@ func caseSubscribeBeforeGet(_ context.Context, g *grader) result {
 		idx, _ := g.twinRequests(c)
 		for _, i := range idx {
 			requests++
-			if !g.subscribedBefore(c, i, iothub.FilterTwinResponse, inherited) && r.verdict == "" {
+			if !g.subscribedBefore(c, i, iothub.FilterTwinResponse) && r.verdict == "" {
 				o := c.events[i]
 				r = result{verdict: iothub.GradeFail,
 					reason:   fmt.Sprintf("a twin request on connection %d came before any subscription to %s on it: the hub drops the answer", c.conn, iothub.TwinResponseFilter),
 					evidence: []iothub.GradeEvidence{g.ev(*c.connack, describe(*c.connack)), g.ev(o, describe(o))}}
 			}
 		}
-		inherited = g.heldAtEnd(c, iothub.FilterTwinResponse, inherited) && c.connect != nil && !c.connect.CleanSession
 	}
 	if requests == 0 {
 		return result{verdict: iothub.GradeNotExercised, reason: "the device sent no twin request (GET or reported PATCH)"}
@@ -169,14 +168,13 @@ func caseUniqueRID(_ context.Context, g *grader) result {
 
 func caseResync(_ context.Context, g *grader) result {
 	var prev *connection
-	inherited := false // prev inherited its desired subscription from the connection before
 	checked := 0
 	var ev []iothub.GradeEvidence
 	for _, c := range connections(g.rec.events(0)) {
 		if !c.accepted() || c.connect == nil {
 			continue
 		}
-		if prev != nil && g.heldAtEnd(prev, iothub.FilterTwinDesired, inherited) {
+		if prev != nil && g.heldAtEnd(prev, iothub.FilterTwinDesired) {
 			idx, pubs := g.twinRequests(c)
 			got := -1
 			for k, p := range pubs {
@@ -199,9 +197,6 @@ func caseResync(_ context.Context, g *grader) result {
 					evidence: []iothub.GradeEvidence{g.ev(*c.connack, describe(*c.connack))}}
 			}
 			ev = append(ev, g.ev(c.events[got], describe(c.events[got])))
-		}
-		if prev != nil { // does c inherit prev's desired subscription (prev's session kept)?
-			inherited = g.heldAtEnd(prev, iothub.FilterTwinDesired, inherited) && !prev.connect.CleanSession
 		}
 		prev = c
 	}

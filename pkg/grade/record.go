@@ -252,12 +252,18 @@ func connections(ev []obs) []*connection {
 }
 
 // subscribedBefore reports whether, on connection c, the device held a granted
-// subscription of kind by the time of event at (index into c.events): a SUBACK granting a
-// matching filter came earlier, or the session was present and inherited it (inherited
-// says whether the previous session held it).
-func (g *grader) subscribedBefore(c *connection, at int, kind iothub.TopicKind, inherited bool) bool {
-	if c.connack != nil && c.connack.SessionPresent && inherited {
-		return true
+// subscription of kind by the time of event at (index into c.events): its session-present
+// CONNACK says it inherited a matching filter, or a SUBACK granting one came earlier. The
+// hub reports what the session brought (iothub.Packet.Inherited) rather than the grader
+// working it out from the connections before, which it may not have seen: a device
+// connected before the grade began subscribed on a connection the grader never saw.
+func (g *grader) subscribedBefore(c *connection, at int, kind iothub.TopicKind) bool {
+	if c.connack != nil && c.connack.SessionPresent {
+		for _, f := range c.connack.Inherited {
+			if g.isKind(f.Filter, kind) {
+				return true
+			}
+		}
 	}
 	pending := map[uint16][]iothub.PacketFilter{}
 	for _, o := range c.events[:at] {
@@ -266,10 +272,8 @@ func (g *grader) subscribedBefore(c *connection, at int, kind iothub.TopicKind, 
 			pending[o.PacketID] = o.Filters
 		case o.Type == iothub.PacketSuback && !o.FromDevice:
 			for i, f := range pending[o.PacketID] {
-				if i < len(o.ReturnCodes) && o.ReturnCodes[i] < 0x80 {
-					if k, err := iothub.ClassifySubscribe(g.id, f.Filter); err == nil && k == kind {
-						return true
-					}
+				if i < len(o.ReturnCodes) && o.ReturnCodes[i] < 0x80 && g.isKind(f.Filter, kind) {
+					return true
 				}
 			}
 		}
@@ -278,6 +282,12 @@ func (g *grader) subscribedBefore(c *connection, at int, kind iothub.TopicKind, 
 }
 
 // heldAtEnd reports whether connection c held a subscription of kind when it ended (or now).
-func (g *grader) heldAtEnd(c *connection, kind iothub.TopicKind, inherited bool) bool {
-	return g.subscribedBefore(c, len(c.events), kind, inherited)
+func (g *grader) heldAtEnd(c *connection, kind iothub.TopicKind) bool {
+	return g.subscribedBefore(c, len(c.events), kind)
+}
+
+// isKind reports whether filter is the graded identity's subscription of kind.
+func (g *grader) isKind(filter string, kind iothub.TopicKind) bool {
+	k, err := iothub.ClassifySubscribe(g.id, filter)
+	return err == nil && k == kind
 }

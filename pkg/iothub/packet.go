@@ -50,6 +50,10 @@ type Packet struct {
 	// CONNACK.
 	ReturnCode     byte `json:"returnCode,omitempty"`
 	SessionPresent bool `json:"sessionPresent,omitempty"`
+	// Inherited are, on a session-present CONNACK, the subscriptions the connection took
+	// over from the stored session (filter and granted QoS, sorted by filter): what the
+	// device holds before it sends anything on this connection.
+	Inherited []PacketFilter `json:"inherited,omitempty"`
 
 	// PacketClose: the reason the hub recorded when it closed the connection itself ("":
 	// the device went, or the hub recorded none).
