@@ -8,7 +8,7 @@ PKGS      := ./...
 # staticcheck, pinned; `go run pkg@version` builds it outside this module's graph (see lint).
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build install test vet lint staticcheck fmt run certs fuzz bench cover tidy clean image screenshots bench-dashboard
+.PHONY: all build install test vet lint staticcheck fmt run certs fuzz bench bench-compare bench-fleet cover tidy clean image screenshots bench-dashboard
 
 all: build
 
@@ -59,6 +59,14 @@ fuzz:
 ## bench: benchmarks (report ratios, not absolute times)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+
+## bench-compare: fakehub vs bare mochi vs Mosquitto, same load, interleaved rounds (minutes; not in test)
+bench-compare:
+	./scripts/bench-compare $(BENCH_ARGS)
+
+## bench-fleet: 19,000 TLS devices on one fakehub, one message each per 10 s (minutes; not in test)
+bench-fleet:
+	./scripts/bench-compare -fleet 19000 $(BENCH_ARGS)
 
 ## image: fakehub's OCI image (static binary, empty base) as a tarball, without a Docker daemon
 IMAGE     ?= $(BIN)/fakehub-image.tar

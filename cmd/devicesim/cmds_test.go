@@ -19,6 +19,7 @@ import (
 	"github.com/hubkit/hubkit/internal/cli/clitest"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/iothub"
+	"github.com/hubkit/hubkit/pkg/iothub/dps"
 	"github.com/hubkit/hubkit/pkg/sas"
 )
 
@@ -69,11 +70,16 @@ func (h twinAnswerCounter) WithGroup(string) slog.Handler      { return h }
 
 // cmdHub drives an in-process fakehub:
 //
-//	hub start [service]     start one (TLS, fresh CA) with device dev1; sets
+//	hub start [service|dps] start one (TLS, fresh CA) with device dev1; sets
 //	                        HUBKIT_DEVICE_CONNECTION_STRING, HUB_ENDPOINT, HUB_WS_ENDPOINT
 //	                        (MQTT over WebSockets) and HUB_CA; and the X.509 CA device
 //	                        cam1: HUB_X509_CS, HUB_CERT, HUB_KEY
 //	                        (service: also the service API, at $HUB_URL)
+//	hub start dps           the same with a DPS (DPS_ENDPOINT, DPS_HTTP_ENDPOINT, ID scope
+//	                        0ne00000000): X.509 group "line" signed by its own CA, whose
+//	                        device sensor-x is in sensor-x.pem/sensor-x-key.pem; an X.509
+//	                        individual enrollment cam-7 (cam-7.pem, cam-7-key.pem); and
+//	                        stranger.pem/stranger-key.pem, signed by a CA nothing trusts
 //	hub clock advance D     move the hub's clock forward by D (a Go duration)
 //	hub renewed             wait (10 s) until dev1 is connected with a token valid 50 min past
 //	                        the hub's clock, with no expiry recorded (a renewal, not a cut)
@@ -95,8 +101,8 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	work := ts.Getenv("WORK")
 	if args[0] == "start" {
-		if len(args) > 2 || len(args) == 2 && args[1] != "service" {
-			ts.Fatalf("usage: hub start [service]")
+		if len(args) > 2 || len(args) == 2 && args[1] != "service" && args[1] != "dps" {
+			ts.Fatalf("usage: hub start [service|dps]")
 		}
 		now := time.Now()
 		ca, err := certs.NewCA("devicesim test CA", time.Hour, now, nil)
@@ -106,12 +112,17 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 		answers := new(atomic.Int64)
 		opts := fakehub.Options{TLS: tlsCfg, Addr: "127.0.0.1:0", WebSocketAddr: "127.0.0.1:0",
 			Logger: slog.New(twinAnswerCounter{answers})}
-		if len(args) == 2 {
+		withDPS := len(args) == 2 && args[1] == "dps"
+		if withDPS {
+			opts.DPS = &fakehub.DPSOptions{RetryAfter: time.Second}
+		}
+		withService := len(args) == 2 && args[1] == "service"
+		if withService {
 			opts.ServiceAddr = "127.0.0.1:0"
 		}
 		srv, err := fakehub.NewServer(opts)
 		ts.Check(err)
-		if len(args) == 2 {
+		if withService {
 			ts.Setenv("HUB_URL", srv.ServiceURL())
 		}
 		hubsMu.Lock()
@@ -148,6 +159,9 @@ func cmdHub(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Setenv("HUB_X509_CS", "HostName="+srv.HostName()+";DeviceId=cam1;x509=true")
 		ts.Setenv("HUB_CERT", certFile)
 		ts.Setenv("HUB_KEY", keyFile)
+		if withDPS {
+			startDPS(ts, srv, work, now)
+		}
 		return
 	}
 	hubsMu.Lock()
@@ -304,4 +318,34 @@ func subscribed(srv *fakehub.Server, filter string, after time.Time) (time.Time,
 		}
 	}
 	return time.Time{}, false
+}
+
+// startDPS enrolls hub start dps's X.509 devices and writes their certificates.
+func startDPS(ts *testscript.TestScript, srv *fakehub.Server, work string, now time.Time) {
+	issue := func(ca *certs.CA, id string) string {
+		leaf, err := ca.IssueDevice(id, time.Hour, certs.ECDSAP256, now)
+		ts.Check(err)
+		_, _, err = leaf.Save(work, id)
+		ts.Check(err)
+		return string(leaf.CertPEM())
+	}
+	x509Att := func(individual bool, pem string) dps.Attestation {
+		set := &dps.X509Certificates{Primary: &dps.X509CertificateWithInfo{Certificate: pem}}
+		if individual {
+			return dps.Attestation{Type: dps.AttestationX509, X509: &dps.X509Attestation{ClientCertificates: set}}
+		}
+		return dps.Attestation{Type: dps.AttestationX509, X509: &dps.X509Attestation{SigningCertificates: set}}
+	}
+	lineCA, err := certs.NewCA("line CA", time.Hour, now, nil)
+	ts.Check(err)
+	_, err = srv.DPS().SetGroup(dps.EnrollmentGroup{EnrollmentGroupID: "line", Attestation: x509Att(false, string(lineCA.CertPEM))})
+	ts.Check(err)
+	issue(lineCA, "sensor-x")
+	_, err = srv.DPS().SetEnrollment(dps.Enrollment{RegistrationID: "cam-7", Attestation: x509Att(true, issue(lineCA, "cam-7"))})
+	ts.Check(err)
+	otherCA, err := certs.NewCA("unknown CA", time.Hour, now, nil)
+	ts.Check(err)
+	issue(otherCA, "stranger")
+	ts.Setenv("DPS_ENDPOINT", srv.DPS().Addr())
+	ts.Setenv("DPS_HTTP_ENDPOINT", srv.DPS().HTTPAddr())
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +29,11 @@ const provisionExample = `  # a device of a symmetric-key enrollment group, agai
   devicesim provision --global-endpoint localhost --endpoint localhost:8884 --ca testdata/certs \
     --id-scope 0ne00000000 --registration-id sensor-1 --group-key-file group.key
 
+  # an X.509 device (individual enrollment, or a group whose CA signed it): the certificate
+  # (leaf first, then intermediates) and its PEM key; the registration ID is the leaf's CN
+  devicesim provision --global-endpoint localhost --endpoint localhost:8884 --ca testdata/certs \
+    --id-scope 0ne00000000 --cert cam-1.pem --key cam-1-key.pem
+
   # a real DPS over HTTPS, then send with the printed connection string
   export HUBKIT_DEVICE_CONNECTION_STRING="$(devicesim provision --id-scope 0ne00A1B2C3 \
     --registration-id sensor-1 --key-file sensor-1.key --transport https)"
@@ -37,6 +43,7 @@ type provisionFlags struct {
 	globalEndpoint, endpoint, idScope, regID string
 	key, keyFile, groupKey, groupKeyFile     string
 	transport, payload, ca, hubEndpoint      string
+	certFile                                 string
 	timeout                                  time.Duration
 	noConnect, asJSON, verbose               bool
 }
@@ -44,7 +51,7 @@ type provisionFlags struct {
 func newProvisionCmd(st *streams) *cobra.Command {
 	var f provisionFlags
 	cmd := &cobra.Command{
-		Use:   "provision --id-scope SCOPE --registration-id ID (--key KEY | --group-key KEY)",
+		Use:   "provision --id-scope SCOPE --registration-id ID (--key KEY | --group-key KEY | --cert FILE --key FILE)",
 		Short: "Register with the Device Provisioning Service, then connect to the assigned hub",
 		Long: `Register the device with DPS (MQTT, or the HTTPS API with --transport https) the way
 the Azure SDKs do: register, poll every retry-after seconds until the registration is
@@ -55,7 +62,13 @@ string on stdout (--json: the assignment as JSON).
 The key is the device's own: an individual enrollment's key, or a group member's key
 derived from the group key (sastool derive). --group-key derives it here; keep group keys
 off production devices. Keys may come from a file (--key-file, --group-key-file; "-" is
-stdin), which keeps them out of the process list.`,
+stdin), which keeps them out of the process list.
+
+An X.509 device gives --cert FILE (its certificate, leaf first, then any intermediates) and
+--key FILE (the PEM private key, as in the other verbs) instead: it attests in the TLS
+handshake with no token, its registration ID is the leaf's common name (--registration-id
+may be left out), and it connects to the assigned hub with the same certificate (the
+connection string ends in ;x509=true).`,
 		Example: provisionExample,
 		Args:    noArgs,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return provision(cmd.Context(), st, &f) },
@@ -64,10 +77,11 @@ stdin), which keeps them out of the process list.`,
 	fs.SortFlags = false
 	fs.StringVar(&f.idScope, "id-scope", "", "the DPS `ID_SCOPE` (required)")
 	fs.StringVar(&f.regID, "registration-id", "", "the device's registration `ID` (required)")
-	fs.StringVar(&f.key, "key", "", "the device's symmetric `KEY` (base64)")
+	fs.StringVar(&f.key, "key", "", "the device's symmetric `KEY` (base64); with --cert, the PEM file of the certificate's private key")
 	fs.StringVar(&f.keyFile, "key-file", "", "read the device key from `PATH` (- = stdin)")
 	fs.StringVar(&f.groupKey, "group-key", "", "the enrollment group's `KEY`: the device key is derived from it")
 	fs.StringVar(&f.groupKeyFile, "group-key-file", "", "read the group key from `PATH` (- = stdin)")
+	fs.StringVar(&f.certFile, "cert", "", "PEM `FILE` of an X.509 device certificate (leaf first, then intermediates); with --key FILE, instead of a symmetric key")
 	fs.StringVar(&f.globalEndpoint, "global-endpoint", iothub.DPSGlobalHost, "the DPS host `NAME` (TLS server name)")
 	fs.StringVar(&f.endpoint, "endpoint", "", "address to dial, `HOST:PORT`, when it differs from the global endpoint")
 	fs.StringVar(&f.transport, "transport", "mqtt", "`mqtt` (port 8883) or https (port 443)")
@@ -103,6 +117,9 @@ func readKey(st *streams, value, file, name string) (string, error) {
 }
 
 func provision(ctx context.Context, st *streams, f *provisionFlags) error {
+	if f.certFile != "" {
+		return provisionX509(ctx, st, f)
+	}
 	if f.idScope == "" || f.regID == "" {
 		return cli.Usagef("provision needs --id-scope and --registration-id")
 	}
@@ -115,8 +132,41 @@ func provision(ctx context.Context, st *streams, f *provisionFlags) error {
 		return err
 	}
 	if (key == "") == (groupKey == "") {
-		return cli.Usagef("give the device key (--key, --key-file) or the group key (--group-key, --group-key-file), not both or neither")
+		return cli.Usagef("give the device key (--key, --key-file), the group key (--group-key, --group-key-file) or an X.509 certificate (--cert FILE --key FILE), one of them")
 	}
+	return runProvision(ctx, st, f, device.ProvisionConfig{SymmetricKey: key, GroupKey: groupKey})
+}
+
+// provisionX509 provisions with --cert and --key (the PEM key file).
+func provisionX509(ctx context.Context, st *streams, f *provisionFlags) error {
+	switch {
+	case f.key == "":
+		return cli.Usagef("--cert needs --key FILE: the PEM file of the certificate's private key")
+	case f.keyFile != "" || f.groupKey != "" || f.groupKeyFile != "":
+		return cli.Usagef("--cert and --key FILE attest an X.509 device: drop --key-file, --group-key and --group-key-file")
+	case f.idScope == "":
+		return cli.Usagef("provision needs --id-scope")
+	}
+	cert, err := device.LoadCertificate(f.certFile, f.key)
+	if err != nil {
+		return err
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return fmt.Errorf("reading the device certificate %s: %w", f.certFile, err)
+	}
+	cn := leaf.Subject.CommonName
+	switch {
+	case f.regID == "":
+		f.regID = cn
+	case f.regID != cn:
+		return cli.Usagef("--registration-id %q but the certificate's common name is %q: an X.509 device registers as its CN (leave --registration-id out)", f.regID, cn)
+	}
+	return runProvision(ctx, st, f, device.ProvisionConfig{Certificate: &cert})
+}
+
+// runProvision registers cfg's credential, connects (unless --no-connect) and prints.
+func runProvision(ctx context.Context, st *streams, f *provisionFlags, cfg device.ProvisionConfig) error {
 	if f.payload != "" && !json.Valid([]byte(f.payload)) {
 		return cli.Usagef("--payload is not JSON: %q", f.payload)
 	}
@@ -125,8 +175,8 @@ func provision(ctx context.Context, st *streams, f *provisionFlags) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(st.err, &slog.HandlerOptions{Level: level}))
-	cfg := device.ProvisionConfig{GlobalEndpoint: f.globalEndpoint, Endpoint: f.endpoint, IDScope: f.idScope, RegistrationID: f.regID,
-		SymmetricKey: key, GroupKey: groupKey, Transport: device.ProvisionTransport(f.transport), ConnectTimeout: f.timeout, Logger: log}
+	cfg.GlobalEndpoint, cfg.Endpoint, cfg.IDScope, cfg.RegistrationID = f.globalEndpoint, f.endpoint, f.idScope, f.regID
+	cfg.Transport, cfg.ConnectTimeout, cfg.Logger = device.ProvisionTransport(f.transport), f.timeout, log
 	if f.payload != "" {
 		cfg.Payload = json.RawMessage(f.payload)
 	}
@@ -144,7 +194,7 @@ func provision(ctx context.Context, st *streams, f *provisionFlags) error {
 	defer cancel()
 	p, err := device.Provision(ctx, cfg)
 	if err != nil {
-		return provisionError(err)
+		return provisionError(err, cfg.Certificate != nil)
 	}
 	fmt.Fprintf(st.err, "devicesim: provisioned %s: assigned to %s as %s (%s)\n", f.regID, p.AssignedHub, p.DeviceID, p.Substatus)
 	if !f.noConnect {
@@ -175,8 +225,12 @@ func provision(ctx context.Context, st *streams, f *provisionFlags) error {
 	return err
 }
 
-// provisionError adds hints to a failed provisioning.
-func provisionError(err error) error {
+// provisionError adds hints to a failed provisioning (isX509: with --cert).
+func provisionError(err error, isX509 bool) error {
+	check := "check --id-scope, --registration-id and the key (a group device's key is derived: sastool derive)"
+	if isX509 {
+		check = "check --id-scope and the certificate: an individual enrollment holds this certificate, or a group's signingCertificates hold the CA that signed it (send the intermediates after the leaf in --cert)"
+	}
 	var pe *device.ProvisionError
 	var de *dps.Error
 	var ce *device.ConnectError
@@ -188,10 +242,10 @@ func provisionError(err error) error {
 		if de.Reason != "" {
 			hints = append([]string{"DPS says: " + de.Reason}, hints...)
 		}
-		return cli.WithHints(err, append(hints, "check --id-scope, --registration-id and the key (a group device's key is derived: sastool derive)")...)
+		return cli.WithHints(err, append(hints, check)...)
 	case errors.As(err, &ce):
 		// Not wrapped: the hub's CONNACK hints (hintsFor) do not apply to DPS.
-		return cli.WithHints(fmt.Errorf("DPS refused the connection: CONNACK %d from %s", ce.Code, ce.Addr), "DPS refused the CONNECT: check --id-scope, --registration-id and the key (a group device's key is derived: sastool derive)",
+		return cli.WithHints(fmt.Errorf("DPS refused the connection: CONNACK %d from %s", ce.Code, ce.Addr), "DPS refused the CONNECT: "+check,
 			"fakehub tells why: fakehub rejections, or its log")
 	}
 	return err

@@ -261,6 +261,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		newTwinCmd(st),
 		newMethodsCmd(st),
 		newProvisionCmd(st),
+		newLoadCmd(st),
 		newVersionCmd(st),
 	)
 	cmd, err := cli.Execute(ctx, root, args, stdin, stdout, stderr)

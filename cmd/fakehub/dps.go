@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -149,6 +150,7 @@ func nounCmd(use, short, verbs string) *cobra.Command {
 // enrollmentFlags are what "enrollments add" and "groups add" share.
 type enrollmentFlags struct {
 	key, secondaryKey, initialTwin, allocation string
+	cert, secondaryCert                        string
 	hubs                                       []string
 	disabled, noUpdateHub, resetData           bool
 }
@@ -157,6 +159,8 @@ func (f *enrollmentFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.key, "key", "", "primary symmetric `KEY` (base64; default generated)")
 	fs.StringVar(&f.secondaryKey, "secondary-key", "", "secondary symmetric `KEY` (default generated)")
+	fs.StringVar(&f.cert, "cert", "", "X.509 attestation instead of keys: PEM `FILE` of the device's certificate (enrollments) or of the root or intermediate CA that signed the devices (groups)")
+	fs.StringVar(&f.secondaryCert, "secondary-cert", "", "with --cert: the secondary certificate's PEM `FILE`")
 	fs.BoolVar(&f.disabled, "disabled", false, "create it with provisioningStatus disabled")
 	fs.StringVar(&f.initialTwin, "initial-twin", "", `initial twin `+"`JSON`"+`, e.g. '{"tags":{"site":"lab"},"properties":{"desired":{"interval":10}}}'`)
 	fs.StringVar(&f.allocation, "allocation-policy", "", "`POLICY`: hashed, geoLatency, static or custom")
@@ -165,9 +169,14 @@ func (f *enrollmentFlags) register(cmd *cobra.Command) {
 	fs.BoolVar(&f.resetData, "reset-device-data", false, "reprovisionPolicy.migrateDeviceData false (re-provisioning resets the twin)")
 }
 
-func (f *enrollmentFlags) common() (dps.Attestation, dps.ProvisioningStatus, *dps.InitialTwin, *dps.ReprovisionPolicy, error) {
-	att := dps.SymmetricKeyAttestation(f.key, f.secondaryKey)
+// common builds what enrollments and groups share; group says where --cert goes
+// (signingCertificates, else clientCertificates).
+func (f *enrollmentFlags) common(group bool) (dps.Attestation, dps.ProvisioningStatus, *dps.InitialTwin, *dps.ReprovisionPolicy, error) {
+	att, err := f.attestation(group)
 	st := dps.ProvisioningEnabled
+	if err != nil {
+		return att, st, nil, nil, err
+	}
 	if f.disabled {
 		st = dps.ProvisioningDisabled
 	}
@@ -219,13 +228,13 @@ func newDPSEnrollmentsCmd(env *serviceEnv, sf *dpsServiceFlags) *cobra.Command {
 		})}
 	var ef enrollmentFlags
 	var deviceID string
-	add := &cobra.Command{Use: "add ID", Short: "Create a symmetric-key individual enrollment and print it (JSON)", Args: argsExactly("ID"),
+	add := &cobra.Command{Use: "add ID", Short: "Create an individual enrollment (symmetric keys, or X.509 with --cert) and print it (JSON)", Args: argsExactly("ID"),
 		Example: `  fakehub dps enrollments add thermostat-7 --device-id thermo-7 --initial-twin '{"properties":{"desired":{"interval":10}}}'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := iothub.ValidateRegistrationID(args[0]); err != nil {
 				return cli.Usagef("%v", err)
 			}
-			att, st, twin, rp, err := ef.common()
+			att, st, twin, rp, err := ef.common(false)
 			if err != nil {
 				return err
 			}
@@ -282,11 +291,11 @@ func newDPSGroupsCmd(env *serviceEnv, sf *dpsServiceFlags) *cobra.Command {
 			return printJSON(cmd.OutOrStdout(), g)
 		})}
 	var ef enrollmentFlags
-	add := &cobra.Command{Use: "add ID", Short: "Create a symmetric-key enrollment group and print it (JSON)", Args: argsExactly("ID"),
+	add := &cobra.Command{Use: "add ID", Short: "Create an enrollment group (symmetric keys, or X.509 with --cert CA_FILE) and print it (JSON)", Args: argsExactly("ID"),
 		Example: `  fakehub dps groups add fleet --key "$GROUP_KEY"
   sastool derive --group-key "$GROUP_KEY" --registration-id sensor-1     # the device's key`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			att, st, twin, rp, err := ef.common()
+			att, st, twin, rp, err := ef.common(true)
 			if err != nil {
 				return err
 			}
@@ -366,4 +375,37 @@ func orEmpty[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// attestation is the symmetric-key attestation of --key/--secondary-key, or the X.509 one
+// of --cert/--secondary-cert (docs/iothub-behavior.md §7.15, §7.16).
+func (f *enrollmentFlags) attestation(group bool) (dps.Attestation, error) {
+	if f.cert == "" {
+		if f.secondaryCert != "" {
+			return dps.Attestation{}, cli.Usagef("--secondary-cert needs --cert")
+		}
+		return dps.SymmetricKeyAttestation(f.key, f.secondaryKey), nil
+	}
+	if f.key != "" || f.secondaryKey != "" {
+		return dps.Attestation{}, cli.Usagef("--cert (X.509) and --key/--secondary-key (symmetric keys): give one attestation")
+	}
+	set := &dps.X509Certificates{}
+	for _, c := range []struct {
+		file string
+		dst  **dps.X509CertificateWithInfo
+	}{{f.cert, &set.Primary}, {f.secondaryCert, &set.Secondary}} {
+		if c.file == "" {
+			continue
+		}
+		b, err := os.ReadFile(c.file)
+		if err != nil {
+			return dps.Attestation{}, fmt.Errorf("reading the certificate: %w", err)
+		}
+		*c.dst = &dps.X509CertificateWithInfo{Certificate: string(b)}
+	}
+	x := &dps.X509Attestation{ClientCertificates: set}
+	if group {
+		x = &dps.X509Attestation{SigningCertificates: set}
+	}
+	return dps.Attestation{Type: dps.AttestationX509, X509: x}, nil
 }

@@ -58,7 +58,18 @@ type banner struct {
 	ServiceAddr             string         `json:"serviceAddr,omitempty"`
 	HealthURL               string         `json:"healthUrl,omitempty"`
 	ServiceConnectionString string         `json:"serviceConnectionString,omitempty"`
+	WebSocketURL            string         `json:"webSocketUrl,omitempty"`
+	DPS                     *bannerDPS     `json:"dps,omitempty"`
 	Devices                 []bannerDevice `json:"devices"`
+}
+
+// bannerDPS is the DPS part of the banner (--dps).
+type bannerDPS struct {
+	IDScope                 string `json:"idScope"`
+	MQTTAddr                string `json:"mqttAddr"`
+	HTTPSAddr               string `json:"httpsAddr"`
+	URL                     string `json:"url"`
+	ServiceConnectionString string `json:"serviceConnectionString,omitempty"`
 }
 
 type bannerDevice struct {
@@ -72,6 +83,10 @@ func writeBannerJSON(path string, srv *fakehub.Server, reg *fakehub.Registry, ca
 		ServiceAddr: srv.ServiceAddr(), Devices: []bannerDevice{}}
 	if caFile != "" {
 		b.MQTTAddr = srv.Addr()
+	}
+	b.WebSocketURL = srv.WebSocketURL()
+	if d := srv.DPS(); d != nil {
+		b.DPS = &bannerDPS{IDScope: d.IDScope(), MQTTAddr: d.Addr(), HTTPSAddr: d.HTTPAddr(), URL: d.URL(), ServiceConnectionString: d.ServiceConnectionString()}
 	}
 	if b.ServiceURL != "" {
 		b.HealthURL = b.ServiceURL + "/health"

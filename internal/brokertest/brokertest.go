@@ -47,7 +47,7 @@ func Start(t testing.TB, opts Options) *Broker {
 		Capabilities: opts.Capabilities,
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	for _, h := range append([]mqtt.Hook{new(allowAll)}, opts.Hooks...) {
+	for _, h := range append([]mqtt.Hook{new(AllowAll)}, opts.Hooks...) {
 		if err := srv.AddHook(h, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -83,16 +83,20 @@ func drainAndClose(t testing.TB, srv *mqtt.Server) {
 	_ = srv.Close()
 }
 
-// allowAll lets every client connect, publish and subscribe. It stands in for mochi's
-// auth.AllowHook, whose package pulls in gopkg.in/yaml.v3, which go.sum does not list.
-type allowAll struct{ mqtt.HookBase }
+// AllowAll is a hook that lets every client connect, publish and subscribe. It stands in for
+// mochi's auth.AllowHook, whose package pulls in gopkg.in/yaml.v3, which go.sum does not list.
+type AllowAll struct{ mqtt.HookBase }
 
-func (*allowAll) ID() string { return "allow-all" }
+// ID names the hook.
+func (*AllowAll) ID() string { return "allow-all" }
 
-func (*allowAll) Provides(b byte) bool {
+// Provides lists OnConnectAuthenticate and OnACLCheck.
+func (*AllowAll) Provides(b byte) bool {
 	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
 }
 
-func (*allowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
+// OnConnectAuthenticate lets the client in.
+func (*AllowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
 
-func (*allowAll) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
+// OnACLCheck allows the read or write.
+func (*AllowAll) OnACLCheck(*mqtt.Client, string, bool) bool { return true }

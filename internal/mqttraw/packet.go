@@ -1,6 +1,7 @@
 package mqttraw
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -326,26 +327,9 @@ func ReadPacket(r io.Reader) (Packet, error) {
 	if !ok {
 		br = &oneByteReader{r: r} // no read-ahead: bytes after the packet stay in r
 	}
-	first, err := br.ReadByte()
+	raw, n, err := readHeader(br, nil)
 	if err != nil {
-		return Packet{}, err // io.EOF at a packet boundary
-	}
-	raw := []byte{first}
-	n, mult := 0, 1
-	for i := 0; ; i++ {
-		if i == 4 {
-			return Packet{}, fmt.Errorf("%w: remaining length longer than 4 bytes (% x)", ErrMalformed, raw)
-		}
-		b, err := br.ReadByte()
-		if err != nil {
-			return Packet{}, unexpected(err)
-		}
-		raw = append(raw, b)
-		n += int(b&0x7f) * mult
-		mult *= 128
-		if b&0x80 == 0 {
-			break
-		}
+		return Packet{}, err
 	}
 	buf := bytes.NewBuffer(raw)
 	if _, err := io.CopyN(buf, br, int64(n)); err != nil {
@@ -353,6 +337,126 @@ func ReadPacket(r io.Reader) (Packet, error) {
 	}
 	raw = buf.Bytes()
 	return decode(raw, raw[len(raw)-n:])
+}
+
+// readHeader appends the fixed header (first byte and remaining length) to
+// raw and returns it with the remaining length. It returns io.EOF if br
+// ends before the first byte.
+func readHeader(br io.ByteReader, raw []byte) ([]byte, int, error) {
+	first, err := br.ReadByte()
+	if err != nil {
+		return raw, 0, err // io.EOF at a packet boundary
+	}
+	raw = append(raw, first)
+	for {
+		b, err := br.ReadByte()
+		if err != nil {
+			return raw, 0, unexpected(err)
+		}
+		raw = append(raw, b)
+		if n, done, err := remainingLength(raw[1:]); err != nil || done {
+			return raw, n, err
+		}
+	}
+}
+
+// remainingLength decodes the remaining length from b, the bytes after the
+// first: done is false while b's last byte has its continuation bit set.
+func remainingLength(b []byte) (n int, done bool, err error) {
+	mult := 1
+	for i, c := range b {
+		if i == 4 {
+			break
+		}
+		n += int(c&0x7f) * mult
+		mult *= 128
+		if c&0x80 == 0 {
+			return n, true, nil
+		}
+	}
+	if len(b) < 4 {
+		return 0, false, nil
+	}
+	return 0, false, fmt.Errorf("%w: remaining length longer than 4 bytes (% x)", ErrMalformed, b)
+}
+
+// Reader reads packets from a buffered stream into one buffer it reuses, so
+// that reading a packet allocates nothing but a received PUBLISH's topic. It
+// is for clients that read many packets (a load generator); ReadPacket, which
+// copies, suits tests better. A read that times out (a deadline on the
+// connection) keeps what it has read of a packet: the next Read goes on
+// from there.
+type Reader struct {
+	br      *bufio.Reader
+	buf     []byte // the packet read so far
+	total   int    // its whole length once the fixed header is complete; 0 before
+	maxSize int
+}
+
+// keepBuffer is the largest buffer a Reader keeps between packets.
+const keepBuffer = 4096
+
+// ErrTooLarge is wrapped by Reader.Read for a packet over its size bound.
+var ErrTooLarge = errors.New("mqttraw: packet too large")
+
+// NewReader reads from br packets of at most maxSize bytes (fixed header
+// included; at least 16).
+func NewReader(br *bufio.Reader, maxSize int) *Reader {
+	return &Reader{br: br, maxSize: max(maxSize, 16)}
+}
+
+// Read returns the next packet, with the errors of ReadPacket plus one
+// wrapping ErrTooLarge; after an error other than a time-out the stream is
+// unusable. The Packet's Raw, Publish.Payload and Suback.Codes share the
+// Reader's buffer: they are valid until the next Read.
+func (r *Reader) Read() (Packet, error) {
+	if r.total == 0 && len(r.buf) == 0 && cap(r.buf) > keepBuffer {
+		r.buf = nil // a rare large packet does not pin its buffer
+	}
+	for r.total == 0 {
+		b, err := r.br.ReadByte()
+		if err != nil {
+			if len(r.buf) > 0 {
+				err = unexpected(err)
+			}
+			return Packet{}, err // io.EOF at a packet boundary
+		}
+		r.buf = append(r.buf, b)
+		if len(r.buf) == 1 {
+			continue
+		}
+		n, done, err := remainingLength(r.buf[1:])
+		if err != nil {
+			return Packet{}, err
+		}
+		if !done {
+			continue
+		}
+		total := len(r.buf) + n
+		if total > r.maxSize {
+			return Packet{}, fmt.Errorf("%w: %d bytes, the bound is %d", ErrTooLarge, total, r.maxSize)
+		}
+		if cap(r.buf) < total {
+			r.buf = append(make([]byte, 0, max(total, 64)), r.buf...)
+		}
+		r.total = total
+	}
+	for len(r.buf) < r.total {
+		n, err := r.br.Read(r.buf[len(r.buf):r.total])
+		r.buf = r.buf[:len(r.buf)+n]
+		if err != nil && len(r.buf) < r.total {
+			return Packet{}, unexpected(err)
+		}
+	}
+	raw, bodyAt := r.buf, r.total-remainingLengthBody(r.buf)
+	r.buf, r.total = r.buf[:0], 0
+	return decode(raw, raw[bodyAt:])
+}
+
+// remainingLengthBody is the body length of the complete packet raw.
+func remainingLengthBody(raw []byte) int {
+	n, _, _ := remainingLength(raw[1:])
+	return n
 }
 
 type byteReader interface {

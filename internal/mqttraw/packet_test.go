@@ -1,11 +1,13 @@
 package mqttraw
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -278,4 +280,107 @@ func ExamplePublishPacket_Encode() {
 	b, _ := PublishPacket{Topic: "a/b", Payload: []byte("hi"), QoS: 1, PacketID: 10}.Encode()
 	fmt.Printf("% x\n", b)
 	// Output: 32 09 00 03 61 2f 62 00 0a 68 69
+}
+
+// Reader decodes the same packets as ReadPacket, back to back from one
+// stream, reusing its buffer, and refuses a packet over its bound before
+// reading its body.
+func TestReader(t *testing.T) {
+	pub, err := PublishPacket{Topic: "a/b", QoS: 1, PacketID: 7, Payload: bytes.Repeat([]byte("x"), 5000)}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := slices.Concat(unhex(t, "20 02 01 00"), EncodeAck(TypePuback, 258), pub, unhex(t, "90 03 00 05 01"), unhex(t, "d0 00"))
+	r := NewReader(bufio.NewReaderSize(bytes.NewReader(stream), 16), 1<<20)
+	var got []string
+	for {
+		p, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Read after %v: %v", got, err)
+		}
+		want, err := ReadPacket(bytes.NewReader(p.Raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, p); diff != "" {
+			t.Errorf("Reader.Read and ReadPacket differ (-ReadPacket +Read):\n%s", diff)
+		}
+		got = append(got, p.String())
+	}
+	want := []string{"CONNACK(sessionPresent=true, returnCode=0)", "PUBACK(id=258)",
+		`PUBLISH(topic="a/b", qos=1, id=7, retain=false, dup=false, 5000 payload bytes)`, "SUBACK(id=5, codes=[1])", "PINGRESP(flags=0x0, d0 00)"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("packets (-want +got):\n%s", diff)
+	}
+
+	big := NewReader(bufio.NewReader(bytes.NewReader(pub)), 1000)
+	if _, err := big.Read(); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Read of a %d-byte packet with a 1000-byte bound = %v, want ErrTooLarge", len(pub), err)
+	}
+	trunc := NewReader(bufio.NewReader(bytes.NewReader(pub[:100])), 1<<20)
+	if _, err := trunc.Read(); err != io.ErrUnexpectedEOF {
+		t.Errorf("Read of a truncated packet = %v, want io.ErrUnexpectedEOF", err)
+	}
+}
+
+// timeoutReader returns its chunks one per Read, with a time-out error
+// between any two, the way a connection with a read deadline does.
+type timeoutReader struct {
+	chunks  [][]byte
+	timeout bool
+}
+
+var errTestTimeout = errors.New("i/o timeout")
+
+func (r *timeoutReader) Read(p []byte) (int, error) {
+	if r.timeout {
+		r.timeout = false
+		return 0, errTestTimeout
+	}
+	if len(r.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.chunks[0])
+	if r.chunks[0] = r.chunks[0][n:]; len(r.chunks[0]) == 0 {
+		r.chunks = r.chunks[1:]
+	}
+	r.timeout = true
+	return n, nil
+}
+
+// A Read that times out inside a packet (header or body) resumes where it
+// stopped: no byte is lost or read twice.
+func TestReaderResumesAfterTimeout(t *testing.T) {
+	pub, err := PublishPacket{Topic: "t", QoS: 1, PacketID: 9, Payload: bytes.Repeat([]byte("y"), 300)}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := slices.Concat(pub, EncodeAck(TypePuback, 4))
+	var chunks [][]byte
+	for i := 0; i < len(stream); i += 7 {
+		chunks = append(chunks, stream[i:min(i+7, len(stream))])
+	}
+	r := NewReader(bufio.NewReaderSize(&timeoutReader{chunks: chunks}, 16), 1<<20)
+	var got []string
+	for timeouts := 0; timeouts < 1000; {
+		p, err := r.Read()
+		if errors.Is(err, errTestTimeout) {
+			timeouts++
+			continue
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Read after %v: %v", got, err)
+		}
+		got = append(got, p.String())
+	}
+	want := []string{`PUBLISH(topic="t", qos=1, id=9, retain=false, dup=false, 300 payload bytes)`, "PUBACK(id=4)"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("packets (-want +got):\n%s", diff)
+	}
 }

@@ -60,7 +60,7 @@ type Case struct {
 // Cases returns the suite's cases, in run order. The slice is a copy.
 func Cases() []Case {
 	var all []Case
-	for _, group := range [][]Case{connectCases, x509Cases, keepAliveCases, d2cCases, topicCases, c2dCases, twinCases, methodCases, tlsCases, dpsCases} {
+	for _, group := range [][]Case{connectCases, x509Cases, keepAliveCases, d2cCases, topicCases, c2dCases, twinCases, methodCases, tlsCases, dpsCases, dpsX509Cases} {
 		all = append(all, group...)
 	}
 	return slices.Clone(all)
@@ -109,6 +109,8 @@ func (c Case) missing(target Target) string {
 			_, ok = target.(TLSDrills)
 		case NeedProvisioning:
 			_, ok = target.(Provisioning)
+		case NeedX509Provisioning:
+			_, ok = target.(X509Provisioning)
 		}
 		if !ok {
 			lacks = append(lacks, "target does not implement conformance."+n)

@@ -225,9 +225,13 @@ func (e *env) provisionConfig(en DPSEnrollment, tr device.ProvisionTransport) de
 }
 
 // provision runs the reference client's registration and checks the assignment.
-func (e *env) provision(en DPSEnrollment, tr device.ProvisionTransport) device.Provisioned {
+func (e *env) provision(en DPSEnrollment, tr device.ProvisionTransport, adjust ...func(*device.ProvisionConfig)) device.Provisioned {
 	e.t.Helper()
-	p, err := device.Provision(e.ctx, e.provisionConfig(en, tr))
+	cfg := e.provisionConfig(en, tr)
+	for _, f := range adjust {
+		f(&cfg)
+	}
+	p, err := device.Provision(e.ctx, cfg)
 	if err != nil {
 		e.Fatalf("registering %s over %s: %v%s", en.RegistrationID, tr, err, e.reasonSuffix(en.RegistrationID))
 	}
@@ -259,10 +263,19 @@ func (e *env) dpsPacket(regID, scope, key string, clean bool) mqttraw.ConnectPac
 // dpsConnect dials the DPS; the connection is closed when the case ends.
 func (e *env) dpsConnect(p mqttraw.ConnectPacket) (mqttraw.Connack, *mqttraw.Conn) {
 	e.t.Helper()
+	return e.dpsConnectWith(p, nil)
+}
+
+// dpsConnectWith is dpsConnect presenting cert (nil: none) in the TLS handshake.
+func (e *env) dpsConnectWith(p mqttraw.ConnectPacket, cert *tls.Certificate) (mqttraw.Connack, *mqttraw.Conn) {
+	e.t.Helper()
 	d := e.provisioning().DPS()
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if d.TLS != nil {
 		cfg = d.TLS.Clone()
+	}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
 	}
 	if cfg.ServerName == "" {
 		cfg.ServerName = hostOnly(d.HostName)
@@ -311,7 +324,13 @@ func (e *env) dpsRequest(c *mqttraw.Conn, topic string, body []byte, rid string)
 // to the register request (docs/iothub-behavior.md §11.15: which one DPS does is open).
 func (e *env) expectDPSRefused(regID string, p mqttraw.ConnectPacket, reason string) {
 	e.t.Helper()
-	ack, c := e.dpsConnect(p)
+	e.expectDPSRefusedWith(regID, p, nil, reason)
+}
+
+// expectDPSRefusedWith is expectDPSRefused presenting cert (nil: none).
+func (e *env) expectDPSRefusedWith(regID string, p mqttraw.ConnectPacket, cert *tls.Certificate, reason string) {
+	e.t.Helper()
+	ack, c := e.dpsConnectWith(p, cert)
 	switch ack.ReturnCode {
 	case 5:
 		if rr, ok := e.target.(RejectionReader); ok {

@@ -17,6 +17,7 @@ func TestCases(t *testing.T) {
 		conformance.NeedTwinEditor, conformance.NeedModuleProvisioner, conformance.NeedDeviceDisabler,
 		conformance.NeedPolicyProvider, conformance.NeedTwin, conformance.NeedC2D, conformance.NeedMethods,
 		conformance.NeedKeepAlive, conformance.NeedTokenExpiry, conformance.NeedProvisioning, conformance.NeedX509, conformance.NeedTLSDrills,
+		conformance.NeedX509Provisioning,
 	}
 	seen := map[string]bool{}
 	cases := conformance.Cases()
@@ -65,6 +66,7 @@ func TestCases(t *testing.T) {
 		"connect/x509/expired", "connect/x509/cn-mismatch", "connect/x509/untrusted-chain",
 		"tls/chain/azure-g2", "tls/refuse/expired", "tls/refuse/wrong-san", "tls/refuse/untrusted-root",
 		"tls/root-change/trusts-both", "tls/root-change/old-root-only",
+		"dps/x509/individual", "dps/x509/group", "dps/x509/refused/untrusted-chain", "dps/x509/refused/cn-mismatch",
 	} {
 		if !seen[id] {
 			t.Errorf("case %q is missing", id)

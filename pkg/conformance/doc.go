@@ -23,7 +23,8 @@
 //
 // Optional capabilities (CloudToDevice, TelemetryReader, MethodInvoker,
 // TwinEditor, ModuleProvisioner, NamedDevices, DeviceDisabler, TokenExpiryEnforcer,
-// PolicyProvider, RejectionReader, X509Provisioner, TLSDrills, Clock, Limited) are found by type
+// PolicyProvider, RejectionReader, X509Provisioner, TLSDrills, Clock, Limited, Provisioning,
+// X509Provisioning) are found by type
 // assertion. A case needing one the target lacks is skipped with the
 // reason, never passed. Every case gets a fresh device and a deadline; at the
 // deadline the case fails and its connections are closed, so a hung hub

@@ -1,7 +1,9 @@
 package conformance_test
 
 import (
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"testing"
 
 	"github.com/hubkit/hubkit/pkg/conformance"
@@ -53,3 +55,34 @@ func (f *fakeTarget) NewGroupDevice(t testing.TB) conformance.DPSEnrollment {
 }
 
 func randomHex6(prefix string) string { return prefix + randomHex(6) }
+
+// x509Attestation is an X.509 attestation holding cert as primary: client certificate or
+// signing certificate.
+func x509Attestation(cert *x509.Certificate, signing bool) dps.Attestation {
+	set := &dps.X509Certificates{Primary: &dps.X509CertificateWithInfo{Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))}}
+	if signing {
+		return dps.Attestation{Type: dps.AttestationX509, X509: &dps.X509Attestation{SigningCertificates: set}}
+	}
+	return dps.Attestation{Type: dps.AttestationX509, X509: &dps.X509Attestation{ClientCertificates: set}}
+}
+
+func (f *fakeTarget) NewX509Enrollment(t testing.TB, cert *x509.Certificate) {
+	t.Helper()
+	f.dpsOrSkip(t)
+	en, err := f.hub.DPS().SetEnrollment(dps.Enrollment{RegistrationID: cert.Subject.CommonName, Attestation: x509Attestation(cert, false)})
+	if err != nil {
+		t.Fatalf("fakehub DPS: %v", err)
+	}
+	t.Cleanup(func() { _ = f.hub.DPS().DeleteEnrollment(en.RegistrationID) })
+}
+
+func (f *fakeTarget) NewX509Group(t testing.TB, ca *x509.Certificate) string {
+	t.Helper()
+	f.dpsOrSkip(t)
+	g, err := f.hub.DPS().SetGroup(dps.EnrollmentGroup{EnrollmentGroupID: randomHex6("conf-x509-group-"), Attestation: x509Attestation(ca, true)})
+	if err != nil {
+		t.Fatalf("fakehub DPS: %v", err)
+	}
+	t.Cleanup(func() { _ = f.hub.DPS().DeleteGroup(g.EnrollmentGroupID) })
+	return g.EnrollmentGroupID
+}

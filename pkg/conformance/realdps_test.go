@@ -119,3 +119,34 @@ func (h *realHub) deleteDPS(t testing.TB, del func(context.Context) error) {
 		t.Logf("cleaning up the DPS: %v", err)
 	}
 }
+
+func (h *realHub) NewX509Enrollment(t testing.TB, cert *x509.Certificate) {
+	t.Helper()
+	d := h.dpsOrSkip(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	en, err := d.svc.PutEnrollment(ctx, dps.Enrollment{RegistrationID: cert.Subject.CommonName, Attestation: x509Attestation(cert, false)}, "")
+	if err != nil {
+		t.Fatalf("creating an X.509 DPS enrollment: %v", err)
+	}
+	t.Cleanup(func() {
+		h.deleteDPS(t, func(ctx context.Context) error { return d.svc.DeleteEnrollment(ctx, en.RegistrationID, "*") })
+	})
+}
+
+// NewX509Group uploads ca as the group's signing certificate. The hub's trust of the CA for
+// the device's later CONNECT is the DPS owner's set-up (docs/iothub-behavior.md §7.16).
+func (h *realHub) NewX509Group(t testing.TB, ca *x509.Certificate) string {
+	t.Helper()
+	d := h.dpsOrSkip(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	g, err := d.svc.PutGroup(ctx, dps.EnrollmentGroup{EnrollmentGroupID: "hubkit-conf-x509-" + randomHex(6), Attestation: x509Attestation(ca, true)}, "")
+	if err != nil {
+		t.Fatalf("creating an X.509 DPS enrollment group: %v", err)
+	}
+	t.Cleanup(func() {
+		h.deleteDPS(t, func(ctx context.Context) error { return d.svc.DeleteGroup(ctx, g.EnrollmentGroupID, "*") })
+	})
+	return g.EnrollmentGroupID
+}

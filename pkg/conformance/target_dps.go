@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"testing"
 )
 
@@ -39,3 +40,18 @@ type Provisioning interface {
 
 // NeedProvisioning names the Provisioning capability in Case.Needs.
 const NeedProvisioning = "Provisioning"
+
+// X509Provisioning is the capability of a Provisioning target whose DPS takes X.509
+// enrollments (docs/iothub-behavior.md §7.14–§7.16). The suite mints every certificate
+// itself: the device's for an individual enrollment, a CA of its own for a group.
+type X509Provisioning interface {
+	// NewX509Enrollment creates an individual enrollment whose primary client certificate
+	// is cert (its subject CN is the registration ID) and cleans it up after the case.
+	NewX509Enrollment(t testing.TB, cert *x509.Certificate)
+	// NewX509Group creates an enrollment group whose signing certificate is ca and returns
+	// its ID; it is cleaned up after the case.
+	NewX509Group(t testing.TB, ca *x509.Certificate) string
+}
+
+// NeedX509Provisioning names the X509Provisioning capability in Case.Needs.
+const NeedX509Provisioning = "X509Provisioning"

@@ -2,6 +2,7 @@ package device
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -50,6 +51,12 @@ type ProvisionConfig struct {
 	// devices in production (Microsoft's advice); GroupKey is for tests and factory tools.
 	SymmetricKey string
 	GroupKey     string
+	// Certificate, instead of a key, attests an X.509 enrollment: the device certificate
+	// (leaf first, then any intermediates) and its private key, sent in the TLS handshake;
+	// the leaf's common name must be RegistrationID (docs/iothub-behavior.md §7.14).
+	// LoadCertificate reads one. The assigned hub device authenticates with the same
+	// certificate (Provisioned.Config).
+	Certificate *tls.Certificate
 
 	// Payload is the custom allocation payload sent with the registration (any JSON), nil
 	// for none.
@@ -77,18 +84,29 @@ type Provisioned struct {
 	Payload json.RawMessage
 	// State is the whole registration state DPS answered with.
 	State dps.RegistrationState
-	// SymmetricKey is the key the device signs its hub tokens with (derived for a group).
+	// SymmetricKey is the key the device signs its hub tokens with (derived for a group);
+	// "" for an X.509 device.
 	SymmetricKey string
+	// Certificate is the X.509 device's certificate (nil for a symmetric-key device).
+	Certificate *tls.Certificate
 }
 
 // ConnectionString returns the device connection string for the assigned hub:
-// HostName={AssignedHub};DeviceId={DeviceID};SharedAccessKey={key}.
+// HostName={AssignedHub};DeviceId={DeviceID};SharedAccessKey={key}, or ...;x509=true for an
+// X.509 device.
 func (p Provisioned) ConnectionString() string {
+	if p.Certificate != nil {
+		return sas.ConnectionString{HostName: p.AssignedHub, DeviceID: p.DeviceID, X509: true}.String()
+	}
 	return sas.ConnectionString{HostName: p.AssignedHub, DeviceID: p.DeviceID, SharedAccessKey: p.SymmetricKey}.String()
 }
 
-// Config returns a Config for the assigned hub (set Endpoint and RootCAs as needed).
+// Config returns a Config for the assigned hub (set Endpoint and RootCAs as needed): the key,
+// or the X.509 certificate the device provisioned with.
 func (p Provisioned) Config() Config {
+	if p.Certificate != nil {
+		return Config{HostName: p.AssignedHub, DeviceID: p.DeviceID, Certificate: p.Certificate}
+	}
 	return Config{HostName: p.AssignedHub, DeviceID: p.DeviceID, SharedAccessKey: p.SymmetricKey}
 }
 
@@ -135,6 +153,19 @@ func (cfg ProvisionConfig) settings() (*provisionSettings, error) {
 		return nil, configError("%v", err)
 	}
 	switch {
+	case s.Certificate != nil && (s.SymmetricKey != "" || s.GroupKey != ""):
+		return nil, configError("both Certificate and a key are set; an X.509 device attests with its certificate only")
+	case s.Certificate != nil:
+		if len(s.Certificate.Certificate) == 0 || s.Certificate.PrivateKey == nil {
+			return nil, configError("Certificate has no certificate or no private key")
+		}
+		leaf, err := x509.ParseCertificate(s.Certificate.Certificate[0])
+		if err != nil {
+			return nil, configError("Certificate: %v", err)
+		}
+		if leaf.Subject.CommonName != s.RegistrationID {
+			return nil, configError("the certificate's common name is %q but RegistrationID is %q: DPS takes an X.509 device's registration ID from its certificate's CN", leaf.Subject.CommonName, s.RegistrationID)
+		}
 	case s.SymmetricKey != "" && s.GroupKey != "":
 		return nil, configError("both SymmetricKey and GroupKey are set; give the device key or the group key")
 	case s.SymmetricKey != "":
@@ -150,7 +181,7 @@ func (cfg ProvisionConfig) settings() (*provisionSettings, error) {
 		}
 		s.key = sas.DeriveDeviceKey(g, s.RegistrationID)
 	default:
-		return nil, configError("no credential: set SymmetricKey (individual enrollment, or a derived key) or GroupKey (enrollment group)")
+		return nil, configError("no credential: set SymmetricKey (individual enrollment, or a derived key), GroupKey (enrollment group) or Certificate (X.509)")
 	}
 	if len(s.Payload) > 0 && !json.Valid(s.Payload) {
 		return nil, configError("Payload is not JSON")
@@ -193,6 +224,24 @@ func (cfg ProvisionConfig) settings() (*provisionSettings, error) {
 		s.dialAddr = net.JoinHostPort(strings.Trim(s.dialAddr, "[]"), strconv.Itoa(port))
 	}
 	return s, nil
+}
+
+// tlsConfig is the client TLS configuration of both transports: the X.509 device's
+// certificate, if any, goes in the handshake.
+func (s *provisionSettings) tlsConfig() *tls.Config {
+	c := &tls.Config{RootCAs: s.RootCAs, ServerName: s.tlsName, MinVersion: tls.VersionTLS12}
+	if s.Certificate != nil {
+		c.Certificates = []tls.Certificate{*s.Certificate}
+	}
+	return c
+}
+
+// password is the registration token of a symmetric-key device, "" for an X.509 one.
+func (s *provisionSettings) password() string {
+	if s.Certificate != nil {
+		return ""
+	}
+	return s.token().String()
 }
 
 // token mints the registration token: sr={idScope}%2Fregistrations%2F{registrationId},
@@ -250,8 +299,14 @@ func Provision(ctx context.Context, cfg ProvisionConfig) (Provisioned, error) {
 			if rs == nil || rs.AssignedHub == "" || rs.DeviceID == "" {
 				return Provisioned{}, fmt.Errorf("device: DPS answered assigned without assignedHub and deviceId: %+v", rs)
 			}
-			return Provisioned{AssignedHub: rs.AssignedHub, DeviceID: rs.DeviceID, RegistrationID: rs.RegistrationID, Substatus: rs.Substatus,
-				Payload: rs.Payload, State: *rs, SymmetricKey: base64.StdEncoding.EncodeToString(s.key)}, nil
+			p := Provisioned{AssignedHub: rs.AssignedHub, DeviceID: rs.DeviceID, RegistrationID: rs.RegistrationID, Substatus: rs.Substatus,
+				Payload: rs.Payload, State: *rs}
+			if s.Certificate != nil {
+				p.Certificate = s.Certificate
+			} else {
+				p.SymmetricKey = base64.StdEncoding.EncodeToString(s.key)
+			}
+			return p, nil
 		case st.Status == dps.StatusFailed || st.Status == dps.StatusDisabled:
 			pe := &ProvisionError{Status: st.Status, State: dps.RegistrationState{RegistrationID: s.RegistrationID, Status: st.Status}}
 			if st.RegistrationState != nil {

@@ -3,7 +3,6 @@ package device
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -25,7 +24,7 @@ type httpsProvisioning struct {
 func newHTTPSProvisioning(s *provisionSettings) *httpsProvisioning {
 	dialer := &net.Dialer{Timeout: s.ConnectTimeout}
 	tr := &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: s.RootCAs, ServerName: s.tlsName, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:     s.tlsConfig(),
 		TLSHandshakeTimeout: s.ConnectTimeout,
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return dialer.DialContext(ctx, network, s.dialAddr) // the name stays GlobalEndpoint
@@ -43,7 +42,9 @@ func (h *httpsProvisioning) do(ctx context.Context, method, path string, body []
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("User-Agent", h.s.ClientVersion)
-	req.Header.Set("Authorization", h.s.token().String())
+	if pw := h.s.password(); pw != "" {
+		req.Header.Set("Authorization", pw)
+	}
 	resp, err := h.hc.Do(req)
 	if err != nil {
 		return provisionAnswer{}, fmt.Errorf("device: DPS %s %s: %w", method, path, err)

@@ -2,7 +2,6 @@ package device
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"strconv"
 	"sync"
@@ -43,9 +42,9 @@ func (m *mqttProvisioning) connect(ctx context.Context) error {
 		AddBroker("tls://" + s.dialAddr).
 		SetClientID(s.RegistrationID).
 		SetProtocolVersion(4).
-		SetTLSConfig(&tls.Config{RootCAs: s.RootCAs, ServerName: s.tlsName, MinVersion: tls.VersionTLS12}).
+		SetTLSConfig(s.tlsConfig()).
 		SetUsername(user).
-		SetCredentialsProvider(func() (string, string) { return user, m.s.token().String() }).
+		SetCredentialsProvider(func() (string, string) { return user, m.s.password() }).
 		SetCleanSession(true). // DPS keeps no session
 		SetKeepAlive(DefaultKeepAlive).
 		SetConnectTimeout(s.ConnectTimeout).

@@ -1,7 +1,6 @@
 package fakehub
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 
@@ -23,7 +22,7 @@ type aclHook struct {
 func (h *aclHook) ID() string { return "fakehub-acl" }
 
 func (h *aclHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnPacketRead, mqtt.OnACLCheck, mqtt.OnPacketSent}, []byte{b})
+	return b == mqtt.OnPacketRead || b == mqtt.OnACLCheck || b == mqtt.OnPacketSent
 }
 
 // classifyPublish applies the grammar of pkg/iothub (and the bag quirk).
@@ -35,13 +34,13 @@ func (s *Server) classifyPublish(id iothub.Identity, topic string) (iothub.Devic
 }
 
 func (h *aclHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (_ packets.Packet, err error) {
-	defer h.s.recoverHook("OnPacketRead", cl, &err)
-	s := h.s
 	switch pk.FixedHeader.Type {
 	case packets.Publish, packets.Subscribe, packets.Puback:
 	default:
 		return pk, nil
 	}
+	defer h.s.recoverHook("OnPacketRead", cl, &err)
+	s := h.s
 	ss := s.sessions.get(cl)
 	if ss == nil {
 		return pk, packets.ErrRejectPacket // not authenticated: cannot happen after CONNECT
@@ -54,10 +53,15 @@ func (h *aclHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (_ packets.Pa
 			s.closedFor(ss.rejection(ReasonQoS2Publish, fmt.Sprintf("PUBLISH to %q with QoS 2; IoT Hub supports QoS 0 and 1", pk.TopicName)))
 			return pk, packets.ErrRejectPacket
 		}
-		p, err := s.classifyPublish(ss.id, pk.TopicName)
-		ss.lastTopic, ss.lastPublish = "", iothub.DevicePublish{}
-		if err == nil {
-			ss.lastTopic, ss.lastPublish = pk.TopicName, p
+		// A device sends the same topic again and again (the same property
+		// bag): the classification of the last one is reused, exactly.
+		p, err := ss.lastPublish, error(nil)
+		if pk.TopicName != ss.lastTopic || pk.TopicName == "" {
+			p, err = s.classifyPublish(ss.id, pk.TopicName)
+			ss.lastTopic, ss.lastPublish = "", iothub.DevicePublish{}
+			if err == nil {
+				ss.lastTopic, ss.lastPublish = pk.TopicName, p
+			}
 		}
 		if err != nil {
 			if s.opts.Quirks.IgnoreForbiddenPublish {
@@ -121,10 +125,10 @@ func (h *aclHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 
 // OnPacketSent tells the cloud side that a SUBACK went out.
 func (h *aclHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
-	defer h.s.recoverHook("OnPacketSent", cl, nil)
 	if pk.FixedHeader.Type != packets.Suback {
-		return
+		return // every packet written comes here: the others skip the deferred recover
 	}
+	defer h.s.recoverHook("OnPacketSent", cl, nil)
 	ss := h.s.sessions.get(cl)
 	if ss == nil {
 		return

@@ -25,10 +25,9 @@ type authHook struct {
 
 func (h *authHook) ID() string { return "fakehub-auth" }
 
+// Provides is asked for every hook event of every packet: a switch, not a search.
 func (h *authHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{
-		mqtt.OnPacketRead, mqtt.OnConnect, mqtt.OnConnectAuthenticate,
-	}, []byte{b})
+	return b == mqtt.OnPacketRead || b == mqtt.OnConnect || b == mqtt.OnConnectAuthenticate
 }
 
 // errRefused ends attachClient after our own CONNACK (mochi sends none).
@@ -37,10 +36,10 @@ var errRefused = errors.New("fakehub: connection refused")
 // OnPacketRead checks the CONNECT header before mochi validates it: mochi
 // would answer a wrong name or level with codes that 3.1.1 does not define.
 func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (_ packets.Packet, err error) {
-	defer h.s.recoverHook("OnPacketRead", cl, &err)
 	if pk.FixedHeader.Type != packets.Connect {
-		return pk, nil
+		return pk, nil // every packet read comes here: the others skip the deferred recover
 	}
+	defer h.s.recoverHook("OnPacketRead", cl, &err)
 	s := h.s
 	if g := guardOf(cl.Net.Conn); g != nil {
 		g.connected.Store(true)
@@ -131,9 +130,7 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 	if cl.Properties.Will.Flag != 0 {
 		ss.will = &willMessage{topic: cl.Properties.Will.TopicName, payload: cl.Properties.Will.Payload}
 	}
-	s.sessions.mu.Lock()
-	s.sessions.pending[cl] = ss
-	s.sessions.mu.Unlock()
+	s.sessions.addPending(ss)
 	return nil
 }
 

@@ -235,19 +235,20 @@ func (b dashboardBackend) Changes() <-chan struct{} {
 // deviceID only, when not ""), at most max of them, oldest first, looking
 // at no more than maxScan messages; Skipped counts the matching messages
 // left out (unfiltered: exactly; filtered: those seen).
+// The records are copied under the lock and their Events built after it.
 func (r *ring) sample(since uint64, deviceID string, max, maxScan int) dashboard.TelemetryBatch {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	out := dashboard.TelemetryBatch{Next: r.next}
 	since = min(maxSeq(since, r.oldest()), r.next)
 	if max <= 0 {
+		r.mu.Unlock()
 		return out
 	}
 	var picked []uint64
 	scanned := 0
 	for seq := r.next; seq > since && scanned < maxScan; scanned++ {
 		seq--
-		if deviceID != "" && r.at(seq).DeviceID != deviceID {
+		if deviceID != "" && r.at(seq).conn.id.DeviceID != deviceID {
 			continue
 		}
 		if len(picked) == max {
@@ -259,9 +260,14 @@ func (r *ring) sample(since uint64, deviceID string, max, maxScan int) dashboard
 	if deviceID == "" {
 		out.Skipped = r.next - since - uint64(len(picked))
 	}
+	recs := make([]record, len(picked))
+	for i, seq := range picked {
+		recs[i] = *r.at(seq)
+	}
+	r.mu.Unlock()
 	out.Events = make([]iothub.Event, len(picked))
 	for i, seq := range picked {
-		out.Events[len(picked)-1-i] = r.at(seq)
+		out.Events[len(picked)-1-i] = recs[i].event(seq)
 	}
 	return out
 }

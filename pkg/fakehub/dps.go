@@ -2,6 +2,7 @@ package fakehub
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -70,16 +71,16 @@ const (
 	ReasonEnrollmentDisabled  = provisioning.ReasonEnrollmentDisabled  // the enrollment is disabled: status "disabled"
 	ReasonAttestationMismatch = provisioning.ReasonAttestationMismatch // a SAS token for an X.509 or TPM enrollment
 	ReasonTPMUnsupported      = provisioning.ReasonTPMUnsupported      // TPM attestation (ErrTPMUnsupported)
-	ReasonX509Unsupported     = provisioning.ReasonX509Unsupported     // X.509 attestation, not verified yet (ErrX509Unsupported)
+	ReasonX509Unsupported     = provisioning.ReasonX509Unsupported     // attestation.x509.caReferences (ErrX509CAReferences)
 	ReasonDPSBadRequest       = provisioning.ReasonBadRequest          // a register or poll request DPS cannot read (400)
 	ReasonDPSThrottled        = provisioning.ReasonThrottled           // over DPSOptions.Throttle (429)
 )
 
-// Errors of attestation kinds fakehub's DPS refuses (wrapped in the *dps.Error of a refused
-// enrollment; a registration attempt gets ReasonTPMUnsupported or ReasonX509Unsupported).
+// Errors of attestation kinds fakehub's DPS refuses (in the message of the *dps.Error of a
+// refused enrollment; a registration attempt with TPM gets ReasonTPMUnsupported).
 var (
-	ErrTPMUnsupported  = provisioning.ErrTPMUnsupported
-	ErrX509Unsupported = provisioning.ErrX509Unsupported
+	ErrTPMUnsupported   = provisioning.ErrTPMUnsupported
+	ErrX509CAReferences = provisioning.ErrX509CAReferences
 )
 
 // DPS is the Device Provisioning Service of a Server (Server.DPS).
@@ -134,7 +135,7 @@ func (d *DPS) Handler() http.Handler {
 
 // SetEnrollment creates or replaces an individual enrollment (missing symmetric keys are
 // generated) and returns it as stored. Errors are *dps.Error (400 for a bad enrollment,
-// wrapping ErrTPMUnsupported or ErrX509Unsupported in its message for those attestations).
+// naming ErrTPMUnsupported or ErrX509CAReferences in its message for those attestations).
 func (d *DPS) SetEnrollment(en dps.Enrollment) (dps.Enrollment, error) {
 	return d.e.PutEnrollment(en, "*")
 }
@@ -256,14 +257,25 @@ func (h dpsHub) Exists(deviceID string) bool {
 	return h.s.opts.Registry.Exists(iothub.Identity{DeviceID: deviceID}) == nil
 }
 
-// Assign creates the device with the attestation's keys, or gives an existing one those
-// keys (its status stays), then applies the initial twin.
+// Assign creates the device with the attestation's keys (or X.509 authentication), or
+// gives an existing one those credentials (its status stays), then applies the initial
+// twin. A certificateAuthority device's group CA is registered on the hub, verified, as
+// "dps-{enrollmentGroupId}" unless the hub already has it verified (docs/iothub-behavior.md
+// §7.16): the hub trusts what its DPS attested.
 func (h dpsHub) Assign(ctx context.Context, a provisioning.Assignment) (bool, error) {
 	reg := h.s.opts.Registry
 	id := iothub.Identity{DeviceID: a.DeviceID}
 	created := false
+	if a.TrustCA != nil {
+		if err := h.trustCA(a.GroupID, a.TrustCA); err != nil {
+			return false, err
+		}
+	}
+	if a.Auth.Type != "" {
+		return h.assignX509(ctx, a)
+	}
 	if d, ok := reg.Get(id); ok {
-		if d.Authentication.SymmetricKey != a.Keys {
+		if d.Authentication.SymmetricKey != a.Keys || d.Authentication.IsX509() {
 			if _, err := reg.SetKeys(id, a.Keys); err != nil {
 				return false, err
 			}
@@ -275,9 +287,16 @@ func (h dpsHub) Assign(ctx context.Context, a provisioning.Assignment) (bool, er
 		}
 		created = true
 	}
-	if a.Twin == nil {
-		return created, nil
+	return created, h.applyTwin(ctx, id, created, a.Twin)
+}
+
+// applyTwin sets the initial twin of a new device, or resets an existing one's (twin nil:
+// keep it).
+func (h dpsHub) applyTwin(ctx context.Context, id iothub.Identity, created bool, twin *dps.InitialTwin) error {
+	if twin == nil {
+		return nil
 	}
+	a := struct{ Twin *dps.InitialTwin }{twin}
 	u := iothub.TwinUpdate{Tags: a.Twin.Tags, Desired: a.Twin.Properties.Desired}
 	if !created { // a reset: what the enrollment does not set is cleared
 		u.Replace = true
@@ -289,8 +308,46 @@ func (h dpsHub) Assign(ctx context.Context, a provisioning.Assignment) (bool, er
 		}
 	}
 	if u.Tags == nil && u.Desired == nil {
-		return created, nil
+		return nil
 	}
 	_, err := h.s.UpdateTwin(ctx, id, u)
-	return created, err
+	return err
+}
+
+// trustCA registers the group's signing CA as verified, unless a verified one is there.
+func (h dpsHub) trustCA(groupID string, ca *x509.Certificate) error {
+	reg := h.s.opts.Registry
+	_, byCert := reg.caAnchors()
+	if e := byCert[string(ca.Raw)]; e != nil && e.verified {
+		return nil
+	}
+	_, err := reg.PutCertificate(dpsCAName(groupID), provisioning.CertificatePEM(ca), true, "*")
+	return err
+}
+
+// dpsCAName is the hub certificate name of a DPS group's CA (at most 64 characters).
+func dpsCAName(groupID string) string {
+	n := "dps-" + groupID
+	if len(n) > 64 {
+		n = n[:64]
+	}
+	return n
+}
+
+// assignX509 creates or updates an X.509 device, then applies the twin.
+func (h dpsHub) assignX509(ctx context.Context, a provisioning.Assignment) (bool, error) {
+	reg := h.s.opts.Registry
+	id := iothub.Identity{DeviceID: a.DeviceID}
+	d, exists := reg.Get(id)
+	if !exists {
+		d = iothub.Device{DeviceID: a.DeviceID, Capabilities: a.Capabilities}
+	}
+	created := !exists
+	if !exists || d.Authentication.EffectiveType() != a.Auth.EffectiveType() || d.Authentication.X509Thumbprint != a.Auth.X509Thumbprint {
+		d.Authentication = a.Auth
+		if _, _, err := reg.Put(d, "*"); err != nil {
+			return false, err
+		}
+	}
+	return created, h.applyTwin(ctx, id, created, a.Twin)
 }

@@ -24,8 +24,8 @@ func (d *DPS) startHTTP(addr string) error {
 	cfg := s.opts.TLS.Clone()
 	cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
 	cfg.NextProtos = []string{"h2", "http/1.1"}
-	// A device may attest with a client certificate (X.509, not verified yet): ask for one
-	// without requiring it.
+	// A device may attest with a client certificate (X.509, judged by the engine, §7.14):
+	// ask for one without requiring it.
 	cfg.ClientAuth = tls.RequestClientCert
 	d.httpLn = ln
 	d.httpSrv = &http.Server{

@@ -86,10 +86,16 @@ func (d *DPS) startMQTT(addr string) error {
 	}
 	cfg := s.opts.TLS.Clone()
 	cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12) // DPS: TLS 1.2 and up (§7.1)
+	// An X.509 device attests with its client certificate: requested, not required, and
+	// judged at CONNECT, where the refusal can say why (§7.14).
+	if cfg.ClientAuth == tls.NoClientCert {
+		cfg.ClientAuth = tls.RequestClientCert
+	}
 	d.tlsLn = newGuardListener(raw, cfg, s.opts.ConnectTimeout, func(remote string) {
 		s.reject(iothub.Rejection{RemoteAddr: remote, Reason: ReasonConnectTimeout,
 			Detail: fmt.Sprintf("DPS: no TLS handshake and CONNECT within %s", s.opts.ConnectTimeout)})
 	}, nil)
+	s.watchAccept(d.tlsLn) // out of descriptors: retried, refused cleanly, logged
 	d.tlsLn.onAccept = s.observeAccept("dps")
 	if err := d.mochi.AddListener(listeners.NewNet("dps-mqtts", d.tlsLn)); err != nil {
 		_ = d.tlsLn.Close()

@@ -1,7 +1,6 @@
 package fakehub
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -32,21 +31,25 @@ type lifecycleHook struct {
 
 func (h *lifecycleHook) ID() string { return "fakehub-lifecycle" }
 
+// Provides is asked for every hook event of every packet: a switch, not a search.
 func (h *lifecycleHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{
-		mqtt.OnPacketRead, mqtt.OnPacketEncode,
-		mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
-	}, []byte{b})
+	switch b {
+	case mqtt.OnPacketRead, mqtt.OnPacketEncode,
+		mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect:
+		return true
+	}
+	return false
 }
 
 // OnPacketRead notes a DISCONNECT before mochi closes the socket, so that a
 // reconnect it allows is not taken for a takeover.
 func (h *lifecycleHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (_ packets.Packet, err error) {
+	if pk.FixedHeader.Type != packets.Disconnect {
+		return pk, nil // every packet read comes here: the others skip the deferred recover
+	}
 	defer h.s.recoverHook("OnPacketRead", cl, &err)
-	if pk.FixedHeader.Type == packets.Disconnect {
-		if ss := h.s.sessions.get(cl); ss != nil {
-			ss.sentDisconn.Store(true)
-		}
+	if ss := h.s.sessions.get(cl); ss != nil {
+		ss.sentDisconn.Store(true)
 	}
 	return pk, nil
 }
@@ -55,8 +58,11 @@ func (h *lifecycleHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (_ pack
 // written: mochi has inherited any stored session by then, and a device
 // that sees the CONNACK must find the hub treating it as connected.
 func (h *lifecycleHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type != packets.Connack {
+		return pk // every packet written comes here: the others skip the deferred recover
+	}
 	defer h.s.recoverHook("OnPacketEncode", cl, nil)
-	if pk.FixedHeader.Type == packets.Connack && pk.ReasonCode == packets.CodeSuccess.Code {
+	if pk.ReasonCode == packets.CodeSuccess.Code {
 		if ss := h.s.sessions.get(cl); ss != nil {
 			ss.acked.Store(true)
 		}

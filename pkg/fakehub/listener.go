@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -16,6 +17,14 @@ import (
 // accepted connection gets a deadline that mochi replaces once CONNECT is
 // processed. It also tracks open connections so Close can end those that
 // never reached CONNECT (mochi does not know about them).
+//
+// mochi's accept loop ends for good on the first Accept error, EMFILE
+// included, so Accept returns only when the listener is closed: a temporary
+// error is retried with a back-off from 5 ms to 1 s, as net/http does. Out
+// of file descriptors, the connection waiting in the backlog is refused
+// cleanly instead of left hanging: a spare descriptor held for that is
+// released, the connection accepted and closed at once (the client sees the
+// close during its TLS handshake), and the spare taken again.
 type guardListener struct {
 	net.Listener
 	tls       *tls.Config
@@ -31,20 +40,122 @@ type guardListener struct {
 	onHandshake func(remote string, err error)
 	// onAccept, when set, sees each accepted connection (the packet observers, observe.go).
 	onAccept func(*guardConn)
+	// onAcceptError is told of each temporary Accept error before the wait;
+	// onRefused of each connection closed for want of a descriptor.
+	onAcceptError func(err error, retryIn time.Duration)
+	onRefused     func(remote string)
+	acceptErrors  atomic.Uint64 // temporary Accept errors
+	refused       atomic.Uint64 // connections closed for want of a descriptor
 
 	mu    sync.Mutex
 	conns map[*guardConn]struct{}
+
+	spareMu   sync.Mutex
+	spare     *os.File // a descriptor to give up when there is none left
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 func newGuardListener(raw net.Listener, cfg *tls.Config, timeout time.Duration, onTimeout func(string), onFirstRead func(string, []byte, error)) *guardListener {
-	return &guardListener{Listener: raw, tls: cfg, timeout: timeout, onTimeout: onTimeout, onFirstRead: onFirstRead, conns: map[*guardConn]struct{}{}}
+	l := &guardListener{Listener: raw, tls: cfg, timeout: timeout, onTimeout: onTimeout, onFirstRead: onFirstRead, conns: map[*guardConn]struct{}{},
+		onAcceptError: func(error, time.Duration) {}, onRefused: func(string) {}, done: make(chan struct{})}
+	l.spare, _ = os.Open(os.DevNull) // nil where there is no null device: back-off only
+	return l
 }
 
+// Accept returns the next connection, with its TLS layer and CONNECT
+// deadline; it retries temporary errors and returns only a permanent one
+// (net.ErrClosed after Close).
 func (l *guardListener) Accept() (net.Conn, error) {
+	var backoff time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err == nil {
+			return l.guard(c), nil
+		}
+		if !temporaryAcceptError(err) {
+			return nil, err
+		}
+		l.acceptErrors.Add(1)
+		if outOfDescriptors(err) && l.refuseOne() {
+			backoff = 0
+			continue
+		}
+		backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+		l.onAcceptError(err, backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-l.done:
+			t.Stop()
+			return nil, net.ErrClosed
+		}
+	}
+}
+
+// refuseOne frees the spare descriptor, accepts the oldest waiting
+// connection, closes it and takes the spare again. It reports whether
+// Accept should be tried again at once: a connection was refused, or the
+// spare could be reopened (descriptors are free again).
+func (l *guardListener) refuseOne() bool {
+	l.spareMu.Lock()
+	defer l.spareMu.Unlock()
+	if l.spare == nil {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			return false
+		}
+		l.spare = f
+		return true
+	}
+	_ = l.spare.Close()
 	c, err := l.Listener.Accept()
 	if err != nil {
-		return nil, err
+		l.spare, _ = os.Open(os.DevNull)
+		return false
 	}
+	remote := c.RemoteAddr().String()
+	_ = c.Close()
+	l.spare, _ = os.Open(os.DevNull) // the descriptor c had
+	l.refused.Add(1)
+	l.onRefused(remote)
+	return true
+}
+
+// temporaryAcceptError reports whether Accept may succeed later: out of
+// descriptors or buffers, or a connection that went away while queued.
+func temporaryAcceptError(err error) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	var ne net.Error
+	return outOfDescriptors(err) || errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EINTR) ||
+		errors.As(err, &ne) && ne.Timeout()
+}
+
+func outOfDescriptors(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
+// Close stops Accept and closes the listener (not the connections: see
+// closeAll).
+func (l *guardListener) Close() error {
+	err := l.Listener.Close() // first: it ends an Accept in refuseOne, which holds spareMu
+	l.closeOnce.Do(func() {
+		close(l.done)
+		l.spareMu.Lock()
+		if l.spare != nil {
+			_ = l.spare.Close()
+			l.spare = nil
+		}
+		l.spareMu.Unlock()
+	})
+	return err
+}
+
+// guard wraps an accepted connection.
+func (l *guardListener) guard(c net.Conn) net.Conn {
 	_ = c.SetDeadline(time.Now().Add(l.timeout))
 	var inner net.Conn = c
 	if l.tls != nil {
@@ -54,10 +165,15 @@ func (l *guardListener) Accept() (net.Conn, error) {
 	l.mu.Lock()
 	l.conns[g] = struct{}{}
 	l.mu.Unlock()
+	select {
+	case <-l.done: // accepted as Close ran: closeAll may have missed it
+		_ = g.Conn.Close()
+	default:
+	}
 	if l.onAccept != nil {
 		l.onAccept(g)
 	}
-	return g, nil
+	return g
 }
 
 func (l *guardListener) closeAll() {
@@ -78,9 +194,10 @@ func (l *guardListener) open() int {
 type guardConn struct {
 	net.Conn
 	l         *guardListener
-	seq       uint64       // iothub.Packet.Conn
-	connected atomic.Bool  // CONNECT seen
-	idle      atomic.Int64 // time.Duration; > 0: the keep-alive time-out replacing mochi's deadlines
+	seq       uint64                  // iothub.Packet.Conn
+	connected atomic.Bool             // CONNECT seen
+	session   atomic.Pointer[session] // the session it authenticated, from OnConnect to OnDisconnect
+	idle      atomic.Int64            // time.Duration; > 0: the keep-alive time-out replacing mochi's deadlines
 	reported  atomic.Bool
 	readOnce  atomic.Bool // the first Read has happened
 	closeOnce sync.Once
@@ -94,7 +211,7 @@ func (c *guardConn) Read(b []byte) (int, error) {
 		c.l.onTimeout(c.RemoteAddr().String())
 		return n, err
 	}
-	if c.readOnce.CompareAndSwap(false, true) {
+	if !c.readOnce.Load() && c.readOnce.CompareAndSwap(false, true) {
 		if c.l.onFirstRead != nil {
 			c.l.onFirstRead(c.RemoteAddr().String(), b[:n], err)
 		}

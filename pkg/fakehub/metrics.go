@@ -97,6 +97,10 @@ func newHubMetrics(s *Server) *hubMetrics {
 			Name: "hubkit_telemetry_evicted_total",
 			Help: "Telemetry messages evicted from the capture buffer (Options.TelemetryBuffer, TelemetryBufferBytes).",
 		}, func() float64 { return float64(s.Dropped()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "hubkit_accept_errors_total",
+			Help: "Temporary accept failures of the MQTT listeners (out of file descriptors, buffers or memory), each retried (ListenerStats).",
+		}, func() float64 { return float64(s.ListenerStats().AcceptErrors) }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

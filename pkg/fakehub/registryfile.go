@@ -53,9 +53,14 @@ func LoadRegistry(r io.Reader, rnd io.Reader) (RegistryFile, error) {
 	if err != nil {
 		return RegistryFile{}, err
 	}
-	js, err := yaml.YAMLToJSON(data)
-	if err != nil {
-		return RegistryFile{}, fmt.Errorf("devices file: %w", err)
+	// JSON is YAML, but converting a large JSON file through YAML's node
+	// tree cost ~4 KiB of garbage per device (a 10,000-device file left the
+	// hub at 55 MiB of RSS): JSON is decoded as it is.
+	js := data
+	if !json.Valid(data) {
+		if js, err = yaml.YAMLToJSON(data); err != nil {
+			return RegistryFile{}, fmt.Errorf("devices file: %w", err)
+		}
 	}
 	if err := checkFields(data); err != nil {
 		return RegistryFile{}, fmt.Errorf("devices file: %w", err)

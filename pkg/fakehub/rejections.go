@@ -62,6 +62,9 @@ const (
 	ReasonDPSConnect sas.Reason = "dps-connect"
 	// ReasonServerClosing: the hub was shutting down; CONNACK 3.
 	ReasonServerClosing sas.Reason = "server-closing"
+	// ReasonOutOfDescriptors: the process had no file descriptor left (its
+	// open-files limit); the connection was accepted and closed at once.
+	ReasonOutOfDescriptors sas.Reason = "out-of-file-descriptors"
 )
 
 // Token expiry while connected is recorded with sas.ReasonExpired, disabling

@@ -66,7 +66,7 @@ func (r *ring) reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	clear(r.buf)
-	r.buf, r.bytes, r.dropped = nil, 0, 0
+	r.buf, r.head, r.n, r.bytes, r.dropped = nil, 0, 0, 0, 0
 }
 
 // reset forgets every entry; waiters count them as dropped, so they never see them.

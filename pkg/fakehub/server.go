@@ -57,6 +57,11 @@ type Server struct {
 	grades    gradeRuns // the device grader's runs (grade.go)
 }
 
+// readBufferSize is each connection's bufio size: a PUBACK or a telemetry
+// message of a few hundred bytes fits, 1.5 KiB less per connection than
+// mochi's default; longer packets cost one more read call.
+const readBufferSize = 512
+
 // ErrClosed is returned by operations on a closed Server.
 var ErrClosed = errors.New("fakehub: server closed")
 
@@ -115,7 +120,11 @@ func NewServer(opts Options) (*Server, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1                                        // SUBSCRIBE QoS 2 is granted 1; QoS 2 PUBLISH is refused in OnPacketRead
 	caps.MaximumPacketSize = iothub.MaxTelemetrySize + 64*1024 // exact size rule in OnPacketRead; this bounds garbage
-	caps.MaximumClientWritesPending = 1024
+	// mochi's queue of writes routed through its topic tree. Nothing reaches
+	// a device that way (the cloud side writes straight to the connection,
+	// see deliver), so 16 slots: a channel of 1024 pointers cost 8 KiB per
+	// connection (mochi's default of 8192, 64 KiB; mochi#461).
+	caps.MaximumClientWritesPending = 16
 	caps.MaximumMessageExpiryInterval = 0
 	// MaximumSessionExpiryInterval stays mochi's default (2^32-1 s): a
 	// CleanSession=0 session is kept until a CleanSession=1 connection or the
@@ -127,6 +136,9 @@ func NewServer(opts Options) (*Server, error) {
 		Capabilities:           caps,
 		Logger:                 slog.New(mochiLogHandler{s.log.Handler()}),
 		SysTopicResendInterval: 3600,
+		// A connection's read buffer (mochi: 2 KiB). Device packets are
+		// small; a larger one is read through the buffer, not into it.
+		ClientNetReadBufferSize: readBufferSize,
 	})
 	// fail undoes what NewServer has set up so far: every listener it opened is
 	// closed (its port free again) and the cloud side stopped.
@@ -163,6 +175,7 @@ func NewServer(opts Options) (*Server, error) {
 		}
 		s.tlsLn = newGuardListener(raw, s.deviceTLS(), opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
 		s.tlsLn.onHandshake = s.tlsHandshakeFailed
+		s.watchAccept(s.tlsLn)
 		s.tlsLn.onAccept = s.observeAccept("")
 		if err := s.mochi.AddListener(listeners.NewNet("mqtts", s.tlsLn)); err != nil {
 			return fail(err)
@@ -175,6 +188,7 @@ func NewServer(opts Options) (*Server, error) {
 		}
 		ln := newGuardListener(raw, s.deviceTLS(), opts.ConnectTimeout, s.connectTimedOut, s.wsFirstRead)
 		ln.onHandshake = s.tlsHandshakeFailed
+		s.watchAccept(ln)
 		ln.onAccept = s.observeAccept("")
 		s.wsLn = newWSListener(s, ln)
 		if err := s.mochi.AddListener(s.wsLn); err != nil {
@@ -187,6 +201,7 @@ func NewServer(opts Options) (*Server, error) {
 			return fail(fmt.Errorf("fakehub: listen %s: %w", opts.InsecureAddr, err))
 		}
 		s.plainLn = newGuardListener(raw, nil, opts.ConnectTimeout, s.connectTimedOut, s.firstRead)
+		s.watchAccept(s.plainLn)
 		s.plainLn.onAccept = s.observeAccept("")
 		if err := s.mochi.AddListener(listeners.NewNet("mqtt", s.plainLn)); err != nil {
 			return fail(err) // closes the TLS listener too
@@ -343,6 +358,44 @@ func stripPort(h string) string {
 		return host
 	}
 	return strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+}
+
+// ListenerStats counts what the MQTT listeners met besides connections.
+type ListenerStats struct {
+	// AcceptErrors are temporary accept failures (out of file descriptors,
+	// buffers or memory), each retried.
+	AcceptErrors uint64
+	// Refused are connections closed at once because the process had no
+	// file descriptor left for them (ReasonOutOfDescriptors).
+	Refused uint64
+}
+
+// ListenerStats returns the listeners' counts so far.
+func (s *Server) ListenerStats() ListenerStats {
+	var st ListenerStats
+	for _, ln := range []*guardListener{s.tlsLn, s.plainLn} {
+		if ln != nil {
+			st.AcceptErrors += ln.acceptErrors.Load()
+			st.Refused += ln.refused.Load()
+		}
+	}
+	return st
+}
+
+// watchAccept logs a listener's accept errors (at most one WARN a second)
+// and records its refusals.
+func (s *Server) watchAccept(ln *guardListener) {
+	var last atomic.Int64
+	ln.onAcceptError = func(err error, retryIn time.Duration) {
+		now := time.Now().UnixNano()
+		if prev := last.Load(); now-prev >= int64(time.Second) && last.CompareAndSwap(prev, now) {
+			s.log.Warn("accept failed; retrying", "addr", ln.Addr().String(), "error", err.Error(), "retryIn", retryIn, "acceptErrors", ln.acceptErrors.Load())
+		}
+	}
+	ln.onRefused = func(remote string) {
+		s.reject(iothub.Rejection{RemoteAddr: remote, Reason: ReasonOutOfDescriptors,
+			Detail: "no file descriptor left (the open-files limit is reached): the connection was closed at once; the hub accepts again as descriptors free up"})
+	}
 }
 
 func (s *Server) connectTimedOut(remote string) {

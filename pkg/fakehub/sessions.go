@@ -43,9 +43,10 @@ type session struct {
 	// (capture what mochi published after a network loss).
 	willSettled atomic.Bool
 
-	// lastPublish is the classification of the PUBLISH being processed, made
-	// in OnPacketRead and reused by OnPublish (both run on the connection's
-	// read goroutine, one packet at a time).
+	// lastPublish is the classification of lastTopic, the last PUBLISH
+	// topic that classified without error, made in OnPacketRead and reused by
+	// OnPublish and by the next PUBLISH to the same topic (all on the
+	// connection's read goroutine, one packet at a time).
 	lastTopic   string
 	lastPublish iothub.DevicePublish
 
@@ -67,6 +68,8 @@ type session struct {
 	lastActive atomic.Int64       // Unix nanoseconds of the latest telemetry (0: none yet), for the dashboard
 	token      sas.Token          // the CONNECT's token (re-verified when the identity's keys change)
 	warnings   []iothub.Rejection // the strict profile's warnings for this CONNECT
+
+	capInfo atomic.Pointer[connInfo] // what its telemetry records share (telemetryInfo)
 }
 
 // willMessage is a device's will (topic and payload).
@@ -118,13 +121,30 @@ func (t *sessionTable) init() {
 	t.pending = map[*mqtt.Client]*session{}
 }
 
+// get returns the session of a connection, pending or established. Hooks
+// call it several times per packet: the session is found on the connection
+// itself, without the table's lock, for every connection that came through a
+// guardListener (all but the inline client's).
 func (t *sessionTable) get(cl *mqtt.Client) *session {
+	if g, ok := cl.Net.Conn.(*guardConn); ok {
+		return g.session.Load()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if ss := t.byClient[cl]; ss != nil {
 		return ss
 	}
 	return t.pending[cl]
+}
+
+// addPending records the session OnConnect authenticated.
+func (t *sessionTable) addPending(ss *session) {
+	t.mu.Lock()
+	t.pending[ss.cl] = ss
+	t.mu.Unlock()
+	if g, ok := ss.cl.Net.Conn.(*guardConn); ok {
+		g.session.Store(ss)
+	}
 }
 
 func (t *sessionTable) lookup(id iothub.Identity) *session {
@@ -159,6 +179,9 @@ func (t *sessionTable) establish(ss *session) (old *session) {
 func (t *sessionTable) remove(cl *mqtt.Client) *session {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if g, ok := cl.Net.Conn.(*guardConn); ok {
+		g.session.Store(nil)
+	}
 	delete(t.pending, cl)
 	ss := t.byClient[cl]
 	if ss == nil {

@@ -21,10 +21,18 @@ type authMethod struct {
 	AcceptingIPFilterRule *string `json:"acceptingIpFilterRule"`
 }
 
+// authMethodJSON returns the annotation for a scope ("device", "module",
+// "hub"): one string per scope, shared by every session.
 func authMethodJSON(scope string) string {
-	am, _ := json.Marshal(authMethod{Scope: scope, Type: "sas", Issuer: "iothub"})
-	return string(am)
+	if am, ok := authMethods.Load(scope); ok {
+		return am.(string)
+	}
+	b, _ := json.Marshal(authMethod{Scope: scope, Type: "sas", Issuer: "iothub"})
+	am, _ := authMethods.LoadOrStore(scope, string(b))
+	return am.(string)
 }
+
+var authMethods sync.Map // scope -> JSON
 
 // telemetryHook captures accepted device publishes. Nothing a device
 // publishes is routed through mochi's topic tree: telemetry goes to the
@@ -37,9 +45,7 @@ type telemetryHook struct {
 
 func (h *telemetryHook) ID() string { return "fakehub-telemetry" }
 
-func (h *telemetryHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnPublish, mqtt.OnWillSent}, []byte{b})
-}
+func (h *telemetryHook) Provides(b byte) bool { return b == mqtt.OnPublish || b == mqtt.OnWillSent }
 
 func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (_ packets.Packet, err error) {
 	defer h.s.recoverHook("OnPublish", cl, &err)
@@ -55,7 +61,6 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (_ packets
 	if ss.lastTopic != pk.TopicName || pk.TopicName == "" {
 		p, err = s.classifyPublish(ss.id, pk.TopicName)
 	}
-	ss.lastTopic = ""
 	if err != nil { // only with Quirks.IgnoreForbiddenPublish
 		s.log.Debug("forbidden publish ignored", "deviceId", ss.id.DeviceID, "moduleId", ss.id.ModuleID, "topic", pk.TopicName, "reason", err.Error())
 		return pk, packets.CodeSuccessIgnore
@@ -69,15 +74,18 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (_ packets
 		if err != nil {
 			return pk, packets.ErrRejectPacket // refused: the connection is closed, no PUBACK
 		}
-		extra := map[string]string{}
+		var flags captureFlags
 		if pk.FixedHeader.Retain {
-			extra[iothub.PropMQTTRetain] = "true"
+			flags |= flagRetain
 		}
 		if pk.FixedHeader.Dup {
-			extra[iothub.PropMQTTDup] = "true"
+			flags |= flagDup
 		}
+		// The payload is kept as is: mochi decodes every packet from a buffer
+		// of its own (Client.ReadPacket) and, after CodeSuccessIgnore or
+		// ErrRejectPacket, never touches it again.
 		if plan.admitAt.IsZero() && plan.pubackAt.IsZero() {
-			s.capture(ss, pk.TopicName, p.Properties, pk.Payload, extra)
+			s.capture(ss, pk.TopicName, p.Properties, pk.Payload, flags)
 			if plan.noPuback {
 				return pk, packets.ErrRejectPacket
 			}
@@ -85,7 +93,7 @@ func (h *telemetryHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (_ packets
 		}
 		// Queued by the throttle or a PUBACK fault: the connection goes on reading while the
 		// message waits; the hub writes its PUBACK itself (mochi sends none after ErrRejectPacket).
-		go s.deferTelemetry(ss, pk, p.Properties, extra, plan)
+		go s.deferTelemetry(ss, pk, p.Properties, flags, plan)
 		return pk, packets.ErrRejectPacket
 	}
 	s.cloudEvents.devicePublish(ss, p, pk.Payload)
@@ -107,98 +115,173 @@ func (s *Server) captureWill(ss *session, topic string, payload []byte) {
 	if err != nil || p.Kind != iothub.TopicTelemetry {
 		return
 	}
-	s.capture(ss, topic, p.Properties, payload, map[string]string{iothub.PropMessageType: "Will"})
+	s.capture(ss, topic, p.Properties, bytes.Clone(payload), flagWill) // the will belongs to mochi's client
 }
 
-func (s *Server) capture(ss *session, topic string, props iothub.Properties, payload []byte, extra map[string]string) {
-	now := s.opts.Now().UTC()
-	app := props.Application()
-	for k, v := range extra {
-		app[k] = v
+// captureFlags are the application properties the hub adds to a message.
+type captureFlags uint8
+
+const (
+	flagRetain captureFlags = 1 << iota // mqtt-retain=true
+	flagDup                             // mqtt-dup=true
+	flagWill                            // iothub-MessageType=Will
+)
+
+// record is a captured message as the ring keeps it: what the device sent,
+// when, and who sent it. The iothub.Event a Stream returns (its property and
+// annotation maps, the formatted enqueued time) is built from it when it is
+// read, so a message nobody reads costs one copy of its payload and no map.
+type record struct {
+	conn    *connInfo
+	topic   string
+	payload []byte
+	props   iothub.Properties // as parsed from the topic (the hub's own copy)
+	flags   captureFlags
+	at      time.Time
+	size    int // what it counts against Options.TelemetryBufferBytes
+}
+
+// connInfo is what the messages of one connection share: the identity and
+// the annotations the hub stamps from it.
+type connInfo struct {
+	id         iothub.Identity
+	authMethod string
+	generation string
+	modelID    string
+}
+
+// telemetryInfo returns the session's connInfo, made on first use.
+func (ss *session) telemetryInfo() *connInfo {
+	if ci := ss.capInfo.Load(); ci != nil {
+		return ci
 	}
+	ss.capInfo.CompareAndSwap(nil, &connInfo{id: ss.id, authMethod: ss.authMethod, generation: ss.generation, modelID: ss.userName.ModelID})
+	return ss.capInfo.Load()
+}
+
+// capture keeps a message; payload becomes the ring's (the caller does not
+// touch it again).
+func (s *Server) capture(ss *session, topic string, props iothub.Properties, payload []byte, flags captureFlags) {
+	rec := record{conn: ss.telemetryInfo(), topic: topic, payload: payload, props: props, flags: flags, at: s.opts.Now()}
+	rec.size = recordOverhead + len(topic) + len(payload)
+	for _, p := range props {
+		rec.size += len(p.Key) + len(p.Value) + propertyOverhead
+	}
+	s.telemetry.add(rec)
+	s.metrics.telemetryAccepted(len(payload))
+	ss.lastActive.Store(rec.at.UnixNano())
+}
+
+// Rough memory costs of a record and of each property, for the byte bound.
+const (
+	recordOverhead   = 256
+	propertyOverhead = 32
+)
+
+// event builds the service-side view of r, sequence number seq.
+func (r *record) event(seq uint64) iothub.Event {
+	app := r.props.Application()
+	if r.flags&flagRetain != 0 {
+		app[iothub.PropMQTTRetain] = "true"
+	}
+	if r.flags&flagDup != 0 {
+		app[iothub.PropMQTTDup] = "true"
+	}
+	if r.flags&flagWill != 0 {
+		app[iothub.PropMessageType] = "Will"
+	}
+	at := r.at.UTC()
+	ci := r.conn
 	ann := map[string]string{
-		iothub.PropConnectionDeviceID:         ss.id.DeviceID,
-		iothub.PropConnectionAuthMethod:       ss.authMethod,
-		iothub.PropConnectionAuthGenerationID: ss.generation,
-		iothub.PropEnqueuedTime:               now.Format(time.RFC3339Nano),
+		iothub.PropConnectionDeviceID:         ci.id.DeviceID,
+		iothub.PropConnectionAuthMethod:       ci.authMethod,
+		iothub.PropConnectionAuthGenerationID: ci.generation,
+		iothub.PropEnqueuedTime:               at.Format(time.RFC3339Nano),
 		iothub.PropMessageSource:              "Telemetry",
 	}
-	if ss.id.IsModule() {
-		ann[iothub.PropConnectionModuleID] = ss.id.ModuleID
+	if ci.id.IsModule() {
+		ann[iothub.PropConnectionModuleID] = ci.id.ModuleID
 	}
-	if ss.userName.ModelID != "" {
-		ann[iothub.PropDataSchema] = ss.userName.ModelID
+	if ci.modelID != "" {
+		ann[iothub.PropDataSchema] = ci.modelID
 	}
-	m := iothub.Event{
-		DeviceID: ss.id.DeviceID, ModuleID: ss.id.ModuleID, Topic: topic,
-		Payload:          bytes.Clone(payload),
-		SystemProperties: props.System(), Properties: app, Annotations: ann, EnqueuedTime: now,
+	return iothub.Event{
+		DeviceID: ci.id.DeviceID, ModuleID: ci.id.ModuleID, Topic: r.topic, Payload: r.payload,
+		SystemProperties: r.props.System(), Properties: app, Annotations: ann, EnqueuedTime: at, SequenceNumber: seq,
 	}
-	seq := s.telemetry.add(m)
-	s.metrics.telemetryAccepted(len(payload))
-	ss.lastActive.Store(now.UnixNano())
-	s.log.Debug("telemetry", "deviceId", m.DeviceID, "moduleId", m.ModuleID, "seq", seq, "bytes", len(payload))
 }
 
 // ring is the bounded telemetry buffer shared by all Streams: at most
-// maxCount messages and maxBytes bytes (size), oldest evicted first.
+// maxCount records and maxBytes bytes (their size), oldest evicted first.
+// It is circular and grows (doubling) up to maxCount, so adding a record
+// neither moves the others nor allocates once it is full.
 type ring struct {
 	mu       sync.Mutex
-	buf      []iothub.Event // retained, oldest first: buf[i] has sequence number oldest()+i
+	buf      []record // buf[(head+i) % len(buf)], i < n, has sequence number oldest()+i
+	head, n  int
 	maxCount int
 	maxBytes int
-	bytes    int    // sum of size over buf
-	next     uint64 // sequence number of the next message (first is 1)
+	bytes    int    // sum of size over the records held
+	next     uint64 // sequence number of the next record (first is 1)
 	dropped  uint64
-	changed  chan struct{}
+	changed  chan struct{} // closed by the next add; nil while no Stream waits
 }
 
 func newRing(maxCount, maxBytes int) *ring {
-	return &ring{maxCount: maxCount, maxBytes: maxBytes, next: 1, changed: make(chan struct{})}
+	return &ring{maxCount: maxCount, maxBytes: maxBytes, next: 1}
 }
 
-// size estimates the memory m holds.
-func eventSize(m *iothub.Event) int {
-	n := 256 + len(m.DeviceID) + len(m.ModuleID) + len(m.Topic) + len(m.Payload)
-	for _, mp := range []map[string]string{m.SystemProperties, m.Properties, m.Annotations} {
-		for k, v := range mp {
-			n += len(k) + len(v) + 32
-		}
-	}
-	return n
-}
-
-func (r *ring) add(m iothub.Event) uint64 {
+func (r *ring) add(rec record) uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	m.SequenceNumber = r.next
+	seq := r.next
 	r.next++
-	sz := eventSize(&m)
-	for len(r.buf) > 0 && (len(r.buf) >= r.maxCount || r.bytes+sz > r.maxBytes) {
-		r.bytes -= eventSize(&r.buf[0])
-		r.buf[0] = iothub.Event{} // release the payload before the array is reallocated
-		r.buf = r.buf[1:]
+	for r.n > 0 && (r.n >= r.maxCount || r.bytes+rec.size > r.maxBytes) {
+		r.bytes -= r.buf[r.head].size
+		r.buf[r.head] = record{} // release the payload now
+		r.head = (r.head + 1) % len(r.buf)
+		r.n--
 		r.dropped++
 	}
-	r.buf = append(r.buf, m)
-	r.bytes += sz
-	close(r.changed)
-	r.changed = make(chan struct{})
-	return m.SequenceNumber
+	if r.n == len(r.buf) {
+		grown := make([]record, min(max(2*len(r.buf), 64), r.maxCount))
+		for i := range r.n {
+			grown[i] = r.buf[(r.head+i)%len(r.buf)]
+		}
+		r.buf, r.head = grown, 0
+	}
+	r.buf[(r.head+r.n)%len(r.buf)] = rec
+	r.n++
+	r.bytes += rec.size
+	if r.changed != nil {
+		close(r.changed)
+		r.changed = nil
+	}
+	return seq
 }
 
-// oldest returns the sequence number of the oldest retained message (r.mu held).
-func (r *ring) oldest() uint64 { return r.next - uint64(len(r.buf)) }
+// oldest returns the sequence number of the oldest retained record (r.mu held).
+func (r *ring) oldest() uint64 { return r.next - uint64(r.n) }
 
-// at returns the retained message seq (r.mu held, oldest() <= seq < next).
-func (r *ring) at(seq uint64) iothub.Event { return r.buf[seq-r.oldest()] }
+// at returns the retained record seq (r.mu held, oldest() <= seq < next).
+func (r *ring) at(seq uint64) *record {
+	return &r.buf[(r.head+int(seq-r.oldest()))%len(r.buf)]
+}
+
+// wait returns a channel closed by the next add (r.mu held).
+func (r *ring) wait() <-chan struct{} {
+	if r.changed == nil {
+		r.changed = make(chan struct{})
+	}
+	return r.changed
+}
 
 // Stream reads captured telemetry with its own cursor.
 type Stream struct {
 	r      *ring
 	mu     sync.Mutex
 	cursor uint64 // next sequence number to read
-	filter func(iothub.Event) bool
+	filter func(iothub.Identity) bool
 }
 
 // Telemetry returns a Stream positioned after the last captured message: Next
@@ -220,7 +303,7 @@ func (s *Server) TelemetryFrom(t time.Time) *Stream {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	seq := r.oldest()
-	for seq < r.next && r.at(seq).EnqueuedTime.Before(t) { // arrival order is time order
+	for seq < r.next && r.at(seq).at.Before(t) { // arrival order is time order
 		seq++
 	}
 	return &Stream{r: r, cursor: seq}
@@ -247,8 +330,8 @@ func (st *Stream) ForDevice(deviceID, moduleID string) *Stream {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	prev := st.filter
-	return &Stream{r: st.r, cursor: st.cursor, filter: func(m iothub.Event) bool {
-		return (prev == nil || prev(m)) && m.DeviceID == deviceID && (moduleID == "" || m.ModuleID == moduleID)
+	return &Stream{r: st.r, cursor: st.cursor, filter: func(id iothub.Identity) bool {
+		return (prev == nil || prev(id)) && id.DeviceID == deviceID && (moduleID == "" || id.ModuleID == moduleID)
 	}}
 }
 
@@ -263,15 +346,16 @@ func (st *Stream) Next(ctx context.Context) (iothub.Event, error) {
 			st.cursor = st.r.oldest()
 		}
 		for st.cursor < st.r.next {
-			m := st.r.at(st.cursor)
+			rec, seq := st.r.at(st.cursor), st.cursor
 			st.cursor++
-			if st.filter == nil || st.filter(m) {
+			if st.filter == nil || st.filter(rec.conn.id) {
+				r := *rec
 				st.r.mu.Unlock()
 				st.mu.Unlock()
-				return m, nil
+				return r.event(seq), nil
 			}
 		}
-		ch := st.r.changed
+		ch := st.r.wait()
 		st.r.mu.Unlock()
 		st.mu.Unlock()
 		select {
@@ -286,16 +370,38 @@ func (st *Stream) Next(ctx context.Context) (iothub.Event, error) {
 // moving it.
 func (st *Stream) All() []iothub.Event {
 	st.mu.Lock()
+	st.r.mu.Lock()
+	type entry struct {
+		rec record
+		seq uint64
+	}
+	var recs []entry
+	for seq := max(st.cursor, st.r.oldest()); seq < st.r.next; seq++ {
+		if rec := st.r.at(seq); st.filter == nil || st.filter(rec.conn.id) {
+			recs = append(recs, entry{*rec, seq})
+		}
+	}
+	st.r.mu.Unlock()
+	st.mu.Unlock()
+	var out []iothub.Event
+	for i := range recs {
+		out = append(out, recs[i].rec.event(recs[i].seq))
+	}
+	return out
+}
+
+// SkipToEnd moves the stream past the last captured message without
+// reading what it skips (no Event is built) and returns how many messages
+// that was, filtered ones and evicted ones included: for a reader that
+// samples a fast stream, such as fakehub's log.
+func (st *Stream) SkipToEnd() uint64 {
+	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.r.mu.Lock()
 	defer st.r.mu.Unlock()
-	var out []iothub.Event
-	for seq := max(st.cursor, st.r.oldest()); seq < st.r.next; seq++ {
-		if m := st.r.at(seq); st.filter == nil || st.filter(m) {
-			out = append(out, m)
-		}
-	}
-	return out
+	n := st.r.next - min(st.cursor, st.r.next)
+	st.cursor = st.r.next
+	return n
 }
 
 // Dropped returns how many messages the hub evicted from its buffer in total.
@@ -307,13 +413,13 @@ func (st *Stream) Dropped() uint64 {
 
 // deferTelemetry captures a queued message at its turn and acknowledges it when its plan
 // allows; a connection that ends first gets neither (the device resends).
-func (s *Server) deferTelemetry(ss *session, pk packets.Packet, props iothub.Properties, extra map[string]string, plan telemetryPlan) {
+func (s *Server) deferTelemetry(ss *session, pk packets.Packet, props iothub.Properties, flags captureFlags, plan telemetryPlan) {
 	defer s.recoverHook("queued telemetry", ss.cl, nil)
 	if !plan.admitAt.IsZero() && !s.limits.waitUntil(ss.done, plan.admitAt) {
 		s.limits.refund(plan.quotaDay, plan.size)
 		return
 	}
-	s.capture(ss, pk.TopicName, props, pk.Payload, extra)
+	s.capture(ss, pk.TopicName, props, pk.Payload, flags)
 	if plan.noPuback || pk.FixedHeader.Qos == 0 {
 		return
 	}

@@ -92,7 +92,7 @@ func ClassifyPublish(self Identity, topic string, opts ...ParseOption) (DevicePu
 }
 
 func classifyDevicesPublish(self Identity, topic string, cfg parseConfig) (DevicePublish, error) {
-	id, rest, err := cutIdentity(topic, "expected "+identityPrefix(self)+"messages/events/[{properties}]")
+	id, rest, err := cutIdentity(topic, func() string { return "expected " + identityPrefix(self) + "messages/events/[{properties}]" })
 	if err != nil {
 		return DevicePublish{}, err
 	}

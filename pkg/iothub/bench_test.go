@@ -54,3 +54,23 @@ func BenchmarkC2DTopic(b *testing.B) {
 		_ = iothub.C2DTopic(dev1, p)
 	}
 }
+
+// BenchmarkParseProperties is the property bag of a typical SDK message:
+// system properties in their %24. wire form and an application property.
+func BenchmarkParseProperties(b *testing.B) {
+	bag := "%24.mid=6f1e0c2a-3b5d-4f7a-9c8e-2d1b0a9f8e7d&%24.ct=application%2Fjson&%24.ce=utf-8&alert=high"
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := iothub.ParseProperties(bag); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEncodeProperties(b *testing.B) {
+	p := iothub.Properties{{Key: "$.mid", Value: "6f1e0c2a-3b5d-4f7a-9c8e-2d1b0a9f8e7d"}, {Key: "$.ct", Value: "application/json"}, {Key: "alert", Value: "high"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = p.Encode()
+	}
+}

@@ -68,13 +68,16 @@ func ParseProperties(bag string) (Properties, error) { return parseProperties(ba
 // parseProperties is ParseProperties; strict also rejects bytes that should have been
 // percent-encoded (see RequireEscapedProperties).
 func parseProperties(bag string, strict bool) (Properties, error) {
-	var props Properties
+	if bag == "" {
+		return nil, nil
+	}
+	props := make(Properties, 0, strings.Count(bag, "&")+1)
 	for entry := range strings.SplitSeq(bag, "&") {
 		if entry == "" {
 			continue
 		}
 		rawKey, rawValue, hasValue := strings.Cut(entry, "=")
-		key, err := unescape(rawKey)
+		key, err := unescapeKey(rawKey)
 		if err != nil {
 			return nil, &ParseError{What: "property bag", Input: bag, Err: ErrProperties,
 				Problem: fmt.Sprintf("key %q: %v", rawKey, err)}
@@ -99,6 +102,9 @@ func parseProperties(bag string, strict bool) (Properties, error) {
 			}
 		}
 		props = append(props, Property{Key: key, Value: value, Null: !hasValue})
+	}
+	if len(props) == 0 {
+		return nil, nil // "&&" is no property at all, as "" is
 	}
 	return props, nil
 }
@@ -213,6 +219,26 @@ func escapeTo(b *strings.Builder, s string) {
 		b.WriteByte(upperHex[c>>4])
 		b.WriteByte(upperHex[c&15])
 	}
+}
+
+// encodedSystemKeys maps the wire form of each system property key ("%24.mid") to its decoded
+// constant, so that the keys every SDK message carries cost no allocation to decode.
+var encodedSystemKeys = func() map[string]string {
+	m := map[string]string{}
+	for k := range systemKeys {
+		if rest, ok := strings.CutPrefix(k, "$."); ok {
+			m["%24."+rest] = k
+		}
+	}
+	return m
+}()
+
+// unescapeKey is unescape for a key, with the system keys' wire forms looked up.
+func unescapeKey(s string) (string, error) {
+	if k, ok := encodedSystemKeys[s]; ok {
+		return k, nil
+	}
+	return unescape(s)
 }
 
 // unescape percent-decodes s; '+' stays '+'. Bytes that should have been escaped are kept as

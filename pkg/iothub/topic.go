@@ -90,11 +90,10 @@ func C2DFilter(id Identity) string {
 
 // parseIdentityTopic parses "devices/{d}[/modules/{m}]/{suffix}[/[{bag}]]".
 func parseIdentityTopic(topic, suffix, what string, cfg parseConfig, foldSuffix bool) (Identity, Properties, error) {
-	expected := "expected devices/{deviceId}[/modules/{moduleId}]/" + suffix + "/[{properties}]"
 	if err := checkTopicName(topic); err != nil {
 		return Identity{}, nil, err
 	}
-	id, rest, err := cutIdentity(topic, expected)
+	id, rest, err := cutIdentity(topic, func() string { return expectedIdentityTopic(suffix) })
 	if err != nil {
 		return Identity{}, nil, err
 	}
@@ -104,16 +103,15 @@ func parseIdentityTopic(topic, suffix, what string, cfg parseConfig, foldSuffix 
 // parseTopicSuffix parses the rest of an identity topic after "devices/{d}[/modules/{m}]/":
 // "{suffix}[/[{bag}]]".
 func parseTopicSuffix(topic string, id Identity, rest, suffix, what string, cfg parseConfig, foldSuffix bool) (Identity, Properties, error) {
-	expected := "expected devices/{deviceId}[/modules/{moduleId}]/" + suffix + "/[{properties}]"
 	if !hasPrefixFold(rest, suffix, foldSuffix) {
-		return Identity{}, nil, topicErr(topic, RuleUnknownTopic, "not a %s topic: %s", what, expected)
+		return Identity{}, nil, topicErr(topic, RuleUnknownTopic, "not a %s topic: %s", what, expectedIdentityTopic(suffix))
 	}
 	rest = rest[len(suffix):]
 	if rest == "" {
 		return id, nil, nil
 	}
 	if rest[0] != '/' {
-		return Identity{}, nil, topicErr(topic, RuleUnknownTopic, "not a %s topic: %s", what, expected)
+		return Identity{}, nil, topicErr(topic, RuleUnknownTopic, "not a %s topic: %s", what, expectedIdentityTopic(suffix))
 	}
 	bag := rest[1:]
 	if strings.HasPrefix(bag, "?") {
@@ -137,22 +135,28 @@ func hasPrefixFold(s, prefix string, fold bool) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
+// expectedIdentityTopic describes the identity topic ending in suffix, for errors.
+func expectedIdentityTopic(suffix string) string {
+	return "expected devices/{deviceId}[/modules/{moduleId}]/" + suffix + "/[{properties}]"
+}
+
 // cutIdentity parses "devices/{d}/" or "devices/{d}/modules/{m}/" at the start of topic and
-// returns the identity and the rest.
-func cutIdentity(topic, expected string) (Identity, string, error) {
+// returns the identity and the rest. expected describes the topic for the error; it is only
+// called on one (every PUBLISH is parsed: the happy path builds no text).
+func cutIdentity(topic string, expected func() string) (Identity, string, error) {
 	rest, ok := strings.CutPrefix(topic, "devices/")
 	if !ok {
-		return Identity{}, "", topicErr(topic, RuleUnknownTopic, "%s", expected)
+		return Identity{}, "", topicErr(topic, RuleUnknownTopic, "%s", expected())
 	}
 	dev, rest, ok := strings.Cut(rest, "/")
 	if !ok {
-		return Identity{}, "", topicErr(topic, RuleUnknownTopic, "%s", expected)
+		return Identity{}, "", topicErr(topic, RuleUnknownTopic, "%s", expected())
 	}
 	id := Identity{DeviceID: dev}
 	if after, isModule := strings.CutPrefix(rest, "modules/"); isModule {
 		mod, after, ok := strings.Cut(after, "/")
 		if !ok || mod == "" {
-			return Identity{}, "", topicErr(topic, RuleUnknownTopic, "%s", expected)
+			return Identity{}, "", topicErr(topic, RuleUnknownTopic, "%s", expected())
 		}
 		id.ModuleID, rest = mod, after
 	}
@@ -167,11 +171,16 @@ func checkTopicName(topic string) error {
 	if topic == "" {
 		return topicErr(topic, RuleMalformed, "empty topic name")
 	}
-	if i := strings.IndexAny(topic, "+#"); i >= 0 {
-		return topicErr(topic, RuleWildcard, "wildcard '%c' not allowed in a topic name", topic[i])
-	}
-	if strings.IndexByte(topic, 0) >= 0 {
-		return topicErr(topic, RuleMalformed, "U+0000 not allowed in a topic name")
+	for i := 0; i < len(topic); i++ { // one pass, no set to build: every PUBLISH comes here
+		switch topic[i] {
+		case '+', '#':
+			return topicErr(topic, RuleWildcard, "wildcard '%c' not allowed in a topic name", topic[i])
+		case 0:
+			if strings.ContainsAny(topic[i:], "+#") {
+				continue // the wildcard is the clearer error
+			}
+			return topicErr(topic, RuleMalformed, "U+0000 not allowed in a topic name")
+		}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -121,34 +122,56 @@ func (t Token) Verify(key []byte, now time.Time, opts ...VerifyOption) error {
 	if len(key) == 0 {
 		return ErrEmptyKey
 	}
-	c := verifyConfig{skew: DefaultSkew}
+	// The options write into the configuration through a pointer, so it
+	// would escape to the heap on every call: it is pooled instead, with the
+	// buffer for the string to sign and the MAC, and wiped on return (it
+	// holds keys and a MAC).
+	st := verifyStates.Get().(*verifyState)
+	defer st.release()
+	c := &st.c
+	*c = verifyConfig{skew: DefaultSkew}
 	for _, o := range opts {
-		o(&c)
+		o(c)
 	}
 	if len(c.secondary) == 0 {
 		c.secondary = nil
 	}
 	if c.hasAudience {
-		if r := t.checkAudience(&c); r != nil {
+		if r := t.checkAudience(c); r != nil {
 			return r
 		}
 	}
-	if !t.signedWith(key) && (c.secondary == nil || !t.signedWith(c.secondary)) {
-		return t.signatureRejection(key, now, &c)
+	if !t.signedWithBuf(key, st.buf[:0]) && (c.secondary == nil || !t.signedWithBuf(c.secondary, st.buf[:0])) {
+		return t.signatureRejection(key, now, c)
 	}
-	if r := t.checkExpiry(now, &c); r != nil {
+	if r := t.checkExpiry(now, c); r != nil {
 		return r
 	}
 	return nil
 }
 
-// signedWith reports whether t.Signature is the HMAC of t under key. Like
-// IoT Edge hub, it compares the base64 text (constant time), so only the
-// canonical, padded standard encoding is accepted.
-func (t Token) signedWith(key []byte) bool {
-	var buf [44]byte
-	base64.StdEncoding.Encode(buf[:], t.mac(key))
-	return hmac.Equal([]byte(t.Signature), buf[:])
+// verifyState is Verify's scratch space.
+type verifyState struct {
+	c   verifyConfig
+	buf [160]byte // the string to sign of a usual sr, then its MAC
+}
+
+var verifyStates = sync.Pool{New: func() any { return new(verifyState) }}
+
+func (st *verifyState) release() {
+	st.c = verifyConfig{}
+	clear(st.buf[:])
+	verifyStates.Put(st)
+}
+
+// signedWithBuf reports whether t.Signature is the HMAC of t under key,
+// computed in buf (grown if sr is long). Like IoT Edge hub, it compares the
+// base64 text (constant time), so only the canonical, padded standard
+// encoding is accepted.
+func (t Token) signedWithBuf(key, buf []byte) bool {
+	var sig [44]byte
+	base64.StdEncoding.Encode(sig[:], t.macTo(key, buf))
+	return hmac.Equal([]byte(t.Signature), sig[:])
 }
 
 func (t Token) checkExpiry(now time.Time, c *verifyConfig) *Rejection {
@@ -164,6 +187,9 @@ func (t Token) checkExpiry(now time.Time, c *verifyConfig) *Rejection {
 }
 
 func (t Token) checkAudience(c *verifyConfig) *Rejection {
+	if encodesExactly(t.Resource, c.audience) {
+		return nil // the common case, decided without decoding
+	}
 	plain, err := t.PlainResource()
 	if err != nil {
 		return Reject(ReasonMalformed, err.Error())
@@ -188,6 +214,36 @@ func (t Token) checkAudience(c *verifyConfig) *Rejection {
 	r := Reject(ReasonScopeMismatch, fmt.Sprintf("token is for %s but the connection is for %s", pathOf(plain), pathOf(c.audience)))
 	r.Hints = scopeHints(plain, c.audience)
 	return r
+}
+
+// encodesExactly reports whether the wire resource enc decodes to exactly
+// plain in the spelling SDKs use: each '/' as %2F, %2f or '/', every other
+// byte of plain unreserved and written as is. false means "not cheaply
+// decided", not "different".
+func encodesExactly(enc, plain string) bool {
+	j := 0
+	for i := 0; i < len(plain); i++ {
+		switch c := plain[i]; {
+		case c == '/':
+			switch {
+			case len(enc)-j >= 3 && enc[j] == '%' && enc[j+1] == '2' && (enc[j+2] == 'F' || enc[j+2] == 'f'):
+				j += 3
+			case j < len(enc) && enc[j] == '/':
+				j++
+			default:
+				return false
+			}
+		case unreserved(c) && j < len(enc) && enc[j] == c:
+			j++
+		default:
+			return false
+		}
+	}
+	return j == len(enc)
+}
+
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 // identityKind names the key a token for audience is signed with, and what

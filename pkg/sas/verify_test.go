@@ -392,3 +392,44 @@ func TestDiagnosisBounded(t *testing.T) {
 		}
 	}
 }
+
+// The shortcuts of the hot path agree with the standard library: pathUnescape
+// with url.PathUnescape on every input, and encodesExactly never claims a
+// match that decoding would deny.
+func FuzzDecodingShortcuts(f *testing.F) {
+	for _, s := range []string{"contoso.azure-devices.net%2Fdevices%2FMyDevice01", "h%2fdevices%2fd", "h/devices/d", "a%zz", "%", "%2", "a+b%20c",
+		"h%2Fdevices%2Fd%2F", "H%2Fdevices%2Fd", "%68%2Fdevices%2Fd", "h%252Fd"} {
+		f.Add(s, "h/devices/d")
+		f.Add(s, "contoso.azure-devices.net/devices/MyDevice01")
+	}
+	f.Fuzz(func(t *testing.T, enc, plain string) {
+		got, ok := pathUnescape(enc)
+		want, err := url.PathUnescape(enc)
+		if ok != (err == nil) || ok && got != want {
+			t.Fatalf("pathUnescape(%q) = %q, %t; url.PathUnescape = %q, %v", enc, got, ok, want, err)
+		}
+		if encodesExactly(enc, plain) && (err != nil || want != plain) {
+			t.Fatalf("encodesExactly(%q, %q) = true, but it decodes to %q (%v)", enc, plain, want, err)
+		}
+	})
+}
+
+func TestEncodesExactly(t *testing.T) {
+	for _, tc := range []struct {
+		enc, plain string
+		want       bool
+	}{
+		{"h%2Fdevices%2Fd", "h/devices/d", true},
+		{"h%2fdevices%2fd", "h/devices/d", true},
+		{"h/devices/d", "h/devices/d", true},
+		{"h%2Fdevices%2Fd%2F", "h/devices/d", false}, // a trailing slash: decided the long way
+		{"H%2Fdevices%2Fd", "h/devices/d", false},    // host case: decided the long way
+		{"h%2Fdevices%2Fd1", "h/devices/d", false},
+		{"h%2Fdevices", "h/devices/d", false},
+		{"h%2Fdevices%2Fd%2Bx", "h/devices/d+x", false}, // '+' is not unreserved: decided the long way
+	} {
+		if got := encodesExactly(tc.enc, tc.plain); got != tc.want {
+			t.Errorf("encodesExactly(%q, %q) = %t, want %t", tc.enc, tc.plain, got, tc.want)
+		}
+	}
+}

@@ -27,7 +27,8 @@ const (
 	// ReasonTPMUnsupported: TPM attestation, which fakehub does not implement (and DPS does
 	// not offer over MQTT, docs/iothub-behavior.md §7.7).
 	ReasonTPMUnsupported sas.Reason = "tpm-unsupported"
-	// ReasonX509Unsupported: X.509 attestation, which fakehub's DPS does not verify yet.
+	// ReasonX509Unsupported: an X.509 attestation shape fakehub's DPS does not offer
+	// (caReferences: ErrX509CAReferences).
 	ReasonX509Unsupported sas.Reason = "x509-unsupported"
 	// ReasonBadRequest: a register or poll request DPS cannot parse or validate (400).
 	ReasonBadRequest sas.Reason = "dps-bad-request"
@@ -38,8 +39,7 @@ const (
 // Errors for the attestation kinds fakehub refuses, wrapped by the service API's and the
 // registration's refusals.
 var (
-	ErrTPMUnsupported  = errors.New("fakehub: TPM attestation is not supported (DPS does not offer it over MQTT either)")
-	ErrX509Unsupported = errors.New("fakehub: X.509 attestation is not supported by fakehub's DPS yet")
+	ErrTPMUnsupported = errors.New("fakehub: TPM attestation is not supported (DPS does not offer it over MQTT either)")
 )
 
 // Credential is what a registering device presented.
@@ -47,8 +47,8 @@ type Credential struct {
 	RegistrationID string
 	// Token is the SAS token of a symmetric-key device (MQTT password, HTTPS Authorization).
 	Token *sas.Token
-	// Certificates is the TLS client certificate chain (leaf first) of an X.509 device.
-	// fakehub does not verify them yet: see ErrX509Unsupported.
+	// Certificates is the TLS client certificate chain (leaf first) of an X.509 device,
+	// judged when no Token is given (x509.go).
 	Certificates []*x509.Certificate
 	// TPM is set when the request carried a TPM attestation.
 	TPM bool
@@ -62,6 +62,11 @@ type Attested struct {
 	Enrollment     *dps.Enrollment      // an individual enrollment (a copy), or
 	Group          *dps.EnrollmentGroup // the group (a copy)
 	Keys           iothub.SymmetricKey  // symmetric key: the enrollment's keys, or the derived ones
+	// X.509: the device's certificate; for an individual enrollment the SHA-256 thumbprints
+	// of its enrolled certificates, for a group the signing certificate the chain leads to.
+	Certificate *x509.Certificate
+	Thumbprints iothub.X509Thumbprint
+	SigningCA   *x509.Certificate
 }
 
 // Disabled reports whether the admitting enrollment is disabled.
@@ -119,8 +124,8 @@ func (e *Engine) Attest(c Credential) (*Attested, *Refusal) {
 		return nil, refuse(dps.CodeBadRequest, ReasonTPMUnsupported, "the request carries a TPM attestation: "+ErrTPMUnsupported.Error(),
 			"use a symmetric-key enrollment (individual or group)")
 	case c.Token == nil && len(c.Certificates) > 0:
-		return nil, refuse(dps.CodeInvalidCertificate, ReasonX509Unsupported, "the device presented a client certificate and no SAS token: "+ErrX509Unsupported.Error(),
-			"use a symmetric-key enrollment for now")
+		enr, groups := e.snapshot(c.RegistrationID)
+		return e.attestX509(c, enr, groups)
 	case c.Token == nil:
 		return nil, unauthorized(sas.ReasonNoPassword, "no SAS token: a symmetric-key device signs SharedAccessSignature sr={idScope}%2Fregistrations%2F{registrationId}&sig=...&se=...&skn=registration",
 			"mint one with: sastool gen --uri "+sas.DPSResource(e.opts.IDScope, c.RegistrationID)+" --key KEY --policy registration")
@@ -153,14 +158,7 @@ func (e *Engine) Attest(c Credential) (*Attested, *Refusal) {
 		return nil, unauthorized(sas.ReasonUnknownPolicy, detail, "sign with --policy registration (the SDKs' SymmetricKeySecurityClient does)")
 	}
 
-	e.mu.Lock()
-	enr := copyEnrollment(e.enrollments[regKey(c.RegistrationID)])
-	groups := make([]*dps.EnrollmentGroup, 0, len(e.groups))
-	for _, g := range e.groups {
-		groups = append(groups, copyGroup(g))
-	}
-	e.mu.Unlock()
-	slices.SortFunc(groups, func(a, b *dps.EnrollmentGroup) int { return strings.Compare(a.EnrollmentGroupID, b.EnrollmentGroupID) })
+	enr, groups := e.snapshot(c.RegistrationID)
 
 	base := []sas.VerifyOption{sas.WithSkew(e.opts.Skew), sas.WithExactAudience(want), sas.WithCaseInsensitiveIDs()}
 	if enr != nil {
@@ -170,7 +168,7 @@ func (e *Engine) Attest(c Credential) (*Attested, *Refusal) {
 			return nil, refuse(dps.CodeUnauthorized, ReasonTPMUnsupported, "individual enrollment "+enr.RegistrationID+" uses TPM attestation: "+ErrTPMUnsupported.Error())
 		default:
 			return nil, unauthorized(ReasonAttestationMismatch, fmt.Sprintf("individual enrollment %s uses %s attestation, but the device presented a SAS token", enr.RegistrationID, enr.Attestation.Type),
-				"a SAS token attests a symmetricKey enrollment; "+ErrX509Unsupported.Error())
+				"a SAS token attests a symmetricKey enrollment; an X.509 device sends its certificate in the TLS handshake and no password")
 		}
 		keys := *enr.Attestation.SymmetricKey
 		if err := verifyKeys(tok, keys, e.opts.Now(), append(base, sas.WithoutDiagnosis())); err != nil {
@@ -207,6 +205,20 @@ func (e *Engine) Attest(c Credential) (*Attested, *Refusal) {
 	return nil, unauthorized(sas.ReasonUnknownIdentity,
 		fmt.Sprintf("no individual enrollment for registration ID %q, and no symmetric-key enrollment group's derived key signs the token (%d groups tried)", c.RegistrationID, countSymmetric(groups)),
 		hints...)
+}
+
+// snapshot returns copies of the individual enrollment for registrationID (nil if none)
+// and of the groups, sorted by ID.
+func (e *Engine) snapshot(registrationID string) (*dps.Enrollment, []*dps.EnrollmentGroup) {
+	e.mu.Lock()
+	enr := copyEnrollment(e.enrollments[regKey(registrationID)])
+	groups := make([]*dps.EnrollmentGroup, 0, len(e.groups))
+	for _, g := range e.groups {
+		groups = append(groups, copyGroup(g))
+	}
+	e.mu.Unlock()
+	slices.SortFunc(groups, func(a, b *dps.EnrollmentGroup) int { return strings.Compare(a.EnrollmentGroupID, b.EnrollmentGroupID) })
+	return enr, groups
 }
 
 // verifyKeys checks tok against a key pair.

@@ -6,10 +6,11 @@
 // (Hub) to create assigned devices in.
 //
 // Attestation is one seam (Engine.Attest): a Credential carries what the device presented
-// (a SAS token now; the TLS client certificate chain once fakehub verifies X.509) and the
-// answer names the enrollment that admits it and the credentials its hub device gets. A
-// TPM enrollment or registration is refused with ErrTPMUnsupported, an X.509 one (for now)
-// with ErrX509Unsupported.
+// (a SAS token, or the TLS client certificate chain of an X.509 device, x509.go) and the
+// answer names the enrollment that admits it and the credentials its hub device gets
+// (keys, selfSigned thumbprints, or certificateAuthority with the group's CA). A TPM
+// enrollment or registration is refused with ErrTPMUnsupported; X.509 caReferences with
+// ErrX509CAReferences.
 //
 // Everything cites docs/iothub-behavior.md §7.
 package provisioning

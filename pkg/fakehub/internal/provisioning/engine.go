@@ -3,6 +3,7 @@ package provisioning
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -31,9 +32,16 @@ type Hub interface {
 
 // Assignment is a device DPS puts into its hub.
 type Assignment struct {
-	HostName     string
-	DeviceID     string
-	Keys         iothub.SymmetricKey // symmetric-key attestation: the device's keys (derived for a group)
+	HostName string
+	DeviceID string
+	Keys     iothub.SymmetricKey // symmetric-key attestation: the device's keys (derived for a group)
+	// Auth is the hub authentication of an X.509 device (zero for symmetric keys): selfSigned
+	// with the individual enrollment's thumbprints, or certificateAuthority for a group, whose
+	// signing certificate TrustCA the hub must then trust (docs/iothub-behavior.md §7.16).
+	Auth    iothub.Authentication
+	TrustCA *x509.Certificate
+	// GroupID names the enrollment group of a certificateAuthority device.
+	GroupID      string
 	Capabilities iothub.Capabilities
 	Twin         *dps.InitialTwin // nil: keep the twin as it is
 }

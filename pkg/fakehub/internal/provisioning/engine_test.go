@@ -399,7 +399,10 @@ func TestEnrollmentValidation(t *testing.T) {
 		want string
 	}{
 		{"tpm", dps.Enrollment{RegistrationID: "d", Attestation: dps.Attestation{Type: dps.AttestationTPM, TPM: &dps.TPMAttestation{EndorsementKey: "ek"}}}, ErrTPMUnsupported.Error()},
-		{"x509", dps.Enrollment{RegistrationID: "d", Attestation: dps.Attestation{Type: dps.AttestationX509}}, ErrX509Unsupported.Error()},
+		{"x509-empty", dps.Enrollment{RegistrationID: "d", Attestation: dps.Attestation{Type: dps.AttestationX509}}, "needs attestation.x509"},
+		{"x509-ca-references", dps.Enrollment{RegistrationID: "d", Attestation: dps.Attestation{Type: dps.AttestationX509, X509: &dps.X509Attestation{CAReferences: &dps.X509CAReferences{Primary: "root"}}}}, "caReferences"},
+		{"x509-no-client-certificate", dps.Enrollment{RegistrationID: "d", Attestation: dps.Attestation{Type: dps.AttestationX509, X509: &dps.X509Attestation{}}}, "clientCertificates.primary.certificate is missing"},
+		{"x509-not-a-certificate", dps.Enrollment{RegistrationID: "d", Attestation: dps.Attestation{Type: dps.AttestationX509, X509: &dps.X509Attestation{ClientCertificates: &dps.X509Certificates{Primary: &dps.X509CertificateWithInfo{Certificate: "bm90IGEgY2VydA=="}}}}}, "clientCertificates.primary"},
 		{"no-type", dps.Enrollment{RegistrationID: "d"}, "attestation.type is missing"},
 		{"short-key", dps.Enrollment{RegistrationID: "d", Attestation: dps.SymmetricKeyAttestation("AAAA", "")}, "primaryKey"},
 		{"foreign-hub", dps.Enrollment{RegistrationID: "d", Attestation: dps.SymmetricKeyAttestation("", ""), IoTHubs: []string{"other.azure-devices.net"}}, "is not linked"},

@@ -202,6 +202,14 @@ func (e *Engine) assign(ctx context.Context, op *operation) *dps.OperationStatus
 		}
 	}
 	as := Assignment{HostName: hub, DeviceID: deviceID, Keys: a.Keys, Capabilities: caps}
+	if a.Type == dps.AttestationX509 {
+		as.Keys = iothub.SymmetricKey{}
+		if a.Group != nil {
+			as.Auth, as.TrustCA, as.GroupID = iothub.CAAuth(), a.SigningCA, a.Group.EnrollmentGroupID
+		} else {
+			as.Auth = iothub.X509Auth(a.Thumbprints.PrimaryThumbprint, a.Thumbprints.SecondaryThumbprint)
+		}
+	}
 	if resetTwin {
 		as.Twin = twin
 		if as.Twin == nil {
@@ -218,9 +226,14 @@ func (e *Engine) assign(ctx context.Context, op *operation) *dps.OperationStatus
 	}
 	e.record(a, st)
 	out := *st
-	out.SymmetricKey = &dps.AttestationResult{}
+	res := &dps.AttestationResult{}
 	if a.Group != nil {
-		out.SymmetricKey.EnrollmentGroupID = a.Group.EnrollmentGroupID
+		res.EnrollmentGroupID = a.Group.EnrollmentGroupID
+	}
+	if a.Type == dps.AttestationX509 {
+		out.X509 = res
+	} else {
+		out.SymmetricKey = res
 	}
 	return &dps.OperationStatus{OperationID: op.id, Status: dps.StatusAssigned, RegistrationState: &out}
 }
@@ -255,7 +268,13 @@ func (e *Engine) allocationOf(a *Attested) (dps.AllocationPolicy, []string, *dps
 // allocateCustom asks Options.Allocate (or the built-in echo) for the hub.
 func (e *Engine) allocateCustom(ctx context.Context, a *Attested, hubs []string, prev *dps.RegistrationState, payload json.RawMessage) (dps.AllocationResponse, error) {
 	req := dps.AllocationRequest{LinkedHubs: hubs, DeviceRuntimeContext: dps.DeviceRuntimeContext{
-		RegistrationID: a.RegistrationID, SymmetricKey: &struct{}{}, Payload: payload}}
+		RegistrationID: a.RegistrationID, Payload: payload}}
+	if a.Type == dps.AttestationX509 {
+		// hubkit's shape: the device certificate, PEM (the documented request names only x509).
+		req.DeviceRuntimeContext.X509 = map[string]any{"clientCertificate": CertificatePEM(a.Certificate)}
+	} else {
+		req.DeviceRuntimeContext.SymmetricKey = &struct{}{}
+	}
 	if prev != nil && prev.Status == dps.StatusAssigned {
 		req.DeviceRuntimeContext.CurrentIoTHubHostName, req.DeviceRuntimeContext.CurrentDeviceID = prev.AssignedHub, prev.DeviceID
 	}

@@ -27,7 +27,7 @@ func (e *Engine) PutEnrollment(en dps.Enrollment, ifMatch string) (dps.Enrollmen
 		}
 	}
 	where := "individual enrollment " + en.RegistrationID
-	if err := e.validate(where, &en.Attestation, &en.ProvisioningStatus, en.AllocationPolicy, en.IoTHubs, en.IoTHubHostName, en.InitialTwin, en.Capabilities); err != nil {
+	if err := e.validate(where, false, &en.Attestation, &en.ProvisioningStatus, en.AllocationPolicy, en.IoTHubs, en.IoTHubHostName, en.InitialTwin, en.Capabilities); err != nil {
 		return dps.Enrollment{}, err
 	}
 	k := regKey(en.RegistrationID)
@@ -44,7 +44,7 @@ func (e *Engine) PutEnrollment(en dps.Enrollment, ifMatch string) (dps.Enrollmen
 		en.CreatedDateTimeUTC, en.RegistrationState = old.CreatedDateTimeUTC, old.RegistrationState
 	}
 	e.enrollments[k] = &en
-	return *copyEnrollment(&en), nil
+	return publicEnrollment(&en), nil
 }
 
 func etagOf(en *dps.Enrollment) string {
@@ -70,7 +70,7 @@ func checkIfMatch(where string, exists bool, etag, ifMatch string) error {
 
 // validate checks what enrollments and groups share, fills generated keys and the default
 // provisioning status.
-func (e *Engine) validate(where string, att *dps.Attestation, status *dps.ProvisioningStatus, policy dps.AllocationPolicy,
+func (e *Engine) validate(where string, group bool, att *dps.Attestation, status *dps.ProvisioningStatus, policy dps.AllocationPolicy,
 	hubs []string, legacyHub string, twin *dps.InitialTwin, caps *iothub.Capabilities) error {
 	st, err := dps.ParseProvisioningStatus(string(*status))
 	if err != nil {
@@ -92,9 +92,11 @@ func (e *Engine) validate(where string, att *dps.Attestation, status *dps.Provis
 	case dps.AttestationTPM:
 		return &dps.Error{Code: dps.CodeBadRequest, Message: where + ": " + ErrTPMUnsupported.Error(), Reason: string(ReasonTPMUnsupported)}
 	case dps.AttestationX509:
-		return &dps.Error{Code: dps.CodeBadRequest, Message: where + ": " + ErrX509Unsupported.Error(), Reason: string(ReasonX509Unsupported)}
+		if err := e.validateX509(where, att, group); err != nil {
+			return err
+		}
 	case "":
-		return dps.Errorf(dps.CodeBadRequest, "%s: attestation.type is missing (want %s)", where, dps.AttestationSymmetricKey)
+		return dps.Errorf(dps.CodeBadRequest, "%s: attestation.type is missing (want %s or %s)", where, dps.AttestationSymmetricKey, dps.AttestationX509)
 	default:
 		return dps.Errorf(dps.CodeBadRequest, "%s: attestation.type %q: want %s, %s or %s", where, att.Type, dps.AttestationSymmetricKey, dps.AttestationX509, dps.AttestationTPM)
 	}
@@ -138,7 +140,7 @@ func (e *Engine) Enrollment(registrationID string) (dps.Enrollment, error) {
 	if !ok {
 		return dps.Enrollment{}, dps.Errorf(dps.CodeNotFound, "no individual enrollment %q", registrationID)
 	}
-	return *copyEnrollment(en), nil
+	return publicEnrollment(en), nil
 }
 
 // Enrollments returns the individual enrollments, sorted by registration ID.
@@ -147,7 +149,7 @@ func (e *Engine) Enrollments() []dps.Enrollment {
 	defer e.mu.Unlock()
 	out := make([]dps.Enrollment, 0, len(e.enrollments))
 	for _, en := range e.enrollments {
-		out = append(out, *copyEnrollment(en))
+		out = append(out, publicEnrollment(en))
 	}
 	slices.SortFunc(out, func(a, b dps.Enrollment) int {
 		return strings.Compare(regKey(a.RegistrationID), regKey(b.RegistrationID))
@@ -189,7 +191,7 @@ func (e *Engine) PutGroup(g dps.EnrollmentGroup, ifMatch string) (dps.Enrollment
 		return dps.EnrollmentGroup{}, dps.Errorf(dps.CodeBadRequest, "enrollmentGroupId: %v", err)
 	}
 	where := "enrollment group " + g.EnrollmentGroupID
-	if err := e.validate(where, &g.Attestation, &g.ProvisioningStatus, g.AllocationPolicy, g.IoTHubs, g.IoTHubHostName, g.InitialTwin, g.Capabilities); err != nil {
+	if err := e.validate(where, true, &g.Attestation, &g.ProvisioningStatus, g.AllocationPolicy, g.IoTHubs, g.IoTHubHostName, g.InitialTwin, g.Capabilities); err != nil {
 		return dps.EnrollmentGroup{}, err
 	}
 	now := e.opts.Now().UTC()
@@ -208,7 +210,7 @@ func (e *Engine) PutGroup(g dps.EnrollmentGroup, ifMatch string) (dps.Enrollment
 		g.CreatedDateTimeUTC = old.CreatedDateTimeUTC
 	}
 	e.groups[g.EnrollmentGroupID] = &g
-	return *copyGroup(&g), nil
+	return publicGroup(&g), nil
 }
 
 // validateGroupID: enrollment group IDs follow the registration ID alphabet.
@@ -231,7 +233,7 @@ func (e *Engine) Group(id string) (dps.EnrollmentGroup, error) {
 	if !ok {
 		return dps.EnrollmentGroup{}, dps.Errorf(dps.CodeNotFound, "no enrollment group %q", id)
 	}
-	return *copyGroup(g), nil
+	return publicGroup(g), nil
 }
 
 // Groups returns the enrollment groups, sorted by ID.
@@ -240,7 +242,7 @@ func (e *Engine) Groups() []dps.EnrollmentGroup {
 	defer e.mu.Unlock()
 	out := make([]dps.EnrollmentGroup, 0, len(e.groups))
 	for _, g := range e.groups {
-		out = append(out, *copyGroup(g))
+		out = append(out, publicGroup(g))
 	}
 	slices.SortFunc(out, func(a, b dps.EnrollmentGroup) int { return strings.Compare(a.EnrollmentGroupID, b.EnrollmentGroupID) })
 	return out
@@ -315,4 +317,18 @@ func (e *Engine) DeleteRegistration(registrationID, ifMatch string) error {
 		en.RegistrationState = nil
 	}
 	return nil
+}
+
+// publicEnrollment and publicGroup are copies as the service API answers: an X.509
+// attestation's certificates are replaced by their info.
+func publicEnrollment(en *dps.Enrollment) dps.Enrollment {
+	c := copyEnrollment(en)
+	redactX509(&c.Attestation)
+	return *c
+}
+
+func publicGroup(g *dps.EnrollmentGroup) dps.EnrollmentGroup {
+	c := copyGroup(g)
+	redactX509(&c.Attestation)
+	return *c
 }
