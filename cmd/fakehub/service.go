@@ -42,7 +42,7 @@ func serviceCommands(getenv func(string) string, now func() time.Time) []*cobra.
 	return []*cobra.Command{
 		newSendCmd(env), newEventsCmd(env), newInvokeCmd(env), newTwinCmd(env),
 		newDevicesCmd(env), newRejectionsCmd(env), newClockCmd(env), newDPSCmd(env), newResetCmd(env),
-		newCertificateCmd(env), newFaultCmd(env), newLimitsCmd(env), newHealthCmd(),
+		newCertificateCmd(env), newFaultCmd(env), newLimitsCmd(env), newHealthCmd(), newGradeCmd(env),
 	}
 }
 

@@ -3,7 +3,6 @@ package junit
 import (
 	"bufio"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"regexp"
@@ -19,50 +18,6 @@ type event struct {
 	Test    string
 	Elapsed float64
 	Output  string
-}
-
-type testSuites struct {
-	XMLName  xml.Name    `xml:"testsuites"`
-	Tests    int         `xml:"tests,attr"`
-	Failures int         `xml:"failures,attr"`
-	Skipped  int         `xml:"skipped,attr"`
-	Time     string      `xml:"time,attr"`
-	Suites   []testSuite `xml:"testsuite"`
-}
-
-type testSuite struct {
-	Name      string     `xml:"name,attr"`
-	Tests     int        `xml:"tests,attr"`
-	Failures  int        `xml:"failures,attr"`
-	Skipped   int        `xml:"skipped,attr"`
-	Time      string     `xml:"time,attr"`
-	Timestamp string     `xml:"timestamp,attr,omitempty"`
-	Cases     []testCase `xml:"testcase"`
-	SystemOut *cdata     `xml:"system-out,omitempty"`
-}
-
-type cdata struct {
-	Text string `xml:",cdata"`
-}
-
-func newCDATA(s string) *cdata {
-	if s == "" {
-		return nil
-	}
-	return &cdata{s}
-}
-
-type testCase struct {
-	Name      string   `xml:"name,attr"`
-	Classname string   `xml:"classname,attr"`
-	Time      string   `xml:"time,attr"`
-	Failure   *message `xml:"failure,omitempty"`
-	Skipped   *message `xml:"skipped,omitempty"`
-}
-
-type message struct {
-	Message string `xml:"message,attr"`
-	Body    string `xml:",cdata"`
 }
 
 type pkgState struct {
@@ -148,7 +103,7 @@ func Convert(r io.Reader, w io.Writer) error {
 	if len(order) == 0 && stray.Len() > 0 {
 		return fmt.Errorf("no go test -json events in the input (is it `go test -json` output?)")
 	}
-	report := testSuites{}
+	report := Suites{}
 	var total float64
 	for i, name := range order {
 		p := pkgs[name]
@@ -156,26 +111,26 @@ func Convert(r io.Reader, w io.Writer) error {
 		if i == 0 && stray.Len() > 0 {
 			out = stray.String() + out
 		}
-		s := testSuite{Name: name, Time: seconds(p.elapsed), SystemOut: newCDATA(out)}
+		s := Suite{Name: name, Time: Seconds(p.elapsed), SystemOut: NewCDATA(out)}
 		if !p.start.IsZero() {
 			s.Timestamp = p.start.UTC().Format(time.RFC3339)
 		}
 		failedTests := 0
 		for _, tn := range p.order {
 			t := p.tests[tn]
-			c := testCase{Name: tn, Classname: name, Time: seconds(t.elapsed)}
+			c := Case{Name: tn, Classname: name, Time: Seconds(t.elapsed)}
 			out := t.output.String()
 			switch t.result {
 			case "fail":
-				c.Failure = &message{Message: "Failed", Body: out}
+				c.Failure = &Message{Message: "Failed", Body: out}
 				s.Failures++
 				failedTests++
 			case "skip":
-				c.Skipped = &message{Message: firstSkipLine(out), Body: out}
+				c.Skipped = &Message{Message: firstSkipLine(out), Body: out}
 				s.Skipped++
 			case "pass":
 			default: // never finished: the run was cut short (timeout, panic)
-				c.Failure = &message{Message: "did not finish", Body: out}
+				c.Failure = &Message{Message: "did not finish", Body: out}
 				s.Failures++
 				failedTests++
 			}
@@ -183,8 +138,8 @@ func Convert(r io.Reader, w io.Writer) error {
 			s.Tests++
 		}
 		if p.result == "fail" && failedTests == 0 {
-			s.Cases = append(s.Cases, testCase{Name: "(package)", Classname: name, Time: seconds(p.elapsed),
-				Failure: &message{Message: "package failed", Body: p.output.String()}})
+			s.Cases = append(s.Cases, Case{Name: "(package)", Classname: name, Time: Seconds(p.elapsed),
+				Failure: &Message{Message: "package failed", Body: p.output.String()}})
 			s.Tests++
 			s.Failures++
 		}
@@ -194,23 +149,12 @@ func Convert(r io.Reader, w io.Writer) error {
 		total += p.elapsed
 		report.Suites = append(report.Suites, s)
 	}
-	report.Time = seconds(total)
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(report); err != nil {
-		return fmt.Errorf("writing the report: %w", err)
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	report.Time = Seconds(total)
+	return Write(w, report)
 }
 
 // fileLine is the "name_test.go:12: " prefix testing puts on log lines.
 var fileLine = regexp.MustCompile(`^\S+\.go:\d+: `)
-
-func seconds(s float64) string { return fmt.Sprintf("%.3f", s) }
 
 // firstSkipLine is the skip reason: the first output line that is not the
 // "=== RUN"/"--- SKIP" framing, trimmed.

@@ -35,7 +35,7 @@ func TestConvert(t *testing.T) {
 	if err := Convert(strings.NewReader(sample), &out); err != nil {
 		t.Fatalf("convert: %v", err)
 	}
-	var got testSuites
+	var got Suites
 	if err := xml.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatalf("the report is not XML: %v\n%s", err, out.String())
 	}
@@ -45,7 +45,7 @@ func TestConvert(t *testing.T) {
 	if len(got.Suites) != 2 {
 		t.Fatalf("%d suites, want 2", len(got.Suites))
 	}
-	byName := map[string]testCase{}
+	byName := map[string]Case{}
 	for _, c := range got.Suites[0].Cases {
 		byName[c.Name] = c
 	}

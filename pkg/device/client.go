@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"sync"
@@ -446,7 +447,7 @@ func (c *Client) replace(old *session, why error, graceful bool, wait time.Durat
 		select {
 		case <-c.done:
 			return false
-		case <-time.After(backoff):
+		case <-time.After(jitter(backoff)):
 		}
 		minted := c.s.Now()
 		sess, err := c.dial(c.life, true)
@@ -467,6 +468,15 @@ func (c *Client) replace(old *session, why error, graceful bool, wait time.Durat
 		backoff = min(max(2*backoff, time.Second), c.s.MaxReconnectInterval)
 		c.log.Warn("reconnecting", "err", err, "retryIn", backoff)
 	}
+}
+
+// jitter stretches a reconnect wait by a random 0-50 %, so that devices cut off together
+// do not come back in step (docs/iothub-behavior.md §15.12: exponential back-off with jitter).
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d + rand.N(d/2+1)
 }
 
 // stableAfter is how long a connection must have lived for a hub close to count as a first one

@@ -74,6 +74,9 @@ func (d *DPS) startMQTT(addr string) error {
 		Logger:                 slog.New(mochiLogHandler{s.log.With("service", "dps").Handler()}),
 		SysTopicResendInterval: 3600,
 	})
+	if err := d.mochi.AddHook(&observeHook{s: s, service: "dps"}, nil); err != nil {
+		return err
+	}
 	if err := d.mochi.AddHook(&dpsHook{d: d}, nil); err != nil {
 		return err
 	}
@@ -93,6 +96,7 @@ func (d *DPS) startMQTT(addr string) error {
 			Detail: fmt.Sprintf("DPS: no TLS handshake and CONNECT within %s", s.opts.ConnectTimeout)})
 	}, nil)
 	s.watchAccept(d.tlsLn) // out of descriptors: retried, refused cleanly, logged
+	d.tlsLn.onAccept = s.observeAccept("dps")
 	if err := d.mochi.AddListener(listeners.NewNet("dps-mqtts", d.tlsLn)); err != nil {
 		_ = d.tlsLn.Close()
 		return err

@@ -241,8 +241,11 @@ func (s *Server) Restart(keepState bool) {
 		if cl.Net.Inline {
 			continue
 		}
-		for i := 0; i < 200 && !cl.Closed(); i++ {
-			time.Sleep(5 * time.Millisecond) // the close above is asynchronous; bounded
+		// The close above is asynchronous, and OnDisconnect removes the session record
+		// after mochi marks the client closed: wait for both (bounded), or the session
+		// would survive the restart for a device that reconnects at once.
+		for i := 0; i < 200 && (!cl.Closed() || s.sessions.get(cl) != nil); i++ {
+			time.Sleep(5 * time.Millisecond)
 		}
 		if cl.Closed() && s.sessions.get(cl) == nil {
 			s.forgetSession(cl)

@@ -39,6 +39,8 @@ type guardListener struct {
 	// start of the first packet, or the TLS handshake's error), so that
 	// what is not MQTT can be named (firstcontact.go).
 	onFirstRead func(remote string, b []byte, err error)
+	// onAccept, when set, sees each accepted connection (the packet observers, observe.go).
+	onAccept func(*guardConn)
 	// onAcceptError is told of each temporary Accept error before the wait;
 	// onRefused of each connection closed for want of a descriptor.
 	onAcceptError func(err error, retryIn time.Duration)
@@ -174,7 +176,7 @@ func (l *guardListener) guard(c net.Conn) net.Conn {
 	if l.tls != nil {
 		inner = tls.Server(c, l.tls)
 	}
-	g := &guardConn{Conn: inner, raw: c, l: l, remote: c.RemoteAddr().String(), writeTimeout: l.writeTimeout}
+	g := &guardConn{Conn: inner, raw: c, l: l, remote: c.RemoteAddr().String(), writeTimeout: l.writeTimeout, seq: connSeq.Add(1)}
 	g.check.MaxPacket = l.maxPacket
 	l.mu.Lock()
 	l.conns[g] = struct{}{}
@@ -184,6 +186,9 @@ func (l *guardListener) guard(c net.Conn) net.Conn {
 	case <-l.done: // accepted as Close ran: closeAll may have missed it
 		_ = g.Conn.Close()
 	default:
+	}
+	if l.onAccept != nil {
+		l.onAccept(g)
 	}
 	return g
 }
@@ -214,6 +219,7 @@ type guardConn struct {
 	net.Conn
 	raw       net.Conn // the TCP connection under TLS (Conn itself without TLS)
 	l         *guardListener
+	seq       uint64                  // iothub.Packet.Conn
 	connected atomic.Bool             // CONNECT seen
 	session   atomic.Pointer[session] // the session it authenticated, from OnConnect (authHook) to OnDisconnect
 	idle      atomic.Int64            // time.Duration; > 0: the keep-alive time-out replacing mochi's deadlines

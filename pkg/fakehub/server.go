@@ -52,6 +52,9 @@ type Server struct {
 	metrics   *hubMetrics // Prometheus metrics (metrics.go)
 	activity  activity    // change signal and last-seen times for the dashboard (activity.go)
 	dashboard *dashboardState
+
+	observers observers // packet observers (observe.go)
+	grades    gradeRuns // the device grader's runs (grade.go)
 }
 
 // readBufferSize is each connection's bufio size: a PUBACK or a telemetry
@@ -145,6 +148,9 @@ func NewServer(opts Options) (*Server, error) {
 		}
 		s.cloud.close()
 		return nil, err
+	}
+	if err := s.mochi.AddHook(&observeHook{s: s}, nil); err != nil { // first: it sees every packet as sent
+		return fail(err)
 	}
 	if err := s.mochi.AddHook(&authHook{s: s}, nil); err != nil {
 		return fail(err)
@@ -262,6 +268,7 @@ func (s *Server) AddDevice(id string, keys ...[]byte) (iothub.Device, error) {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
+		s.grades.close()
 		if s.unwatch != nil {
 			s.unwatch()
 		}
@@ -398,6 +405,7 @@ func (s *Server) deviceListener(raw net.Listener, cfg *tls.Config, onFirstRead f
 	ln := newGuardListener(raw, cfg, s.opts.ConnectTimeout, s.connectTimedOut, onFirstRead)
 	ln.srv, ln.maxPacket, ln.writeTimeout = s, int(s.mochi.Options.Capabilities.MaximumPacketSize), s.opts.WriteTimeout
 	s.watchAccept(ln)
+	ln.onAccept = s.observeAccept("")
 	return ln
 }
 

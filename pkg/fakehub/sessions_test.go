@@ -3,6 +3,8 @@ package fakehub_test
 import (
 	"flag"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -174,5 +176,54 @@ func TestRemovedIdentityLosesStoredSession(t *testing.T) {
 			_ = c2.ExpectClosed(5 * time.Second)
 			testutil.Eventually(t, "dev1 gone", func() bool { return !h.Connected(dev1) })
 		})
+	}
+}
+
+// TestSessionPresentConnackNamesInheritedSubscriptions: the packet observers see, on a
+// session-present CONNACK, the subscriptions the connection took over from the stored
+// session, and none on a CONNACK without a session (the device grader judges a twin GET
+// sent before any SUBSCRIBE on a resumed session by them).
+func TestSessionPresentConnackNamesInheritedSubscriptions(t *testing.T) {
+	t.Parallel()
+	h := startHub(t, fakehub.Options{})
+	var mu sync.Mutex
+	var acks []iothub.Packet
+	stop := h.ObservePackets(func(p iothub.Packet) {
+		if p.Type == iothub.PacketConnack {
+			mu.Lock()
+			acks = append(acks, p)
+			mu.Unlock()
+		}
+	})
+	defer stop()
+	p := goodConnect(dev1, keyDev1A)
+	p.CleanSession = false
+	c := rawSession(t, h, p)
+	subscribeRaw(t, c, iothub.TwinResponseFilter, 0)
+	subscribeRaw(t, c, iothub.C2DFilter(dev1), 1)
+	_ = c.Disconnect()
+	if err := c.ExpectClosed(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if ack, _ := rawConnect(t, h, p); ack.ReturnCode != 0 || !ack.SessionPresent {
+		t.Fatalf("CONNACK %+v, want 0 with session present", ack)
+	}
+	testutil.Eventually(t, "the observers to see both CONNACKs", func() bool { // reported after the write
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acks) >= 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acks) != 2 {
+		t.Fatalf("observed %d CONNACKs, want 2: %+v", len(acks), acks)
+	}
+	if acks[0].SessionPresent || len(acks[0].Inherited) != 0 {
+		t.Errorf("first CONNACK %+v, want no session and nothing inherited", acks[0])
+	}
+	want := []iothub.PacketFilter{{Filter: iothub.TwinResponseFilter, QoS: 0}, {Filter: iothub.C2DFilter(dev1), QoS: 1}}
+	slices.SortFunc(want, func(a, b iothub.PacketFilter) int { return strings.Compare(a.Filter, b.Filter) })
+	if !acks[1].SessionPresent || !slices.Equal(acks[1].Inherited, want) {
+		t.Errorf("second CONNACK session present %t, inherited %+v; want true, %+v", acks[1].SessionPresent, acks[1].Inherited, want)
 	}
 }

@@ -80,8 +80,9 @@ func NewHandler(b Backend, opts Options) http.Handler {
 	for _, rt := range h.routes() {
 		_, path, _ := strings.Cut(rt.pattern, " ")
 		// /devices/query shares its shape with /devices/{id}: other methods on it are
-		// those of a device named "query", as on IoT Hub.
-		if !seen[path] && path != "/devices/query" {
+		// those of a device named "query", as on IoT Hub; /hubkit/grade/cases likewise
+		// shares /hubkit/grade/{id}'s.
+		if !seen[path] && path != "/devices/query" && path != "/hubkit/grade/cases" {
 			seen[path] = true
 			h.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 				h.writeError(w, iothub.Errorf(iothub.CodeGenericMethodNotAllowed, "%s is not allowed on %s", r.Method, path))
@@ -171,6 +172,12 @@ func (h *handler) routes() []route {
 		{"GET /hubkit/limits", iothub.ServiceConnect, false, h.getLimits},
 		{"PUT /hubkit/limits", iothub.ServiceConnect, false, h.putLimits},
 		{"POST /hubkit/reset", iothub.ServiceConnect, false, h.reset},
+		// The device grader (grade.go).
+		{"GET /hubkit/grade/cases", iothub.ServiceConnect, false, h.gradeCases},
+		{"POST /hubkit/grade", iothub.ServiceConnect, false, h.startGrade},
+		{"GET /hubkit/grade", iothub.ServiceConnect, false, h.listGrades},
+		{"GET /hubkit/grade/{id}", iothub.ServiceConnect, false, h.getGrade},
+		{"DELETE /hubkit/grade/{id}", iothub.ServiceConnect, false, h.cancelGrade},
 	}
 }
 
