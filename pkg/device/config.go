@@ -260,12 +260,9 @@ func (cfg Config) settings() (*settings, error) {
 	case s.Certificate != nil && (s.SharedAccessKey != "" || s.SharedAccessSignature != ""):
 		return nil, configError("both a certificate and a SAS credential (SharedAccessKey or SharedAccessSignature) are set; an X.509 identity sends no token")
 	case s.Certificate != nil:
-		if len(s.Certificate.Certificate) == 0 || s.Certificate.PrivateKey == nil {
-			return nil, configError("Certificate has no certificate or no private key")
-		}
-		leaf, err := x509.ParseCertificate(s.Certificate.Certificate[0])
+		leaf, err := certificateLeaf(s.Certificate)
 		if err != nil {
-			return nil, configError("Certificate: %v", err)
+			return nil, err
 		}
 		s.x509, s.certSubject = true, leaf.Subject.CommonName
 	case s.X509:
@@ -385,4 +382,17 @@ func (s *settings) password() (string, time.Time) {
 	}
 	tok := sas.Sign(sas.EncodeResource(s.resource), s.SharedAccessKeyName, s.key, s.Now().Add(s.TokenTTL))
 	return tok.String(), tok.ExpiresAt()
+}
+
+// certificateLeaf checks that c holds a certificate and its private key and parses the
+// leaf (Config.Certificate, ProvisionConfig.Certificate).
+func certificateLeaf(c *tls.Certificate) (*x509.Certificate, error) {
+	if len(c.Certificate) == 0 || c.PrivateKey == nil {
+		return nil, configError("Certificate has no certificate or no private key")
+	}
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		return nil, configError("Certificate: %v", err)
+	}
+	return leaf, nil
 }

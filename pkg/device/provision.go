@@ -156,12 +156,9 @@ func (cfg ProvisionConfig) settings() (*provisionSettings, error) {
 	case s.Certificate != nil && (s.SymmetricKey != "" || s.GroupKey != ""):
 		return nil, configError("both Certificate and a key are set; an X.509 device attests with its certificate only")
 	case s.Certificate != nil:
-		if len(s.Certificate.Certificate) == 0 || s.Certificate.PrivateKey == nil {
-			return nil, configError("Certificate has no certificate or no private key")
-		}
-		leaf, err := x509.ParseCertificate(s.Certificate.Certificate[0])
+		leaf, err := certificateLeaf(s.Certificate)
 		if err != nil {
-			return nil, configError("Certificate: %v", err)
+			return nil, err
 		}
 		if leaf.Subject.CommonName != s.RegistrationID {
 			return nil, configError("the certificate's common name is %q but RegistrationID is %q: DPS takes an X.509 device's registration ID from its certificate's CN", leaf.Subject.CommonName, s.RegistrationID)
