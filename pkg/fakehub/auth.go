@@ -99,6 +99,8 @@ var emptyWill = []byte("\x00fakehub-empty-will\x00")
 func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 	defer h.s.recoverHook("OnConnect", cl, &err)
 	s := h.s
+	s.restart.RLock() // wait for a Restart in progress (it forgets the sessions a CONNECT could inherit)
+	s.restart.RUnlock()
 	ss, rj := h.authenticate(cl, pk)
 	if rj != nil {
 		code := packets.ErrBadUsernameOrPassword // 3.1.1: 5

@@ -233,6 +233,10 @@ func (f *faultTable) refused(id iothub.Identity, now time.Time) (time.Time, bool
 // twins, the registry. Without it, C2D queues and twins are emptied as well (the registry,
 // telemetry and the rejection log are kept). The listeners stay open: devices reconnect.
 func (s *Server) Restart(keepState bool) {
+	// A device that reconnects the instant its connection closes must not inherit the
+	// session being forgotten: its CONNECT waits here until the restart is over.
+	s.restart.Lock()
+	defer s.restart.Unlock()
 	for _, ss := range s.sessions.all() {
 		s.hubCloseCode(ss, ReasonRestart, iothub.CodeConnectionForcefullyClosedOnFaultInjection,
 			fmt.Sprintf("the hub restarted (state kept: %t)", keepState))

@@ -180,3 +180,33 @@ func TestFaultTakeoverDuringMethod(t *testing.T) {
 	}
 	waitRejection(t, h, 0, fakehub.ReasonReplaced)
 }
+
+// A device that reconnects the instant Server.Restart closes its connection gets a fresh
+// session (session-present=0), as after a real restart: its CONNECT waits for the restart
+// to forget the stored sessions instead of racing it.
+func TestRestartForgetsSessionOfInstantReconnect(t *testing.T) {
+	h := startHub(t, fakehub.Options{})
+	for round := range 5 {
+		_, c := persistentConnect(t, h)
+		if err := c.Subscribe(1, mqttraw.Subscription{Filter: iothub.C2DFilter(dev1), QoS: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := c.ReadPacket(5 * time.Second); err != nil || p.Type != mqttraw.TypeSuback {
+			t.Fatalf("SUBACK: %v %v", p, err)
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); h.Restart(true) }()
+		for {
+			if _, err := c.ReadPacket(5 * time.Second); err != nil {
+				break // closed by the restart
+			}
+		}
+		ack, c2 := persistentConnect(t, h)
+		<-done
+		if ack.SessionPresent {
+			t.Fatalf("round %d: session-present = 1 on a CONNECT sent the instant the restart closed the connection: the forgotten session was inherited", round)
+		}
+		_ = c2.Close()
+		testutil.Eventually(t, "dev1 gone", func() bool { return !h.Connected(dev1) })
+	}
+}

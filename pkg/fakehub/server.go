@@ -45,6 +45,7 @@ type Server struct {
 	realNow   func() time.Time // Options.Now itself: the service API's token checks
 	limits    *limiter         // Options.Limits (throttles, daily quota)
 	faults    faultTable       // service-side faults and the devices' fault windows
+	restart   sync.RWMutex     // Restart holds it; a CONNECT waits for a restart in progress (authHook.OnConnect)
 	closing   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
