@@ -5,6 +5,8 @@ import (
 	"encoding/xml"
 	"strings"
 	"testing"
+
+	"github.com/hubkit/hubkit/internal/nodetest"
 )
 
 // A trimmed, real `go test -json` stream: a pass, a failing subtest, a skip,
@@ -39,11 +41,11 @@ func TestConvert(t *testing.T) {
 	if err := xml.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatalf("the report is not XML: %v\n%s", err, out.String())
 	}
-	if got.Tests != 5 || got.Failures != 3 || got.Skipped != 1 {
-		t.Errorf("totals tests=%d failures=%d skipped=%d, want 5, 3, 1", got.Tests, got.Failures, got.Skipped)
-	}
 	if len(got.Suites) != 2 {
 		t.Fatalf("%d suites, want 2", len(got.Suites))
+	}
+	if got.Tests != 5 || got.Failures != 3 || got.Suites[0].Skipped != 1 {
+		t.Errorf("totals tests=%d failures=%d skipped=%d, want 5, 3, 1", got.Tests, got.Failures, got.Suites[0].Skipped)
 	}
 	byName := map[string]Case{}
 	for _, c := range got.Suites[0].Cases {
@@ -54,8 +56,8 @@ func TestConvert(t *testing.T) {
 		t.Errorf("failing case = %+v, want a failure carrying the want/got message and time 0.500", exp)
 	}
 	skip := byName["TestConformance/c2d/receive"]
-	if skip.Skipped == nil || !strings.Contains(skip.Skipped.Message, "does not implement conformance.CloudToDevice") {
-		t.Errorf("skipped case = %+v, want the skip reason as its message", skip)
+	if skip.Skipped == nil || skip.Skipped.Message != "" {
+		t.Fatalf("skipped case = %+v, want a <skipped> without attributes (the reason in its body)", skip)
 	}
 	if c := byName["TestCases"]; c.Failure != nil || c.Skipped != nil {
 		t.Errorf("passing case = %+v, want neither failure nor skip", c)
@@ -67,9 +69,42 @@ func TestConvert(t *testing.T) {
 	if so := got.Suites[0].SystemOut; so == nil || !strings.Contains(so.Text, "syntax error") {
 		t.Errorf("non-JSON lines are lost; system-out = %+v", so)
 	}
-	if want := "c2d/receive: skipped: target does not implement conformance.CloudToDevice"; skip.Skipped.Message != want {
-		t.Errorf("skip message = %q, want %q (no file:line prefix)", skip.Skipped.Message, want)
+	first, _, _ := strings.Cut(skip.Skipped.Body, "\n")
+	if want := "c2d/receive: skipped: target does not implement conformance.CloudToDevice"; first != want {
+		t.Errorf("skip reason (the body's first line) = %q, want %q (no file:line prefix)", first, want)
 	}
+	nodetest.CheckJUnit(t, out.Bytes())
+}
+
+// TestWriteIsValidXML: characters XML 1.0 cannot carry (a device can put a control
+// character in a client ID or a topic, and the grader quotes those) become U+FFFD in the
+// bodies, so the report still parses and validates.
+func TestWriteIsValidXML(t *testing.T) {
+	r := Suites{Name: "s", Suites: []Suite{{Name: "p", Cases: []Case{
+		{Name: "a", Failure: &Message{Message: "bad \x01 id", Body: "topic \x00\x1b[31m \xff\xfe ]]> end\ttab"}},
+		{Name: "b", Skipped: &Message{Message: "not run \x02", Body: "why \x0b"}},
+		{Name: "c", SystemOut: NewCDATA("out \x7f \x08")},
+	}}}}
+	r.Count()
+	var out bytes.Buffer
+	if err := Write(&out, r); err != nil {
+		t.Fatal(err)
+	}
+	var got Suites
+	if err := xml.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("the report does not parse: %v\n%s", err, out.String())
+	}
+	c := got.Suites[0].Cases
+	if want := "topic \uFFFD\uFFFD[31m \uFFFD\uFFFD ]]> end\ttab"; c[0].Failure.Body != want {
+		t.Errorf("failure body %q, want %q", c[0].Failure.Body, want)
+	}
+	if want := "not run \uFFFD\nwhy \uFFFD"; c[1].Skipped.Body != want {
+		t.Errorf("skipped body %q, want %q", c[1].Skipped.Body, want)
+	}
+	if r.Suites[0].Cases[1].Skipped.Message != "not run \x02" {
+		t.Error("Write changed the caller's report")
+	}
+	nodetest.CheckJUnit(t, out.Bytes())
 }
 
 func TestConvertRejectsNonJSON(t *testing.T) {

@@ -4,6 +4,9 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
+	"unicode/utf8"
 )
 
 // The report model: the JUnit XML dialect that CI viewers read (Jenkins' junit plugin and
@@ -22,7 +25,7 @@ type Suites struct {
 	Tests    int      `xml:"tests,attr"`
 	Failures int      `xml:"failures,attr"`
 	Errors   int      `xml:"errors,attr"`
-	Skipped  int      `xml:"skipped,attr"`
+	Skipped  int      `xml:"-"` // counted, not written: the Jenkins schemas allow no skipped attribute on <testsuites>
 	Time     string   `xml:"time,attr"`
 	Suites   []Suite  `xml:"testsuite"`
 }
@@ -63,9 +66,11 @@ type Case struct {
 	SystemOut *CDATA   `xml:"system-out,omitempty"`
 }
 
-// Message is a <failure> or <skipped>: a one-line message and a longer body.
+// Message is a <failure> or <skipped>: a one-line message and a longer body. A <skipped>
+// is written with its message as the first line of its body (no attributes): Jenkins'
+// junit-4 schema, the one its junit plugin grew from, allows none on it.
 type Message struct {
-	Message string `xml:"message,attr"`
+	Message string `xml:"message,attr,omitempty"`
 	Type    string `xml:"type,attr,omitempty"`
 	Body    string `xml:",cdata"`
 }
@@ -107,8 +112,13 @@ func (r *Suites) Count() {
 	}
 }
 
-// Write writes r as an XML document.
+// Write writes r as an XML document that validates against Jenkins' JUnit schemas (the
+// junit-4 one and xunit-plugin's junit-10.xsd). Characters XML 1.0 cannot carry (control
+// characters other than tab, newline and carriage return, lone surrogates: a device's
+// packet can put them in a reason or in evidence) become U+FFFD in text bodies, as
+// encoding/xml already does in attributes, so that every viewer can parse the report.
 func Write(w io.Writer, r Suites) error {
+	r = r.xmlSafe()
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return err
 	}
@@ -119,4 +129,65 @@ func Write(w io.Writer, r Suites) error {
 	}
 	_, err := io.WriteString(w, "\n")
 	return err
+}
+
+// xmlSafe returns a copy of r whose CDATA bodies hold only XML 1.0 characters, each
+// <skipped> with its message in its body.
+func (r Suites) xmlSafe() Suites {
+	r.Suites = slices.Clone(r.Suites)
+	for i := range r.Suites {
+		s := &r.Suites[i]
+		s.SystemOut = s.SystemOut.xmlSafe()
+		s.Cases = slices.Clone(s.Cases)
+		for j := range s.Cases {
+			c := &s.Cases[j]
+			if k := c.Skipped; k != nil && k.Message != "" {
+				c.Skipped = &Message{Body: strings.TrimSuffix(k.Message+"\n"+k.Body, "\n")}
+			}
+			c.Failure, c.Skipped, c.SystemOut = c.Failure.xmlSafe(), c.Skipped.xmlSafe(), c.SystemOut.xmlSafe()
+		}
+	}
+	return r
+}
+
+func (m *Message) xmlSafe() *Message {
+	if m == nil {
+		return nil
+	}
+	c := *m
+	c.Body = xmlChars(c.Body)
+	return &c
+}
+
+func (d *CDATA) xmlSafe() *CDATA {
+	if d == nil {
+		return nil
+	}
+	return &CDATA{xmlChars(d.Text)}
+}
+
+// xmlChars replaces what is not an XML 1.0 Char (§2.2: tab, LF, CR, U+0020-U+D7FF,
+// U+E000-U+FFFD, U+10000-U+10FFFF; invalid UTF-8 too) with U+FFFD.
+func xmlChars(s string) string {
+	ok := func(r rune) bool {
+		return r == '\t' || r == '\n' || r == '\r' || (r >= 0x20 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
+	}
+	clean := true
+	for i, r := range s {
+		if !ok(r) || (r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD")) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		if !ok(r) || (r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD")) {
+			r = utf8.RuneError
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

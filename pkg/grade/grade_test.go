@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubkit/hubkit/internal/nodetest"
 	"github.com/hubkit/hubkit/internal/testutil"
 	"github.com/hubkit/hubkit/pkg/fakehub"
 	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
@@ -109,6 +110,18 @@ func TestModelDevicePasses(t *testing.T) {
 	if rep.Failed() {
 		t.Errorf("report.Failed() = true for a passing device")
 	}
+	checkJUnit(t, rep)
+}
+
+// checkJUnit validates the report's JUnit XML against Jenkins' JUnit schema (what CI
+// viewers load).
+func checkJUnit(t *testing.T, rep iothub.GradeReport) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := grade.WriteJUnit(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.CheckJUnit(t, b.Bytes())
 }
 
 // TestDeviantDevicesFailExactlyTheirCases: each deviant model device breaks one rule, and
@@ -150,6 +163,7 @@ func TestDeviantDevicesFailExactlyTheirCases(t *testing.T) {
 					t.Errorf("%s failed without a reason or evidence: %+v", c.ID, c)
 				}
 			}
+			checkJUnit(t, rep)
 		})
 	}
 }
