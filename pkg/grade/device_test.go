@@ -1,0 +1,81 @@
+package grade_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/hubkit/hubkit/pkg/device"
+	"github.com/hubkit/hubkit/pkg/fakehub"
+	"github.com/hubkit/hubkit/pkg/fakehub/fakehubtest"
+	"github.com/hubkit/hubkit/pkg/grade"
+	"github.com/hubkit/hubkit/pkg/iothub"
+)
+
+// TestReferenceClientPasses grades pkg/device, hubkit's reference device client, used as
+// an application would use it (C2D, desired properties, a method, telemetry every second,
+// a reported-properties update every 5 s), with its defaults (1 h tokens renewed at 85 %,
+// back-off from 1 s with jitter up to 30 s) and the grader's default timing: it passes
+// every case an in-process hub without DPS or TLS drills can put it through. The client
+// reads the hub's clock, so the token case moves the clock instead of waiting an hour.
+func TestReferenceClientPasses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("grades in real time (about two minutes)")
+	}
+	t.Parallel()
+	hub := fakehubtest.Start(t, fakehub.Options{})
+	id := iothub.Identity{DeviceID: "ref"}
+	if _, err := hub.AddDevice(id.DeviceID, testKey); err != nil {
+		t.Fatal(err)
+	}
+	cs := "HostName=" + hub.HostName() + ";DeviceId=" + id.DeviceID + ";SharedAccessKey=" + base64.StdEncoding.EncodeToString(testKey)
+	c, err := device.FromConnectionString(cs, device.WithEndpoint(hub.Addr()), device.WithRootCAs(hub.CAPool),
+		func(cfg *device.Config) { cfg.Now = hub.Clock().Now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(func() { stop(); _ = c.Close(context.Background()) })
+	c.OnC2D(func(context.Context, device.C2DMessage) {})
+	c.OnDesired(func(context.Context, json.RawMessage, int64) {})
+	c.OnMethod("echo", func(_ context.Context, payload []byte) (int, any, error) { return 200, json.RawMessage(payload), nil })
+	if err := c.Connect(ctx); err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	go func() { // telemetry every second, as a sensor would; errors (throttled, offline) are retried next tick
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for n := 0; ; n++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_ = c.SendEvent(sctx, device.Event{Payload: []byte(`{"n":` + strconv.Itoa(n) + `}`), ContentType: "application/json", ContentEncoding: "utf-8"})
+			if n%5 == 0 {
+				_, _ = c.UpdateReported(sctx, map[string]any{"sent": n})
+			}
+			cancel()
+		}
+	}()
+
+	gctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	rep, err := grade.Run(gctx, hub.GradeHub(), grade.Options{Identity: id, Method: "echo", WaitConnect: 30 * time.Second})
+	if err != nil {
+		t.Fatalf("grade.Run: %v", err)
+	}
+	if got := verdicts(rep, iothub.GradeFail); len(got) > 0 {
+		t.Errorf("pkg/device failed %v, want none\n%s", got, text(rep))
+	}
+	if got := verdicts(rep, iothub.GradeNotExercised); !slices.Equal(got, notExercisedOnFakehub) {
+		t.Errorf("not exercised %v, want %v\n%s", got, notExercisedOnFakehub, text(rep))
+	}
+	t.Logf("graded in %.1f s of real time\n%s", rep.Seconds, text(rep))
+	checkJUnit(t, rep)
+}
