@@ -92,6 +92,16 @@ func (s *Store) twin(id iothub.Identity) *twin {
 	return t
 }
 
+// snapshot returns a copy of the identity's twin, creating it. Sections are never changed
+// in place (patched builds a new document, deep-cloned), so the copy can be serialized
+// without s.mu: one device's large twin, read again and again, never holds up another
+// device's twin operations (docs/iothub-behavior.md §1.30).
+func (s *Store) snapshot(id iothub.Identity) twin {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return *s.twin(id)
+}
+
 // Versions are a twin's version counters.
 type Versions struct {
 	Twin     int64  // "version" of the service view; +1 for every change
@@ -138,9 +148,7 @@ func (s *Store) Delete(id iothub.Identity) bool {
 // $iothub/twin/GET/?$rid={rid}: exactly
 // {"desired":{...,"$version":n},"reported":{...,"$version":m}}, without $metadata.
 func (s *Store) Get(id iothub.Identity) []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.twin(id)
+	t := s.snapshot(id)
 	b := []byte(`{"desired":`)
 	b = appendSection(b, t.desired, nil)
 	b = append(b, `,"reported":`...)

@@ -16,9 +16,7 @@ import (
 // entries also carry $lastUpdatedVersion (the desired $version of that change), as the hub
 // shows them. A section never updated shows $lastUpdated "0001-01-01T00:00:00Z".
 func (s *Store) ServiceView(id iothub.Identity) iothub.Twin {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.twin(id)
+	t := s.snapshot(id)
 	view := iothub.Twin{DeviceID: id.DeviceID, ModuleID: id.ModuleID, ETag: etag(t.version), Version: t.version}
 	if len(t.tags.doc.keys) > 0 {
 		view.Tags = appendValue(nil, t.tags.doc)
