@@ -55,6 +55,8 @@ func (h gradeHub) RefuseConnections(id iothub.Identity, d time.Duration) {
 }
 func (h gradeHub) Restart(keepState bool) { h.s.Restart(keepState) }
 
+func (h gradeHub) PresentTLSDrill(name string) (func(), error) { return h.s.PresentTLSDrill(name) }
+
 func (h gradeHub) Throttle(id iothub.Identity, d time.Duration) error {
 	return h.s.OpenFaultWindow(id, FaultInvokeThrottling, 0, d)
 }
@@ -88,9 +90,13 @@ func (h gradeHub) UpdateDesired(ctx context.Context, id iothub.Identity, patch [
 func (h gradeHub) Lacks(capability string) string {
 	switch capability {
 	case grade.CapTLSDrills:
-		// The drills exist (certs.NewDrill, fakehub --tls-profile), but a hub presents one,
-		// chosen at start, and a refused handshake ends before a CONNECT names the device.
-		return "the hub's TLS drill is chosen when it starts (fakehub --tls-profile) and cannot be switched during a grade, and a handshake the device refuses ends before its CONNECT names it; run the drills by hand (README, TLS drills)"
+		switch {
+		case h.s.tlsLn == nil:
+			return "the hub has no MQTT over TLS listener (plaintext only: --insecure-tcp)"
+		case h.s.opts.TLSDrills == nil:
+			return "the hub has no TLS drill chains to present (fakehub --ca DIR gives them; Options.TLSDrills in Go)"
+		}
+		return ""
 	case grade.CapDPS:
 		if h.s.dps == nil {
 			return "the hub runs no Device Provisioning Service (fakehub --dps, Options.DPS)"

@@ -40,6 +40,11 @@ type Hub interface {
 	RefuseConnections(id iothub.Identity, d time.Duration)
 	// Restart restarts the hub in place: every connection closed, stored sessions forgotten.
 	Restart(keepState bool)
+	// PresentTLSDrill makes the hub present the chain of a TLS drill ("root-change": the
+	// chain after a root migration; "wrong-san": a certificate that does not name the hub)
+	// to new TLS handshakes until restore is called; open connections are untouched. The
+	// packet observers then see each handshake's end (iothub.PacketHandshake).
+	PresentTLSDrill(name string) (restore func(), err error)
 	// Throttle refuses id's telemetry as throttled (429001, the connection closed) for d.
 	Throttle(id iothub.Identity, d time.Duration) error
 	// SetDailyQuota sets the hub's daily message quota to n meter units (other limits
@@ -61,7 +66,7 @@ type Hub interface {
 
 // Capabilities a case may need (Hub.Lacks).
 const (
-	CapTLSDrills = "tls-drills" // present a migrated root CA, a wrong SAN ... (issue 10)
+	CapTLSDrills = "tls-drills" // present a migrated root CA, a wrong SAN (PresentTLSDrill), and report handshakes
 	CapDPS       = "dps"        // a Device Provisioning Service next to the hub
 )
 
