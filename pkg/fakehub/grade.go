@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +27,17 @@ type gradeHub struct{ s *Server }
 
 func (h gradeHub) ObservePackets(fn func(iothub.Packet)) func() { return h.s.ObservePackets(fn) }
 func (h gradeHub) Connected(id iothub.Identity) bool            { return h.s.Connected(id) }
+
+func (h gradeHub) ConnectedFrom(ip string) []iothub.Identity {
+	var out []iothub.Identity
+	for _, ss := range h.s.sessions.all() {
+		if host, _, err := net.SplitHostPort(ss.cl.Net.Remote); err == nil && host == ip && !ss.cl.Closed() {
+			out = append(out, ss.id)
+		}
+	}
+	slices.SortFunc(out, func(a, b iothub.Identity) int { return strings.Compare(a.String(), b.String()) })
+	return out
+}
 
 func (h gradeHub) Subscriptions(id iothub.Identity) (map[string]byte, bool) {
 	ss := h.s.cloud.sessionFor(id)

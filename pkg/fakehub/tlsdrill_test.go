@@ -69,6 +69,12 @@ func TestPresentTLSDrill(t *testing.T) {
 	if !h.Connected(iothub.Identity{DeviceID: "dev2"}) {
 		t.Error("dev2 was disconnected by the drill")
 	}
+	if got := h.GradeHub().ConnectedFrom("127.0.0.1"); !slices.Equal(got, []iothub.Identity{{DeviceID: "dev2"}}) {
+		t.Errorf("ConnectedFrom(127.0.0.1) = %v, want [dev2]", got)
+	}
+	if got := h.GradeHub().ConnectedFrom("192.0.2.1"); len(got) != 0 {
+		t.Errorf("ConnectedFrom(192.0.2.1) = %v, want none", got)
+	}
 
 	restore()
 	if got := h.PresentedTLSDrill(); got != "" {

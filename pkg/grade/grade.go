@@ -23,6 +23,10 @@ type Hub interface {
 	// it holds with their granted QoS (false when it is not connected).
 	Connected(id iothub.Identity) bool
 	Subscriptions(id iothub.Identity) (map[string]byte, bool)
+	// ConnectedFrom lists the identities with a live connection from remote IP ip (a
+	// refused TLS handshake names no identity: the TLS cases attribute it by IP only when
+	// no other identity is connected from there).
+	ConnectedFrom(ip string) []iothub.Identity
 
 	// Now reads the hub's clock; ClockOffset is how far it is moved from real time.
 	Now() time.Time

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,6 +74,10 @@ func (r *recorder) handshakeEvent(o obs) bool {
 			h.owner = owner
 			delete(r.hsByConn, o.Conn)
 		}
+	case iothub.PacketConnack:
+		if o.ReturnCode != 0 {
+			delete(r.others, o.Conn)
+		}
 	case iothub.PacketClose:
 		delete(r.others, o.Conn)
 		delete(r.hsByConn, o.Conn)
@@ -107,20 +112,22 @@ func hostOf(addr string) string {
 
 // drillWindow is what the grader saw of the device while a drill was presented.
 type drillWindow struct {
-	name, ip  string
-	mine      []handshake // attributed to the device, in order
-	why       []string    // how each of mine was attributed
-	ambiguous int         // refused handshakes from the IP that could not be attributed
-	refused   int         // of mine, refused over the drill's chain
-	connect   *handshake  // the first of mine over the drill's chain on which the device sent its CONNECT
-	accepted  *obs        // the CONNACK 0 on connect's connection
+	name, ip   string
+	mine       []handshake // attributed to the device, in order
+	why        []string    // how each of mine was attributed
+	ambiguous  int         // refused handshakes from the IP that could not be attributed
+	refused    int         // of mine, refused over the drill's chain
+	connect    *handshake  // the first of mine over the drill's chain on which the device sent its CONNECT
+	accepted   *obs        // the CONNACK 0 on connect's connection
+	neighbours []string    // other identities connected from ip during the window
 }
 
-// window works out the drill window from handshake mark hm and event mark em.
-func (g *grader) window(name, ip string, hm, em int) drillWindow {
+// window works out the drill window from handshake mark hm and event mark em; neighbours
+// are the other identities seen connected from ip meanwhile.
+func (g *grader) window(name, ip string, hm, em int, neighbours map[iothub.Identity]bool) drillWindow {
 	w := drillWindow{name: name, ip: ip}
 	hs := g.rec.handshakes(hm)
-	otherFromIP := false
+	otherFromIP := len(neighbours) > 0
 	for _, h := range hs {
 		if h.owner == ownerOther && hostOf(h.RemoteAddr) == ip {
 			otherFromIP = true
@@ -225,10 +232,31 @@ func (g *grader) presentDrill(ctx context.Context, name, what string, done func(
 		run.problem = "the hub could not close the connection: " + err.Error()
 		return run
 	}
-	g.rec.waitTick(ctx, g.t.Reconnect, 50*time.Millisecond, func([]obs) bool { return done(g.window(name, ip, hm, em)) })
+	neighbours := map[iothub.Identity]bool{}
+	look := func() {
+		for _, id := range g.hub.ConnectedFrom(ip) {
+			if id != g.id {
+				neighbours[id] = true
+			}
+		}
+	}
+	look()
+	g.rec.waitTick(ctx, g.t.Reconnect, 50*time.Millisecond, func([]obs) bool {
+		look()
+		return done(g.window(name, ip, hm, em, neighbours))
+	})
 	restore()
 	rm := g.rec.mark()
-	run.w = g.window(name, ip, hm, em)
+	look()
+	run.w = g.window(name, ip, hm, em, neighbours)
+	if len(neighbours) > 0 {
+		var ids []string
+		for id := range neighbours {
+			ids = append(ids, id.String())
+		}
+		slices.Sort(ids)
+		run.w.neighbours = ids
+	}
 	run.evidence = append(run.evidence, g.drillEvidence(run.w)...)
 	run.evidence = append(run.evidence, g.now("the hub presents its own chain again"))
 	if run.w.connect == nil && !g.hub.Connected(g.id) { // (a CONNECT over the drill is not a return)
@@ -259,7 +287,11 @@ const enoughRefusals = 2
 
 func (g *grader) unattributed(w drillWindow) result {
 	if w.ambiguous > 0 {
-		return result{verdict: iothub.GradeNotExercised, reason: fmt.Sprintf("%d handshake(s) from %s were refused, but another identity connects from that IP too: they cannot be attributed to the device (grade it with no other device on its address)", w.ambiguous, w.ip)}
+		who := "another identity connects from that IP too"
+		if len(w.neighbours) > 0 {
+			who = "other identities are connected from that IP too (" + clip(strings.Join(w.neighbours, ", "), 200) + ")"
+		}
+		return result{verdict: iothub.GradeNotExercised, reason: fmt.Sprintf("%d handshake(s) from %s were refused, but %s: they cannot be attributed to the device (grade it with no other device on its address)", w.ambiguous, w.ip, who)}
 	}
 	return result{verdict: iothub.GradeNotExercised, reason: fmt.Sprintf("no TLS handshake from the device (%s) was seen within %s after the hub closed its connection", w.ip, g.t.Reconnect)}
 }
