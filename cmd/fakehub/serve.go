@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -343,11 +344,13 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 		if f.deviceHostName != "" {
 			sans = append(sans, strings.ToLower(f.deviceHostName))
 		}
-		drill, err := certs.NewDrill(f.tlsProfile, sans, ca, certs.DirStore(filepath.Join(f.ca, "drills"), now), now)
+		store := certs.DirStore(filepath.Join(f.ca, "drills"), now)
+		drill, err := certs.NewDrill(f.tlsProfile, sans, ca, store, now)
 		if err != nil {
 			return fmt.Errorf("server certificate (--tls-profile %s): %w", f.tlsProfile, err)
 		}
 		opts.TLS = drill.ServerTLS()
+		opts.TLSDrills = gradeDrills(f.ca, sans, ca, store, now)
 		opts.Addr = f.listen
 		if f.tlsProfile != certs.DrillDefault {
 			caFile = filepath.Join(f.ca, "drills", f.tlsProfile+"-trust.pem")
@@ -427,6 +430,26 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 	<-ctx.Done()
 	log.Info("stopping")
 	return nil
+}
+
+// gradeDrills is Options.TLSDrills for the grader's TLS cases: each drill built from the
+// --ca folder's CAs on first use. DIR/drills keeps the shaped roots, so the trust file
+// DIR/drills/root-change-trust.pem (the hub's CA and both roots: what a graded device
+// trusts), written by --tls-profile root-change and by the first grade presenting the
+// drill, stays valid across restarts.
+func gradeDrills(dir string, hosts []string, ca *certs.CA, store certs.CAStore, now time.Time) func(string) (tls.Certificate, error) {
+	return func(name string) (tls.Certificate, error) {
+		d, err := certs.NewDrill(name, hosts, ca, store, now)
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		if name == certs.DrillRootChange {
+			if err := d.WriteTrust(filepath.Join(dir, "drills", name+"-trust.pem")); err != nil {
+				return tls.Certificate{}, err
+			}
+		}
+		return d.Presented(), nil
+	}
 }
 
 // rootCause is the innermost error (the syscall's "permission denied").

@@ -186,8 +186,9 @@ type Drill struct {
 	// Certificates are presented in turn, one per TLS handshake (the root-change drill has
 	// two; the others one).
 	Certificates []tls.Certificate
-	// Trusted are the roots a correct device is given for this drill (both roots for the
-	// migration; the hub's own CA for the refusal drills).
+	// Trusted are the roots a correct device is given for this drill (the hub's own CA for
+	// the refusal drills; for the migration both roots and the hub's CA, so that the same
+	// trust file serves a device graded on a hub presenting its own chain).
 	Trusted []*x509.Certificate
 	// Roots are the roots the presented chains lead to (for the untrusted-root drill: a root
 	// not in Trusted).
@@ -263,8 +264,16 @@ func NewDrill(name string, hosts []string, hubCA *CA, store CAStore, now time.Ti
 		d.Trusted = append(d.Trusted, root.Cert)
 		d.Roots = append(d.Roots, root.Cert)
 	}
+	if name == DrillRootChange {
+		d.Trusted = append(d.Trusted, hubCA.Cert)
+	}
 	return d, nil
 }
+
+// Presented returns the one chain a device grader presents for the drill (the hub
+// switching to it for a while, docs/iothub-behavior.md §15.17): the root-change drill's
+// new (G2-shaped) chain, the only chain of the others.
+func (d *Drill) Presented() tls.Certificate { return d.Certificates[len(d.Certificates)-1] }
 
 // TrustPool returns a pool of the drill's Trusted roots.
 func (d *Drill) TrustPool() *x509.CertPool {

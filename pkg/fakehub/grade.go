@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +27,17 @@ type gradeHub struct{ s *Server }
 
 func (h gradeHub) ObservePackets(fn func(iothub.Packet)) func() { return h.s.ObservePackets(fn) }
 func (h gradeHub) Connected(id iothub.Identity) bool            { return h.s.Connected(id) }
+
+func (h gradeHub) ConnectedFrom(ip string) []iothub.Identity {
+	var out []iothub.Identity
+	for _, ss := range h.s.sessions.all() {
+		if host, _, err := net.SplitHostPort(ss.cl.Net.Remote); err == nil && host == ip && !ss.cl.Closed() {
+			out = append(out, ss.id)
+		}
+	}
+	slices.SortFunc(out, func(a, b iothub.Identity) int { return strings.Compare(a.String(), b.String()) })
+	return out
+}
 
 func (h gradeHub) Subscriptions(id iothub.Identity) (map[string]byte, bool) {
 	ss := h.s.cloud.sessionFor(id)
@@ -54,6 +67,8 @@ func (h gradeHub) RefuseConnections(id iothub.Identity, d time.Duration) {
 	h.s.RefuseConnections(id, d)
 }
 func (h gradeHub) Restart(keepState bool) { h.s.Restart(keepState) }
+
+func (h gradeHub) PresentTLSDrill(name string) (func(), error) { return h.s.PresentTLSDrill(name) }
 
 func (h gradeHub) Throttle(id iothub.Identity, d time.Duration) error {
 	return h.s.OpenFaultWindow(id, FaultInvokeThrottling, 0, d)
@@ -88,9 +103,13 @@ func (h gradeHub) UpdateDesired(ctx context.Context, id iothub.Identity, patch [
 func (h gradeHub) Lacks(capability string) string {
 	switch capability {
 	case grade.CapTLSDrills:
-		// The drills exist (certs.NewDrill, fakehub --tls-profile), but a hub presents one,
-		// chosen at start, and a refused handshake ends before a CONNECT names the device.
-		return "the hub's TLS drill is chosen when it starts (fakehub --tls-profile) and cannot be switched during a grade, and a handshake the device refuses ends before its CONNECT names it; run the drills by hand (README, TLS drills)"
+		switch {
+		case h.s.tlsLn == nil:
+			return "the hub has no MQTT over TLS listener (plaintext only: --insecure-tcp)"
+		case h.s.opts.TLSDrills == nil:
+			return "the hub has no TLS drill chains to present (fakehub --ca DIR gives them; Options.TLSDrills in Go)"
+		}
+		return ""
 	case grade.CapDPS:
 		if h.s.dps == nil {
 			return "the hub runs no Device Provisioning Service (fakehub --dps, Options.DPS)"

@@ -39,8 +39,10 @@ type guardListener struct {
 	// start of the first packet, or the TLS handshake's error), so that
 	// what is not MQTT can be named (firstcontact.go).
 	onFirstRead func(remote string, b []byte, err error)
-	// onAccept, when set, sees each accepted connection (the packet observers, observe.go).
-	onAccept func(*guardConn)
+	// onAccept, when set, sees each accepted connection (the packet observers, observe.go);
+	// onHandshake each TLS handshake's end (err nil: completed, tlsdrill.go).
+	onAccept    func(*guardConn)
+	onHandshake func(g *guardConn, err error)
 	// onAcceptError is told of each temporary Accept error before the wait;
 	// onRefused of each connection closed for want of a descriptor.
 	onAcceptError func(err error, retryIn time.Duration)
@@ -227,6 +229,7 @@ type guardConn struct {
 	readOnce  atomic.Bool // the first Read has happened
 	closeOnce sync.Once
 	remote    string
+	drill     atomic.Pointer[string] // the TLS drill its handshake was presented (tlsdrill.go)
 
 	// writeTimeout bounds each write (0: none); writeTimedOut is set when one
 	// did not finish in time.
@@ -263,7 +266,11 @@ func (c *guardConn) Read(b []byte) (int, error) {
 	if !c.handshaken {
 		c.handshaken = true
 		if tc, ok := c.Conn.(*tls.Conn); ok {
-			if err := tc.Handshake(); err != nil {
+			err := tc.HandshakeContext(handshakeContext(c))
+			if c.l.onHandshake != nil {
+				c.l.onHandshake(c, err)
+			}
+			if err != nil {
 				if c.l.onFirstRead != nil && !errors.Is(err, os.ErrDeadlineExceeded) && c.readOnce.CompareAndSwap(false, true) {
 					c.l.onFirstRead(c.remote, nil, err) // plaintext on the TLS port, named (firstcontact.go)
 				}

@@ -91,6 +91,12 @@ type Options struct {
 	// and by the service API on ServiceAddr. 0 means TLS 1.2, as IoT Hub's classic
 	// endpoints (docs/iothub-behavior.md §1.4); tls.VersionTLS13 offers TLS 1.3 there too.
 	ClassicTLSMaxVersion uint16
+	// TLSDrills, when set, returns the server chain of a TLS drill by name (the names of
+	// internal/certs: "root-change" gives its new chain, "wrong-san" a certificate that does
+	// not name the hub) for Server.PresentTLSDrill, the device grader's TLS cases
+	// (docs/iothub-behavior.md §8.5, §15.17). It is called once per name, on first use.
+	// fakehubtest.Start and fakehub --ca set it.
+	TLSDrills func(name string) (tls.Certificate, error)
 
 	// WriteTimeout bounds each write to a device (0: DefaultWriteTimeout, 30
 	// s; negative: none). A device that stops reading is disconnected when a

@@ -55,6 +55,7 @@ type Server struct {
 	dashboard *dashboardState
 
 	observers observers // packet observers (observe.go)
+	drills    tlsDrills // the TLS drill presented for new handshakes (tlsdrill.go)
 	grades    gradeRuns // the device grader's runs (grade.go)
 }
 
@@ -406,7 +407,7 @@ func (s *Server) deviceListener(raw net.Listener, cfg *tls.Config, onFirstRead f
 	ln := newGuardListener(raw, cfg, s.opts.ConnectTimeout, s.connectTimedOut, onFirstRead)
 	ln.srv, ln.maxPacket, ln.writeTimeout = s, int(s.mochi.Options.Capabilities.MaximumPacketSize), s.opts.WriteTimeout
 	s.watchAccept(ln)
-	ln.onAccept = s.observeAccept("")
+	ln.onAccept, ln.onHandshake = s.observeAccept(""), s.observeHandshake("")
 	return ln
 }
 

@@ -14,7 +14,9 @@ import (
 //     judged at CONNECT (x509auth.go), where the refusal can carry a reason;
 //   - a client whose SNI names Options.DeviceHostName may negotiate TLS 1.3; every other
 //     client (the classic host names, or no SNI) gets at most Options.ClassicTLSMaxVersion,
-//     TLS 1.2 by default, as IoT Hub's classic endpoints (docs/iothub-behavior.md §1.26).
+//     TLS 1.2 by default, as IoT Hub's classic endpoints (docs/iothub-behavior.md §1.26);
+//   - while a TLS drill is presented (Server.PresentTLSDrill), its chain replaces the
+//     hub's own for the handshakes that begin then.
 //
 // A caller-supplied GetConfigForClient runs first; the rules are applied to its answer.
 func (s *Server) deviceTLS() *tls.Config {
@@ -32,6 +34,7 @@ func (s *Server) deviceTLS() *tls.Config {
 		if cfg.ClientAuth == tls.NoClientCert {
 			cfg.ClientAuth = tls.RequestClientCert
 		}
+		s.applyDrill(cfg, hello)
 		if deviceHost != "" && strings.EqualFold(hello.ServerName, deviceHost) {
 			return cfg // the device host name: TLS 1.3 as Go offers it, unless MaxVersion says otherwise
 		}

@@ -134,22 +134,15 @@ var catalogue = []Case{
 		run:         caseDPS,
 	},
 	{
-		ID: "device/tls/accepts-migrated-root", Title: "accepts a migrated root CA", Required: true, needs: CapTLSDrills,
-		Requirement: "A device that trusts both the old and the new root keeps connecting when the hub's chain moves to the new root.",
-		Section:     "docs/iothub-behavior.md §15.17, §8",
-		run:         caseTLSDrill,
+		ID: "device/tls/accepts-migrated-root", Title: "accepts a migrated root CA", Required: true, disrupts: true, needs: CapTLSDrills,
+		Requirement: "A device that trusts both the old and the new root keeps connecting when the hub's chain moves to the new root: with the hub presenting the new root's chain, its next connection is accepted within the reconnect wait.",
+		Section:     "docs/iothub-behavior.md §15.17, §8.5",
+		run:         caseAcceptsMigratedRoot,
 	},
 	{
-		ID: "device/tls/refuses-wrong-san", Title: "refuses a certificate for another host", Required: true, needs: CapTLSDrills,
-		Requirement: "The device refuses a server certificate whose subject alternative names do not include the host it dialled.",
-		Section:     "docs/iothub-behavior.md §15.17, §8",
-		run:         caseTLSDrill,
+		ID: "device/tls/refuses-wrong-san", Title: "refuses a certificate for another host", Required: true, disrupts: true, needs: CapTLSDrills,
+		Requirement: "The device refuses a server certificate whose subject alternative names do not include the host it dialled: its handshakes fail and it sends no CONNECT over them, and it connects again once the hub presents its own certificate.",
+		Section:     "docs/iothub-behavior.md §15.17, §8.5",
+		run:         caseRefusesWrongSAN,
 	},
-}
-
-// caseTLSDrill runs only where the hub can switch its TLS drill during a grade and see the
-// handshakes it ends (Hub.Lacks(CapTLSDrills) == ""). fakehub cannot (its drill is chosen at
-// start), so the cases stay listed and report "not exercised".
-func caseTLSDrill(context.Context, *grader) result {
-	return result{verdict: iothub.GradeNotExercised, reason: "the hub offers TLS drills, but this grader does not drive them yet"}
 }

@@ -23,6 +23,10 @@ type Hub interface {
 	// it holds with their granted QoS (false when it is not connected).
 	Connected(id iothub.Identity) bool
 	Subscriptions(id iothub.Identity) (map[string]byte, bool)
+	// ConnectedFrom lists the identities with a live connection from remote IP ip (a
+	// refused TLS handshake names no identity: the TLS cases attribute it by IP only when
+	// no other identity is connected from there).
+	ConnectedFrom(ip string) []iothub.Identity
 
 	// Now reads the hub's clock; ClockOffset is how far it is moved from real time.
 	Now() time.Time
@@ -40,6 +44,11 @@ type Hub interface {
 	RefuseConnections(id iothub.Identity, d time.Duration)
 	// Restart restarts the hub in place: every connection closed, stored sessions forgotten.
 	Restart(keepState bool)
+	// PresentTLSDrill makes the hub present the chain of a TLS drill ("root-change": the
+	// chain after a root migration; "wrong-san": a certificate that does not name the hub)
+	// to new TLS handshakes until restore is called; open connections are untouched. The
+	// packet observers then see each handshake's end (iothub.PacketHandshake).
+	PresentTLSDrill(name string) (restore func(), err error)
 	// Throttle refuses id's telemetry as throttled (429001, the connection closed) for d.
 	Throttle(id iothub.Identity, d time.Duration) error
 	// SetDailyQuota sets the hub's daily message quota to n meter units (other limits
@@ -61,7 +70,7 @@ type Hub interface {
 
 // Capabilities a case may need (Hub.Lacks).
 const (
-	CapTLSDrills = "tls-drills" // present a migrated root CA, a wrong SAN ... (issue 10)
+	CapTLSDrills = "tls-drills" // present a migrated root CA, a wrong SAN (PresentTLSDrill), and report handshakes
 	CapDPS       = "dps"        // a Device Provisioning Service next to the hub
 )
 

@@ -43,7 +43,7 @@ func gradeModelWith(t *testing.T, f modeldevice.Faults, opts grade.Options, subs
 	if _, err := hub.AddDevice(id.DeviceID, testKey); err != nil {
 		t.Fatal(err)
 	}
-	dev := modeldevice.Start(modeldevice.Config{Addr: hub.Addr(), TLS: hub.ClientTLS(), HostName: hub.HostName(), Identity: id, Key: testKey,
+	dev := modeldevice.Start(modeldevice.Config{Addr: hub.Addr(), TLS: hub.DrillTLS(), OldRoots: hub.CAPool, HostName: hub.HostName(), Identity: id, Key: testKey,
 		Now: hub.Clock().Now, Faults: f})
 	t.Cleanup(dev.Stop)
 	if subscribedFirst {
@@ -87,12 +87,12 @@ func text(rep iothub.GradeReport) string {
 	return b.String()
 }
 
-// notExercisedOnFakehub are the cases no in-process hub without a DPS or TLS drills can
-// exercise.
-var notExercisedOnFakehub = []string{"device/dps/honours-retry-after", "device/tls/accepts-migrated-root", "device/tls/refuses-wrong-san"}
+// notExercisedOnFakehub are the cases an in-process hub without a DPS cannot exercise.
+var notExercisedOnFakehub = []string{"device/dps/honours-retry-after"}
 
-// TestModelDevicePasses: the well-behaved model device passes every case a hub without DPS
-// and TLS drills can put it through, and those are not exercised (never a pass).
+// TestModelDevicePasses: the well-behaved model device (trusting the TLS drill trust
+// file's roots) passes every case a hub without DPS can put it through, the TLS drills
+// included, and the DPS case is not exercised (never a pass).
 func TestModelDevicePasses(t *testing.T) {
 	t.Parallel()
 	rep := gradeModel(t, modeldevice.Faults{}, grade.Options{})
@@ -149,6 +149,8 @@ func TestDeviantDevicesFailExactlyTheirCases(t *testing.T) {
 			[]string{"device/twin/subscribes-before-get", "device/restart/recovers"}},
 		{"gives-up-after-quota", modeldevice.Faults{GiveUp: true}, []string{"device/quota"}, []string{"device/quota/recovers-after-reset"}},
 		{"ignores-throttling", modeldevice.Faults{ThrottleIgnorant: true}, []string{"device/throttle"}, []string{"device/throttle/backs-off"}},
+		{"accepts-any-cert", modeldevice.Faults{AcceptAnyCert: true}, nil, []string{"device/tls/refuses-wrong-san"}},
+		{"old-root-only", modeldevice.Faults{OldRootOnly: true}, nil, []string{"device/tls/accepts-migrated-root"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -29,11 +29,23 @@ type recorder struct {
 	lastDev  time.Time // real time of the device's last packet to the hub
 	changed  chan struct{}
 	maxAccep int
+
+	// The TLS handshakes on the hub's MQTT endpoint, of every connection (tls.go): hsBase
+	// counts those trimmed from the front of hs; others are the live connections whose
+	// CONNECT named another identity, with their remote IP.
+	hs       []*handshake
+	hsBase   int
+	hsByConn map[uint64]*handshake
+	others   map[uint64]string
 }
+
+// maxHandshakes bounds the handshakes kept.
+const maxHandshakes = 2048
 
 func newRecorder(id iothub.Identity, regID string, now func() time.Time) *recorder {
 	return &recorder{id: id, regID: regID, now: now, changed: make(chan struct{}), maxAccep: 4096,
-		accepts: map[string]map[uint64]obs{"": {}, "dps": {}}, mine: map[string]map[uint64]bool{"": {}, "dps": {}}}
+		accepts: map[string]map[uint64]obs{"": {}, "dps": {}}, mine: map[string]map[uint64]bool{"": {}, "dps": {}},
+		hsByConn: map[uint64]*handshake{}, others: map[uint64]string{}}
 }
 
 // observe is the hub's packet observer.
@@ -58,6 +70,10 @@ func (r *recorder) observe(p iothub.Packet) {
 		}
 		return
 	}
+	if p.Service == "" && r.handshakeEvent(o) {
+		r.signal()
+		return
+	}
 	if p.Type == iothub.PacketConnect && r.ours(p) {
 		mine[p.Conn] = true
 		if a, ok := acc[p.Conn]; ok {
@@ -79,6 +95,11 @@ func (r *recorder) observe(p iothub.Packet) {
 	if p.Type == iothub.PacketClose {
 		delete(mine, p.Conn)
 	}
+	r.signal()
+}
+
+// signal wakes the waiters (r.mu held).
+func (r *recorder) signal() {
 	close(r.changed)
 	r.changed = make(chan struct{})
 }

@@ -23,8 +23,8 @@ type Packet struct {
 	// FromDevice is true for what the device sent, false for what the hub wrote.
 	FromDevice bool `json:"fromDevice"`
 	// Type is the MQTT control packet type (PacketConnect ... PacketDisconnect), or one of
-	// the connection events PacketAccept (a TCP connection was accepted) and PacketClose
-	// (the connection ended).
+	// the connection events PacketAccept (a TCP connection was accepted), PacketHandshake
+	// (its TLS handshake ended) and PacketClose (the connection ended).
 	Type        string `json:"type"`
 	PacketID    uint16 `json:"packetId,omitempty"`
 	QoS         byte   `json:"qos,omitempty"`
@@ -58,6 +58,12 @@ type Packet struct {
 	// PacketClose: the reason the hub recorded when it closed the connection itself ("":
 	// the device went, or the hub recorded none).
 	Reason string `json:"reason,omitempty"`
+
+	// PacketHandshake: TLSError is "" when the handshake completed, else why it failed (a
+	// device refusing the hub's certificate sends an alert: "remote error: tls: bad
+	// certificate"); TLSDrill names the TLS drill whose chain the hub presented ("": its own).
+	TLSError string `json:"tlsError,omitempty"`
+	TLSDrill string `json:"tlsDrill,omitempty"`
 }
 
 // PacketFilter is one SUBSCRIBE (or UNSUBSCRIBE) filter.
@@ -72,6 +78,7 @@ func (p Packet) Identity() Identity { return Identity{DeviceID: p.DeviceID, Modu
 // The values of Packet.Type.
 const (
 	PacketAccept      = "accept" // a TCP connection was accepted (before TLS and CONNECT)
+	PacketHandshake   = "tls"    // the connection's TLS handshake ended (completed, or failed: Packet.TLSError)
 	PacketClose       = "close"  // the connection ended
 	PacketConnect     = "CONNECT"
 	PacketConnack     = "CONNACK"

@@ -37,6 +37,65 @@ type Hub struct {
 	now      time.Time
 	deviceMu sync.Mutex
 	deviceCA *certs.CA // signs CA-authenticated device certificates; registered on first use
+	drills   *drillSet // the TLS drills the hub presents (nil: opts.TLS was the caller's)
+}
+
+// DrillTLS returns a client TLS configuration trusting what a device graded with the TLS
+// drill cases trusts (the root-change drill's trust file: the hub's CA, the old and the
+// new root) and verifying the hub's host name. It fails the test when the hub's TLS
+// configuration was the caller's (no drills).
+func (h *Hub) DrillTLS() *tls.Config {
+	h.t.Helper()
+	if h.drills == nil {
+		h.t.Fatal("fakehubtest: DrillTLS: the hub was started with the caller's TLS configuration (no TLS drills)")
+	}
+	d, err := h.drills.drill(certs.DrillRootChange)
+	if err != nil {
+		h.t.Fatalf("fakehubtest: DrillTLS: %v", err)
+	}
+	return &tls.Config{RootCAs: d.TrustPool(), ServerName: h.HostName(), MinVersion: tls.VersionTLS12}
+}
+
+// drillSet builds the hub's TLS drills on first use, from its CA and the shaped test roots
+// (one set per test process).
+type drillSet struct {
+	ca    *certs.CA
+	hosts []string
+	now   time.Time
+	mu    sync.Mutex
+	built map[string]*certs.Drill
+}
+
+var (
+	drillStoreOnce sync.Once
+	drillStore     certs.CAStore
+)
+
+func (d *drillSet) drill(name string) (*certs.Drill, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if dr, ok := d.built[name]; ok {
+		return dr, nil
+	}
+	drillStoreOnce.Do(func() { drillStore = certs.MemoryStore(d.now) })
+	dr, err := certs.NewDrill(name, d.hosts, d.ca, drillStore, d.now)
+	if err != nil {
+		return nil, err
+	}
+	if d.built == nil {
+		d.built = map[string]*certs.Drill{}
+	}
+	d.built[name] = dr
+	return dr, nil
+}
+
+// certificate is Options.TLSDrills: the chain a grade presents for the drill.
+func (d *drillSet) certificate(name string) (tls.Certificate, error) {
+	dr, err := d.drill(name)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return dr.Presented(), nil
 }
 
 // ClientTLS returns a client TLS configuration trusting the hub and
@@ -54,7 +113,7 @@ var LogLevel slog.Leveler = slog.LevelInfo
 // Start runs a hub for the test. opts may set anything; Addr and WebSocketAddr
 // default to 127.0.0.1:0 (MQTT over TLS and over WebSockets), TLS is filled from
 // a fresh CA (leaf for the host name, the device host name, localhost, 127.0.0.1
-// and ::1) and Logger defaults to t.Log at LogLevel (Info) when the test runs
+// and ::1) with TLSDrills built from it on first use (DrillTLS), and Logger defaults to t.Log at LogLevel (Info) when the test runs
 // with -v, else discarded.
 func Start(t testing.TB, opts fakehub.Options) *Hub {
 	t.Helper()
@@ -63,6 +122,7 @@ func Start(t testing.TB, opts fakehub.Options) *Hub {
 	if err != nil {
 		t.Fatalf("fakehubtest: NewCA: %v", err)
 	}
+	var drills *drillSet
 	host := opts.HostName
 	if host == "" {
 		host = "localhost"
@@ -77,6 +137,10 @@ func Start(t testing.TB, opts fakehub.Options) *Hub {
 			t.Fatalf("fakehubtest: ServerTLS: %v", err)
 		}
 		opts.TLS = cfg
+		drills = &drillSet{ca: ca, hosts: hosts, now: now}
+		if opts.TLSDrills == nil {
+			opts.TLSDrills = drills.certificate
+		}
 	}
 	if opts.Addr == "" {
 		opts.Addr = "127.0.0.1:0"
@@ -98,7 +162,7 @@ func Start(t testing.TB, opts fakehub.Options) *Hub {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}), 0o644); err != nil {
 		t.Fatalf("fakehubtest: %v", err)
 	}
-	h := &Hub{Server: srv, CAPool: ca.Pool(), CAFile: caFile, Host: "127.0.0.1", t: t, now: now}
+	h := &Hub{Server: srv, CAPool: ca.Pool(), CAFile: caFile, Host: "127.0.0.1", t: t, now: now, drills: drills}
 	_, h.Port, _ = splitHostPort(srv.Addr())
 	if a := srv.WebSocketAddr(); a != "" {
 		_, h.WSPort, _ = splitHostPort(a)

@@ -9,6 +9,7 @@ package modeldevice
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"math/rand/v2"
 	"strconv"
@@ -36,12 +37,20 @@ type Faults struct {
 	NoResync           bool // does not GET its twin after a reconnect
 	GiveUp             bool // stops for good after a connection is closed under a pending message
 	ThrottleIgnorant   bool // after a close under a pending message, reconnects and resends at its usual pace
+	AcceptAnyCert      bool // does not verify the hub's certificate (InsecureSkipVerify): a wrong host name passes
+	OldRootOnly        bool // trusts Config.OldRoots only: locked out when the hub's chain moves to a new root
 }
 
 // Config describes the device.
 type Config struct {
-	Addr     string // the hub's MQTT address
-	TLS      *tls.Config
+	Addr string // the hub's MQTT address
+	// TLS is the device's TLS configuration: its RootCAs are the roots it trusts (for the
+	// TLS drill cases, the drill trust file's: the hub's CA, the old and the new root), and
+	// crypto/tls checks that the certificate names ServerName.
+	TLS *tls.Config
+	// OldRoots are the roots it trusted before a root migration (the hub's CA): with
+	// Faults.OldRootOnly, the only ones.
+	OldRoots *x509.CertPool
 	HostName string
 	Identity iothub.Identity
 	Key      []byte
@@ -94,6 +103,15 @@ func Start(cfg Config) *Device {
 	}
 	if cfg.Faults.KeepAliveZero {
 		cfg.KeepAlive = 0
+	}
+	if cfg.TLS != nil {
+		cfg.TLS = cfg.TLS.Clone()
+		if cfg.Faults.AcceptAnyCert {
+			cfg.TLS.InsecureSkipVerify = true
+		}
+		if cfg.Faults.OldRootOnly {
+			cfg.TLS.RootCAs = cfg.OldRoots
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Device{cfg: cfg, cancel: cancel, done: make(chan struct{})}
