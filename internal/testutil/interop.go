@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -36,4 +37,18 @@ func LookTool(t testing.TB, name, debianPackage string) string {
 		MissingTool(t, "%s is not installed (apt-get install %s)", name, debianPackage)
 	}
 	return p
+}
+
+// PahoPython returns Debian's /usr/bin/python3 once it can import Paho for Python
+// (python3-paho-mqtt), or ends t with MissingTool.
+func PahoPython(t testing.TB) string {
+	t.Helper()
+	const python = "/usr/bin/python3"
+	if _, err := os.Stat(python); err != nil {
+		MissingTool(t, "%s not found: apt-get install python3 python3-paho-mqtt", python)
+	}
+	if out, err := exec.Command(python, "-c", "import paho.mqtt.client").CombinedOutput(); err != nil {
+		MissingTool(t, "Paho for Python is missing (%v: %s): apt-get install python3-paho-mqtt", err, bytes.TrimSpace(out))
+	}
+	return python
 }

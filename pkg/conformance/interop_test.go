@@ -108,15 +108,9 @@ func (l *lines) await(prefix string) (string, bool) {
 
 func TestInteropPahoPython(t *testing.T) {
 	t.Parallel()
-	const python = "/usr/bin/python3"
-	if _, err := os.Stat(python); err != nil {
-		testutil.MissingTool(t, "%s not found: apt-get install python3 python3-paho-mqtt", python)
-	}
+	python := testutil.PahoPython(t)
 	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, python, "-c", "import paho.mqtt.client").CombinedOutput(); err != nil {
-		testutil.MissingTool(t, "Paho for Python is missing (%v: %s): apt-get install python3-paho-mqtt", err, bytes.TrimSpace(out))
-	}
 	f := newFakeTarget(t)
 	dev := f.NewDevice(t)
 	c2d, hasC2D := any(f).(conformance.CloudToDevice)

@@ -108,15 +108,18 @@ func (e episode) summary() string {
 }
 
 // grows reports whether the waits grow: the mean of the later half is at least 1.3 × the
-// mean of the earlier half (the middle wait of an odd count in neither). Means, not the
-// extremes, so that one wait stretched by scheduling noise does not pass a constant
+// mean of the earlier half (the middle wait of an odd count in the later half). Means, not
+// the extremes, so that one wait stretched by scheduling noise does not pass a constant
 // back-off, and a jittered exponential one still passes (1.3 < 2 × the narrowest jitter).
+// The middle wait counts so that, of three, the last alone does not decide: a constant
+// pause whose last wait a slow process start stretched by half (a supervisor restarting a
+// sample, each start taking 0.1-2 s on a loaded machine) is not a back-off.
 func grows(w []time.Duration) bool {
 	k := len(w)
 	if k < 2 {
 		return false
 	}
-	return float64(meanDur(w[(k+1)/2:])) >= 1.3*float64(meanDur(w[:k/2]))
+	return float64(meanDur(w[k/2:])) >= 1.3*float64(meanDur(w[:k/2]))
 }
 
 func meanDur(ds []time.Duration) time.Duration {
