@@ -102,6 +102,16 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, s *uiSession) {
 		return
 	}
 
+	// What the browser has (part id -> hash; the page was rendered with
+	// this content), taken before the stream opens: a change after it is
+	// sent, even one made the instant the browser sees the stream open.
+	changes := h.b.Changes()
+	sent := map[string]uint64{}
+	for _, p := range parts {
+		if html, err := p.render(); err == nil {
+			sent[p.id] = hash(html)
+		}
+	}
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-store")
@@ -109,19 +119,11 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, s *uiSession) {
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, "retry: 2000\n\n")
 	fl.Flush()
-
-	sent := map[string]uint64{} // part id -> hash of what the browser has
-	for _, p := range parts {   // the page was rendered with this content
-		if html, err := p.render(); err == nil {
-			sent[p.id] = hash(html)
-		}
-	}
 	tick := time.NewTicker(h.opts.Tick)
 	defer tick.Stop()
 	heartbeat := time.NewTicker(15 * time.Second)
 	defer heartbeat.Stop()
 	ctx := r.Context()
-	changes := h.b.Changes()
 	dirty := false
 	fallback := max(int(fallbackEvery/h.opts.Tick), 1)
 	ticks := 0
