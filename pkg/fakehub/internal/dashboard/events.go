@@ -90,6 +90,26 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, s *uiSession) {
 			}
 			return h.fragment("dps-list", d)
 		}}}
+	case "grades":
+		if !h.needService(w, s) {
+			return
+		}
+		rq := &http.Request{URL: &url.URL{Path: "/ui/grades", RawQuery: r.URL.RawQuery}}
+		parts = []part{{"grade-list", func() (string, error) { return h.fragment("grade-list", h.gradesData(rq, url.Values{})) }}}
+	case "grade":
+		if !h.needService(w, s) {
+			return
+		}
+		frag := func(name string) func() (string, error) {
+			return func() (string, error) {
+				rep, ok := h.b.GradeReport(q.Get("id"))
+				if !ok {
+					return "", errNoGrade
+				}
+				return h.fragment(name, gradeData{Report: rep, CanWrite: true, CSRF: s.csrf})
+			}
+		}
+		parts = []part{{"grade-summary", frag("grade-summary")}, {"grade-cases", frag("grade-cases")}}
 	case "telemetry":
 		if !s.may(iothub.ServiceConnect) {
 			http.Error(w, "policy "+s.policy+" has no ServiceConnect", http.StatusForbidden)
