@@ -33,7 +33,7 @@ type gradeBackend struct {
 
 func (b *gradeBackend) HasDPS() bool { return false }
 func (b *gradeBackend) GradeCases() []iothub.GradeCase {
-	return []iothub.GradeCase{{ID: "device/publish/no-qos2", Title: "no QoS 2 PUBLISH", Requirement: "never QoS 2", Section: "§3.2", Required: true}}
+	return []iothub.GradeCase{{ID: "device/publish/no-qos2", Title: "no QoS 2 PUBLISH", Requirement: "never QoS 2", Section: "docs/iothub-behavior.md §3.2", Required: true}}
 }
 
 func (b *gradeBackend) StartGrade(req iothub.GradeRequest) (iothub.GradeReport, error) {
@@ -97,7 +97,7 @@ var gradeStart = time.Date(2026, 12, 8, 1, 0, 0, 0, time.UTC)
 func finished(id string) iothub.GradeReport {
 	rep := iothub.GradeReport{ID: id, DeviceID: "dev1", DeviceClock: "hub", State: iothub.GradeDone, Started: gradeStart,
 		Finished: gradeStart.Add(12 * time.Second), Seconds: 12.5, Cases: []iothub.GradeResult{
-			{GradeCase: iothub.GradeCase{ID: "device/publish/no-qos2", Title: "no QoS 2 PUBLISH", Requirement: "The device never publishes with QoS 2.", Section: "§3.2", Required: true},
+			{GradeCase: iothub.GradeCase{ID: "device/publish/no-qos2", Title: "no QoS 2 PUBLISH", Requirement: "The device never publishes with QoS 2.", Section: "docs/iothub-behavior.md §3.2", Required: true},
 				Verdict: iothub.GradePass, Reason: "14 PUBLISH packets, none QoS 2",
 				Evidence: []iothub.GradeEvidence{{Time: gradeStart.Add(time.Second), Elapsed: 1.25, Text: "PUBLISH devices/dev1/messages/events/ qos=1 <script>"}}},
 			{GradeCase: iothub.GradeCase{ID: "device/c2d/acks", Title: "acknowledges C2D", Requirement: "PUBACK each C2D message.", Section: "§5.1", Required: true},
