@@ -226,6 +226,18 @@ func (b dashboardBackend) Telemetry(since uint64, deviceID string, max int) dash
 	return b.s.telemetry.sample(since, deviceID, max, maxScan)
 }
 
+func (b dashboardBackend) GradeCases() []iothub.GradeCase { return serviceBackend(b).GradeCases() }
+
+func (b dashboardBackend) StartGrade(req iothub.GradeRequest) (iothub.GradeReport, error) {
+	return b.s.StartGrade(req)
+}
+
+func (b dashboardBackend) GradeReport(id string) (iothub.GradeReport, bool) {
+	return b.s.GradeReport(id)
+}
+func (b dashboardBackend) GradeReports() []iothub.GradeReport { return b.s.GradeReports() }
+func (b dashboardBackend) CancelGrade(id string) bool         { return b.s.CancelGrade(id) }
+
 func (b dashboardBackend) Changes() <-chan struct{} {
 	_, ch := b.s.activity.changes()
 	return ch

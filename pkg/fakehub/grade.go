@@ -266,6 +266,7 @@ func (g *gradeRuns) begin(s *Server, o grade.Options) (*gradeRun, error) {
 // execute runs the grade (with ctx or the run's own context ending it) and records it.
 func (r *gradeRun) execute(ctx context.Context, s *Server, o grade.Options) (iothub.GradeReport, error) {
 	defer r.cancel()
+	s.activity.changed() // a new row on the dashboard's grades page
 	stop := context.AfterFunc(ctx, r.cancel)
 	defer stop()
 	o.ID, o.Now = r.id, s.realNow
@@ -273,6 +274,7 @@ func (r *gradeRun) execute(ctx context.Context, s *Server, o grade.Options) (iot
 		r.mu.Lock()
 		r.rep = rep
 		r.mu.Unlock()
+		s.activity.changed() // the dashboard's grade pages follow it live
 	}
 	rep, err := grade.Run(r.ctx, s.GradeHub(), o)
 	if rep.ID != "" {
@@ -283,6 +285,7 @@ func (r *gradeRun) execute(ctx context.Context, s *Server, o grade.Options) (iot
 		s.grades.active = nil
 	}
 	s.grades.mu.Unlock()
+	s.activity.changed()
 	return rep, err
 }
 

@@ -59,6 +59,23 @@ type Backend interface {
 	DPS() (DPSState, bool)
 	// HasDPS reports whether the hub runs a Device Provisioning Service.
 	HasDPS() bool
+
+	// The device grader (pkg/grade, docs/iothub-behavior.md §15), as the
+	// service API's /hubkit/grade routes run it.
+
+	// GradeCases lists the grader's cases.
+	GradeCases() []iothub.GradeCase
+	// StartGrade starts a grade in the background and returns its first
+	// report (State running), or the error POST /hubkit/grade answers
+	// (*iothub.Error: 400004 for a bad request, 404 for an unknown identity,
+	// 409000 while another grade runs).
+	StartGrade(req iothub.GradeRequest) (iothub.GradeReport, error)
+	// GradeReport returns a grade's report (running or finished), or false.
+	GradeReport(id string) (iothub.GradeReport, bool)
+	// GradeReports returns the reports the hub keeps, newest first.
+	GradeReports() []iothub.GradeReport
+	// CancelGrade stops a running grade; false when there is no such grade.
+	CancelGrade(id string) bool
 }
 
 // Controls are the hub's test controls (the /hubkit service routes).
@@ -159,8 +176,7 @@ type TelemetryBatch struct {
 	Next    uint64
 }
 
-// Section is a page contributed by another part of the hub (DPS
-// enrollments, profiles and faults, grader reports): the navigation links
+// Section is a page contributed by another part of the hub: the navigation links
 // to /ui/x/{ID}, and Render returns its body, already escaped (render it
 // with html/template).
 type Section struct {

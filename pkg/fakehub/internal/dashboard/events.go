@@ -90,6 +90,26 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, s *uiSession) {
 			}
 			return h.fragment("dps-list", d)
 		}}}
+	case "grades":
+		if !h.needService(w, s) {
+			return
+		}
+		rq := &http.Request{URL: &url.URL{Path: "/ui/grades", RawQuery: r.URL.RawQuery}}
+		parts = []part{{"grade-list", func() (string, error) { return h.fragment("grade-list", h.gradesData(rq, url.Values{})) }}}
+	case "grade":
+		if !h.needService(w, s) {
+			return
+		}
+		frag := func(name string) func() (string, error) {
+			return func() (string, error) {
+				rep, ok := h.b.GradeReport(q.Get("id"))
+				if !ok {
+					return "", errNoGrade
+				}
+				return h.fragment(name, gradeData{Report: rep, CanWrite: true, CSRF: s.csrf})
+			}
+		}
+		parts = []part{{"grade-summary", frag("grade-summary")}, {"grade-cases", frag("grade-cases")}}
 	case "telemetry":
 		if !s.may(iothub.ServiceConnect) {
 			http.Error(w, "policy "+s.policy+" has no ServiceConnect", http.StatusForbidden)
@@ -102,6 +122,16 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, s *uiSession) {
 		return
 	}
 
+	// What the browser has (part id -> hash; the page was rendered with
+	// this content), taken before the stream opens: a change after it is
+	// sent, even one made the instant the browser sees the stream open.
+	changes := h.b.Changes()
+	sent := map[string]uint64{}
+	for _, p := range parts {
+		if html, err := p.render(); err == nil {
+			sent[p.id] = hash(html)
+		}
+	}
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-store")
@@ -109,19 +139,11 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, s *uiSession) {
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, "retry: 2000\n\n")
 	fl.Flush()
-
-	sent := map[string]uint64{} // part id -> hash of what the browser has
-	for _, p := range parts {   // the page was rendered with this content
-		if html, err := p.render(); err == nil {
-			sent[p.id] = hash(html)
-		}
-	}
 	tick := time.NewTicker(h.opts.Tick)
 	defer tick.Stop()
 	heartbeat := time.NewTicker(15 * time.Second)
 	defer heartbeat.Stop()
 	ctx := r.Context()
-	changes := h.b.Changes()
 	dirty := false
 	fallback := max(int(fallbackEvery/h.opts.Tick), 1)
 	ticks := 0

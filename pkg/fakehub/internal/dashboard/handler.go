@@ -95,6 +95,11 @@ func New(b Backend, opts Options) *Handler {
 	h.mux.Handle("POST /ui/hub/faults/clear", h.form(h.clearFaults))
 	h.mux.Handle("POST /ui/hub/reset", h.form(h.reset))
 	h.mux.Handle("GET /ui/dps", h.page(iothub.RegistryRead, h.dps))
+	h.mux.Handle("GET /ui/grades", h.page(iothub.ServiceConnect, h.grades))
+	h.mux.Handle("POST /ui/grades", h.form(h.startGrade))
+	h.mux.Handle("GET /ui/grades/{id}", h.page(iothub.ServiceConnect, h.grade))
+	h.mux.Handle("GET /ui/grades/{id}/{format}", h.page(iothub.ServiceConnect, h.gradeDownload))
+	h.mux.Handle("POST /ui/grades/{id}/cancel", h.form(h.cancelGrade))
 	h.mux.Handle("GET /ui/x/{section}", h.page(iothub.RegistryRead, h.section))
 	h.mux.Handle("GET /ui/events/{view}", h.page(iothub.RegistryRead, h.events))
 	h.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
@@ -240,9 +245,9 @@ type templates struct {
 }
 
 var parsed = sync.OnceValue(func() templates {
-	base := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/fragments.html", "templates/fragments_hub.html"))
+	base := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/fragments.html", "templates/fragments_hub.html", "templates/fragments_grade.html"))
 	ts := templates{frags: base, pages: map[string]*template.Template{}}
-	for _, p := range []string{"home", "login", "devices", "device", "telemetry", "rejections", "feedback", "section", "error", "hub", "reset", "dps"} {
+	for _, p := range []string{"home", "login", "devices", "device", "telemetry", "rejections", "feedback", "section", "error", "hub", "reset", "dps", "grades", "grade"} {
 		ts.pages[p] = template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+p+".html"))
 	}
 	return ts

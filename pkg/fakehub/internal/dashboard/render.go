@@ -50,6 +50,11 @@ var funcs = template.FuncMap{
 	"rate": func(f float64) string {
 		return strconv.FormatFloat(f, 'f', -1, 64)
 	},
+	"verdict":       verdictText,
+	"gradeDone":     gradeDone,
+	"gradeURL":      gradeURL,
+	"gradeStartURL": gradeStartURL,
+	"gradeIdentity": func(r iothub.GradeReport) iothub.Identity { return r.Identity() },
 	"formValue": func(f map[string][]string, k, def string) string {
 		if v, ok := f[k]; ok && len(v) > 0 {
 			return v[0]
