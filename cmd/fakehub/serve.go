@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -424,6 +425,9 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 		return nil
 	}
 	go logTelemetry(ctx, srv, log)
+	if opts.TLSDrills != nil {
+		go writeDrillTrust(f.ca, opts.TLSDrills, log)
+	}
 	if f.cpuProfile != "" {
 		defer cpuProfileOnSignal(ctx, f.cpuProfile, log)()
 	}
@@ -438,7 +442,16 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 // trusts), written by --tls-profile root-change and by the first grade presenting the
 // drill, stays valid across restarts.
 func gradeDrills(dir string, hosts []string, ca *certs.CA, store certs.CAStore, now time.Time) func(string) (tls.Certificate, error) {
+	// One build per name, shared: writeDrillTrust and the hub's first grade may ask at once,
+	// and two builds on a fresh folder could make two different roots.
+	var mu sync.Mutex
+	built := map[string]tls.Certificate{}
 	return func(name string) (tls.Certificate, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if c, ok := built[name]; ok {
+			return c, nil
+		}
 		d, err := certs.NewDrill(name, hosts, ca, store, now)
 		if err != nil {
 			return tls.Certificate{}, err
@@ -448,8 +461,25 @@ func gradeDrills(dir string, hosts []string, ca *certs.CA, store certs.CAStore, 
 				return tls.Certificate{}, err
 			}
 		}
-		return d.Presented(), nil
+		built[name] = d.Presented()
+		return built[name], nil
 	}
+}
+
+// writeDrillTrust makes sure DIR/drills/root-change-trust.pem exists, so that a device can
+// be given it before its first grade (the grader's TLS cases: it holds the hub's CA and
+// both roots of the root-change drill). The first time for a --ca folder this generates the
+// drill's keys (seconds), so it runs beside the hub, after the banner.
+func writeDrillTrust(dir string, drills func(string) (tls.Certificate, error), log *slog.Logger) {
+	path := filepath.Join(dir, "drills", certs.DrillRootChange+"-trust.pem")
+	if _, err := os.Stat(path); err == nil {
+		return
+	}
+	if _, err := drills(certs.DrillRootChange); err != nil {
+		log.Warn("TLS drill trust file not written", "path", path, "err", err)
+		return
+	}
+	log.Info("TLS drill trust file written: a device trusting it passes the grader's TLS cases", "path", path)
 }
 
 // rootCause is the innermost error (the syscall's "permission denied").

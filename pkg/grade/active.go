@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hubkit/hubkit/pkg/iothub"
 )
@@ -50,24 +51,41 @@ func caseC2DAcks(ctx context.Context, g *grader) result {
 	wctx, cancel := context.WithTimeout(ctx, g.t.Answer)
 	st, _ := g.hub.WaitC2D(wctx, msgID)
 	cancel()
-	var r result
-	var deliveredAt *obs
-	for _, o := range g.rec.events(mark) {
-		if !isHub(o) {
-			continue
-		}
-		if o.Type == iothub.PacketPublish && !o.FromDevice && deliveredAt == nil {
-			if _, _, err := iothub.ParseC2DTopic(o.Topic); err == nil {
-				oo := o
-				deliveredAt = &oo
-				r.evidence = append(r.evidence, g.ev(o, describe(o)))
+	// The hub may complete the message (its PUBACK hook) a moment before the observers have
+	// recorded the delivery and the PUBACK: wait briefly for both, so a pass has its evidence.
+	var deliveredAt, ack *obs
+	scan := func(ev []obs) bool {
+		deliveredAt, ack = nil, nil
+		for _, o := range ev[min(mark, len(ev)):] {
+			if !isHub(o) {
+				continue
 			}
-			continue
+			if o.Type == iothub.PacketPublish && !o.FromDevice && deliveredAt == nil {
+				if _, _, err := iothub.ParseC2DTopic(o.Topic); err == nil {
+					oo := o
+					deliveredAt = &oo
+				}
+				continue
+			}
+			if deliveredAt != nil && o.Type == iothub.PacketPuback && o.FromDevice && o.Conn == deliveredAt.Conn && o.PacketID == deliveredAt.PacketID {
+				oo := o
+				ack = &oo
+				return true
+			}
 		}
-		if deliveredAt != nil && o.Type == iothub.PacketPuback && o.FromDevice && o.Conn == deliveredAt.Conn && o.PacketID == deliveredAt.PacketID {
-			r.evidence = append(r.evidence, g.ev(o, fmt.Sprintf("%s, %s after the delivery", describe(o), dur(o.real.Sub(deliveredAt.real)))))
-			break
-		}
+		return false
+	}
+	if st.State == iothub.C2DCompleted {
+		g.rec.waitUntil(ctx, 2*time.Second, scan)
+	} else {
+		scan(g.rec.events(0))
+	}
+	var r result
+	if deliveredAt != nil {
+		r.evidence = append(r.evidence, g.ev(*deliveredAt, describe(*deliveredAt)))
+	}
+	if ack != nil {
+		r.evidence = append(r.evidence, g.ev(*ack, fmt.Sprintf("%s, %s after the delivery", describe(*ack), dur(ack.real.Sub(deliveredAt.real)))))
 	}
 	switch {
 	case st.State == iothub.C2DCompleted:

@@ -106,6 +106,11 @@ func TestModelDevicePasses(t *testing.T) {
 		if c.Verdict == iothub.GradePass && c.Reason == "" {
 			t.Errorf("%s passed without a reason", c.ID)
 		}
+		// The hub completes a C2D message in its PUBACK hook, a moment before the
+		// observers record the PUBACK: the pass must still show both packets.
+		if c.ID == "device/c2d/acks" && (len(c.Evidence) != 2 || !strings.Contains(c.Evidence[1].Text, "PUBACK")) {
+			t.Errorf("%s: evidence %+v, want the delivery and the device's PUBACK", c.ID, c.Evidence)
+		}
 	}
 	if rep.Failed() {
 		t.Errorf("report.Failed() = true for a passing device")

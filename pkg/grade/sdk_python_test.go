@@ -89,7 +89,7 @@ func TestGradePahoPythonSample(t *testing.T) {
 	// EXPECT_C2D=1: after its message the sample waits (up to TIMEOUT) for a C2D message
 	// rather than exiting at once, so it stays connected between the grader's cases.
 	output := supervise(t, python, append(os.Environ(), "HUB_HOSTNAME="+hub.HostName(), "HUB_ADDR="+hub.Host, "HUB_PORT="+hub.Port,
-		"CA_FILE="+hub.CAFile, "DEVICE_ID="+id.DeviceID, "DEVICE_KEY="+sdkKey, "EXPECT_C2D=1", "TIMEOUT=600"))
+		"CA_FILE="+hub.DrillTrustFile(), "DEVICE_ID="+id.DeviceID, "DEVICE_KEY="+sdkKey, "EXPECT_C2D=1", "TIMEOUT=600"))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -112,7 +112,7 @@ func TestGradePahoPythonSample(t *testing.T) {
 		}
 	}
 	wantPass := []string{"device/keepalive/within-limits", "device/publish/no-qos2", "device/connect/api-version", "device/c2d/acks",
-		"device/takeover/recovers", "device/restart/recovers"}
+		"device/takeover/recovers", "device/restart/recovers", "device/tls/accepts-migrated-root", "device/tls/refuses-wrong-san"}
 	if got := verdicts(rep, iothub.GradePass); !slices.Equal(got, wantPass) {
 		t.Errorf("passed %v, want %v\n%s", got, wantPass, text(rep))
 	}

@@ -29,6 +29,11 @@ type handshake struct {
 	obs
 	owner      string // ownerMine, ownerOther, or "" (no CONNECT on its connection yet)
 	othersLive int    // live connections of other identities from its IP when it ended
+	// closedBare: the handshake completed but its connection closed before any CONNECT.
+	// Clients that check the certificate once the TLS layer is done (Node.js's tls with
+	// rejectUnauthorized, many embedded stacks) refuse that way: the server sees a
+	// completed handshake, then the close.
+	closedBare bool
 }
 
 const (
@@ -36,7 +41,18 @@ const (
 	ownerOther = "other" // ... another identity
 )
 
-func (h *handshake) refused() bool { return h.TLSError != "" }
+func (h *handshake) refused() bool { return h.TLSError != "" || h.closedBare }
+
+// refusal says how the handshake was refused ("" when it was not).
+func (h *handshake) refusal() string {
+	switch {
+	case h.TLSError != "":
+		return h.TLSError
+	case h.closedBare:
+		return "the connection closed after the handshake without a CONNECT (the client checked the certificate once the handshake was done)"
+	}
+	return ""
+}
 
 // handshakeEvent keeps what the TLS cases need from a hub packet (r.mu held); true for a
 // handshake, which is not an event of the identity's connections.
@@ -80,6 +96,9 @@ func (r *recorder) handshakeEvent(o obs) bool {
 		}
 	case iothub.PacketClose:
 		delete(r.others, o.Conn)
+		if h := r.hsByConn[o.Conn]; h != nil && h.owner == "" && h.TLSError == "" {
+			h.closedBare = true
+		}
 		delete(r.hsByConn, o.Conn)
 	}
 	return false
@@ -180,7 +199,7 @@ func (g *grader) drillEvidence(w drillWindow) []iothub.GradeEvidence {
 		}
 		what := "completed"
 		if h.refused() {
-			what = "refused: " + h.TLSError
+			what = "refused: " + h.refusal()
 		}
 		out = append(out, g.ev(h.obs, fmt.Sprintf("TLS handshake on connection %d from %s with %s %s (%s)", h.Conn, h.RemoteAddr, chain, what, w.why[i])))
 	}
@@ -273,9 +292,9 @@ func refusals(w drillWindow) string {
 	seen := map[string]bool{}
 	var errs []string
 	for _, h := range w.mine {
-		if h.refused() && h.TLSDrill == w.name && !seen[h.TLSError] {
-			seen[h.TLSError] = true
-			errs = append(errs, h.TLSError)
+		if e := h.refusal(); e != "" && h.TLSDrill == w.name && !seen[e] {
+			seen[e] = true
+			errs = append(errs, e)
 		}
 	}
 	return strings.Join(errs, "; ")

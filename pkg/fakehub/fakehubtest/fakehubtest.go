@@ -56,6 +56,25 @@ func (h *Hub) DrillTLS() *tls.Config {
 	return &tls.Config{RootCAs: d.TrustPool(), ServerName: h.HostName(), MinVersion: tls.VersionTLS12}
 }
 
+// DrillTrustFile writes the roots DrillTLS trusts (the root-change drill's trust file: the
+// hub's CA, the old and the new root) to a PEM file in a temporary folder and returns its
+// path, for a device in another process (NODE_EXTRA_CA_CERTS, Paho's tls_set).
+func (h *Hub) DrillTrustFile() string {
+	h.t.Helper()
+	if h.drills == nil {
+		h.t.Fatal("fakehubtest: DrillTrustFile: the hub was started with the caller's TLS configuration (no TLS drills)")
+	}
+	d, err := h.drills.drill(certs.DrillRootChange)
+	if err != nil {
+		h.t.Fatalf("fakehubtest: DrillTrustFile: %v", err)
+	}
+	path := filepath.Join(h.t.TempDir(), "root-change-trust.pem")
+	if err := d.WriteTrust(path); err != nil {
+		h.t.Fatalf("fakehubtest: DrillTrustFile: %v", err)
+	}
+	return path
+}
+
 // drillSet builds the hub's TLS drills on first use, from its CA and the shaped test roots
 // (one set per test process).
 type drillSet struct {
