@@ -96,7 +96,7 @@ func (d *DPS) startMQTT(addr string) error {
 			Detail: fmt.Sprintf("DPS: no TLS handshake and CONNECT within %s", s.opts.ConnectTimeout)})
 	}, nil)
 	s.watchAccept(d.tlsLn) // out of descriptors: retried, refused cleanly, logged
-	d.tlsLn.onAccept, d.tlsLn.onHandshake = s.observeAccept("dps"), s.observeHandshake("dps")
+	d.tlsLn.onAccept, d.tlsLn.onHandshake, d.tlsLn.onBareClose = s.observeAccept("dps"), s.observeHandshake("dps"), s.observeBareClose("dps")
 	if err := d.mochi.AddListener(listeners.NewNet("dps-mqtts", d.tlsLn)); err != nil {
 		_ = d.tlsLn.Close()
 		return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -30,8 +29,9 @@ func (h gradeHub) Connected(id iothub.Identity) bool            { return h.s.Con
 
 func (h gradeHub) ConnectedFrom(ip string) []iothub.Identity {
 	var out []iothub.Identity
+	key := grade.HostKey(ip)
 	for _, ss := range h.s.sessions.all() {
-		if host, _, err := net.SplitHostPort(ss.cl.Net.Remote); err == nil && host == ip && !ss.cl.Closed() {
+		if grade.HostKey(ss.cl.Net.Remote) == key && !ss.cl.Closed() {
 			out = append(out, ss.id)
 		}
 	}

@@ -43,6 +43,9 @@ type guardListener struct {
 	// onHandshake each TLS handshake's end (err nil: completed, tlsdrill.go).
 	onAccept    func(*guardConn)
 	onHandshake func(g *guardConn, err error)
+	// onBareClose, when set, sees the close of each connection that never sent a CONNECT
+	// (mochi reports only the others' ends: observeHook.OnDisconnect).
+	onBareClose func(*guardConn)
 	// onAcceptError is told of each temporary Accept error before the wait;
 	// onRefused of each connection closed for want of a descriptor.
 	onAcceptError func(err error, retryIn time.Duration)
@@ -400,6 +403,9 @@ func (c *guardConn) Close() error {
 			delete(c.l.byRemote, c.remote)
 		}
 		c.l.mu.Unlock()
+		if c.l.onBareClose != nil && !c.connected.Load() {
+			c.l.onBareClose(c)
+		}
 	})
 	// The socket first: a TLS close_notify to a device that stopped reading
 	// would block the closer for seconds.

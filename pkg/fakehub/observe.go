@@ -83,6 +83,18 @@ func (s *Server) observeAccept(service string) func(*guardConn) {
 	}
 }
 
+// observeBareClose is the listeners' onBareClose: a connection ended before any CONNECT
+// (a client that refused the server's certificate after the TLS handshake, a port scan).
+func (s *Server) observeBareClose(service string) func(*guardConn) {
+	return func(g *guardConn) {
+		if !s.observers.active() {
+			return
+		}
+		defer s.recoverHook("packet observer", nil, nil)
+		s.emit(iothub.Packet{Service: service, Conn: g.seq, RemoteAddr: g.RemoteAddr().String(), Type: iothub.PacketClose, Reason: "closed before any CONNECT"})
+	}
+}
+
 // observeHook reports packets to the observers. It is the first hook of its mochi server,
 // so that it sees every packet a device sends, refused ones included, as sent.
 type observeHook struct {

@@ -407,7 +407,7 @@ func (s *Server) deviceListener(raw net.Listener, cfg *tls.Config, onFirstRead f
 	ln := newGuardListener(raw, cfg, s.opts.ConnectTimeout, s.connectTimedOut, onFirstRead)
 	ln.srv, ln.maxPacket, ln.writeTimeout = s, int(s.mochi.Options.Capabilities.MaximumPacketSize), s.opts.WriteTimeout
 	s.watchAccept(ln)
-	ln.onAccept, ln.onHandshake = s.observeAccept(""), s.observeHandshake("")
+	ln.onAccept, ln.onHandshake, ln.onBareClose = s.observeAccept(""), s.observeHandshake(""), s.observeBareClose("")
 	return ln
 }
 

@@ -141,7 +141,7 @@ func TestObserveHandshakes(t *testing.T) {
 	var mu sync.Mutex
 	var got []iothub.Packet
 	stop := h.ObservePackets(func(p iothub.Packet) {
-		if p.Type == iothub.PacketHandshake {
+		if p.Type == iothub.PacketHandshake || p.Type == iothub.PacketClose {
 			mu.Lock()
 			got = append(got, p)
 			mu.Unlock()
@@ -152,11 +152,21 @@ func TestObserveHandshakes(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, p := range got {
-			if p.RemoteAddr == local {
+			if p.RemoteAddr == local && p.Type == iothub.PacketHandshake {
 				return p, true
 			}
 		}
 		return iothub.Packet{}, false
+	}
+	closed := func(conn uint64) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range got {
+			if p.Type == iothub.PacketClose && p.Conn == conn {
+				return true
+			}
+		}
+		return false
 	}
 	dial := func(cfg *tls.Config) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -179,6 +189,9 @@ func TestObserveHandshakes(t *testing.T) {
 	if ok.TLSError != "" || ok.TLSDrill != "" || !ok.FromDevice || ok.Conn == 0 {
 		t.Errorf("completed handshake observed as %+v, want no error, no drill, a connection number", ok)
 	}
+	// The client closed without a CONNECT (as one that checks the certificate after the
+	// handshake does when it refuses): mochi never saw a client, the listener reports the end.
+	testutil.Eventually(t, "the close of the connection without a CONNECT is observed", func() bool { return closed(ok.Conn) })
 
 	restore, err := h.PresentTLSDrill("wrong-san")
 	if err != nil {

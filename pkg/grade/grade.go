@@ -23,7 +23,8 @@ type Hub interface {
 	// it holds with their granted QoS (false when it is not connected).
 	Connected(id iothub.Identity) bool
 	Subscriptions(id iothub.Identity) (map[string]byte, bool)
-	// ConnectedFrom lists the identities with a live connection from remote IP ip (a
+	// ConnectedFrom lists the identities with a live connection from remote IP ip, compared
+	// as HostKey compares them (every loopback address is one host) (a
 	// refused TLS handshake names no identity: the TLS cases attribute it by IP only when
 	// no other identity is connected from there).
 	ConnectedFrom(ip string) []iothub.Identity

@@ -37,3 +37,14 @@ func TestHandshakeClosedBeforeConnectIsARefusal(t *testing.T) {
 		t.Error("the bare close has no refusal text")
 	}
 }
+
+func TestHostKey(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"127.0.0.1:8883", "loopback"}, {"[::1]:8883", "loopback"}, {"127.0.0.2", "loopback"}, {"::1", "loopback"},
+		{"[::ffff:192.0.2.1]:1", "192.0.2.1"}, {"192.0.2.1:5", "192.0.2.1"}, {"[2001:db8::1]:5", "2001:db8::1"}, {"device.local:5", "device.local"},
+	} {
+		if got := HostKey(tt.in); got != tt.want {
+			t.Errorf("HostKey(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
