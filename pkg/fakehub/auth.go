@@ -99,7 +99,9 @@ var emptyWill = []byte("\x00fakehub-empty-will\x00")
 func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) (err error) {
 	defer h.s.recoverHook("OnConnect", cl, &err)
 	s := h.s
-	s.restart.RLock() // wait for a Restart in progress (it forgets the sessions a CONNECT could inherit)
+	// Wait for a Restart in progress: it forgets the sessions a CONNECT could inherit.
+	s.restart.RLock()
+	//lint:ignore SA2001 the empty section is the point (a wait for the writer, Restart)
 	s.restart.RUnlock()
 	ss, rj := h.authenticate(cl, pk)
 	if rj != nil {

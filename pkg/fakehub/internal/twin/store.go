@@ -60,6 +60,12 @@ type section struct {
 type twin struct {
 	version                 int64
 	desired, reported, tags section
+	// got is Get's answer for version got.version (nil: none yet): a device that asks for
+	// an unchanged twin again and again costs a lookup, not a serialization.
+	got struct {
+		doc     []byte
+		version int64
+	}
 }
 
 func newTwin() *twin {
@@ -147,13 +153,30 @@ func (s *Store) Delete(id iothub.Identity) bool {
 // Get returns the twin as the device receives it in answer to
 // $iothub/twin/GET/?$rid={rid}: exactly
 // {"desired":{...,"$version":n},"reported":{...,"$version":m}}, without $metadata.
+//
+// The answer is kept until the twin changes: callers must not modify it.
 func (s *Store) Get(id iothub.Identity) []byte {
-	t := s.snapshot(id)
+	s.mu.Lock()
+	t := s.twin(id)
+	if t.got.doc != nil && t.got.version == t.version {
+		b := t.got.doc
+		s.mu.Unlock()
+		return b
+	}
+	snap := *t
+	s.mu.Unlock()
 	b := []byte(`{"desired":`)
-	b = appendSection(b, t.desired, nil)
+	b = appendSection(b, snap.desired, nil)
 	b = append(b, `,"reported":`...)
-	b = appendSection(b, t.reported, nil)
-	return append(b, '}')
+	b = appendSection(b, snap.reported, nil)
+	b = append(b, '}')
+	b = b[:len(b):len(b)] // an append by a caller copies instead of writing into the kept answer
+	s.mu.Lock()
+	if s.twins[id] == t && t.version == snap.version {
+		t.got.doc, t.got.version = b, snap.version
+	}
+	s.mu.Unlock()
+	return b
 }
 
 // appendSection appends {members[,"$metadata":{...}],"$version":n}; meta nil omits $metadata.

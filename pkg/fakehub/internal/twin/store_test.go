@@ -537,3 +537,34 @@ func TestReadsWhileWriting(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestGetKeepsItsAnswerUntilTheTwinChanges: an unchanged twin is answered from the kept
+// document (a device flooding twin GETs costs no serialization), a change is seen at once,
+// and a caller appending to an answer does not alter the kept one.
+func TestGetKeepsItsAnswerUntilTheTwinChanges(t *testing.T) {
+	s := New(Options{})
+	a, b := s.Get(dev1), s.Get(dev1)
+	if &a[0] != &b[0] {
+		t.Error("two GETs of an unchanged twin serialized it twice")
+	}
+	_ = append(a, "garbage"...)
+	if got := string(s.Get(dev1)); got != `{"desired":{"$version":1},"reported":{"$version":1}}` {
+		t.Errorf("Get after a caller's append = %s", got)
+	}
+	if _, err := s.PatchReported(dev1, []byte(`{"x":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(s.Get(dev1)), `{"desired":{"$version":1},"reported":{"x":1,"$version":2}}`; got != want {
+		t.Errorf("Get after a reported patch = %s, want %s", got, want)
+	}
+	if _, err := s.PatchDesired(dev1, []byte(`{"y":2}`), ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(s.Get(dev1)), `{"desired":{"y":2,"$version":2},"reported":{"x":1,"$version":2}}`; got != want {
+		t.Errorf("Get after a desired patch = %s, want %s", got, want)
+	}
+	s.Reset()
+	if got, want := string(s.Get(dev1)), `{"desired":{"$version":1},"reported":{"$version":1}}`; got != want {
+		t.Errorf("Get after Reset = %s, want %s", got, want)
+	}
+}
