@@ -24,7 +24,7 @@ install:
 
 ## test: lint + the whole suite under the race detector (what CI runs)
 test: lint
-	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 vet:
 	$(GO) vet $(PKGS)

@@ -19,7 +19,11 @@ import (
 // TestReferenceClientPasses grades pkg/device, hubkit's reference device client, used as
 // an application would use it (C2D, desired properties, a method, telemetry every second,
 // a reported-properties update every 5 s), with its defaults (1 h tokens renewed at 85 %,
-// back-off from 1 s with jitter up to 30 s) and the grader's default timing: it passes
+// back-off from 1 s with jitter) but a 10 s back-off cap, and the grader's default timing
+// but for shorter waits where pkg/device is quick anyway (reconnects, telemetry, a 6 s
+// throttle); with its 30 s default cap and the whole default timing it passes as well, in
+// about four minutes: too long for make test. (A cap of 5 s is too close to the waits after
+// two closes, 2 s and 4 s, for their growth to show through 0-50 % jitter.) It passes
 // every case an in-process hub without DPS can put it through (it trusts the roots of the
 // root-change drill, as a device ready for a root migration does). The client reads the
 // hub's clock, so the token case moves the clock instead of waiting an hour.
@@ -35,7 +39,7 @@ func TestReferenceClientPasses(t *testing.T) {
 	}
 	cs := "HostName=" + hub.HostName() + ";DeviceId=" + id.DeviceID + ";SharedAccessKey=" + base64.StdEncoding.EncodeToString(testKey)
 	c, err := device.FromConnectionString(cs, device.WithEndpoint(hub.Addr()), device.WithRootCAs(hub.DrillTLS().RootCAs),
-		func(cfg *device.Config) { cfg.Now = hub.Clock().Now })
+		func(cfg *device.Config) { cfg.Now, cfg.MaxReconnectInterval = hub.Clock().Now, 10*time.Second })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +71,9 @@ func TestReferenceClientPasses(t *testing.T) {
 
 	gctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	rep, err := grade.Run(gctx, hub.GradeHub(), grade.Options{Identity: id, Method: "echo", WaitConnect: 30 * time.Second})
+	timing := grade.Timing{Settle: 500 * time.Millisecond, Reconnect: 30 * time.Second, Telemetry: 10 * time.Second,
+		Throttle: 6 * time.Second, QuotaHold: 2 * time.Second}
+	rep, err := grade.Run(gctx, hub.GradeHub(), grade.Options{Identity: id, Method: "echo", WaitConnect: 30 * time.Second, Timing: timing})
 	if err != nil {
 		t.Fatalf("grade.Run: %v", err)
 	}
