@@ -24,10 +24,10 @@ func newDashboardState(s *Server) *dashboardState {
 	})}
 }
 
-// DashboardSection is a page another part of the hub adds to the dashboard
-// (DPS enrollments, profiles and faults, grader reports): a link in the
-// navigation to /ui/x/{ID}, and the HTML Render returns (already escaped:
-// render it with html/template).
+// DashboardSection is a page an embedding program adds to the dashboard: a
+// link in the navigation to /ui/x/{ID}, and the HTML Render returns (already
+// escaped: render it with html/template). The hub's own pages (DPS, test
+// controls, grades) are built in; this is for the rest.
 type DashboardSection = dashboard.Section
 
 // DashboardHandler returns the web dashboard (GET / and /ui/...): devices,
