@@ -167,27 +167,13 @@ func (d *CDATA) xmlSafe() *CDATA {
 }
 
 // xmlChars replaces what is not an XML 1.0 Char (§2.2: tab, LF, CR, U+0020-U+D7FF,
-// U+E000-U+FFFD, U+10000-U+10FFFF; invalid UTF-8 too) with U+FFFD.
+// U+E000-U+FFFD, U+10000-U+10FFFF) with U+FFFD; strings.Map turns invalid UTF-8 into
+// U+FFFD as well, and returns a clean s as it is.
 func xmlChars(s string) string {
-	ok := func(r rune) bool {
-		return r == '\t' || r == '\n' || r == '\r' || (r >= 0x20 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
-	}
-	clean := true
-	for i, r := range s {
-		if !ok(r) || (r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD")) {
-			clean = false
-			break
+	return strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\n' || r == '\r' || (r >= 0x20 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF) {
+			return r
 		}
-	}
-	if clean {
-		return s
-	}
-	var b strings.Builder
-	for i, r := range s {
-		if !ok(r) || (r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD")) {
-			r = utf8.RuneError
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+		return utf8.RuneError
+	}, s)
 }

@@ -60,7 +60,7 @@ func (r *recorder) handshakeEvent(o obs) bool {
 	switch o.Type {
 	case iothub.PacketHandshake:
 		h := &handshake{obs: o}
-		ip := hostOf(o.RemoteAddr)
+		ip := HostKey(o.RemoteAddr)
 		for _, oip := range r.others {
 			if oip == ip {
 				h.othersLive++
@@ -84,7 +84,7 @@ func (r *recorder) handshakeEvent(o obs) bool {
 		if r.ours(o.Packet) {
 			owner = ownerMine
 		} else if len(r.others) < maxHandshakes {
-			r.others[o.Conn] = hostOf(o.RemoteAddr)
+			r.others[o.Conn] = HostKey(o.RemoteAddr)
 		}
 		if h := r.hsByConn[o.Conn]; h != nil {
 			h.owner = owner
@@ -121,8 +121,6 @@ func (r *recorder) handshakes(mark int) []handshake {
 	}
 	return out
 }
-
-func hostOf(addr string) string { return HostKey(addr) }
 
 // HostKey is the address the TLS cases attribute handshakes by: the host of a remote
 // address (host:port or a bare host), an IPv4-mapped IPv6 address as IPv4, and every
@@ -165,7 +163,7 @@ func (g *grader) window(name, ip string, hm, em int, neighbours map[iothub.Ident
 	hs := g.rec.handshakes(hm)
 	otherFromIP := len(neighbours) > 0
 	for _, h := range hs {
-		if h.owner == ownerOther && hostOf(h.RemoteAddr) == ip {
+		if h.owner == ownerOther && HostKey(h.RemoteAddr) == ip {
 			otherFromIP = true
 		}
 	}
@@ -179,7 +177,7 @@ func (g *grader) window(name, ip string, hm, em int, neighbours map[iothub.Ident
 		switch {
 		case h.owner == ownerMine:
 			w.why = append(w.why, "its connection's CONNECT named the device")
-		case h.owner == ownerOther || hostOf(h.RemoteAddr) != ip:
+		case h.owner == ownerOther || HostKey(h.RemoteAddr) != ip:
 			continue
 		case otherFromIP || h.othersLive > 0:
 			if h.refused() {
@@ -231,7 +229,7 @@ func (g *grader) lastIP() string {
 	ev := g.rec.events(0)
 	for i := len(ev) - 1; i >= 0; i-- {
 		if isHub(ev[i]) && (ev[i].Type == iothub.PacketConnect || ev[i].Type == iothub.PacketAccept) && ev[i].RemoteAddr != "" {
-			return hostOf(ev[i].RemoteAddr)
+			return HostKey(ev[i].RemoteAddr)
 		}
 	}
 	return ""
