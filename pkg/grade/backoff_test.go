@@ -3,6 +3,8 @@ package grade
 import (
 	"testing"
 	"time"
+
+	"github.com/hubkit/hubkit/pkg/iothub"
 )
 
 func ms(v ...int) []time.Duration {
@@ -36,6 +38,33 @@ func TestGrows(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := grows(tt.waits); got != tt.want {
 				t.Errorf("grows(%v) = %t, want %t", tt.waits, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestJudgeJitter: the waits of one CI run's model device (jitter between w and 2w) whose
+// first two episodes landed within noise of each other at every position fail on their
+// own and pass once a third episode differs; a device without jitter fails with three.
+func TestJudgeJitter(t *testing.T) {
+	g := &grader{t: Timing{JitterFloor: 150 * time.Millisecond, JitterMin: 50 * time.Millisecond}}
+	ep := func(w []time.Duration) episode { return episode{waits: w} }
+	coincide1, coincide2 := ep(ms(325, 473, 1500, 1700, 2400)), ep(ms(278, 476, 1540, 1640, 2480))
+	tests := []struct {
+		name string
+		eps  []episode
+		want iothub.GradeVerdict
+	}{
+		{"two-coinciding", []episode{coincide1, coincide2}, iothub.GradeFail},
+		{"third-differs", []episode{coincide1, coincide2, ep(ms(390, 610, 1190, 2900, 2050))}, iothub.GradePass},
+		{"no-jitter", []episode{ep(ms(210, 405, 810, 1610, 1605)), ep(ms(205, 410, 805, 1615, 1610)), ep(ms(215, 402, 812, 1604, 1612))}, iothub.GradeFail},
+		{"jittered", []episode{ep(ms(250, 700, 900, 3000)), ep(ms(380, 450, 1500, 1700))}, iothub.GradePass},
+		{"too-short", []episode{ep(ms(20, 30)), ep(ms(25, 90))}, iothub.GradeNotExercised},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := g.judgeJitter(tt.eps, nil); got.verdict != tt.want {
+				t.Errorf("judgeJitter = %s (%s), want %s", got.verdict, got.reason, tt.want)
 			}
 		})
 	}
