@@ -210,9 +210,6 @@ func (s *Server) CancelGrade(id string) bool {
 	return true
 }
 
-// maxGradeReports is how many reports the hub keeps.
-const maxGradeReports = 20
-
 // gradeRuns are the hub's grades: at most one running.
 type gradeRuns struct {
 	once   sync.Once
@@ -257,8 +254,8 @@ func (g *gradeRuns) begin(s *Server, o grade.Options) (*gradeRun, error) {
 	}
 	g.active = r
 	g.runs = append(g.runs, r)
-	if len(g.runs) > maxGradeReports {
-		g.runs = slices.Delete(g.runs, 0, len(g.runs)-maxGradeReports)
+	if len(g.runs) > grade.KeptReports {
+		g.runs = slices.Delete(g.runs, 0, len(g.runs)-grade.KeptReports)
 	}
 	return r, nil
 }

@@ -75,6 +75,10 @@ const (
 	CapDPS       = "dps"        // a Device Provisioning Service next to the hub
 )
 
+// KeptReports is how many grade reports a hub keeps (fakehub: its REST API and its
+// dashboard list them; the oldest goes when another grade starts).
+const KeptReports = 20
+
 // Options configure Run.
 type Options struct {
 	// Identity is the device or module to grade. Required.

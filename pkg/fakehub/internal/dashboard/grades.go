@@ -24,11 +24,12 @@ type gradesData struct {
 	Pager pager
 	Cases []iothub.GradeCase
 	Form  url.Values // the start form's values (prefilled from ?device=&module=, or what the user typed)
+	Kept  int        // how many grades the hub keeps
 }
 
 func (h *Handler) gradesData(r *http.Request, form url.Values) gradesData {
 	all := h.b.GradeReports()
-	d := gradesData{Pager: newPager(r, len(all)), Cases: h.b.GradeCases(), Form: form}
+	d := gradesData{Pager: newPager(r, len(all)), Cases: h.b.GradeCases(), Form: form, Kept: grade.KeptReports}
 	d.Rows = pageOf(all, d.Pager)
 	if d.Form == nil {
 		q := r.URL.Query()

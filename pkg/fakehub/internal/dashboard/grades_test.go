@@ -188,7 +188,8 @@ func TestGradesListNewestFirst(t *testing.T) {
 		t.Fatalf("GET /ui/grades = %d, want 200:\n%s", resp.StatusCode, body)
 	}
 	contains(t, "the grades page", body, `href="/ui/grades/g3-x"`, `href="/ui/devices/dev2?module=m1"`, "dev2/m1", `grade-state running`,
-		`grade-state done`, "12.5 s", `data-events="/ui/events/grades?"`, `aria-current="page">Grades`, "device/publish/no-qos2")
+		`grade-state done`, "12.5 s", `data-events="/ui/events/grades?"`, `aria-current="page">Grades`, "device/publish/no-qos2",
+		"The hub keeps the last 20 grades")
 	if i3, i1 := strings.Index(body, `id="grade-g3-x"`), strings.Index(body, `id="grade-g1-x"`); i3 < 0 || i1 < 0 || i3 > i1 {
 		t.Errorf("grade rows at %d (g3) and %d (g1), want the newest (g3) first", i3, i1)
 	}
