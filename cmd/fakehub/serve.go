@@ -54,7 +54,8 @@ the same TLS certificate, authentication and topics. Devices may use X.509
 certificates (selfSigned thumbprints or certificateAuthority identities, see
 "fakehub devices add --x509" and "fakehub certificate"); the TLS listeners
 request a client certificate. --device-hostname adds the newer device host
-name, the only one that offers TLS 1.3 (the classic names stop at TLS 1.2).
+name, the only one that offers TLS 1.3 (the classic names stop at TLS 1.2;
+--classic-tls13 offers it on them too).
 --tls-profile presents another server chain (a TLS drill): chains shaped like
 IoT Hub's (azure-g2, azure-baltimore, azure-msrsa2017, azure-ecc), an expired
 or wrong-name certificate, an untrusted root, or a root that changes between
@@ -138,6 +139,7 @@ type serveFlags struct {
 	ws             string
 	wsSet          bool // --ws given explicitly
 	deviceHostName string
+	classicTLS13   bool
 	tlsProfile     string
 	dashboard      bool
 	metricsPublic  bool
@@ -196,6 +198,7 @@ func serveFlagSet(f *serveFlags) *pflag.FlagSet {
 	fs.StringVar(&f.listen, "listen", ":8883", "MQTT over TLS listen `ADDR`")
 	fs.StringVar(&f.ws, "ws", ":443", "MQTT over WebSockets (wss, path /$iothub/websocket) listen `ADDR`, or off (needs --ca)")
 	fs.StringVar(&f.deviceHostName, "device-hostname", "", "the hub's device host `NAME` ({hub}.device.azure-devices.net): TLS 1.3, accepted like --hostname")
+	fs.BoolVar(&f.classicTLS13, "classic-tls13", false, "offer TLS 1.3 on the classic host names too (IoT Hub's stop at TLS 1.2; a deviation, e.g. to benchmark against brokers that negotiate 1.3)")
 	fs.StringVar(&f.tlsProfile, "tls-profile", certs.DrillDefault, "server certificate set-up: `NAME`, one of "+certs.DrillNames()+" (TLS drills)")
 	fs.StringVar(&f.http, "http", ":8443", "service REST API (HTTPS) listen `ADDR`, or off (off without --ca)")
 	fs.StringVar(&f.httpInsecure, "http-insecure", "", "serve the service REST API over plain HTTP on `ADDR` (no --ca; keys readable on the network)")
@@ -329,6 +332,9 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 	if err := f.limitFlags.apply(&opts); err != nil {
 		return err
 	}
+	if f.classicTLS13 && f.ca == "" {
+		return cli.Usage(errors.New("--classic-tls13 needs --ca: without it fakehub has no TLS listener"), "give --ca DIR")
+	}
 	caFile := ""
 	caNote := ""
 	if f.ca != "" {
@@ -368,6 +374,9 @@ func serve(ctx context.Context, f *serveFlags, stdout, stderr io.Writer) error {
 			opts.WebSocketAddr = f.ws
 		}
 		opts.DeviceHostName = f.deviceHostName
+		if f.classicTLS13 {
+			opts.ClassicTLSMaxVersion = tls.VersionTLS13
+		}
 	} else if f.wsSet && f.ws != "off" && f.ws != "" {
 		return cli.Usage(errors.New("--ws needs --ca: MQTT over WebSockets is wss:// only"), "--ws off, or give --ca DIR")
 	}

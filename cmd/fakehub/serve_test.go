@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"net"
 	"path/filepath"
 	"regexp"
@@ -119,16 +120,7 @@ func TestServeUntilSignal(t *testing.T) {
 		done <- run(ctx, []string{"--ca", "../../testdata/certs", "--listen", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--http", "off", "--device", "dev1=" + key},
 			strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
 	}()
-	addrRE := regexp.MustCompile(`on (127\.0\.0\.1:[0-9]+) `)
-	var addr string
-	if !testutil.Poll(10*time.Second, func() bool {
-		if m := addrRE.FindStringSubmatch(stdout.String()); m != nil {
-			addr = m[1]
-		}
-		return addr != ""
-	}) {
-		t.Fatalf("no banner; stdout %q stderr %q", stdout.String(), stderr.String())
-	}
+	addr := bannerAddr(t, &stdout, &stderr)
 	ca, err := certs.LoadCA("../../testdata/certs")
 	if err != nil {
 		t.Fatal(err)
@@ -195,5 +187,59 @@ func TestCertNames(t *testing.T) {
 		if got := certNames(tc.hosts); !slices.Equal(got, tc.want) {
 			t.Errorf("certNames(%q) = %q, want %q", tc.hosts, got, tc.want)
 		}
+	}
+}
+
+// bannerAddr waits for the banner of a hub run writes to stdout and returns its MQTT address.
+func bannerAddr(t *testing.T, stdout, stderr *syncBuffer) string {
+	t.Helper()
+	addrRE := regexp.MustCompile(`on (127\.0\.0\.1:[0-9]+) `)
+	var addr string
+	if !testutil.Poll(10*time.Second, func() bool {
+		if m := addrRE.FindStringSubmatch(stdout.String()); m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	}) {
+		t.Fatalf("no banner; stdout %q stderr %q", stdout.String(), stderr.String())
+	}
+	return addr
+}
+
+// TestClassicTLS13Flag: the classic host name gets TLS 1.2 by default, as IoT Hub's, and
+// TLS 1.3 with --classic-tls13; the flag without --ca is a usage error.
+func TestClassicTLS13Flag(t *testing.T) {
+	ca, err := certs.LoadCA("../../testdata/certs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		flags []string
+		want  uint16
+	}{{nil, tls.VersionTLS12}, {[]string{"--classic-tls13"}, tls.VersionTLS13}} {
+		ctx, cancel := context.WithCancel(context.Background())
+		var stdout, stderr syncBuffer
+		done := make(chan int, 1)
+		go func() {
+			done <- run(ctx, append([]string{"--ca", "../../testdata/certs", "--listen", "127.0.0.1:0", "--ws", "off", "--http", "off"}, tt.flags...),
+				strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
+		}()
+		t.Cleanup(cancel)
+		addr := bannerAddr(t, &stdout, &stderr)
+		c, err := tls.Dial("tcp", addr, ca.ClientTLS("localhost"))
+		if err != nil {
+			t.Errorf("%v: %v", tt.flags, err)
+		} else {
+			if v := c.ConnectionState().Version; v != tt.want {
+				t.Errorf("%v: negotiated %s, want %s", tt.flags, tls.VersionName(v), tls.VersionName(tt.want))
+			}
+			c.Close()
+		}
+		cancel()
+		<-done
+	}
+	var stdout, stderr syncBuffer
+	if code := run(context.Background(), []string{"--classic-tls13", "--insecure-tcp", "127.0.0.1:0"}, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" }); code != 2 || !strings.Contains(stderr.String(), "--classic-tls13 needs --ca") {
+		t.Errorf("--classic-tls13 without --ca: exit %d, stderr %q; want 2 and the reason", code, stderr.String())
 	}
 }

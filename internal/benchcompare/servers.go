@@ -131,9 +131,11 @@ func (w *workdir) writeLeaf() error {
 
 var kinds = map[string]kind{
 	"fakehub": {name: "fakehub", command: func(w *workdir, port int) (*exec.Cmd, error) {
-		// The shipped command with its defaults (log level info included).
+		// The shipped command with its defaults (log level info included), but for
+		// --classic-tls13: the others negotiate TLS 1.3, and fakehub's default for the
+		// classic host names is IoT Hub's TLS 1.2.
 		cmd := exec.Command(filepath.Join(w.bin, "fakehub"), "--ca", w.caDir, "--devices", w.fleet,
-			"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--http", "off")
+			"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--http", "off", "--classic-tls13")
 		cmd.Env = append(os.Environ(), goTLSEnv)
 		return cmd, nil
 	}},
