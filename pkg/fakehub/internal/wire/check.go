@@ -83,7 +83,9 @@ type Checker struct {
 	clientID  string // the CONNECT's client ID, once read
 	hdr       []byte // fixed header bytes of the packet being read (type byte + length bytes)
 	remaining int    // its remaining length, once known (-1: still reading the length)
-	body      []byte // its body so far
+	body      []byte // what is kept of its body so far (store)
+	got       int    // how many bytes of its body were read
+	keepAll   bool   // keep every body byte (the tests: the verdicts must not change)
 	fail      *Violation
 }
 
@@ -97,13 +99,58 @@ func (c *Checker) Feed(b []byte) (int, *Violation) {
 	if c.fail != nil {
 		return 0, c.fail
 	}
-	for i := 0; i < len(b); i++ {
+	for i := 0; i < len(b); {
+		if len(c.hdr) > 0 && c.remaining > 0 { // in a body: take as much of it as b holds
+			n := min(c.remaining-c.got, len(b)-i)
+			c.store(b[i : i+n])
+			c.got += n
+			i += n
+			if c.got == c.remaining {
+				if v := c.complete(); v != nil {
+					c.fail = v
+					return i - 1, v
+				}
+			}
+			continue
+		}
 		if v := c.next(b[i]); v != nil {
 			c.fail = v
 			return i, v
 		}
+		i++
 	}
 	return len(b), nil
+}
+
+// store keeps what the checks of the packet's body read: all of it, but for a
+// PUBLISH only its topic name and packet identifier (a payload is neither
+// checked nor kept).
+func (c *Checker) store(chunk []byte) {
+	for len(chunk) > 0 {
+		k := c.keep() - len(c.body)
+		if k <= 0 {
+			return
+		}
+		m := min(k, len(chunk))
+		c.body = append(c.body, chunk[:m]...)
+		chunk = chunk[m:]
+	}
+}
+
+// keep is how many bytes of the body store keeps, as far as the bytes kept so
+// far tell.
+func (c *Checker) keep() int {
+	if c.keepAll || c.hdr[0]>>4 != typePublish {
+		return c.remaining
+	}
+	if len(c.body) < 2 {
+		return min(2, c.remaining)
+	}
+	need := 2 + int(binary.BigEndian.Uint16(c.body))
+	if c.hdr[0]&0x06 != 0 {
+		need += 2
+	}
+	return min(need, c.remaining)
 }
 
 // InPacket reports whether the stream stopped inside a packet.
@@ -119,37 +166,33 @@ func (c *Checker) Err() *Violation { return c.fail }
 // Connected reports whether a CONNECT has passed the checks.
 func (c *Checker) Connected() bool { return c.connected }
 
+// next takes a byte of a fixed header: the type byte, or one of the remaining
+// length (Feed takes the body).
 func (c *Checker) next(x byte) *Violation {
 	if len(c.hdr) == 0 {
 		c.hdr = append(c.hdr[:0], x)
 		c.remaining = -1
 		c.body = c.body[:0]
+		c.got = 0
 		return c.checkType(x)
 	}
-	if c.remaining < 0 { // reading the remaining length
-		c.hdr = append(c.hdr, x)
-		n := len(c.hdr) - 1
-		if n > 4 {
-			return c.violation(Malformed, "§2.2.3, MQTT-4.8.0-1", "a remaining length of more than four bytes; MQTT 3.1.1 allows at most four")
-		}
-		if x&0x80 != 0 {
-			return nil
-		}
-		rl := 0
-		for i := n; i >= 1; i-- {
-			rl = rl<<7 | int(c.hdr[i]&0x7f)
-		}
-		c.remaining = rl
-		if c.MaxPacket > 0 && 1+n+rl > c.MaxPacket {
-			return c.violation(TooLarge, "IoT Hub limit", fmt.Sprintf("a packet of %d bytes; the hub reads at most %d", 1+n+rl, c.MaxPacket))
-		}
-		if rl == 0 {
-			return c.complete()
-		}
+	c.hdr = append(c.hdr, x)
+	n := len(c.hdr) - 1
+	if n > 4 {
+		return c.violation(Malformed, "§2.2.3, MQTT-4.8.0-1", "a remaining length of more than four bytes; MQTT 3.1.1 allows at most four")
+	}
+	if x&0x80 != 0 {
 		return nil
 	}
-	c.body = append(c.body, x)
-	if len(c.body) == c.remaining {
+	rl := 0
+	for i := n; i >= 1; i-- {
+		rl = rl<<7 | int(c.hdr[i]&0x7f)
+	}
+	c.remaining = rl
+	if c.MaxPacket > 0 && 1+n+rl > c.MaxPacket {
+		return c.violation(TooLarge, "IoT Hub limit", fmt.Sprintf("a packet of %d bytes; the hub reads at most %d", 1+n+rl, c.MaxPacket))
+	}
+	if rl == 0 {
 		return c.complete()
 	}
 	return nil

@@ -169,5 +169,53 @@ func FuzzCheck(f *testing.F) {
 		if (v1 == nil) != (v2 == nil) || n1 != n2 || (v1 != nil && v1.Rule != v2.Rule) {
 			t.Fatalf("whole: %d %v; split at %d: %d %v", n1, v1, split, n2, v2)
 		}
+		// Keeping only a PUBLISH's topic and packet identifier changes no verdict.
+		all := Checker{keepAll: true}
+		n3, v3 := all.Feed(in)
+		if (v1 == nil) != (v3 == nil) || n1 != n3 || (v1 != nil && v1.Rule != v3.Rule) {
+			t.Fatalf("kept what it checks: %d %v; kept every byte: %d %v", n1, v1, n3, v3)
+		}
 	})
+}
+
+// TestCheckerKeepsNoPayload: a PUBLISH's payload is passed on, not kept (a connection
+// does not hold on to the largest message it sent), while its topic is still checked.
+func TestCheckerKeepsNoPayload(t *testing.T) {
+	var c Checker
+	payload := bytes.Repeat([]byte{0xff}, 64<<10) // not UTF-8: a payload is not checked
+	body := cat(str("devices/dev1/messages/events/"), []byte{0, 7}, payload)
+	in := cat(goodConnect, frame(0x32, body))
+	for len(in) > 0 { // as a TLS connection delivers it, in records of up to 16 KiB
+		k := min(len(in), 16<<10)
+		if n, v := c.Feed(in[:k]); v != nil || n != k {
+			t.Fatalf("Feed = %d, %v; want %d, nil", n, v, k)
+		}
+		in = in[k:]
+	}
+	if cap(c.body) > 1024 {
+		t.Errorf("the checker kept %d bytes for a 64 KiB PUBLISH; want its topic and packet identifier only", cap(c.body))
+	}
+	bad := frame(0x32, cat(str("devices/dev1/\x00"), []byte{0, 8}, payload))
+	if n, v := c.Feed(bad); v == nil || v.Rule != "MQTT-1.5.3-2" || n != len(bad)-1 {
+		t.Errorf("a topic with U+0000 before a 64 KiB payload: Feed = %d, %v; want MQTT-1.5.3-2 at the packet's last byte", n, v)
+	}
+}
+
+// BenchmarkCheckerPublish: the checker's cost per QoS 1 telemetry PUBLISH of 256 B, as a
+// TLS record delivers it (one Feed per packet):
+//
+//	go test -run '^$' -bench CheckerPublish -benchmem ./pkg/fakehub/internal/wire/
+func BenchmarkCheckerPublish(b *testing.B) {
+	p := frame(0x32, cat(str("devices/dev1/messages/events/%24.ct=application%2Fjson&k=v"), []byte{0, 7}, bytes.Repeat([]byte("x"), 256)))
+	var c Checker
+	if _, v := c.Feed(goodConnect); v != nil {
+		b.Fatal(v)
+	}
+	b.SetBytes(int64(len(p)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, v := c.Feed(p); v != nil {
+			b.Fatal(v)
+		}
+	}
 }
