@@ -53,21 +53,26 @@ func caseC2DAcks(ctx context.Context, g *grader) result {
 	cancel()
 	// The hub may complete the message (its PUBACK hook) a moment before the observers have
 	// recorded the delivery and the PUBACK: wait briefly for both, so a pass has its evidence.
+	// The PUBACK may be recorded before the delivery: the hub records a PUBLISH once written,
+	// and a quick device's PUBACK can be read and recorded first.
 	var deliveredAt, ack *obs
 	scan := func(ev []obs) bool {
 		deliveredAt, ack = nil, nil
-		for _, o := range ev[min(mark, len(ev)):] {
-			if !isHub(o) {
-				continue
-			}
-			if o.Type == iothub.PacketPublish && !o.FromDevice && deliveredAt == nil {
+		ev = ev[min(mark, len(ev)):]
+		for _, o := range ev {
+			if isHub(o) && o.Type == iothub.PacketPublish && !o.FromDevice {
 				if _, _, err := iothub.ParseC2DTopic(o.Topic); err == nil {
 					oo := o
 					deliveredAt = &oo
+					break
 				}
-				continue
 			}
-			if deliveredAt != nil && o.Type == iothub.PacketPuback && o.FromDevice && o.Conn == deliveredAt.Conn && o.PacketID == deliveredAt.PacketID {
+		}
+		if deliveredAt == nil {
+			return false
+		}
+		for _, o := range ev {
+			if isHub(o) && o.Type == iothub.PacketPuback && o.FromDevice && o.Conn == deliveredAt.Conn && o.PacketID == deliveredAt.PacketID {
 				oo := o
 				ack = &oo
 				return true
